@@ -1,0 +1,123 @@
+"""Static analysis over the IR: shapes, costs, receptive fields and warnings, in one pass.
+
+Nodes arrive in topological order, so each is visited once with its inputs known: analysis
+time is linear in the number of layers. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+
+from netspec.errors import Diagnostic
+from netspec.ir import Graph, Node
+from netspec.ops import RF, Cost, Input, ShapeError, Tensor
+from netspec.report import LayerReport, Report
+from netspec.shapes import Shape
+
+BIG_LINEAR_SHARE = 0.5  # a linear layer holding more than this share of all parameters
+
+
+def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
+    """Infer every node's shape, cost and receptive field; collect errors and warnings.
+
+    `inputs` overrides declared input shapes by name. Errors never stop the pass: a layer
+    whose inputs failed is skipped silently, so each independent mistake is reported once.
+    """
+    shapes: dict[str, Shape] = {}
+    fields: dict[str, RF | None] = {}
+    rows: list[LayerReport] = []
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    overrides = dict(inputs or {})
+    for name in list(overrides):
+        if name not in graph.inputs:
+            node = graph.nodes[graph.inputs[0]]
+            errors.append(Diagnostic(node.where, name, f"`--input {name}=...` names no input",
+                                     f"inputs: {', '.join(graph.inputs)}", code="bad-input"))
+    for node in graph.nodes.values():
+        op = node.op
+        if op is None or any(i not in shapes for i in node.inputs):
+            continue
+        if isinstance(op, Input):
+            op = Input(shape=tuple(overrides.get(node.name, op.shape)))
+        tensors = [Tensor(shapes[i], i) for i in node.inputs]
+        try:
+            _check_arity(node, len(tensors))
+            y = op.infer(tensors)
+        except ShapeError as exc:
+            errors.append(Diagnostic(node.loc.at(exc.key), node.name, str(exc), exc.hint,
+                                     code="shape"))
+            continue
+        if not y or min(y) < 1:
+            errors.append(Diagnostic(node.where, node.name, f"the output shape {list(y)} has a "
+                                     "dimension below 1", code="shape"))
+            continue
+        x = [t.shape for t in tensors]
+        shapes[node.name] = y
+        fields[node.name] = op.receptive_field([fields[i] for i in node.inputs], x, y)
+        for note in op.notes(tensors, y):
+            warnings.append(Diagnostic(node.loc.at(note.key), node.name, note.message,
+                                       severity="warning", code=note.code))
+        if node.name not in graph.inputs:
+            rows.append(_row(node, op.cost(x, y), y, fields[node.name]))
+    report = Report(
+        name=graph.name,
+        inputs={n: shapes[n] for n in graph.inputs if n in shapes},
+        outputs={n: shapes[n] for n in graph.outputs if n in shapes},
+        layers=rows,
+        errors=sorted(errors, key=_position),
+        warnings=warnings,
+    )
+    report.warnings.extend(_big_linear(report, graph))
+    report.warnings.sort(key=_position)
+    return report
+
+
+def _check_arity(node: Node, n: int) -> None:
+    low, high = node.op.arity  # type: ignore[union-attr]
+    if n < low:
+        hint = f"list them: `{node.kind}: [a, b]`" if node.op.short_inputs else None  # type: ignore[union-attr]
+        raise ShapeError(f"{node.kind} needs at least {low} inputs, found {n}", hint=hint)
+    if high is not None and n > high:
+        raise ShapeError(f"{node.kind} takes at most {high} input{'s' if high > 1 else ''}, "
+                         f"found {n}", hint="merge them first with `add` or `concat`")
+
+
+def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
+    op = node.op
+    assert op is not None
+    return LayerReport(
+        name=node.name, op=op.kind(), torch=op.torch, inputs=list(node.inputs), shape=shape,
+        params=cost.params, trainable=0 if node.frozen else cost.params, buffers=cost.buffers,
+        macs=cost.macs, rf=_rf_json(rf), label=op.label(), where=node.where,
+    )
+
+
+def _rf_json(rf: RF | None) -> dict[str, list[int | float]] | None:
+    if rf is None:
+        return None
+    return {"size": [_number(v) for v in rf.size], "stride": [_number(v) for v in rf.stride]}
+
+
+def _number(value: Fraction | int) -> int | float:
+    value = Fraction(value)
+    return value.numerator if value.denominator == 1 else round(float(value), 6)
+
+
+def _big_linear(report: Report, graph: Graph) -> list[Diagnostic]:
+    out = []
+    for row in report.layers:
+        if row.op == "linear" and report.params and row.params > BIG_LINEAR_SHARE * report.params:
+            share = row.params / report.params
+            out.append(Diagnostic(
+                graph.nodes[row.name].where, row.name,
+                f"this linear layer holds {share:.0%} of all parameters "
+                f"({row.params:,} of {report.params:,})",
+                "a global average pool or a smaller flatten before it shrinks it",
+                severity="warning", code="big-linear"))
+    return out
+
+
+def _position(d: Diagnostic) -> tuple[str, int, int]:
+    return (d.where.file, d.where.line, d.where.column)

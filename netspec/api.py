@@ -1,0 +1,127 @@
+"""The library API: `load` a spec, `check` it. Neither imports torch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from netspec.analysis import analyse
+from netspec.errors import Diagnostic, SpecError
+from netspec.ir import Graph
+from netspec.report import Report
+from netspec.shapes import Shape
+from netspec.spec.document import Spec
+from netspec.spec.expand import Expander
+from netspec.spec.source import Source, read_source
+from netspec.spec.validation import diagnostics
+
+SpecSource = str | Path | Mapping[str, Any] | Spec
+
+
+def load(source: SpecSource) -> Spec:
+    """Read and validate a spec from a path, YAML text or a dict.
+
+    Raises SpecError listing every problem in the document (syntax, schema, unknown ops
+    and keys, bad references, names), each positioned at its YAML line and column.
+    """
+    spec, errors = parse(source)
+    if errors or spec is None:
+        raise SpecError(errors)
+    return spec
+
+
+def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None) -> Report:
+    """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
+
+    `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
+    mapping of input name to shape. Raises SpecError when a shape does not work out.
+    """
+    spec = spec if isinstance(spec, Spec) else load(spec)
+    report = analyse(spec._graph, _input_overrides(spec, inputs))
+    if report.errors:
+        raise SpecError(report.errors)
+    return report
+
+
+def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None
+             ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
+    """Everything wrong with a spec in one go: document errors and the shape errors of
+    every layer they leave intact. For tools that show all problems (check, draw)."""
+    spec, errors = parse(source)
+    if spec is None:
+        return None, None, errors
+    report = analyse(spec._graph, _input_overrides(spec, inputs))
+    return spec, report, sorted([*errors, *report.errors],
+                                key=lambda d: (d.where.file, d.where.line, d.where.column))
+
+
+def parse(source: SpecSource) -> tuple[Spec | None, list[Diagnostic]]:
+    """Lenient load: the spec (with its expanded graph) when the document is readable,
+    and every error found; the graph keeps invalid layers as op-less nodes."""
+    if isinstance(source, Spec):
+        return source, []
+    try:
+        src = _read(source)
+    except SpecError as exc:
+        return None, exc.errors
+    if not isinstance(src.data, dict):
+        found = "an empty file" if src.data is None else type(src.data).__name__
+        return None, [Diagnostic(src.where(src.data), "", f"a spec is a mapping with `input` "
+                                 f"and `layers`, found {found}", code="bad-document")]
+    try:
+        spec = Spec.model_validate(src.data)
+    except ValidationError as exc:
+        return None, diagnostics(exc, Spec, "a spec", "", _document_locator(src))
+    expander = Expander(spec, src)
+    spec._source = src
+    spec._graph = expander.graph(spec.input_shapes())
+    return spec, expander.errors
+
+
+def graph_of(spec: Spec) -> Graph:
+    """The expanded IR of a loaded spec."""
+    return spec._graph
+
+
+def _read(source: str | Path | Mapping[str, Any]) -> Source:
+    if isinstance(source, Mapping):
+        return Source("<dict>", dict(source))
+    if isinstance(source, Path) or ("\n" not in source and not source.lstrip().startswith("{")):
+        return read_source(source)
+    return read_source("<string>", source)
+
+
+def _document_locator(src: Source):
+    def locate(loc: tuple[Any, ...], at_key: bool):
+        if at_key and loc:
+            container: Any = src.data
+            for key in loc[:-1]:
+                try:
+                    container = container[key]
+                except (KeyError, IndexError, TypeError):
+                    break
+            return src.key_where(container, loc[-1])
+        return src.where(src.data, *loc)
+
+    return locate
+
+
+def _input_overrides(spec: Spec, inputs: Mapping[str, Shape] | Shape | None
+                     ) -> dict[str, Shape] | None:
+    if inputs is None:
+        return None
+    if isinstance(inputs, Mapping):
+        return {k: tuple(v) for k, v in inputs.items()}
+    names = list(spec.input_shapes())
+    if len(names) != 1:
+        raise SpecError([Diagnostic(spec._source.where(spec._source.data, "inputs"), "",
+                                    f"the spec has {len(names)} inputs; name the one to set",
+                                    f"e.g. {names[0]}=3,224,224", code="bad-input")])
+    return {names[0]: tuple(_as_sequence(inputs))}
+
+
+def _as_sequence(value: Sequence[int]) -> Sequence[int]:
+    return value

@@ -1,0 +1,94 @@
+"""The `netspec` command line: thin wrappers that parse options, call the API and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from netspec.errors import Diagnostic
+
+
+class ShapeParam(click.ParamType):
+    """`C,H,W` for the only input, or `NAME=C,H,W` for a named one."""
+
+    name = "shape"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[str | None, tuple[int, ...]]:
+        if isinstance(value, tuple):
+            return value
+        name, _, dims = value.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.replace("x", ",").split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a shape; write C,H,W (e.g. 3,224,224) or NAME=C,H,W",
+                      param, ctx)
+        if not shape or min(shape) < 1:
+            self.fail(f"{value!r}: every dimension must be a positive integer", param, ctx)
+        return (name or None), shape
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netspec")
+def main() -> None:
+    """netspec: write a network in YAML; check, draw, compile and train it."""
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
+              help="Check at another input size: C,H,W or NAME=C,H,W (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Human table or the JSON report.")
+def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str) -> None:
+    """Validate SPEC and report every layer's shape, params, MACs and receptive field.
+
+    Exit 0 when the spec is valid, 1 when it has errors (all of them are listed)."""
+    from netspec.api import diagnose
+
+    overrides = _overrides(inputs)
+    spec_obj, report, errors = diagnose(spec, overrides)
+    if errors:
+        _fail(errors, fmt)
+    assert report is not None
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    click.echo(report.table())
+    for warning in report.warnings:
+        click.echo(warning.format(), err=True)
+
+
+@main.command()
+@click.option("--output", "-o", type=click.File("w"), default="-",
+              help="Write the schema to a file instead of stdout.")
+def schema(output: Any) -> None:
+    """Print the JSON Schema of the spec language (for editors' YAML language servers)."""
+    from netspec.spec.schema import spec_schema
+
+    output.write(json.dumps(spec_schema(), indent=2) + "\n")
+
+
+def _overrides(inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> Any:
+    if not inputs:
+        return None
+    if len(inputs) == 1 and inputs[0][0] is None:
+        return inputs[0][1]
+    if any(name is None for name, _ in inputs):
+        raise click.BadParameter("with several --input options, name each: NAME=C,H,W",
+                                 param_hint="--input")
+    return {name: shape for name, shape in inputs}
+
+
+def _fail(errors: list[Diagnostic], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps({"errors": [e.to_dict() for e in errors]}, indent=2))
+    else:
+        for error in errors:
+            click.echo(error.format(), err=True)
+        count = len(errors)
+        click.echo(f"{count} error{'s' if count > 1 else ''}", err=True)
+    sys.exit(1)

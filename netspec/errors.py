@@ -1,0 +1,85 @@
+"""Positioned diagnostics: every error and warning netspec reports points at a YAML node.
+
+A `Diagnostic` is one finding (file, line, column, the layer path, a message and an optional
+hint); `SpecError` is the `ValueError` that carries all of them, so one run reports every
+independent mistake instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A 1-based position in a spec file."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One error or warning, positioned at the YAML node it is about."""
+
+    where: Where
+    path: str
+    message: str
+    hint: str | None = None
+    severity: Literal["error", "warning"] = "error"
+    code: str = ""
+
+    @property
+    def text(self) -> str:
+        """The message with the layer path in front and the hint behind."""
+        head = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{head}; {self.hint}" if self.hint else head
+
+    def format(self) -> str:
+        """`FILE:LINE:COL: error: PATH: MESSAGE; HINT`, the compiler-style line."""
+        return f"{self.where}: {self.severity}: {self.text}"
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "file": self.where.file,
+            "line": self.where.line,
+            "column": self.where.column,
+            "path": self.path,
+            "message": self.message,
+        }
+        if self.hint:
+            out["hint"] = self.hint
+        if self.code:
+            out["code"] = self.code
+        return out
+
+
+class SpecError(ValueError):
+    """A spec has errors; `.errors` lists every one, each positioned at its YAML node."""
+
+    def __init__(self, errors: Iterable[Diagnostic]):
+        self.errors: list[Diagnostic] = list(errors)
+        super().__init__("\n".join(d.format() for d in self.errors))
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
+    """A 'did you mean `x`?' hint for the closest choice, or None when nothing is close."""
+    if not isinstance(word, str):
+        return None
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{match[0]}`?" if match else None
+
+
+def quote_list(names: Iterable[str], limit: int = 12) -> str:
+    """`a`, `b`, `c` (and N more): a readable list of choices for messages."""
+    names = sorted(names)
+    shown = ", ".join(f"`{n}`" for n in names[:limit])
+    more = len(names) - limit
+    return f"{shown} and {more} more" if more > 0 else shown

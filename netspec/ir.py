@@ -1,0 +1,80 @@
+"""The intermediate representation: a flat graph of named nodes in topological order.
+
+Expansion turns a spec's blocks and repeats into this graph; analysis, drawing and the
+torch backend all read it. Every tensor is a node (inputs included), every node knows the
+YAML it came from, and `meta` holds what passes compute about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netspec.errors import Where
+from netspec.ops import Op
+from netspec.spec.source import Source
+
+
+@dataclass(slots=True)
+class Locator:
+    """Finds the YAML position of a layer entry or of one of its arguments, on demand."""
+
+    source: Source
+    entry: Any
+    key: Any = None
+
+    def at(self, arg: str | None = None) -> Where:
+        """The argument `arg`'s value when the layer wrote it, else the layer entry."""
+        if self.key is None:
+            return self.source.where(self.entry)
+        value = self.entry[self.key] if isinstance(self.entry, dict) else None
+        if arg is not None and isinstance(value, dict) and arg in value:
+            return self.source.where(value, arg)
+        return self.source.where(self.entry, self.key)
+
+
+@dataclass(slots=True)
+class Node:
+    """One layer (or input) of the expanded graph.
+
+    `op` is None when the layer failed validation: its errors are already reported, and
+    passes skip it and everything downstream of it.
+    """
+
+    name: str
+    op: Op | None
+    inputs: tuple[str, ...]
+    loc: Locator
+    kind: str
+    groups: tuple[str, ...] = ()
+    frozen: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> Where:
+        return self.loc.at()
+
+
+@dataclass(slots=True)
+class Group:
+    """One block instance (drawn as a cluster): its full name, block and parameters."""
+
+    name: str
+    block: str
+    params: dict[str, Any]
+    parent: str | None
+
+
+@dataclass(slots=True)
+class Graph:
+    """Nodes in topological order (a layer reads only earlier ones), inputs first."""
+
+    name: str
+    nodes: dict[str, Node]
+    inputs: list[str]
+    outputs: list[str]
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def layers(self) -> list[Node]:
+        """Every node but the inputs, in order."""
+        return [n for n in self.nodes.values() if n.name not in self.inputs]

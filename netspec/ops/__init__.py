@@ -1,0 +1,76 @@
+"""The op registry: every layer type a spec can name, listed explicitly.
+
+Adding a layer type is one class in one of these modules plus one line here.
+"""
+
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from netspec.ops.activation import (
+    ELU,
+    GELU,
+    Hardswish,
+    LeakyReLU,
+    LogSoftmax,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
+from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor
+from netspec.ops.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from netspec.ops.dropout import Dropout, Dropout2d
+from netspec.ops.io import Input
+from netspec.ops.linear import Flatten, Linear
+from netspec.ops.merge import Add, Concat, Identity, Mul
+from netspec.ops.norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
+from netspec.ops.pool import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from netspec.ops.resize import CenterCrop, Upsample, ZeroPad1d, ZeroPad2d
+
+LAYER_OPS: tuple[type[Op], ...] = (
+    Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d,
+    MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d,
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+    BatchNorm1d, BatchNorm2d, InstanceNorm1d, InstanceNorm2d, GroupNorm, LayerNorm,
+    ReLU, ReLU6, LeakyReLU, PReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Hardswish,
+    Softmax, LogSoftmax,
+    Dropout, Dropout2d,
+    Flatten, Linear,
+    Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
+    Identity, Add, Concat, Mul,
+)  # fmt: skip
+"""The ops a spec's `layers` may use, in the order documentation lists them."""
+
+OPS: dict[str, type[Op]] = {cls.kind(): cls for cls in LAYER_OPS}
+
+
+def any_layer_op() -> Any:
+    """The discriminated union of every layer op's canonical model (tag: `op`)."""
+    from typing import Union
+
+    return Annotated[Union[LAYER_OPS], Field(discriminator="op")]  # noqa: UP007
+
+
+__all__ = ["LAYER_OPS", "OPS", "RF", "Cost", "Input", "Note", "Op", "ShapeError", "Tensor",
+           "any_layer_op"]

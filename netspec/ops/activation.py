@@ -1,0 +1,128 @@
+"""Activations and output normalisers. Elementwise, shape-preserving, no MACs; PReLU alone
+has parameters (1, or one per channel)."""
+
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from netspec.ops.base import Cost, Op, Tensor, sample_dim
+from netspec.shapes import Shape
+
+
+class _Activation(Op):
+    family: ClassVar[str] = "activation"
+
+
+class _InPlace(_Activation):
+    inplace: bool = False
+
+
+class ReLU(_InPlace):
+    """max(x, 0) (torch.nn.ReLU)."""
+
+    op: Literal["relu"] = "relu"
+    torch: ClassVar[str] = "ReLU"
+
+
+class ReLU6(_InPlace):
+    """min(max(x, 0), 6) (torch.nn.ReLU6)."""
+
+    op: Literal["relu6"] = "relu6"
+    torch: ClassVar[str] = "ReLU6"
+
+
+class LeakyReLU(_InPlace):
+    """x if x > 0 else negative_slope * x (torch.nn.LeakyReLU)."""
+
+    op: Literal["leaky_relu"] = "leaky_relu"
+    torch: ClassVar[str] = "LeakyReLU"
+    positional: ClassVar[tuple[str, ...]] = ("negative_slope",)
+    negative_slope: float = 0.01
+
+
+class ELU(_InPlace):
+    """x if x > 0 else alpha * (exp(x) - 1) (torch.nn.ELU)."""
+
+    op: Literal["elu"] = "elu"
+    torch: ClassVar[str] = "ELU"
+    positional: ClassVar[tuple[str, ...]] = ("alpha",)
+    alpha: float = 1.0
+
+
+class GELU(_Activation):
+    """x * Phi(x), exact or with the tanh approximation (torch.nn.GELU)."""
+
+    op: Literal["gelu"] = "gelu"
+    torch: ClassVar[str] = "GELU"
+    positional: ClassVar[tuple[str, ...]] = ("approximate",)
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class SiLU(_InPlace):
+    """x * sigmoid(x), a.k.a. swish (torch.nn.SiLU)."""
+
+    op: Literal["silu"] = "silu"
+    torch: ClassVar[str] = "SiLU"
+
+
+class Hardswish(_InPlace):
+    """x * relu6(x + 3) / 6 (torch.nn.Hardswish)."""
+
+    op: Literal["hardswish"] = "hardswish"
+    torch: ClassVar[str] = "Hardswish"
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)) (torch.nn.Sigmoid)."""
+
+    op: Literal["sigmoid"] = "sigmoid"
+    torch: ClassVar[str] = "Sigmoid"
+
+
+class Tanh(_Activation):
+    """tanh(x) (torch.nn.Tanh)."""
+
+    op: Literal["tanh"] = "tanh"
+    torch: ClassVar[str] = "Tanh"
+
+
+class PReLU(_Activation):
+    """LeakyReLU with a learned slope: one shared, or one per channel (torch.nn.PReLU).
+
+    params = C when `per_channel`, else 1."""
+
+    op: Literal["prelu"] = "prelu"
+    torch: ClassVar[str] = "PReLU"
+    per_channel: bool = False
+    init: float = 0.25
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        return Cost(params=x[0][0] if self.per_channel else 1)
+
+
+class _Normaliser(_Activation):
+    """Softmax-like: normalises along `dim` (torch convention: batch is dim 0; 1 = channels)."""
+
+    positional: ClassVar[tuple[str, ...]] = ("dim",)
+    dim: int = 1
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        sample_dim(self.dim, x[0].shape)
+        return x[0].shape
+
+    def label(self) -> str:
+        return f"{self.kind()} dim={self.dim}" if self.dim != 1 else self.kind()
+
+
+class Softmax(_Normaliser):
+    """exp(x) / sum(exp(x)) along `dim` (torch.nn.Softmax)."""
+
+    op: Literal["softmax"] = "softmax"
+    torch: ClassVar[str] = "Softmax"
+
+
+class LogSoftmax(_Normaliser):
+    """log(softmax(x)) along `dim` (torch.nn.LogSoftmax)."""
+
+    op: Literal["log_softmax"] = "log_softmax"
+    torch: ClassVar[str] = "LogSoftmax"

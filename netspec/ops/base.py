@@ -1,0 +1,211 @@
+"""The `Op` base class: what every layer type defines, in one place.
+
+An op is a frozen pydantic model (its fields are the spec's arguments, unknown keys are
+refused) whose methods give everything the pipeline needs about it:
+
+    infer(x)            -> output shape (per sample), or ShapeError naming the argument at fault
+    cost(x, y)          -> parameters, buffers and multiply-accumulates (DESIGN.md's convention)
+    receptive_field()   -> how the receptive field grows through it
+    notes(x, y)         -> warnings worth a person's attention
+    label()             -> the short text drawings and tables show
+    torch               -> the torch.nn class it compiles to (None for functional ops)
+"""
+
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Annotated, Any, ClassVar, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema
+
+from netspec.shapes import Shape, dims_label, fmt_shape
+
+PosInt = Annotated[int, Strict(), Field(ge=1)]
+NonNegInt = Annotated[int, Strict(), Field(ge=0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+
+
+def _int_list_validator(minimum: int | None):
+    def check(value: Any) -> int | tuple[int, ...]:
+        items = value if isinstance(value, list | tuple) else [value]
+        if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            raise ValueError(f"expected an integer or a list of integers, found {value!r}")
+        if minimum is not None and any(v < minimum for v in items):
+            raise ValueError(f"must be at least {minimum}, found {value!r}")
+        return tuple(items) if isinstance(value, list | tuple) else value
+
+    return check
+
+
+def _int_list_schema(minimum: int | None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "integer"}
+    if minimum is not None:
+        item["minimum"] = minimum
+    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+
+
+def int_or_list(minimum: int | None) -> Any:
+    """An int applying to every spatial dimension, or one int per dimension."""
+    return Annotated[
+        int | tuple[int, ...],
+        PlainValidator(_int_list_validator(minimum)),
+        WithJsonSchema(_int_list_schema(minimum)),
+    ]
+
+
+PosInts = int_or_list(1)
+NonNegInts = int_or_list(0)
+AnyInts = int_or_list(None)
+
+
+class Tensor(NamedTuple):
+    """An op's view of one input: its per-sample shape and the layer that produced it."""
+
+    shape: Shape
+    src: str
+
+
+class Cost(NamedTuple):
+    """Parameters (all trainable by default), buffers and multiply-accumulates of one layer."""
+
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+
+
+class RF(NamedTuple):
+    """Receptive field of one unit, per spatial dimension, in input pixels.
+
+    `size` is how many input pixels one output unit sees, `stride` how far apart in the
+    input two neighbouring output units are (fractional after upsampling).
+    """
+
+    size: tuple[Fraction, ...]
+    stride: tuple[Fraction, ...]
+
+    def window(self, kernels: Sequence[int], strides: Sequence[Fraction | int]) -> "RF":
+        """The field after a window of `kernels` (effective spans) moved by `strides`."""
+        size = tuple(r + (k - 1) * j for r, k, j in zip(self.size, kernels, self.stride, strict=True))
+        return RF(size, tuple(j * s for j, s in zip(self.stride, strides, strict=True)))
+
+
+class ShapeError(Exception):
+    """The op cannot take its input; `key` names the argument to point the error at."""
+
+    def __init__(self, message: str, key: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.hint = hint
+
+
+class Note(NamedTuple):
+    """A warning an op raises about itself: `key` is the argument to point it at."""
+
+    code: str
+    message: str
+    key: str | None = None
+
+
+class Op(BaseModel):
+    """Base of every layer type; subclasses declare `op: Literal[...]` and their arguments."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, defer_build=True, populate_by_name=True
+    )
+
+    op: str
+    torch: ClassVar[str | None] = None
+    """The torch.nn class the op compiles to; None when it compiles to a function."""
+    family: ClassVar[str] = "other"
+    """Colour group for drawings: conv, pool, norm, activation, dropout, linear, resize, merge."""
+    prefix: ClassVar[str] = ""
+    """Stem of automatic names (`conv` -> conv1, conv2); the op name when empty."""
+    positional: ClassVar[tuple[str, ...]] = ()
+    """Arguments a short form fills in order: `- linear: 120`, `- maxpool2d: [3, 2]`."""
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    """Fewest and most inputs (None: no upper bound)."""
+    short_inputs: ClassVar[bool] = False
+    """The short form lists inputs, not arguments: `- add: [x, conv2]`."""
+
+    @classmethod
+    def kind(cls) -> str:
+        """The op's name in specs: `conv2d`."""
+        return cls.model_fields["op"].default
+
+    @classmethod
+    def stem(cls) -> str:
+        return cls.prefix or cls.kind()
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        """Per-sample output shape for inputs `x`; raises ShapeError when they do not fit."""
+        return x[0].shape
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        """Parameters, buffers and MACs for inputs `x` producing `y` (zero by default)."""
+        return Cost()
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """The output's receptive field; pointwise ops keep their input's."""
+        return rf[0]
+
+    def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
+        """Warnings about this layer at these shapes (none by default)."""
+        return []
+
+    def label(self) -> str:
+        """Short text for tables and drawings: the op and its key arguments."""
+        return self.kind()
+
+    def args(self) -> dict[str, Any]:
+        """The arguments that differ from their defaults, as a spec would write them."""
+        return self.model_dump(exclude_defaults=True, exclude={"op"}, by_alias=True)
+
+
+def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:
+    """Refuse an input whose per-sample rank is not one of `ranks`."""
+    if len(t.shape) not in ranks:
+        want = " or ".join("[" + ",".join(dims_label(r)) + "]" for r in ranks)
+        raise ShapeError(f"{op.kind()} expects a {want} input but {t.src} gives "
+                         f"{fmt_shape(t.shape)}", hint=_rank_hint(t.shape, ranks))
+
+
+def _rank_hint(shape: Shape, ranks: Sequence[int]) -> str | None:
+    if len(shape) > max(ranks):
+        return "add a `flatten` (or pooling) layer before it"
+    return None
+
+
+def channels_match(op: Op, declared: int | None, found: int, t: Tensor, key: str = "in") -> None:
+    """Check a declared input channel/feature count against the inferred one."""
+    if declared is not None and declared != found:
+        raise ShapeError(f"`{key}` says {declared} input channels but {t.src} gives {found}",
+                         key=key, hint="drop `in`: netspec infers it")
+
+
+def spatial(value: int | tuple[int, ...], dims: int, key: str) -> tuple[int, ...]:
+    """Expand an int-or-list argument to one value per spatial dimension."""
+    if isinstance(value, int):
+        return (value,) * dims
+    if len(value) != dims:
+        raise ShapeError(f"`{key}` needs {dims} values (one per spatial dimension), "
+                         f"found {len(value)}", key=key)
+    return value
+
+
+def fmt_pair(values: tuple[int, ...]) -> str:
+    """3x3 for a kernel label, 3 when every dimension agrees in 1-D."""
+    return "x".join(str(v) for v in values)
+
+
+def sample_dim(dim: int, shape: Shape, key: str = "dim") -> int:
+    """Map a torch dim (batch is dim 0; negatives count from the end) to a per-sample index."""
+    rank = len(shape) + 1
+    if not -rank <= dim < rank:
+        raise ShapeError(f"`{key}` {dim} is out of range for a {rank}-d tensor "
+                         f"(batch + {fmt_shape(shape)})", key=key)
+    index = dim % rank
+    if index == 0:
+        raise ShapeError(f"`{key}` {dim} is the batch dimension; netspec layers work per sample",
+                         key=key, hint="dims count the batch as 0: channels are dim 1")
+    return index - 1

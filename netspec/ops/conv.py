@@ -1,0 +1,223 @@
+"""Convolutions: conv1d, conv2d, conv_transpose1d, conv_transpose2d.
+
+Shapes per sample: input `[C_in, *S]`, output `[out, *S']` with one spatial size per dim.
+Costs (weights `[out, C_in/groups, *k]`, torch.nn.Conv2d):
+    params = out * C_in/groups * prod(k) + out (bias)
+    MACs   = prod(S') * out * C_in/groups * prod(k)
+Transposed (weights `[C_in, out/groups, *k]`): each input pixel scatters a kernel, so
+    MACs   = prod(S) * C_in * out/groups * prod(k)     (as torch.utils.flop_counter counts).
+"""
+
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, PlainValidator, WithJsonSchema
+
+from netspec.ops.base import (
+    RF,
+    Cost,
+    NonNegInts,
+    PosInt,
+    PosInts,
+    ShapeError,
+    Tensor,
+    channels_match,
+    expect_rank,
+    fmt_pair,
+    spatial,
+)
+from netspec.ops.window import Window
+from netspec.shapes import Shape, conv_out, conv_transpose_out, fmt_spatial, same_padding
+
+
+def _padding(value: Any) -> Any:
+    if value in ("same", "valid"):
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"expected an integer, a list of integers, 'same' or 'valid', found {value!r}")
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items):
+        raise ValueError(f"expected a non-negative integer, a list of them, 'same' or 'valid', "
+                         f"found {value!r}")
+    return tuple(items) if isinstance(value, list | tuple) else value
+
+
+ConvPadding = Annotated[
+    int | tuple[int, ...] | Literal["same", "valid"],
+    PlainValidator(_padding),
+    WithJsonSchema({"anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        {"enum": ["same", "valid"]},
+    ]}),
+]
+
+
+def _check_groups(groups: int, c_in: int, out: int, t: Tensor) -> None:
+    if c_in % groups:
+        raise ShapeError(f"groups={groups} must divide the {c_in} input channels from {t.src}",
+                         key="groups")
+    if out % groups:
+        raise ShapeError(f"groups={groups} must divide out={out}", key="groups")
+
+
+class _ConvBase(Window):
+    family: ClassVar[str] = "conv"
+    prefix: ClassVar[str] = "conv"
+    positional: ClassVar[tuple[str, ...]] = ("out", "kernel", "stride", "padding")
+
+    out: PosInt
+    kernel: PosInts
+    stride: PosInts = 1
+    dilation: PosInts = 1
+    groups: PosInt = 1
+    bias: bool = True
+    in_: PosInt | None = Field(None, alias="in")
+
+    def _input(self, x: Sequence[Tensor]) -> tuple[int, tuple[int, ...]]:
+        t = x[0]
+        expect_rank(self, t, self.dims + 1)
+        c_in, *sizes = t.shape
+        channels_match(self, self.in_, c_in, t)
+        _check_groups(self.groups, c_in, self.out, t)
+        return c_in, tuple(sizes)
+
+    def _label(self, word: str) -> str:
+        text = f"{word} {fmt_pair(self.kernel_size())}"
+        if any(s > 1 for s in self.stride_size()):
+            text += f" /{fmt_pair(self.stride_size())}"
+        if any(d > 1 for d in self.dilation_size()):
+            text += f" d{fmt_pair(self.dilation_size())}"
+        if self.groups > 1:
+            text += f" g{self.groups}"
+        return f"{text}, {self.out}"
+
+
+class _Conv(_ConvBase):
+    padding: ConvPadding = 0
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    def padding_size(self) -> tuple[int, ...]:
+        if self.padding == "valid":
+            return (0,) * self.dims
+        if self.padding == "same":  # stride is 1 here; the odd extra pixel goes to the right
+            return tuple(same_padding(k, d)[0] for k, d in
+                         zip(self.kernel_size(), self.dilation_size(), strict=True))
+        return spatial(self.padding, self.dims, "padding")
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        c_in, sizes = self._input(x)
+        if self.padding == "same":
+            if any(s != 1 for s in self.stride_size()):
+                raise ShapeError("padding='same' needs stride 1 (PyTorch refuses strided 'same' "
+                                 "convolutions)", key="padding",
+                                 hint="use an explicit padding, e.g. (kernel - 1) // 2")
+            return (self.out, *sizes)
+        self._check_padding_mode(sizes, x[0])
+        geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
+                       self.dilation_size(), strict=True)
+        out = tuple(conv_out(*g) for g in geometry)
+        if min(out) < 1:
+            need = tuple(max(1, span - 2 * p) for span, p in zip(self.spans(), self.padding_size(),
+                                                                  strict=True))
+            raise ShapeError(f"needs at least {fmt_spatial(need)} input but {x[0].src} gives "
+                             f"{fmt_spatial(sizes)}", key="kernel")
+        return (self.out, *out)
+
+    def _check_padding_mode(self, sizes: tuple[int, ...], t: Tensor) -> None:
+        limits = {"reflect": (lambda p, n: p < n, "smaller than"),
+                  "circular": (lambda p, n: p <= n, "at most")}
+        if self.padding_mode in limits:
+            fits, phrase = limits[self.padding_mode]
+            if not all(fits(p, n) for p, n in zip(self.padding_size(), sizes, strict=True)):
+                raise ShapeError(f"{self.padding_mode} padding {fmt_spatial(self.padding_size())} "
+                                 f"must be {phrase} the {fmt_spatial(sizes)} input from {t.src}",
+                                 key="padding")
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        per_output = x[0][0] // self.groups * math.prod(self.kernel_size())
+        params = self.out * per_output + (self.out if self.bias else 0)
+        return Cost(params=params, macs=math.prod(y) * per_output)
+
+    def label(self) -> str:
+        return self._label("conv")
+
+
+class Conv1d(_Conv):
+    """1-D convolution over `[C, L]` signals (torch.nn.Conv1d)."""
+
+    op: Literal["conv1d"] = "conv1d"
+    torch: ClassVar[str] = "Conv1d"
+    dims: ClassVar[int] = 1
+
+
+class Conv2d(_Conv):
+    """2-D convolution over `[C, H, W]` images (torch.nn.Conv2d)."""
+
+    op: Literal["conv2d"] = "conv2d"
+    torch: ClassVar[str] = "Conv2d"
+    dims: ClassVar[int] = 2
+
+
+class _ConvTranspose(_ConvBase):
+    prefix: ClassVar[str] = "deconv"
+
+    padding: NonNegInts = 0
+    output_padding: NonNegInts = 0
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        _, sizes = self._input(x)
+        extra = spatial(self.output_padding, self.dims, "output_padding")
+        for e, s, d in zip(extra, self.stride_size(), self.dilation_size(), strict=True):
+            if e >= s and e >= d:
+                raise ShapeError(f"output_padding {e} must be smaller than the stride ({s}) or the "
+                                 f"dilation ({d})", key="output_padding")
+        geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
+                       self.dilation_size(), extra, strict=True)
+        out = tuple(conv_transpose_out(*g) for g in geometry)
+        if min(out) < 1:
+            raise ShapeError(f"padding {fmt_spatial(self.padding_size())} leaves an output of "
+                             f"{fmt_spatial(out)} from the {fmt_spatial(sizes)} input of {x[0].src}",
+                             key="padding")
+        return (self.out, *out)
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        per_input = self.out // self.groups * math.prod(self.kernel_size())
+        params = x[0][0] * per_input + (self.out if self.bias else 0)
+        return Cost(params=params, macs=math.prod(x[0]) * per_input)
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """Output units `s` apart share inputs: the stride shrinks by `s`, and one output unit
+        sees `ceil(span / s)` input units."""
+        if rf[0] is None:
+            return None
+        strides = self.stride_size()
+        taps = [-(-span // s) for span, s in zip(self.spans(), strides, strict=True)]
+        grown = rf[0].window(taps, (1,) * self.dims)
+        return RF(grown.size, tuple(j / Fraction(s) for j, s in zip(grown.stride, strides,
+                                                                     strict=True)))
+
+    def notes(self, x: Sequence[Tensor], y: Shape) -> list:
+        return []
+
+    def label(self) -> str:
+        return self._label("deconv")
+
+
+class ConvTranspose1d(_ConvTranspose):
+    """1-D transposed convolution (torch.nn.ConvTranspose1d), for learned upsampling."""
+
+    op: Literal["conv_transpose1d"] = "conv_transpose1d"
+    torch: ClassVar[str] = "ConvTranspose1d"
+    dims: ClassVar[int] = 1
+
+
+class ConvTranspose2d(_ConvTranspose):
+    """2-D transposed convolution (torch.nn.ConvTranspose2d), for learned upsampling."""
+
+    op: Literal["conv_transpose2d"] = "conv_transpose2d"
+    torch: ClassVar[str] = "ConvTranspose2d"
+    dims: ClassVar[int] = 2

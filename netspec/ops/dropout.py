@@ -1,0 +1,38 @@
+"""Dropout: zeroes units with probability p in training only. Shape-preserving, free."""
+
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from netspec.ops.base import Op, Probability, Tensor, expect_rank
+from netspec.shapes import Shape
+
+
+class _Dropout(Op):
+    family: ClassVar[str] = "dropout"
+    prefix: ClassVar[str] = "dropout"
+    positional: ClassVar[tuple[str, ...]] = ("p",)
+
+    p: Probability = 0.5
+    inplace: bool = False
+
+    def label(self) -> str:
+        return f"{self.kind()} {self.p:g}"
+
+
+class Dropout(_Dropout):
+    """Zero each unit with probability p (torch.nn.Dropout)."""
+
+    op: Literal["dropout"] = "dropout"
+    torch: ClassVar[str] = "Dropout"
+
+
+class Dropout2d(_Dropout):
+    """Zero whole channels of `[C, H, W]` with probability p (torch.nn.Dropout2d)."""
+
+    op: Literal["dropout2d"] = "dropout2d"
+    torch: ClassVar[str] = "Dropout2d"
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        expect_rank(self, x[0], 3)
+        return x[0].shape

@@ -1,0 +1,101 @@
+"""Ops that join or pass tensors: identity, add, mul (torch broadcasting), concat.
+
+add/mul: per-sample shapes broadcast as torch does (aligned from the right, 1 stretches),
+    so `[C,H,W] * [C,1,1]` (squeeze-and-excitation) works; the batch must agree.
+concat:  shapes equal except along `dim` (torch convention: 1 = channels), which adds up.
+"""
+
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from netspec.ops.base import RF, Op, ShapeError, Tensor, sample_dim
+from netspec.shapes import Shape, dims_label, fmt_shape
+
+
+def _merge_rf(rf: Sequence[RF | None]) -> RF | None:
+    """A merged unit sees the union of its inputs' fields: the largest size and stride."""
+    if any(r is None for r in rf) or len({len(r.size) for r in rf}) != 1:  # type: ignore[union-attr]
+        return None
+    return RF(tuple(map(max, *(r.size for r in rf))),  # type: ignore[union-attr]
+              tuple(map(max, *(r.stride for r in rf))))  # type: ignore[union-attr]
+
+
+def _differs(word: str, x: Sequence[Tensor], a: Shape, b: Shape, index: int, rank: int) -> ShapeError:
+    """`add of [64,28,28] and [32,28,28] differs in C (64 vs 32)`; `index` counts in `rank`
+    dims aligned from the right."""
+    m, n = (1,) * (rank - len(a)) + a, (1,) * (rank - len(b)) + b
+    srcs = " and ".join(t.src for t in x)
+    return ShapeError(f"{word} of {fmt_shape(a)} and {fmt_shape(b)} differs in "
+                      f"{dims_label(rank)[index]} ({m[index]} vs {n[index]}); inputs: {srcs}")
+
+
+class Identity(Op):
+    """Passes its input through unchanged (torch.nn.Identity)."""
+
+    op: Literal["identity"] = "identity"
+    torch: ClassVar[str] = "Identity"
+    prefix: ClassVar[str] = "id"
+
+
+class _Broadcast(Op):
+    family: ClassVar[str] = "merge"
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    short_inputs: ClassVar[bool] = True
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        out = x[0].shape
+        for t in x[1:]:
+            rank = max(len(out), len(t.shape))
+            a, b = (1,) * (rank - len(out)) + out, (1,) * (rank - len(t.shape)) + t.shape
+            for i, (m, n) in enumerate(zip(a, b, strict=True)):
+                if m != n and 1 not in (m, n):
+                    raise _differs(self.kind(), x, out, t.shape, i, rank)
+            out = tuple(max(m, n) for m, n in zip(a, b, strict=True))
+        return out
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return _merge_rf(rf)
+
+
+class Add(_Broadcast):
+    """Elementwise sum of two or more tensors, as in residual shortcuts."""
+
+    op: Literal["add"] = "add"
+
+
+class Mul(_Broadcast):
+    """Elementwise product of two or more tensors, as in attention gates."""
+
+    op: Literal["mul"] = "mul"
+
+
+class Concat(Op):
+    """Concatenation along `dim` (1 = channels), as in Inception and DenseNet."""
+
+    op: Literal["concat"] = "concat"
+    family: ClassVar[str] = "merge"
+    prefix: ClassVar[str] = "cat"
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    short_inputs: ClassVar[bool] = True
+
+    dim: int = 1
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        first = x[0].shape
+        axis = sample_dim(self.dim, first)
+        for t in x[1:]:
+            if len(t.shape) != len(first):
+                raise ShapeError(f"concat of {fmt_shape(first)} and {fmt_shape(t.shape)} mixes "
+                                 f"ranks; inputs: {x[0].src} and {t.src}")
+            for i, (m, n) in enumerate(zip(first, t.shape, strict=True)):
+                if i != axis and m != n:
+                    raise _differs("concat", [x[0], t], first, t.shape, i, len(first))
+        total = sum(t.shape[axis] for t in x)
+        return (*first[:axis], total, *first[axis + 1:])
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return _merge_rf(rf)
+
+    def label(self) -> str:
+        return "concat" if self.dim == 1 else f"concat dim={self.dim}"

@@ -1,0 +1,159 @@
+"""Normalisation: batchnorm1d/2d, instancenorm1d/2d, groupnorm, layernorm.
+
+Shapes are unchanged. Costs as torch counts them, for C channels:
+    params  = 2C (gamma, beta) when affine
+    buffers = 2C + 1 (running_mean, running_var, num_batches_tracked) when tracking stats
+Normalisation is not a multiply-accumulate: 0 MACs by DESIGN.md's convention.
+"""
+
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from netspec.ops.base import (
+    Cost,
+    Op,
+    PosFloat,
+    PosInt,
+    Probability,
+    ShapeError,
+    Tensor,
+    channels_match,
+    expect_rank,
+)
+from netspec.shapes import Shape, fmt_shape
+
+
+class _RunningNorm(Op):
+    """Per-channel normalisation with optional affine parameters and running statistics."""
+
+    family: ClassVar[str] = "norm"
+    ranks: ClassVar[tuple[int, ...]]
+
+    eps: PosFloat = 1e-5
+    momentum: Probability | None = 0.1
+    affine: bool
+    track_running_stats: bool
+    in_: PosInt | None = Field(None, alias="in")
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        expect_rank(self, x[0], *self.ranks)
+        channels_match(self, self.in_, x[0].shape[0], x[0])
+        return x[0].shape
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        c = x[0][0]
+        return Cost(params=2 * c if self.affine else 0,
+                    buffers=2 * c + 1 if self.track_running_stats else 0)
+
+
+class _BatchNorm(_RunningNorm):
+    prefix: ClassVar[str] = "bn"
+    affine: bool = True
+    track_running_stats: bool = True
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over `[C]` features or `[C, L]` signals (torch.nn.BatchNorm1d)."""
+
+    op: Literal["batchnorm1d"] = "batchnorm1d"
+    torch: ClassVar[str] = "BatchNorm1d"
+    ranks: ClassVar[tuple[int, ...]] = (1, 2)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over `[C, H, W]` images (torch.nn.BatchNorm2d)."""
+
+    op: Literal["batchnorm2d"] = "batchnorm2d"
+    torch: ClassVar[str] = "BatchNorm2d"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+
+
+class _InstanceNorm(_RunningNorm):
+    prefix: ClassVar[str] = "inorm"
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance norm over `[C, L]` (torch.nn.InstanceNorm1d)."""
+
+    op: Literal["instancenorm1d"] = "instancenorm1d"
+    torch: ClassVar[str] = "InstanceNorm1d"
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance norm over `[C, H, W]` (torch.nn.InstanceNorm2d)."""
+
+    op: Literal["instancenorm2d"] = "instancenorm2d"
+    torch: ClassVar[str] = "InstanceNorm2d"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+
+
+class GroupNorm(Op):
+    """Group norm: channels split into `groups`, each normalised over (C/groups, *S).
+
+    `[C, *S] -> [C, *S]`; params 2C when affine (torch.nn.GroupNorm)."""
+
+    op: Literal["groupnorm"] = "groupnorm"
+    torch: ClassVar[str] = "GroupNorm"
+    family: ClassVar[str] = "norm"
+    prefix: ClassVar[str] = "gn"
+    positional: ClassVar[tuple[str, ...]] = ("groups",)
+
+    groups: PosInt
+    eps: PosFloat = 1e-5
+    affine: bool = True
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        c = x[0].shape[0]
+        if c % self.groups:
+            raise ShapeError(f"groups={self.groups} must divide the {c} channels from {x[0].src}",
+                             key="groups")
+        return x[0].shape
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        return Cost(params=2 * x[0][0] if self.affine else 0)
+
+    def label(self) -> str:
+        return f"groupnorm /{self.groups}"
+
+
+class LayerNorm(Op):
+    """Layer norm over the trailing dimensions (torch.nn.LayerNorm).
+
+    `shape` is torch's `normalized_shape`; when omitted it is the last `dims` dimensions of
+    the input (1 by default: the feature axis). Params prod(shape) * (1 + bias) when affine.
+    """
+
+    op: Literal["layernorm"] = "layernorm"
+    torch: ClassVar[str] = "LayerNorm"
+    family: ClassVar[str] = "norm"
+    prefix: ClassVar[str] = "ln"
+    positional: ClassVar[tuple[str, ...]] = ("dims",)
+
+    dims: PosInt = 1
+    shape: list[PosInt] | None = None
+    eps: PosFloat = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    def normalized(self, x: Shape) -> Shape:
+        return tuple(self.shape) if self.shape is not None else x[len(x) - self.dims:]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        want = self.normalized(shape)
+        if len(want) > len(shape) or shape[len(shape) - len(want):] != want:
+            key = "shape" if self.shape is not None else "dims"
+            raise ShapeError(f"normalises the trailing {fmt_shape(want)} but {x[0].src} gives "
+                             f"{fmt_shape(shape)}", key=key)
+        return shape
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        n = math.prod(self.normalized(x[0]))
+        return Cost(params=n * (1 + self.bias) if self.elementwise_affine else 0)

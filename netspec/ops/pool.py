@@ -1,0 +1,206 @@
+"""Pooling: max/avg pool 1d/2d (window, stride defaulting to the window, padding, ceil_mode)
+and adaptive avg/max pool 1d/2d (a fixed output size). No parameters, no MACs.
+
+Shapes per sample: `[C, *S] -> [C, *S']`, with S' from `shapes.pool_out` (ATen's rule).
+"""
+
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import PlainValidator, WithJsonSchema
+
+from netspec.ops.base import (
+    RF,
+    NonNegInts,
+    Op,
+    PosInt,
+    PosInts,
+    ShapeError,
+    Tensor,
+    expect_rank,
+    fmt_pair,
+    spatial,
+)
+from netspec.ops.window import Window
+from netspec.shapes import Shape, fmt_spatial, pool_out
+
+
+class _Pool(Window):
+    family: ClassVar[str] = "pool"
+    positional: ClassVar[tuple[str, ...]] = ("kernel", "stride", "padding")
+    word: ClassVar[str]
+
+    kernel: PosInts
+    stride: PosInts | None = None
+    padding: NonNegInts = 0
+    ceil_mode: bool = False
+
+    def stride_size(self) -> tuple[int, ...]:
+        return self.kernel_size() if self.stride is None else spatial(self.stride, self.dims, "stride")
+
+    def rounds_up(self) -> bool:
+        return self.ceil_mode
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        t = x[0]
+        expect_rank(self, t, self.dims + 1)
+        c, *sizes = t.shape
+        for k, p in zip(self.kernel_size(), self.padding_size(), strict=True):
+            if p > k // 2:
+                raise ShapeError(f"padding {p} must be at most half the {k}-wide window",
+                                 key="padding")
+        geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
+                       self.dilation_size(), strict=True)
+        out = tuple(pool_out(*g, ceil_mode=self.ceil_mode) for g in geometry)
+        if min(out) < 1:
+            need = tuple(max(1, span - 2 * p) for span, p in zip(self.spans(), self.padding_size(),
+                                                                  strict=True))
+            raise ShapeError(f"needs at least {fmt_spatial(need)} input but {t.src} gives "
+                             f"{fmt_spatial(tuple(sizes))}", key="kernel")
+        return (c, *out)
+
+    def label(self) -> str:
+        text = f"{self.word} {fmt_pair(self.kernel_size())}"
+        if self.stride_size() != self.kernel_size():
+            text += f" /{fmt_pair(self.stride_size())}"
+        return text + (" ceil" if self.ceil_mode else "")
+
+
+class _MaxPool(_Pool):
+    prefix: ClassVar[str] = "maxpool"
+    word: ClassVar[str] = "maxpool"
+    dilation: PosInts = 1
+
+
+class _AvgPool(_Pool):
+    prefix: ClassVar[str] = "avgpool"
+    word: ClassVar[str] = "avgpool"
+    count_include_pad: bool = True
+
+
+class MaxPool1d(_MaxPool):
+    """Max pooling over `[C, L]` (torch.nn.MaxPool1d)."""
+
+    op: Literal["maxpool1d"] = "maxpool1d"
+    torch: ClassVar[str] = "MaxPool1d"
+    dims: ClassVar[int] = 1
+
+
+class MaxPool2d(_MaxPool):
+    """Max pooling over `[C, H, W]` (torch.nn.MaxPool2d)."""
+
+    op: Literal["maxpool2d"] = "maxpool2d"
+    torch: ClassVar[str] = "MaxPool2d"
+    dims: ClassVar[int] = 2
+
+
+class AvgPool1d(_AvgPool):
+    """Average pooling over `[C, L]` (torch.nn.AvgPool1d)."""
+
+    op: Literal["avgpool1d"] = "avgpool1d"
+    torch: ClassVar[str] = "AvgPool1d"
+    dims: ClassVar[int] = 1
+
+
+class AvgPool2d(_AvgPool):
+    """Average pooling over `[C, H, W]` (torch.nn.AvgPool2d)."""
+
+    op: Literal["avgpool2d"] = "avgpool2d"
+    torch: ClassVar[str] = "AvgPool2d"
+    dims: ClassVar[int] = 2
+    divisor_override: PosInt | None = None
+
+
+def _output_size(value: Any) -> Any:
+    items = value if isinstance(value, list | tuple) else [value]
+    ok = all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1) for v in items)
+    if not items or not ok:
+        raise ValueError(f"expected a positive integer or a list of positive integers or nulls, "
+                         f"found {value!r}")
+    return tuple(items) if isinstance(value, list | tuple) else value
+
+
+OutputSize = Annotated[
+    int | tuple[int | None, ...],
+    PlainValidator(_output_size),
+    WithJsonSchema({"anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}},
+    ]}),
+]
+
+
+class _AdaptivePool(Op):
+    """Pools each region so the output has exactly `size` (null keeps that input size)."""
+
+    family: ClassVar[str] = "pool"
+    positional: ClassVar[tuple[str, ...]] = ("size",)
+    dims: ClassVar[int]
+    word: ClassVar[str]
+
+    size: OutputSize
+
+    def target(self, sizes: Sequence[int]) -> tuple[int, ...]:
+        wanted = spatial(self.size, self.dims, "size")
+        return tuple(n if w is None else w for w, n in zip(wanted, sizes, strict=True))
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        expect_rank(self, x[0], self.dims + 1)
+        c, *sizes = x[0].shape
+        return (c, *self.target(sizes))
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """Output cell i pools input cells [floor(i*n/m), ceil((i+1)*n/m)), spaced n/m apart;
+        the widest such region is the window."""
+        if rf[0] is None:
+            return None
+        spans = [max(-(-(i + 1) * n // m) - i * n // m for i in range(m))
+                 for n, m in zip(x[0][1:], y[1:], strict=True)]
+        steps = [Fraction(n, m) for n, m in zip(x[0][1:], y[1:], strict=True)]
+        return rf[0].window(spans, steps)
+
+    def label(self) -> str:
+        sizes = spatial(self.size, self.dims, "size")
+        return f"{self.word} → " + "x".join("*" if s is None else str(s) for s in sizes)
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    """Adaptive average pooling to a fixed length (torch.nn.AdaptiveAvgPool1d)."""
+
+    op: Literal["adaptive_avgpool1d"] = "adaptive_avgpool1d"
+    torch: ClassVar[str] = "AdaptiveAvgPool1d"
+    prefix: ClassVar[str] = "avgpool"
+    word: ClassVar[str] = "adaptive avgpool"
+    dims: ClassVar[int] = 1
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Adaptive average pooling to a fixed size (torch.nn.AdaptiveAvgPool2d); `1` is global."""
+
+    op: Literal["adaptive_avgpool2d"] = "adaptive_avgpool2d"
+    torch: ClassVar[str] = "AdaptiveAvgPool2d"
+    prefix: ClassVar[str] = "avgpool"
+    word: ClassVar[str] = "adaptive avgpool"
+    dims: ClassVar[int] = 2
+
+
+class AdaptiveMaxPool1d(_AdaptivePool):
+    """Adaptive max pooling to a fixed length (torch.nn.AdaptiveMaxPool1d)."""
+
+    op: Literal["adaptive_maxpool1d"] = "adaptive_maxpool1d"
+    torch: ClassVar[str] = "AdaptiveMaxPool1d"
+    prefix: ClassVar[str] = "maxpool"
+    word: ClassVar[str] = "adaptive maxpool"
+    dims: ClassVar[int] = 1
+
+
+class AdaptiveMaxPool2d(_AdaptivePool):
+    """Adaptive max pooling to a fixed size (torch.nn.AdaptiveMaxPool2d)."""
+
+    op: Literal["adaptive_maxpool2d"] = "adaptive_maxpool2d"
+    torch: ClassVar[str] = "AdaptiveMaxPool2d"
+    prefix: ClassVar[str] = "maxpool"
+    word: ClassVar[str] = "adaptive maxpool"
+    dims: ClassVar[int] = 2

@@ -1,0 +1,167 @@
+"""Spatial resizing without parameters: upsample (interpolation), zero padding, center crop.
+
+upsample:    `[C, *S] -> [C, *floor(S * scale)]` or `[C, *size]` (torch.nn.Upsample)
+zeropad1d/2d: `[C, *S] -> [C, *(S + before + after)]`; negative padding crops (torch.nn.ZeroPad2d)
+center_crop: `[C, *S] -> [C, *target]`, the target being `size` or a second input's spatial
+             size (U-Net skip connections); the crop starts at floor((S - target) / 2).
+"""
+
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+
+from netspec.ops.base import (
+    RF,
+    AnyInts,
+    Op,
+    PosFloat,
+    PosInts,
+    ShapeError,
+    Tensor,
+    expect_rank,
+    spatial,
+)
+from netspec.shapes import Shape, fmt_spatial, interpolate_out
+
+_INTERPOLATING = {"linear": 1, "bilinear": 2, "bicubic": 2}
+
+
+class Upsample(Op):
+    """Upsampling by interpolation, by a scale factor or to a size (torch.nn.Upsample)."""
+
+    op: Literal["upsample"] = "upsample"
+    torch: ClassVar[str] = "Upsample"
+    family: ClassVar[str] = "resize"
+    prefix: ClassVar[str] = "up"
+    positional: ClassVar[tuple[str, ...]] = ("scale", "mode")
+
+    scale: PosFloat | list[PosFloat] | None = None
+    size: PosInts | None = None
+    mode: Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic"] = "nearest"
+    align_corners: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "Upsample":
+        if (self.scale is None) == (self.size is None):
+            raise ValueError("give exactly one of `scale` and `size`")
+        if self.align_corners is not None and self.mode not in _INTERPOLATING:
+            raise ValueError("`align_corners` applies to linear, bilinear and bicubic modes only")
+        return self
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        dims = _INTERPOLATING.get(self.mode)
+        expect_rank(self, x[0], *((dims + 1,) if dims else (2, 3, 4)))
+        c, *sizes = x[0].shape
+        if self.size is not None:
+            out = spatial(self.size, len(sizes), "size")
+        else:
+            scales = self.scale if isinstance(self.scale, list) else [self.scale] * len(sizes)
+            if len(scales) != len(sizes):
+                raise ShapeError(f"`scale` needs {len(sizes)} values, found {len(scales)}",
+                                 key="scale")
+            out = tuple(interpolate_out(n, s) for n, s in zip(sizes, scales, strict=True))
+            if min(out) < 1:
+                raise ShapeError(f"scale {self.scale} shrinks the {fmt_spatial(tuple(sizes))} "
+                                 f"input from {x[0].src} to {fmt_spatial(out)}", key="scale")
+        return (c, *out)
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """Units get closer by the scale; interpolating modes read two neighbours per axis."""
+        if rf[0] is None:
+            return None
+        taps = 2 if self.mode in _INTERPOLATING else 1
+        steps = [Fraction(a, b) for a, b in zip(x[0][1:], y[1:], strict=True)]
+        return rf[0].window([taps] * len(steps), steps)
+
+    def label(self) -> str:
+        if self.size is not None:
+            sizes = (self.size,) if isinstance(self.size, int) else self.size
+            return f"upsample → {fmt_spatial(sizes)} {self.mode}"
+        scales = self.scale if isinstance(self.scale, list) else [self.scale]
+        return f"upsample x{'x'.join(f'{s:g}' for s in scales)} {self.mode}"
+
+
+class _ZeroPad(Op):
+    family: ClassVar[str] = "resize"
+    prefix: ClassVar[str] = "pad"
+    positional: ClassVar[tuple[str, ...]] = ("padding",)
+    dims: ClassVar[int]
+
+    padding: AnyInts
+
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        """(before, after) per spatial dim, first dim first; torch lists the last dim first."""
+        pads = spatial(self.padding, 2 * self.dims, "padding") if isinstance(self.padding, int) \
+            else self.padding
+        if len(pads) != 2 * self.dims:
+            raise ShapeError(f"`padding` needs 1 or {2 * self.dims} values, found {len(pads)}",
+                             key="padding")
+        pairs = [(pads[i], pads[i + 1]) for i in range(0, len(pads), 2)]
+        return tuple(reversed(pairs))
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        expect_rank(self, x[0], self.dims + 1)
+        c, *sizes = x[0].shape
+        out = tuple(n + a + b for n, (a, b) in zip(sizes, self.amounts(), strict=True))
+        if min(out) < 1:
+            raise ShapeError(f"padding {self.padding} crops the {fmt_spatial(tuple(sizes))} input "
+                             f"from {x[0].src} to {fmt_spatial(out)}", key="padding")
+        return (c, *out)
+
+    def label(self) -> str:
+        return f"zeropad {self.padding}"
+
+
+class ZeroPad1d(_ZeroPad):
+    """Zero padding of `[C, L]`: `padding` is p or (left, right) (torch.nn.ZeroPad1d)."""
+
+    op: Literal["zeropad1d"] = "zeropad1d"
+    torch: ClassVar[str] = "ZeroPad1d"
+    dims: ClassVar[int] = 1
+
+
+class ZeroPad2d(_ZeroPad):
+    """Zero padding of `[C, H, W]`: p or (left, right, top, bottom) (torch.nn.ZeroPad2d)."""
+
+    op: Literal["zeropad2d"] = "zeropad2d"
+    torch: ClassVar[str] = "ZeroPad2d"
+    dims: ClassVar[int] = 2
+
+
+class CenterCrop(Op):
+    """Crop the middle of the first input to `size`, or to the second input's spatial size.
+
+    `from: [skip, up]` crops `skip` to `up`'s size, as U-Net's skip connections do."""
+
+    op: Literal["center_crop"] = "center_crop"
+    family: ClassVar[str] = "resize"
+    prefix: ClassVar[str] = "crop"
+    positional: ClassVar[tuple[str, ...]] = ("size",)
+    arity: ClassVar[tuple[int, int | None]] = (1, 2)
+
+    size: PosInts | None = None
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        c, *sizes = x[0].shape
+        if len(x) == 2:
+            expect_rank(self, x[1], len(x[0].shape))
+            target = x[1].shape[1:]
+        elif self.size is not None:
+            target = spatial(self.size, len(sizes), "size")
+        else:
+            raise ShapeError("needs a `size` or a second input to take the size from",
+                             hint="`from: [skip, up]` crops skip to up's size")
+        if not sizes or any(t > n for t, n in zip(target, sizes, strict=True)):
+            raise ShapeError(f"cannot crop the {fmt_spatial(tuple(sizes))} input from {x[0].src} "
+                             f"to a larger {fmt_spatial(tuple(target))}", key="size")
+        return (c, *target)
+
+    def offsets(self, x: Shape, y: Shape) -> tuple[int, ...]:
+        """Where the crop starts in each spatial dim."""
+        return tuple((n - t) // 2 for n, t in zip(x[1:], y[1:], strict=True))
+
+    def label(self) -> str:
+        return "center crop"

@@ -1,0 +1,63 @@
+"""Sliding-window ops (convolutions and pooling): geometry, receptive field and the warnings
+that only windows can earn (rows dropped by a floor, windows sliding over a 1-pixel map)."""
+
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from netspec.ops.base import RF, Note, Op, Tensor, spatial
+from netspec.shapes import Shape, effective_kernel, floor_loss
+
+
+class Window(Op):
+    """An op that slides a kernel over `dims` spatial dimensions with floor-rounded output."""
+
+    dims: ClassVar[int] = 2
+
+    def kernel_size(self) -> tuple[int, ...]:
+        return spatial(self.kernel, self.dims, "kernel")  # type: ignore[attr-defined]
+
+    def stride_size(self) -> tuple[int, ...]:
+        return spatial(self.stride, self.dims, "stride")  # type: ignore[attr-defined]
+
+    def padding_size(self) -> tuple[int, ...]:
+        return spatial(self.padding, self.dims, "padding")  # type: ignore[attr-defined]
+
+    def dilation_size(self) -> tuple[int, ...]:
+        return spatial(getattr(self, "dilation", 1), self.dims, "dilation")
+
+    def spans(self) -> tuple[int, ...]:
+        """Effective kernel extents `d*(k-1)+1`."""
+        return tuple(map(effective_kernel, self.kernel_size(), self.dilation_size()))
+
+    def rounds_up(self) -> bool:
+        """Whether the output size rounds up (ceil_mode), so no input rows are dropped."""
+        return False
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return rf[0].window(self.spans(), self.stride_size()) if rf[0] else None
+
+    def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
+        notes = []
+        sizes = x[0].shape[1:]
+        if not self.rounds_up():
+            lost = [floor_loss(n, k, s, p, d) for n, k, s, p, d in zip(
+                sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
+                self.dilation_size(), strict=True)]
+            if any(lost):
+                notes.append(Note("floor-drops-input", _lost_message(lost, sizes, x[0].src), "stride"))
+        if any(n == 1 and k > 1 for n, k in zip(sizes, self.kernel_size(), strict=True)):
+            notes.append(Note("spatial-collapsed",
+                              f"{x[0].src} has collapsed to {'x'.join(map(str, sizes))} before this "
+                              f"{self.kind()}; its {'x'.join(map(str, self.kernel_size()))} window "
+                              "sees mostly padding", "kernel"))
+        return notes
+
+
+def _lost_message(lost: Sequence[int], sizes: Sequence[int], src: str) -> str:
+    names = ("row", "column") if len(lost) == 2 else ("element",) * len(lost)
+    parts = [f"the last {n} {name}{'s' if n > 1 else ''}"
+             for n, name in zip(lost, names, strict=True) if n]
+    extent = "x".join(map(str, sizes))
+    return (f"the output size rounds down, so this layer never reads {' and '.join(parts)} "
+            f"of its {extent} input from {src}")

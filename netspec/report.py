@@ -1,0 +1,169 @@
+"""The analysis result: per-layer rows and totals, as JSON (the contract) or as a table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from netspec.errors import Diagnostic, Where
+from netspec.shapes import Shape
+
+BYTES_PER_ELEMENT = 4  # float32
+
+
+@dataclass(slots=True)
+class LayerReport:
+    """One layer's analysis: shapes are per sample, batch excluded."""
+
+    name: str
+    op: str
+    torch: str | None
+    inputs: list[str]
+    shape: Shape
+    params: int
+    trainable: int
+    buffers: int
+    macs: int
+    rf: dict[str, list[int | float]] | None
+    label: str
+    where: Where
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "torch": self.torch, "inputs": self.inputs,
+                "shape": list(self.shape), "params": self.params, "buffers": self.buffers,
+                "macs": self.macs, "rf": self.rf, "label": self.label, "line": self.where.line}
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything `netspec check` knows about a network; `to_dict()` is DESIGN.md's JSON."""
+
+    name: str
+    inputs: dict[str, Shape]
+    outputs: dict[str, Shape]
+    layers: list[LayerReport]
+    errors: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.trainable for r in self.layers)
+
+    @property
+    def buffers(self) -> int:
+        return sum(r.buffers for r in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.layers)
+
+    @property
+    def flops(self) -> int:
+        """Two FLOPs (a multiply and an add) per MAC."""
+        return 2 * self.macs
+
+    @property
+    def param_bytes(self) -> int:
+        """Memory of parameters and buffers in float32."""
+        return BYTES_PER_ELEMENT * (self.params + self.buffers)
+
+    @property
+    def activation_bytes(self) -> int:
+        """Memory of every tensor of one sample's forward pass (inputs and outputs of all
+        layers) in float32: an upper bound on what inference keeps alive."""
+        elements = sum(math.prod(s) for s in self.inputs.values())
+        return BYTES_PER_ELEMENT * (elements + sum(math.prod(r.shape) for r in self.layers))
+
+    def layer(self, name: str) -> LayerReport:
+        """The row of the layer `name`."""
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "buffers": self.buffers,
+            "macs": self.macs,
+            "flops": self.flops,
+            "param_bytes": self.param_bytes,
+            "activation_bytes": self.activation_bytes,
+            "layers": [r.to_dict() for r in self.layers],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+    def table(self) -> str:
+        """An aligned, human table: one row per layer, then the totals."""
+        return render_table(self)
+
+
+def human(n: float, unit: str = "") -> str:
+    """61.71 K, 138.36 M, 15.48 G: a count at a glance."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+def human_bytes(n: int) -> str:
+    for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= scale:
+            return f"{n / scale:.2f} {suffix}"
+    return f"{n} B"
+
+
+def _dims(shape: Shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _rf(rf: dict[str, list[int | float]] | None) -> str:
+    if rf is None:
+        return "-"
+    return f"{'x'.join(f'{v:g}' for v in rf['size'])} /{'x'.join(f'{v:g}' for v in rf['stride'])}"
+
+
+def render_table(report: Report) -> str:
+    header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)")
+    rows: list[tuple[str, ...]] = [
+        (name, "input", "", "", _dims(shape), "", "", _rf(None)) for name, shape in
+        report.inputs.items()]
+    previous = next(iter(report.inputs), None)
+    for r in report.layers:
+        source = "" if r.inputs == [previous] else ", ".join(r.inputs)
+        rows.append((r.name, r.label, r.torch or "", source, _dims(r.shape), f"{r.params:,}",
+                     f"{r.macs:,}", _rf(r.rf)))
+        previous = r.name
+    right = {5, 6}
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+
+    ins = ", ".join(f"{n} {_dims(s)}" for n, s in report.inputs.items())
+    outs = ", ".join(f"{n} {_dims(s)}" for n, s in report.outputs.items())
+    rule = "─" * len(line(header))
+    totals = [
+        ("params", f"{report.params:,}", human(report.params),
+         f"trainable {report.trainable_params:,}"),
+        ("buffers", f"{report.buffers:,}", human(report.buffers), ""),
+        ("MACs", f"{report.macs:,}", human(report.macs), f"FLOPs {human(report.flops)}"),
+        ("memory", human_bytes(report.param_bytes), "params + buffers",
+         f"activations {human_bytes(report.activation_bytes)} per sample"),
+    ]
+    tw = [max(len(t[i]) for t in totals) for i in range(4)]
+    total_lines = [f"{a.ljust(tw[0])}  {b.rjust(tw[1])}  {c.ljust(tw[2])}  {d}".rstrip()
+                   for a, b, c, d in totals]
+    return "\n".join([f"{report.name}: {ins} → {outs}", "", line(header), rule,
+                      *map(line, rows), rule, *total_lines])

@@ -1,0 +1,80 @@
+"""Pure shape arithmetic for one spatial dimension, exactly as PyTorch computes it.
+
+References: the `torch.nn.Conv2d`, `ConvTranspose2d`, `MaxPool2d` documentation and ATen's
+`pooling_output_shape` (aten/src/ATen/native/Pool.h). Shapes elsewhere in netspec are per
+sample, batch excluded: `[C, H, W]` for images, `[C, L]` for signals, `[F]` for features.
+"""
+
+from __future__ import annotations
+
+import math
+
+Shape = tuple[int, ...]
+
+
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel: `d * (k - 1) + 1`."""
+    return dilation * (kernel - 1) + 1
+
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Convolution output length: `floor((in + 2p - d*(k-1) - 1) / s) + 1`."""
+    return (size + 2 * padding - effective_kernel(kernel, dilation)) // stride + 1
+
+
+def conv_transpose_out(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                       dilation: int = 1, output_padding: int = 0) -> int:
+    """Transposed convolution output: `(in - 1)*s - 2p + d*(k-1) + output_padding + 1`."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def pool_out(size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1,
+             ceil_mode: bool = False) -> int:
+    """Pooling output length, with PyTorch's `ceil_mode` rule.
+
+    In ceil mode the division rounds up, but a last window that would start beyond the
+    input and its left padding is dropped (it would see padding only).
+    """
+    span = size + 2 * padding - effective_kernel(kernel, dilation)
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def floor_loss(size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1) -> int:
+    """Input rows a floor-rounded window never reads: the tail left when the last window ends.
+
+    Rows of the right padding that go unread are not counted; only real input is.
+    """
+    span = size + 2 * padding - effective_kernel(kernel, dilation)
+    if span < 0:
+        return 0
+    return max(0, span % stride - padding)
+
+
+def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
+    """PyTorch's `padding='same'` split for stride 1: total `d*(k-1)`, the extra on the right."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def interpolate_out(size: int, scale: float) -> int:
+    """Output length of `nn.Upsample(scale_factor=...)`: `floor(in * scale)`."""
+    return math.floor(size * scale)
+
+
+def dims_label(rank: int) -> tuple[str, ...]:
+    """Names of a per-sample shape's dimensions: [F], [C, L], [C, H, W], [C, D, H, W]."""
+    return {1: ("F",), 2: ("C", "L"), 3: ("C", "H", "W"), 4: ("C", "D", "H", "W")}.get(
+        rank, tuple(f"d{i}" for i in range(1, rank + 1)))
+
+
+def fmt_shape(shape: Shape) -> str:
+    """`[64,28,28]`, as messages print a per-sample shape."""
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def fmt_spatial(sizes: Shape) -> str:
+    """`28x28`, as messages print a spatial extent."""
+    return "x".join(str(d) for d in sizes)

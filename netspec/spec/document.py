@@ -1,0 +1,65 @@
+"""The spec document: the top-level YAML keys, validated by pydantic.
+
+Layers stay raw here because they may hold expressions over block parameters; expansion
+(`netspec.spec.expand`) validates each one as its op's canonical model once its
+parameters are known.
+"""
+
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
+
+from netspec.ops.base import PosInt
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class BlockDef(_Strict):
+    """A reusable sub-network: `params` (name: default, null = required), its `inputs`
+    (names its layers can read), its `layers`, and which layer is its `output` (the last
+    by default)."""
+
+    description: str | None = None
+    params: dict[Identifier, Any] = Field(default_factory=dict)
+    inputs: list[Identifier] = Field(default_factory=lambda: ["input"], min_length=1)
+    layers: list[Any] = Field(min_length=1)
+    output: Identifier | None = None
+
+
+class Spec(_Strict):
+    """A network spec: its inputs, parameters, blocks and layers.
+
+    `input: [C, H, W]` declares one input named `input`; `inputs: {name: [dims]}` several.
+    `outputs` lists the layers whose tensors the network returns (the last by default).
+    """
+
+    name: str = "net"
+    description: str | None = None
+    input: Dims | None = None
+    inputs: dict[Identifier, Dims] | None = None
+    outputs: list[str] | None = None
+    params: dict[Identifier, Any] = Field(default_factory=dict)
+    blocks: dict[Identifier, BlockDef] = Field(default_factory=dict)
+    layers: list[Any] = Field(min_length=1)
+
+    _source: Any = PrivateAttr(default=None)
+    _graph: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_input_form(self) -> "Spec":
+        if (self.input is None) == (self.inputs is None):
+            raise ValueError("declare the input shape with exactly one of `input: [C, H, W]` "
+                             "or `inputs: {name: [C, H, W]}`")
+        return self
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Declared input shapes by name (`input` for the single-input form)."""
+        if self.inputs is not None:
+            return {name: tuple(dims) for name, dims in self.inputs.items()}
+        return {"input": tuple(self.input or ())}

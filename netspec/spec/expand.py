@@ -1,0 +1,461 @@
+"""Expansion: a validated `Spec` becomes a flat `Graph` of canonical ops.
+
+Each layer entry is an op name (`- relu`) or a mapping with exactly one op or block key and
+optional meta keys:
+
+    - conv2d: {out: 64, kernel: 3}     # the op and its arguments (or a short form)
+      name: conv1                      # else an automatic one: conv1, conv2, ...
+      from: [x, y]                     # inputs (else the previous layer)
+      repeat: 3                        # chain 3 copies: name.0, name.1, name.2 (`i` is the index)
+      if: stride != 1                  # keep the layer only when the expression holds
+      frozen: true                     # exclude its parameters from training
+
+Names are scoped: inside a block instance `layer2.0`, `conv1` means `layer2.0.conv1`.
+A layer reads only earlier layers, so the graph is acyclic and its order topological.
+Every problem becomes a positioned Diagnostic; expansion carries on past it so one run
+reports all independent errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from netspec.errors import Diagnostic, Where, did_you_mean, quote_list
+from netspec.ir import Graph, Group, Locator, Node
+from netspec.ops import OPS, Input, Op
+from netspec.spec import expr
+from netspec.spec.document import BlockDef, Spec
+from netspec.spec.source import Source
+from netspec.spec.validation import diagnostics
+
+META = ("name", "from", "repeat", "if", "frozen")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_LAYERS = 100_000  # nodes after expansion
+MAX_BLOCK_DEPTH = 32  # blocks using blocks
+
+
+class _Abort(Exception):
+    """Stop expanding: a limit was hit (already reported)."""
+
+
+@dataclass
+class _Scope:
+    """Names visible to one layer list: the spec's top level or one block instance."""
+
+    prefix: str
+    env: dict[str, Any]
+    names: dict[str, str]
+    last: str | None
+    groups: tuple[str, ...] = ()
+    stack: tuple[str, ...] = ()
+    declared: dict[str, Where] = field(default_factory=dict)
+    defined: dict[str, Where] = field(default_factory=dict)
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+class Expander:
+    """Expands one spec; `graph()` returns the graph and leaves problems in `errors`."""
+
+    def __init__(self, spec: Spec, source: Source):
+        self.spec = spec
+        self.source = source
+        self.errors: list[Diagnostic] = []
+        self.nodes: dict[str, Node] = {}
+        self.groups: dict[str, Group] = {}
+
+    def error(self, where: Where, path: str, message: str, hint: str | None = None,
+              code: str = "") -> None:
+        self.errors.append(Diagnostic(where, path, message, hint, code=code))
+
+    def graph(self, input_shapes: dict[str, tuple[int, ...]]) -> Graph:
+        doc = self.source.data if isinstance(self.source.data, dict) else {}
+        for name, shape in input_shapes.items():
+            loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
+            self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
+        env = self.params(self.spec.params, {}, doc, "params", "")
+        top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)))
+        top.declared = dict.fromkeys(input_shapes, self.source.where(doc))
+        try:
+            self.body(self.spec.layers, top, doc, "layers")
+        except _Abort:
+            pass
+        outputs = [self.resolve(o, top, self.source.where(doc, "outputs", i), "outputs")
+                   for i, o in enumerate(self.spec.outputs or [])] or [top.last]
+        return Graph(self.spec.name, self.nodes, list(input_shapes),
+                     [o for o in outputs if o], self.groups)
+
+    # -- layer lists -------------------------------------------------------------------
+
+    def body(self, layers: list[Any], scope: _Scope, parent: Any, key: str) -> None:
+        where_list = self.source.where(parent, key)
+        for index, entry in enumerate(layers):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str):
+                scope.declared.setdefault(name, self.source.where(entry, "name"))
+        for index, entry in enumerate(layers):
+            self.entry(entry, scope, Locator(self.source, layers, index), where_list)
+
+    def entry(self, entry: Any, scope: _Scope, pos: Locator, where_list: Where) -> None:
+        where = pos.at()
+        if isinstance(entry, str):
+            entry_loc, op_key, value, meta = Locator(self.source, entry), entry, None, {}
+            entry_loc = pos
+        elif isinstance(entry, dict):
+            op_key, value, meta = self.split(entry, scope, where)
+            if op_key is None:
+                return
+            entry_loc = Locator(self.source, entry, op_key)
+        else:
+            self.error(where, scope.prefix.rstrip("."), f"a layer is an op name or a mapping, "
+                       f"found {entry!r}", "e.g. `- relu` or `- conv2d: {out: 64, kernel: 3}`",
+                       code="bad-layer")
+            return
+        if "if" in meta and not self.condition(meta["if"], scope, entry, where):
+            return
+        repeat = self.repeat(meta.get("repeat", 1), scope, entry)
+        name = self.layer_name(meta.get("name"), scope, entry)
+        block = self.spec.blocks.get(op_key)
+        cls = OPS.get(op_key)
+        if cls is not None and cls.short_inputs and isinstance(value, list | str):
+            if "from" in meta:
+                self.error(where, scope.prefix + (name or op_key), f"{op_key} lists its inputs "
+                           "twice: in its value and in `from`", code="bad-layer")
+            meta = {**meta, "from": value}
+            value, entry_loc = None, Locator(self.source, entry, op_key)
+        inputs = self.inputs(meta, scope, entry, where, name or op_key, op_key)
+        if cls is None and block is None:
+            choices = [*OPS, *self.spec.blocks]
+            hint = did_you_mean(op_key, choices) or f"ops: {quote_list(OPS, 60)}"
+            self.error(entry_loc.at() if isinstance(entry, dict) else where,
+                       scope.prefix + (name or op_key), f"unknown op `{op_key}`", hint,
+                       code="unknown-op")
+        stem = cls.stem() if cls else op_key
+        prev = inputs
+        for i in range(repeat):
+            local = self.instance_name(name, i, repeat, stem, scope)
+            full = scope.prefix + local
+            env = {**scope.env, "i": i}
+            if block is not None and cls is None:
+                out = self.block(op_key, block, value, env, full, prev, scope, entry_loc,
+                                 meta.get("frozen", False))
+            else:
+                op = self.make_op(cls, value, env, full, entry_loc) if cls else None
+                out = self.add(Node(full, op, tuple(prev), entry_loc, op_key, scope.groups,
+                                    bool(meta.get("frozen", False))))
+            scope.names[local] = out
+            scope.defined[local] = where
+            prev = [out]
+        if name is not None and repeat > 1:
+            scope.names[name] = prev[0]
+            scope.defined[name] = where
+        scope.last = prev[0]
+
+    def split(self, entry: dict[Any, Any], scope: _Scope, where: Where
+              ) -> tuple[str | None, Any, dict[str, Any]]:
+        """(op key, its value, meta keys) of a mapping entry, or None after an error."""
+        keys = [k for k in entry if k not in META]
+        known = [k for k in keys if k in OPS or k in self.spec.blocks]
+        strays = [k for k in keys if k not in known]
+        path = scope.prefix + str(entry.get("name", "")).rstrip(".")
+        if len(keys) == 1:
+            return str(keys[0]), entry[keys[0]], {k: entry[k] for k in META if k in entry}
+        if not keys:
+            self.error(where, path, "a layer needs an op", "e.g. `- conv2d: {out: 64, "
+                       "kernel: 3}`", code="bad-layer")
+        elif len(known) == 1:
+            for k in strays:
+                hint = did_you_mean(k, META) or f"layer keys: {quote_list(META)}"
+                self.error(self.source.key_where(entry, k), path or str(known[0]),
+                           f"unknown layer key `{k}`", hint, code="unknown-key")
+        else:
+            names = " and ".join(f"`{k}`" for k in keys)
+            self.error(where, path, f"a layer names exactly one op, found {names}",
+                       "put each op in its own list item", code="bad-layer")
+        return None, None, {}
+
+    def layer_name(self, name: Any, scope: _Scope, entry: Any) -> str | None:
+        if name is None:
+            return None
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
+            self.error(self.source.where(entry, "name"), scope.prefix.rstrip("."),
+                       f"layer name {name!r} must be an identifier (letters, digits, _)",
+                       code="bad-name")
+            return None
+        if name in scope.defined or name in self.spec.input_shapes() and not scope.prefix:
+            first = scope.defined.get(name)
+            at = f" (first at line {first.line})" if first else " (an input)"
+            self.error(self.source.where(entry, "name"), scope.prefix + name,
+                       f"duplicate name `{name}`{at}", "names must be unique in their block",
+                       code="duplicate-name")
+            return None
+        return name
+
+    def instance_name(self, name: str | None, i: int, repeat: int, stem: str, scope: _Scope) -> str:
+        if name is not None:
+            return f"{name}.{i}" if repeat > 1 else name
+        while True:
+            scope.counters[stem] += 1
+            auto = f"{stem}{scope.counters[stem]}"
+            if auto not in scope.declared and auto not in scope.names:
+                return auto
+
+    def add(self, node: Node) -> str:
+        if len(self.nodes) >= MAX_LAYERS:
+            self.error(node.where, node.name, f"the network expands to more than {MAX_LAYERS:,} "
+                       "layers", "check `repeat` counts", code="limit")
+            raise _Abort
+        self.nodes[node.name] = node
+        return node.name
+
+    # -- meta keys ---------------------------------------------------------------------
+
+    def condition(self, text: Any, scope: _Scope, entry: Any, where: Where) -> bool:
+        value = self.evaluate(text, scope.env, self.source.where(entry, "if"), scope.prefix)
+        return bool(value)
+
+    def repeat(self, value: Any, scope: _Scope, entry: Any) -> int:
+        value = self.evaluate(value, scope.env, self.source.where(entry, "repeat"), scope.prefix)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if value is not None:
+                self.error(self.source.where(entry, "repeat"), scope.prefix.rstrip("."),
+                           f"`repeat` must be a positive integer, found {value!r}",
+                           code="invalid-value")
+            return 1
+        if len(self.nodes) + value > MAX_LAYERS:
+            self.error(self.source.where(entry, "repeat"), scope.prefix.rstrip("."),
+                       f"`repeat: {value}` would expand beyond {MAX_LAYERS:,} layers",
+                       code="limit")
+            raise _Abort
+        return value
+
+    def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, where: Where,
+               label: str, op_key: str) -> list[str]:
+        """Full names of the layer's inputs: `from` resolved, else the previous layer."""
+        if "from" not in meta:
+            return [scope.last] if scope.last else []
+        refs = meta["from"]
+        key = "from" if isinstance(entry, dict) and "from" in entry else op_key
+        many = isinstance(refs, list)
+        out = []
+        for i, ref in enumerate(refs if many else [refs]):
+            at = self.source.where(entry, key, i) if many else self.source.where(entry, key)
+            full = self.resolve(ref, scope, at, scope.prefix + label)
+            if full:
+                out.append(full)
+        return out
+
+    def resolve(self, ref: Any, scope: _Scope, where: Where, path: str) -> str | None:
+        """The full node name a reference means in `scope`, or None after an error."""
+        if not isinstance(ref, str):
+            self.error(where, path, f"an input is a layer name, found {ref!r}", code="bad-ref")
+            return None
+        if ref in scope.names:
+            return scope.names[ref]
+        dotted = scope.prefix + ref
+        if "." in ref and dotted in self.nodes:
+            return dotted
+        if ref in scope.declared:
+            later = scope.declared[ref]
+            if path.rsplit(".", 1)[-1] == ref:
+                message = f"`{ref}` reads itself, which would make a cycle"
+            else:
+                message = f"`{ref}` is defined later (line {later.line}); a layer can read only " \
+                          "earlier layers"
+            self.error(where, path, message, code="bad-ref")
+            return None
+        hint = did_you_mean(ref, scope.names) or f"known here: {quote_list(scope.names)}"
+        self.error(where, path, f"unknown layer `{ref}`", hint, code="bad-ref")
+        return None
+
+    # -- ops and blocks ----------------------------------------------------------------
+
+    def make_op(self, cls: type[Op], value: Any, env: dict[str, Any], path: str,
+                loc: Locator) -> Op | None:
+        """Validate one layer's arguments (short form or mapping) as `cls`'s canonical model."""
+        args, arg_at = self.arguments(cls, value, loc, path)
+        if args is None:
+            return None
+        failed = False
+        for key in list(args):
+            evaluated = self.substitute(args[key], env, arg_at(key, False), path)
+            if evaluated is _FAILED:
+                failed = True
+            args[key] = evaluated
+        if failed:
+            return None
+        try:
+            return cls.model_validate(args)
+        except ValidationError as exc:
+            self.errors.extend(diagnostics(exc, cls, cls.kind(), path,
+                                           lambda l, k: arg_at(l[0] if l else None, k)))
+            return None
+
+    def arguments(self, cls: type[Op] | None, value: Any, loc: Locator, path: str):
+        """Normalise a short form to a dict; return it with a function locating each key."""
+        source = self.source
+        container = loc.entry[loc.key] if isinstance(loc.entry, dict) else None
+        names = cls.positional if cls else ()
+
+        def arg_at(key: Any, at_key: bool) -> Where:
+            if isinstance(value, dict) and key in value:
+                return source.key_where(value, key) if at_key else source.where(value, key)
+            if isinstance(value, list) and key in names:
+                return source.where(container, names.index(key))
+            return loc.at()
+
+        if value is None:
+            return {}, arg_at
+        if isinstance(value, dict):
+            return dict(value), arg_at
+        items = value if isinstance(value, list) else [value]
+        what = cls.kind() if cls else "this block"
+        if not names:
+            self.error(loc.at(), path, f"{what} takes no short-form value, found {value!r}",
+                       f"write its arguments as a mapping: `{what}: {{key: value}}`",
+                       code="bad-short-form")
+            return None, arg_at
+        if len(items) > len(names) or (isinstance(value, list) and not items):
+            self.error(loc.at(), path, f"{what} takes at most {len(names)} short-form values "
+                       f"({', '.join(names)}), found {len(items)}", code="bad-short-form")
+            return None, arg_at
+        return dict(zip(names, items, strict=False)), arg_at
+
+    def block(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any], full: str,
+              inputs: list[str], scope: _Scope, loc: Locator, frozen: bool) -> str:
+        """Expand one block instance under the name `full`; return its output node's name."""
+        if kind in scope.stack or len(scope.stack) >= MAX_BLOCK_DEPTH:
+            chain = " → ".join([*scope.stack, kind])
+            self.error(loc.at(), full, f"block `{kind}` uses itself ({chain})",
+                       "a block cannot contain itself", code="recursive-block")
+            return self.add(Node(full, None, tuple(inputs), loc, kind, scope.groups))
+        body_doc = (self.source.data or {}).get("blocks", {}).get(kind) \
+            if isinstance(self.source.data, dict) else None
+        given = self.block_args(kind, block, value, env, full, loc)
+        inner_env = self.params(block.params, {**env, **given}, body_doc, "params", full,
+                                given=given)
+        if len(inputs) != len(block.inputs):
+            self.error(loc.at(), full, f"block `{kind}` reads {len(block.inputs)} input(s) "
+                       f"({', '.join(block.inputs)}) but gets {len(inputs)}", code="arity")
+            return self.add(Node(full, None, tuple(inputs), loc, kind, scope.groups))
+        self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None)
+        names = dict(zip(block.inputs, inputs, strict=True))
+        inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
+                       (*scope.groups, full), (*scope.stack, kind))
+        inner.declared = dict.fromkeys(block.inputs, loc.at())
+        self.body(block.layers, inner, body_doc, "layers")
+        if frozen:
+            for name in self.nodes:
+                if name.startswith(inner.prefix):
+                    self.nodes[name].frozen = True
+        if block.output is not None:
+            return self.resolve(block.output, inner, self.source.where(body_doc, "output"),
+                                full) or inner.last or full
+        return inner.last or full
+
+    def block_args(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any],
+                   full: str, loc: Locator) -> dict[str, Any]:
+        """The parameters an invocation sets, evaluated in the caller's scope."""
+        names = tuple(block.params)
+        if value is None:
+            raw: dict[str, Any] = {}
+        elif isinstance(value, dict):
+            raw = dict(value)
+        else:
+            items = value if isinstance(value, list) else [value]
+            if len(items) > len(names):
+                self.error(loc.at(), full, f"block `{kind}` takes at most {len(names)} "
+                           f"parameters ({', '.join(names)}), found {len(items)}",
+                           code="bad-short-form")
+                items = items[:len(names)]
+            raw = dict(zip(names, items, strict=False))
+        out = {}
+        for key, v in raw.items():
+            where = self.source.where(value, key) if isinstance(value, dict) else loc.at()
+            if key not in block.params:
+                hint = did_you_mean(key, names) or (f"`{kind}` takes: {quote_list(names)}"
+                                                    if names else f"`{kind}` takes no parameters")
+                self.error(self.source.key_where(value, key) if isinstance(value, dict) else where,
+                           full, f"unknown parameter `{key}` for block `{kind}`", hint,
+                           code="unknown-key")
+                continue
+            evaluated = self.substitute(v, env, where, full)
+            if evaluated is not _FAILED:
+                out[key] = evaluated
+        return out
+
+    def params(self, declared: dict[str, Any], env: dict[str, Any], doc: Any, key: str,
+               path: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The parameter environment: given values, else defaults evaluated in order."""
+        env = dict(env)
+        given = given if given is not None else {}
+        for name, default in declared.items():
+            if name in given:
+                continue
+            where = self.source.where(doc, key, name)
+            if default is None:
+                if given is not None and path:
+                    self.error(where, path, f"block parameter `{name}` has no default and is "
+                               "not given", code="missing-key")
+                continue
+            evaluated = self.substitute(default, env, where, path)
+            if evaluated is not _FAILED:
+                env[name] = evaluated
+        return env
+
+    # -- expressions -------------------------------------------------------------------
+
+    def evaluate(self, value: Any, env: dict[str, Any], where: Where, prefix: str) -> Any:
+        result = self.substitute(value, env, where, prefix.rstrip("."), force=True)
+        return None if result is _FAILED else result
+
+    def substitute(self, value: Any, env: dict[str, Any], where: Where, path: str,
+                   force: bool = False) -> Any:
+        """Replace parameter references and expressions in a value; literals pass through.
+
+        A bare word is a parameter when one has that name, else a literal (`same`,
+        `bilinear`). A longer string is an expression when every name it reads is a
+        parameter; one reading a near-miss of a parameter is an error with a hint, and one
+        reading only unknown words is a literal (`nearest-exact`). With `force` (`repeat`,
+        `if`) every string is an expression.
+        """
+        if isinstance(value, list):
+            items = [self.substitute(v, env, where, path, force) for v in value]
+            return _FAILED if any(v is _FAILED for v in items) else items
+        if not isinstance(value, str):
+            return value
+        if not force and IDENTIFIER.match(value):
+            return env.get(value, value)
+        try:
+            names = expr.names_in(value)
+        except expr.ExprError as exc:
+            if not force and not _looks_like_expression(value):
+                return value
+            self.error(where, path, str(exc), exc.hint, code="bad-expression")
+            return _FAILED
+        unknown = names - env.keys() - {"True", "False", "None"}
+        if unknown and not force:
+            near = {n: did_you_mean(n, env) for n in sorted(unknown)}
+            typo = next((n for n, hint in near.items() if hint), None)
+            if typo is None:
+                return value
+            self.error(where, path, f"`{value}`: unknown parameter `{typo}`", near[typo],
+                       code="bad-expression")
+            return _FAILED
+        try:
+            return expr.evaluate(value, env)
+        except expr.ExprError as exc:
+            self.error(where, path, str(exc), exc.hint, code="bad-expression")
+            return _FAILED
+
+
+_FAILED = object()
+
+
+def _looks_like_expression(text: str) -> bool:
+    """Whether a string that failed to parse was meant as arithmetic rather than a word."""
+    return any(c in text for c in "()*/+%<>=") or text.strip().startswith(("-", "__"))

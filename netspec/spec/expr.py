@@ -1,0 +1,212 @@
+"""Safe arithmetic on block parameters: `width * 4`, `2 if i == 0 else 1`, `max(8, c // 2)`.
+
+Expressions are parsed with Python's `ast` and evaluated by walking a small whitelist of node
+kinds; anything else (attribute access, indexing, lambdas, comprehensions, imports, unknown
+functions) is refused before evaluation. `eval` is never used.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from netspec.errors import did_you_mean
+
+MAX_LENGTH = 200  # characters in one expression
+MAX_MAGNITUDE = 10**15  # larger results are certainly mistakes, and bound the work
+
+
+class ExprError(ValueError):
+    """An expression cannot be evaluated; `hint` suggests a fix when one is likely."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round `value` to the nearest multiple of `divisor`, never dropping more than 10%.
+
+    The channel-rounding rule of MobileNet-style width multipliers.
+    """
+    floor = divisor if min_value is None else min_value
+    rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "int": int,
+    "float": float,
+    "round": round,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "make_divisible": make_divisible,
+}
+
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+_REFUSED = {
+    ast.Attribute: "attribute access",
+    ast.Subscript: "indexing",
+    ast.Lambda: "lambdas",
+    ast.ListComp: "comprehensions",
+    ast.GeneratorExp: "comprehensions",
+    ast.SetComp: "comprehensions",
+    ast.DictComp: "comprehensions",
+    ast.NamedExpr: "assignment",
+    ast.Starred: "unpacking",
+    ast.JoinedStr: "f-strings",
+}
+
+
+@lru_cache(maxsize=4096)
+def parse(text: str) -> ast.expr:
+    """Parse and vet an expression; raises ExprError for anything outside the language."""
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression is longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ExprError(f"`{text}` is not a valid expression") from None
+    for node in ast.walk(tree):
+        kind = _REFUSED.get(type(node))
+        if kind:
+            raise ExprError(f"`{text}` uses {kind}, which expressions do not allow",
+                            "expressions allow numbers, parameters, + - * / // % **, "
+                            "comparisons, and/or/not, `a if c else b` and "
+                            + ", ".join(FUNCTIONS))
+    return tree
+
+
+def names_in(text: str) -> set[str]:
+    """The parameter names an expression reads."""
+    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)} - set(FUNCTIONS)
+
+
+def evaluate(text: str, env: Mapping[str, Any]) -> Any:
+    """Evaluate `text` with the parameters in `env`; integral floats come back as ints."""
+    value = _Eval(text, env).visit(parse(text))
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_MAGNITUDE:
+        return int(value)
+    return value
+
+
+class _Eval:
+    def __init__(self, text: str, env: Mapping[str, Any]):
+        self.text = text
+        self.env = env
+
+    def fail(self, why: str, hint: str | None = None) -> ExprError:
+        return ExprError(f"`{self.text}`: {why}", hint)
+
+    def visit(self, node: ast.expr) -> Any:
+        method = getattr(self, f"visit_{type(node).__name__}", None)
+        if method is None:
+            raise self.fail(f"{type(node).__name__} is not allowed in expressions")
+        value = method(node)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if abs(value) > MAX_MAGNITUDE:
+                raise self.fail(f"the result {value:.3g} is out of range")
+        return value
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        if isinstance(node.value, bool | int | float | str) or node.value is None:
+            return node.value
+        raise self.fail(f"{type(node.value).__name__} constants are not allowed")
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id in self.env:
+            return self.env[node.id]
+        names = [*self.env, "True", "False", "None"]
+        raise self.fail(f"unknown parameter `{node.id}`", did_you_mean(node.id, names))
+
+    def visit_List(self, node: ast.List) -> list[Any]:
+        return [self.visit(e) for e in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not value
+        self.number(value)
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        fn = _BINARY.get(type(node.op))
+        if fn is None:
+            raise self.fail("only + - * / // % ** are allowed")
+        left, right = self.number(self.visit(node.left)), self.number(self.visit(node.right))
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > MAX_MAGNITUDE):
+            raise self.fail("the power is too large")
+        try:
+            return fn(left, right)
+        except ZeroDivisionError:
+            raise self.fail("division by zero") from None
+        except (OverflowError, ValueError) as exc:
+            raise self.fail(str(exc)) from None
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        is_and = isinstance(node.op, ast.And)
+        value: Any = is_and
+        for operand in node.values:
+            value = self.visit(operand)
+            if bool(value) != is_and:
+                return value
+        return value
+
+    def visit_Compare(self, node: ast.Compare) -> bool:
+        left = self.visit(node.left)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            fn = _COMPARE.get(type(op))
+            if fn is None:
+                raise self.fail("only == != < <= > >= comparisons are allowed")
+            right = self.visit(comparator)
+            try:
+                if not fn(left, right):
+                    return False
+            except TypeError:
+                raise self.fail(f"cannot compare {left!r} with {right!r}") from None
+            left = right
+        return True
+
+    def visit_IfExp(self, node: ast.IfExp) -> Any:
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name not in FUNCTIONS or node.keywords:
+            hint = did_you_mean(name, FUNCTIONS) or "functions: " + ", ".join(FUNCTIONS)
+            raise self.fail(f"`{name or '?'}` is not an allowed function call", hint)
+        args = [self.number(self.visit(a)) for a in node.args]
+        try:
+            return FUNCTIONS[name](*args)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise self.fail(f"{name}(): {exc}") from None
+
+    def number(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(f"expected a number, found {value!r}")
+        return value

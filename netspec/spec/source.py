@@ -1,0 +1,186 @@
+"""Safe YAML reading that remembers where every value came from.
+
+libyaml composes the document into nodes (with line/column marks); a small constructor of our
+own turns the nodes into plain Python (dict, list, str, int, float, bool, None) and nothing
+else: no tags beyond the YAML core schema, so no object construction, ever. Each dict and list
+keeps a link to its node, so any value found wrong later can be traced back to its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from netspec.errors import Diagnostic, SpecError, Where
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
+_SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
+
+MAX_NODES = 2_000_000  # values after alias expansion: defeats "billion laughs" documents
+MAX_DEPTH = 200  # nesting of mappings and lists
+
+
+class Source:
+    """Python data read from YAML, with the position of every mapping, list and key in it."""
+
+    def __init__(self, file: str, data: Any = None, nodes: dict[int, yaml.Node] | None = None):
+        self.file = file
+        self.data = data
+        self._nodes = nodes or {}
+
+    def node(self, obj: Any, *keys: Hashable) -> yaml.Node | None:
+        """The YAML node of `obj[keys[0]][keys[1]]...`, as deep as the document allows."""
+        node = self._nodes.get(id(obj))
+        for key in keys:
+            child = _child(node, key) if node is not None else None
+            if child is None:
+                break
+            node = child
+        return node
+
+    def where(self, obj: Any, *keys: Hashable) -> Where:
+        """The position of `obj[keys...]`: its value when it exists, else its nearest parent."""
+        return self._mark(self.node(obj, *keys))
+
+    def key_where(self, obj: Any, key: Hashable) -> Where:
+        """The position of the key `key` itself in the mapping `obj` (for unknown keys)."""
+        node = self._nodes.get(id(obj))
+        if isinstance(node, yaml.MappingNode):
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(key):
+                    return self._mark(k)
+        return self._mark(node)
+
+    def _mark(self, node: yaml.Node | None) -> Where:
+        if node is None:
+            return Where(self.file, 0, 0)
+        return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _child(node: yaml.Node, key: Hashable) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == str(key):
+                return v
+    elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+        if 0 <= key < len(node.value):
+            return node.value[key]
+    return None
+
+
+def read_source(origin: str | Path, text: str | None = None) -> Source:
+    """Parse YAML text (read from `origin` when `text` is None) into a positioned `Source`.
+
+    Raises SpecError for unreadable files, invalid UTF-8 or YAML syntax, duplicate keys,
+    tags outside the YAML core schema and documents that expand beyond the safety limits.
+    """
+    file = str(origin)
+    if text is None:
+        try:
+            raw = Path(origin).read_bytes()
+        except OSError as exc:
+            raise SpecError([Diagnostic(Where(file, 0, 0), "", f"cannot read spec: {exc.strerror}")])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise SpecError([Diagnostic(Where(file, line, col), "", "the file is not valid UTF-8")])
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 0, 0)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([Diagnostic(where, "", f"invalid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Diagnostic(Where(file, 0, 0), "", f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SpecError([Diagnostic(Where(file, 0, 0), "", "invalid YAML: nested too deeply")]) from None
+    builder = _Builder(file)
+    data = builder.build(root, 0) if root is not None else None
+    if builder.errors:
+        raise SpecError(builder.errors)
+    return Source(file, data, builder.nodes)
+
+
+class _Builder:
+    """Turns composed YAML nodes into plain Python, recording each container's node."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.nodes: dict[int, yaml.Node] = {}
+        self.errors: list[Diagnostic] = []
+        self.count = 0
+        self._scalars = yaml.constructor.SafeConstructor()
+
+    def error(self, node: yaml.Node, message: str, hint: str | None = None) -> None:
+        where = Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        self.errors.append(Diagnostic(where, "", message, hint))
+
+    def build(self, node: yaml.Node, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.error(node, f"the document expands to more than {MAX_NODES:,} values "
+                                 "(aliases repeating aliases?)")
+            return None
+        if depth > MAX_DEPTH:
+            if not self.errors:
+                self.error(node, f"values are nested more than {MAX_DEPTH} levels deep")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                self.error(node, f"unsupported YAML tag `{node.tag}`", "specs use plain YAML only")
+            out: list[Any] = [self.build(item, depth + 1) for item in node.value]
+            self.nodes[id(out)] = node
+            return out
+        return self.mapping(node, depth)
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            self.error(node, f"unsupported YAML tag `{node.tag}`",
+                       "specs use plain YAML values: strings, numbers, booleans, null")
+            return None
+        return self._scalars.construct_object(node)
+
+    def mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
+        if node.tag != _MAP:
+            self.error(node, f"unsupported YAML tag `{node.tag}`", "specs use plain YAML only")
+        out: dict[Any, Any] = {}
+        self.nodes[id(out)] = node
+        merged: list[dict[Any, Any]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.extend(self.merge_sources(value_node, depth))
+                continue
+            key = self.build(key_node, depth + 1)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                self.error(key_node, "a mapping key must be a plain value")
+                continue
+            if key in out:
+                self.error(key_node, f"duplicate key `{key}`", "each key may appear once")
+                continue
+            out[key] = self.build(value_node, depth + 1)
+        for extra in merged:  # YAML merge keys (<<: *defaults): explicit keys win
+            for key, value in extra.items():
+                out.setdefault(key, value)
+        return out
+
+    def merge_sources(self, node: yaml.Node, depth: int) -> Sequence[dict[Any, Any]]:
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        sources = []
+        for item in items:
+            value = self.build(item, depth + 1)
+            if isinstance(value, dict):
+                sources.append(value)
+            else:
+                self.error(item, "`<<` merges mappings only")
+        return sources

@@ -1,0 +1,93 @@
+"""Pydantic validation errors turned into positioned, human diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from netspec.errors import Diagnostic, Where, did_you_mean
+
+Locate = Callable[[tuple[Any, ...], bool], Where]
+"""(loc, at_key) -> position: the value at `loc`, or the key itself when `at_key`."""
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """The keys a model accepts, as specs write them (aliases where set)."""
+    return [f.alias or name for name, f in model.model_fields.items() if name != "op"]
+
+
+def diagnostics(exc: ValidationError, model: type[BaseModel], what: str, path: str,
+                locate: Locate) -> list[Diagnostic]:
+    """One diagnostic per offending key of `model` (union alternatives folded together)."""
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        key = loc[:1] if err["type"] != "extra_forbidden" else loc
+        by_key.setdefault(key, []).append(err)
+    return [_one(errs, model, what, path, locate) for errs in by_key.values()]
+
+
+def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: str,
+         locate: Locate) -> Diagnostic:
+    err = errs[0]
+    loc, kind, found = tuple(err["loc"]), err["type"], err.get("input")
+    key = ".".join(str(p) for p in loc if not _is_member_tag(p))
+    hint = None
+    if kind == "extra_forbidden":
+        name = loc[-1]
+        hint = did_you_mean(name, field_names(model)) or f"{what} takes: " + ", ".join(
+            f"`{f}`" for f in field_names(model))
+        return Diagnostic(locate(loc, True), path, f"unknown key `{name}` for {what}", hint,
+                          code="unknown-key")
+    if kind == "missing":
+        return Diagnostic(locate(loc, False), path, f"{what} needs `{key}`", code="missing-key")
+    if len(errs) > 1:
+        wanted = _expected(errs)
+        message = f"`{key}` expects {wanted}, found {_show(found)}"
+    elif kind == "literal_error":
+        message = f"`{key}` must be {err['ctx']['expected']}, found {_show(found)}"
+        hint = did_you_mean(found, _literal_choices(err))
+    else:
+        text = err["msg"].removeprefix("Value error, ")
+        if not key:
+            message = text
+        elif "found" in text:
+            message = f"`{key}`: {text}"
+        else:
+            message = f"`{key}`: {_lower(text)}, found {_show(found)}"
+    return Diagnostic(locate(loc, False), path, message, hint, code="invalid-value")
+
+
+def _is_member_tag(part: Any) -> bool:
+    """Union branches appear in pydantic locations as tags such as `list[int]`."""
+    return isinstance(part, str) and ("[" in part or part in _TYPE_TAGS)
+
+
+_TYPE_TAGS = {"int", "float", "str", "bool", "none", "function-plain", "literal", "tuple"}
+
+
+def _expected(errs: Iterable[dict[str, Any]]) -> str:
+    kinds = []
+    for err in errs:
+        tags = [p for p in err["loc"] if _is_member_tag(p)]
+        label = tags[0] if tags else err["type"].removesuffix("_type")
+        label = {"none": "null", "int": "an integer", "float": "a number", "bool": "true or false",
+                 "str": "a string"}.get(label, label)
+        if label not in kinds:
+            kinds.append(label)
+    return " or ".join(kinds)
+
+
+def _literal_choices(err: dict[str, Any]) -> list[str]:
+    return [c.strip().strip("'") for c in str(err["ctx"]["expected"]).replace(" or ", ",").split(",")]
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
