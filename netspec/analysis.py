@@ -101,7 +101,8 @@ def _rf_json(rf: RF | None) -> dict[str, list[int | float]] | None:
 
 
 def _number(value: Fraction | int) -> int | float:
-    value = Fraction(value)
+    if isinstance(value, int):
+        return value
     return value.numerator if value.denominator == 1 else round(float(value), 6)
 
 

@@ -74,6 +74,14 @@ class Cost(NamedTuple):
     macs: int = 0
 
 
+Ratio = int | Fraction
+
+
+def ratio(a: int, b: int) -> Ratio:
+    """a / b exactly: an int when b divides a (the common case, and much cheaper)."""
+    return a // b if a % b == 0 else Fraction(a, b)
+
+
 class RF(NamedTuple):
     """Receptive field of one unit, per spatial dimension, in input pixels.
 
@@ -81,10 +89,10 @@ class RF(NamedTuple):
     input two neighbouring output units are (fractional after upsampling).
     """
 
-    size: tuple[Fraction, ...]
-    stride: tuple[Fraction, ...]
+    size: tuple[Ratio, ...]
+    stride: tuple[Ratio, ...]
 
-    def window(self, kernels: Sequence[int], strides: Sequence[Fraction | int]) -> "RF":
+    def window(self, kernels: Sequence[int], strides: Sequence[Ratio]) -> "RF":
         """The field after a window of `kernels` (effective spans) moved by `strides`."""
         size = tuple(r + (k - 1) * j for r, k, j in zip(self.size, kernels, self.stride, strict=True))
         return RF(size, tuple(j * s for j, s in zip(self.stride, strides, strict=True)))

@@ -109,7 +109,7 @@ class _Conv(_ConvBase):
         return spatial(self.padding, self.dims, "padding")
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
-        c_in, sizes = self._input(x)
+        _, sizes = self._input(x)
         if self.padding == "same":
             if any(s != 1 for s in self.stride_size()):
                 raise ShapeError("padding='same' needs stride 1 (PyTorch refuses strided 'same' "
@@ -197,8 +197,7 @@ class _ConvTranspose(_ConvBase):
         strides = self.stride_size()
         taps = [-(-span // s) for span, s in zip(self.spans(), strides, strict=True)]
         grown = rf[0].window(taps, (1,) * self.dims)
-        return RF(grown.size, tuple(j / Fraction(s) for j, s in zip(grown.stride, strides,
-                                                                     strict=True)))
+        return RF(grown.size, tuple(Fraction(j) / s for j, s in zip(grown.stride, strides, strict=True)))
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list:
         return []

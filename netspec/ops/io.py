@@ -3,7 +3,6 @@ spec's `input:`/`inputs:` declare them."""
 
 
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import ClassVar, Literal
 
 from netspec.ops.base import RF, Op, PosInt, Tensor
@@ -25,7 +24,7 @@ class Input(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Each input pixel sees itself: size 1, stride 1 in every spatial dim."""
         spatial = len(self.shape) - 1
-        return RF((Fraction(1),) * spatial, (Fraction(1),) * spatial) if spatial else None
+        return RF((1,) * spatial, (1,) * spatial) if spatial else None
 
     def label(self) -> str:
         return "input"

@@ -6,7 +6,6 @@ Shapes per sample: `[C, *S] -> [C, *S']`, with S' from `shapes.pool_out` (ATen's
 
 
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import PlainValidator, WithJsonSchema
@@ -20,6 +19,7 @@ from netspec.ops.base import (
     ShapeError,
     Tensor,
     expect_rank,
+    ratio,
     fmt_pair,
     spatial,
 )
@@ -158,7 +158,7 @@ class _AdaptivePool(Op):
             return None
         spans = [max(-(-(i + 1) * n // m) - i * n // m for i in range(m))
                  for n, m in zip(x[0][1:], y[1:], strict=True)]
-        steps = [Fraction(n, m) for n, m in zip(x[0][1:], y[1:], strict=True)]
+        steps = [ratio(n, m) for n, m in zip(x[0][1:], y[1:], strict=True)]
         return rf[0].window(spans, steps)
 
     def label(self) -> str:

@@ -8,7 +8,6 @@ center_crop: `[C, *S] -> [C, *target]`, the target being `size` or a second inpu
 
 
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import ClassVar, Literal
 
 from pydantic import model_validator
@@ -22,6 +21,7 @@ from netspec.ops.base import (
     ShapeError,
     Tensor,
     expect_rank,
+    ratio,
     spatial,
 )
 from netspec.shapes import Shape, fmt_spatial, interpolate_out
@@ -73,7 +73,7 @@ class Upsample(Op):
         if rf[0] is None:
             return None
         taps = 2 if self.mode in _INTERPOLATING else 1
-        steps = [Fraction(a, b) for a, b in zip(x[0][1:], y[1:], strict=True)]
+        steps = [ratio(a, b) for a, b in zip(x[0][1:], y[1:], strict=True)]
         return rf[0].window([taps] * len(steps), steps)
 
     def label(self) -> str:

@@ -41,9 +41,11 @@ class Window(Op):
         notes = []
         sizes = x[0].shape[1:]
         if not self.rounds_up():
-            lost = [floor_loss(n, k, s, p, d) for n, k, s, p, d in zip(
+            # A window narrower than its stride skips rows between windows by design;
+            # only windows that tile their input can silently lose its tail.
+            lost = [floor_loss(n, k, s, p, d) if span >= s else 0 for n, k, s, p, d, span in zip(
                 sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
-                self.dilation_size(), strict=True)]
+                self.dilation_size(), self.spans(), strict=True)]
             if any(lost):
                 notes.append(Note("floor-drops-input", _lost_message(lost, sizes, x[0].src), "stride"))
         if any(n == 1 and k > 1 for n, k in zip(sizes, self.kernel_size(), strict=True)):

@@ -18,6 +18,7 @@ reports all independent errors.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,13 +31,28 @@ from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op
 from netspec.spec import expr
 from netspec.spec.document import BlockDef, Spec
-from netspec.spec.source import Source
+from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics
 
 META = ("name", "from", "repeat", "if", "frozen")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_LAYERS = 100_000  # nodes after expansion
 MAX_BLOCK_DEPTH = 32  # blocks using blocks
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """The position of argument `key`, found by `locate` only if an error needs it."""
+
+    locate: Any
+    key: Any
+
+    def at(self) -> Where:
+        return self.locate(self.key, False)
+
+
+At = Pos | Locator | _Deferred
+"""A position found only when an error needs it."""
 
 
 class _Abort(Exception):
@@ -53,8 +69,8 @@ class _Scope:
     last: str | None
     groups: tuple[str, ...] = ()
     stack: tuple[str, ...] = ()
-    declared: dict[str, Where] = field(default_factory=dict)
-    defined: dict[str, Where] = field(default_factory=dict)
+    declared: dict[str, At] = field(default_factory=dict)
+    defined: dict[str, At] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
 
 
@@ -68,9 +84,10 @@ class Expander:
         self.nodes: dict[str, Node] = {}
         self.groups: dict[str, Group] = {}
 
-    def error(self, where: Where, path: str, message: str, hint: str | None = None,
+    def error(self, where: Where | At, path: str, message: str, hint: str | None = None,
               code: str = "") -> None:
-        self.errors.append(Diagnostic(where, path, message, hint, code=code))
+        at = where if isinstance(where, Where) else where.at()
+        self.errors.append(Diagnostic(at, path, message, hint, code=code))
 
     def graph(self, input_shapes: dict[str, tuple[int, ...]]) -> Graph:
         doc = self.source.data if isinstance(self.source.data, dict) else {}
@@ -79,12 +96,10 @@ class Expander:
             self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
         env = self.params(self.spec.params, {}, doc, "params", "")
         top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)))
-        top.declared = dict.fromkeys(input_shapes, self.source.where(doc))
-        try:
+        top.declared = dict.fromkeys(input_shapes, self.source.pos(doc))
+        with contextlib.suppress(_Abort):
             self.body(self.spec.layers, top, doc, "layers")
-        except _Abort:
-            pass
-        outputs = [self.resolve(o, top, self.source.where(doc, "outputs", i), "outputs")
+        outputs = [self.resolve(o, top, self.source.pos(doc, "outputs", i), "outputs")
                    for i, o in enumerate(self.spec.outputs or [])] or [top.last]
         return Graph(self.spec.name, self.nodes, list(input_shapes),
                      [o for o in outputs if o], self.groups)
@@ -92,19 +107,17 @@ class Expander:
     # -- layer lists -------------------------------------------------------------------
 
     def body(self, layers: list[Any], scope: _Scope, parent: Any, key: str) -> None:
-        where_list = self.source.where(parent, key)
-        for index, entry in enumerate(layers):
+        for entry in layers:
             name = entry.get("name") if isinstance(entry, dict) else None
             if isinstance(name, str):
-                scope.declared.setdefault(name, self.source.where(entry, "name"))
+                scope.declared.setdefault(name, self.source.pos(entry, "name"))
         for index, entry in enumerate(layers):
-            self.entry(entry, scope, Locator(self.source, layers, index), where_list)
+            self.entry(entry, scope, Locator(self.source, layers, index))
 
-    def entry(self, entry: Any, scope: _Scope, pos: Locator, where_list: Where) -> None:
-        where = pos.at()
+    def entry(self, entry: Any, scope: _Scope, pos: Locator) -> None:
+        where = pos
         if isinstance(entry, str):
-            entry_loc, op_key, value, meta = Locator(self.source, entry), entry, None, {}
-            entry_loc = pos
+            entry_loc, op_key, value, meta = pos, entry, None, {}
         elif isinstance(entry, dict):
             op_key, value, meta = self.split(entry, scope, where)
             if op_key is None:
@@ -117,7 +130,7 @@ class Expander:
             return
         if "if" in meta and not self.condition(meta["if"], scope, entry, where):
             return
-        repeat = self.repeat(meta.get("repeat", 1), scope, entry)
+        repeat = self.repeat(meta["repeat"], scope, entry) if "repeat" in meta else 1
         name = self.layer_name(meta.get("name"), scope, entry)
         block = self.spec.blocks.get(op_key)
         cls = OPS.get(op_key)
@@ -155,7 +168,7 @@ class Expander:
             scope.defined[name] = where
         scope.last = prev[0]
 
-    def split(self, entry: dict[Any, Any], scope: _Scope, where: Where
+    def split(self, entry: dict[Any, Any], scope: _Scope, where: At
               ) -> tuple[str | None, Any, dict[str, Any]]:
         """(op key, its value, meta keys) of a mapping entry, or None after an error."""
         keys = [k for k in entry if k not in META]
@@ -182,14 +195,14 @@ class Expander:
         if name is None:
             return None
         if not isinstance(name, str) or not IDENTIFIER.match(name):
-            self.error(self.source.where(entry, "name"), scope.prefix.rstrip("."),
+            self.error(self.source.pos(entry, "name"), scope.prefix.rstrip("."),
                        f"layer name {name!r} must be an identifier (letters, digits, _)",
                        code="bad-name")
             return None
-        if name in scope.defined or name in self.spec.input_shapes() and not scope.prefix:
+        if name in scope.defined or (name in self.spec.input_shapes() and not scope.prefix):
             first = scope.defined.get(name)
-            at = f" (first at line {first.line})" if first else " (an input)"
-            self.error(self.source.where(entry, "name"), scope.prefix + name,
+            at = f" (first at line {first.at().line})" if first else " (an input)"
+            self.error(self.source.pos(entry, "name"), scope.prefix + name,
                        f"duplicate name `{name}`{at}", "names must be unique in their block",
                        code="duplicate-name")
             return None
@@ -214,26 +227,26 @@ class Expander:
 
     # -- meta keys ---------------------------------------------------------------------
 
-    def condition(self, text: Any, scope: _Scope, entry: Any, where: Where) -> bool:
-        value = self.evaluate(text, scope.env, self.source.where(entry, "if"), scope.prefix)
+    def condition(self, text: Any, scope: _Scope, entry: Any, where: At) -> bool:
+        value = self.evaluate(text, scope.env, self.source.pos(entry, "if"), scope.prefix)
         return bool(value)
 
     def repeat(self, value: Any, scope: _Scope, entry: Any) -> int:
-        value = self.evaluate(value, scope.env, self.source.where(entry, "repeat"), scope.prefix)
+        value = self.evaluate(value, scope.env, self.source.pos(entry, "repeat"), scope.prefix)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             if value is not None:
-                self.error(self.source.where(entry, "repeat"), scope.prefix.rstrip("."),
+                self.error(self.source.pos(entry, "repeat"), scope.prefix.rstrip("."),
                            f"`repeat` must be a positive integer, found {value!r}",
                            code="invalid-value")
             return 1
         if len(self.nodes) + value > MAX_LAYERS:
-            self.error(self.source.where(entry, "repeat"), scope.prefix.rstrip("."),
+            self.error(self.source.pos(entry, "repeat"), scope.prefix.rstrip("."),
                        f"`repeat: {value}` would expand beyond {MAX_LAYERS:,} layers",
                        code="limit")
             raise _Abort
         return value
 
-    def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, where: Where,
+    def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, where: At,
                label: str, op_key: str) -> list[str]:
         """Full names of the layer's inputs: `from` resolved, else the previous layer."""
         if "from" not in meta:
@@ -243,13 +256,13 @@ class Expander:
         many = isinstance(refs, list)
         out = []
         for i, ref in enumerate(refs if many else [refs]):
-            at = self.source.where(entry, key, i) if many else self.source.where(entry, key)
+            at = self.source.pos(entry, key, i) if many else self.source.pos(entry, key)
             full = self.resolve(ref, scope, at, scope.prefix + label)
             if full:
                 out.append(full)
         return out
 
-    def resolve(self, ref: Any, scope: _Scope, where: Where, path: str) -> str | None:
+    def resolve(self, ref: Any, scope: _Scope, where: At, path: str) -> str | None:
         """The full node name a reference means in `scope`, or None after an error."""
         if not isinstance(ref, str):
             self.error(where, path, f"an input is a layer name, found {ref!r}", code="bad-ref")
@@ -264,7 +277,7 @@ class Expander:
             if path.rsplit(".", 1)[-1] == ref:
                 message = f"`{ref}` reads itself, which would make a cycle"
             else:
-                message = f"`{ref}` is defined later (line {later.line}); a layer can read only " \
+                message = f"`{ref}` is defined later (line {later.at().line}); a layer can read only " \
                           "earlier layers"
             self.error(where, path, message, code="bad-ref")
             return None
@@ -282,7 +295,7 @@ class Expander:
             return None
         failed = False
         for key in list(args):
-            evaluated = self.substitute(args[key], env, arg_at(key, False), path)
+            evaluated = self.substitute(args[key], env, _Deferred(arg_at, key), path)
             if evaluated is _FAILED:
                 failed = True
             args[key] = evaluated
@@ -292,7 +305,7 @@ class Expander:
             return cls.model_validate(args)
         except ValidationError as exc:
             self.errors.extend(diagnostics(exc, cls, cls.kind(), path,
-                                           lambda l, k: arg_at(l[0] if l else None, k)))
+                                           lambda loc, at_key: arg_at(loc[0] if loc else None, at_key)))
             return None
 
     def arguments(self, cls: type[Op] | None, value: Any, loc: Locator, path: str):
@@ -353,7 +366,7 @@ class Expander:
                 if name.startswith(inner.prefix):
                     self.nodes[name].frozen = True
         if block.output is not None:
-            return self.resolve(block.output, inner, self.source.where(body_doc, "output"),
+            return self.resolve(block.output, inner, self.source.pos(body_doc, "output"),
                                 full) or inner.last or full
         return inner.last or full
 
@@ -375,7 +388,7 @@ class Expander:
             raw = dict(zip(names, items, strict=False))
         out = {}
         for key, v in raw.items():
-            where = self.source.where(value, key) if isinstance(value, dict) else loc.at()
+            where = self.source.pos(value, key) if isinstance(value, dict) else loc.at()
             if key not in block.params:
                 hint = did_you_mean(key, names) or (f"`{kind}` takes: {quote_list(names)}"
                                                     if names else f"`{kind}` takes no parameters")
@@ -396,7 +409,7 @@ class Expander:
         for name, default in declared.items():
             if name in given:
                 continue
-            where = self.source.where(doc, key, name)
+            where = self.source.pos(doc, key, name)
             if default is None:
                 if given is not None and path:
                     self.error(where, path, f"block parameter `{name}` has no default and is "
@@ -409,11 +422,11 @@ class Expander:
 
     # -- expressions -------------------------------------------------------------------
 
-    def evaluate(self, value: Any, env: dict[str, Any], where: Where, prefix: str) -> Any:
+    def evaluate(self, value: Any, env: dict[str, Any], where: At, prefix: str) -> Any:
         result = self.substitute(value, env, where, prefix.rstrip("."), force=True)
         return None if result is _FAILED else result
 
-    def substitute(self, value: Any, env: dict[str, Any], where: Where, path: str,
+    def substitute(self, value: Any, env: dict[str, Any], where: At, path: str,
                    force: bool = False) -> Any:
         """Replace parameter references and expressions in a value; literals pass through.
 

@@ -126,9 +126,8 @@ class _Eval:
         if method is None:
             raise self.fail(f"{type(node).__name__} is not allowed in expressions")
         value = method(node)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if abs(value) > MAX_MAGNITUDE:
-                raise self.fail(f"the result {value:.3g} is out of range")
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
+            raise self.fail(f"the result {value:.3g} is out of range")
         return value
 
     def visit_Constant(self, node: ast.Constant) -> Any:

@@ -8,7 +8,9 @@ keeps a link to its node, so any value found wrong later can be traced back to i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,50 @@ import yaml
 
 from netspec.errors import Diagnostic, SpecError, Where
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+_RESOLVER = yaml.resolver.Resolver()
+
+
+@functools.lru_cache(maxsize=8192)
+def _resolve(kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+    return _RESOLVER.resolve(kind, value, implicit)
+
+
+if _Parser is not None:
+
+    class _Loader(_Parser, yaml.resolver.Resolver):  # type: ignore[misc, valid-type]
+        """libyaml's parser and composer with memoised tag resolution (specs repeat the same
+        few scalars thousands of times); construction is ours (`_Builder`)."""
+
+        def __init__(self, stream: str):
+            _Parser.__init__(self, stream)
+            yaml.resolver.Resolver.__init__(self)
+
+        def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+            if kind is yaml.ScalarNode:
+                return _resolve(kind, value, tuple(implicit))
+            return super().resolve(kind, value, implicit)
+
+else:  # pure-Python PyYAML without libyaml
+    _Loader = yaml.SafeLoader  # type: ignore[misc, assignment]
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
 _SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
 
 MAX_NODES = 2_000_000  # values after alias expansion: defeats "billion laughs" documents
 MAX_DEPTH = 200  # nesting of mappings and lists
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """A position looked up only when needed (errors are rare; specs can be long)."""
+
+    source: "Source"
+    obj: Any
+    keys: tuple[Hashable, ...] = ()
+
+    def at(self) -> Where:
+        return self.source.where(self.obj, *self.keys)
 
 
 class Source:
@@ -42,6 +81,10 @@ class Source:
                 break
             node = child
         return node
+
+    def pos(self, obj: Any, *keys: Hashable) -> Pos:
+        """A lazy `where(obj, *keys)`."""
+        return Pos(self, obj, keys)
 
     def where(self, obj: Any, *keys: Hashable) -> Where:
         """The position of `obj[keys...]`: its value when it exists, else its nearest parent."""
@@ -67,9 +110,8 @@ def _child(node: yaml.Node, key: Hashable) -> yaml.Node | None:
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == str(key):
                 return v
-    elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-        if 0 <= key < len(node.value):
-            return node.value[key]
+    elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+        return node.value[key]
     return None
 
 
@@ -84,13 +126,15 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         try:
             raw = Path(origin).read_bytes()
         except OSError as exc:
-            raise SpecError([Diagnostic(Where(file, 0, 0), "", f"cannot read spec: {exc.strerror}")])
+            message = f"cannot read spec: {exc.strerror}"
+            raise SpecError([Diagnostic(Where(file, 0, 0), "", message)]) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise SpecError([Diagnostic(Where(file, line, col), "", "the file is not valid UTF-8")])
+            message = "the file is not valid UTF-8"
+            raise SpecError([Diagnostic(Where(file, line, col), "", message)]) from None
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -101,7 +145,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     except yaml.YAMLError as exc:
         raise SpecError([Diagnostic(Where(file, 0, 0), "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
-        raise SpecError([Diagnostic(Where(file, 0, 0), "", "invalid YAML: nested too deeply")]) from None
+        message = "invalid YAML: nested too deeply"
+        raise SpecError([Diagnostic(Where(file, 0, 0), "", message)]) from None
     builder = _Builder(file)
     data = builder.build(root, 0) if root is not None else None
     if builder.errors:
