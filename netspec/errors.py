@@ -69,12 +69,18 @@ class SpecError(ValueError):
         super().__init__("\n".join(d.format() for d in self.errors))
 
 
-def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
-    """A 'did you mean `x`?' hint for the closest choice, or None when nothing is close."""
+def closest(word: object, choices: Iterable[str]) -> str | None:
+    """The choice most like `word`, or None when none is close."""
     if not isinstance(word, str):
         return None
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{match[0]}`?" if match else None
+    return match[0] if match else None
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
+    """A 'did you mean `x`?' hint for the closest choice, or None when nothing is close."""
+    match = closest(word, choices)
+    return f"did you mean `{match}`?" if match else None
 
 
 def quote_list(names: Iterable[str], limit: int = 12) -> str:

@@ -25,6 +25,7 @@ class LayerReport:
     trainable: int
     buffers: int
     macs: int
+    bias_adds: int
     rf: dict[str, list[int | float]] | None
     label: str
     where: Where
@@ -63,6 +64,11 @@ class Report:
         return sum(r.macs for r in self.layers)
 
     @property
+    def macs_with_bias(self) -> int:
+        """MACs counting each bias addition as one more (the ptflops convention)."""
+        return self.macs + sum(r.bias_adds for r in self.layers)
+
+    @property
     def flops(self) -> int:
         """Two FLOPs (a multiply and an add) per MAC."""
         return 2 * self.macs
@@ -96,6 +102,7 @@ class Report:
             "buffers": self.buffers,
             "macs": self.macs,
             "flops": self.flops,
+            "macs_with_bias": self.macs_with_bias,
             "param_bytes": self.param_bytes,
             "activation_bytes": self.activation_bytes,
             "layers": [r.to_dict() for r in self.layers],
@@ -158,7 +165,8 @@ def render_table(report: Report) -> str:
         ("params", f"{report.params:,}", human(report.params),
          f"trainable {report.trainable_params:,}"),
         ("buffers", f"{report.buffers:,}", human(report.buffers), ""),
-        ("MACs", f"{report.macs:,}", human(report.macs), f"FLOPs {human(report.flops)}"),
+        ("MACs", f"{report.macs:,}", human(report.macs),
+         f"FLOPs {human(report.flops)}; with bias adds {report.macs_with_bias:,}"),
         ("memory", human_bytes(report.param_bytes), "params + buffers",
          f"activations {human_bytes(report.activation_bytes)} per sample"),
     ]

@@ -67,11 +67,16 @@ class Tensor(NamedTuple):
 
 
 class Cost(NamedTuple):
-    """Parameters (all trainable by default), buffers and multiply-accumulates of one layer."""
+    """Parameters (all trainable by default), buffers and multiply-accumulates of one layer.
+
+    `bias_adds` counts the additions of a bias, one per output element: zero MACs by
+    DESIGN.md's convention (torchvision's, FlopCounterMode's), but counted by tools such as
+    ptflops, so reports show both."""
 
     params: int = 0
     buffers: int = 0
     macs: int = 0
+    bias_adds: int = 0
 
 
 Ratio = int | Fraction

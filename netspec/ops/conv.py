@@ -140,7 +140,8 @@ class _Conv(_ConvBase):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         per_output = x[0][0] // self.groups * math.prod(self.kernel_size())
         params = self.out * per_output + (self.out if self.bias else 0)
-        return Cost(params=params, macs=math.prod(y) * per_output)
+        return Cost(params=params, macs=math.prod(y) * per_output,
+                    bias_adds=math.prod(y) if self.bias else 0)
 
     def label(self) -> str:
         return self._label("conv")
@@ -187,7 +188,8 @@ class _ConvTranspose(_ConvBase):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         per_input = self.out // self.groups * math.prod(self.kernel_size())
         params = x[0][0] * per_input + (self.out if self.bias else 0)
-        return Cost(params=params, macs=math.prod(x[0]) * per_input)
+        return Cost(params=params, macs=math.prod(x[0]) * per_input,
+                    bias_adds=math.prod(y) if self.bias else 0)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Output units `s` apart share inputs: the stride shrinks by `s`, and one output unit

@@ -47,7 +47,8 @@ class Linear(Op):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         features = x[0][-1]
         params = features * self.out + (self.out if self.bias else 0)
-        return Cost(params=params, macs=math.prod(x[0][:-1]) * features * self.out)
+        return Cost(params=params, macs=math.prod(x[0][:-1]) * features * self.out,
+                    bias_adds=math.prod(y) if self.bias else 0)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

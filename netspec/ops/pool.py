@@ -19,8 +19,8 @@ from netspec.ops.base import (
     ShapeError,
     Tensor,
     expect_rank,
-    ratio,
     fmt_pair,
+    ratio,
     spatial,
 )
 from netspec.ops.window import Window

@@ -98,7 +98,7 @@ class Expander:
         top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)))
         top.declared = dict.fromkeys(input_shapes, self.source.pos(doc))
         with contextlib.suppress(_Abort):
-            self.body(self.spec.layers, top, doc, "layers")
+            self.body(_raw(doc, "layers", self.spec.layers), top, doc, "layers")
         outputs = [self.resolve(o, top, self.source.pos(doc, "outputs", i), "outputs")
                    for i, o in enumerate(self.spec.outputs or [])] or [top.last]
         return Graph(self.spec.name, self.nodes, list(input_shapes),
@@ -211,9 +211,10 @@ class Expander:
     def instance_name(self, name: str | None, i: int, repeat: int, stem: str, scope: _Scope) -> str:
         if name is not None:
             return f"{name}.{i}" if repeat > 1 else name
+        glue = "_" if stem[-1:].isdigit() else ""
         while True:
             scope.counters[stem] += 1
-            auto = f"{stem}{scope.counters[stem]}"
+            auto = f"{stem}{glue}{scope.counters[stem]}"
             if auto not in scope.declared and auto not in scope.names:
                 return auto
 
@@ -360,7 +361,7 @@ class Expander:
         inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
                        (*scope.groups, full), (*scope.stack, kind))
         inner.declared = dict.fromkeys(block.inputs, loc.at())
-        self.body(block.layers, inner, body_doc, "layers")
+        self.body(_raw(body_doc, "layers", block.layers), inner, body_doc, "layers")
         if frozen:
             for name in self.nodes:
                 if name.startswith(inner.prefix):
@@ -467,6 +468,13 @@ class Expander:
 
 
 _FAILED = object()
+
+
+def _raw(doc: Any, key: str, validated: list[Any]) -> list[Any]:
+    """The layer list as read from YAML: validation copies lists, and positions are kept
+    for the originals."""
+    raw = doc.get(key) if isinstance(doc, dict) else None
+    return raw if isinstance(raw, list) else validated
 
 
 def _looks_like_expression(text: str) -> bool:

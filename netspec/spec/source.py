@@ -56,7 +56,7 @@ MAX_DEPTH = 200  # nesting of mappings and lists
 class Pos:
     """A position looked up only when needed (errors are rare; specs can be long)."""
 
-    source: "Source"
+    source: Source
     obj: Any
     keys: tuple[Hashable, ...] = ()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from netspec.errors import Diagnostic, Where, did_you_mean
+from netspec.errors import Diagnostic, Where, closest, did_you_mean
 
 Locate = Callable[[tuple[Any, ...], bool], Where]
 """(loc, at_key) -> position: the value at `loc`, or the key itself when `at_key`."""
@@ -21,12 +21,17 @@ def field_names(model: type[BaseModel]) -> list[str]:
 def diagnostics(exc: ValidationError, model: type[BaseModel], what: str, path: str,
                 locate: Locate) -> list[Diagnostic]:
     """One diagnostic per offending key of `model` (union alternatives folded together)."""
+    errors = exc.errors(include_url=False)
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for err in exc.errors(include_url=False):
+    for err in errors:
         loc = tuple(err["loc"])
         key = loc[:1] if err["type"] != "extra_forbidden" else loc
         by_key.setdefault(key, []).append(err)
-    return [_one(errs, model, what, path, locate) for errs in by_key.values()]
+    # `kernal: 3` both misses `kernel` and adds an unknown key: report the typo once.
+    misspelt = {closest(e["loc"][-1], field_names(model)) for e in errors
+                if e["type"] == "extra_forbidden"}
+    return [_one(errs, model, what, path, locate) for errs in by_key.values()
+            if not (errs[0]["type"] == "missing" and errs[0]["loc"][-1] in misspelt)]
 
 
 def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: str,
