@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import textwrap
+
 import pytest
 
 import netspec
+
 
 @pytest.fixture
 def spec_text():
