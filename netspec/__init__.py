@@ -2,14 +2,15 @@
 
     spec = netspec.load("specs/lenet5.yaml")   # validate (positioned errors)
     report = netspec.check(spec)               # shapes, params, MACs, receptive fields
+    model = netspec.build(spec, seed=0)        # a torch.fx.GraphModule
 
-Importing netspec, `load` and `check` never imports torch.
+Importing netspec, `load` and `check` never imports torch; `build` does.
 """
 
-from netspec.api import check, diagnose, load
+from netspec.api import build, check, diagnose, load
 from netspec.errors import Diagnostic, SpecError
 from netspec.report import Report
 from netspec.spec.document import Spec
 
-__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "check", "diagnose", "load"]
+__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "build", "check", "diagnose", "load"]
 __version__ = "0.1.0"

@@ -62,6 +62,22 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None) -
     return report
 
 
+def build(spec: SpecSource, seed: int | None = None,
+          inputs: Mapping[str, Shape] | Shape | None = None) -> Any:
+    """Compile a spec into a `torch.fx.GraphModule` (this imports torch).
+
+    Submodules carry the spec's layer names, so `state_dict` keys read like the spec; the
+    generated `forward` is plain code (`print(model.code)`). `seed` makes the initial
+    weights reproducible without touching the global RNG; torch's default initialisation
+    is used. Raises the same positioned SpecError as `check` for an invalid spec.
+    """
+    spec = spec if isinstance(spec, Spec) else load(spec)
+    report = check(spec, inputs)
+    from netspec.backends.torchfx import to_graph_module
+
+    return to_graph_module(spec._graph, report, seed)
+
+
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of

@@ -22,7 +22,7 @@ from netspec.ops.activation import (
     Softmax,
     Tanh,
 )
-from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor
+from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor, TorchCall
 from netspec.ops.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from netspec.ops.dropout import Dropout, Dropout2d
 from netspec.ops.io import Input
@@ -72,5 +72,5 @@ def any_layer_op() -> Any:
     return Annotated[Union[LAYER_OPS], Field(discriminator="op")]  # noqa: UP007
 
 
-__all__ = ["LAYER_OPS", "OPS", "RF", "Cost", "Input", "Note", "Op", "ShapeError", "Tensor",
+__all__ = ["LAYER_OPS", "OPS", "RF", "Cost", "Input", "Note", "Op", "ShapeError", "Tensor", "TorchCall",
            "any_layer_op"]

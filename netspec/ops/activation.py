@@ -3,7 +3,7 @@ has parameters (1, or one per channel)."""
 
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from netspec.ops.base import Cost, Op, Tensor, sample_dim
 from netspec.shapes import Shape
@@ -21,21 +21,21 @@ class ReLU(_InPlace):
     """max(x, 0) (torch.nn.ReLU)."""
 
     op: Literal["relu"] = "relu"
-    torch: ClassVar[str] = "ReLU"
+    torch_class: ClassVar[str] = "ReLU"
 
 
 class ReLU6(_InPlace):
     """min(max(x, 0), 6) (torch.nn.ReLU6)."""
 
     op: Literal["relu6"] = "relu6"
-    torch: ClassVar[str] = "ReLU6"
+    torch_class: ClassVar[str] = "ReLU6"
 
 
 class LeakyReLU(_InPlace):
     """x if x > 0 else negative_slope * x (torch.nn.LeakyReLU)."""
 
     op: Literal["leaky_relu"] = "leaky_relu"
-    torch: ClassVar[str] = "LeakyReLU"
+    torch_class: ClassVar[str] = "LeakyReLU"
     positional: ClassVar[tuple[str, ...]] = ("negative_slope",)
     negative_slope: float = 0.01
 
@@ -44,7 +44,7 @@ class ELU(_InPlace):
     """x if x > 0 else alpha * (exp(x) - 1) (torch.nn.ELU)."""
 
     op: Literal["elu"] = "elu"
-    torch: ClassVar[str] = "ELU"
+    torch_class: ClassVar[str] = "ELU"
     positional: ClassVar[tuple[str, ...]] = ("alpha",)
     alpha: float = 1.0
 
@@ -53,7 +53,7 @@ class GELU(_Activation):
     """x * Phi(x), exact or with the tanh approximation (torch.nn.GELU)."""
 
     op: Literal["gelu"] = "gelu"
-    torch: ClassVar[str] = "GELU"
+    torch_class: ClassVar[str] = "GELU"
     positional: ClassVar[tuple[str, ...]] = ("approximate",)
     approximate: Literal["none", "tanh"] = "none"
 
@@ -62,28 +62,28 @@ class SiLU(_InPlace):
     """x * sigmoid(x), a.k.a. swish (torch.nn.SiLU)."""
 
     op: Literal["silu"] = "silu"
-    torch: ClassVar[str] = "SiLU"
+    torch_class: ClassVar[str] = "SiLU"
 
 
 class Hardswish(_InPlace):
     """x * relu6(x + 3) / 6 (torch.nn.Hardswish)."""
 
     op: Literal["hardswish"] = "hardswish"
-    torch: ClassVar[str] = "Hardswish"
+    torch_class: ClassVar[str] = "Hardswish"
 
 
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)) (torch.nn.Sigmoid)."""
 
     op: Literal["sigmoid"] = "sigmoid"
-    torch: ClassVar[str] = "Sigmoid"
+    torch_class: ClassVar[str] = "Sigmoid"
 
 
 class Tanh(_Activation):
     """tanh(x) (torch.nn.Tanh)."""
 
     op: Literal["tanh"] = "tanh"
-    torch: ClassVar[str] = "Tanh"
+    torch_class: ClassVar[str] = "Tanh"
 
 
 class PReLU(_Activation):
@@ -92,12 +92,15 @@ class PReLU(_Activation):
     params = C when `per_channel`, else 1."""
 
     op: Literal["prelu"] = "prelu"
-    torch: ClassVar[str] = "PReLU"
+    torch_class: ClassVar[str] = "PReLU"
     per_channel: bool = False
     init: float = 0.25
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=x[0][0] if self.per_channel else 1)
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"num_parameters": x[0][0] if self.per_channel else 1, "init": self.init}
 
 
 class _Normaliser(_Activation):
@@ -118,11 +121,11 @@ class Softmax(_Normaliser):
     """exp(x) / sum(exp(x)) along `dim` (torch.nn.Softmax)."""
 
     op: Literal["softmax"] = "softmax"
-    torch: ClassVar[str] = "Softmax"
+    torch_class: ClassVar[str] = "Softmax"
 
 
 class LogSoftmax(_Normaliser):
     """log(softmax(x)) along `dim` (torch.nn.LogSoftmax)."""
 
     op: Literal["log_softmax"] = "log_softmax"
-    torch: ClassVar[str] = "LogSoftmax"
+    torch_class: ClassVar[str] = "LogSoftmax"

@@ -8,12 +8,17 @@ refused) whose methods give everything the pipeline needs about it:
     receptive_field()   -> how the receptive field grows through it
     notes(x, y)         -> warnings worth a person's attention
     label()             -> the short text drawings and tables show
-    torch               -> the torch.nn class it compiles to (None for functional ops)
+    to_torch(torch, x, y) -> the torch module (or function call) computing it
+    torch_class         -> the torch.nn class it compiles to (None for functional ops)
+
+`to_torch` receives the `torch` package from the backend: op modules never import torch, so
+checking a spec stays free of it.
 """
 
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
+from types import ModuleType
 from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema
@@ -103,6 +108,17 @@ class RF(NamedTuple):
         return RF(size, tuple(j * s for j, s in zip(self.stride, strides, strict=True)))
 
 
+class TorchCall(NamedTuple):
+    """A layer computed by a function rather than a module: `fn(*inputs, **kwargs)`, or
+    `fn(inputs, **kwargs)` with `packed` (torch.cat), or folded pairwise with `pairwise`
+    (`a + b + c`)."""
+
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+    packed: bool = False
+    pairwise: bool = False
+
+
 class ShapeError(Exception):
     """The op cannot take its input; `key` names the argument to point the error at."""
 
@@ -128,7 +144,7 @@ class Op(BaseModel):
     )
 
     op: str
-    torch: ClassVar[str | None] = None
+    torch_class: ClassVar[str | None] = None
     """The torch.nn class the op compiles to; None when it compiles to a function."""
     family: ClassVar[str] = "other"
     """Colour group for drawings: conv, pool, norm, activation, dropout, linear, resize, merge."""
@@ -169,6 +185,15 @@ class Op(BaseModel):
     def label(self) -> str:
         """Short text for tables and drawings: the op and its key arguments."""
         return self.kind()
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        """Keyword arguments of `torch_class`: by default the op's own, named as torch names
+        them (`inplace`, `negative_slope`, `p`, `dim`...)."""
+        return self.model_dump(exclude={"op"})
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        """The `torch.nn.Module` (or `TorchCall`) computing this layer for inputs `x`."""
+        return getattr(torch.nn, self.torch_class)(**self.torch_args(x, y))  # type: ignore[arg-type]
 
     def args(self) -> dict[str, Any]:
         """The arguments that differ from their defaults, as a spec would write them."""

@@ -143,6 +143,12 @@ class _Conv(_ConvBase):
         return Cost(params=params, macs=math.prod(y) * per_output,
                     bias_adds=math.prod(y) if self.bias else 0)
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        padding = self.padding if isinstance(self.padding, str) else self.padding_size()
+        return dict(in_channels=x[0][0], out_channels=self.out, kernel_size=self.kernel_size(),
+                    stride=self.stride_size(), padding=padding, dilation=self.dilation_size(),
+                    groups=self.groups, bias=self.bias, padding_mode=self.padding_mode)
+
     def label(self) -> str:
         return self._label("conv")
 
@@ -151,7 +157,7 @@ class Conv1d(_Conv):
     """1-D convolution over `[C, L]` signals (torch.nn.Conv1d)."""
 
     op: Literal["conv1d"] = "conv1d"
-    torch: ClassVar[str] = "Conv1d"
+    torch_class: ClassVar[str] = "Conv1d"
     dims: ClassVar[int] = 1
 
 
@@ -159,7 +165,7 @@ class Conv2d(_Conv):
     """2-D convolution over `[C, H, W]` images (torch.nn.Conv2d)."""
 
     op: Literal["conv2d"] = "conv2d"
-    torch: ClassVar[str] = "Conv2d"
+    torch_class: ClassVar[str] = "Conv2d"
     dims: ClassVar[int] = 2
 
 
@@ -204,6 +210,12 @@ class _ConvTranspose(_ConvBase):
     def notes(self, x: Sequence[Tensor], y: Shape) -> list:
         return []
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return dict(in_channels=x[0][0], out_channels=self.out, kernel_size=self.kernel_size(),
+                    stride=self.stride_size(), padding=self.padding_size(),
+                    output_padding=spatial(self.output_padding, self.dims, "output_padding"),
+                    groups=self.groups, bias=self.bias, dilation=self.dilation_size())
+
     def label(self) -> str:
         return self._label("deconv")
 
@@ -212,7 +224,7 @@ class ConvTranspose1d(_ConvTranspose):
     """1-D transposed convolution (torch.nn.ConvTranspose1d), for learned upsampling."""
 
     op: Literal["conv_transpose1d"] = "conv_transpose1d"
-    torch: ClassVar[str] = "ConvTranspose1d"
+    torch_class: ClassVar[str] = "ConvTranspose1d"
     dims: ClassVar[int] = 1
 
 
@@ -220,5 +232,5 @@ class ConvTranspose2d(_ConvTranspose):
     """2-D transposed convolution (torch.nn.ConvTranspose2d), for learned upsampling."""
 
     op: Literal["conv_transpose2d"] = "conv_transpose2d"
-    torch: ClassVar[str] = "ConvTranspose2d"
+    torch_class: ClassVar[str] = "ConvTranspose2d"
     dims: ClassVar[int] = 2

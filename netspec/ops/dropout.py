@@ -24,14 +24,14 @@ class Dropout(_Dropout):
     """Zero each unit with probability p (torch.nn.Dropout)."""
 
     op: Literal["dropout"] = "dropout"
-    torch: ClassVar[str] = "Dropout"
+    torch_class: ClassVar[str] = "Dropout"
 
 
 class Dropout2d(_Dropout):
     """Zero whole channels of `[C, H, W]` with probability p (torch.nn.Dropout2d)."""
 
     op: Literal["dropout2d"] = "dropout2d"
-    torch: ClassVar[str] = "Dropout2d"
+    torch_class: ClassVar[str] = "Dropout2d"
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         expect_rank(self, x[0], 3)

@@ -8,7 +8,7 @@ flatten: merges dims start..end (torch convention: batch is dim 0) into one.
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -30,7 +30,7 @@ class Linear(Op):
     """Fully connected layer over the last dimension (torch.nn.Linear)."""
 
     op: Literal["linear"] = "linear"
-    torch: ClassVar[str] = "Linear"
+    torch_class: ClassVar[str] = "Linear"
     family: ClassVar[str] = "linear"
     prefix: ClassVar[str] = "fc"
     positional: ClassVar[tuple[str, ...]] = ("out",)
@@ -61,6 +61,9 @@ class Linear(Op):
                      f"{fmt_shape(x[0].shape)} from {x[0].src}; add `flatten` before it to "
                      "connect every unit")]
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"in_features": x[0][-1], "out_features": self.out, "bias": self.bias}
+
     def label(self) -> str:
         return f"linear {self.out}"
 
@@ -69,7 +72,7 @@ class Flatten(Op):
     """Merge dims `start_dim..end_dim` into one (torch.nn.Flatten; batch is dim 0)."""
 
     op: Literal["flatten"] = "flatten"
-    torch: ClassVar[str] = "Flatten"
+    torch_class: ClassVar[str] = "Flatten"
     family: ClassVar[str] = "reshape"
     positional: ClassVar[tuple[str, ...]] = ("start_dim", "end_dim")
 

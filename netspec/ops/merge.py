@@ -6,10 +6,12 @@ concat:  shapes equal except along `dim` (torch convention: 1 = channels), which
 """
 
 
+import operator
 from collections.abc import Sequence
+from types import ModuleType
 from typing import ClassVar, Literal
 
-from netspec.ops.base import RF, Op, ShapeError, Tensor, sample_dim
+from netspec.ops.base import RF, Op, ShapeError, Tensor, TorchCall, sample_dim
 from netspec.shapes import Shape, dims_label, fmt_shape
 
 
@@ -34,7 +36,7 @@ class Identity(Op):
     """Passes its input through unchanged (torch.nn.Identity)."""
 
     op: Literal["identity"] = "identity"
-    torch: ClassVar[str] = "Identity"
+    torch_class: ClassVar[str] = "Identity"
     prefix: ClassVar[str] = "id"
 
 
@@ -63,11 +65,17 @@ class Add(_Broadcast):
 
     op: Literal["add"] = "add"
 
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(operator.add, pairwise=True)
+
 
 class Mul(_Broadcast):
     """Elementwise product of two or more tensors, as in attention gates."""
 
     op: Literal["mul"] = "mul"
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(operator.mul, pairwise=True)
 
 
 class Concat(Op):
@@ -96,6 +104,9 @@ class Concat(Op):
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return _merge_rf(rf)
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(torch.cat, {"dim": self.dim}, packed=True)
 
     def label(self) -> str:
         return "concat" if self.dim == 1 else f"concat dim={self.dim}"

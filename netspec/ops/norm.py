@@ -9,7 +9,7 @@ Normalisation is not a multiply-accumulate: 0 MACs by DESIGN.md's convention.
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,10 @@ class _RunningNorm(Op):
         return Cost(params=2 * c if self.affine else 0,
                     buffers=2 * c + 1 if self.track_running_stats else 0)
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return dict(num_features=x[0][0], eps=self.eps, momentum=self.momentum,
+                    affine=self.affine, track_running_stats=self.track_running_stats)
+
 
 class _BatchNorm(_RunningNorm):
     prefix: ClassVar[str] = "bn"
@@ -60,7 +64,7 @@ class BatchNorm1d(_BatchNorm):
     """Batch norm over `[C]` features or `[C, L]` signals (torch.nn.BatchNorm1d)."""
 
     op: Literal["batchnorm1d"] = "batchnorm1d"
-    torch: ClassVar[str] = "BatchNorm1d"
+    torch_class: ClassVar[str] = "BatchNorm1d"
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
 
 
@@ -68,7 +72,7 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over `[C, H, W]` images (torch.nn.BatchNorm2d)."""
 
     op: Literal["batchnorm2d"] = "batchnorm2d"
-    torch: ClassVar[str] = "BatchNorm2d"
+    torch_class: ClassVar[str] = "BatchNorm2d"
     ranks: ClassVar[tuple[int, ...]] = (3,)
 
 
@@ -82,7 +86,7 @@ class InstanceNorm1d(_InstanceNorm):
     """Instance norm over `[C, L]` (torch.nn.InstanceNorm1d)."""
 
     op: Literal["instancenorm1d"] = "instancenorm1d"
-    torch: ClassVar[str] = "InstanceNorm1d"
+    torch_class: ClassVar[str] = "InstanceNorm1d"
     ranks: ClassVar[tuple[int, ...]] = (2,)
 
 
@@ -90,7 +94,7 @@ class InstanceNorm2d(_InstanceNorm):
     """Instance norm over `[C, H, W]` (torch.nn.InstanceNorm2d)."""
 
     op: Literal["instancenorm2d"] = "instancenorm2d"
-    torch: ClassVar[str] = "InstanceNorm2d"
+    torch_class: ClassVar[str] = "InstanceNorm2d"
     ranks: ClassVar[tuple[int, ...]] = (3,)
 
 
@@ -100,7 +104,7 @@ class GroupNorm(Op):
     `[C, *S] -> [C, *S]`; params 2C when affine (torch.nn.GroupNorm)."""
 
     op: Literal["groupnorm"] = "groupnorm"
-    torch: ClassVar[str] = "GroupNorm"
+    torch_class: ClassVar[str] = "GroupNorm"
     family: ClassVar[str] = "norm"
     prefix: ClassVar[str] = "gn"
     positional: ClassVar[tuple[str, ...]] = ("groups",)
@@ -119,6 +123,9 @@ class GroupNorm(Op):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=2 * x[0][0] if self.affine else 0)
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return dict(num_groups=self.groups, num_channels=x[0][0], eps=self.eps, affine=self.affine)
+
     def label(self) -> str:
         return f"groupnorm /{self.groups}"
 
@@ -131,7 +138,7 @@ class LayerNorm(Op):
     """
 
     op: Literal["layernorm"] = "layernorm"
-    torch: ClassVar[str] = "LayerNorm"
+    torch_class: ClassVar[str] = "LayerNorm"
     family: ClassVar[str] = "norm"
     prefix: ClassVar[str] = "ln"
     positional: ClassVar[tuple[str, ...]] = ("dims",)
@@ -157,3 +164,7 @@ class LayerNorm(Op):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         n = math.prod(self.normalized(x[0]))
         return Cost(params=n * (1 + self.bias) if self.elementwise_affine else 0)
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
+                    elementwise_affine=self.elementwise_affine, bias=self.bias)

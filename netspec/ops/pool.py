@@ -73,18 +73,29 @@ class _MaxPool(_Pool):
     word: ClassVar[str] = "maxpool"
     dilation: PosInts = 1
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return dict(kernel_size=self.kernel_size(), stride=self.stride_size(),
+                    padding=self.padding_size(), dilation=self.dilation_size(),
+                    ceil_mode=self.ceil_mode)
+
 
 class _AvgPool(_Pool):
     prefix: ClassVar[str] = "avgpool"
     word: ClassVar[str] = "avgpool"
     count_include_pad: bool = True
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        extra = {"divisor_override": self.divisor_override} if self.dims == 2 else {}
+        return dict(kernel_size=self.kernel_size(), stride=self.stride_size(),
+                    padding=self.padding_size(), ceil_mode=self.ceil_mode,
+                    count_include_pad=self.count_include_pad, **extra)
+
 
 class MaxPool1d(_MaxPool):
     """Max pooling over `[C, L]` (torch.nn.MaxPool1d)."""
 
     op: Literal["maxpool1d"] = "maxpool1d"
-    torch: ClassVar[str] = "MaxPool1d"
+    torch_class: ClassVar[str] = "MaxPool1d"
     dims: ClassVar[int] = 1
 
 
@@ -92,7 +103,7 @@ class MaxPool2d(_MaxPool):
     """Max pooling over `[C, H, W]` (torch.nn.MaxPool2d)."""
 
     op: Literal["maxpool2d"] = "maxpool2d"
-    torch: ClassVar[str] = "MaxPool2d"
+    torch_class: ClassVar[str] = "MaxPool2d"
     dims: ClassVar[int] = 2
 
 
@@ -100,7 +111,7 @@ class AvgPool1d(_AvgPool):
     """Average pooling over `[C, L]` (torch.nn.AvgPool1d)."""
 
     op: Literal["avgpool1d"] = "avgpool1d"
-    torch: ClassVar[str] = "AvgPool1d"
+    torch_class: ClassVar[str] = "AvgPool1d"
     dims: ClassVar[int] = 1
 
 
@@ -108,7 +119,7 @@ class AvgPool2d(_AvgPool):
     """Average pooling over `[C, H, W]` (torch.nn.AvgPool2d)."""
 
     op: Literal["avgpool2d"] = "avgpool2d"
-    torch: ClassVar[str] = "AvgPool2d"
+    torch_class: ClassVar[str] = "AvgPool2d"
     dims: ClassVar[int] = 2
     divisor_override: PosInt | None = None
 
@@ -161,6 +172,9 @@ class _AdaptivePool(Op):
         steps = [ratio(n, m) for n, m in zip(x[0][1:], y[1:], strict=True)]
         return rf[0].window(spans, steps)
 
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"output_size": self.size}
+
     def label(self) -> str:
         sizes = spatial(self.size, self.dims, "size")
         return f"{self.word} → " + "x".join("*" if s is None else str(s) for s in sizes)
@@ -170,7 +184,7 @@ class AdaptiveAvgPool1d(_AdaptivePool):
     """Adaptive average pooling to a fixed length (torch.nn.AdaptiveAvgPool1d)."""
 
     op: Literal["adaptive_avgpool1d"] = "adaptive_avgpool1d"
-    torch: ClassVar[str] = "AdaptiveAvgPool1d"
+    torch_class: ClassVar[str] = "AdaptiveAvgPool1d"
     prefix: ClassVar[str] = "avgpool"
     word: ClassVar[str] = "adaptive avgpool"
     dims: ClassVar[int] = 1
@@ -180,7 +194,7 @@ class AdaptiveAvgPool2d(_AdaptivePool):
     """Adaptive average pooling to a fixed size (torch.nn.AdaptiveAvgPool2d); `1` is global."""
 
     op: Literal["adaptive_avgpool2d"] = "adaptive_avgpool2d"
-    torch: ClassVar[str] = "AdaptiveAvgPool2d"
+    torch_class: ClassVar[str] = "AdaptiveAvgPool2d"
     prefix: ClassVar[str] = "avgpool"
     word: ClassVar[str] = "adaptive avgpool"
     dims: ClassVar[int] = 2
@@ -190,7 +204,7 @@ class AdaptiveMaxPool1d(_AdaptivePool):
     """Adaptive max pooling to a fixed length (torch.nn.AdaptiveMaxPool1d)."""
 
     op: Literal["adaptive_maxpool1d"] = "adaptive_maxpool1d"
-    torch: ClassVar[str] = "AdaptiveMaxPool1d"
+    torch_class: ClassVar[str] = "AdaptiveMaxPool1d"
     prefix: ClassVar[str] = "maxpool"
     word: ClassVar[str] = "adaptive maxpool"
     dims: ClassVar[int] = 1
@@ -200,7 +214,7 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     """Adaptive max pooling to a fixed size (torch.nn.AdaptiveMaxPool2d)."""
 
     op: Literal["adaptive_maxpool2d"] = "adaptive_maxpool2d"
-    torch: ClassVar[str] = "AdaptiveMaxPool2d"
+    torch_class: ClassVar[str] = "AdaptiveMaxPool2d"
     prefix: ClassVar[str] = "maxpool"
     word: ClassVar[str] = "adaptive maxpool"
     dims: ClassVar[int] = 2

@@ -8,7 +8,8 @@ center_crop: `[C, *S] -> [C, *target]`, the target being `size` or a second inpu
 
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -20,6 +21,7 @@ from netspec.ops.base import (
     PosInts,
     ShapeError,
     Tensor,
+    TorchCall,
     expect_rank,
     ratio,
     spatial,
@@ -33,7 +35,7 @@ class Upsample(Op):
     """Upsampling by interpolation, by a scale factor or to a size (torch.nn.Upsample)."""
 
     op: Literal["upsample"] = "upsample"
-    torch: ClassVar[str] = "Upsample"
+    torch_class: ClassVar[str] = "Upsample"
     family: ClassVar[str] = "resize"
     prefix: ClassVar[str] = "up"
     positional: ClassVar[tuple[str, ...]] = ("scale", "mode")
@@ -75,6 +77,11 @@ class Upsample(Op):
         taps = 2 if self.mode in _INTERPOLATING else 1
         steps = [ratio(a, b) for a, b in zip(x[0][1:], y[1:], strict=True)]
         return rf[0].window([taps] * len(steps), steps)
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        scale = tuple(self.scale) if isinstance(self.scale, list) else self.scale
+        return dict(size=self.size, scale_factor=scale, mode=self.mode,
+                    align_corners=self.align_corners)
 
     def label(self) -> str:
         if self.size is not None:
@@ -119,7 +126,7 @@ class ZeroPad1d(_ZeroPad):
     """Zero padding of `[C, L]`: `padding` is p or (left, right) (torch.nn.ZeroPad1d)."""
 
     op: Literal["zeropad1d"] = "zeropad1d"
-    torch: ClassVar[str] = "ZeroPad1d"
+    torch_class: ClassVar[str] = "ZeroPad1d"
     dims: ClassVar[int] = 1
 
 
@@ -127,7 +134,7 @@ class ZeroPad2d(_ZeroPad):
     """Zero padding of `[C, H, W]`: p or (left, right, top, bottom) (torch.nn.ZeroPad2d)."""
 
     op: Literal["zeropad2d"] = "zeropad2d"
-    torch: ClassVar[str] = "ZeroPad2d"
+    torch_class: ClassVar[str] = "ZeroPad2d"
     dims: ClassVar[int] = 2
 
 
@@ -159,9 +166,12 @@ class CenterCrop(Op):
                              f"to a larger {fmt_spatial(tuple(target))}", key="size")
         return (c, *target)
 
-    def offsets(self, x: Shape, y: Shape) -> tuple[int, ...]:
-        """Where the crop starts in each spatial dim."""
-        return tuple((n - t) // 2 for n, t in zip(x[1:], y[1:], strict=True))
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        from netspec.backends import functional
+
+        if len(x) == 2:
+            return TorchCall(functional.center_crop_like)
+        return TorchCall(functional.center_crop, {"size": y[1:]})
 
     def label(self) -> str:
         return "center crop"

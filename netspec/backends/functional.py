@@ -1,0 +1,20 @@
+"""Functions compiled specs call for ops that torch has no module for. Imports torch: only
+the torch backend (and modules it builds) import this."""
+
+from __future__ import annotations
+
+import torch
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """The middle `size` of `x`'s spatial dims (`[N, C, *S] -> [N, C, *size]`), starting at
+    floor((S - size) / 2) in each."""
+    for dim, target in enumerate(size, start=2):
+        start = (x.shape[dim] - target) // 2
+        x = x.narrow(dim, start, target)
+    return x
+
+
+def center_crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """`x` cropped to `ref`'s spatial size, as U-Net's skip connections are."""
+    return center_crop(x, tuple(ref.shape[2:]))

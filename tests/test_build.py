@@ -1,0 +1,133 @@
+"""`netspec.build`: the compiled torch.fx module has the report's shapes, parameters and
+buffers, the spec's names, readable code, reproducible weights, and computes what the
+same network written by hand in torch computes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import reference_models
+import torch
+
+import netspec
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+REFERENCES = {"lenet5": reference_models.lenet5, "alexnet": reference_models.alexnet,
+              "vgg16": reference_models.vgg16, "vgg11_bn": reference_models.vgg11_bn}
+
+
+def counts(module: torch.nn.Module) -> tuple[int, int]:
+    return (sum(p.numel() for p in module.parameters()),
+            sum(b.numel() for b in module.buffers()))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg11_bn"])
+def test_built_zoo_has_the_reported_counts_and_shapes(name):
+    spec = netspec.load(SPECS / f"{name}.yaml")
+    report = netspec.check(spec)
+    model = netspec.build(spec, seed=0).eval()
+    assert counts(model) == (report.params, report.buffers)
+    shapes = {}
+    for row in report.layers:
+        if row.torch:
+            model.get_submodule(row.name).register_forward_hook(
+                lambda m, i, o, name=row.name: shapes.__setitem__(name, tuple(o.shape[1:])))
+    with torch.no_grad():
+        out = model(torch.randn(1, *report.inputs["input"]))
+    assert tuple(out.shape[1:]) == next(iter(report.outputs.values()))
+    assert shapes == {r.name: r.shape for r in report.layers if r.torch}
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg11_bn"])
+def test_same_weights_give_the_hand_written_models_outputs(name):
+    model = netspec.build(SPECS / f"{name}.yaml", seed=0).eval()
+    reference = REFERENCES[name]().eval()
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
+    for m in reference.modules():  # non-trivial running statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    x = torch.randn(2, *netspec.check(SPECS / f"{name}.yaml").inputs["input"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_state_dict_keys_and_code_use_the_spec_names(spec_text):
+    spec = spec_text("""
+        input: [3, 8, 8]
+        blocks:
+          unit:
+            params: {c: null}
+            layers:
+              - conv2d: {out: c, kernel: 3, padding: 1}
+              - batchnorm2d
+              - add: [input, bn1]
+        layers:
+          - unit: {c: 3}
+            repeat: 2
+            name: layer1
+          - concat: [layer1, input]
+    """)
+    model = netspec.build(spec, seed=0)
+    assert list(model.state_dict())[:3] == ["layer1.0.conv1.weight", "layer1.0.conv1.bias",
+                                           "layer1.0.bn1.weight"]
+    code = model.code
+    assert "layer1_0_add1 = input_1 + layer1_0_bn1" in code
+    assert "torch.cat((layer1_1_add1, input_1), dim = 1)" in code
+    assert "getattr(self.layer1, \"1\").conv1(layer1_0_add1)" in code
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 6, 8, 8)
+
+
+def test_seeded_builds_are_reproducible_and_leave_the_global_rng_alone():
+    path = SPECS / "lenet5.yaml"
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = netspec.build(path, seed=7), netspec.build(path, seed=7)
+    after = torch.rand(1)
+    assert torch.equal(before, after)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+    c = netspec.build(path, seed=8)
+    assert not torch.equal(a.state_dict()["conv1.weight"], c.state_dict()["conv1.weight"])
+
+
+def test_functional_layers_compute_what_torch_does(spec_text):
+    spec = spec_text("""
+        inputs: {skip: [4, 12, 12], up: [4, 8, 8], gate: [4, 1, 1]}
+        outputs: [mul1, crop1, add1]
+        layers:
+          - center_crop:
+            from: [skip, up]
+          - add: [crop1, up, up]
+          - mul: [up, gate]
+    """)
+    model = netspec.build(spec)
+    skip, up, gate = torch.randn(2, 4, 12, 12), torch.randn(2, 4, 8, 8), torch.randn(2, 4, 1, 1)
+    mul, crop, add = model(skip, up, gate)
+    torch.testing.assert_close(crop, skip[:, :, 2:10, 2:10])
+    torch.testing.assert_close(add, skip[:, :, 2:10, 2:10] + 2 * up)
+    torch.testing.assert_close(mul, up * gate)
+
+
+def test_frozen_layers_do_not_train(spec_text):
+    model = netspec.build(spec_text("""
+        input: [3, 8, 8]
+        layers:
+          - conv2d: [4, 3]
+            frozen: true
+          - flatten
+          - linear: 2
+    """))
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc1.weight", "fc1.bias"]
+
+
+def test_building_an_invalid_spec_raises_the_checks_positioned_errors(spec_text):
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.build(netspec.load("input: [1, 4, 4]\nlayers:\n  - conv2d: [2, 5]\n"))
+    error = info.value.errors[0]
+    assert (error.where.line, error.path) == (3, "conv1")
+    assert "needs at least 5x5 input but input gives 4x4" in error.message
