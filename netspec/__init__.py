@@ -7,10 +7,11 @@
 Importing netspec, `load` and `check` never imports torch; `build` does.
 """
 
-from netspec.api import build, check, diagnose, load
+from netspec.api import build, check, diagnose, fuse, load
 from netspec.errors import Diagnostic, SpecError
 from netspec.report import Report
 from netspec.spec.document import Spec
 
-__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "build", "check", "diagnose", "load"]
+__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "build", "check", "diagnose", "fuse",
+           "load"]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from netspec.analysis import analyse
 from netspec.errors import Diagnostic, SpecError
+from netspec.fuse import fold_graph, fold_weights
 from netspec.ir import Graph
 from netspec.report import Report
 from netspec.shapes import Shape
@@ -48,45 +49,64 @@ def load(source: SpecSource) -> Spec:
     return spec
 
 
-def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None) -> Report:
+def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
+          fuse_bn: bool = False) -> Report:
     """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
 
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
-    mapping of input name to shape. Raises SpecError when a shape does not work out.
+    mapping of input name to shape. `fuse_bn` reports the network with each BatchNorm
+    folded into the conv before it (as `build(..., fuse_bn=True)` compiles it). Raises
+    SpecError when a shape does not work out.
     """
     spec = spec if isinstance(spec, Spec) else load(spec)
+    graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
     with _gc_paused():
-        report = analyse(spec._graph, _input_overrides(spec, inputs))
+        report = analyse(graph, _input_overrides(spec, inputs))
     if report.errors:
         raise SpecError(report.errors)
     return report
 
 
 def build(spec: SpecSource, seed: int | None = None,
-          inputs: Mapping[str, Shape] | Shape | None = None) -> Any:
+          inputs: Mapping[str, Shape] | Shape | None = None, fuse_bn: bool = False) -> Any:
     """Compile a spec into a `torch.fx.GraphModule` (this imports torch).
 
     Submodules carry the spec's layer names, so `state_dict` keys read like the spec; the
     generated `forward` is plain code (`print(model.code)`). `seed` makes the initial
     weights reproducible without touching the global RNG; torch's default initialisation
-    is used. Raises the same positioned SpecError as `check` for an invalid spec.
+    is used. `fuse_bn` returns the inference module (eval mode) with each BatchNorm folded
+    into the conv before it. Raises the same positioned SpecError as `check` for an
+    invalid spec.
     """
     spec = spec if isinstance(spec, Spec) else load(spec)
     report = check(spec, inputs)
     from netspec.backends.torchfx import to_graph_module
 
-    return to_graph_module(spec._graph, report, seed)
+    model = to_graph_module(spec._graph, report, seed)
+    return fuse(spec, model, inputs) if fuse_bn else model
 
 
-def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None
-             ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
+def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | None = None) -> Any:
+    """The inference copy of a module built from `spec` (trained, say), each BatchNorm that
+    follows a conv folded into it; outputs equal the original's in eval mode."""
+    spec = spec if isinstance(spec, Spec) else load(spec)
+    from netspec.backends.torchfx import to_graph_module
+
+    graph, pairs = fold_graph(spec._graph)
+    folded = to_graph_module(graph, check(spec, inputs, fuse_bn=True))
+    return fold_weights(model, folded, pairs)
+
+
+def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
+             fuse_bn: bool = False) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw)."""
     spec, errors = parse(source)
     if spec is None:
         return None, None, errors
+    graph = fold_graph(spec._graph)[0] if fuse_bn and not errors else spec._graph
     with _gc_paused():
-        report = analyse(spec._graph, _input_overrides(spec, inputs))
+        report = analyse(graph, _input_overrides(spec, inputs))
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 

@@ -47,14 +47,17 @@ def main() -> None:
               help="Check at another input size: C,H,W or NAME=C,H,W (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Human table or the JSON report.")
-def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str) -> None:
+@click.option("--fuse-bn", is_flag=True,
+              help="Report the inference network, each BatchNorm folded into its conv.")
+def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
+          fuse_bn: bool) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
 
     Exit 0 when the spec is valid, 1 when it has errors (all of them are listed)."""
     from netspec.api import diagnose
 
     overrides = _overrides(inputs)
-    _, report, errors = diagnose(spec, overrides)
+    _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn)
     if errors:
         _fail(errors, fmt)
     assert report is not None

@@ -9,6 +9,7 @@ keeps a link to its node, so any value found wrong later can be traced back to i
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +142,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         mark = exc.problem_mark or exc.context_mark
         where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 0, 0)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError([Diagnostic(where, "", f"invalid YAML: {problem}")]) from None
+        hint = _bare_item_hint(text, where.line)
+        raise SpecError([Diagnostic(where, "", f"invalid YAML: {problem}", hint)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Diagnostic(Where(file, 0, 0), "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
@@ -152,6 +154,22 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     if builder.errors:
         raise SpecError(builder.errors)
     return Source(file, data, builder.nodes)
+
+
+_BARE_ITEM = re.compile(r"\s*-\s+([A-Za-z_]\w*)\s*(#.*)?")
+_KEY_LINE = re.compile(r"\s+[A-Za-z_]\w*\s*:")
+
+
+def _bare_item_hint(text: str, line: int) -> str | None:
+    """`- relu` followed by `  name: x` is invalid YAML; say how to write it."""
+    lines = text.splitlines()
+    for number in (line - 1, line):  # the parser stops on the key line or just after it
+        if 2 <= number <= len(lines):
+            item = _BARE_ITEM.fullmatch(lines[number - 2])
+            if item and _KEY_LINE.match(lines[number - 1]):
+                return (f"to give `{item.group(1)}` keys such as `name:`, write "
+                        f"`- {item.group(1)}:` with a colon (line {number - 1})")
+    return None
 
 
 class _Builder:
