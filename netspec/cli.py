@@ -34,11 +34,14 @@ class ShapeParam(click.ParamType):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netspec")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """netspec: write a network in YAML; check, draw, compile and train it."""
-    # A short-lived process whose objects form no reference cycles: the cyclic collector
-    # would only rescan them (a third of the time on a 10,000-layer spec).
-    gc.disable()
+    # A command's objects form no reference cycles: the cyclic collector would only rescan
+    # them (a third of the time on a 10,000-layer spec). Back on when the command ends.
+    if gc.isenabled():
+        gc.disable()
+        ctx.call_on_close(gc.enable)
 
 
 @main.command()

@@ -76,5 +76,5 @@ def fmt_shape(shape: Shape) -> str:
 
 
 def fmt_spatial(sizes: Shape) -> str:
-    """`28x28`, as messages print a spatial extent."""
-    return "x".join(str(d) for d in sizes)
+    """`28x28`, as messages print a spatial extent (`length 28` in 1-D)."""
+    return f"length {sizes[0]}" if len(sizes) == 1 else "x".join(str(d) for d in sizes)

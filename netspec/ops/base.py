@@ -211,13 +211,16 @@ def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:
 def _rank_hint(shape: Shape, ranks: Sequence[int]) -> str | None:
     if len(shape) > max(ranks):
         return "add a `flatten` (or pooling) layer before it"
+    if len(shape) < min(ranks):
+        return "it needs spatial dimensions: place it before `flatten`/`linear`"
     return None
 
 
 def channels_match(op: Op, declared: int | None, found: int, t: Tensor, key: str = "in") -> None:
     """Check a declared input channel/feature count against the inferred one."""
     if declared is not None and declared != found:
-        raise ShapeError(f"`{key}` says {declared} input channels but {t.src} gives {found}",
+        what = "input features" if op.kind() == "linear" else "input channels"
+        raise ShapeError(f"`{key}` says {declared} {what} but {t.src} gives {found}",
                          key=key, hint="drop `in`: netspec infers it")
 
 
@@ -226,7 +229,7 @@ def spatial(value: int | tuple[int, ...], dims: int, key: str) -> tuple[int, ...
     if isinstance(value, int):
         return (value,) * dims
     if len(value) != dims:
-        raise ShapeError(f"`{key}` needs {dims} values (one per spatial dimension), "
+        raise ShapeError(f"`{key}` needs one value per spatial dimension ({dims}), "
                          f"found {len(value)}", key=key)
     return value
 

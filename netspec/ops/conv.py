@@ -115,8 +115,11 @@ class _Conv(_ConvBase):
                 raise ShapeError("padding='same' needs stride 1 (PyTorch refuses strided 'same' "
                                  "convolutions)", key="padding",
                                  hint="use an explicit padding, e.g. (kernel - 1) // 2")
+            right = tuple(same_padding(k, d)[1] for k, d in
+                          zip(self.kernel_size(), self.dilation_size(), strict=True))
+            self._check_padding_mode(right, sizes, x[0])
             return (self.out, *sizes)
-        self._check_padding_mode(sizes, x[0])
+        self._check_padding_mode(self.padding_size(), sizes, x[0])
         geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
                        self.dilation_size(), strict=True)
         out = tuple(conv_out(*g) for g in geometry)
@@ -127,14 +130,15 @@ class _Conv(_ConvBase):
                              f"{fmt_spatial(sizes)}", key="kernel")
         return (self.out, *out)
 
-    def _check_padding_mode(self, sizes: tuple[int, ...], t: Tensor) -> None:
+    def _check_padding_mode(self, pads: tuple[int, ...], sizes: tuple[int, ...], t: Tensor) -> None:
+        """Reflection needs padding < size, wrapping padding <= size (torch's F.pad rules)."""
         limits = {"reflect": (lambda p, n: p < n, "smaller than"),
                   "circular": (lambda p, n: p <= n, "at most")}
         if self.padding_mode in limits:
             fits, phrase = limits[self.padding_mode]
-            if not all(fits(p, n) for p, n in zip(self.padding_size(), sizes, strict=True)):
-                raise ShapeError(f"{self.padding_mode} padding {fmt_spatial(self.padding_size())} "
-                                 f"must be {phrase} the {fmt_spatial(sizes)} input from {t.src}",
+            if not all(fits(p, n) for p, n in zip(pads, sizes, strict=True)):
+                raise ShapeError(f"{self.padding_mode} padding {fmt_pair(pads)} "
+                                 f"must be {phrase} the {fmt_pair(sizes)} input from {t.src}",
                                  key="padding")
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:

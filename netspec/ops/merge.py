@@ -27,9 +27,15 @@ def _differs(word: str, x: Sequence[Tensor], a: Shape, b: Shape, index: int, ran
     """`add of [64,28,28] and [32,28,28] differs in C (64 vs 32)`; `index` counts in `rank`
     dims aligned from the right."""
     m, n = (1,) * (rank - len(a)) + a, (1,) * (rank - len(b)) + b
-    srcs = " and ".join(t.src for t in x)
+    srcs = _listing(x)
     return ShapeError(f"{word} of {fmt_shape(a)} and {fmt_shape(b)} differs in "
                       f"{dims_label(rank)[index]} ({m[index]} vs {n[index]}); inputs: {srcs}")
+
+
+def _listing(x: Sequence[Tensor]) -> str:
+    """`a and b`, `a, b and c`."""
+    names = [t.src for t in x]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
 class Identity(Op):
@@ -48,7 +54,12 @@ class _Broadcast(Op):
     def infer(self, x: Sequence[Tensor]) -> Shape:
         out = x[0].shape
         for t in x[1:]:
-            rank = max(len(out), len(t.shape))
+            if len(t.shape) != len(out):
+                raise ShapeError(f"{self.kind()} of {fmt_shape(out)} and {fmt_shape(t.shape)} "
+                                 f"mixes ranks; inputs: {_listing(x)}",
+                                 hint="with the batch in front, torch would broadcast against "
+                                      "the batch; keep singleton dims, e.g. [C,1,1]")
+            rank = len(out)
             a, b = (1,) * (rank - len(out)) + out, (1,) * (rank - len(t.shape)) + t.shape
             for i, (m, n) in enumerate(zip(a, b, strict=True)):
                 if m != n and 1 not in (m, n):
@@ -95,7 +106,7 @@ class Concat(Op):
         for t in x[1:]:
             if len(t.shape) != len(first):
                 raise ShapeError(f"concat of {fmt_shape(first)} and {fmt_shape(t.shape)} mixes "
-                                 f"ranks; inputs: {x[0].src} and {t.src}")
+                                 f"ranks; inputs: {_listing([x[0], t])}")
             for i, (m, n) in enumerate(zip(first, t.shape, strict=True)):
                 if i != axis and m != n:
                     raise _differs("concat", [x[0], t], first, t.shape, i, len(first))

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from netspec.ops.base import (
     Cost,
@@ -149,11 +149,20 @@ class LayerNorm(Op):
     elementwise_affine: bool = True
     bias: bool = True
 
+    @model_validator(mode="after")
+    def _one_extent(self) -> "LayerNorm":
+        if self.shape is not None and "dims" in self.model_fields_set:
+            raise ValueError("give `dims` or `shape`, not both")
+        return self
+
     def normalized(self, x: Shape) -> Shape:
         return tuple(self.shape) if self.shape is not None else x[len(x) - self.dims:]
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         shape = x[0].shape
+        if self.shape is None and self.dims > len(shape):
+            raise ShapeError(f"normalises the last {self.dims} dims but {x[0].src} gives "
+                             f"{fmt_shape(shape)} (its batch is not normalised over)", key="dims")
         want = self.normalized(shape)
         if len(want) > len(shape) or shape[len(shape) - len(want):] != want:
             key = "shape" if self.shape is not None else "dims"

@@ -104,18 +104,22 @@ class _ZeroPad(Op):
         pads = spatial(self.padding, 2 * self.dims, "padding") if isinstance(self.padding, int) \
             else self.padding
         if len(pads) != 2 * self.dims:
-            raise ShapeError(f"`padding` needs 1 or {2 * self.dims} values, found {len(pads)}",
-                             key="padding")
+            sides = "(left, right)" if self.dims == 1 else "(left, right, top, bottom)"
+            raise ShapeError(f"`padding` is one integer or {2 * self.dims} values {sides}, "
+                             f"found {len(pads)} values", key="padding")
         pairs = [(pads[i], pads[i + 1]) for i in range(0, len(pads), 2)]
         return tuple(reversed(pairs))
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         expect_rank(self, x[0], self.dims + 1)
         c, *sizes = x[0].shape
-        out = tuple(n + a + b for n, (a, b) in zip(sizes, self.amounts(), strict=True))
-        if min(out) < 1:
-            raise ShapeError(f"padding {self.padding} crops the {fmt_spatial(tuple(sizes))} input "
-                             f"from {x[0].src} to {fmt_spatial(out)}", key="padding")
+        pairs = self.amounts()
+        out = tuple(n + a + b for n, (a, b) in zip(sizes, pairs, strict=True))
+        kept = tuple(n + min(a, 0) + min(b, 0) for n, (a, b) in zip(sizes, pairs, strict=True))
+        if min(out) < 1 or min(kept) < 0:
+            shown = list(self.padding) if isinstance(self.padding, tuple) else self.padding
+            raise ShapeError(f"padding {shown} crops more than the {fmt_spatial(tuple(sizes))} "
+                             f"input from {x[0].src} has", key="padding")
         return (c, *out)
 
     def label(self) -> str:
@@ -152,6 +156,7 @@ class CenterCrop(Op):
     size: PosInts | None = None
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
+        expect_rank(self, x[0], 2, 3, 4)
         c, *sizes = x[0].shape
         if len(x) == 2:
             expect_rank(self, x[1], len(x[0].shape))

@@ -8,7 +8,16 @@ parameters are known.
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from netspec.ops.base import PosInt
 
@@ -51,11 +60,18 @@ class Spec(_Strict):
     _source: Any = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)
 
+    @field_validator("inputs")
+    @classmethod
+    def _not_both(cls, inputs: Any, info: ValidationInfo) -> Any:
+        if inputs is not None and info.data.get("input") is not None:
+            raise ValueError("found both `input` and `inputs`; keep one")
+        return inputs
+
     @model_validator(mode="after")
-    def _one_input_form(self) -> "Spec":
-        if (self.input is None) == (self.inputs is None):
-            raise ValueError("declare the input shape with exactly one of `input: [C, H, W]` "
-                             "or `inputs: {name: [C, H, W]}`")
+    def _an_input(self) -> "Spec":
+        if self.input is None and self.inputs is None:
+            raise ValueError("declare the input shape: `input: [C, H, W]`, or "
+                             "`inputs: {name: [C, H, W]}` for several")
         return self
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -128,10 +128,12 @@ class Expander:
                        f"found {entry!r}", "e.g. `- relu` or `- conv2d: {out: 64, kernel: 3}`",
                        code="bad-layer")
             return
-        if "if" in meta and not self.condition(meta["if"], scope, entry, where):
+        written = meta.get("name")
+        label = scope.prefix + (written if isinstance(written, str) else op_key)
+        if "if" in meta and not self.condition(meta["if"], scope, entry, label):
             return
-        repeat = self.repeat(meta["repeat"], scope, entry) if "repeat" in meta else 1
-        name = self.layer_name(meta.get("name"), scope, entry)
+        repeat = self.repeat(meta["repeat"], scope, entry, label) if "repeat" in meta else 1
+        name = self.layer_name(written, scope, entry, label)
         block = self.spec.blocks.get(op_key)
         cls = OPS.get(op_key)
         if cls is not None and cls.short_inputs and isinstance(value, list | str):
@@ -140,24 +142,26 @@ class Expander:
                            "twice: in its value and in `from`", code="bad-layer")
             meta = {**meta, "from": value}
             value, entry_loc = None, Locator(self.source, entry, op_key)
-        inputs = self.inputs(meta, scope, entry, where, name or op_key, op_key)
         if cls is None and block is None:
             choices = [*OPS, *self.spec.blocks]
             hint = did_you_mean(op_key, choices) or f"ops: {quote_list(OPS, 60)}"
-            self.error(entry_loc.at() if isinstance(entry, dict) else where,
-                       scope.prefix + (name or op_key), f"unknown op `{op_key}`", hint,
-                       code="unknown-op")
+            self.error(self.source.key_where(entry, op_key) if isinstance(entry, dict) else where,
+                       label, f"unknown op `{op_key}`", hint, code="unknown-op")
         stem = cls.stem() if cls else op_key
-        prev = inputs
+        prev: list[str] = []
         for i in range(repeat):
             local = self.instance_name(name, i, repeat, stem, scope)
             full = scope.prefix + local
             env = {**scope.env, "i": i}
+            if i == 0:  # later copies read the copy before them
+                inputs = self.inputs(meta, scope, entry, full, op_key)
+                wired, prev = inputs is not None, inputs or []
             if block is not None and cls is None:
                 out = self.block(op_key, block, value, env, full, prev, scope, entry_loc,
-                                 meta.get("frozen", False))
+                                 meta.get("frozen", False), wired)
             else:
                 op = self.make_op(cls, value, env, full, entry_loc) if cls else None
+                op = op if wired else None  # an unresolved input: reported, not cascaded
                 out = self.add(Node(full, op, tuple(prev), entry_loc, op_key, scope.groups,
                                     bool(meta.get("frozen", False))))
             scope.names[local] = out
@@ -191,11 +195,11 @@ class Expander:
                        "put each op in its own list item", code="bad-layer")
         return None, None, {}
 
-    def layer_name(self, name: Any, scope: _Scope, entry: Any) -> str | None:
+    def layer_name(self, name: Any, scope: _Scope, entry: Any, label: str) -> str | None:
         if name is None:
             return None
         if not isinstance(name, str) or not IDENTIFIER.match(name):
-            self.error(self.source.pos(entry, "name"), scope.prefix.rstrip("."),
+            self.error(self.source.pos(entry, "name"), label,
                        f"layer name {name!r} must be an identifier (letters, digits, _)",
                        code="bad-name")
             return None
@@ -228,28 +232,29 @@ class Expander:
 
     # -- meta keys ---------------------------------------------------------------------
 
-    def condition(self, text: Any, scope: _Scope, entry: Any, where: At) -> bool:
-        value = self.evaluate(text, scope.env, self.source.pos(entry, "if"), scope.prefix)
+    def condition(self, text: Any, scope: _Scope, entry: Any, label: str) -> bool:
+        value = self.evaluate(text, scope.env, self.source.pos(entry, "if"), label)
         return bool(value)
 
-    def repeat(self, value: Any, scope: _Scope, entry: Any) -> int:
-        value = self.evaluate(value, scope.env, self.source.pos(entry, "repeat"), scope.prefix)
+    def repeat(self, value: Any, scope: _Scope, entry: Any, label: str) -> int:
+        value = self.evaluate(value, scope.env, self.source.pos(entry, "repeat"), label)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             if value is not None:
-                self.error(self.source.pos(entry, "repeat"), scope.prefix.rstrip("."),
+                self.error(self.source.pos(entry, "repeat"), label,
                            f"`repeat` must be a positive integer, found {value!r}",
                            code="invalid-value")
             return 1
         if len(self.nodes) + value > MAX_LAYERS:
-            self.error(self.source.pos(entry, "repeat"), scope.prefix.rstrip("."),
+            self.error(self.source.pos(entry, "repeat"), label,
                        f"`repeat: {value}` would expand beyond {MAX_LAYERS:,} layers",
                        code="limit")
             raise _Abort
         return value
 
-    def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, where: At,
-               label: str, op_key: str) -> list[str]:
-        """Full names of the layer's inputs: `from` resolved, else the previous layer."""
+    def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, path: str,
+               op_key: str) -> list[str] | None:
+        """Full names of the layer's inputs (`from` resolved, else the previous layer), or
+        None when a reference failed (already reported)."""
         if "from" not in meta:
             return [scope.last] if scope.last else []
         refs = meta["from"]
@@ -258,9 +263,10 @@ class Expander:
         out = []
         for i, ref in enumerate(refs if many else [refs]):
             at = self.source.pos(entry, key, i) if many else self.source.pos(entry, key)
-            full = self.resolve(ref, scope, at, scope.prefix + label)
-            if full:
-                out.append(full)
+            full = self.resolve(ref, scope, at, path)
+            if full is None:
+                return None
+            out.append(full)
         return out
 
     def resolve(self, ref: Any, scope: _Scope, where: At, path: str) -> str | None:
@@ -326,6 +332,8 @@ class Expander:
             return {}, arg_at
         if isinstance(value, dict):
             return dict(value), arg_at
+        if isinstance(value, list) and len(names) == 1:  # `adaptive_avgpool2d: [7, 7]`
+            return {names[0]: value}, arg_at
         items = value if isinstance(value, list) else [value]
         what = cls.kind() if cls else "this block"
         if not names:
@@ -334,28 +342,47 @@ class Expander:
                        code="bad-short-form")
             return None, arg_at
         if len(items) > len(names) or (isinstance(value, list) and not items):
-            self.error(loc.at(), path, f"{what} takes at most {len(names)} short-form values "
+            many = "value" if len(names) == 1 else "values"
+            self.error(loc.at(), path, f"{what} takes at most {len(names)} short-form {many} "
                        f"({', '.join(names)}), found {len(items)}", code="bad-short-form")
             return None, arg_at
         return dict(zip(names, items, strict=False)), arg_at
 
     def block(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any], full: str,
-              inputs: list[str], scope: _Scope, loc: Locator, frozen: bool) -> str:
-        """Expand one block instance under the name `full`; return its output node's name."""
+              inputs: list[str], scope: _Scope, loc: Locator, frozen: bool, wired: bool) -> str:
+        """Expand one block instance under the name `full`; return its output node's name.
+
+        An instance that cannot be expanded (bad inputs or parameters, recursion) becomes
+        one op-less node, so what reads it reports nothing more."""
+        def broken() -> str:
+            return self.add(Node(full, None, tuple(inputs), loc, kind, scope.groups))
+
         if kind in scope.stack or len(scope.stack) >= MAX_BLOCK_DEPTH:
             chain = " → ".join([*scope.stack, kind])
             self.error(loc.at(), full, f"block `{kind}` uses itself ({chain})",
                        "a block cannot contain itself", code="recursive-block")
-            return self.add(Node(full, None, tuple(inputs), loc, kind, scope.groups))
+            return broken()
         body_doc = (self.source.data or {}).get("blocks", {}).get(kind) \
             if isinstance(self.source.data, dict) else None
         given = self.block_args(kind, block, value, env, full, loc)
+        missing = [p for p, default in block.params.items() if default is None and p not in given]
+        if missing:
+            self.error(loc.at(), full, f"block `{kind}` needs parameter"
+                       f"{'s' if len(missing) > 1 else ''} {quote_list(missing)}",
+                       code="missing-key")
+            return broken()
+        if not wired:
+            return broken()
+        if len(inputs) != len(block.inputs):
+            entry = loc.entry
+            at = self.source.pos(entry, "from") if isinstance(entry, dict) and "from" in entry \
+                else loc
+            self.error(at, full, f"block `{kind}` reads {len(block.inputs)} input"
+                       f"{'s' if len(block.inputs) > 1 else ''} ({', '.join(block.inputs)}) "
+                       f"but gets {len(inputs)}", code="arity")
+            return broken()
         inner_env = self.params(block.params, {**env, **given}, body_doc, "params", full,
                                 given=given)
-        if len(inputs) != len(block.inputs):
-            self.error(loc.at(), full, f"block `{kind}` reads {len(block.inputs)} input(s) "
-                       f"({', '.join(block.inputs)}) but gets {len(inputs)}", code="arity")
-            return self.add(Node(full, None, tuple(inputs), loc, kind, scope.groups))
         self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None)
         names = dict(zip(block.inputs, inputs, strict=True))
         inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
@@ -408,14 +435,9 @@ class Expander:
         env = dict(env)
         given = given if given is not None else {}
         for name, default in declared.items():
-            if name in given:
+            if name in given or default is None:  # a block's required ones are checked by block()
                 continue
             where = self.source.pos(doc, key, name)
-            if default is None:
-                if given is not None and path:
-                    self.error(where, path, f"block parameter `{name}` has no default and is "
-                               "not given", code="missing-key")
-                continue
             evaluated = self.substitute(default, env, where, path)
             if evaluated is not _FAILED:
                 env[name] = evaluated
@@ -452,15 +474,10 @@ class Expander:
             self.error(where, path, str(exc), exc.hint, code="bad-expression")
             return _FAILED
         unknown = names - env.keys() - {"True", "False", "None"}
-        if unknown and not force:
-            near = {n: did_you_mean(n, env) for n in sorted(unknown)}
-            typo = next((n for n, hint in near.items() if hint), None)
-            if typo is None:
-                return value
-            self.error(where, path, f"`{value}`: unknown parameter `{typo}`", near[typo],
-                       code="bad-expression")
-            return _FAILED
-        try:
+        near_miss = any(did_you_mean(n, env) for n in unknown)
+        if unknown and not force and not near_miss and not _looks_like_expression(value):
+            return value
+        try:  # evaluation names the unknown parameter or the refused construct
             return expr.evaluate(value, env)
         except expr.ExprError as exc:
             self.error(where, path, str(exc), exc.hint, code="bad-expression")
@@ -478,5 +495,6 @@ def _raw(doc: Any, key: str, validated: list[Any]) -> list[Any]:
 
 
 def _looks_like_expression(text: str) -> bool:
-    """Whether a string that failed to parse was meant as arithmetic rather than a word."""
-    return any(c in text for c in "()*/+%<>=") or text.strip().startswith(("-", "__"))
+    """Whether a string is meant as arithmetic or code rather than a word such as `same` or
+    `nearest-exact`."""
+    return any(c in text for c in "()[]*/+%<>=.") or "__" in text or text.strip().startswith("-")

@@ -101,8 +101,9 @@ class Source:
         return self._mark(node)
 
     def _mark(self, node: yaml.Node | None) -> Where:
-        if node is None:
-            return Where(self.file, 0, 0)
+        if node is None:  # data without YAML (a dict), or an empty document
+            return Where(self.file, 1 if self._nodes or self.data is None else 0,
+                         1 if self._nodes or self.data is None else 0)
         return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
@@ -128,7 +129,7 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
             raw = Path(origin).read_bytes()
         except OSError as exc:
             message = f"cannot read spec: {exc.strerror}"
-            raise SpecError([Diagnostic(Where(file, 0, 0), "", message)]) from None
+            raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -140,17 +141,25 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 0, 0)
+        where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem and exc.context_mark != mark:
+            problem += (f" ({exc.context} that starts at line {exc.context_mark.line + 1}, "
+                        f"column {exc.context_mark.column + 1})")
         hint = _bare_item_hint(text, where.line)
+        if mark and text[mark.index:mark.index + 1] == "\t":
+            hint = "YAML indents with spaces only: replace the tab"
         raise SpecError([Diagnostic(where, "", f"invalid YAML: {problem}", hint)]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([Diagnostic(Where(file, 0, 0), "", f"invalid YAML: {exc}")]) from None
+        raise SpecError([Diagnostic(Where(file, 1, 1), "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
         message = "invalid YAML: nested too deeply"
-        raise SpecError([Diagnostic(Where(file, 0, 0), "", message)]) from None
+        raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
     builder = _Builder(file)
-    data = builder.build(root, 0) if root is not None else None
+    try:
+        data = builder.build(root, 0) if root is not None else None
+    except _TooBig:
+        data = None
     if builder.errors:
         raise SpecError(builder.errors)
     return Source(file, data, builder.nodes)
@@ -172,6 +181,15 @@ def _bare_item_hint(text: str, line: int) -> str | None:
     return None
 
 
+class _TooBig(Exception):
+    """The document expands beyond the limits (reported); stop reading it."""
+
+
+def _tag(tag: str) -> str:
+    """A tag as YAML writes it: `!!python/object`, not `tag:yaml.org,2002:python/object`."""
+    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+
+
 class _Builder:
     """Turns composed YAML nodes into plain Python, recording each container's node."""
 
@@ -189,19 +207,17 @@ class _Builder:
     def build(self, node: yaml.Node, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            if self.count == MAX_NODES + 1:
-                self.error(node, f"the document expands to more than {MAX_NODES:,} values "
-                                 "(aliases repeating aliases?)")
-            return None
+            self.error(node, f"the document expands to more than {MAX_NODES:,} values "
+                             "(aliases repeating aliases?)")
+            raise _TooBig
         if depth > MAX_DEPTH:
-            if not self.errors:
-                self.error(node, f"values are nested more than {MAX_DEPTH} levels deep")
-            return None
+            self.error(node, f"values are nested more than {MAX_DEPTH} levels deep")
+            raise _TooBig
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ:
-                self.error(node, f"unsupported YAML tag `{node.tag}`", "specs use plain YAML only")
+                self.error(node, f"unsupported YAML tag `{_tag(node.tag)}`", "specs use plain YAML only")
             out: list[Any] = [self.build(item, depth + 1) for item in node.value]
             self.nodes[id(out)] = node
             return out
@@ -209,14 +225,14 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            self.error(node, f"unsupported YAML tag `{node.tag}`",
+            self.error(node, f"unsupported YAML tag `{_tag(node.tag)}`",
                        "specs use plain YAML values: strings, numbers, booleans, null")
             return None
         return self._scalars.construct_object(node)
 
     def mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
         if node.tag != _MAP:
-            self.error(node, f"unsupported YAML tag `{node.tag}`", "specs use plain YAML only")
+            self.error(node, f"unsupported YAML tag `{_tag(node.tag)}`", "specs use plain YAML only")
         out: dict[Any, Any] = {}
         self.nodes[id(out)] = node
         merged: list[dict[Any, Any]] = []

@@ -54,6 +54,8 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
     elif kind == "literal_error":
         message = f"`{key}` must be {err['ctx']['expected']}, found {_show(found)}"
         hint = did_you_mean(found, _literal_choices(err))
+    elif kind in _PLAIN:
+        message = f"`{key}` {_PLAIN[kind].format(**err.get('ctx', {}))}, found {_show(found)}"
     else:
         text = err["msg"].removeprefix("Value error, ")
         if not key:
@@ -63,6 +65,29 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
         else:
             message = f"`{key}`: {_lower(text)}, found {_show(found)}"
     return Diagnostic(locate(loc, False), path, message, hint, code="invalid-value")
+
+
+_PLAIN = {
+    "int_type": "expects an integer",
+    "int_parsing": "expects an integer",
+    "int_from_float": "expects a whole number",
+    "float_type": "expects a number",
+    "float_parsing": "expects a number",
+    "bool_type": "expects true or false",
+    "bool_parsing": "expects true or false",
+    "string_type": "expects a string",
+    "list_type": "expects a list",
+    "dict_type": "expects a mapping",
+    "tuple_type": "expects a list",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "takes at most {max_length} items",
+    "string_pattern_mismatch": "must be an identifier (letters, digits and _)",
+}
+"""Pydantic error types in a spec's words ("input" would read as the network's input)."""
 
 
 def _is_member_tag(part: Any) -> bool:

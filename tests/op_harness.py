@@ -1,0 +1,336 @@
+"""One harness for the per-op tables (Keras-style layer tests).
+
+A row names an op and its arguments as a spec writes them, the per-sample input shape(s)
+(batch excluded) and the output shape, parameters, buffers and MACs worked out by hand.
+`check_row` holds both sides to the row:
+
+* torch, the truth: the equivalent torch module (built by `TORCH_BUILDERS`, an explicit
+  mapping written here, not taken from netspec) runs on a random batch of 2; its output
+  shape, `sum(p.numel())`, `sum(b.numel())` and, for convolutions and linear layers,
+  FlopCounterMode's MACs must equal the row;
+* netspec: `check(load(spec))` of a one-layer spec must report the same in its last row.
+
+A disagreement on the netspec side raises `NetspecDisagrees`, so a row marked with `bug()`
+expects exactly that failure: a wrong hand-worked row (torch disagreeing) still fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import netspec
+from netspec.report import LayerReport
+
+if TYPE_CHECKING:
+    from _pytest.mark.structures import ParameterSet
+
+Shape = tuple[int, ...]
+Args = Mapping[str, Any]
+Builder = Callable[[dict[str, Any], tuple[Shape, ...]], nn.Module]
+
+BATCH = 2
+INPUT_NAMES = ("a", "b", "c", "d")
+MAC_OPS = frozenset({"conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "linear"})
+"""Ops whose MACs torch's flop counter sees (DESIGN.md: only these count MACs)."""
+TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError)
+
+
+class NetspecDisagrees(AssertionError):
+    """netspec's analysis differs from a row that torch confirms (a netspec bug)."""
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One row of a table: an op applied to per-sample `inputs`, and what it must give."""
+
+    op: str
+    args: Args
+    inputs: tuple[Shape, ...]
+    shape: Shape
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """One configuration netspec must refuse with `message` (a substring of errors[0]).
+
+    `torch_says` is a regex of torch's own refusal, or None where torch accepts the
+    configuration (netspec refuses it on purpose) or has no module for the op.
+    """
+
+    op: str
+    args: Args
+    inputs: tuple[Shape, ...]
+    message: str
+    torch_says: str | None = None
+
+
+class Measured(NamedTuple):
+    shape: Shape
+    params: int
+    buffers: int
+    macs: int
+
+
+# -- rows ------------------------------------------------------------------------------
+
+
+def bug(reason: str) -> pytest.MarkDecorator:
+    """Mark a row that fails because of a netspec bug (reported, not fixed here)."""
+    return pytest.mark.xfail(strict=True, raises=NetspecDisagrees, reason=reason)
+
+
+def row(op: str, args: Args, x: Sequence[Any], shape: Sequence[int], params: int = 0,
+        buffers: int = 0, macs: int = 0, *, bug_reason: str | None = None) -> ParameterSet:
+    """A table row as a pytest param; `x` is one shape, or a list of shapes for merges."""
+    case = OpCase(op, dict(args), _shapes(x), tuple(shape), params, buffers, macs)
+    return pytest.param(case, id=_case_id(op, args, case.inputs),
+                        marks=[bug(bug_reason)] if bug_reason else [])
+
+
+def refused(op: str, args: Args, x: Sequence[Any], message: str, torch_says: str | None = None,
+            *, bug_reason: str | None = None) -> ParameterSet:
+    """An error-table row as a pytest param (see ErrorCase)."""
+    case = ErrorCase(op, dict(args), _shapes(x), message, torch_says)
+    return pytest.param(case, id=_case_id(op, args, case.inputs),
+                        marks=[bug(bug_reason)] if bug_reason else [])
+
+
+def _shapes(x: Sequence[Any]) -> tuple[Shape, ...]:
+    if x and isinstance(x[0], Sequence):
+        return tuple(tuple(s) for s in x)
+    return (tuple(x),)
+
+
+def _case_id(op: str, args: Args, inputs: tuple[Shape, ...]) -> str:
+    text = ",".join(f"{k}={v}" for k, v in args.items()).replace(" ", "")
+    shapes = "+".join("x".join(map(str, s)) for s in inputs)
+    return f"{op}({text})@{shapes}"
+
+
+# -- netspec side ----------------------------------------------------------------------
+
+
+def spec_for(op: str, args: Args, inputs: Sequence[Shape]) -> dict[str, Any]:
+    """A one-layer spec: `input:` for one input, `inputs:` and `from:` for several."""
+    layer: dict[str, Any] = {op: dict(args)}
+    if len(inputs) == 1:
+        return {"name": "t", "input": list(inputs[0]), "layers": [layer]}
+    names = list(INPUT_NAMES[:len(inputs)])
+    return {"name": "t", "inputs": {n: list(s) for n, s in zip(names, inputs, strict=True)},
+            "layers": [{**layer, "from": names}]}
+
+
+def netspec_row(op: str, args: Args, inputs: Sequence[Shape]) -> LayerReport:
+    return netspec.check(netspec.load(spec_for(op, args, inputs))).layers[-1]
+
+
+def netspec_error(case: ErrorCase) -> str:
+    """The first error netspec reports for the case; NetspecDisagrees when it accepts it."""
+    try:
+        report = netspec.check(netspec.load(spec_for(case.op, case.args, case.inputs)))
+    except netspec.SpecError as exc:
+        return exc.errors[0].message
+    raise NetspecDisagrees(f"netspec accepts it (gives {list(report.layers[-1].shape)}); "
+                           f"expected an error containing {case.message!r}")
+
+
+# -- torch side ------------------------------------------------------------------------
+
+
+def _kwargs(args: Mapping[str, Any], names: Mapping[str, str], handled: Sequence[str] = ()
+            ) -> dict[str, Any]:
+    """Rename spec arguments to torch keywords; an argument without a torch name fails the
+    test (the mapping must grow with the tables). Lists become tuples; `in` and the `handled`
+    arguments are the caller's to translate."""
+    unknown = set(args) - set(names) - {"in", *handled}
+    assert not unknown, f"the harness maps no torch argument for {sorted(unknown)}"
+    return {names[k]: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k in names}
+
+
+CONV = {"out": "out_channels", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
+        "dilation": "dilation", "groups": "groups", "bias": "bias"}
+POOL = {"kernel": "kernel_size", "stride": "stride", "padding": "padding", "ceil_mode": "ceil_mode"}
+RUNNING_NORM = {"eps": "eps", "momentum": "momentum", "affine": "affine",
+                "track_running_stats": "track_running_stats"}
+INPLACE = {"inplace": "inplace"}
+
+
+def _channels(args: Mapping[str, Any], x: tuple[Shape, ...]) -> int:
+    """Input channels: the declared `in` when given (so torch sees a mismatch too)."""
+    return args.get("in", x[0][0])
+
+
+def _conv(cls: type[nn.Module], names: Mapping[str, str]) -> Builder:
+    return lambda a, x: cls(_channels(a, x), **_kwargs(a, names))
+
+
+def _module(cls: type[nn.Module], names: Mapping[str, str] | None = None) -> Builder:
+    return lambda a, x: cls(**_kwargs(a, names or {}))
+
+
+def _running_norm(cls: type[nn.Module]) -> Builder:
+    return lambda a, x: cls(_channels(a, x), **_kwargs(a, RUNNING_NORM))
+
+
+def _layernorm(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+    # torch's normalized_shape: the explicit `shape`, else the last `dims` per-sample dims
+    shape = a["shape"] if "shape" in a else x[0][-a.get("dims", 1):]
+    names = {"eps": "eps", "elementwise_affine": "elementwise_affine", "bias": "bias"}
+    return nn.LayerNorm(tuple(shape), **_kwargs(a, names, handled=("dims", "shape")))
+
+
+def _prelu(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+    per_channel = a.get("per_channel", False)
+    return nn.PReLU(x[0][0] if per_channel else 1,
+                    **_kwargs(a, {"init": "init"}, handled=("per_channel",)))
+
+
+class Functional(nn.Module):
+    """A torch function as a module, for the ops that compile to functions."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*xs)
+
+
+def _center_crop(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+    size = _kwargs(a, {"size": "size"}).get("size")
+
+    def crop(t: torch.Tensor, *like: torch.Tensor) -> torch.Tensor:
+        spatial = t.shape[2:]
+        target = like[0].shape[2:] if like else (
+            (size,) * len(spatial) if isinstance(size, int) else size)
+        # the crop starts at floor((n - t) / 2) in every spatial dim
+        index = [slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(spatial, target, strict=True)]
+        return t[(slice(None), slice(None), *index)]
+
+    return Functional(crop)
+
+
+def _merge(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Builder:
+    def build(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+        _kwargs(a, {})
+        return Functional(lambda *xs: reduce(fn, xs))
+    return build
+
+
+def _concat(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+    dim = _kwargs(a, {"dim": "dim"}).get("dim", 1)
+    return Functional(lambda *xs: torch.cat(xs, dim=dim))
+
+
+TORCH_BUILDERS: dict[str, Builder] = {
+    "conv1d": _conv(nn.Conv1d, {**CONV, "padding_mode": "padding_mode"}),
+    "conv2d": _conv(nn.Conv2d, {**CONV, "padding_mode": "padding_mode"}),
+    "conv_transpose1d": _conv(nn.ConvTranspose1d, {**CONV, "output_padding": "output_padding"}),
+    "conv_transpose2d": _conv(nn.ConvTranspose2d, {**CONV, "output_padding": "output_padding"}),
+    "maxpool1d": _module(nn.MaxPool1d, {**POOL, "dilation": "dilation"}),
+    "maxpool2d": _module(nn.MaxPool2d, {**POOL, "dilation": "dilation"}),
+    "avgpool1d": _module(nn.AvgPool1d, {**POOL, "count_include_pad": "count_include_pad"}),
+    "avgpool2d": _module(nn.AvgPool2d, {**POOL, "count_include_pad": "count_include_pad",
+                                        "divisor_override": "divisor_override"}),
+    "adaptive_avgpool1d": _module(nn.AdaptiveAvgPool1d, {"size": "output_size"}),
+    "adaptive_avgpool2d": _module(nn.AdaptiveAvgPool2d, {"size": "output_size"}),
+    "adaptive_maxpool1d": _module(nn.AdaptiveMaxPool1d, {"size": "output_size"}),
+    "adaptive_maxpool2d": _module(nn.AdaptiveMaxPool2d, {"size": "output_size"}),
+    "batchnorm1d": _running_norm(nn.BatchNorm1d),
+    "batchnorm2d": _running_norm(nn.BatchNorm2d),
+    "instancenorm1d": _running_norm(nn.InstanceNorm1d),
+    "instancenorm2d": _running_norm(nn.InstanceNorm2d),
+    "groupnorm": lambda a, x: nn.GroupNorm(a["groups"], x[0][0], **_kwargs(
+        a, {"eps": "eps", "affine": "affine"}, handled=("groups",))),
+    "layernorm": _layernorm,
+    "relu": _module(nn.ReLU, INPLACE),
+    "relu6": _module(nn.ReLU6, INPLACE),
+    "leaky_relu": _module(nn.LeakyReLU, {**INPLACE, "negative_slope": "negative_slope"}),
+    "prelu": _prelu,
+    "elu": _module(nn.ELU, {**INPLACE, "alpha": "alpha"}),
+    "gelu": _module(nn.GELU, {"approximate": "approximate"}),
+    "silu": _module(nn.SiLU, INPLACE),
+    "sigmoid": _module(nn.Sigmoid),
+    "tanh": _module(nn.Tanh),
+    "hardswish": _module(nn.Hardswish, INPLACE),
+    # netspec's softmax dim defaults to 1 (channels); torch's has no default
+    "softmax": lambda a, x: nn.Softmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
+    "log_softmax": lambda a, x: nn.LogSoftmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
+    "dropout": _module(nn.Dropout, {"p": "p", **INPLACE}),
+    "dropout2d": _module(nn.Dropout2d, {"p": "p", **INPLACE}),
+    "flatten": _module(nn.Flatten, {"start_dim": "start_dim", "end_dim": "end_dim"}),
+    "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
+        a, {"out": "out_features", "bias": "bias"})),
+    "upsample": _module(nn.Upsample, {"scale": "scale_factor", "size": "size", "mode": "mode",
+                                      "align_corners": "align_corners"}),
+    "zeropad1d": _module(nn.ZeroPad1d, {"padding": "padding"}),
+    "zeropad2d": _module(nn.ZeroPad2d, {"padding": "padding"}),
+    "center_crop": _center_crop,
+    "identity": _module(nn.Identity),
+    "add": _merge(torch.add),
+    "concat": _concat,
+    "mul": _merge(torch.mul),
+}
+
+
+def run_torch(op: str, args: Args, inputs: Sequence[Shape]) -> Measured:
+    """Build the torch equivalent, run it on a random batch, and measure it."""
+    torch.manual_seed(0)
+    module = TORCH_BUILDERS[op](dict(args), tuple(inputs))
+    xs = [torch.randn(BATCH, *s) for s in inputs]
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        y = module(*xs)
+    assert y.shape[0] == BATCH, f"torch output {tuple(y.shape)} lost the batch dimension"
+    return Measured(shape=tuple(y.shape[1:]),
+                    params=sum(p.numel() for p in module.parameters()),
+                    buffers=sum(b.numel() for b in module.buffers()),
+                    macs=flops.get_total_flops() // 2 // BATCH)
+
+
+def torch_refusal(case: ErrorCase) -> str:
+    """torch's error message for the case (building or running its module)."""
+    with pytest.raises(TORCH_REFUSALS) as info:
+        run_torch(case.op, case.args, case.inputs)
+    return str(info.value)
+
+
+# -- the checks ------------------------------------------------------------------------
+
+
+def check_row(case: OpCase) -> None:
+    """torch must agree with the hand-worked row, then netspec must too."""
+    real = run_torch(case.op, case.args, case.inputs)
+    assert real.shape == case.shape, f"torch gives shape {real.shape}, the row {case.shape}"
+    assert (real.params, real.buffers) == (case.params, case.buffers), \
+        f"torch has {real.params} params, {real.buffers} buffers; the row {case.params}, {case.buffers}"
+    if case.op in MAC_OPS:
+        assert real.macs == case.macs, f"torch counts {real.macs} MACs, the row {case.macs}"
+
+    got = netspec_row(case.op, case.args, case.inputs)
+    found = Measured(tuple(got.shape), got.params, got.buffers, got.macs)
+    expected = Measured(case.shape, case.params, case.buffers, case.macs)
+    if found != expected:
+        raise NetspecDisagrees(f"netspec reports {found}, expected {expected}")
+
+
+def check_refused(case: ErrorCase) -> None:
+    """torch must refuse the case where the row says so; netspec must refuse it with the
+    row's message."""
+    if case.torch_says is not None:
+        refusal = torch_refusal(case)
+        assert re.search(case.torch_says, refusal), f"torch refuses for another reason: {refusal}"
+    message = netspec_error(case)
+    if case.message not in message:
+        raise NetspecDisagrees(f"netspec says {message!r}, expected {case.message!r}")

@@ -1,0 +1,246 @@
+"""Shape errors, per op family: what netspec must refuse, and how it says so.
+
+Each row gives the configuration, a substring of netspec's first error message and, where
+torch itself refuses the configuration, a regex of torch's refusal (checked by building and
+running the torch module on a batch of 2). `torch_says=None` marks what torch accepts but
+netspec refuses on purpose (per-sample semantics, empty outputs) or what has no torch module.
+"""
+
+import pytest
+from op_harness import ErrorCase, check_refused, refused
+
+ANY_REFUSAL = ""
+"""torch refuses, with a message that depends on its backend (oneDNN, ...)."""
+
+CONV = [
+    # kernel larger than the input, plain, dilated, and net of padding (7 - 2*1 = 5)
+    refused("conv2d", {"out": 8, "kernel": 5}, [3, 4, 4],
+            "needs at least 5x5 input but input gives 4x4", "Kernel size can't be greater"),
+    refused("conv2d", {"out": 8, "kernel": 3, "dilation": 2}, [3, 4, 4],
+            "needs at least 5x5 input but input gives 4x4", "Kernel size can't be greater"),
+    refused("conv2d", {"out": 4, "kernel": 7, "padding": 1}, [3, 4, 4],
+            "needs at least 5x5 input but input gives 4x4", "Kernel size can't be greater"),
+    refused("conv2d", {"out": 4, "kernel": [5, 3]}, [3, 4, 8],
+            "needs at least 5x3 input but input gives 4x8", "Kernel size can't be greater"),
+    refused("conv1d", {"out": 4, "kernel": 5}, [2, 3],
+            "needs at least length 5 input but input gives length 3", "Kernel size can't be greater"),
+    # groups must divide both channel counts
+    refused("conv2d", {"out": 8, "kernel": 3, "groups": 4}, [6, 8, 8],
+            "groups=4 must divide the 6 input channels from input",
+            "in_channels must be divisible by groups"),
+    refused("conv2d", {"out": 6, "kernel": 3, "groups": 4}, [8, 8, 8],
+            "groups=4 must divide out=6", "out_channels must be divisible by groups"),
+    refused("conv2d", {"out": 6, "kernel": 3, "stride": 2, "padding": "same"}, [8, 8, 8],
+            "padding='same' needs stride 1", "'same' is not supported for strided convolutions"),
+    # reflect padding must be smaller than the input, circular at most the input
+    refused("conv2d", {"out": 4, "kernel": 3, "padding": 4, "padding_mode": "reflect"}, [3, 4, 4],
+            "reflect padding 4x4 must be smaller than the 4x4 input from input",
+            "Padding size should be less than the corresponding input dimension"),
+    refused("conv1d", {"out": 2, "kernel": 3, "padding": 5, "padding_mode": "circular"}, [1, 4],
+            "circular padding 5 must be at most the 4 input from input",
+            "wrapping around more than once"),
+    # 'same' pads d*(k-1) in total, the odd pixel on the right: 1 + 2 for k=4, so the 2-row
+    # input cannot be reflected by 2
+    refused("conv2d", {"out": 4, "kernel": 4, "padding": "same", "padding_mode": "reflect"},
+            [3, 2, 5], "reflect padding", "Padding size should be less than"),
+    refused("conv1d", {"out": 1, "kernel": 4, "dilation": 3, "padding": "same",
+                       "padding_mode": "circular"}, [6, 4],
+            "circular padding", "wrapping around more than once"),
+    # wrong rank, wrong argument length, declared `in`
+    refused("conv2d", {"out": 4, "kernel": 3}, [3, 8],
+            "conv2d expects a [C,H,W] input but input gives [3,8]", "to have 3 channels"),
+    refused("conv1d", {"out": 4, "kernel": 3}, [3, 8, 8],
+            "conv1d expects a [C,L] input but input gives [3,8,8]", "Expected 2D .* or 3D"),
+    refused("conv2d", {"out": 4, "kernel": 3, "padding": [1, 1, 1]}, [3, 8, 8],
+            "`padding` needs one value per spatial dimension (2), found 3",
+            "expected padding to be a single integer value or a list of 2 values"),
+    refused("conv2d", {"out": 4, "kernel": 3, "in": 4}, [3, 8, 8],
+            "`in` says 4 input channels but input gives 3", "to have 4 channels, but got 3"),
+]
+
+CONV_TRANSPOSE = [
+    # output_padding must be smaller than the stride or the dilation
+    refused("conv_transpose2d", {"out": 4, "kernel": 3, "stride": 2, "output_padding": 2},
+            [3, 4, 4], "output_padding 2 must be smaller than the stride (2) or the dilation (1)",
+            "output padding must be smaller than either stride or dilation"),
+    refused("conv_transpose1d", {"out": 2, "kernel": 3, "dilation": 2, "output_padding": 2},
+            [3, 5], "output_padding 2 must be smaller than the stride (1) or the dilation (2)",
+            "output padding must be smaller than either stride or dilation"),
+    # (2 - 1)*1 - 2*3 + (3 - 1) + 1 = -2
+    refused("conv_transpose2d", {"out": 4, "kernel": 3, "padding": 3}, [3, 2, 2],
+            "padding 3x3 leaves an output of -2x-2 from the 2x2 input of input", ANY_REFUSAL),
+    refused("conv_transpose2d", {"out": 3, "kernel": 2, "groups": 2}, [4, 3, 3],
+            "groups=2 must divide out=3", "out_channels must be divisible by groups"),
+    refused("conv_transpose2d", {"out": 2, "kernel": 2, "in": 5}, [4, 3, 3],
+            "`in` says 5 input channels but input gives 4", "to have 5 channels, but got 4"),
+    refused("conv_transpose1d", {"out": 2, "kernel": 2}, [4, 3, 3],
+            "conv_transpose1d expects a [C,L] input but input gives [4,3,3]", "Expected 2D .* or 3D"),
+]
+
+POOL = [
+    refused("maxpool2d", {"kernel": 5}, [3, 4, 4],
+            "needs at least 5x5 input but input gives 4x4", "Output size is too small"),
+    # floor mode: (2 - 3)//2 + 1 = 0 (ceil mode would keep one window, see the tables)
+    refused("maxpool2d", {"kernel": 3, "stride": 2}, [3, 2, 2],
+            "needs at least 3x3 input but input gives 2x2", "Output size is too small"),
+    # padding at most kernel // 2 (torch checks the kernel, not its dilated span)
+    refused("maxpool2d", {"kernel": 3, "padding": 2}, [3, 8, 8],
+            "padding 2 must be at most half the 3-wide window", "pad should be at most half"),
+    refused("maxpool2d", {"kernel": 3, "padding": 2, "dilation": 2}, [3, 9, 9],
+            "padding 2 must be at most half the 3-wide window",
+            "pad should be smaller than or equal to half of kernel size"),
+    refused("avgpool1d", {"kernel": 2, "padding": 2}, [1, 8],
+            "padding 2 must be at most half the 2-wide window", "pad should be at most half"),
+    refused("maxpool2d", {"kernel": 2}, [16],
+            "maxpool2d expects a [C,H,W] input but input gives [16]", "3D or 4D"),
+    refused("avgpool1d", {"kernel": 2}, [3, 8, 8],
+            "avgpool1d expects a [C,L] input but input gives [3,8,8]", "Expected 2 to 3 dimensions"),
+    refused("avgpool2d", {"kernel": [2, 2, 2]}, [3, 8, 8],
+            "`kernel` needs one value per spatial dimension (2), found 3",
+            "kernel_size must either be a single int, or a tuple of two ints"),
+    refused("adaptive_maxpool1d", {"size": 1}, [3, 8, 8],
+            "adaptive_maxpool1d expects a [C,L] input but input gives [3,8,8]",
+            "Expected 2 to 3 dimensions"),
+    refused("adaptive_avgpool2d", {"size": [1, 2, 3]}, [3, 8, 8],
+            "`size` needs one value per spatial dimension (2), found 3", "output_size must be 2"),
+    # torch reads a [B, 10] batch as one unbatched [C, H] image and drops the batch
+    refused("adaptive_avgpool2d", {"size": 1}, [10],
+            "adaptive_avgpool2d expects a [C,H,W] input but input gives [10]"),
+]
+
+NORM = [
+    refused("batchnorm2d", {}, [3, 8],
+            "batchnorm2d expects a [C,H,W] input but input gives [3,8]", "expected 4D input"),
+    refused("batchnorm1d", {}, [3, 8, 8],
+            "batchnorm1d expects a [F] or [C,L] input but input gives [3,8,8]",
+            "expected 2D or 3D input"),
+    refused("batchnorm2d", {"in": 4}, [3, 8, 8],
+            "`in` says 4 input channels but input gives 3", "running_mean should contain 3 elements"),
+    refused("instancenorm2d", {"affine": True, "in": 4}, [3, 8, 8],
+            "`in` says 4 input channels but input gives 3", "to match num_features"),
+    # torch reads the batch of [3, 8] as one unbatched [C, H, W] image (with a warning)
+    refused("instancenorm2d", {}, [3, 8],
+            "instancenorm2d expects a [C,H,W] input but input gives [3,8]"),
+    refused("groupnorm", {"groups": 3}, [64, 8, 8],
+            "groups=3 must divide the 64 channels from input",
+            r"num_channels \(64\) must be divisible by num_groups \(3\)"),
+    refused("layernorm", {"shape": [7, 8]}, [3, 8, 8],
+            "normalises the trailing [7,8] but input gives [3,8,8]",
+            r"Given normalized_shape=\[7, 8\]"),
+    refused("layernorm", {"shape": [4, 8]}, [8],
+            "normalises the trailing [4,8] but input gives [8]", r"Given normalized_shape=\[4, 8\]"),
+    # more trailing dims than a sample has would normalise over the batch (torch accepts
+    # LayerNorm([B, 3, 8, 8]) and mixes samples; there is no per-sample equivalent)
+    refused("layernorm", {"dims": 4}, [3, 8, 8], "[3,8,8]"),
+    refused("layernorm", {"dims": 2}, [8], "[8]"),
+    # `shape` silently wins over `dims` (upsample refuses `scale` with `size` alike)
+    refused("layernorm", {"dims": 2, "shape": [8]}, [3, 8, 8], "`dims`"),
+]
+
+ACTIVATION = [
+    refused("softmax", {"dim": 4}, [3, 8, 8],
+            "`dim` 4 is out of range for a 4-d tensor (batch + [3,8,8])", "Dimension out of range"),
+    refused("log_softmax", {"dim": -3}, [10],
+            "`dim` -3 is out of range for a 2-d tensor (batch + [10])", "Dimension out of range"),
+    # torch would normalise across the batch: netspec refuses, layers work per sample
+    refused("softmax", {"dim": 0}, [10], "`dim` 0 is the batch dimension"),
+    refused("gelu", {"approximate": "fast"}, [10],
+            "`approximate` must be 'none' or 'tanh', found 'fast'",
+            "approximate argument must be either none or tanh"),
+    refused("dropout", {"p": 1.5}, [10], "`p`", "dropout probability has to be between 0 and 1"),
+    # torch warns and treats a [B, C, L] batch as an unbatched [C, H, W] image
+    refused("dropout2d", {}, [16, 4], "dropout2d expects a [C,H,W] input but input gives [16,4]"),
+]
+
+FLATTEN_LINEAR = [
+    refused("flatten", {"start_dim": 3, "end_dim": 1}, [3, 4, 5],
+            "start_dim 3 comes after end_dim 1", "start_dim cannot come after end_dim"),
+    refused("flatten", {"start_dim": 5}, [3, 4],
+            "`start_dim` 5 is out of range for a 3-d tensor (batch + [3,4])",
+            "Dimension out of range"),
+    refused("flatten", {"start_dim": 0}, [3, 4], "`start_dim` 0 is the batch dimension"),
+    refused("linear", {"out": 10, "in": 100}, [84],
+            "`in` says 100 input features but input gives 84", "cannot be multiplied"),
+]
+
+UPSAMPLE = [
+    refused("upsample", {"scale": 2, "size": 4}, [3, 8, 8],
+            "give exactly one of `scale` and `size`", "only one of size or scale_factor"),
+    refused("upsample", {"mode": "bilinear"}, [3, 8, 8],
+            "give exactly one of `scale` and `size`", "either size or scale_factor"),
+    refused("upsample", {"scale": 2, "mode": "bilinear"}, [3, 8],
+            "upsample expects a [C,H,W] input but input gives [3,8]", "bilinear mode needs 4D"),
+    refused("upsample", {"scale": [2, 2, 2]}, [3, 8, 8],
+            "`scale` needs 2 values, found 3", "same number of spatial dimensions"),
+    refused("upsample", {"size": [2, 2, 2]}, [3, 8, 8],
+            "`size` needs one value per spatial dimension (2), found 3",
+            "same number of spatial dimensions"),
+    refused("upsample", {"scale": 2, "align_corners": True}, [3, 8, 8],
+            "`align_corners` applies to linear, bilinear and bicubic modes only",
+            "align_corners option can only be set with the interpolating modes"),
+    # floor(4 * 0.1) = 0: torch returns an empty tensor
+    refused("upsample", {"scale": 0.1}, [3, 4, 4], "shrinks the 4x4 input from input to 0x0"),
+]
+
+ZEROPAD = [
+    # W: 4 - 3 - 3 = -2
+    refused("zeropad2d", {"padding": [-3, -3, 0, 0]}, [3, 4, 4],
+            "crops more than the 4x4 input from input has", "length must be non-negative"),
+    # W: 4 - 2 - 2 = 0; torch returns an empty tensor
+    refused("zeropad2d", {"padding": [-2, -2, 0, 0]}, [3, 4, 4],
+            "crops more than the 4x4 input from input has"),
+    # torch's ZeroPad2d pads only W with a pair; netspec wants 1 or 4 values
+    refused("zeropad2d", {"padding": [1, 2]}, [3, 8, 8], "`padding` is one integer or 4 values (left, right, top, bottom), found 2 values"),
+    refused("zeropad1d", {"padding": 1}, [3, 8, 8],
+            "zeropad1d expects a [C,L] input but input gives [3,8,8]"),
+    # torch crops before it pads: cropping 2 of a 1-long input fails even though the total
+    # 1 - 2 + 2 = 1 is positive
+    refused("zeropad1d", {"padding": [-2, 2]}, [1, 1], "crops", "length must be non-negative"),
+    refused("zeropad2d", {"padding": [0, 0, 3, -5]}, [2, 4, 3], "crops",
+            "length must be non-negative"),
+]
+
+# center_crop compiles to slicing, which never refuses: no torch column
+CENTER_CROP = [
+    refused("center_crop", {"size": 10}, [3, 8, 8],
+            "cannot crop the 8x8 input from input to a larger 10x10"),
+    refused("center_crop", {}, [[3, 8, 8], [3, 9, 9]],
+            "cannot crop the 8x8 input from a to a larger 9x9"),
+    refused("center_crop", {}, [[3, 8, 8], [3, 8]],
+            "center_crop expects a [C,H,W] input but b gives [3,8]"),
+    refused("center_crop", {}, [3, 8, 8], "needs a `size` or a second input"),
+    refused("center_crop", {"size": [2, 2, 2]}, [3, 8, 8],
+            "`size` needs one value per spatial dimension (2), found 3"),
+]
+
+MERGE = [
+    refused("add", {}, [[64, 28, 28], [32, 28, 28]],
+            "add of [64,28,28] and [32,28,28] differs in C (64 vs 32)",
+            "must match the size of tensor b"),
+    refused("add", {}, [[3, 8, 8], [3, 8, 8], [4, 8, 8]],
+            "add of [3,8,8] and [4,8,8] differs in C (3 vs 4)", "must match the size of tensor b"),
+    refused("mul", {}, [[3, 8, 8], [3, 8, 7]],
+            "mul of [3,8,8] and [3,8,7] differs in W (8 vs 7)", "must match the size of tensor b"),
+    refused("concat", {}, [[16, 28, 28], [8, 27, 28]],
+            "concat of [16,28,28] and [8,27,28] differs in H (28 vs 27)",
+            "Sizes of tensors must match except in dimension 1"),
+    refused("concat", {}, [[1, 4, 4], [1, 4, 4], [1, 4, 5]],
+            "differs in W (4 vs 5); inputs: a and c",
+            "Sizes of tensors must match except in dimension 1"),
+    refused("concat", {}, [[3, 8, 8], [3, 8]],
+            "concat of [3,8,8] and [3,8] mixes ranks", "must have same number of dimensions"),
+    refused("concat", {"dim": 0}, [[3, 8, 8], [3, 8, 8]], "`dim` 0 is the batch dimension"),
+    refused("add", {}, [3, 8, 8], "add needs at least 2 inputs, found 1"),
+    # per-sample shapes of different ranks: batched, torch aligns the batch dim of the
+    # shorter with a per-sample dim of the longer ([2,4,8,8] + [2,8] fails)
+    refused("add", {}, [[4, 8, 8], [8]], "[4,8,8] and [8]", "must match the size of tensor b"),
+    refused("mul", {}, [[3, 3, 2], [1]], "[3,3,2] and [1]", "must match the size of tensor b"),
+]
+
+TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR, *UPSAMPLE,
+          *ZEROPAD, *CENTER_CROP, *MERGE]
+
+
+@pytest.mark.parametrize("case", TABLES)
+def test_op_refuses(case: ErrorCase) -> None:
+    check_refused(case)
