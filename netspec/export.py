@@ -108,7 +108,7 @@ def load_weights(model: Any, checkpoint: str | Path) -> None:
 
     try:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
+    except OSError:  # no such file, a directory...: as is
         raise
     except Exception as exc:  # torch raises several types for files it cannot unpickle
         raise ValueError(f"cannot read the checkpoint {checkpoint}: {exc}") from exc

@@ -185,12 +185,13 @@ UPSAMPLE = [
 ZEROPAD = [
     # W: 4 - 3 - 3 = -2
     refused("zeropad2d", {"padding": [-3, -3, 0, 0]}, [3, 4, 4],
-            "crops more than the 4x4 input from input has", "length must be non-negative"),
+            "crops away all of the 4x4 input from input", "length must be non-negative"),
     # W: 4 - 2 - 2 = 0; torch returns an empty tensor
     refused("zeropad2d", {"padding": [-2, -2, 0, 0]}, [3, 4, 4],
-            "crops more than the 4x4 input from input has"),
+            "crops away all of the 4x4 input from input"),
     # torch's ZeroPad2d pads only W with a pair; netspec wants 1 or 4 values
-    refused("zeropad2d", {"padding": [1, 2]}, [3, 8, 8], "`padding` is one integer or 4 values (left, right, top, bottom), found 2 values"),
+    refused("zeropad2d", {"padding": [1, 2]}, [3, 8, 8],
+            "`padding` is one integer or 4 values (left, right, top, bottom), found 2 values"),
     refused("zeropad1d", {"padding": 1}, [3, 8, 8],
             "zeropad1d expects a [C,L] input but input gives [3,8,8]"),
     # torch crops before it pads: cropping 2 of a 1-long input fails even though the total

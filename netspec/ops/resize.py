@@ -118,8 +118,8 @@ class _ZeroPad(Op):
         kept = tuple(n + min(a, 0) + min(b, 0) for n, (a, b) in zip(sizes, pairs, strict=True))
         if min(out) < 1 or min(kept) < 0:
             shown = list(self.padding) if isinstance(self.padding, tuple) else self.padding
-            raise ShapeError(f"padding {shown} crops more than the {fmt_spatial(tuple(sizes))} "
-                             f"input from {x[0].src} has", key="padding")
+            raise ShapeError(f"padding {shown} crops away all of the {fmt_spatial(tuple(sizes))} "
+                             f"input from {x[0].src}", key="padding")
         return (c, *out)
 
     def label(self) -> str:
