@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.errors import Where
+from netspec.init import Init
 from netspec.ops import Op
 from netspec.spec.source import Source
 
@@ -48,6 +49,7 @@ class Node:
     kind: str
     groups: tuple[str, ...] = ()
     frozen: bool = False
+    init: Init | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -67,7 +67,7 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
     parts = [_module_doc(graph.name, class_name) + "\nimport torch\nfrom torch import nn\n"]
     parts += [_helper_source(fn) for fn in _with_dependencies(writer.helpers)]
     parts.append("\n".join([
-        f"class {class_name}(nn.Module):",
+        _fit(f"class {class_name}(nn.Module):"),
         *_docstring(doc, _INDENT),
         "",
         f"{_INDENT}def __init__(self) -> None:",
@@ -80,10 +80,11 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
 
 
 def _module_doc(name: str, class_name: str) -> str:
-    return (f'"""{class_name}: the network of the netspec spec `{name}`, as standalone PyTorch.\n\n'
-            f"Written by `netspec export --format python`. `{class_name}()` has the same module names,\n"
-            "and so the same `state_dict` keys, as `netspec.build`: checkpoints load into either.\n"
-            '"""\n')
+    text = (f"{class_name}: the network of the netspec spec `{name}`, as standalone PyTorch.\n\n"
+            f"Written by `netspec export --format python`. `{class_name}()` has the same module "
+            "names, and so the same `state_dict` keys, as `netspec.build`: checkpoints load into "
+            "either.")
+    return "\n".join(_docstring(text, "", always_split=True)) + "\n"
 
 
 # --- __init__: the module tree ---------------------------------------------------------------
@@ -370,10 +371,10 @@ def _signature_doc(graph: Graph, shapes: Mapping[str, Shape]) -> str:
     return f"Inputs {side(graph.inputs)}.\n\nReturns {side(graph.outputs)}."
 
 
-def _docstring(text: str, indent: str) -> list[str]:
+def _docstring(text: str, indent: str, always_split: bool = False) -> list[str]:
     """A docstring, wrapped to the line length."""
     one = f'{indent}"""{text}"""'
-    if len(one) <= WIDTH:
+    if len(one) <= WIDTH and not always_split:
         return [one]
     lines: list[str] = []
     for paragraph in text.split("\n\n"):
@@ -481,13 +482,28 @@ def _indented(item: _Expr, indent: str, suffix: str, prefix: str = "") -> list[s
 
 def _statement(lead: str, value: _Expr, tail: str, comment: str | None, depth: int = 2) -> list[str]:
     """`lead value tail  # comment` on one line when it fits; else the comment goes above
-    and the value is split over lines."""
+    and the value is split over lines (an assigned value first put in parentheses if that is
+    what it takes). A line that still cannot fit (very long names) is marked `noqa: E501`."""
     indent = _INDENT * depth
     line = f"{indent}{lead}{value.flat()}{tail}"
     if comment is not None and len(line) + len(comment) + 4 <= WIDTH:
         return [f"{line}  # {comment}"]
     above = [f"{indent}# {comment}"] if comment is not None else []
-    if len(line) <= WIDTH or isinstance(value, _Atom):
+    if len(line) <= WIDTH:
         return [*above, line]
+    split = _split(lead, value, tail, indent)
+    if any(len(text) > WIDTH for text in split) and lead.endswith(" = ") and not tail:
+        split = [f"{indent}{lead}(", *_indented(value, indent + _INDENT, ""), f"{indent})"]
+    return [*above, *map(_fit, split)]
+
+
+def _split(lead: str, value: _Expr, tail: str, indent: str) -> list[str]:
+    if isinstance(value, _Atom):
+        return [f"{indent}{lead}{value.flat()}{tail}"]
     first, *rest = value.lines(indent)
-    return [*above, f"{indent}{lead}{first}", *rest[:-1], rest[-1] + tail]
+    return [f"{indent}{lead}{first}", *rest[:-1], rest[-1] + tail]
+
+
+def _fit(line: str) -> str:
+    """A line too long only because of the names in it: ruff is told so."""
+    return line if len(line) <= WIDTH else f"{line}  # noqa: E501"

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.fx
 
+from netspec import init as init_scheme
 from netspec.ir import Graph
 from netspec.ops import TorchCall
 from netspec.report import Report
@@ -42,6 +43,8 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
         if isinstance(made, TorchCall):
             values[node.name] = _call(fx, made, args, node.name)
             continue
+        if node.init is not None:
+            init_scheme.apply(torch, made, node.init)
         if node.frozen:
             made.requires_grad_(False)
         _attach(root, node.name, made)

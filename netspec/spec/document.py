@@ -56,6 +56,8 @@ class Spec(_Strict):
     params: dict[Identifier, Any] = Field(default_factory=dict)
     blocks: dict[Identifier, BlockDef] = Field(default_factory=dict)
     layers: list[Any] = Field(min_length=1)
+    init: Any = None
+    """Weight initialisation for the whole net (see `netspec.init`); checked on expansion."""
 
     _source: Any = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)

@@ -9,6 +9,9 @@ optional meta keys:
       repeat: 3                        # chain 3 copies: name.0, name.1, name.2 (`i` is the index)
       if: stride != 1                  # keep the layer only when the expression holds
       frozen: true                     # exclude its parameters from training
+      init: kaiming_normal             # initialise its weights (see netspec.init)
+
+`frozen` and `init` on a block call apply to every layer inside it.
 
 Names are scoped: inside a block instance `layer2.0`, `conv1` means `layer2.0.conv1`.
 A layer reads only earlier layers, so the graph is acyclic and its order topological.
@@ -26,7 +29,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from netspec import init as init_scheme
 from netspec.errors import Diagnostic, Where, did_you_mean, quote_list
+from netspec.init import Init
 from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op
 from netspec.spec import expr
@@ -34,7 +39,7 @@ from netspec.spec.document import BlockDef, Spec
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics
 
-META = ("name", "from", "repeat", "if", "frozen")
+META = ("name", "from", "repeat", "if", "frozen", "init")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_LAYERS = 100_000  # nodes after expansion
 MAX_BLOCK_DEPTH = 32  # blocks using blocks
@@ -69,6 +74,8 @@ class _Scope:
     last: str | None
     groups: tuple[str, ...] = ()
     stack: tuple[str, ...] = ()
+    frozen: bool = False
+    init: Init | None = None
     declared: dict[str, At] = field(default_factory=dict)
     defined: dict[str, At] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
@@ -95,7 +102,8 @@ class Expander:
             loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
             self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
         env = self.params(self.spec.params, {}, doc, "params", "")
-        top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)))
+        top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)),
+                      init=self.init_of(doc, "", scope_init=None))
         top.declared = dict.fromkeys(input_shapes, self.source.pos(doc))
         with contextlib.suppress(_Abort):
             self.body(_raw(doc, "layers", self.spec.layers), top, doc, "layers")
@@ -129,7 +137,8 @@ class Expander:
                        code="bad-layer")
             return
         written = meta.get("name")
-        label = scope.prefix + (written if isinstance(written, str) else op_key)
+        stem = OPS[op_key].stem() if op_key in OPS else op_key
+        label = scope.prefix + (written if isinstance(written, str) else self.next_auto(stem, scope))
         if "if" in meta and not self.condition(meta["if"], scope, entry, label):
             return
         repeat = self.repeat(meta["repeat"], scope, entry, label) if "repeat" in meta else 1
@@ -147,7 +156,8 @@ class Expander:
             hint = did_you_mean(op_key, choices) or f"ops: {quote_list(OPS, 60)}"
             self.error(self.source.key_where(entry, op_key) if isinstance(entry, dict) else where,
                        label, f"unknown op `{op_key}`", hint, code="unknown-op")
-        stem = cls.stem() if cls else op_key
+        frozen = scope.frozen or meta.get("frozen") is True
+        init = self.init_of(entry, label, scope.init) if "init" in meta else scope.init
         prev: list[str] = []
         for i in range(repeat):
             local = self.instance_name(name, i, repeat, stem, scope)
@@ -158,12 +168,12 @@ class Expander:
                 wired, prev = inputs is not None, inputs or []
             if block is not None and cls is None:
                 out = self.block(op_key, block, value, env, full, prev, scope, entry_loc,
-                                 meta.get("frozen", False), wired)
+                                 wired, frozen, init)
             else:
                 op = self.make_op(cls, value, env, full, entry_loc) if cls else None
                 op = op if wired else None  # an unresolved input: reported, not cascaded
                 out = self.add(Node(full, op, tuple(prev), entry_loc, op_key, scope.groups,
-                                    bool(meta.get("frozen", False))))
+                                    frozen, init))
             scope.names[local] = out
             scope.defined[local] = where
             prev = [out]
@@ -178,7 +188,14 @@ class Expander:
         keys = [k for k in entry if k not in META]
         known = [k for k in keys if k in OPS or k in self.spec.blocks]
         strays = [k for k in keys if k not in known]
-        path = scope.prefix + str(entry.get("name", "")).rstrip(".")
+        written = entry.get("name")
+        if isinstance(written, str):
+            path = scope.prefix + written
+        elif len(known) == 1:
+            stem = OPS[known[0]].stem() if known[0] in OPS else str(known[0])
+            path = scope.prefix + self.next_auto(stem, scope)
+        else:
+            path = scope.prefix.rstrip(".")
         if len(keys) == 1:
             return str(keys[0]), entry[keys[0]], {k: entry[k] for k in META if k in entry}
         if not keys:
@@ -187,13 +204,25 @@ class Expander:
         elif len(known) == 1:
             for k in strays:
                 hint = did_you_mean(k, META) or f"layer keys: {quote_list(META)}"
-                self.error(self.source.key_where(entry, k), path or str(known[0]),
+                self.error(self.source.key_where(entry, k), path,
                            f"unknown layer key `{k}`", hint, code="unknown-key")
         else:
             names = " and ".join(f"`{k}`" for k in keys)
             self.error(where, path, f"a layer names exactly one op, found {names}",
                        "put each op in its own list item", code="bad-layer")
         return None, None, {}
+
+    def init_of(self, holder: Any, path: str, scope_init: Init | None) -> Init | None:
+        """The `init:` of a layer entry (or the spec), over the enclosing one."""
+        value = holder.get("init") if isinstance(holder, dict) else None
+        if value is None:
+            return scope_init
+        try:
+            return init_scheme.parse(value).over(scope_init)
+        except init_scheme.InitError as exc:
+            self.error(self.source.pos(holder, "init"), path, str(exc), exc.hint,
+                       code="bad-init")
+            return scope_init
 
     def layer_name(self, name: Any, scope: _Scope, entry: Any, label: str) -> str | None:
         if name is None:
@@ -215,10 +244,19 @@ class Expander:
     def instance_name(self, name: str | None, i: int, repeat: int, stem: str, scope: _Scope) -> str:
         if name is not None:
             return f"{name}.{i}" if repeat > 1 else name
+        auto = self.next_auto(stem, scope)
+        scope.counters[stem] = int(auto[len(stem):].lstrip("_"))
+        return auto
+
+    @staticmethod
+    def next_auto(stem: str, scope: _Scope) -> str:
+        """The next automatic name for `stem` (conv1, conv2, ...; conv3x3_1 after a digit),
+        skipping names the scope already has or declares."""
         glue = "_" if stem[-1:].isdigit() else ""
+        n = scope.counters[stem]
         while True:
-            scope.counters[stem] += 1
-            auto = f"{stem}{glue}{scope.counters[stem]}"
+            n += 1
+            auto = f"{stem}{glue}{n}"
             if auto not in scope.declared and auto not in scope.names:
                 return auto
 
@@ -349,7 +387,8 @@ class Expander:
         return dict(zip(names, items, strict=False)), arg_at
 
     def block(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any], full: str,
-              inputs: list[str], scope: _Scope, loc: Locator, frozen: bool, wired: bool) -> str:
+              inputs: list[str], scope: _Scope, loc: Locator, wired: bool, frozen: bool,
+              init: Init | None) -> str:
         """Expand one block instance under the name `full`; return its output node's name.
 
         An instance that cannot be expanded (bad inputs or parameters, recursion) becomes
@@ -386,13 +425,9 @@ class Expander:
         self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None)
         names = dict(zip(block.inputs, inputs, strict=True))
         inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
-                       (*scope.groups, full), (*scope.stack, kind))
+                       (*scope.groups, full), (*scope.stack, kind), frozen, init)
         inner.declared = dict.fromkeys(block.inputs, loc.at())
         self.body(_raw(body_doc, "layers", block.layers), inner, body_doc, "layers")
-        if frozen:
-            for name in self.nodes:
-                if name.startswith(inner.prefix):
-                    self.nodes[name].frozen = True
         if block.output is not None:
             return self.resolve(block.output, inner, self.source.pos(body_doc, "output"),
                                 full) or inner.last or full

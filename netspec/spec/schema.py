@@ -20,6 +20,8 @@ _META: dict[str, Any] = {
     "if": {"anyOf": [{"type": "boolean"}, _EXPRESSION],
            "description": "keep the layer only when this holds"},
     "frozen": {"type": "boolean", "description": "exclude its parameters from training"},
+    "init": {"description": "weight initialisation: a scheme (`kaiming_normal`), "
+                            "`{scheme: {args}}` or `{weight: ..., bias: ...}`"},
 }
 
 
