@@ -1,0 +1,73 @@
+"""Loading weights into a built model, including weights saved from a differently named
+model (a hand-written one, say): tensors are matched by order and shape, as a person
+porting weights would match them.
+
+Files are read with `torch.load(..., weights_only=True)` only: a weights file can hold
+tensors and plain containers, never code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+class WeightsError(ValueError):
+    """The weights do not fit the model; `.mismatches` lists each position that differs."""
+
+    def __init__(self, message: str, mismatches: list[str]):
+        self.mismatches = mismatches
+        super().__init__("\n".join([message, *(f"  {m}" for m in mismatches)]))
+
+
+def read_state_dict(path: str | Path) -> dict[str, Any]:
+    """A state_dict from a file: a bare one, or a checkpoint holding one under `model` or
+    `state_dict`. Only tensors and plain containers are unpickled (weights_only)."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such weights file", []) from None
+    except Exception as exc:  # torch reports refused pickles and corrupt files alike
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: not a readable weights file ({first})", []) from None
+    for key in ("model", "state_dict"):
+        if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
+            data = data[key]
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise WeightsError(f"{path}: holds no state_dict (a mapping of names to tensors)", [])
+    return dict(data)
+
+
+def load_weights(model: Any, weights: Mapping[str, Any] | str | Path) -> dict[str, str]:
+    """Load `weights` (a state_dict or a file) into `model` and return {our key: their key}.
+
+    Keys that match exactly load as they are; otherwise the i-th tensor of `weights` goes to
+    the model's i-th, provided every shape agrees. Raises WeightsError listing every key and
+    shape that does not line up, leaving the model unchanged.
+    """
+    import torch
+
+    theirs = read_state_dict(weights) if isinstance(weights, str | Path) else dict(weights)
+    ours = model.state_dict()
+    if set(theirs) == set(ours):
+        pairs = {k: k for k in ours}
+    else:
+        pairs = dict(zip(ours, theirs, strict=False))
+    mismatches = [f"{k}: {_shape(ours[k])} here, {_shape(theirs[t])} in the weights ({t})"
+                  for k, t in pairs.items() if _shape(ours[k]) != _shape(theirs[t])]
+    mismatches += [f"{k} {_shape(ours[k])}: nothing in the weights" for k in list(ours)[len(theirs):]]
+    mismatches += [f"{t} {_shape(theirs[t])}: nothing in the model" for t in list(theirs)[len(ours):]]
+    if mismatches:
+        raise WeightsError(f"the weights do not fit: {len(theirs)} tensors for the model's "
+                           f"{len(ours)}, {len(mismatches)} not lining up", mismatches)
+    with torch.no_grad():
+        model.load_state_dict({k: theirs[t] for k, t in pairs.items()}, strict=True)
+    return pairs
+
+
+def _shape(value: Any) -> list[int] | str:
+    shape = getattr(value, "shape", None)
+    return list(shape) if shape is not None else type(value).__name__
