@@ -52,10 +52,8 @@ def load_weights(model: Any, weights: Mapping[str, Any] | str | Path) -> dict[st
 
     theirs = read_state_dict(weights) if isinstance(weights, str | Path) else dict(weights)
     ours = model.state_dict()
-    if set(theirs) == set(ours):
-        pairs = {k: k for k in ours}
-    else:
-        pairs = dict(zip(ours, theirs, strict=False))
+    same_names = set(theirs) == set(ours)
+    pairs = {k: k for k in ours} if same_names else dict(zip(ours, theirs, strict=False))
     mismatches = [f"{k}: {_shape(ours[k])} here, {_shape(theirs[t])} in the weights ({t})"
                   for k, t in pairs.items() if _shape(ours[k]) != _shape(theirs[t])]
     mismatches += [f"{k} {_shape(ours[k])}: nothing in the weights" for k in list(ours)[len(theirs):]]
