@@ -90,7 +90,7 @@ def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
     return LayerReport(
         name=node.name, op=op.kind(), torch=op.torch_class, inputs=list(node.inputs), shape=shape,
         params=cost.params, trainable=0 if node.frozen else cost.params, buffers=cost.buffers,
-        macs=cost.macs, bias_adds=cost.bias_adds, rf=_rf_json(rf), label=op.label(), where=node.where,
+        macs=cost.macs, bias_adds=cost.bias_adds, rf=_rf_json(rf), node=node,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -174,7 +175,9 @@ def _to_onnx(spec: Spec, model: Any, examples: tuple[Any, ...], path: Path) -> N
     graph = spec._graph
     large = sum(t.numel() * t.element_size() for t in model.state_dict().values()) \
         > EXTERNAL_DATA_BYTES
-    with _quiet("torch.onnx._internal.exporter._registration"):
+    with _quiet("torch.onnx._internal.exporter._registration"), warnings.catch_warnings():
+        # every input's batch is one dimension, "batch": torch notes it names it once
+        warnings.filterwarnings("ignore", "The axis name: .* will not be used", UserWarning)
         torch.onnx.export(model, examples, str(path), dynamo=True, external_data=large,
                           input_names=list(graph.inputs), output_names=list(graph.outputs),
                           dynamic_shapes=_dynamic_batch(examples), verbose=False)

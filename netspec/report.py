@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.errors import Diagnostic, Where
+from netspec.ir import Node
 from netspec.shapes import Shape
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -27,8 +28,17 @@ class LayerReport:
     macs: int
     bias_adds: int
     rf: dict[str, list[int | float]] | None
-    label: str
-    where: Where
+    node: Node
+    """The IR node: its op gives the label, its locator the YAML line, when asked for."""
+
+    @property
+    def label(self) -> str:
+        """The op and its key arguments, as tables and drawings show it."""
+        return self.node.op.label() if self.node.op is not None else self.node.kind
+
+    @property
+    def where(self) -> Where:
+        return self.node.where
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "torch": self.torch, "inputs": self.inputs,

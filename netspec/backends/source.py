@@ -165,14 +165,14 @@ def _add(expr: str, name: str, as_list: bool, value: _Expr) -> list[str]:
         return _statement(f"{expr}.append(", value, ")", None)
     if _plain(name):
         return _statement(f"{expr}.{name} = ", value, "", None)
-    return _statement(f"{expr}.add_module({name!r}, ", value, ")", None)
+    return _statement(f"{expr}.add_module({_literal(name)}, ", value, ")", None)
 
 
 def _child(expr: str, name: str, in_list: bool) -> str:
     """How code reaches the child `name` of the module `expr`."""
     if in_list:
         return f"{expr}[{name}]"
-    return f"{expr}.{name}" if _plain(name) else f"getattr({expr}, {name!r})"
+    return f"{expr}.{name}" if _plain(name) else f"getattr({expr}, {_literal(name)})"
 
 
 def _plain(name: str) -> bool:
@@ -222,7 +222,9 @@ def _literal(value: Any) -> str:
     """Python source for an argument value."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"float({str(value)!r})"
-    if isinstance(value, bool | int | float | str) or value is None:
+    if isinstance(value, str):
+        return f'"{value}"' if value.isprintable() and not set(value) & {'"', "\\"} else repr(value)
+    if isinstance(value, bool | int | float) or value is None:
         return repr(value)
     if isinstance(value, tuple | list):
         items = [_literal(v) for v in value]
