@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -70,6 +71,37 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
     click.echo(report.table())
     for warning in report.warnings:
         click.echo(warning.format(), err=True)
+
+
+@main.command(name="export")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "python"]), required=True,
+              help="ONNX model, torch.export program (.pt2), or standalone PyTorch source.")
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
+              help="Output file [default: SPEC's stem + .onnx / .pt2 / .py, here].")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Checkpoint to export (a state_dict, or a dict with one under 'model').")
+@click.option("--fuse-bn", is_flag=True, help="Fold each BatchNorm into the conv before it.")
+@click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
+              help="Export at another input size: C,H,W or NAME=C,H,W (repeatable).")
+def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fuse_bn: bool,
+                   inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> None:
+    """Write SPEC as ONNX, a torch.export program or plain PyTorch source (eval mode, dynamic
+    batch). Exit 1 on spec errors, weights that do not fit, or a missing exporter."""
+    from netspec.api import diagnose
+    from netspec.export import SUFFIXES, export
+
+    overrides = _overrides(inputs)
+    loaded, _, errors = diagnose(spec, overrides)
+    if errors or loaded is None:
+        _fail(errors, "table")
+    target = Path(out) if out else Path(Path(spec).stem + SUFFIXES[fmt])  # type: ignore[index]
+    try:
+        path = export(loaded, fmt, target, weights=weights, fuse_bn=fuse_bn,  # type: ignore[arg-type]
+                      inputs=overrides)
+    except (ImportError, ValueError) as exc:  # WeightsError is a ValueError
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {path}", err=True)
 
 
 @main.command()

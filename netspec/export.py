@@ -21,12 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from netspec.api import SpecSource, build, check, load
+from netspec.api import SpecSource, build, check, fuse, load
 from netspec.shapes import Shape
 from netspec.spec.document import Spec
 
 Format = Literal["onnx", "pt2", "python"]
 FORMATS: tuple[Format, ...] = ("onnx", "pt2", "python")
+SUFFIXES: dict[Format, str] = {"onnx": ".onnx", "pt2": ".pt2", "python": ".py"}
+"""The file extension of each format (the CLI's default output is SPEC's stem + this)."""
 EXTRA = "pip install 'netspec[export]'"
 ONNX_MODULES = ("onnx", "onnxscript")
 """What torch's ONNX exporter imports; onnxruntime (in the same extra) is for checking."""
@@ -34,23 +36,22 @@ EXAMPLE_BATCH = 2
 """Batch of the traced example inputs: not 1, which torch.export would specialise on."""
 EXTERNAL_DATA_BYTES = 1_800_000_000
 """Beyond this, ONNX weights go to a side file (a protobuf stops at 2 GiB)."""
-_LISTED = 10
 
 
 def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path | None = None,
            fuse_bn: bool = False, inputs: Mapping[str, Shape] | Shape | None = None) -> Path:
     """Write `spec` to `out` in `fmt` and return `out`'s path.
 
-    `weights` is a checkpoint (`torch.save` of a state_dict, or of a dict holding one under
-    "model") loaded strictly; without it the weights are `netspec.build(spec, seed=0)`'s.
-    `inputs` sets the input shapes as in `check` (the batch stays dynamic). Raises SpecError
-    for an invalid spec, ValueError for an unknown format or a checkpoint that does not fit,
-    ImportError naming the missing packages when the ONNX exporter is not installed.
+    `weights` is a checkpoint file read by `netspec.load_weights` (a state_dict, or a dict
+    holding one under "model"; keys that differ from the spec's are matched by order and
+    shape); without it the weights are `netspec.build(spec, seed=0)`'s. `inputs` sets the
+    input shapes as in `check` (the batch stays dynamic). Raises SpecError for an invalid
+    spec, ValueError for an unknown format, WeightsError (a ValueError) listing every tensor
+    that does not fit, and ImportError naming the missing packages when the ONNX exporter is
+    not installed.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fuse_bn:
-        raise NotImplementedError("fuse_bn lands with BN folding")
     if fmt == "onnx":
         require(*ONNX_MODULES, purpose="ONNX export")
     path = Path(out)
@@ -61,12 +62,14 @@ def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path |
                              "into the generated module with `load_state_dict`")
         from netspec.backends.source import python_source
 
-        path.write_text(python_source(spec, inputs))
+        path.write_text(python_source(spec, inputs, fuse_bn=fuse_bn))
         return path
     model = build(spec, seed=0, inputs=inputs)
     if weights is not None:
+        from netspec.weights import load_weights
+
         load_weights(model, weights)
-    model.eval()
+    model = fuse(spec, model, inputs) if fuse_bn else model.eval()
     examples = example_inputs(spec, inputs)
     if fmt == "onnx":
         _to_onnx(spec, model, examples, path)
@@ -99,59 +102,6 @@ def example_inputs(spec: Spec, inputs: Mapping[str, Shape] | Shape | None = None
                  for name in spec._graph.inputs)
 
 
-def load_weights(model: Any, checkpoint: str | Path) -> None:
-    """Load a checkpoint's state_dict into `model`, strictly.
-
-    The file holds a state_dict or a dict with one under "model" (as `netspec train` saves).
-    Raises ValueError listing the keys missing, unexpected and of another shape.
-    """
-    import torch
-
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except OSError:  # no such file, a directory...: as is
-        raise
-    except Exception as exc:  # torch raises several types for files it cannot unpickle
-        raise ValueError(f"cannot read the checkpoint {checkpoint}: {exc}") from exc
-    state = _state_dict_of(saved, checkpoint)
-    problems = _mismatches(model.state_dict(), state)
-    if problems:
-        raise ValueError(f"the checkpoint {checkpoint} does not fit the spec:\n" + "\n".join(problems))
-    model.load_state_dict(state, strict=True)
-
-
-def _state_dict_of(saved: Any, checkpoint: str | Path) -> Mapping[str, Any]:
-    import torch
-
-    state = saved.get("model") if isinstance(saved, Mapping) and "model" in saved else saved
-    if not isinstance(state, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        found = f"a dict with keys {_listing(list(saved))}" if isinstance(saved, Mapping) \
-            else type(saved).__name__
-        raise ValueError(f"the checkpoint {checkpoint} holds neither a state_dict nor a dict with "
-                         f"one under 'model': found {found}")
-    return state
-
-
-def _mismatches(expected: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
-    """One line per kind of difference between the model's state_dict and a checkpoint's."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    reshaped = [f"{k} (checkpoint {list(found[k].shape)}, spec {list(v.shape)})"
-                for k, v in expected.items() if k in found and found[k].shape != v.shape]
-    lines = []
-    for what, keys in (("missing from the checkpoint", missing),
-                       ("not in the spec", unexpected), ("of another shape", reshaped)):
-        if keys:
-            lines.append(f"  {len(keys)} {'key' if len(keys) == 1 else 'keys'} {what}: {_listing(keys)}")
-    return lines
-
-
-def _listing(keys: list[Any]) -> str:
-    shown = ", ".join(map(str, keys[:_LISTED]))
-    return shown + (f" and {len(keys) - _LISTED} more" if len(keys) > _LISTED else "")
-
-
 def _dynamic_batch(examples: tuple[Any, ...]) -> tuple[dict[int, Any], ...]:
     """The batch dim of every input, one shared dynamic dimension."""
     import torch
@@ -178,6 +128,8 @@ def _to_onnx(spec: Spec, model: Any, examples: tuple[Any, ...], path: Path) -> N
     with _quiet("torch.onnx._internal.exporter._registration"), warnings.catch_warnings():
         # every input's batch is one dimension, "batch": torch notes it names it once
         warnings.filterwarnings("ignore", "The axis name: .* will not be used", UserWarning)
+        # torch's own exporter code uses an API torch has deprecated; nothing for a user to do
+        warnings.filterwarnings("ignore", r".*LeafSpec.*", FutureWarning)
         torch.onnx.export(model, examples, str(path), dynamo=True, external_data=large,
                           input_names=list(graph.inputs), output_names=list(graph.outputs),
                           dynamic_shapes=_dynamic_batch(examples), verbose=False)

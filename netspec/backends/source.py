@@ -16,7 +16,9 @@ into the file from `netspec.backends.functional`, so both compute the very same 
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
+import itertools
 import keyword
 import math
 import operator
@@ -29,7 +31,8 @@ import torch
 
 from netspec.api import SpecSource, check, load
 from netspec.backends import functional
-from netspec.backends.torchfx import _class_name, _identifier
+from netspec.backends.torchfx import class_name, identifier
+from netspec.fuse import fold_graph
 from netspec.ir import Graph, Node
 from netspec.ops import Op, TorchCall
 from netspec.shapes import Shape
@@ -47,27 +50,29 @@ _RESERVED = frozenset({"self", "torch", "nn", "x", "_"})
 _RETURN = "<return>"
 
 
-def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None) -> str:
-    """Standalone PyTorch source computing `spec` (raises SpecError for an invalid spec).
+def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
+                  fuse_bn: bool = False) -> str:
+    """Standalone PyTorch source computing `spec` (raises SpecError for an invalid spec);
+    with `fuse_bn`, the inference network whose BatchNorms are folded into their convs.
 
     Shapes in the comments are those of the spec's inputs (or of `inputs`, as in `check`),
     `N` standing for the batch. The module is `class <Name>(nn.Module)`, named like
     `netspec.build`'s; `<Name>()` takes no arguments.
     """
     spec = spec if isinstance(spec, Spec) else load(spec)
-    report = check(spec, inputs)
-    graph: Graph = spec._graph
+    report = check(spec, inputs, fuse_bn=fuse_bn)
+    graph: Graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
     shapes: dict[str, Shape] = {**report.inputs, **{r.name: r.shape for r in report.layers}}
     tree = _module_tree(graph)
     writer = _Forward(graph, shapes, tree)
     forward = writer.lines()
     init = _init_lines(tree, shapes)
-    class_name = _class_name(graph.name)
+    name = class_name(graph.name)
     doc = f"The spec `{graph.name}` as plain PyTorch: {report.params:,} parameters."
-    parts = [_module_doc(graph.name, class_name) + "\nimport torch\nfrom torch import nn\n"]
+    parts = [_module_doc(graph.name, name) + "\nimport torch\nfrom torch import nn\n"]
     parts += [_helper_source(fn) for fn in _with_dependencies(writer.helpers)]
     parts.append("\n".join([
-        _fit(f"class {class_name}(nn.Module):"),
+        _fit(f"class {name}(nn.Module):"),
         *_docstring(doc, _INDENT),
         "",
         f"{_INDENT}def __init__(self) -> None:",
@@ -90,15 +95,23 @@ def _module_doc(name: str, class_name: str) -> str:
 # --- __init__: the module tree ---------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass
 class _Container:
-    """A module holding others (`layer1`, `layer1.0`), its children in creation order."""
+    """A module holding others (`layer1`, `layer1.0`), its children in creation order; read
+    only once the tree is complete."""
 
     children: dict[str, _Container | Node] = field(default_factory=dict)
 
-    def is_list(self) -> bool:
+    @functools.cached_property
+    def numbered(self) -> bool:
         """Children named 0, 1, ... in order: an `nn.ModuleList`, indexed `[0]`."""
-        return bool(self.children) and list(self.children) == [str(i) for i in range(len(self.children))]
+        return bool(self.children) and all(k == str(i) for i, k in enumerate(self.children))
+
+    @functools.cached_property
+    def plain_list(self) -> bool:
+        """A list of `nn.Module()` containers only (`layer1.0`, `layer1.1`)."""
+        return self.numbered and all(
+            isinstance(c, _Container) and not c.numbered for c in self.children.values())
 
 
 def _module_tree(graph: Graph) -> _Container:
@@ -116,6 +129,9 @@ def _module_tree(graph: Graph) -> _Container:
                 raise NotImplementedError(f"layer {node.name} sits inside the module of layer "
                                           f"{'.'.join(path)}; the python export cannot write that")
             parent = child
+        if leaf in parent.children:
+            raise NotImplementedError(f"layer {node.name} replaces the container of layers "
+                                      f"under it; the python export cannot write that")
         parent.children[leaf] = node
     return root
 
@@ -129,13 +145,13 @@ def _init_lines(tree: _Container, shapes: Mapping[str, Shape]) -> list[str]:
 
 def _init_children(container: _Container, expr: str, shapes: Mapping[str, Shape],
                    lines: list[str]) -> None:
-    as_list = container.is_list() and expr != "self"
+    as_list = container.numbered and expr != "self"
     for name, child in container.children.items():
         target = _child(expr, name, as_list)
         if isinstance(child, _Container):
             if expr == "self" and lines:
                 lines.append("")
-            if not (as_list and _of_plain_containers(container)):  # else the list made it
+            if not (as_list and container.plain_list):  # else the list made it
                 lines += _add(expr, name, as_list, _Atom(_container_class(child)))
             _init_children(child, target, shapes, lines)
             continue
@@ -144,17 +160,11 @@ def _init_children(container: _Container, expr: str, shapes: Mapping[str, Shape]
             lines.append(f"{_INDENT * 2}{target}.requires_grad_(False)")
 
 
-def _of_plain_containers(container: _Container) -> bool:
-    """A list of `nn.Module()` containers only (`layer1.0`, `layer1.1`)."""
-    return container.is_list() and all(
-        isinstance(c, _Container) and not c.is_list() for c in container.children.values())
-
-
 def _container_class(container: _Container) -> str:
     """`nn.Module()`, or `nn.ModuleList(...)` when the children are numbered."""
-    if not container.is_list():
+    if not container.numbered:
         return "nn.Module()"
-    if _of_plain_containers(container):
+    if container.plain_list:
         return f"nn.ModuleList([nn.Module() for _ in range({len(container.children)})])"
     return "nn.ModuleList()"
 
@@ -201,6 +211,7 @@ def _constructor(node: Node, shapes: Mapping[str, Shape]) -> _Expr:
     return _Call(f"nn.{cls}", items)
 
 
+@functools.cache
 def _defaults(cls: type) -> dict[str, Any]:
     params = inspect.signature(cls).parameters.values()
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
@@ -245,7 +256,8 @@ class _Forward:
         self.tree = tree
         self.helpers: list[Callable[..., Any]] = []
         self.uses = _uses(graph)
-        self.order = [*graph.inputs, *(n.name for n in graph.layers()), _RETURN]
+        order = [*graph.inputs, *(n.name for n in graph.layers()), _RETURN]
+        self.after = dict(itertools.pairwise(order))
         self.names = _Names({*_RESERVED, *_helper_names()})
         self.var: dict[str, str] = {}
 
@@ -265,7 +277,7 @@ class _Forward:
 
     def _input_var(self, name: str) -> str:
         chained = len(self.graph.inputs) == 1 and self._chained(name)
-        self.var[name] = "x" if chained else self.names.take(_identifier(name))
+        self.var[name] = "x" if chained else self.names.take(identifier(name))
         return self.var[name]
 
     def _result_var(self, name: str) -> str:
@@ -273,15 +285,14 @@ class _Forward:
             return "x"
         if not self.uses.get(name) and name not in self.graph.outputs:
             return "_"  # a layer nothing reads: computed (as build does) and dropped
-        return self.names.take(_identifier(name))
+        return self.names.take(identifier(name))
 
     def _chained(self, name: str) -> bool:
         """Read once, by the very next layer (or the lone output by `return`): it flows
         through `x`."""
-        index = self.order.index(name)
         readers = self.uses.get(name, [])
         several = len(self.graph.outputs) > 1 and name in self.graph.outputs
-        return not several and readers == [self.order[index + 1]]
+        return not several and readers == [self.after[name]]
 
     def _value(self, node: Node) -> _Expr:
         args = [_Atom(self.var[i]) for i in node.inputs]
@@ -337,7 +348,7 @@ def _module_path(tree: _Container, path: Sequence[str]) -> str:
     expr = "self"
     container = tree
     for part in path:
-        as_list = container.is_list() and expr != "self"
+        as_list = container.numbered and expr != "self"
         expr = _child(expr, part, as_list)
         child = container.children.get(part)
         container = child if isinstance(child, _Container) else _Container()

@@ -33,7 +33,7 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
     shapes: dict[str, Shape] = {**report.inputs, **{r.name: r.shape for r in report.layers}}
     root = torch.nn.Module()
     fx = torch.fx.Graph()
-    values: dict[str, torch.fx.Node] = {name: fx.placeholder(_identifier(name))
+    values: dict[str, torch.fx.Node] = {name: fx.placeholder(identifier(name))
                                         for name in graph.inputs}
     for node in graph.layers():
         assert node.op is not None, "build() compiles checked specs only"
@@ -49,26 +49,26 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
             made.requires_grad_(False)
         _attach(root, node.name, made)
         values[node.name] = fx.create_node("call_module", node.name, tuple(args), {},
-                                           name=_identifier(node.name))
+                                           name=identifier(node.name))
     outputs = [values[o] for o in graph.outputs]
     fx.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
-    return torch.fx.GraphModule(root, fx, class_name=_class_name(graph.name))
+    return torch.fx.GraphModule(root, fx, class_name=class_name(graph.name))
 
 
 def _call(fx: torch.fx.Graph, call: TorchCall, args: Sequence[torch.fx.Node],
           name: str) -> torch.fx.Node:
     if call.packed:
         return fx.create_node("call_function", call.fn, (tuple(args),), call.kwargs,
-                              name=_identifier(name))
+                              name=identifier(name))
     if call.pairwise:
         value = args[0]
         for i, arg in enumerate(args[1:], start=1):
             last = i == len(args) - 1
             value = fx.create_node("call_function", call.fn, (value, arg), call.kwargs,
-                                   name=_identifier(name) if last else None)
+                                   name=identifier(name) if last else None)
         return value
     return fx.create_node("call_function", call.fn, tuple(args), call.kwargs,
-                          name=_identifier(name))
+                          name=identifier(name))
 
 
 def _attach(root: torch.nn.Module, qualified: str, module: torch.nn.Module) -> None:
@@ -82,13 +82,13 @@ def _attach(root: torch.nn.Module, qualified: str, module: torch.nn.Module) -> N
     parent.add_module(leaf, module)
 
 
-def _identifier(name: str) -> str:
+def identifier(name: str) -> str:
     """A Python variable name for a layer: `layer1.0.conv1` -> `layer1_0_conv1`."""
     ident = re.sub(r"\W", "_", name)
     return ident if not ident[:1].isdigit() else f"_{ident}"
 
 
-def _class_name(name: str) -> str:
+def class_name(name: str) -> str:
     words = re.split(r"[^A-Za-z0-9]+", name)
     ident = "".join(w[:1].upper() + w[1:] for w in words if w) or "Net"
     return ident if not ident[:1].isdigit() else f"Net{ident}"

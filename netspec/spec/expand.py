@@ -22,6 +22,7 @@ reports all independent errors.
 from __future__ import annotations
 
 import contextlib
+import keyword
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +42,24 @@ from netspec.spec.validation import diagnostics
 
 META = ("name", "from", "repeat", "if", "frozen", "init")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+RESERVED = frozenset({
+    "T_destination", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "code", "compile", "cpu", "cuda", "delete_all_unused_submodules",
+    "delete_submodule", "double", "dump_patches", "eval", "extra_repr", "float", "forward",
+    "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "graph", "half", "ipu",
+    "load_state_dict", "meta", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "print_readable", "recompile",
+    "register_backward_hook", "register_buffer", "register_forward_hook",
+    "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "shape_env", "share_memory", "state_dict", "to",
+    "to_empty", "to_folder", "train", "training", "type", "xpu", "zero_grad",
+}) | frozenset(keyword.kwlist)
+"""Names a layer cannot take: Python keywords and attributes of torch.nn.Module and
+torch.fx.GraphModule, which compiled layers would clash with (a test keeps this in step
+with the installed torch)."""
 MAX_LAYERS = 100_000  # nodes after expansion
 MAX_BLOCK_DEPTH = 32  # blocks using blocks
 
@@ -231,6 +250,11 @@ class Expander:
             self.error(self.source.pos(entry, "name"), label,
                        f"layer name {name!r} must be an identifier (letters, digits, _)",
                        code="bad-name")
+            return None
+        if name in RESERVED:
+            self.error(self.source.pos(entry, "name"), label,
+                       f"layer name `{name}` is reserved (a Python keyword or a torch module "
+                       "attribute)", f"e.g. `{name}_`", code="bad-name")
             return None
         if name in scope.defined or (name in self.spec.input_shapes() and not scope.prefix):
             first = scope.defined.get(name)
