@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from netspec.ops.base import (
     Cost,
+    Note,
     Op,
     PosFloat,
     PosInt,
@@ -80,6 +81,21 @@ class _InstanceNorm(_RunningNorm):
     prefix: ClassVar[str] = "inorm"
     affine: bool = False
     track_running_stats: bool = False
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = super().infer(x)
+        if math.prod(shape[1:]) == 1 and not self.track_running_stats:
+            raise ShapeError(f"normalises each channel over its single spatial element from "
+                             f"{x[0].src} ({fmt_shape(shape)}), which torch refuses",
+                             hint="instance norm needs more than one element per channel")
+        return shape
+
+    def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
+        if math.prod(y[1:]) == 1:
+            return [Note("single-element-norm", f"each channel from {x[0].src} has one spatial "
+                         "element: torch refuses to train this instance norm (eval mode uses "
+                         "the running statistics)")]
+        return []
 
 
 class InstanceNorm1d(_InstanceNorm):

@@ -125,6 +125,8 @@ class AvgPool2d(_AvgPool):
 
 
 def _output_size(value: Any) -> Any:
+    if value is None:
+        raise ValueError("expected a positive integer or a list of them, found None")
     items = value if isinstance(value, list | tuple) else [value]
     ok = all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1) for v in items)
     if not items or not ok:
@@ -155,6 +157,9 @@ class _AdaptivePool(Op):
 
     def target(self, sizes: Sequence[int]) -> tuple[int, ...]:
         wanted = spatial(self.size, self.dims, "size")
+        if self.dims == 1 and None in wanted:
+            raise ShapeError("a 1-d adaptive pool needs its output length (torch takes no null "
+                             "here)", key="size")
         return tuple(n if w is None else w for w, n in zip(wanted, sizes, strict=True))
 
     def infer(self, x: Sequence[Tensor]) -> Shape:

@@ -1,0 +1,318 @@
+"""Truth (DESIGN.md): netspec's static analysis is exactly what torch does.
+
+Hypothesis draws random valid specs (tests/strategies.py): every layer op alone over its
+arguments, short chains of random layers, and forks merged by add, mul or concat. Each spec
+is checked (`netspec.check`), compiled (`netspec.build`) and run on a random batch; every
+layer's real output shape, parameters and buffers must equal its report row, the outputs
+the report's outputs, and the MACs of convolutions and linear layers what torch's
+FlopCounterMode counts (one MAC is two FLOPs). The shapes must also be the documented
+formulas' that the generators work out. The zoo (specs/*.yaml) is run at its default input
+and at an odd size.
+
+Near the limits, one-layer specs with arguments drawn regardless of the input (windows
+larger than it, paddings past half a kernel, groups that do not divide...) check that
+netspec accepts exactly what torch runs.
+
+Disagreements fuzzing found (since fixed) are kept at the end as regression cases.
+
+NETSPEC_TRUTH_EXAMPLES sets hypothesis's example count per test (default 25; the whole
+file then takes under a minute on two cores); raise it for long runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import strategies
+import torch
+from hypothesis import assume, given, settings
+from torch.utils.flop_counter import FlopCounterMode
+
+import netspec
+from netspec.ops import OPS, TorchCall
+from netspec.report import Report
+from netspec.shapes import Shape
+
+EXAMPLES = int(os.environ.get("NETSPEC_TRUTH_EXAMPLES", "25"))
+BATCH = 2  # batch norm in training mode needs more than one value per channel
+MAC_OPS = frozenset({"conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "linear"})
+"""Ops whose MACs FlopCounterMode sees; DESIGN.md counts no MACs for the others."""
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+ODD_SIZES: dict[str, Shape | None] = {
+    "lenet5": None,  # its flatten feeds linear(120) 16*5*5 features: only 32x32 fits
+    "alexnet": (3, 227, 229),
+    "vgg16": (3, 227, 229),
+    "vgg11_bn": (3, 227, 229),
+}
+
+pytestmark = [
+    # torch's performance notes, irrelevant to shapes
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+    pytest.mark.filterwarnings("ignore:dropout2d:UserWarning"),
+]
+
+
+class NetspecRefuses(AssertionError):
+    """netspec refuses a spec the generators consider valid."""
+
+
+class TorchRefuses(AssertionError):
+    """torch refuses to run a spec that netspec accepts."""
+
+
+class Disagrees(AssertionError):
+    """netspec's report differs from what the compiled module does."""
+
+
+def truth(count: int = EXAMPLES):
+    """hypothesis settings: `count` examples, no deadline (the first build imports fx code)."""
+    return settings(max_examples=count, deadline=None)
+
+
+# -- the check -------------------------------------------------------------------------
+
+
+class _Recorder(torch.fx.Interpreter):
+    """Runs a compiled spec node by node, keeping the per-sample shape of every function
+    call (add, mul, concat, center crop), which no module hook sees."""
+
+    def __init__(self, module: torch.fx.GraphModule):
+        super().__init__(module)
+        self.shapes: dict[str, Shape] = {}
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        result = super().run_node(n)
+        if n.op == "call_function" and isinstance(result, torch.Tensor):
+            self.shapes[n.name] = tuple(result.shape[1:])
+        return result
+
+
+def _node_name(layer: str) -> str:
+    return re.sub(r"\W", "_", layer)
+
+
+def _counts(module: torch.nn.Module) -> tuple[int, int]:
+    return (sum(p.numel() for p in module.parameters()),
+            sum(b.numel() for b in module.buffers()))
+
+
+def _layer_macs(module: torch.nn.Module, shape: Shape) -> int:
+    """MACs of one layer on one sample of `shape`, as FlopCounterMode counts them."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(torch.randn(1, *shape))
+    return counter.get_total_flops() // 2
+
+
+def assert_truth(spec: Any, inputs: Shape | None = None, *,
+                 model: torch.fx.GraphModule | None = None, batch: int = BATCH,
+                 per_layer_macs: bool = True) -> Report:
+    """Check `spec`, build it (unless `model` is given), run it on a random batch and
+    hold every number of the report to what torch does."""
+    try:
+        report = netspec.check(spec, inputs)
+    except netspec.SpecError as exc:
+        raise NetspecRefuses(str(exc)) from exc
+    if model is None:
+        model = netspec.build(spec, seed=0, inputs=inputs)
+
+    def fail(what: str, ours: Any, real: Any) -> Disagrees:
+        return Disagrees(f"{what}: netspec reports {ours}, torch has {real}")
+
+    if (report.params, report.buffers) != _counts(model):
+        raise fail("params, buffers", (report.params, report.buffers), _counts(model))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if report.trainable_params != trainable:
+        raise fail("trainable params", report.trainable_params, trainable)
+
+    modules = [row for row in report.layers if row.torch]
+    seen: dict[str, Shape] = {}
+    handles = [model.get_submodule(row.name).register_forward_hook(
+        lambda m, i, o, name=row.name: seen.__setitem__(name, tuple(o.shape[1:])))
+        for row in modules]
+    recorder = _Recorder(model)
+    xs = [torch.randn(batch, *shape) for shape in report.inputs.values()]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = recorder.run(*xs)
+    except Exception as exc:  # torch's refusals: RuntimeError, ValueError, IndexError...
+        raise TorchRefuses(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    outs = out if isinstance(out, tuple) else (out,)
+    real_outputs = [tuple(o.shape) for o in outs]
+    expected = [(batch, *shape) for shape in report.outputs.values()]
+    if real_outputs != expected:
+        raise fail("outputs", expected, real_outputs)
+    for row in report.layers:
+        real = seen.get(row.name) if row.torch else recorder.shapes.get(_node_name(row.name))
+        if real != row.shape:
+            raise fail(f"{row.name} ({row.op}) shape", row.shape, real)
+        counts = _counts(model.get_submodule(row.name)) if row.torch else (0, 0)
+        if (row.params, row.buffers) != counts:
+            raise fail(f"{row.name} ({row.op}) params, buffers", (row.params, row.buffers), counts)
+    if counter.get_total_flops() != 2 * batch * report.macs:
+        raise fail("MACs of the whole network", report.macs, counter.get_total_flops() / 2 / batch)
+    if per_layer_macs:
+        shapes = {**report.inputs, **{row.name: row.shape for row in report.layers}}
+        for row in report.layers:
+            if row.op in MAC_OPS:
+                real_macs = _layer_macs(model.get_submodule(row.name), shapes[row.inputs[0]])
+                if real_macs != row.macs:
+                    raise fail(f"{row.name} ({row.op}) MACs", row.macs, real_macs)
+    return report
+
+
+# -- random specs ----------------------------------------------------------------------
+
+
+def test_every_op_has_a_generator():
+    assert set(strategies.GENERATORS) | set(strategies.MERGES) == set(OPS)
+
+
+def assert_case(case: strategies.Case) -> None:
+    """The spec matches torch, and its shapes are also the documented formulas' (which
+    catches an argument that netspec's analysis and its torch arguments both misread)."""
+    report = assert_truth(case.spec)
+    ours = {row.name: row.shape for row in report.layers}
+    assert ours == case.shapes, "netspec and torch agree, but not with the documented formulas"
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_each_op_matches_torch(op):
+    @truth()
+    @given(strategies.single_op_specs(op))
+    def check(case):
+        assert_case(case)
+
+    check()
+
+
+@truth(4 * EXAMPLES)
+@given(strategies.chain_specs())
+def test_random_chains_match_torch(case):
+    assert_case(case)
+
+
+@truth(4 * EXAMPLES)
+@given(strategies.fork_specs())
+def test_forks_and_merges_match_torch(case):
+    assert_case(case)
+
+
+def _torch_runs(op: str, args: dict[str, Any], xs: tuple[Shape, ...]) -> Shape | None:
+    """The per-sample output shape of the layer's torch module (or function) on batches of
+    `xs`, or None when torch refuses them, gives an empty tensor (which netspec refuses by
+    design: every dimension of a spec's tensors is at least 1), or gives a per-sample shape
+    that depends on the batch size (mixed-rank broadcasting against the batch dim).
+    The module comes from the op's own torch arguments, as `build` would make it had the
+    shape check passed, for the declared input size if there is one."""
+    model = OPS[op].model_validate(args)
+    declared = [list(x) for x in xs]
+    if "in" in args:
+        declared[0][-1 if op == "linear" else 0] = args["in"]
+    found = set()
+    for batch in (2, 3):
+        tensors = [torch.randn(batch, *x) for x in xs]
+        try:
+            made = model.to_torch(torch, [tuple(d) for d in declared], xs[0])
+            with torch.no_grad():
+                if not isinstance(made, TorchCall):
+                    y = made(*tensors)
+                elif made.packed:
+                    y = made.fn(tensors, **made.kwargs)
+                elif made.pairwise:
+                    y = functools.reduce(made.fn, tensors)
+                else:
+                    y = made.fn(*tensors, **made.kwargs)
+        except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError):
+            return None
+        if y.dim() == 0 or y.shape[0] != batch or min(y.shape) < 1:
+            return None
+        found.add(tuple(y.shape[1:]))
+    return found.pop() if len(found) == 1 else None
+
+
+def known_disagreement(op: str, args: dict[str, Any], xs: tuple[Shape, ...]) -> str | None:
+    """A boundary case where netspec deliberately differs from torch's training mode: an
+    instance norm over one spatial element that tracks running statistics is accepted with a
+    warning (torch refuses to train it, but runs it in eval mode)."""
+    if (op.startswith("instancenorm") and math.prod(xs[0][1:]) == 1
+            and args.get("track_running_stats")):
+        return "instancenorm-one-element-tracked"
+    return None
+
+
+def assert_agreement(op: str, args: dict[str, Any], xs: tuple[Shape, ...]) -> None:
+    """netspec accepts the one-layer spec exactly when torch runs it, and then agrees with
+    torch on everything (assert_truth)."""
+    if len(xs) == 1:
+        doc = strategies.spec(xs[0], [strategies.layer(op, args, "l0")])
+    else:
+        inputs = {f"x{i}": x for i, x in enumerate(xs)}
+        doc = strategies.spec(inputs, [strategies.layer(op, args, "l0", list(inputs))])
+    try:
+        netspec.check(doc)
+    except netspec.SpecError as exc:
+        real = _torch_runs(op, args, xs)
+        if real is not None:
+            raise NetspecRefuses(f"torch gives {list(real)}, netspec says {exc}") from exc
+        return
+    assert_truth(doc)
+
+
+@truth(8 * EXAMPLES)
+@given(strategies.boundary_cases())
+def test_netspec_accepts_exactly_what_torch_accepts(case):
+    op, args, xs = case
+    assume(known_disagreement(op, args, xs) is None)
+    assert_agreement(op, args, xs)
+
+
+# -- the zoo ---------------------------------------------------------------------------
+
+
+def test_every_zoo_spec_has_an_odd_size_entry():
+    assert {p.stem for p in SPECS.glob("*.yaml")} == set(ODD_SIZES)
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_zoo_matches_torch_at_its_input_and_an_odd_size(path):
+    spec = netspec.load(path)
+    model = netspec.build(spec, seed=0).eval()
+    odd = ODD_SIZES[path.stem]
+    for size in [None, odd] if odd else [None]:
+        report = assert_truth(spec, size, model=model, batch=1, per_layer_macs=False)
+        assert size is None or report.inputs["input"] == size
+
+
+# -- known disagreements ---------------------------------------------------------------
+
+
+FORMER_DISAGREEMENTS = [
+    # torch normalises each instance over its spatial elements and refuses a single one
+    # (F.instance_norm's _verify_spatial_size) unless it tracks running statistics
+    ("instancenorm1d", {}, ((3, 1),)),
+    ("instancenorm2d", {"affine": True}, ((3, 1, 1),)),
+    # torch's 1-d adaptive pools take no null size
+    ("adaptive_avgpool1d", {"size": [None]}, ((3, 5),)),
+]
+
+
+@pytest.mark.parametrize(("op", "args", "xs"), FORMER_DISAGREEMENTS)
+def test_cases_found_by_fuzzing_now_agree(op, args, xs):
+    assert_agreement(op, args, xs)
+
+
+def test_a_null_adaptive_pool_size_is_a_positioned_error_not_a_crash():
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.check("input: [3, 5]\nlayers:\n  - adaptive_maxpool1d: {size: null}\n")
+    assert info.value.errors[0].where.line == 3 and "found None" in info.value.errors[0].message
