@@ -18,8 +18,9 @@ from netspec.report import Report
 from netspec.shapes import Shape
 from netspec.spec.document import Spec
 from netspec.spec.expand import Expander
+from netspec.spec.library import collect_blocks
 from netspec.spec.source import Source, read_source
-from netspec.spec.validation import diagnostics
+from netspec.spec.validation import diagnostics, document_locator
 
 SpecSource = str | Path | Mapping[str, Any] | Spec
 
@@ -132,11 +133,12 @@ def _parse(source: str | Path | Mapping[str, Any]) -> tuple[Spec | None, list[Di
     try:
         spec = Spec.model_validate(src.data)
     except ValidationError as exc:
-        return None, diagnostics(exc, Spec, "a spec", "", _document_locator(src))
-    expander = Expander(spec, src)
+        return None, diagnostics(exc, Spec, "a spec", "", document_locator(src))
+    blocks, use_errors = collect_blocks(spec, src)
+    expander = Expander(spec, src, blocks)
     spec._source = src
     spec._graph = expander.graph(spec.input_shapes())
-    return spec, expander.errors
+    return spec, [*use_errors, *expander.errors]
 
 
 def graph_of(spec: Spec) -> Graph:
@@ -150,21 +152,6 @@ def _read(source: str | Path | Mapping[str, Any]) -> Source:
     if isinstance(source, Path) or ("\n" not in source and not source.lstrip().startswith("{")):
         return read_source(source)
     return read_source("<string>", source)
-
-
-def _document_locator(src: Source):
-    def locate(loc: tuple[Any, ...], at_key: bool):
-        if at_key and loc:
-            container: Any = src.data
-            for key in loc[:-1]:
-                try:
-                    container = container[key]
-                except (KeyError, IndexError, TypeError):
-                    break
-            return src.key_where(container, loc[-1])
-        return src.where(src.data, *loc)
-
-    return locate
 
 
 def _input_overrides(spec: Spec, inputs: Mapping[str, Shape] | Shape | None

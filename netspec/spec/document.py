@@ -54,6 +54,8 @@ class Spec(_Strict):
     inputs: dict[Identifier, Dims] | None = None
     outputs: list[str] | None = None
     params: dict[Identifier, Any] = Field(default_factory=dict)
+    use: list[str] = Field(default_factory=list)
+    """Files whose `blocks` this spec may call, relative to it (see `spec.library`)."""
     blocks: dict[Identifier, BlockDef] = Field(default_factory=dict)
     layers: list[Any] = Field(min_length=1)
     init: Any = None

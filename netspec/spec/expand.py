@@ -37,6 +37,7 @@ from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op
 from netspec.spec import expr
 from netspec.spec.document import BlockDef, Spec
+from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics
 
@@ -103,9 +104,11 @@ class _Scope:
 class Expander:
     """Expands one spec; `graph()` returns the graph and leaves problems in `errors`."""
 
-    def __init__(self, spec: Spec, source: Source):
+    def __init__(self, spec: Spec, source: Source, blocks: dict[str, BlockSource]):
         self.spec = spec
         self.source = source
+        """The file whose YAML is being expanded: a used block's while its body expands."""
+        self.blocks = blocks
         self.errors: list[Diagnostic] = []
         self.nodes: dict[str, Node] = {}
         self.groups: dict[str, Group] = {}
@@ -162,7 +165,7 @@ class Expander:
             return
         repeat = self.repeat(meta["repeat"], scope, entry, label) if "repeat" in meta else 1
         name = self.layer_name(written, scope, entry, label)
-        block = self.spec.blocks.get(op_key)
+        block = self.blocks.get(op_key)
         cls = OPS.get(op_key)
         if cls is not None and cls.short_inputs and isinstance(value, list | str):
             if "from" in meta:
@@ -171,7 +174,7 @@ class Expander:
             meta = {**meta, "from": value}
             value, entry_loc = None, Locator(self.source, entry, op_key)
         if cls is None and block is None:
-            choices = [*OPS, *self.spec.blocks]
+            choices = [*OPS, *self.blocks]
             hint = did_you_mean(op_key, choices) or f"ops: {quote_list(OPS, 60)}"
             self.error(self.source.key_where(entry, op_key) if isinstance(entry, dict) else where,
                        label, f"unknown op `{op_key}`", hint, code="unknown-op")
@@ -205,7 +208,7 @@ class Expander:
               ) -> tuple[str | None, Any, dict[str, Any]]:
         """(op key, its value, meta keys) of a mapping entry, or None after an error."""
         keys = [k for k in entry if k not in META]
-        known = [k for k in keys if k in OPS or k in self.spec.blocks]
+        known = [k for k in keys if k in OPS or k in self.blocks]
         strays = [k for k in keys if k not in known]
         written = entry.get("name")
         if isinstance(written, str):
@@ -410,7 +413,7 @@ class Expander:
             return None, arg_at
         return dict(zip(names, items, strict=False)), arg_at
 
-    def block(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any], full: str,
+    def block(self, kind: str, found: BlockSource, value: Any, env: dict[str, Any], full: str,
               inputs: list[str], scope: _Scope, loc: Locator, wired: bool, frozen: bool,
               init: Init | None) -> str:
         """Expand one block instance under the name `full`; return its output node's name.
@@ -425,8 +428,7 @@ class Expander:
             self.error(loc.at(), full, f"block `{kind}` uses itself ({chain})",
                        "a block cannot contain itself", code="recursive-block")
             return broken()
-        body_doc = (self.source.data or {}).get("blocks", {}).get(kind) \
-            if isinstance(self.source.data, dict) else None
+        block, body_doc = found.definition, found.raw
         given = self.block_args(kind, block, value, env, full, loc)
         missing = [p for p, default in block.params.items() if default is None and p not in given]
         if missing:
@@ -444,13 +446,24 @@ class Expander:
                        f"{'s' if len(block.inputs) > 1 else ''} ({', '.join(block.inputs)}) "
                        f"but gets {len(inputs)}", code="arity")
             return broken()
+        caller, self.source = self.source, found.source
+        try:
+            return self.block_body(kind, block, body_doc, env, given, full, inputs, scope,
+                                   frozen, init)
+        finally:
+            self.source = caller
+
+    def block_body(self, kind: str, block: BlockDef, body_doc: Any, env: dict[str, Any],
+                   given: dict[str, Any], full: str, inputs: list[str], scope: _Scope,
+                   frozen: bool, init: Init | None) -> str:
+        """Expand a block's layers (in the file that defines them) under `full`."""
         inner_env = self.params(block.params, {**env, **given}, body_doc, "params", full,
                                 given=given)
         self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None)
         names = dict(zip(block.inputs, inputs, strict=True))
         inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
                        (*scope.groups, full), (*scope.stack, kind), frozen, init)
-        inner.declared = dict.fromkeys(block.inputs, loc.at())
+        inner.declared = dict.fromkeys(block.inputs, self.source.pos(body_doc, "inputs"))
         self.body(_raw(body_doc, "layers", block.layers), inner, body_doc, "layers")
         if block.output is not None:
             return self.resolve(block.output, inner, self.source.pos(body_doc, "output"),

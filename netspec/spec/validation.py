@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
 
 from netspec.errors import Diagnostic, Where, closest, did_you_mean
+from netspec.spec.source import Source
 
 Locate = Callable[[tuple[Any, ...], bool], Where]
 """(loc, at_key) -> position: the value at `loc`, or the key itself when `at_key`."""
+
+
+def document_locator(source: Source) -> Locate:
+    """Positions in a whole YAML document, for errors about its top-level model."""
+
+    def locate(loc: tuple[Any, ...], at_key: bool) -> Where:
+        if at_key and loc:
+            container: Any = source.data
+            for key in loc[:-1]:
+                try:
+                    container = container[key]
+                except (KeyError, IndexError, TypeError):
+                    break
+            return source.key_where(container, loc[-1])
+        return source.where(source.data, *loc)
+
+    return locate
+
+
+def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The nested model an error location is inside (`blocks.unit` -> BlockDef)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part not in current.model_fields:
+                break
+            current = current.model_fields[part].annotation
+        elif typing.get_origin(current) in (dict, list):
+            current = typing.get_args(current)[-1]
+        else:
+            break
+        current = typing.get_args(current)[0] if typing.get_origin(current) is Annotated else current
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else model
 
 
 def field_names(model: type[BaseModel]) -> list[str]:
@@ -28,10 +63,15 @@ def diagnostics(exc: ValidationError, model: type[BaseModel], what: str, path: s
         key = loc[:1] if err["type"] != "extra_forbidden" else loc
         by_key.setdefault(key, []).append(err)
     # `kernal: 3` both misses `kernel` and adds an unknown key: report the typo once.
-    misspelt = {closest(e["loc"][-1], field_names(model)) for e in errors
-                if e["type"] == "extra_forbidden"}
+    missing = [tuple(e["loc"]) for e in errors if e["type"] == "missing"]
+    misspelt = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            *where, key = e["loc"]
+            near = closest(key, [m[-1] for m in missing if list(m[:-1]) == where])
+            misspelt.add((*where, near))
     return [_one(errs, model, what, path, locate) for errs in by_key.values()
-            if not (errs[0]["type"] == "missing" and errs[0]["loc"][-1] in misspelt)]
+            if not (errs[0]["type"] == "missing" and tuple(errs[0]["loc"]) in misspelt)]
 
 
 def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: str,
@@ -41,10 +81,11 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
     key = ".".join(str(p) for p in loc if not _is_member_tag(p))
     hint = None
     if kind == "extra_forbidden":
-        name = loc[-1]
-        hint = did_you_mean(name, field_names(model)) or f"{what} takes: " + ", ".join(
-            f"`{f}`" for f in field_names(model))
-        return Diagnostic(locate(loc, True), path, f"unknown key `{name}` for {what}", hint,
+        name, owner = loc[-1], model_at(model, loc[:-1])
+        where = what if owner is model else f"`{'.'.join(map(str, loc[:-1]))}`"
+        hint = did_you_mean(name, field_names(owner)) or f"{where} takes: " + ", ".join(
+            f"`{f}`" for f in field_names(owner))
+        return Diagnostic(locate(loc, True), path, f"unknown key `{name}` for {where}", hint,
                           code="unknown-key")
     if kind == "missing":
         return Diagnostic(locate(loc, False), path, f"{what} needs `{key}`", code="missing-key")
