@@ -50,6 +50,10 @@ ODD_SIZES: dict[str, Shape | None] = {
     "alexnet": (3, 227, 229),
     "vgg16": (3, 227, 229),
     "vgg11_bn": (3, 227, 229),
+    "resnet18": (3, 97, 131),
+    "resnet34": (3, 97, 131),
+    "resnet50": (3, 97, 131),
+    "resnet152": (3, 97, 131),
 }
 
 pytestmark = [
