@@ -54,6 +54,8 @@ ODD_SIZES: dict[str, Shape | None] = {
     "resnet34": (3, 97, 131),
     "resnet50": (3, 97, 131),
     "resnet152": (3, 97, 131),
+    "densenet121": (3, 227, 229),
+    "mobilenet_v2": (3, 227, 229),
 }
 
 pytestmark = [
