@@ -138,7 +138,19 @@ def _parse(source: str | Path | Mapping[str, Any]) -> tuple[Spec | None, list[Di
     expander = Expander(spec, src, blocks)
     spec._source = src
     spec._graph = expander.graph(spec.input_shapes())
-    return spec, [*use_errors, *expander.errors]
+    return spec, _once([*use_errors, *expander.errors])
+
+
+def _once(errors: list[Diagnostic]) -> list[Diagnostic]:
+    """One error per place and message: a mistake inside a block definition is the same
+    mistake in every instance (the first instance's path names it)."""
+    seen: set[tuple[Any, str]] = set()
+    unique = []
+    for error in errors:
+        if (error.where, error.message) not in seen:
+            seen.add((error.where, error.message))
+            unique.append(error)
+    return unique
 
 
 def graph_of(spec: Spec) -> Graph:

@@ -161,6 +161,10 @@ def perturbed(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
+RUN_AT = {"unet": (1, 188, 188)}
+"""Specs too heavy to run at their declared size (U-Net: 150 GMACs at 572x572) run smaller."""
+
+
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_python_source_computes_what_build_computes(name, tmp_path):
     spec = SOURCES[name]
@@ -179,7 +183,7 @@ def test_python_source_computes_what_build_computes(name, tmp_path):
     written.eval()
     assert [n for n, p in written.named_parameters() if not p.requires_grad] == \
         [n for n, p in built.named_parameters() if not p.requires_grad]
-    examples = example_inputs(spec, batch=2)
+    examples = example_inputs(spec, RUN_AT.get(name), batch=2)
     with torch.no_grad():
         ours, theirs = as_tuple(written(*examples)), as_tuple(built(*examples))
     assert len(ours) == len(theirs)

@@ -14,6 +14,8 @@ optional meta keys:
 `frozen` and `init` on a block call apply to every layer inside it.
 
 Names are scoped: inside a block instance `layer2.0`, `conv1` means `layer2.0.conv1`.
+Parameters are scoped lexically: a block's layers see the spec's `params` and the block's
+own, never those of the block that calls it (so a default cannot pick one up by accident).
 A layer reads only earlier layers, so the graph is acyclic and its order topological.
 Every problem becomes a positioned Diagnostic; expansion carries on past it so one run
 reports all independent errors.
@@ -25,7 +27,7 @@ import contextlib
 import keyword
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -124,6 +126,7 @@ class Expander:
             loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
             self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
         env = self.params(self.spec.params, {}, doc, "params", "")
+        self.globals = env
         top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)),
                       init=self.init_of(doc, "", scope_init=None))
         top.declared = dict.fromkeys(input_shapes, self.source.pos(doc))
@@ -376,8 +379,12 @@ class Expander:
         try:
             return cls.model_validate(args)
         except ValidationError as exc:
-            self.errors.extend(diagnostics(exc, cls, cls.kind(), path,
-                                           lambda loc, at_key: arg_at(loc[0] if loc else None, at_key)))
+            found = diagnostics(exc, cls, cls.kind(), path,
+                                lambda loc, at_key: arg_at(loc[0] if loc else None, at_key))
+            if cls.arity[1] != 1 and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                found = [replace(d, hint=f"to read layers {', '.join(value)}, write "
+                                         f"`from: [{', '.join(value)}]`") for d in found]
+            self.errors.extend(found)
             return None
 
     def arguments(self, cls: type[Op] | None, value: Any, loc: Locator, path: str):
@@ -457,7 +464,8 @@ class Expander:
                    given: dict[str, Any], full: str, inputs: list[str], scope: _Scope,
                    frozen: bool, init: Init | None) -> str:
         """Expand a block's layers (in the file that defines them) under `full`."""
-        inner_env = self.params(block.params, {**env, **given}, body_doc, "params", full,
+        # Lexical scope: the spec's parameters and the block's own, never its caller's.
+        inner_env = self.params(block.params, {**self.globals, **given}, body_doc, "params", full,
                                 given=given)
         self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None)
         names = dict(zip(block.inputs, inputs, strict=True))

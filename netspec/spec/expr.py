@@ -89,7 +89,9 @@ def parse(text: str) -> ast.expr:
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise ExprError(f"`{text}` is not a valid expression") from None
+        hint = ("YAML splits a `{...}` mapping at commas: quote an expression that has one, "
+                "e.g. `out: \"max(8, c // 2)\"`") if text.count("(") > text.count(")") else None
+        raise ExprError(f"`{text}` is not a valid expression", hint) from None
     for node in ast.walk(tree):
         kind = _REFUSED.get(type(node))
         if kind:

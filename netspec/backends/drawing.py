@@ -1,0 +1,427 @@
+"""The graphviz backend: the analysed IR as a picture, valid or not.
+
+`to_digraph(graph, report, errors)` returns a `graphviz.Digraph`:
+
+- one node per layer and per input (a merge is a small circle: + add, × mul, ‖ concat),
+  filled by op family (`Op.family`), with a legend of the families present; a node shows
+  its name, `Op.label()` and its parameters; inputs are dark, outputs have a heavy border;
+- every edge carries the shape of the tensor on it (`64x56x56`, per sample);
+- block instances are clusters (nested as `Group.parent`); with `depth=N` an instance
+  nested deeper than N becomes one node (its name, block, in -> out shapes, params), and
+  identical chained instances roll into one node marked `x35`;
+- an invalid spec still draws: a failing layer and the edges into it are red with the error
+  on it, what it feeds is grey with unknown (`?`) shapes; an instance holding a failing
+  layer is never collapsed.
+
+`write(dot, path)` renders by the file's suffix (svg, png, pdf; dot writes the source and
+needs no Graphviz binary). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import graphviz
+
+from netspec.errors import Diagnostic
+from netspec.ir import Graph, Group, Node
+from netspec.report import Report, human
+from netspec.shapes import Shape
+
+FORMATS = ("svg", "png", "pdf", "dot")
+INSTALL = ("Graphviz's `dot` program was not found; install Graphviz (Debian/Ubuntu: "
+           "`sudo apt-get install graphviz`, macOS: `brew install graphviz`, Windows: "
+           "`winget install graphviz`) or write the source with `-o FILE.dot`")
+RANKDIRS = ("TB", "LR", "BT", "RL")
+
+RED, GREY, DARK = "#d32f2f", "#b0b0b0", "#263238"
+# Node styles, in legend order: op families (`Op.family`), then the special kinds.
+# key: (legend text, fill, outline); pastel fills keep dark text readable.
+STYLES: dict[str, tuple[str, str, str]] = {
+    "conv": ("convolution", "#d6e6f7", "#4a7fb5"),
+    "pool": ("pooling", "#d9efd8", "#4f9a55"),
+    "norm": ("normalisation", "#fcefd2", "#c39333"),
+    "activation": ("activation", "#ece0f5", "#8a5aa6"),
+    "dropout": ("dropout", "#f8dfe7", "#b55a78"),
+    "linear": ("linear", "#fde0cc", "#c7733a"),
+    "resize": ("resize / pad", "#d5efee", "#3f9490"),
+    "merge": ("merge", "#fff4b8", "#b89b1c"),
+    "reshape": ("reshape", "#e7e3dc", "#8a7d68"),
+    "other": ("other", "#ffffff", "#8a8a8a"),
+    "io": ("input / output", "#37474f", DARK),
+    "block": ("block (collapsed)", "#e3e7f4", "#5c6bc0"),
+    "error": ("error", "#fde7e7", RED),
+    "unknown": ("not computed", "#f4f4f4", GREY),
+}
+TEXT_COLOURS = {"io": "#ffffff", "error": "#b71c1c", "unknown": "#8a8a8a"}
+CLUSTER_FILLS = ("#f7f8fa", "#eceff3")  # alternate by nesting level
+MERGE_SIGNS = {"add": "+", "mul": "×", "concat": "‖"}
+FONT = "Helvetica"
+NODE_WIDTH = "2.1"  # inches: one width for every layer box, so columns line up
+WRAP = 44  # characters per line of an error message
+
+
+class GraphvizMissing(RuntimeError):
+    """Rendering needs Graphviz's `dot` program and it is not installed."""
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One drawn node: a layer, or a collapsed block instance (`count` > 1 once rolled)."""
+
+    id: str
+    clusters: tuple[str, ...]  # drawn enclosing block instances, outermost first
+    members: list[Node] = field(default_factory=list)
+    group: Group | None = None
+    count: int = 1
+    last: str = ""  # the last rolled instance's name
+
+
+def to_digraph(graph: Graph, report: Report | None, errors: Sequence[Diagnostic],
+               depth: int | None = None, rankdir: str = "TB") -> graphviz.Digraph:
+    """Draw `graph` with the shapes and costs of `report` and the failures in `errors`.
+
+    `depth` None draws every block instance as a cluster; N keeps clusters for instances
+    nested at most N deep (top-level ones are at 0) and collapses deeper ones into nodes.
+    """
+    if depth is not None and depth < 0:
+        raise ValueError(f"depth must be 0 or more, found {depth}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, found {rankdir!r}")
+    return _Drawing(graph, report, errors, depth).digraph(rankdir)
+
+
+def write(dot: graphviz.Digraph, path: str | Path) -> Path:
+    """Write `dot` to `path` in the format its suffix names (svg, png, pdf, dot).
+
+    Raises GraphvizMissing (with how to install it) when rendering needs `dot` and it is
+    not on the PATH; `.dot` only writes the source.
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot draw to {path.name!r}: use a .svg, .png, .pdf or .dot file")
+    if fmt == "dot":
+        path.write_text(dot.source, encoding="utf-8")
+        return path
+    if shutil.which("dot") is None:
+        raise GraphvizMissing(INSTALL)
+    try:
+        data = dot.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizMissing(INSTALL) from None
+    path.write_bytes(data)
+    return path
+
+
+def dims(shape: Shape | None) -> str:
+    """`64x56x56`, or `?` for a shape the analysis could not compute."""
+    return "x".join(map(str, shape)) if shape is not None else "?"
+
+
+class _Drawing:
+    """The analysis facts a drawing needs, and the nodes, clusters and edges built from them."""
+
+    def __init__(self, graph: Graph, report: Report | None, errors: Sequence[Diagnostic],
+                 depth: int | None):
+        self.graph = graph
+        self.report = report
+        rows = report.layers if report else []
+        self.shapes: dict[str, Shape] = {**(report.inputs if report else {}),
+                                         **{r.name: r.shape for r in rows}}
+        self.params = {r.name: r.params for r in rows}
+        self.failures: dict[str, list[str]] = {}
+        self.loose: list[Diagnostic] = []  # errors about no drawn layer: the caption shows them
+        for error in errors:
+            target = error.path if error.path in graph.nodes or error.path in graph.groups else None
+            if target is None:
+                self.loose.append(error)
+            else:
+                text = f"{error.message}; {error.hint}" if error.hint else error.message
+                self.failures.setdefault(target, []).append(text)
+        for node in graph.nodes.values():
+            if node.op is None and node.name not in self.failures:
+                self.failures[node.name] = [f"invalid {node.kind} layer"]
+        self.errors = len(errors)
+        self.readers: dict[str, list[str]] = {}  # layer -> the layers reading it, in order
+        for node in graph.nodes.values():
+            for src in node.inputs:
+                self.readers.setdefault(src, []).append(node.name)
+        self.units, self.unit_of = self._units(depth)
+
+    # -- which node each layer is drawn in ------------------------------------------------
+
+    def _units(self, depth: int | None) -> tuple[list[_Unit], dict[str, _Unit]]:
+        """Group layers into drawn units: instances deeper than `depth` become one unit,
+        unless they hold a failing layer (a person must see it)."""
+        broken = {g for name in self.failures for g in self._chain(name)}
+        units: list[_Unit] = []
+        unit_of: dict[str, _Unit] = {}
+        for node in self.graph.nodes.values():
+            chain = node.groups
+            cut = None if depth is None else next(
+                (i for i in range(depth, len(chain)) if chain[i] not in broken), None)
+            if cut is None:
+                unit = _Unit(node.name, chain)
+            else:
+                key = f"{chain[cut]} (block)"
+                unit = unit_of.get(key) or _Unit(key, chain[:cut], group=self.graph.groups[chain[cut]])
+                unit_of[key] = unit
+            if not unit.members:
+                units.append(unit)
+            unit.members.append(node)
+            unit_of[node.name] = unit
+        return self._roll(units, unit_of), unit_of
+
+    def _chain(self, name: str) -> tuple[str, ...]:
+        if name in self.graph.groups:
+            group = self.graph.groups[name]
+            return (*self._chain(group.parent), name) if group.parent else (name,)
+        return self.graph.nodes[name].groups
+
+    def _roll(self, units: list[_Unit], unit_of: dict[str, _Unit]) -> list[_Unit]:
+        """Merge each collapsed instance into the one before it when both are the same block
+        with the same parameters and the only link between them is the chain itself."""
+        producers = {id(u): {id(unit_of[i]) for n in u.members for i in n.inputs} - {id(u)}
+                     for u in units}
+        consumers: dict[int, set[int]] = {}
+        for u in units:
+            for p in producers[id(u)]:
+                consumers.setdefault(p, set()).add(id(u))
+        kept: list[_Unit] = []
+        tail: dict[int, int] = {}  # a kept unit -> the last instance rolled into it
+        for u in units:
+            prev = kept[-1] if kept else None
+            if (prev is not None and u.group is not None and prev.group is not None
+                    and (u.group.block, u.group.params, u.clusters)
+                    == (prev.group.block, prev.group.params, prev.clusters)
+                    and producers[id(u)] == {tail[id(prev)]}
+                    and consumers.get(tail[id(prev)]) == {id(u)}
+                    and self._state(prev) == self._state(u) == "ok"
+                    and self._params(u.members) * prev.count == self._params(prev.members)):
+                prev.members.extend(u.members)
+                prev.count += 1
+                prev.last = u.group.name
+                tail[id(prev)] = id(u)
+                for n in u.members:
+                    unit_of[n.name] = prev
+                continue
+            kept.append(u)
+            tail[id(u)] = id(u)
+        return kept
+
+    def _params(self, nodes: Iterable[Node]) -> int:
+        return sum(self.params.get(n.name, 0) for n in nodes)
+
+    def _state(self, unit: _Unit) -> str:
+        """ok, error (a layer failed) or unknown (downstream of a failure)."""
+        if any(n.name in self.failures for n in unit.members):
+            return "error"
+        return "ok" if all(n.name in self.shapes for n in unit.members) else "unknown"
+
+    # -- the picture ----------------------------------------------------------------------
+
+    def digraph(self, rankdir: str) -> graphviz.Digraph:
+        dot = graphviz.Digraph(self.graph.name, graph_attr={
+            "rankdir": rankdir, "label": self._caption(), "labelloc": "t", "labeljust": "l",
+            "fontname": FONT, "fontsize": "16", "nodesep": "0.3", "ranksep": "0.35",
+            "newrank": "true",
+        }, node_attr={"fontname": FONT, "fontsize": "11", "margin": "0.12,0.04"},
+            edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#5f6368",
+                       "color": "#7d868c", "arrowsize": "0.6"})
+        families: set[str] = set()
+        tree: dict[str, list[str]] = {}  # cluster ("" is the root) -> its items, in order
+        for unit in self.units:
+            for i, inner in enumerate(unit.clusters):
+                outer = unit.clusters[i - 1] if i else ""
+                if inner not in tree:
+                    tree.setdefault(outer, []).append(inner)
+                    tree[inner] = []
+            tree.setdefault(unit.clusters[-1] if unit.clusters else "", []).append(unit.id)
+        by_id = {u.id: u for u in self.units}
+        self._emit(dot, "", tree, by_id, families, level=0)
+        self._edges(dot)
+        dot.node("(legend)", self._legend(families), shape="plaintext", margin="0")
+        return dot
+
+    def _emit(self, parent: graphviz.Digraph, cluster: str, tree: dict[str, list[str]],
+              by_id: dict[str, _Unit], families: set[str], level: int) -> None:
+        for item in tree.get(cluster, []):
+            if item in by_id:
+                self._node(parent, by_id[item], families)
+                continue
+            group = self.graph.groups[item]
+            failed = group.name in self.failures
+            if failed:
+                families.add("error")
+            sub = graphviz.Digraph(f"cluster_{item}", graph_attr={
+                "label": _html(f"<b>{_e(_local(item, group.parent))}</b>  {_e(group.block)}"
+                               + _error_lines(self.failures.get(item, []))),
+                "labeljust": "l", "fontsize": "11", "style": "rounded,filled",
+                "fillcolor": CLUSTER_FILLS[level % 2],
+                "color": RED if failed else "#aab3bf", "penwidth": "1"})
+            self._emit(sub, item, tree, by_id, families, level + 1)
+            parent.subgraph(sub)
+
+    def _node(self, dot: graphviz.Digraph, unit: _Unit, families: set[str]) -> None:
+        state = self._state(unit)
+        node = unit.members[0]
+        label = self._block_label(unit) if unit.group else self._layer_label(unit, node)
+        if state != "ok":
+            key = state
+        elif unit.group is not None:
+            key = "block"
+        elif node.name in self.graph.inputs:
+            key = "io"
+        else:
+            key = node.op.family if node.op and node.op.family in STYLES else "other"
+        families.add(key)
+        line = STYLES[key][2]
+        attrs = {"shape": "box", "style": "rounded,filled", "width": NODE_WIDTH,
+                 "fillcolor": STYLES[key][1], "color": line,
+                 "fontcolor": TEXT_COLOURS.get(key, "#202124"),
+                 "tooltip": self._tooltip(unit)}
+        if unit.group is not None:
+            attrs["penwidth"] = "1.5"
+        elif self._is_merge(node) and state != "error":  # a small circle, its name in the tooltip
+            attrs.update(shape="circle", width="0.4", fixedsize="true", fontsize="16")
+            label = MERGE_SIGNS[node.op.kind()]  # type: ignore[union-attr]
+        if state == "error":
+            attrs["penwidth"] = "2"
+        elif state == "unknown":
+            attrs["style"] = "rounded,filled,dashed"
+        if any(n.name in self.graph.outputs for n in unit.members):
+            families.add("io")
+            attrs.update(penwidth="3", color=DARK if state == "ok" else line)
+        dot.node(unit.id, label, **attrs)
+
+    def _layer_label(self, unit: _Unit, node: Node) -> str:
+        """Name (short inside its cluster), op label, params; an input shows its shape."""
+        name = _local(node.name, unit.clusters[-1] if unit.clusters else None)
+        text = node.op.label() if node.op is not None else node.kind
+        if node.name in self.graph.inputs:
+            lines = [f"<b>{_e(name)}</b>", dims(self.shapes.get(node.name))]
+        else:
+            lines = [f'<font point-size="9">{_e(name)}</font>', f"<b>{_e(text)}</b>"]
+        params = self.params.get(node.name, 0)
+        if params:
+            lines.append(f'<font point-size="9">{params:,} params</font>')
+        if node.name in self.graph.outputs:
+            lines.append(f'<font point-size="9">output {dims(self.shapes.get(node.name))}</font>')
+        return _html("<br/>".join(lines) + _error_lines(self.failures.get(node.name, [])))
+
+    def _block_label(self, unit: _Unit) -> str:
+        group = unit.group
+        assert group is not None
+        name = _local(group.name, group.parent)
+        if unit.count > 1:
+            name = _span(name, _local(unit.last, group.parent))
+        block = f"{group.block} ×{unit.count}" if unit.count > 1 else group.block
+        ins, outs = self._boundary(unit)
+        lines = [f"<b>{_e(name)}</b>", _e(block),
+                 f'<font point-size="9">{_e(ins)} → {_e(outs)}</font>']
+        params = self._params(unit.members)
+        if params:
+            lines.append(f'<font point-size="9">{params:,} params</font>')
+        return _html("<br/>".join(lines))
+
+    def _boundary(self, unit: _Unit) -> tuple[str, str]:
+        """The shapes entering a collapsed unit and leaving it (or leaving the network)."""
+        inside = {n.name for n in unit.members}
+        ins = dict.fromkeys(i for n in unit.members for i in n.inputs if i not in inside)
+        outs = [n.name for n in unit.members if n.name in self.graph.outputs
+                or any(r not in inside for r in self.readers.get(n.name, ()))]
+        return (", ".join(dims(self.shapes.get(i)) for i in ins),
+                ", ".join(dims(self.shapes.get(o)) for o in outs))
+
+    def _tooltip(self, unit: _Unit) -> str:
+        if unit.group is not None:
+            params = ", ".join(f"{k}={v}" for k, v in unit.group.params.items())
+            return f"{unit.group.name}: {unit.group.block}({params})"
+        node = unit.members[0]
+        text = node.op.label() if node.op is not None else node.kind
+        return f"{node.name}: {text} → {dims(self.shapes.get(node.name))}"
+
+    def _edges(self, dot: graphviz.Digraph) -> None:
+        """One edge per producer and consumer unit, labelled with the producer's shape.
+
+        The spine (a node's first input, when the node is that input's first reader) weighs
+        more, so the main path runs straight and branches (shortcuts) bend around it."""
+        seen: set[tuple[str, str]] = set()
+        for node in self.graph.nodes.values():
+            dst = self.unit_of[node.name]
+            for src in node.inputs:
+                head = self.unit_of[src]
+                if head is dst or (src, dst.id) in seen:
+                    continue
+                seen.add((src, dst.id))
+                attrs = {"label": dims(self.shapes.get(src))}
+                if src == node.inputs[0] and self.readers[src][0] == node.name:
+                    attrs["weight"] = "8"
+                elif self._is_merge(node):  # pulls a branch's tail down to where it joins
+                    attrs["weight"] = "2"
+                if src not in self.shapes:
+                    attrs.update(color=GREY, fontcolor=GREY, style="dashed")
+                if self._state(dst) == "error":
+                    attrs.update(color=RED, fontcolor=RED, penwidth="1.5")
+                dot.edge(head.id, dst.id, **attrs)
+
+    @staticmethod
+    def _is_merge(node: Node) -> bool:
+        return node.op is not None and node.op.kind() in MERGE_SIGNS
+
+    def _caption(self) -> str:
+        """The network's name and totals; for an invalid spec, the error count and the
+        errors that concern no drawn layer."""
+        title = f"<b>{_e(self.graph.name)}</b>"
+        if self.errors:
+            count = f"{self.errors} error{'s' if self.errors > 1 else ''}"
+            lines = [f'{title}   <font color="{RED}">{count}</font>']
+            lines += [f'<font color="{RED}" point-size="11">{_e(e.where)}: {_e(e.text)}</font>'
+                      for e in self.loose]
+            return _html("<br align=\"left\"/>".join(lines) + "<br align=\"left\"/>")
+        assert self.report is not None
+        return _html(f'{title}   <font point-size="12">{self.report.params:,} params · '
+                     f"{human(self.report.macs)} MACs</font>")
+
+    def _legend(self, families: set[str]) -> str:
+        """An HTML table: a swatch and a name per style drawn."""
+        cells = "".join(
+            f'<tr><td width="14" height="10" bgcolor="{fill}" color="{line}" border="1"></td>'
+            f'<td align="left"><font point-size="9">{_e(text)}</font></td></tr>'
+            for key, (text, fill, line) in STYLES.items() if key in families)
+        return _html(f'<table border="0" cellborder="0" cellspacing="3" cellpadding="1">{cells}</table>')
+
+
+def _local(name: str, scope: str | None) -> str:
+    """`conv1` for `layer1.0.conv1` drawn inside `layer1.0`: the cluster says the rest."""
+    return name[len(scope) + 1:] if scope and name.startswith(scope + ".") else name
+
+
+def _span(first: str, last: str) -> str:
+    """`layer3.1–35` for instances layer3.1 to layer3.35, `conv2–3`; `a … b` otherwise."""
+    a, b = re.fullmatch(r"(.*?)(\d+)", first), re.fullmatch(r"(.*?)(\d+)", last)
+    if a and b and a.group(1) == b.group(1):
+        return f"{first}–{b.group(2)}"
+    return f"{first} … {last}"
+
+
+def _error_lines(messages: Iterable[str]) -> str:
+    """Error messages under a label, wrapped, in red."""
+    lines = [line for m in messages for line in textwrap.wrap(m, WRAP)]
+    return "".join(f'<br/><font color="{RED}" point-size="9">{_e(line)}</font>' for line in lines)
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def _html(text: str) -> str:
+    """An HTML-like graphviz label (the python package passes `<...>` through unquoted)."""
+    return f"<{text}>"
