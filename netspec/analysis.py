@@ -46,7 +46,8 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             _check_arity(node, len(tensors))
             y = op.infer(tensors)
         except ShapeError as exc:
-            errors.append(Diagnostic(node.loc.at(exc.key), node.name, str(exc), exc.hint,
+            errors.append(Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
+                                     exc.hint,
                                      code="shape"))
             continue
         if not y or min(y) < 1:
@@ -72,6 +73,16 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     report.warnings.extend(_big_linear(report, graph))
     report.warnings.sort(key=_position)
     return report
+
+
+def _via(graph: Graph, node: Node) -> str:
+    """For a layer inside a block: the spec line calling the outermost block (the error
+    points into the block's definition, shared by every call)."""
+    group = graph.groups.get(node.groups[0]) if node.groups else None
+    if group is None or group.call is None:
+        return ""
+    where = group.call.at()
+    return f" (in `{group.name}`, called at line {where.line})"
 
 
 def _check_arity(node: Node, n: int) -> None:

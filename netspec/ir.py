@@ -65,6 +65,8 @@ class Group:
     block: str
     params: dict[str, Any]
     parent: str | None
+    call: Locator | None = None
+    """Where the instance is called (a block's layers point into its definition)."""
 
 
 @dataclass(slots=True)

@@ -149,6 +149,13 @@ def _rf(rf: dict[str, list[int | float]] | None) -> str:
     return f"{'x'.join(f'{v:g}' for v in rf['size'])} /{'x'.join(f'{v:g}' for v in rf['stride'])}"
 
 
+def _relative(name: str, reader: str) -> str:
+    """`name` as seen from the block of `reader`: inception3a.branch1.relu read by
+    inception3a.cat1 shows as branch1.relu."""
+    scope = reader.rpartition(".")[0]
+    return name[len(scope) + 1:] if scope and name.startswith(scope + ".") else name
+
+
 def render_table(report: Report) -> str:
     header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)")
     rows: list[tuple[str, ...]] = [
@@ -156,7 +163,7 @@ def render_table(report: Report) -> str:
         report.inputs.items()]
     previous = next(iter(report.inputs), None)
     for r in report.layers:
-        source = "" if r.inputs == [previous] else ", ".join(r.inputs)
+        source = "" if r.inputs == [previous] else ", ".join(_relative(i, r.name) for i in r.inputs)
         rows.append((r.name, r.label, r.torch or "", source, _dims(r.shape), f"{r.params:,}",
                      f"{r.macs:,}", _rf(r.rf)))
         previous = r.name

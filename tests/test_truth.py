@@ -57,6 +57,8 @@ ODD_SIZES: dict[str, Shape | None] = {
     "densenet121": (3, 227, 229),
     "mobilenet_v2": (3, 227, 229),
     "unet": (1, 190, 222),  # pools round down, crops start at odd offsets
+    "googlenet": (3, 227, 229),
+    "squeezenet1_0": (3, 193, 257),
 }
 
 pytestmark = [

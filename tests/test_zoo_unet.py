@@ -116,6 +116,10 @@ def test_too_small_an_input_is_a_positioned_error(spec, side, layer, message):
     with pytest.raises(netspec.SpecError) as caught:
         netspec.check(spec, inputs=(1, side, side))
     [error] = caught.value.errors
-    assert (error.path, error.message) == (layer, message)
+    assert error.path == layer and error.message.startswith(message)
+    outer = layer.split(".")[0]  # the top-level block call the error happened under
+    call = next(i for i, text in enumerate(SPEC.read_text().splitlines(), start=1)
+                if f"name: {outer}}}" in text)
+    assert error.message.endswith(f"(in `{outer}`, called at line {call})")
     line = SPEC.read_text().splitlines()[error.where.line - 1]
     assert error.where.file.endswith("unet.yaml") and "conv2d: [width, 3]" in line

@@ -31,6 +31,7 @@ import graphviz
 
 from netspec.errors import Diagnostic
 from netspec.ir import Graph, Group, Node
+from netspec.ops import ShapeError
 from netspec.report import Report, human
 from netspec.shapes import Shape
 
@@ -232,7 +233,7 @@ class _Drawing:
             "rankdir": rankdir, "label": self._caption(), "labelloc": "t", "labeljust": "l",
             "fontname": FONT, "fontsize": "16", "nodesep": "0.3", "ranksep": "0.35",
             "newrank": "true",
-        }, node_attr={"fontname": FONT, "fontsize": "11", "margin": "0.12,0.04"},
+        }, node_attr={"fontname": FONT, "fontsize": "11", "margin": "0.12,0.06"},
             edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#5f6368",
                        "color": "#7d868c", "arrowsize": "0.6"})
         families: set[str] = set()
@@ -245,6 +246,11 @@ class _Drawing:
                     tree[inner] = []
             tree.setdefault(unit.clusters[-1] if unit.clusters else "", []).append(unit.id)
         by_id = {u.id: u for u in self.units}
+        if len(self.graph.inputs) > 1:  # several inputs start side by side
+            tree[""] = [i for i in tree[""] if i not in self.graph.inputs]
+            with dot.subgraph(graph_attr={"rank": "min"}) as top:
+                for name in self.graph.inputs:
+                    self._node(top, by_id[name], families)
         self._emit(dot, "", tree, by_id, families, level=0)
         self._edges(dot)
         dot.node("(legend)", self._legend(families), shape="plaintext", margin="0")
@@ -304,7 +310,7 @@ class _Drawing:
     def _layer_label(self, unit: _Unit, node: Node) -> str:
         """Name (short inside its cluster), op label, params; an input shows its shape."""
         name = _local(node.name, unit.clusters[-1] if unit.clusters else None)
-        text = node.op.label() if node.op is not None else node.kind
+        text = _op_text(node)
         if node.name in self.graph.inputs:
             lines = [f"<b>{_e(name)}</b>", dims(self.shapes.get(node.name))]
         else:
@@ -345,7 +351,7 @@ class _Drawing:
             params = ", ".join(f"{k}={v}" for k, v in unit.group.params.items())
             return f"{unit.group.name}: {unit.group.block}({params})"
         node = unit.members[0]
-        text = node.op.label() if node.op is not None else node.kind
+        text = _op_text(node)
         return f"{node.name}: {text} → {dims(self.shapes.get(node.name))}"
 
     def _edges(self, dot: graphviz.Digraph) -> None:
@@ -397,6 +403,17 @@ class _Drawing:
             f'<td align="left"><font point-size="9">{_e(text)}</font></td></tr>'
             for key, (text, fill, line) in STYLES.items() if key in families)
         return _html(f'<table border="0" cellborder="0" cellspacing="3" cellpadding="1">{cells}</table>')
+
+
+def _op_text(node: Node) -> str:
+    """The op's label; its kind when the layer is invalid (a label of arguments that do not
+    fit the op, such as a 3-d kernel on conv2d, cannot be formed)."""
+    if node.op is None:
+        return node.kind
+    try:
+        return node.op.label()
+    except ShapeError:
+        return node.kind
 
 
 def _local(name: str, scope: str | None) -> str:

@@ -455,19 +455,20 @@ class Expander:
             return broken()
         caller, self.source = self.source, found.source
         try:
-            return self.block_body(kind, block, body_doc, env, given, full, inputs, scope,
+            return self.block_body(kind, block, body_doc, loc, given, full, inputs, scope,
                                    frozen, init)
         finally:
             self.source = caller
 
-    def block_body(self, kind: str, block: BlockDef, body_doc: Any, env: dict[str, Any],
+    def block_body(self, kind: str, block: BlockDef, body_doc: Any, call: Locator,
                    given: dict[str, Any], full: str, inputs: list[str], scope: _Scope,
                    frozen: bool, init: Init | None) -> str:
         """Expand a block's layers (in the file that defines them) under `full`."""
         # Lexical scope: the spec's parameters and the block's own, never its caller's.
         inner_env = self.params(block.params, {**self.globals, **given}, body_doc, "params", full,
                                 given=given)
-        self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None)
+        self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None,
+                                  call)
         names = dict(zip(block.inputs, inputs, strict=True))
         inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
                        (*scope.groups, full), (*scope.stack, kind), frozen, init)
