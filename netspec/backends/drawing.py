@@ -267,13 +267,19 @@ class _Drawing:
             if failed:
                 families.add("error")
             sub = graphviz.Digraph(f"cluster_{item}", graph_attr={
-                "label": _html(f"<b>{_e(_local(item, group.parent))}</b>  {_e(group.block)}"
-                               + _error_lines(self.failures.get(item, []))),
-                "labeljust": "l", "fontsize": "11", "style": "rounded,filled",
+                "label": self._cluster_label(group),
+                "labeljust": "l", "fontsize": "10", "margin": "12", "style": "rounded,filled",
                 "fillcolor": CLUSTER_FILLS[level % 2],
                 "color": RED if failed else "#aab3bf", "penwidth": "1"})
             self._emit(sub, item, tree, by_id, families, level + 1)
             parent.subgraph(sub)
+
+    def _cluster_label(self, group: Group) -> str:
+        """The instance name over its block's, both short enough to stay left of the main
+        path, which enters a cluster down its leftmost column: no edge strikes them through."""
+        text = (f'<b>{_e(_local(group.name, group.parent))}</b><br align="left"/>'
+                f'<font point-size="9" color="#5f6368">{_e(group.block)}</font><br align="left"/>')
+        return _html(text + _error_lines(self.failures.get(group.name, [])))
 
     def _node(self, dot: graphviz.Digraph, unit: _Unit, families: set[str]) -> None:
         state = self._state(unit)
