@@ -7,12 +7,12 @@
 Importing netspec, `load` and `check` never imports torch; `build` does.
 """
 
-from netspec.api import build, check, diagnose, fuse, load
+from netspec.api import build, check, diagnose, draw, fuse, load
 from netspec.errors import Diagnostic, SpecError
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.weights import WeightsError, load_weights
 
-__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "WeightsError", "build", "check", "diagnose",
-           "fuse", "load", "load_weights"]
+__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "WeightsError", "build", "check",
+           "diagnose", "draw", "fuse", "load", "load_weights"]
 __version__ = "0.1.0"

@@ -6,7 +6,7 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -23,6 +23,9 @@ from netspec.spec.source import Source, read_source
 from netspec.spec.validation import diagnostics, document_locator
 
 SpecSource = str | Path | Mapping[str, Any] | Spec
+
+if TYPE_CHECKING:
+    import graphviz
 
 
 @contextmanager
@@ -98,6 +101,25 @@ def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | Non
     return fold_weights(model, folded, pairs)
 
 
+def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
+         inputs: Mapping[str, Shape] | Shape | None = None) -> graphviz.Digraph:
+    """The network as a `graphviz.Digraph` (render it with `.pipe(format="svg")`, or write
+    `.source`; rendering needs Graphviz's `dot`, the source does not).
+
+    Nodes show each layer's name, op and parameters, edges the shape on them, block
+    instances are clusters; `depth` N collapses instances nested deeper than N into one
+    node each (0: every top-level instance), None draws them all. `rankdir` is "TB" or "LR".
+    An invalid spec still draws, its failing layers in red with their errors; raises
+    SpecError only when the document cannot be read at all.
+    """
+    loaded, report, errors = diagnose(spec, inputs)
+    if loaded is None:
+        raise SpecError(errors)
+    from netspec.backends.drawing import to_digraph
+
+    return to_digraph(loaded._graph, report, errors, depth=depth, rankdir=rankdir)
+
+
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
              fuse_bn: bool = False) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
@@ -105,9 +127,13 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
     spec, errors = parse(source)
     if spec is None:
         return None, None, errors
+    try:
+        overrides = _input_overrides(spec, inputs)
+    except SpecError as exc:
+        return spec, None, [*errors, *exc.errors]
     graph = fold_graph(spec._graph)[0] if fuse_bn and not errors else spec._graph
     with _gc_paused():
-        report = analyse(graph, _input_overrides(spec, inputs))
+        report = analyse(graph, overrides)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 

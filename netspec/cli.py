@@ -73,6 +73,44 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
         click.echo(warning.format(), err=True)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
+              help="Picture to write: .svg, .png, .pdf, or .dot (the source; needs no "
+                   "Graphviz) [default: SPEC's stem + .svg, here].")
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Collapse block instances nested deeper than N into one node each "
+                   "(0: every top-level block) [default: draw every layer].")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB",
+              show_default=True, help="Top to bottom or left to right.")
+@click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
+              help="Draw at another input size: C,H,W or NAME=C,H,W (repeatable).")
+def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
+         inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> None:
+    """Draw SPEC with Graphviz: layers with their op and params, shapes on the edges, blocks
+    as clusters. A spec with errors is drawn too (failing layers in red), then its errors
+    are printed and the exit status is 1; it is 1 as well when Graphviz is missing."""
+    from netspec.api import diagnose, graph_of
+    from netspec.backends.drawing import FORMATS, GraphvizMissing, to_digraph, write
+
+    target = Path(out) if out else Path(Path(spec).stem + ".svg")
+    if target.suffix.lstrip(".").lower() not in FORMATS:
+        raise click.BadParameter(f"{target.name!r}: write a .svg, .png, .pdf or .dot file",
+                                 param_hint="--output")
+    loaded, report, errors = diagnose(spec, _overrides(inputs))
+    if loaded is None:
+        _fail(errors, "table")
+    picture = to_digraph(graph_of(loaded), report, errors, depth=depth,  # type: ignore[arg-type]
+                         rankdir=rankdir)
+    try:
+        write(picture, target)
+    except GraphvizMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {target}", err=True)
+    if errors:
+        _fail(errors, "table")
+
+
 @main.command(name="export")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "python"]), required=True,

@@ -155,6 +155,7 @@ class _Drawing:
             for src in node.inputs:
                 self.readers.setdefault(src, []).append(node.name)
         self.units, self.unit_of = self._units(depth)
+        self.states = {u.id: self._state(u) for u in self.units}
 
     # -- which node each layer is drawn in ------------------------------------------------
 
@@ -164,16 +165,18 @@ class _Drawing:
         broken = {g for name in self.failures for g in self._chain(name)}
         units: list[_Unit] = []
         unit_of: dict[str, _Unit] = {}
+        blocks: dict[str, _Unit] = {}
         for node in self.graph.nodes.values():
             chain = node.groups
             cut = None if depth is None else next(
                 (i for i in range(depth, len(chain)) if chain[i] not in broken), None)
             if cut is None:
                 unit = _Unit(node.name, chain)
-            else:
-                key = f"{chain[cut]} (block)"
-                unit = unit_of.get(key) or _Unit(key, chain[:cut], group=self.graph.groups[chain[cut]])
-                unit_of[key] = unit
+            elif chain[cut] in blocks:
+                unit = blocks[chain[cut]]
+            else:  # ids with a space: no layer name has one
+                unit = blocks[chain[cut]] = _Unit(f"{chain[cut]} (block)", chain[:cut],
+                                                  group=self.graph.groups[chain[cut]])
             if not unit.members:
                 units.append(unit)
             unit.members.append(node)
@@ -195,6 +198,7 @@ class _Drawing:
         for u in units:
             for p in producers[id(u)]:
                 consumers.setdefault(p, set()).add(id(u))
+        ok = {id(u) for u in units if self._state(u) == "ok"}
         kept: list[_Unit] = []
         tail: dict[int, int] = {}  # a kept unit -> the last instance rolled into it
         for u in units:
@@ -204,7 +208,7 @@ class _Drawing:
                     == (prev.group.block, prev.group.params, prev.clusters)
                     and producers[id(u)] == {tail[id(prev)]}
                     and consumers.get(tail[id(prev)]) == {id(u)}
-                    and self._state(prev) == self._state(u) == "ok"
+                    and id(u) in ok and id(prev) in ok
                     and self._params(u.members) * prev.count == self._params(prev.members)):
                 prev.members.extend(u.members)
                 prev.count += 1
@@ -237,14 +241,7 @@ class _Drawing:
             edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#5f6368",
                        "color": "#7d868c", "arrowsize": "0.6"})
         families: set[str] = set()
-        tree: dict[str, list[str]] = {}  # cluster ("" is the root) -> its items, in order
-        for unit in self.units:
-            for i, inner in enumerate(unit.clusters):
-                outer = unit.clusters[i - 1] if i else ""
-                if inner not in tree:
-                    tree.setdefault(outer, []).append(inner)
-                    tree[inner] = []
-            tree.setdefault(unit.clusters[-1] if unit.clusters else "", []).append(unit.id)
+        tree = self._tree()
         by_id = {u.id: u for u in self.units}
         if len(self.graph.inputs) > 1:  # several inputs start side by side
             tree[""] = [i for i in tree[""] if i not in self.graph.inputs]
@@ -255,6 +252,17 @@ class _Drawing:
         self._edges(dot)
         dot.node("(legend)", self._legend(families), shape="plaintext", margin="0")
         return dot
+
+    def _tree(self) -> dict[str, list[str]]:
+        """Each drawn cluster ("" for the root) -> the clusters and unit ids in it, in order."""
+        tree: dict[str, list[str]] = {"": []}
+        for unit in self.units:
+            for i, inner in enumerate(unit.clusters):
+                if inner not in tree:
+                    tree[unit.clusters[i - 1] if i else ""].append(inner)
+                    tree[inner] = []
+            tree[unit.clusters[-1] if unit.clusters else ""].append(unit.id)
+        return tree
 
     def _emit(self, parent: graphviz.Digraph, cluster: str, tree: dict[str, list[str]],
               by_id: dict[str, _Unit], families: set[str], level: int) -> None:
@@ -275,14 +283,14 @@ class _Drawing:
             parent.subgraph(sub)
 
     def _cluster_label(self, group: Group) -> str:
-        """The instance name over its block's, both short enough to stay left of the main
-        path, which enters a cluster down its leftmost column: no edge strikes them through."""
+        """The instance name over its block's: two short lines keep left of the main path,
+        which enters a cluster down its leftmost column, so edges rarely strike them."""
         text = (f'<b>{_e(_local(group.name, group.parent))}</b><br align="left"/>'
                 f'<font point-size="9" color="#5f6368">{_e(group.block)}</font><br align="left"/>')
         return _html(text + _error_lines(self.failures.get(group.name, [])))
 
     def _node(self, dot: graphviz.Digraph, unit: _Unit, families: set[str]) -> None:
-        state = self._state(unit)
+        state = self.states[unit.id]
         node = unit.members[0]
         label = self._block_label(unit) if unit.group else self._layer_label(unit, node)
         if state != "ok":
@@ -380,7 +388,7 @@ class _Drawing:
                     attrs["weight"] = "2"
                 if src not in self.shapes:
                     attrs.update(color=GREY, fontcolor=GREY, style="dashed")
-                if self._state(dst) == "error":
+                if self.states[dst.id] == "error":
                     attrs.update(color=RED, fontcolor=RED, penwidth="1.5")
                 dot.edge(head.id, dst.id, **attrs)
 
@@ -392,13 +400,12 @@ class _Drawing:
         """The network's name and totals; for an invalid spec, the error count and the
         errors that concern no drawn layer."""
         title = f"<b>{_e(self.graph.name)}</b>"
-        if self.errors:
-            count = f"{self.errors} error{'s' if self.errors > 1 else ''}"
+        if self.errors or self.report is None:
+            count = f"{self.errors} error{'s' if self.errors != 1 else ''}"
             lines = [f'{title}   <font color="{RED}">{count}</font>']
             lines += [f'<font color="{RED}" point-size="11">{_e(e.where)}: {_e(e.text)}</font>'
                       for e in self.loose]
             return _html("<br align=\"left\"/>".join(lines) + "<br align=\"left\"/>")
-        assert self.report is not None
         return _html(f'{title}   <font point-size="12">{self.report.params:,} params · '
                      f"{human(self.report.macs)} MACs</font>")
 

@@ -235,8 +235,13 @@ def spatial(value: int | tuple[int, ...], dims: int, key: str) -> tuple[int, ...
 
 
 def fmt_pair(values: tuple[int, ...]) -> str:
-    """3x3 for a kernel label, 3 when every dimension agrees in 1-D."""
+    """`3x3` for a kernel, `3` in 1-D."""
     return "x".join(str(v) for v in values)
+
+
+def fmt_step(values: tuple[int, ...]) -> str:
+    """A stride or dilation: `2` when every dimension agrees (`/2`), else `2x1`."""
+    return str(values[0]) if len(set(values)) == 1 else fmt_pair(values)
 
 
 def sample_dim(dim: int, shape: Shape, key: str = "dim") -> int:

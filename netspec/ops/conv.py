@@ -27,6 +27,7 @@ from netspec.ops.base import (
     channels_match,
     expect_rank,
     fmt_pair,
+    fmt_step,
     spatial,
 )
 from netspec.ops.window import Window
@@ -88,9 +89,9 @@ class _ConvBase(Window):
     def _label(self, word: str) -> str:
         text = f"{word} {fmt_pair(self.kernel_size())}"
         if any(s > 1 for s in self.stride_size()):
-            text += f" /{fmt_pair(self.stride_size())}"
+            text += f" /{fmt_step(self.stride_size())}"
         if any(d > 1 for d in self.dilation_size()):
-            text += f" d{fmt_pair(self.dilation_size())}"
+            text += f" d{fmt_step(self.dilation_size())}"
         if self.groups > 1:
             text += f" g{self.groups}"
         return f"{text}, {self.out}"

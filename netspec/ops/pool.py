@@ -20,6 +20,7 @@ from netspec.ops.base import (
     Tensor,
     expect_rank,
     fmt_pair,
+    fmt_step,
     ratio,
     spatial,
 )
@@ -64,7 +65,7 @@ class _Pool(Window):
     def label(self) -> str:
         text = f"{self.word} {fmt_pair(self.kernel_size())}"
         if self.stride_size() != self.kernel_size():
-            text += f" /{fmt_pair(self.stride_size())}"
+            text += f" /{fmt_step(self.stride_size())}"
         return text + (" ceil" if self.ceil_mode else "")
 
 
