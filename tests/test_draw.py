@@ -213,26 +213,39 @@ def test_zoo_collapsed(path: Path, depth: int, tmp_path: Path):
         assert draw(path, depth=depth).source == draw(path).source
 
 
-def test_resnet50_at_depth_0_rolls_identical_blocks():
+def test_resnet50_at_depth_0_is_its_stages():
     path = ROOT / "specs" / "resnet50.yaml"
     report = netspec.check(path)
     dot = parse_dot(draw(path, depth=0).source)
     assert list(dot.layer_nodes) == [
-        "input", "stem1 (block)", "layer1.0 (block)", "layer1.1 (block)", "layer2.0 (block)",
-        "layer2.1 (block)", "layer3.0 (block)", "layer3.1 (block)", "layer4.0 (block)",
-        "layer4.1 (block)", "avgpool1", "flatten1", "fc"]
+        "input", "stem1 (block)", "layer1 (block)", "layer2 (block)", "layer3 (block)",
+        "layer4 (block)", "avgpool1", "flatten1", "fc"]
     assert not dot.clusters
+    label = dot.nodes["layer3 (block)"]["label"]
+    params = sum(r.params for r in report.layers if r.name.startswith("layer3."))
+    for text in ("<b>layer3</b>", "bottleneck (repeat 6)", "512x28x28 → 1024x14x14",
+                 f"{params:,} params"):
+        assert text in label
+    assert [(s, d, a["label"]) for s, d, a in dot.edges][:3] == [
+        ("input", "stem1 (block)", "3x224x224"), ("stem1 (block)", "layer1 (block)", "64x56x56"),
+        ("layer1 (block)", "layer2 (block)", "256x56x56")]
+    assert dot.nodes["fc"]["penwidth"] == "3"  # the output stands out
+
+
+def test_resnet_at_depth_1_rolls_identical_blocks_inside_each_stage():
+    path = ROOT / "specs" / "resnet50.yaml"
+    report = netspec.check(path)
+    dot = parse_dot(draw(path, depth=1).source)
+    assert set(dot.clusters) == {"cluster_stem1", *(f"cluster_layer{k}" for k in range(1, 5))}
     label = dot.nodes["layer3.1 (block)"]["label"]
     params = sum(r.params for r in report.layers if re.match(r"layer3\.[1-5]\.", r.name))
-    for text in ("<b>layer3.1–5</b>", "bottleneck ×5", "1024x14x14 → 1024x14x14", f"{params:,} params"):
+    for text in ("<b>1–5</b>", "bottleneck ×5", "1024x14x14 → 1024x14x14", f"{params:,} params"):
         assert text in label
     assert "×" not in dot.nodes["layer3.0 (block)"]["label"]
-    assert [(s, d, a["label"]) for s, d, a in dot.edges][:3] == [
-        ("input", "stem1 (block)", "3x224x224"), ("stem1 (block)", "layer1.0 (block)", "64x56x56"),
-        ("layer1.0 (block)", "layer1.1 (block)", "256x56x56")]
-    assert dot.nodes["fc"]["penwidth"] == "3"  # the output stands out
-    # ResNet blocks hold no blocks: depth 1 is the full drawing
-    assert draw(path, depth=1).source == draw(path).source
+    # resnet152 at depth 1 fits a screen: each stage is its first block and the rest rolled
+    deep = parse_dot(draw(ROOT / "specs" / "resnet152.yaml", depth=1).source)
+    assert sum(1 for n in deep.layer_nodes if n.endswith("(block)")) == 8
+    assert "bottleneck ×35" in deep.nodes["layer3.1 (block)"]["label"]
 
 
 def test_nested_blocks_collapse_inside_their_cluster():
@@ -444,7 +457,7 @@ def test_cli_draws_to_the_named_file(tmp_path: Path):
                                        "-o", str(tmp_path / "r.dot")])
     assert result.exit_code == 0, result.output
     source = (tmp_path / "r.dot").read_text()
-    assert "rankdir=LR" in source and "layer4.0 (block)" in source and "3x128x128" in source
+    assert "rankdir=LR" in source and "layer4 (block)" in source and "3x128x128" in source
 
 
 def test_cli_default_output_is_the_spec_stem_as_svg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -184,6 +184,13 @@ class Expander:
         frozen = scope.frozen or meta.get("frozen") is True
         init = self.init_of(entry, label, scope.init) if "init" in meta else scope.init
         prev: list[str] = []
+        outer = scope
+        if block is not None and cls is None and name is not None and repeat > 1:
+            # `name: layer1` over repeated blocks groups layer1.0, layer1.1, ... (a stage)
+            stage = scope.prefix + name
+            self.groups[stage] = Group(stage, f"{op_key} (repeat {repeat})", {},
+                                       scope.groups[-1] if scope.groups else None, entry_loc)
+            outer = replace(scope, groups=(*scope.groups, stage))
         for i in range(repeat):
             local = self.instance_name(name, i, repeat, stem, scope)
             full = scope.prefix + local
@@ -192,7 +199,7 @@ class Expander:
                 inputs = self.inputs(meta, scope, entry, full, op_key)
                 wired, prev = inputs is not None, inputs or []
             if block is not None and cls is None:
-                out = self.block(op_key, block, value, env, full, prev, scope, entry_loc,
+                out = self.block(op_key, block, value, env, full, prev, outer, entry_loc,
                                  wired, frozen, init)
             else:
                 op = self.make_op(cls, value, env, full, entry_loc) if cls else None
