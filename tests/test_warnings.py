@@ -1,0 +1,79 @@
+"""Warnings `check` gives about valid specs: input rows a floor never reads, windows sliding
+over a map collapsed to 1, a linear layer holding over half of all parameters. Expected
+amounts follow from the output-size formula: rows lost = (n + 2p - k) mod s - p."""
+
+from __future__ import annotations
+
+import pytest
+
+import netspec
+
+
+def warnings(spec_text, text: str, code: str) -> list[netspec.Diagnostic]:
+    report = netspec.check(spec_text(text))
+    return [w for w in report.warnings if w.code == code]
+
+
+@pytest.mark.parametrize(("layer", "size", "lost"), [
+    ("{conv2d: {out: 2, kernel: 3, stride: 2}}", "8, 8", "the last 1 row and the last 1 column"),  # 5 % 2
+    ("{conv2d: {out: 2, kernel: 3, stride: 2}}", "8, 9", "the last 1 row of"),        # W: 6 % 2 = 0
+    ("{conv2d: {out: 2, kernel: 5, stride: 4}}", "12, 12", "the last 3 rows"),       # 7 % 4 = 3
+    ("{maxpool2d: 2}", "7, 7", "the last 1 row and the last 1 column"),              # 5 % 2
+    ("{conv2d: {out: 2, kernel: 3, stride: 3, padding: 1}}", "9, 9", "the last 1 row"),  # 9 % 3 - 1
+])
+def test_a_floor_that_drops_input_is_named(spec_text, layer, size, lost):
+    [warning] = warnings(spec_text, f"input: [1, {size}]\nlayers: [{layer}]", "floor-drops-input")
+    assert lost in warning.message and warning.severity == "warning"
+    assert f"of its {size.replace(', ', 'x')} input from input" in warning.message
+
+
+@pytest.mark.parametrize("layer", [
+    "{conv2d: {out: 2, kernel: 3, stride: 2, padding: 1}}",  # (8 + 2 - 3) % 2 = 1, all padding
+    "{maxpool2d: {kernel: 2, ceil_mode: true}}",            # rounds up: nothing dropped
+    "{conv2d: {out: 2, kernel: 1, stride: 2}}",             # skips rows by design, not at the end
+    "{conv2d: {out: 2, kernel: 3, stride: 1}}",
+])
+def test_no_floor_warning_when_nothing_real_is_lost(spec_text, layer):
+    assert warnings(spec_text, f"input: [1, 8, 8]\nlayers: [{layer}]", "floor-drops-input") == []
+
+
+def test_a_window_over_a_collapsed_map_is_flagged(spec_text):
+    text = """
+        input: [4, 8, 8]
+        layers:
+          - adaptive_avgpool2d: 1
+          - conv2d: {out: 4, kernel: 3, padding: 1}
+          - conv2d: {out: 4, kernel: 1}
+    """
+    [warning] = warnings(spec_text, text, "spatial-collapsed")
+    assert warning.path == "conv1" and "collapsed to 1x1" in warning.message
+    assert "3x3 window sees mostly padding" in warning.message
+
+
+def test_a_linear_layer_holding_most_parameters_is_flagged(spec_text):
+    text = """
+        input: [8, 16, 16]
+        layers: [flatten, {linear: 64}, relu, {linear: 10}]
+    """
+    report = netspec.check(spec_text(text))
+    big = 8 * 16 * 16 * 64 + 64
+    total = big + 64 * 10 + 10
+    [warning] = [w for w in report.warnings if w.code == "big-linear"]
+    assert warning.path == "fc1"
+    assert f"holds {big / total:.0%} of all parameters ({big:,} of {total:,})" in warning.message
+    mlp = netspec.check(spec_text("""
+        input: [64]
+        layers: [{linear: 8}, {linear: 64}, {linear: 64}]
+    """))  # 520, 576, 4,160 of 5,256: the largest holds 79%, so one warning
+    assert [w.path for w in mlp.warnings if w.code == "big-linear"] == ["fc3"]
+    even = netspec.check(spec_text("""
+        input: [32]
+        layers: [{linear: 32}, {linear: 32}, {linear: 32}]
+    """))  # 1,056 each: a third apiece
+    assert [w for w in even.warnings if w.code == "big-linear"] == []
+
+
+def test_warnings_are_positioned_in_the_json_report(spec_text):
+    report = netspec.check(spec_text("input: [1, 7, 7]\nlayers:\n  - maxpool2d: 2\n"))
+    [entry] = report.to_dict()["warnings"]
+    assert (entry["line"], entry["path"], entry["code"]) == (3, "maxpool1", "floor-drops-input")
