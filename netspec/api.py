@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,8 +203,4 @@ def _input_overrides(spec: Spec, inputs: Mapping[str, Shape] | Shape | None
         raise SpecError([Diagnostic(spec._source.where(spec._source.data, "inputs"), "",
                                     f"the spec has {len(names)} inputs; name the one to set",
                                     f"e.g. {names[0]}=3,224,224", code="bad-input")])
-    return {names[0]: tuple(_as_sequence(inputs))}
-
-
-def _as_sequence(value: Sequence[int]) -> Sequence[int]:
-    return value
+    return {names[0]: tuple(inputs)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.fx
@@ -92,9 +91,3 @@ def class_name(name: str) -> str:
     words = re.split(r"[^A-Za-z0-9]+", name)
     ident = "".join(w[:1].upper() + w[1:] for w in words if w) or "Net"
     return ident if not ident[:1].isdigit() else f"Net{ident}"
-
-
-def parameters_of(module: torch.nn.Module) -> dict[str, Any]:
-    """Parameter and buffer counts of a built module, as the report counts them."""
-    return {"params": sum(p.numel() for p in module.parameters()),
-            "buffers": sum(b.numel() for b in module.buffers())}

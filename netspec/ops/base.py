@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJ
 from netspec.shapes import Shape, dims_label, fmt_shape
 
 PosInt = Annotated[int, Strict(), Field(ge=1)]
-NonNegInt = Annotated[int, Strict(), Field(ge=0)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
 
