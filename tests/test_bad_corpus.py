@@ -16,11 +16,9 @@ for the mark to be removed.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,14 +101,6 @@ def ids(paths: list[Path]) -> list[str]:
     return [p.stem for p in paths]
 
 
-@pytest.fixture(autouse=True)
-def _restore_gc() -> Iterator[None]:
-    """`netspec.cli.main` disables the cyclic collector for its short-lived process; running it in
-    this process through CliRunner must not leave the test session without one."""
-    enabled = gc.isenabled()
-    yield
-    if enabled:
-        gc.enable()
 
 
 def test_the_corpus_is_large_and_every_file_states_its_expectations():

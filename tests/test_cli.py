@@ -7,7 +7,6 @@ import gc
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-@pytest.fixture(autouse=True)
-def _restore_gc() -> Iterator[None]:
-    """`netspec.cli.main` disables the cyclic collector; keep it on for the rest of the session."""
-    enabled = gc.isenabled()
-    yield
-    if enabled:
-        gc.enable()
 
 
 def is_int(value: object) -> bool:
@@ -140,3 +132,16 @@ def test_python_dash_m_netspec_runs_the_cli():
     assert bad.returncode == 1
     assert "tests/bad/unknown_arg.yaml:5:22: error: conv1: unknown key `kernal` for conv2d" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "specs/lenet5.yaml"],             # success
+    ["check", "tests/bad/unknown_op.yaml"],     # spec errors, exit 1
+    ["check", "specs/lenet5.yaml", "-i", "x"],  # usage error, exit 2
+], ids=["ok", "errors", "usage"])
+def test_commands_give_the_garbage_collector_back(args):
+    """A command pauses the cyclic collector while it runs; a tool embedding the CLI (or this
+    test session) gets it back whatever the outcome."""
+    gc.enable()
+    CliRunner().invoke(main, [a if a.startswith("-") or "/" not in a else str(ROOT / a) for a in args])
+    assert gc.isenabled()

@@ -7,13 +7,11 @@ Graphviz missing, the `netspec draw` command, and golden `.dot` files.
 
 from __future__ import annotations
 
-import gc
 import re
 import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,13 +416,6 @@ def _cli():
     return main
 
 
-@pytest.fixture(autouse=True)
-def _restore_gc() -> Iterator[None]:
-    """`netspec.cli.main` disables the cyclic collector; keep it on for the rest of the session."""
-    enabled = gc.isenabled()
-    yield
-    if enabled:
-        gc.enable()
 
 
 def test_api_draw_returns_the_digraph():
