@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from netspec.ops.base import PosInt
+from netspec.train.config import TrainConfig
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
@@ -60,6 +61,8 @@ class Spec(_Strict):
     layers: list[Any] = Field(min_length=1)
     init: Any = None
     """Weight initialisation for the whole net (see `netspec.init`); checked on expansion."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """How `netspec train` trains it (see `netspec.train.config`); every key has a default."""
 
     _source: Any = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)

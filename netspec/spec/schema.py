@@ -8,6 +8,8 @@ from typing import Any
 
 from netspec.ops import LAYER_OPS, Op
 from netspec.spec.document import BlockDef, Spec
+from netspec.train import config
+from netspec.train.config import TrainConfig
 
 _EXPRESSION = {"type": "string", "description": "an expression over parameters, e.g. `width * 4`"}
 _META: dict[str, Any] = {
@@ -43,6 +45,7 @@ def spec_schema() -> dict[str, Any]:
     ]}
     defs["layers"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}}
     top = _document(Spec)
+    top["properties"]["train"] = _train_section(defs)
     defs["block"] = _document(BlockDef)
     top["properties"]["blocks"] = {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"}}
     return {
@@ -61,6 +64,23 @@ def _document(model: type[Spec] | type[BlockDef]) -> dict[str, Any]:
     schema["additionalProperties"] = False
     for prop in schema["properties"].values():
         prop.pop("title", None)
+    return schema
+
+
+def _train_section(defs: dict[str, Any]) -> dict[str, Any]:
+    """The `train:` section, its choices in their short forms too (`optimizer: sgd`,
+    `data: {folder: images/}`); its models' definitions are added to `defs`."""
+    schema = TrainConfig.model_json_schema()
+    for name, definition in schema.pop("$defs").items():
+        model = getattr(config, name, None)
+        if isinstance(model, type) and issubclass(model, config._OneOf):
+            kinds = list(model.model_fields)
+            definition = {"description": definition.get("description", ""), "anyOf": [
+                {"enum": kinds}, {**definition, "minProperties": 1, "maxProperties": 1}]}
+        elif isinstance(model, type) and issubclass(model, config._OnDisk):
+            definition = {"anyOf": [{"type": "string", "description": "the path"}, definition]}
+        defs[name] = definition
+    schema.pop("title", None)
     return schema
 
 

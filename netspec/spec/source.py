@@ -21,11 +21,19 @@ from netspec.errors import Diagnostic, SpecError, Where
 
 _Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
 _RESOLVER = yaml.resolver.Resolver()
+_CORE = "tag:yaml.org,2002:"
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+")
+"""`1e-3`: a float in YAML 1.2 and to every person, a string to YAML 1.1's resolver."""
 
 
 @functools.lru_cache(maxsize=8192)
 def _resolve(kind: type, value: str, implicit: tuple[bool, bool]) -> str:
-    return _RESOLVER.resolve(kind, value, implicit)
+    tag = _RESOLVER.resolve(kind, value, implicit)
+    if implicit[0] and tag == f"{_CORE}str" and _EXPONENT_FLOAT.fullmatch(value):
+        return f"{_CORE}float"
+    return tag
 
 
 if _Parser is not None:
@@ -45,7 +53,6 @@ if _Parser is not None:
 
 else:  # pure-Python PyYAML without libyaml
     _Loader = yaml.SafeLoader  # type: ignore[misc, assignment]
-_CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
 _SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
 

@@ -26,6 +26,8 @@ def document_locator(source: Source) -> Locate:
                     container = container[key]
                 except (KeyError, IndexError, TypeError):
                     break
+            if not isinstance(container, dict | list):  # a short form: `optimizer: sgdd`
+                return source.where(source.data, *loc[:-1])
             return source.key_where(container, loc[-1])
         return source.where(source.data, *loc)
 
@@ -60,7 +62,7 @@ def diagnostics(exc: ValidationError, model: type[BaseModel], what: str, path: s
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for err in errors:
         loc = tuple(err["loc"])
-        key = loc[:1] if err["type"] != "extra_forbidden" else loc
+        key = _before_tags(loc) if err["type"] != "extra_forbidden" else loc
         by_key.setdefault(key, []).append(err)
     # `kernal: 3` both misses `kernel` and adds an unknown key: report the typo once.
     missing = [tuple(e["loc"]) for e in errors if e["type"] == "missing"]
@@ -101,7 +103,7 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
         text = err["msg"].removeprefix("Value error, ")
         if not key:
             message = text
-        elif "found" in text:
+        elif "found" in text or isinstance(found, dict):
             message = f"`{key}`: {text}"
         else:
             message = f"`{key}`: {_lower(text)}, found {_show(found)}"
@@ -129,6 +131,15 @@ _PLAIN = {
     "string_pattern_mismatch": "must be an identifier (letters, digits and _)",
 }
 """Pydantic error types in a spec's words ("input" would read as the network's input)."""
+
+
+def _before_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The location up to its first union tag: the alternatives of one value fold into one
+    error, while errors of distinct keys stay apart."""
+    for i, part in enumerate(loc):
+        if _is_member_tag(part):
+            return loc[:i]
+    return loc
 
 
 def _is_member_tag(part: Any) -> bool:

@@ -1,0 +1,280 @@
+"""The `train:` section of a spec: what to train on and how, validated like the rest of the
+document (positioned errors), overridable from the command line. No torch here: loading a
+spec must stay torch-free.
+
+Each choice is written as a one-key mapping `{kind: options}`, with a short form where the
+options are optional, exactly like layers:
+
+    train:
+      epochs: 20
+      batch_size: 64
+      data: {digits: {augment: {crop: 2}}}     # or: data: digits
+      loss: {cross_entropy: {label_smoothing: 0.1}}
+      optimizer: {adamw: {lr: 3e-3, weight_decay: 1e-4}}
+      schedule: {onecycle: {}}                 # or: schedule: cosine
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+PosInt = Annotated[int, Field(strict=True, ge=1)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _OneOf(_Strict):
+    """A choice written `{kind: options}` (exactly one key), or just `kind` when the options
+    may all default. Subclasses declare one optional field per kind."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {value: {}}
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> _OneOf:
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            kinds = ", ".join(f"`{k}`" for k in type(self).model_fields)
+            found = " and ".join(f"`{k}`" for k in chosen) or "none"
+            raise ValueError(f"choose one of {kinds}; found {found}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The chosen kind's name (`sgd`, `digits`, ...)."""
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+    @property
+    def options(self) -> Any:
+        """The chosen kind's options."""
+        return getattr(self, self.kind)
+
+
+# -- data ---------------------------------------------------------------------------------
+
+class Augment(_Strict):
+    """Training-time augmentation, applied on the device to each batch."""
+
+    crop: NonNegInt = 0
+    """Random crop: pad each side by this many pixels, then crop back to the input size."""
+    flip: bool = False
+    """Random horizontal flip (half of the images)."""
+
+
+class _DataOptions(_Strict):
+    val_split: Fraction = 0.2
+    """Share of the samples held out for validation (a seeded split)."""
+    augment: Augment = Field(default_factory=Augment)
+
+
+class Digits(_DataOptions):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), resized to
+    the spec's input size; nothing is downloaded."""
+
+
+class Synthetic(_DataOptions):
+    """Random tensors of the spec's input shape with random labels (for benchmarks)."""
+
+    size: PosInt = 1024
+    """Number of samples."""
+    classes: PosInt | None = None
+    """Number of classes (default: the spec's output features)."""
+
+
+class _OnDisk(_DataOptions):
+    path: str
+    """Where the data is, relative to the spec's folder."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_only(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
+class Folder(_OnDisk):
+    """Images in one sub-folder per class (`root/cat/1.png`), read with Pillow."""
+
+    stream: bool | None = None
+    """Read images from disk each epoch through a DataLoader (else they are decoded once and
+    kept on the device); default: stream when they would not fit in 1 GiB."""
+    workers: NonNegInt | None = None
+    """DataLoader worker processes when streaming (default: the cores less one, at most 8)."""
+
+
+class Npz(_OnDisk):
+    """A NumPy `.npz` file with arrays `x` (N, C, H, W) or (N, H, W) and `y` (N,) labels,
+    or (N, K) targets for mse/bce_with_logits."""
+
+
+class Mnist(_OnDisk):
+    """A folder holding MNIST-style IDX files (`train-images-idx3-ubyte`, optionally
+    gzipped); `t10k-*` files, when present, are the validation set."""
+
+
+class DataConfig(_OneOf):
+    """Where the samples come from: `digits`, `synthetic`, `folder`, `npz` or `mnist`."""
+
+    digits: Digits | None = None
+    synthetic: Synthetic | None = None
+    folder: Folder | None = None
+    npz: Npz | None = None
+    mnist: Mnist | None = None
+
+
+# -- loss, optimizer, schedule ------------------------------------------------------------
+
+class CrossEntropy(_Strict):
+    """Softmax cross-entropy over class logits; labels are class indices."""
+
+    label_smoothing: Fraction = 0.0
+
+
+class Mse(_Strict):
+    """Mean squared error against float targets of the output's shape."""
+
+
+class BceWithLogits(_Strict):
+    """Sigmoid binary cross-entropy: one logit per label (multi-label targets of 0/1)."""
+
+
+class LossConfig(_OneOf):
+    cross_entropy: CrossEntropy | None = None
+    mse: Mse | None = None
+    bce_with_logits: BceWithLogits | None = None
+
+
+class _OptimizerOptions(_Strict):
+    weight_decay: NonNegFloat = 0.0
+    """L2 regularisation (decoupled for adamw)."""
+
+
+class Sgd(_OptimizerOptions):
+    lr: PosFloat = 0.1
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> Sgd:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("`nesterov: true` needs a `momentum` above 0")
+        return self
+
+
+class Adam(_OptimizerOptions):
+    lr: PosFloat = 1e-3
+    betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = [0.9, 0.999]
+
+
+class AdamW(Adam):
+    weight_decay: NonNegFloat = 0.01
+
+
+class OptimizerConfig(_OneOf):
+    sgd: Sgd | None = None
+    adam: Adam | None = None
+    adamw: AdamW | None = None
+
+
+class _ScheduleOptions(_Strict):
+    warmup: NonNegFloat = 0.0
+    """Epochs (fractions allowed) of linear warm-up from 0 to the base learning rate."""
+
+
+class Constant(_ScheduleOptions):
+    pass
+
+
+class Step(_ScheduleOptions):
+    every: PosInt = 30
+    """Multiply the learning rate by `gamma` every this many epochs."""
+    gamma: PosFloat = 0.1
+
+
+class Cosine(_ScheduleOptions):
+    min_lr: NonNegFloat = 0.0
+
+
+class OneCycle(_Strict):
+    """Leslie Smith's one-cycle policy (torch's OneCycleLR): the rate rises to the
+    optimizer's `lr` over `pct_start` of training, then anneals."""
+
+    pct_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+
+
+class ScheduleConfig(_OneOf):
+    constant: Constant | None = None
+    step: Step | None = None
+    cosine: Cosine | None = None
+    onecycle: OneCycle | None = None
+
+
+# -- the section ----------------------------------------------------------------------------
+
+def _device(name: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+        raise ValueError(f"must be `auto`, `cpu`, `mps`, `cuda` or `cuda:N`, found {name!r}")
+    return name
+
+
+Device = Annotated[str, AfterValidator(_device)]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class TrainConfig(_Strict):
+    """How to train the spec's network. Every key has a default: `train:` may be omitted."""
+
+    data: DataConfig = Field(default_factory=lambda: DataConfig(digits=Digits()))
+    loss: LossConfig = Field(default_factory=lambda: LossConfig(cross_entropy=CrossEntropy()))
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(adamw=AdamW()))
+    schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(cosine=Cosine()))
+    epochs: PosInt = 10
+    batch_size: PosInt = 64
+    clip_grad: PosFloat | None = None
+    """Clip the gradients' global L2 norm to this value."""
+    seed: NonNegInt = 0
+    """Seeds the initial weights, the split, the batch order, augmentation and dropout."""
+    device: Device = "auto"
+    """`auto` picks cuda, then mps, then cpu."""
+    precision: Precision = "auto"
+    """`auto`: bf16 on a GPU that has it, else fp32. Mixed precision uses autocast (and a
+    gradient scaler for fp16)."""
+    compile: bool = False
+    """Compile the model with torch.compile."""
+    out: str | None = None
+    """Run folder for checkpoints, metrics and plots (default: runs/NAME, numbered when it
+    exists already)."""
+
+    @property
+    def lr(self) -> float:
+        """The optimizer's base learning rate."""
+        return self.optimizer.options.lr
+
+    def override(self, **changes: Any) -> TrainConfig:
+        """A copy with command-line overrides applied (None = keep): `epochs`,
+        `batch_size`, `lr`, `device`, `precision`, `out`, `seed`, `compile`, and `data` (an
+        already-validated DataConfig). Raises pydantic's ValidationError for bad values."""
+        values = {k: v for k, v in changes.items() if v is not None}
+        lr = values.pop("lr", None)
+        data = self.model_dump(exclude_none=True)
+        data.update(values)
+        if lr is not None:
+            data["optimizer"] = {self.optimizer.kind: {**data["optimizer"][self.optimizer.kind],
+                                                       "lr": lr}}
+        if isinstance(data.get("data"), DataConfig):
+            data["data"] = data["data"].model_dump(exclude_none=True)
+        return TrainConfig.model_validate(data, strict=False)
