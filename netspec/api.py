@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from netspec.analysis import analyse
-from netspec.errors import Diagnostic, SpecError
+from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.fuse import fold_graph, fold_weights
 from netspec.ir import Graph
 from netspec.report import Report
@@ -26,6 +26,8 @@ SpecSource = str | Path | Mapping[str, Any] | Spec
 
 if TYPE_CHECKING:
     import graphviz
+
+    from netspec.train.loop import TrainResult
 
 
 @contextmanager
@@ -88,6 +90,42 @@ def build(spec: SpecSource, seed: int | None = None,
 
     model = to_graph_module(spec._graph, report, seed)
     return fuse(spec, model, inputs) if fuse_bn else model
+
+
+def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, device: str | None = None,
+          precision: str | None = None, out: str | Path | None = None, seed: int | None = None,
+          data: str | Mapping[str, Any] | None = None, compile: bool | None = None,
+          on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+          verbose: bool = True, progress: bool | None = None) -> TrainResult:
+    """Train a spec's network as its `train:` section says (see `netspec.train.config`),
+    each keyword overriding that section; returns a `TrainResult` (run folder, metrics
+    history, best epoch, trained model). This imports torch.
+
+    `resume` continues the run saved in a checkpoint (`OUT/last.pt`) exactly where it
+    stopped. `data` is what `--data` takes (`digits`, `synthetic`, a path, `KIND:PATH`) or
+    a `data:` mapping. `on_epoch(row)` is called after each epoch with its metrics; return
+    True to stop there (the checkpoint is written first). Raises SpecError for an invalid
+    spec and TrainError (a ValueError) for anything that keeps training from starting or
+    going on, such as bad data, an output that does not fit the labels, a NaN loss or an
+    unreadable checkpoint.
+    """
+    spec = spec if isinstance(spec, Spec) else load(spec)
+    report = check(spec)
+    from netspec.train.config import DataConfig, data_from_arg
+    from netspec.train.loop import run
+
+    overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
+                                 "device": device, "precision": precision, "seed": seed,
+                                 "compile": compile, "out": None if out is None else str(out)}
+    if data is not None:
+        try:
+            overrides["data"] = (data_from_arg(data, spec.train.data) if isinstance(data, str)
+                                 else DataConfig.model_validate(dict(data)))
+        except (ValueError, ValidationError) as exc:
+            raise TrainError(str(exc)) from None
+    return run(spec, report, overrides, None if resume is None else Path(resume), on_epoch,
+               verbose, progress)
 
 
 def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | None = None) -> Any:

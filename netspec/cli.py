@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,89 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
     except (ImportError, ValueError) as exc:  # WeightsError is a ValueError
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {path}", err=True)
+
+
+@main.command(name="train")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (in all, when resuming).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Samples per step, over all processes.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Base learning rate.")
+@click.option("--device", help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              help="fp32, or mixed precision with autocast (auto: bf16 on a GPU, else fp32).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder for checkpoints, metrics and plots [default: runs/NAME].")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for weights, split, order, dropout.")
+@click.option("--data", help="digits, synthetic, an image folder, a .npz file, a folder of MNIST "
+                             "IDX files, or KIND:PATH [default: the spec's, else digits].")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
+@click.option("--resume", type=click.Path(dir_okay=False),
+              help="Continue the run saved in this checkpoint (OUT/last.pt).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes to train with (DistributedDataParallel through torchrun).")
+@click.option("--quiet", "-q", is_flag=True, help="No summary, progress bar or epoch lines.")
+def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: float | None,
+                  device: str | None, precision: str | None, out: str | None, seed: int | None,
+                  data: str | None, compile_: bool | None, resume: str | None, nproc: int,
+                  quiet: bool) -> None:
+    """Train SPEC as its `train:` section says, each option overriding it: the check summary,
+    a progress bar per epoch, one line per epoch, then OUT/last.pt, best.pt, metrics.jsonl,
+    metrics.csv, curves.png and confusion.png. Ctrl-C or SIGTERM saves OUT/last.pt first.
+
+    Exit 0 when training ends, 1 on errors (spec, data, checkpoint, NaN loss), 130 or 143
+    when interrupted by SIGINT or SIGTERM."""
+    from netspec.api import diagnose, train
+    from netspec.errors import TrainError
+
+    loaded, report, errors = diagnose(spec)
+    if errors or loaded is None or report is None:
+        _fail(errors, "table")
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from netspec.train.distributed import launch
+
+        sys.exit(launch(nproc, _command_line(click.get_current_context(), drop="nproc")))
+    if not quiet and main_rank:
+        click.echo(report.summary() + "\n")  # type: ignore[union-attr]
+    try:
+        import matplotlib  # noqa: F401  (the plots)
+        import sklearn  # noqa: F401  (the bundled digits)
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException(f"netspec train needs {exc.name}: "
+                                   "pip install 'netspec[train]'") from None
+    try:
+        result = train(loaded, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr,
+                       device=device, precision=precision, out=out, seed=seed, data=data,
+                       compile=compile_, verbose=not quiet)
+    except TrainError as exc:
+        click.echo(f"{spec}: error: {exc}", err=True)
+        sys.exit(1)
+    if result.stopped in ("SIGINT", "SIGTERM"):
+        sys.exit(128 + int(getattr(signal, result.stopped)))
+    if not quiet and main_rank:
+        best = result.best
+        if best is not None:
+            value = (f"{best['value']:.2%}" if best["metric"] == "val_acc"
+                     else f"{best['value']:.4g}")
+            click.echo(f"best {best['metric']} {value} at epoch {best['epoch']}; "
+                       f"wrote {result.out}/", err=True)
+
+
+def _command_line(ctx: click.Context, drop: str) -> list[str]:
+    """The command's arguments as parsed, written back as a command line without `drop`."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name == drop or value is None:
+            continue
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif isinstance(param, click.Option) and param.secondary_opts:
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        elif isinstance(param, click.Option) and value is not False:
+            args += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
+    return args
 
 
 @main.command()

@@ -89,3 +89,8 @@ def quote_list(names: Iterable[str], limit: int = 12) -> str:
     shown = ", ".join(f"`{n}`" for n in names[:limit])
     more = len(names) - limit
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+class TrainError(ValueError):
+    """Training cannot start or go on (bad data, an output that does not fit the labels, an
+    unwritable folder, a NaN loss, an unusable checkpoint); str() is the whole message."""

@@ -123,6 +123,10 @@ class Report:
         """An aligned, human table: one row per layer, then the totals."""
         return render_table(self)
 
+    def summary(self) -> str:
+        """The table's first line (inputs -> outputs) and its totals, without the layers."""
+        return "\n".join([_title(self), *_totals(self)])
+
 
 def human(n: float, unit: str = "") -> str:
     """61.71 K, 138.36 M, 15.48 G: a count at a glance."""
@@ -175,9 +179,18 @@ def render_table(report: Report) -> str:
                  for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         return "  ".join(cells).rstrip()
 
+    rule = "─" * len(line(header))
+    return "\n".join([_title(report), "", line(header), rule, *map(line, rows), rule,
+                      *_totals(report)])
+
+
+def _title(report: Report) -> str:
     ins = ", ".join(f"{n} {_dims(s)}" for n, s in report.inputs.items())
     outs = ", ".join(f"{n} {_dims(s)}" for n, s in report.outputs.items())
-    rule = "─" * len(line(header))
+    return f"{report.name}: {ins} → {outs}"
+
+
+def _totals(report: Report) -> list[str]:
     totals = [
         ("params", f"{report.params:,}", human(report.params),
          f"trainable {report.trainable_params:,}"),
@@ -188,7 +201,5 @@ def render_table(report: Report) -> str:
          f"activations {human_bytes(report.activation_bytes)} per sample"),
     ]
     tw = [max(len(t[i]) for t in totals) for i in range(4)]
-    total_lines = [f"{a.ljust(tw[0])}  {b.rjust(tw[1])}  {c.ljust(tw[2])}  {d}".rstrip()
-                   for a, b, c, d in totals]
-    return "\n".join([f"{report.name}: {ins} → {outs}", "", line(header), rule,
-                      *map(line, rows), rule, *total_lines])
+    return [f"{a.ljust(tw[0])}  {b.rjust(tw[1])}  {c.ljust(tw[2])}  {d}".rstrip()
+            for a, b, c, d in totals]

@@ -75,9 +75,12 @@ class Pos:
 class Source:
     """Python data read from YAML, with the position of every mapping, list and key in it."""
 
-    def __init__(self, file: str, data: Any = None, nodes: dict[int, yaml.Node] | None = None):
+    def __init__(self, file: str, data: Any = None, nodes: dict[int, yaml.Node] | None = None,
+                 text: str | None = None):
         self.file = file
         self.data = data
+        self.text = text
+        """The YAML text read (None for a dict), kept with training checkpoints."""
         self._nodes = nodes or {}
 
     def node(self, obj: Any, *keys: Hashable) -> yaml.Node | None:
@@ -169,7 +172,7 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         data = None
     if builder.errors:
         raise SpecError(builder.errors)
-    return Source(file, data, builder.nodes)
+    return Source(file, data, builder.nodes, text)
 
 
 _BARE_ITEM = re.compile(r"\s*-\s+([A-Za-z_]\w*)\s*(#.*)?")

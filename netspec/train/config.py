@@ -17,6 +17,7 @@ options are optional, exactly like layers:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -278,3 +279,32 @@ class TrainConfig(_Strict):
         if isinstance(data.get("data"), DataConfig):
             data["data"] = data["data"].model_dump(exclude_none=True)
         return TrainConfig.model_validate(data, strict=False)
+
+
+def data_from_arg(text: str, base: DataConfig) -> DataConfig:
+    """The data named on the command line (`--data`): `digits`, `synthetic`, `KIND:PATH`
+    (kind folder, npz or mnist), or a path: a `.npz` file, a folder of IDX files (mnist) or
+    an image folder. Paths are taken from the current folder. `val_split` and `augment`
+    carry over from `base`, the spec's own data. Raises ValueError for an unknown kind."""
+    common = {"val_split": base.options.val_split, "augment": base.options.augment.model_dump()}
+    kind, sep, path = text.partition(":")
+    if not sep or len(kind) == 1:  # no kind, or a Windows drive letter
+        kind, path = _guess_kind(text), text
+    if kind in ("digits", "synthetic") and path in ("", kind):
+        return DataConfig.model_validate({kind: common})
+    if kind not in ("folder", "npz", "mnist"):
+        raise ValueError(f"--data {text!r}: unknown kind `{kind}`; use digits, synthetic, "
+                         f"folder:PATH, npz:PATH or mnist:PATH")
+    return DataConfig.model_validate({kind: {**common, "path": str(Path(path).absolute())}})
+
+
+def _guess_kind(text: str) -> str:
+    if text in ("digits", "synthetic"):
+        return text
+    path = Path(text)
+    if path.suffix == ".npz":
+        return "npz"
+    if path.is_dir() and any(p.name.startswith(("train-images", "train-labels"))
+                             for p in path.iterdir()):
+        return "mnist"
+    return "folder"

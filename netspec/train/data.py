@@ -1,0 +1,646 @@
+"""Training data: read a source once, split it, and serve normalised batches on the device.
+
+Sources (the `data:` kinds of the `train:` section):
+
+    digits      scikit-learn's 8x8 digits, scaled to [0, 1] and resized to the input size
+    synthetic   seeded random normal samples of the input shape with uniform random labels
+    folder      images in one sub-folder per class (`root/cat/1.png`), read with Pillow; a
+                folder holding `train/` and `val/` (each laid out so) is split already
+    npz         arrays `x` (N, C, H, W) or (N, H, W) and `y` (N,) labels or (N, K) targets
+    mnist       IDX files (`train-images-idx3-ubyte`, ...); `t10k-*` files are the val split
+
+Every source becomes a training and a validation split (seeded by the run's seed, the same on
+every process, unless the source is split already). Small data is kept as one tensor per split
+on the device (uint8 for 8-bit images) and batched by indexing; image folders too large for
+memory stream from disk through a DataLoader, one decoded image per item. Either way each
+batch is normalised with the training split's per-channel mean and std on the device, then
+(training split only) augmented there, drawing from the device's global RNG so that restoring
+the RNG states restores the augmentation.
+
+Batch order follows DistributedSampler: rank r of `world` at batch size b sees its share of
+the global batches that one process at batch size b * world sees.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from netspec.train.config import Augment, DataConfig, Synthetic
+
+Split = Literal["train", "val"]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                            ".ppm", ".pgm", ".pbm"})
+"""File name endings (any case) read as images in a folder; other files are ignored."""
+STREAM_ABOVE = 1 << 30
+"""Image folders stream (when `stream` is not set) once their decoded uint8 pixels exceed this."""
+STATS_SAMPLES = 10_000
+"""Streamed folders take the mean and std from a seeded sample of this many training images."""
+_MIN_STD = 1e-6
+"""A channel that varies less than this (a constant one) is centred but not scaled."""
+_CHUNK = 1024
+"""Samples converted at a time when resizing or measuring (bounds the float copies)."""
+_MODES = {1: "L", 3: "RGB"}
+"""Pillow mode per input channel count."""
+
+
+class DataError(ValueError):
+    """Bad data input; str(err) is a complete one-line message for the user."""
+
+
+# -- samples ---------------------------------------------------------------------------------
+
+class _ImageFiles(Dataset):
+    """Image files decoded on demand: item i is a (C, H, W) uint8 tensor, or, when the file
+    cannot be read, the one-line error message (a str crosses worker processes intact)."""
+
+    def __init__(self, files: list[str], mode: str, size: tuple[int, int]) -> None:
+        self.files, self.mode, self.size = files, mode, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor | str:
+        try:
+            return _read_image(self.files[i], self.mode, self.size)
+        except DataError as exc:
+            return str(exc)
+
+    def take(self, index: torch.Tensor) -> _ImageFiles:
+        return _ImageFiles([self.files[i] for i in index.tolist()], self.mode, self.size)
+
+
+@dataclass
+class _Samples:
+    """Samples of a source or a split: `x` a (N, C, H, W) tensor (uint8 for 8-bit images,
+    else float32; synthetic samples have the input's shape, whatever its rank) or image files
+    read on demand; `y` (N,) int64 class indices or (N, K) float32 targets."""
+
+    x: torch.Tensor | _ImageFiles
+    y: torch.Tensor
+    _copies: dict[torch.device, _Samples] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: torch.Tensor) -> _Samples:
+        return _Samples(self.x.take(index) if isinstance(self.x, _ImageFiles) else self.x[index],
+                        self.y[index])
+
+    def to(self, device: torch.device) -> _Samples:
+        """These samples on `device` (image files stay on disk); one copy per device."""
+        if device not in self._copies:
+            x = self.x if isinstance(self.x, _ImageFiles) else self.x.to(device)
+            self._copies[device] = _Samples(x, self.y.to(device))
+        return self._copies[device]
+
+
+@dataclass
+class _Source:
+    """What a reader found: all samples (or the training ones when `val` is given, a split
+    made by the source itself), the class names, and how to name the source in messages."""
+
+    samples: _Samples
+    classes: list[str]
+    what: str
+    val: _Samples | None = None
+
+
+# -- the public interface ----------------------------------------------------------------------
+
+@dataclass
+class Data:
+    """A source split for training: class names, split sizes and the training split's
+    per-channel mean and std (in the scale the model sees before normalisation: [0, 1] for
+    8-bit images)."""
+
+    classes: list[str]
+    """Class names in label order; [] when the targets are float vectors."""
+    train_size: int
+    val_size: int
+    mean: list[float]
+    std: list[float]
+    _splits: dict[str, _Samples] = field(repr=False)
+    _augment: Augment = field(repr=False)
+    _seed: int = field(repr=False)
+    _workers: int = field(repr=False)
+
+    def loader(self, split: Split, batch_size: int, device: torch.device, rank: int = 0,
+               world: int = 1) -> Loader:
+        """Batches of `split` for process `rank` of `world`, `batch_size` samples per batch
+        on this process; "train" is shuffled (and augmented when configured), "val" is not."""
+        train = split == "train"
+        augment = self._augment if train else Augment()
+        shape = (len(self.mean),) + (1,) * (_sample_rank(self._splits[split]) - 1)
+        transform = _Transform(torch.tensor(self.mean, device=device).view(shape),
+                               torch.tensor(self.std, device=device).view(shape),
+                               augment.crop, augment.flip)
+        return Loader(self._splits[split].to(device), batch_size, device, rank, world,
+                      shuffle=train, seed=self._seed, transform=transform, workers=self._workers)
+
+    def targets(self, split: Split) -> torch.Tensor:
+        """Every label of `split` in stored order, on the CPU: (N,) int64 or (N, K) float32."""
+        return self._splits[split].y
+
+
+class Loader:
+    """One process's batches of one split, epoch after epoch (one epoch at a time)."""
+
+    def __init__(self, samples: _Samples, batch_size: int, device: torch.device, rank: int,
+                 world: int, *, shuffle: bool, seed: int, transform: _Transform,
+                 workers: int) -> None:
+        if batch_size < 1 or not 0 <= rank < world:
+            raise ValueError(f"bad loader: batch size {batch_size}, rank {rank} of {world}")
+        self.batch_size, self.device = batch_size, device
+        self._samples, self._rank, self._world = samples, rank, world
+        self._shuffle, self._seed, self._transform = shuffle, seed, transform
+        self._workers, self._plan = workers, _Plan()
+        self._stream: DataLoader | None = None
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank."""
+        return math.ceil(self._share() / self.batch_size)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches (x, y) of `epoch` from batch `start` on (the earlier ones are skipped
+        without reading them, as a resumed epoch needs). x: (B, C, H, W) float32 on the
+        device, normalised (and augmented); y: (B,) int64 or (B, K) float32 on the device."""
+        order = self._order(epoch)[start * self.batch_size:]
+        index = order.to(self.device).split(self.batch_size)
+        for i, x in zip(index, self._rows(order.split(self.batch_size), index), strict=True):
+            yield self._transform(x), self._samples.y[i]
+
+    def close(self) -> None:
+        """Stop a streaming loader's worker processes now (the next epoch starts new ones).
+        Freeing the loader or ending the process stops them too, but torch's shutdown stalls
+        for seconds when the cycle collector is the one that frees them."""
+        self._stream = None
+
+    def _share(self) -> int:
+        """Samples this rank sees per epoch (training ranks are padded to equal shares)."""
+        n = len(self._samples)
+        return math.ceil(n / self._world) if self._shuffle else len(range(self._rank, n, self._world))
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        """This rank's sample indices for `epoch`, CPU int64: DistributedSampler's shuffled
+        share for training, every `world`-th sample from `rank` on (no padding) otherwise."""
+        n = len(self._samples)
+        if not self._shuffle:
+            return torch.arange(self._rank, n, self._world)
+        sampler = DistributedSampler(range(n), num_replicas=self._world, rank=self._rank,
+                                     shuffle=True, seed=self._seed, drop_last=False)
+        sampler.set_epoch(epoch)
+        return torch.tensor(list(sampler), dtype=torch.int64)
+
+    def _rows(self, batches: tuple[torch.Tensor, ...],
+              on_device: tuple[torch.Tensor, ...]) -> Iterator[torch.Tensor]:
+        """The samples of each batch on the device, as stored (uint8 or float32)."""
+        if isinstance(self._samples.x, torch.Tensor):
+            yield from (self._samples.x[i] for i in on_device)
+            return
+        if self._stream is None:
+            self._stream = _image_loader(self._samples.x, self._plan, self._workers, self._seed,
+                                         self.device, persistent=True)
+        self._plan.batches = [b.tolist() for b in batches]
+        try:
+            for batch in self._stream:
+                yield _unwrap(batch).to(self.device, non_blocking=True)
+        except DataError:
+            self.close()  # the epoch is lost: stop its workers while the error holds no reference
+            raise
+
+
+@dataclass(frozen=True)
+class _Transform:
+    """What happens to each batch on the device: normalise with `mean` and `std` (each (C, 1,
+    ..., 1)), then augment (a random crop after padding `crop` pixels, a random flip)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    crop: int
+    flip: bool
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _augment((_as_float(x) - self.mean) / self.std, self.crop, self.flip)
+
+
+def load_data(config: DataConfig, input_shape: tuple[int, ...], *, seed: int, root: Path,
+              classes: int | None = None) -> Data:
+    """Read the configured source for a network whose samples have `input_shape` ((C, H, W)
+    for every source but synthetic), split it with `seed` and measure the training split.
+    `root` is the spec's folder (paths are relative to it); `classes` is the network's output
+    features, synthetic's default class count. Raises DataError for any bad input."""
+    options, shape = config.options, tuple(input_shape)
+    if (options.augment.crop or options.augment.flip) and len(shape) != 3:
+        raise DataError(f"augment needs image inputs (C, H, W); the spec's input is {shape}")
+    source = _read(config, shape, seed, root, classes)
+    if source.val is None:
+        train, val = _split(source.samples, options.val_split, seed, source.what)
+    else:
+        train, val = source.samples, source.val
+        for samples, name in ((train, "training"), (val, "validation")):
+            if not len(samples):
+                raise DataError(f"{source.what} has no {name} samples")
+    workers = _workers(getattr(options, "workers", None))
+    if isinstance(train.x, _ImageFiles) and not _streams(getattr(options, "stream", None), train, val):
+        train, val = (_Samples(_decode(s.x, workers, seed), s.y) for s in (train, val))
+    mean, std = _channel_stats(_stats_chunks(train, workers, seed))
+    return Data(source.classes, len(train), len(val), mean, std, _splits={"train": train, "val": val},
+                _augment=options.augment, _seed=seed, _workers=workers)
+
+
+# -- sources -----------------------------------------------------------------------------------
+
+def _read(config: DataConfig, shape: tuple[int, ...], seed: int, root: Path,
+          classes: int | None) -> _Source:
+    kind, options = config.kind, config.options
+    if kind == "synthetic":
+        return _synthetic(options, shape, seed, classes)
+    image = _image_shape(shape, kind)
+    if kind == "digits":
+        return _digits(image)
+    path = _on_disk(root, options.path, kind)
+    readers = {"folder": _folder, "npz": _npz, "mnist": _mnist}
+    return readers[kind](path, image)
+
+
+def _synthetic(options: Synthetic, shape: tuple[int, ...], seed: int,
+               classes: int | None) -> _Source:
+    count = options.classes or classes
+    if not count:
+        raise DataError("synthetic data needs a class count: set `classes` under `synthetic` "
+                        "(the network's output is not a flat vector of class scores)")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((options.size, *shape), generator=generator)
+    y = torch.randint(0, count, (options.size,), generator=generator)
+    return _Source(_Samples(x, y), [str(i) for i in range(count)], "synthetic data")
+
+
+def _digits(shape: tuple[int, int, int]) -> _Source:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
+    samples = _Samples(_fit_images(x, shape, "digits"), torch.from_numpy(digits.target).long())
+    return _Source(samples, [str(i) for i in range(10)], "digits")
+
+
+def _folder(path: Path, shape: tuple[int, int, int]) -> _Source:
+    """Class folders under `path`, or under `path/train` and `path/val` when both exist."""
+    if not path.is_dir():
+        raise DataError(f"folder data: {path} is not a folder")
+    mode = _MODES.get(shape[0])
+    if mode is None:
+        raise DataError(f"image folders give 1 (grayscale) or 3 (RGB) channels; the spec's input "
+                        f"has {shape[0]}")
+    split = (path / "train").is_dir() and (path / "val").is_dir()
+    classes = _class_folders(path / "train" if split else path)
+    files = [_image_files(folder, classes, mode, shape[1:]) for folder in
+             ((path / "train", path / "val") if split else (path,))]
+    return _Source(files[0], classes, f"folder {path}", files[1] if split else None)
+
+
+def _class_folders(path: Path) -> list[str]:
+    names = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(f"folder {path} has no class sub-folders (expected {path}/<class>/<image>)")
+    return names
+
+
+def _image_files(path: Path, classes: list[str], mode: str, size: tuple[int, int]) -> _Samples:
+    """The images under `path`/<class>/ (any depth, sorted), labelled by their class's index."""
+    files: list[str] = []
+    labels: list[int] = []
+    for name in _class_folders(path):
+        if name not in classes:
+            raise DataError(f"folder {path / name} is not one of the training classes ({', '.join(classes)})")
+        found = sorted(str(p) for p in (path / name).rglob("*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not found:
+            raise DataError(f"class folder {path / name} has no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files += found
+        labels += [classes.index(name)] * len(found)
+    return _Samples(_ImageFiles(files, mode, size), torch.tensor(labels, dtype=torch.int64))
+
+
+def _npz(path: Path, shape: tuple[int, int, int]) -> _Source:
+    what = f"npz {path}"
+    x, y = _npz_arrays(path, what)
+    for name, array in (("x", x), ("y", y)):
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{what}: `{name}` must hold numbers, found dtype {array.dtype}")
+    if x.ndim not in (3, 4):
+        raise DataError(f"{what}: `x` must be (N, C, H, W) or (N, H, W), found shape {x.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{what}: `x` has {len(x)} samples but `y` has {len(y)}")
+    images = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
+    images = images.unsqueeze(1) if x.ndim == 3 else images
+    targets, classes = _targets(y, what)
+    return _Source(_Samples(_fit_images(images, shape, what), targets), classes, what)
+
+
+def _npz_arrays(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays `x` and `y` of the archive at `path`."""
+    unreadable = (OSError, EOFError, ValueError, zipfile.BadZipFile)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except unreadable as exc:
+        raise DataError(f"cannot read {what}: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} is a single .npy array, not an .npz archive with `x` and `y`")
+    with archive:
+        missing = [k for k in ("x", "y") if k not in archive.files]
+        if missing:
+            found = ", ".join(archive.files) or "none"
+            raise DataError(f"{what} has no array `{missing[0]}` (found: {found})")
+        try:
+            return archive["x"], archive["y"]
+        except unreadable as exc:
+            raise DataError(f"cannot read {what}: {exc}") from None
+
+
+def _targets(y: np.ndarray, what: str) -> tuple[torch.Tensor, list[str]]:
+    """(N,) whole non-negative numbers: class indices (classes '0'..max); (N, K): float targets."""
+    if y.ndim == 2:
+        return torch.from_numpy(y.astype(np.float32)), []
+    if y.ndim != 1:
+        raise DataError(f"{what}: `y` must be (N,) labels or (N, K) targets, found shape {y.shape}")
+    if len(y) and (np.any(y < 0) or np.any(y != np.round(y))):
+        raise DataError(f"{what}: `y` labels must be whole numbers from 0 (class indices); "
+                        f"give (N, K) float targets for regression")
+    labels = torch.from_numpy(y.astype(np.int64))
+    return labels, [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+
+
+def _mnist(path: Path, shape: tuple[int, int, int]) -> _Source:
+    """`train-*` IDX files under `path`, with `t10k-*` ones as the validation split."""
+    if not path.is_dir():
+        raise DataError(f"mnist data: {path} is not a folder of IDX files")
+    what = f"mnist {path}"
+    train = _idx_pair(path, "train", shape)
+    if train is None:
+        raise DataError(f"{what} has no train-images-idx3-ubyte and train-labels-idx1-ubyte files")
+    val = _idx_pair(path, "t10k", shape)
+    top = max((int(s.y.max()) for s in (train, val) if s is not None and len(s)), default=-1)
+    return _Source(train, [str(i) for i in range(top + 1)], what, val)
+
+
+def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int]) -> _Samples | None:
+    """The images and labels named `prefix`, None when neither file is there."""
+    images, labels = _idx_path(folder, prefix, "images", 3), _idx_path(folder, prefix, "labels", 1)
+    if images is None and labels is None:
+        return None
+    if images is None or labels is None:
+        found, lacking = (images, "labels") if labels is None else (labels, "images")
+        raise DataError(f"mnist {folder}: found {found} but no {prefix} {lacking} file")
+    x, y = _read_idx(images), _read_idx(labels)
+    if x.ndim != 3 or y.ndim != 1:
+        raise DataError(f"IDX files {images.name} and {labels.name} must hold (N, H, W) images and "
+                        f"(N,) labels, found shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"mnist {folder}: {images.name} has {len(x)} images but {labels.name} has "
+                        f"{len(y)} labels")
+    pixels = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32)).unsqueeze(1)
+    return _Samples(_fit_images(pixels, shape, f"mnist {folder}"), torch.from_numpy(y.astype(np.int64)))
+
+
+def _idx_path(folder: Path, prefix: str, kind: str, rank: int) -> Path | None:
+    for name in (f"{prefix}-{kind}-idx{rank}-ubyte", f"{prefix}-{kind}.idx{rank}-ubyte"):
+        for suffix in ("", ".gz"):
+            if (folder / (name + suffix)).is_file():
+                return folder / (name + suffix)
+    return None
+
+
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+"""IDX's element type codes (the magic number's third byte), as big-endian NumPy types."""
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped): magic 0x0000TTNN (type, rank), N big-endian uint32
+    sizes, then the big-endian elements."""
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read IDX file {path}: {exc}") from None
+    if len(data) < 4:
+        raise DataError(f"IDX file {path} is truncated: {len(data)} bytes, not even a header")
+    if data[0] or data[1] or data[2] not in _IDX_TYPES:
+        raise DataError(f"IDX file {path} has a bad magic number 0x{data[:4].hex()} "
+                        f"(expected 0x0000TTNN: 08 for uint8 data, NN dimensions)")
+    header = 4 + 4 * data[3]
+    if len(data) < header:
+        raise DataError(f"IDX file {path} is truncated: its header needs {header} bytes, found {len(data)}")
+    dims = struct.unpack(f">{data[3]}I", data[4:header])
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    need = math.prod(dims) * dtype.itemsize
+    if len(data) - header < need:
+        raise DataError(f"IDX file {path} is truncated: its header promises {need} bytes of data "
+                        f"{dims}, found {len(data) - header}")
+    array = np.frombuffer(data, dtype, count=math.prod(dims), offset=header).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))
+
+
+# -- checks and shapes -------------------------------------------------------------------------
+
+def _on_disk(root: Path, path: str, kind: str) -> Path:
+    full = (root / path).resolve()
+    if not full.exists():
+        raise DataError(f"{kind} data: {path!r} does not exist (resolved relative to the spec's "
+                        f"folder: {full})")
+    return full
+
+
+def _image_shape(shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise DataError(f"{kind} data gives images (C, H, W); the spec's input is {shape}")
+    return shape[0], shape[1], shape[2]
+
+
+def _fit_images(x: torch.Tensor, shape: tuple[int, int, int], what: str) -> torch.Tensor:
+    """(N, c, h, w) images resized to the input's (H, W), one channel repeated for three."""
+    channels = x.shape[1]
+    if channels != shape[0] and (channels, shape[0]) != (1, 3):
+        raise DataError(f"{what} has {channels}-channel images but the spec's input has "
+                        f"{shape[0]} channel{'s' * (shape[0] != 1)}")
+    x = _resize(x, shape[1:])
+    return x.repeat(1, shape[0] // channels, 1, 1) if channels != shape[0] else x
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, h, w) to (N, C, *size), bilinear (align_corners=False, antialiased when
+    shrinking), in the same dtype (uint8 rounded)."""
+    if tuple(x.shape[-2:]) == size:
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    out = torch.empty((*x.shape[:2], *size), dtype=x.dtype)
+    for i in range(0, len(x), _CHUNK):
+        chunk = F.interpolate(x[i:i + _CHUNK].float(), size=size, mode="bilinear", align_corners=False,
+                              antialias=shrink)
+        out[i:i + _CHUNK] = chunk.round().clamp(0, 255) if x.dtype == torch.uint8 else chunk
+    return out
+
+
+def _sample_rank(samples: _Samples) -> int:
+    return 3 if isinstance(samples.x, _ImageFiles) else samples.x.dim() - 1
+
+
+def _split(samples: _Samples, share: float, seed: int, what: str) -> tuple[_Samples, _Samples]:
+    """A seeded split: `share` of the samples (rounded) for validation, each side in stored order."""
+    n = len(samples)
+    if not n:
+        raise DataError(f"{what} has no samples")
+    n_val = round(n * share)
+    if n_val in (0, n):
+        side = "validation" if n_val == 0 else "training"
+        raise DataError(f"val_split {share} of the {n} samples of {what} leaves no {side} samples")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return samples.take(order[n_val:].sort().values), samples.take(order[:n_val].sort().values)
+
+
+def _streams(stream: bool | None, *splits: _Samples) -> bool:
+    """Whether image files stream: as configured, else when decoded they would pass STREAM_ABOVE."""
+    if stream is not None:
+        return stream
+    files = [s.x for s in splits if isinstance(s.x, _ImageFiles)]
+    return sum(len(f) * len(f.mode) * math.prod(f.size) for f in files) > STREAM_ABOVE
+
+
+def _workers(configured: int | None) -> int:
+    """DataLoader workers for image files: as configured, else the cores less one, at most 8."""
+    return configured if configured is not None else min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+# -- statistics, normalisation, augmentation ---------------------------------------------------
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """Samples in the model's scale: 8-bit images in [0, 1], anything else as float32."""
+    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+
+
+def _stats_chunks(train: _Samples, workers: int, seed: int) -> Iterator[torch.Tensor]:
+    """The training samples in chunks: all of them, or a seeded sample of STATS_SAMPLES when
+    they stream from disk."""
+    if isinstance(train.x, torch.Tensor):
+        yield from train.x.split(_CHUNK)
+        return
+    index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:STATS_SAMPLES]
+    yield from _decode_chunks(train.x.take(index.sort().values), workers, seed)
+
+
+def _channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and unbiased std (torch's default) over chunks (n, C, ...) in the
+    model's scale, merged chunk by chunk in float64 (Chan et al.). A channel that barely
+    varies gets std 1."""
+    count, mean, m2 = 0, torch.zeros(()), torch.zeros(())
+    for chunk in chunks:
+        values = _as_float(chunk).double().transpose(0, 1).reshape(chunk.shape[1], -1)
+        var, avg = torch.var_mean(values, dim=1, correction=0)
+        n = values.shape[1]
+        delta, total = avg - mean, count + n
+        mean = mean + delta * n / total
+        m2 = m2 + var * n + delta ** 2 * count * n / total
+        count = total
+    std = (m2 / max(count - 1, 1)).sqrt()
+    return mean.tolist(), torch.where(std < _MIN_STD, 1.0, std).tolist()
+
+
+def _augment(x: torch.Tensor, crop: int, flip: bool) -> torch.Tensor:
+    """(B, C, H, W) normalised images, each cropped back to (H, W) at a random offset after
+    zero-padding `crop` pixels per side, then flipped left-right with probability 1/2. Draws
+    from the global RNG of x's device: (B,) row offsets, (B,) column offsets, (B,) flip coins."""
+    if crop:
+        b, c, h, w = x.shape
+        padded = F.pad(x, (crop,) * 4)
+        top = torch.randint(0, 2 * crop + 1, (b,), device=x.device)
+        left = torch.randint(0, 2 * crop + 1, (b,), device=x.device)
+        rows = top[:, None, None, None] + torch.arange(h, device=x.device)[:, None]
+        cols = left[:, None, None, None] + torch.arange(w, device=x.device)
+        x = padded[torch.arange(b, device=x.device)[:, None, None, None],
+                   torch.arange(c, device=x.device)[:, None, None], rows, cols]
+    if flip:
+        heads = torch.rand(len(x), device=x.device) < 0.5
+        x = torch.where(heads[:, None, None, None], x.flip(3), x)
+    return x
+
+
+# -- image files -------------------------------------------------------------------------------
+
+def _read_image(path: str, mode: str, size: tuple[int, int]) -> torch.Tensor:
+    """One image as a (C, H, W) uint8 tensor: converted to `mode`, resized (bilinear) to `size`
+    (H, W). Raises DataError naming the file when Pillow cannot read it."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode)
+            if image.size != size[::-1]:
+                image = image.resize(size[::-1], Image.Resampling.BILINEAR)
+            pixels = np.array(image, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    return torch.from_numpy(pixels.reshape(*size, -1)).permute(2, 0, 1).contiguous()
+
+
+class _Plan(Sampler[list[int]]):
+    """The batches of indices a streaming DataLoader reads next; set before each epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _image_loader(files: _ImageFiles, plan: Sampler[list[int]], workers: int, seed: int,
+                  device: torch.device, *, persistent: bool) -> DataLoader:
+    """A DataLoader decoding `files` in `workers` processes, batch by batch as `plan` lists
+    them. Its own generator keeps it from drawing on the global RNG (which augmentation uses)."""
+    return DataLoader(files, batch_sampler=plan, num_workers=workers, collate_fn=_collate,
+                      pin_memory=device.type == "cuda", persistent_workers=persistent and workers > 0,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def _collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
+    """Stack decoded images into (B, C, H, W), or pass the first read error on."""
+    errors = [item for item in items if isinstance(item, str)]
+    return errors[0] if errors else torch.stack(items)
+
+
+def _unwrap(batch: torch.Tensor | str) -> torch.Tensor:
+    """A decoded batch, or DataError for the read error it carries instead."""
+    if isinstance(batch, str):
+        raise DataError(batch)
+    return batch
+
+
+def _decode_chunks(files: _ImageFiles, workers: int, seed: int) -> Iterator[torch.Tensor]:
+    """All of `files`, decoded in order in chunks of (n, C, H, W) uint8 on the CPU."""
+    plan = _Plan()
+    plan.batches = [list(range(i, min(i + _CHUNK, len(files)))) for i in range(0, len(files), _CHUNK)]
+    for batch in _image_loader(files, plan, workers, seed, torch.device("cpu"), persistent=False):
+        yield _unwrap(batch)
+
+
+def _decode(files: _ImageFiles, workers: int, seed: int) -> torch.Tensor:
+    """All of `files` as one (N, C, H, W) uint8 tensor."""
+    out = torch.empty((len(files), len(files.mode), *files.size), dtype=torch.uint8)
+    for i, chunk in zip(range(0, len(files), _CHUNK), _decode_chunks(files, workers, seed), strict=True):
+        out[i:i + len(chunk)] = chunk
+    return out

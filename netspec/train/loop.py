@@ -1,0 +1,478 @@
+"""The training loop: epochs of steps, validation, checkpoints, metrics and plots.
+
+One `Trainer` per run. The hot path is the plain PyTorch step (forward under autocast, loss,
+backward, optional clipping, optimizer and schedule step); bookkeeping stays on the device
+and is read back every `LOG_EVERY` steps, so a GPU is never stalled by it.
+
+Resuming is exact: the batch order is a function of (seed, epoch), and the checkpoint holds
+every state a step reads (weights, optimizer, schedule, scaler, random generators, the
+position in the epoch), so a run stopped and resumed ends with the weights of a run that
+never stopped, bit for bit, on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from netspec.errors import TrainError
+from netspec.report import Report
+from netspec.spec.document import Spec
+from netspec.train import checkpoints
+from netspec.train.config import TrainConfig
+from netspec.train.data import Data, DataError, load_data
+from netspec.train.devices import Precision, pick_device, tune
+from netspec.train.distributed import World, join
+from netspec.train.metrics import MetricsLog, TensorBoardLog, epoch_line
+from netspec.train.optim import make_optimizer, make_schedule, rebase
+from netspec.train.plots import plot_confusion, plot_curves
+from netspec.train.progress import ProgressBar
+from netspec.train.task import TaskError, make_task
+
+LOG_EVERY = 10
+"""Steps between reads of the running loss (progress bar, NaN check, stop requests)."""
+
+EpochEnd = Callable[[dict[str, Any]], bool | None]
+
+
+@dataclass
+class TrainResult:
+    """What a run left: its folder, one metrics row per epoch, the best epoch's row, and the
+    trained model (the final weights, not the best). `stopped` is None when every epoch ran,
+    the signal's name when one interrupted it, `callback` when `on_epoch` asked to stop."""
+
+    out: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    model: torch.nn.Module
+    stopped: str | None = None
+
+
+@dataclass
+class _Position:
+    """Where training is: epochs finished, steps finished in the next one, and that
+    epoch's running sums (loss x samples, correct answers, samples) on the device."""
+
+    epoch: int = 0
+    step: int = 0
+    sums: torch.Tensor | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM: the loop finishes its step, saves, and returns. A second
+    Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    @contextmanager
+    def installed(self) -> Iterator[_Stop]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals reach only the main thread: nothing to install
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handle(signum: int, frame: Any) -> None:
+            self.signal = signal.Signals(signum).name
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        for s in previous:
+            signal.signal(s, handle)
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | None = None,
+        on_epoch: EpochEnd | None = None, verbose: bool = True,
+        progress: bool | None = None) -> TrainResult:
+    """Train `spec` (already checked: `report`) with its `train:` section changed by
+    `overrides` (see `TrainConfig.override`), or continue the run saved in `resume` (its own
+    settings, changed by `overrides`). Raises TrainError for anything that stops a run
+    from starting or going on; the message says what and where."""
+    state = None
+    if resume is not None:
+        try:
+            state = checkpoints.load(resume)
+            checkpoints.check_spec(state, resume, spec.name,
+                                   checkpoints.architecture_hash(spec._graph))
+        except checkpoints.CheckpointError as exc:
+            raise TrainError(str(exc)) from None
+    base = TrainConfig.model_validate(state["config"]) if state is not None else spec.train
+    try:
+        config = base.override(**overrides)
+    except ValidationError as exc:
+        raise TrainError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                   for e in exc.errors())) from None
+    out = _run_folder(spec.name, overrides.get("out") or (None if resume else config.out), resume)
+    return Trainer(spec, report, config, out, state, verbose, progress).fit(on_epoch)
+
+
+def _run_folder(name: str, chosen: str | None, resume: Path | None) -> Path:
+    """The folder a run writes: the one asked for, the resumed checkpoint's, or runs/NAME
+    (runs/NAME-2, -3, ... when taken). A folder holding another run is refused rather than
+    overwritten. Only rank 0 creates it and checks that it is writable."""
+    if chosen is not None:
+        out = Path(chosen)
+        if resume is None and (out / "last.pt").exists():
+            raise TrainError(f"{out} already holds a run (last.pt); continue it with "
+                             f"--resume {out / 'last.pt'}, or choose another --out")
+    elif resume is not None:
+        out = Path(resume).parent
+    else:
+        out, n = Path("runs") / name, 1
+        while out.exists() and any(out.iterdir()):
+            n += 1
+            out = Path("runs") / f"{name}-{n}"
+    if int(os.environ.get("RANK", "0")) == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=out):
+                pass
+        except OSError as exc:
+            raise TrainError(f"cannot write to the run folder {out}: "
+                             f"{exc.strerror or exc}") from None
+    return out
+
+
+@contextmanager
+def _data_errors() -> Iterator[None]:
+    """A sample found unreadable mid-run (a corrupt image in a streamed folder) ends the run
+    with its message; the last checkpoint stays as it was."""
+    try:
+        yield
+    except DataError as exc:
+        raise TrainError(str(exc)) from None
+
+
+class Trainer:
+    """Trains `spec`'s network as `config` says, writing into `out` (rank 0 only)."""
+
+    def __init__(self, spec: Spec, report: Report, config: TrainConfig, out: Path,
+                 resume: dict[str, Any] | None = None, verbose: bool = True,
+                 progress: bool | None = None) -> None:
+        from netspec.api import build
+
+        self.spec, self.config, self.out = spec, config, out
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        try:
+            self.device = pick_device(config.device, local_rank)
+            self.precision = Precision.resolve(config.precision, self.device)
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
+        self.world: World = join(self.device.type)
+        self.verbose = verbose and self.world.main
+        self.progress = progress
+        if config.batch_size % self.world.size:
+            raise TrainError(f"batch size {config.batch_size} does not split over "
+                             f"{self.world.size} processes; use a multiple of {self.world.size}")
+        self.channels_last = tune(self.device)
+
+        (_, shape), = self._single(report.inputs, "input").items()
+        (output, out_shape), = self._single(report.outputs, "output").items()
+        self.data = self._load_data(shape, out_shape)
+        try:
+            self.task = make_task(config.loss, output, out_shape, self.data.targets("train"),
+                                  self.data.classes)
+        except TaskError as exc:
+            raise TrainError(str(exc)) from None
+
+        self._seed()
+        self.model = build(spec, seed=config.seed).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        local_batch = config.batch_size // self.world.size
+        self.train_loader = self.data.loader("train", local_batch, self.device,
+                                             self.world.rank, self.world.size)
+        self.val_loader = self.data.loader("val", local_batch, self.device,
+                                           self.world.rank, self.world.size)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(config.optimizer, trainable)
+        self.schedule = make_schedule(config.schedule, self.optimizer, len(self.train_loader),
+                                      config.epochs)
+        self.scaler = self.precision.scaler()
+        self.position = _Position()
+        self._confusion: torch.Tensor | None = None
+        self._epoch_time = (0.0, 0)
+        if resume is not None:
+            self._restore(resume)
+        self.net = self._wrap(self.model)
+
+    # -- setting up ------------------------------------------------------------------------
+
+    @staticmethod
+    def _single(tensors: dict[str, tuple[int, ...]], what: str) -> dict[str, tuple[int, ...]]:
+        if len(tensors) != 1:
+            raise TrainError(f"netspec train needs a spec with one {what}; this one has "
+                             f"{len(tensors)}: {', '.join(tensors)}")
+        return tensors
+
+    def _load_data(self, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Data:
+        source = self.spec._source.file if self.spec._source else "<dict>"
+        root = Path(source).parent if not str(source).startswith("<") else Path.cwd()
+        try:
+            return load_data(self.config.data, tuple(shape), seed=self.config.seed, root=root,
+                             classes=out_shape[0] if len(out_shape) == 1 else None)
+        except DataError as exc:
+            raise TrainError(str(exc)) from None
+
+    def _seed(self) -> None:
+        """Seed every generator (each rank its own stream, for its augmentation and dropout);
+        a resumed run gets its generators back from the checkpoint instead."""
+        seed = self.config.seed + self.world.rank
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        net = model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(model, device_ids=[self.device.index]
+                                          if self.device.type == "cuda" else None)
+        return torch.compile(net) if self.config.compile else net
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        rebase(self.schedule, self.config.lr)
+        self.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        if len(rng) == self.world.size:
+            checkpoints.restore_rng(rng[self.world.rank])
+        elif self.verbose:
+            print(f"note: the checkpoint was written by {len(rng)} process(es), this run has "
+                  f"{self.world.size}; random streams restart, so the run will not be "
+                  f"bit-identical to an uninterrupted one")
+        sums = state["partial"].get("sums")
+        self.position = _Position(state["epoch"], state["step"],
+                                  sums.to(self.device) if sums is not None else None,
+                                  list(state["history"]), state["best"])
+
+    # -- running -----------------------------------------------------------------------------
+
+    def fit(self, on_epoch: EpochEnd | None = None) -> TrainResult:
+        """Train the remaining epochs; save `last.pt` each epoch and `best.pt` on a new best,
+        write metrics and, at the end, plots. Stops cleanly (checkpoint written) on SIGINT
+        or SIGTERM, or when `on_epoch(row)` returns True."""
+        pos, stopped = self.position, None
+        if pos.epoch >= self.config.epochs and self.verbose:
+            print(f"already trained {pos.epoch} epochs (of {self.config.epochs}); nothing to do")
+        logs = self._open_logs()
+        try:
+            with _Stop().installed() as stop, _data_errors():
+                while pos.epoch < self.config.epochs and stopped is None:
+                    if not self._train_epoch(stop):
+                        stopped = stop.signal
+                        self._save(self._state(self._gather_rng()), "last.pt")
+                        break
+                    row = self._end_epoch(logs)
+                    if on_epoch is not None and on_epoch(row):
+                        stopped = "callback"
+            if self.world.main and pos.history:
+                self._plot()
+        finally:
+            for log in logs:
+                log.close()
+            self.train_loader.close()
+            self.val_loader.close()
+            self.world.close()
+        if stopped and self.verbose and stopped != "callback":
+            print(f"stopped by {stopped} at epoch {pos.epoch + 1}, step {pos.step}; "
+                  f"resume with --resume {self.out / 'last.pt'}")
+        return TrainResult(self.out, pos.history, pos.best, self.model, stopped)
+
+    def _train_epoch(self, stop: _Stop) -> bool:
+        """Run the current epoch from its current step; False when stopped by a signal."""
+        pos, loader, task = self.position, self.train_loader, self.task
+        epoch = pos.epoch + 1
+        self.net.train()
+        if pos.sums is None:
+            pos.sums = torch.zeros(3, device=self.device)
+        bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        bar = ProgressBar(len(loader), f"epoch {epoch}/{self.config.epochs}", enabled=self.progress
+                          if self.verbose else False, start=pos.step)
+        start_time, start_images = time.perf_counter(), 0
+        steps = enumerate(loader.epoch(epoch, pos.step), pos.step + 1)
+        for step, (x, y) in steps:
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.precision.autocast():
+                out = self.net(x)
+                loss = task.loss(out.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.config.clip_grad is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.schedule.step()
+            loss = loss.detach()
+            correct = task.correct(out.detach().float(), y)
+            pos.sums += torch.stack([loss * len(y), correct if correct is not None else loss * 0,
+                                     torch.tensor(len(y) * task.units, device=self.device)])
+            bad = torch.where((bad < 0) & ~torch.isfinite(loss), step, bad)
+            pos.step = step
+            start_images += len(y)
+            if step % LOG_EVERY == 0 or step == len(loader):
+                self._check_finite(int(bad), epoch)
+                bar.update(step, start_images * self.world.size, **self._running(pos.sums))
+                if self.world.any(stop.signal is not None, self.device):
+                    bar.close()
+                    stop.signal = stop.signal or "a signal on another rank"
+                    return False
+        bar.close()
+        self._epoch_time = (time.perf_counter() - start_time, start_images * self.world.size)
+        return True
+
+    def _running(self, sums: torch.Tensor) -> dict[str, float]:
+        loss_sum, correct, units = sums.tolist()
+        samples = units / self.task.units
+        stats = {"loss": loss_sum / max(samples, 1)}
+        if self.task.has_accuracy:
+            stats["acc"] = correct / max(units, 1)
+        return stats
+
+    def _check_finite(self, bad_step: int, epoch: int) -> None:
+        if bad_step >= 0:
+            last = self.out / "last.pt"
+            kept = (f"the last good checkpoint is {last} (epoch {self.position.epoch})"
+                    if last.exists() else "no checkpoint was written yet")
+            raise TrainError(f"the loss became NaN or infinite at epoch {epoch}, step {bad_step}; "
+                             f"training stopped and {kept}. Lower the learning rate, set "
+                             f"`clip_grad`, or use fp32")
+
+    def _end_epoch(self, logs: list[Any]) -> dict[str, Any]:
+        """Validate, record the row, save checkpoints, print the summary line."""
+        pos = self.position
+        train_loss, train_acc = self._means(self.world.sum(pos.sums))
+        val_loss, val_acc, self._confusion = self.evaluate()
+        seconds, images = self._epoch_time
+        pos.epoch, pos.step, pos.sums = pos.epoch + 1, 0, None
+        row = {"epoch": pos.epoch, "lr": self.schedule.get_last_lr()[0],
+               "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+               "val_acc": val_acc, "images_per_s": images / seconds if seconds else 0.0,
+               "seconds": seconds}
+        pos.history.append(row)
+        metric = self.task.best_metric
+        better = pos.best is None or (row[metric] > pos.best["value"] if metric == "val_acc"
+                                      else row[metric] < pos.best["value"])
+        if better:
+            pos.best = {"metric": metric, "value": row[metric], "epoch": pos.epoch}
+        rng = self._gather_rng()
+        if self.world.main:
+            state = self._state(rng)
+            self._save(state, "last.pt")
+            if better:
+                self._save(state, "best.pt")
+            for log in logs:
+                log.append(row) if isinstance(log, MetricsLog) else log.log(row)
+        if self.verbose:
+            print(epoch_line(row, self.config.epochs, better), flush=True)
+        return row
+
+    def _means(self, sums: torch.Tensor) -> tuple[float, float | None]:
+        loss_sum, correct, units = sums.tolist()
+        samples = units / self.task.units
+        return loss_sum / max(samples, 1), (correct / max(units, 1) if self.task.has_accuracy
+                                            else None)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float | None, torch.Tensor | None]:
+        """Mean validation loss, accuracy (None for mse) and confusion matrix (rows: true
+        class; None unless cross_entropy), over every rank's share of the validation set."""
+        self.net.eval()
+        task, k = self.task, self.task.classes
+        sums = torch.zeros(3, device=self.device)
+        confusion = torch.zeros(k * k, dtype=torch.long, device=self.device) if k else None
+        for x, y in self.val_loader.epoch(0):
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.precision.autocast():
+                out = self.net(x).float()
+            loss = task.loss(out, y)
+            correct = task.correct(out, y)
+            sums += torch.stack([loss * len(y), correct if correct is not None else loss * 0,
+                                 torch.tensor(len(y) * task.units, device=self.device)])
+            if confusion is not None:
+                confusion += torch.bincount(y * k + out.argmax(1), minlength=k * k)
+        loss, acc = self._means(self.world.sum(sums))
+        if confusion is not None:
+            confusion = self.world.sum(confusion).reshape(k, k).cpu()
+        return loss, acc, confusion
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _gather_rng(self) -> list[dict[str, Any]]:
+        """Every rank's generator states, in rank order (collected on every rank)."""
+        mine = checkpoints.rng_states()
+        if not self.world.distributed:
+            return [mine]
+        import torch.distributed as dist
+
+        states: list[Any] = [None] * self.world.size
+        dist.all_gather_object(states, mine)
+        return states
+
+    def _state(self, rng: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        pos, source = self.position, self.spec._source
+        text = source.text if source is not None and source.text is not None else ""
+        return {
+            "format": checkpoints.FORMAT,
+            "spec": {"name": self.spec.name, "text": text,
+                     "hash": checkpoints.architecture_hash(self.spec._graph)},
+            "config": self.config.model_dump(mode="json", exclude_none=True),
+            "epoch": pos.epoch, "step": pos.step,
+            "partial": {"sums": pos.sums.cpu()} if pos.sums is not None and pos.step else {},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng if rng is not None else [checkpoints.rng_states()],
+            "history": pos.history, "best": pos.best,
+            "data": {"mean": self.data.mean, "std": self.data.std, "classes": self.data.classes},
+        }
+
+    def _save(self, state: dict[str, Any], name: str) -> None:
+        if not self.world.main:
+            return
+        try:
+            checkpoints.save(state, self.out / name)
+        except checkpoints.CheckpointError as exc:
+            raise TrainError(str(exc)) from None
+
+    def _open_logs(self) -> list[Any]:
+        if not self.world.main:
+            return []
+        logs: list[Any] = [MetricsLog(self.out, self.position.history)]
+        board = TensorBoardLog.open(self.out)
+        return [*logs, board] if board is not None else logs
+
+    def _plot(self) -> None:
+        pos = self.position
+        plot_curves(pos.history, self.out / "curves.png")
+        if self._confusion is not None:
+            names = self.data.classes + [str(i) for i in range(len(self.data.classes),
+                                                               self.task.classes)]
+            plot_confusion(self._confusion.tolist(), names, self.out / "confusion.png")
+

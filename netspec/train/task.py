@@ -1,0 +1,91 @@
+"""What the network is trained to do, given its loss: the loss function, what counts as a
+correct answer, which validation number picks the best checkpoint, and the check, before
+any training, that the spec's output fits the data's targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from netspec.train.config import LossConfig
+
+
+class TaskError(ValueError):
+    """The spec's output does not fit the loss or the targets; str() is the message."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """`loss(out, y)` (a mean over the batch), `correct(out, y)` (a count, or None when
+    accuracy means nothing, as for mse), `units` (answers per sample that accuracy divides
+    by) and `classes` for a confusion matrix (0: none)."""
+
+    config: LossConfig
+    units: int
+    classes: int
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.config.kind == "cross_entropy":
+            return F.cross_entropy(out, y, label_smoothing=self.config.options.label_smoothing)
+        if self.config.kind == "bce_with_logits":
+            return F.binary_cross_entropy_with_logits(out, self._as_output(y, out))
+        return F.mse_loss(out, self._as_output(y, out))
+
+    def correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        if self.config.kind == "cross_entropy":
+            return (out.argmax(1) == y).sum()
+        if self.config.kind == "bce_with_logits":
+            return ((out > 0) == (self._as_output(y, out) > 0.5)).sum()
+        return None
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.config.kind != "mse"
+
+    @property
+    def best_metric(self) -> str:
+        """The validation number that picks `best.pt`: accuracy when there is one."""
+        return "val_acc" if self.has_accuracy else "val_loss"
+
+    @staticmethod
+    def _as_output(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return y.reshape(out.shape).to(out.dtype)
+
+
+def make_task(config: LossConfig, output: str, shape: tuple[int, ...], targets: torch.Tensor,
+              classes: list[str]) -> Task:
+    """Check that the spec's output (`output`, per-sample `shape`) fits `config`'s loss and
+    the training `targets` (all labels, (N,) or (N, ...)); raise TaskError saying what does
+    not fit and what would."""
+    size = 1
+    for d in shape:
+        size *= d
+    per_sample = tuple(targets.shape[1:])
+    if config.kind == "cross_entropy":
+        if len(shape) != 1:
+            raise TaskError(f"cross_entropy needs class scores: the output `{output}` has shape "
+                            f"{_dims(shape)}; end the network with a linear layer (or flatten)")
+        if targets.is_floating_point() or per_sample:
+            raise TaskError(f"cross_entropy needs one class index per sample; the data has "
+                            f"{targets.dtype} targets of shape {_dims(per_sample) or 'scalar'}")
+        count = max(len(classes), int(targets.max()) + 1 if len(targets) else 0)
+        if count > shape[0] or int(targets.min()) < 0:
+            raise TaskError(f"the output `{output}` has {shape[0]} values but the data has "
+                            f"{count} classes (labels {int(targets.min())}..{int(targets.max())}); "
+                            f"make the last layer `linear: {count}`")
+        return Task(config, 1, shape[0])
+    want = per_sample or (1,)
+    if int(torch.tensor(want).prod()) != size:
+        raise TaskError(f"{config.kind} compares the output `{output}` ({_dims(shape)}) with "
+                        f"targets of shape {_dims(want)} per sample; they must have as many values")
+    binary = targets.is_floating_point() or (int(targets.min()) >= 0 and int(targets.max()) <= 1)
+    if config.kind == "bce_with_logits" and not binary:
+        raise TaskError("bce_with_logits needs 0/1 targets; the data's labels go up to "
+                            f"{int(targets.max())} (use cross_entropy for classes)")
+    return Task(config, size if config.kind == "bce_with_logits" else 1, 0)
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
