@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import signal
@@ -186,13 +187,11 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
         sys.exit(launch(nproc, _command_line(click.get_current_context(), drop="nproc")))
     if not quiet and main_rank:
         click.echo(report.summary() + "\n")  # type: ignore[union-attr]
-    try:
-        import matplotlib  # noqa: F401  (the plots)
-        import sklearn  # noqa: F401  (the bundled digits)
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise click.ClickException(f"netspec train needs {exc.name}: "
-                                   "pip install 'netspec[train]'") from None
+    missing = [name for name in ("torch", "sklearn", "matplotlib", "PIL")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(f"netspec train needs {', '.join(missing)}: "
+                                   "pip install 'netspec[train]'")
     try:
         result = train(loaded, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr,
                        device=device, precision=precision, out=out, seed=seed, data=data,

@@ -22,7 +22,9 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,58 @@ FORMAT = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be written, read or used; str() is the whole message."""
+
+
+class Writer:
+    """Writes checkpoints on a background thread while training goes on, one at a time and
+    in order. `submit` snapshots the state first (tensors copied to the CPU), so the next
+    steps cannot change what is being written; `wait` returns once everything submitted is
+    on disk and raises the CheckpointError of a write that failed."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: CheckpointError | None = None
+
+    def submit(self, state: dict[str, Any], path: Path, copies: tuple[Path, ...] = ()) -> None:
+        """Write `state` to `path`, then make each of `copies` a copy of it."""
+        self.wait()
+        snapshot = _snapshot(state)
+        self._thread = threading.Thread(target=self._write, args=(snapshot, path, copies),
+                                        name="netspec-checkpoint")
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def wait_quietly(self) -> None:
+        """Wait for the pending write, as a run that already failed does before it ends."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _write(self, state: dict[str, Any], path: Path, copies: tuple[Path, ...]) -> None:
+        try:
+            save(state, path)
+            for target in copies:
+                copy(path, target)
+        except CheckpointError as exc:
+            self._error = exc
+
+
+def _snapshot(value: Any) -> Any:
+    """`value` with every tensor copied to the CPU (state_dicts hold live references)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_snapshot(v) for v in value)
+    return value
 
 
 def architecture_hash(graph: Graph) -> str:
@@ -100,6 +154,27 @@ def save(state: dict[str, Any], path: Path) -> None:
                                   f"the previous one is unchanged") from None
         raise
     _fsync_dir(path.parent)
+
+
+def copy(source: Path, target: Path) -> None:
+    """Make `target` a checkpoint equal to `source`, atomically: a hard link (no bytes
+    copied; a later rename over `source` leaves `target` alone) or, where links are not
+    supported, a copy through a temporary file."""
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+            with open(temp, "rb+") as stream:
+                os.fsync(stream.fileno())
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}; "
+                              f"the previous one is unchanged") from None
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

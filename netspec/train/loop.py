@@ -61,14 +61,59 @@ class TrainResult:
     stopped: str | None = None
 
 
+class _Tally:
+    """An epoch's running sums: loss x samples and correct answers on the device (added
+    without a sync), samples and answers counted on the host, and the last steps' losses,
+    kept by reference, for the NaN check."""
+
+    def __init__(self, device: torch.device, saved: dict[str, Any] | None = None) -> None:
+        saved = saved or {}
+        self.loss = saved.get("loss", torch.zeros(())).to(device)
+        self.correct = saved.get("correct", torch.zeros(())).to(device)
+        self.samples: int = saved.get("samples", 0)
+        self.units: int = saved.get("units", 0)
+        self.recent: list[tuple[int, torch.Tensor]] = []
+
+    def add(self, step: int, loss: torch.Tensor, correct: torch.Tensor | None, samples: int,
+            units: int) -> None:
+        self.loss.add_(loss, alpha=samples)
+        if correct is not None:
+            self.correct.add_(correct)
+        self.samples += samples
+        self.units += units
+        self.recent.append((step, loss))
+
+    def first_nonfinite(self) -> int | None:
+        """The first step since the last call whose loss was NaN or infinite."""
+        steps, losses = zip(*self.recent, strict=True) if self.recent else ((), ())
+        self.recent = []
+        if not losses:
+            return None
+        bad = (~torch.isfinite(torch.stack(losses))).nonzero()
+        return steps[int(bad[0])] if len(bad) else None
+
+    def totals(self, world: World) -> tuple[float, float, int, int]:
+        """(loss x samples, correct, samples, units) summed over every rank."""
+        sums = torch.cat([torch.stack([self.loss, self.correct]).cpu().double(),
+                          torch.tensor([self.samples, self.units], dtype=torch.float64)])
+        if world.distributed:
+            sums = world.sum(sums.to(self.loss.device)).cpu()
+        loss, correct, samples, units = sums.tolist()
+        return loss, correct, int(samples), int(units)
+
+    def saved(self) -> dict[str, Any]:
+        return {"loss": self.loss.cpu(), "correct": self.correct.cpu(), "samples": self.samples,
+                "units": self.units}
+
+
 @dataclass
 class _Position:
     """Where training is: epochs finished, steps finished in the next one, and that
-    epoch's running sums (loss x samples, correct answers, samples) on the device."""
+    epoch's running sums."""
 
     epoch: int = 0
     step: int = 0
-    sums: torch.Tensor | None = None
+    tally: _Tally | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
 
@@ -201,7 +246,7 @@ class Trainer:
         local_batch = config.batch_size // self.world.size
         self.train_loader = self.data.loader("train", local_batch, self.device,
                                              self.world.rank, self.world.size)
-        self.val_loader = self.data.loader("val", local_batch, self.device,
+        self.val_loader = self.data.loader("val", 2 * local_batch, self.device,  # no grads kept
                                            self.world.rank, self.world.size)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, trainable)
@@ -209,6 +254,7 @@ class Trainer:
                                       config.epochs)
         self.scaler = self.precision.scaler()
         self.position = _Position()
+        self.writer = checkpoints.Writer()
         self._confusion: torch.Tensor | None = None
         self._epoch_time = (0.0, 0)
         if resume is not None:
@@ -263,9 +309,9 @@ class Trainer:
             print(f"note: the checkpoint was written by {len(rng)} process(es), this run has "
                   f"{self.world.size}; random streams restart, so the run will not be "
                   f"bit-identical to an uninterrupted one")
-        sums = state["partial"].get("sums")
+        partial = state["partial"]
         self.position = _Position(state["epoch"], state["step"],
-                                  sums.to(self.device) if sums is not None else None,
+                                  _Tally(self.device, partial) if partial else None,
                                   list(state["history"]), state["best"])
 
     # -- running -----------------------------------------------------------------------------
@@ -288,9 +334,11 @@ class Trainer:
                     row = self._end_epoch(logs)
                     if on_epoch is not None and on_epoch(row):
                         stopped = "callback"
+            self._flush()
             if self.world.main and pos.history:
                 self._plot()
         finally:
+            self.writer.wait_quietly()
             for log in logs:
                 log.close()
             self.train_loader.close()
@@ -306,9 +354,9 @@ class Trainer:
         pos, loader, task = self.position, self.train_loader, self.task
         epoch = pos.epoch + 1
         self.net.train()
-        if pos.sums is None:
-            pos.sums = torch.zeros(3, device=self.device)
-        bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        if pos.tally is None:
+            pos.tally = _Tally(self.device)
+        tally = pos.tally
         bar = ProgressBar(len(loader), f"epoch {epoch}/{self.config.epochs}", enabled=self.progress
                           if self.verbose else False, start=pos.step)
         start_time, start_images = time.perf_counter(), 0
@@ -327,16 +375,15 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.schedule.step()
-            loss = loss.detach()
-            correct = task.correct(out.detach().float(), y)
-            pos.sums += torch.stack([loss * len(y), correct if correct is not None else loss * 0,
-                                     torch.tensor(len(y) * task.units, device=self.device)])
-            bad = torch.where((bad < 0) & ~torch.isfinite(loss), step, bad)
+            samples = len(y)
+            tally.add(step, loss.detach(), task.correct(out.detach().float(), y), samples,
+                      samples * task.units)
             pos.step = step
-            start_images += len(y)
+            start_images += samples
             if step % LOG_EVERY == 0 or step == len(loader):
-                self._check_finite(int(bad), epoch)
-                bar.update(step, start_images * self.world.size, **self._running(pos.sums))
+                self._check_finite(tally.first_nonfinite(), epoch)
+                bar.update(step, start_images * self.world.size, **self._stats(
+                    tally.loss.item(), tally.correct.item(), tally.samples, tally.units))
                 if self.world.any(stop.signal is not None, self.device):
                     bar.close()
                     stop.signal = stop.signal or "a signal on another rank"
@@ -345,16 +392,16 @@ class Trainer:
         self._epoch_time = (time.perf_counter() - start_time, start_images * self.world.size)
         return True
 
-    def _running(self, sums: torch.Tensor) -> dict[str, float]:
-        loss_sum, correct, units = sums.tolist()
-        samples = units / self.task.units
-        stats = {"loss": loss_sum / max(samples, 1)}
+    def _stats(self, loss: float, correct: float, samples: int, units: int) -> dict[str, float]:
+        """Mean loss and, where it means something, accuracy, from running sums."""
+        stats = {"loss": loss / max(samples, 1)}
         if self.task.has_accuracy:
             stats["acc"] = correct / max(units, 1)
         return stats
 
-    def _check_finite(self, bad_step: int, epoch: int) -> None:
-        if bad_step >= 0:
+    def _check_finite(self, bad_step: int | None, epoch: int) -> None:
+        if bad_step is not None:
+            self._flush()
             last = self.out / "last.pt"
             kept = (f"the last good checkpoint is {last} (epoch {self.position.epoch})"
                     if last.exists() else "no checkpoint was written yet")
@@ -365,14 +412,14 @@ class Trainer:
     def _end_epoch(self, logs: list[Any]) -> dict[str, Any]:
         """Validate, record the row, save checkpoints, print the summary line."""
         pos = self.position
-        train_loss, train_acc = self._means(self.world.sum(pos.sums))
-        val_loss, val_acc, self._confusion = self.evaluate()
+        train = self._stats(*pos.tally.totals(self.world))  # type: ignore[union-attr]
+        val = self.evaluate()
         seconds, images = self._epoch_time
-        pos.epoch, pos.step, pos.sums = pos.epoch + 1, 0, None
+        pos.epoch, pos.step, pos.tally = pos.epoch + 1, 0, None
         row = {"epoch": pos.epoch, "lr": self.schedule.get_last_lr()[0],
-               "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-               "val_acc": val_acc, "images_per_s": images / seconds if seconds else 0.0,
-               "seconds": seconds}
+               "train_loss": train["loss"], "train_acc": train.get("acc"),
+               "val_loss": val["loss"], "val_acc": val.get("acc"),
+               "images_per_s": images / seconds if seconds else 0.0, "seconds": seconds}
         pos.history.append(row)
         metric = self.task.best_metric
         better = pos.best is None or (row[metric] > pos.best["value"] if metric == "val_acc"
@@ -381,45 +428,33 @@ class Trainer:
             pos.best = {"metric": metric, "value": row[metric], "epoch": pos.epoch}
         rng = self._gather_rng()
         if self.world.main:
-            state = self._state(rng)
-            self._save(state, "last.pt")
-            if better:
-                self._save(state, "best.pt")
+            self.writer.submit(self._state(rng), self.out / "last.pt",
+                               (self.out / "best.pt",) if better else ())
             for log in logs:
                 log.append(row) if isinstance(log, MetricsLog) else log.log(row)
         if self.verbose:
             print(epoch_line(row, self.config.epochs, better), flush=True)
         return row
 
-    def _means(self, sums: torch.Tensor) -> tuple[float, float | None]:
-        loss_sum, correct, units = sums.tolist()
-        samples = units / self.task.units
-        return loss_sum / max(samples, 1), (correct / max(units, 1) if self.task.has_accuracy
-                                            else None)
-
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float | None, torch.Tensor | None]:
-        """Mean validation loss, accuracy (None for mse) and confusion matrix (rows: true
-        class; None unless cross_entropy), over every rank's share of the validation set."""
+    def evaluate(self) -> dict[str, float]:
+        """Mean validation `loss` and `acc` (none for mse) over every rank's share of the
+        validation set; keeps the confusion matrix (rows: true class) for cross_entropy."""
         self.net.eval()
         task, k = self.task, self.task.classes
-        sums = torch.zeros(3, device=self.device)
+        tally = _Tally(self.device)
         confusion = torch.zeros(k * k, dtype=torch.long, device=self.device) if k else None
         for x, y in self.val_loader.epoch(0):
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.precision.autocast():
                 out = self.net(x).float()
-            loss = task.loss(out, y)
-            correct = task.correct(out, y)
-            sums += torch.stack([loss * len(y), correct if correct is not None else loss * 0,
-                                 torch.tensor(len(y) * task.units, device=self.device)])
+            tally.add(0, task.loss(out, y), task.correct(out, y), len(y), len(y) * task.units)
             if confusion is not None:
                 confusion += torch.bincount(y * k + out.argmax(1), minlength=k * k)
-        loss, acc = self._means(self.world.sum(sums))
         if confusion is not None:
-            confusion = self.world.sum(confusion).reshape(k, k).cpu()
-        return loss, acc, confusion
+            self._confusion = self.world.sum(confusion).reshape(k, k).cpu()
+        return self._stats(*tally.totals(self.world))
 
     # -- files -------------------------------------------------------------------------------
 
@@ -443,7 +478,7 @@ class Trainer:
                      "hash": checkpoints.architecture_hash(self.spec._graph)},
             "config": self.config.model_dump(mode="json", exclude_none=True),
             "epoch": pos.epoch, "step": pos.step,
-            "partial": {"sums": pos.sums.cpu()} if pos.sums is not None and pos.step else {},
+            "partial": pos.tally.saved() if pos.tally is not None and pos.step else {},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
@@ -454,10 +489,15 @@ class Trainer:
         }
 
     def _save(self, state: dict[str, Any], name: str) -> None:
-        if not self.world.main:
-            return
+        """Write the checkpoint `name` now (rank 0), after any pending background write."""
+        if self.world.main:
+            self.writer.submit(state, self.out / name)
+            self._flush()
+
+    def _flush(self) -> None:
+        """Wait for the checkpoints being written; a failed write ends the run."""
         try:
-            checkpoints.save(state, self.out / name)
+            self.writer.wait()
         except checkpoints.CheckpointError as exc:
             raise TrainError(str(exc)) from None
 
