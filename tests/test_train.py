@@ -77,9 +77,18 @@ def test_quickstart_lenet_learns_digits(tmp_path: Path) -> None:
     best = torch.load(out / "best.pt", weights_only=True)
     assert best["epoch"] == result.best["epoch"]
     assert best["history"][-1]["val_acc"] == max(r["val_acc"] for r in rows)
-    # The validation accuracy is what the saved best model really scores.
-    model = netspec.build(LENET)
+    # The recorded validation accuracy is what the saved best model really scores.
+    from netspec.train.data import load_data
+
+    spec = netspec.load(LENET)
+    data = load_data(spec.train.data, (1, 32, 32), seed=0, root=LENET.parent)
+    model = netspec.build(spec).eval()
     model.load_state_dict(best["model"])
+    with torch.no_grad():
+        right = sum(int((model(x).argmax(1) == y).sum())
+                    for x, y in data.loader("val", 100, torch.device("cpu")).epoch(0))
+    assert right / data.val_size == result.best["value"]
+    assert data.mean == best["data"]["mean"] and data.std == best["data"]["std"]
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["epoch"] == 8 and last["step"] == 0
     assert last["spec"]["text"] == LENET.read_text()
@@ -264,3 +273,47 @@ def test_environment_is_left_as_found(tmp_path: Path) -> None:
     netspec.train(small_spec(tmp_path), epochs=1, out=tmp_path / "run", verbose=False)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     assert os.environ.get("RANK") is None
+
+
+def test_resume_with_another_lr_rescales_the_schedule_from_where_it_was(tmp_path: Path) -> None:
+    spec = small_spec(tmp_path, SMALL.replace("schedule: {cosine: {warmup: 0.5}}",
+                                              "schedule: cosine"))
+    netspec.train(spec, epochs=4, out=tmp_path / "run", verbose=False,
+                  on_epoch=lambda row: row["epoch"] == 2)
+    resumed = netspec.train(spec, lr=0.01, resume=tmp_path / "run" / "last.pt", verbose=False)
+    for row in resumed.history:  # each epoch's last step: epoch / 4 of the way
+        base = 0.05 if row["epoch"] <= 2 else 0.01
+        want = base * 0.5 * (1 + math.cos(math.pi * row["epoch"] / 4))
+        assert row["lr"] == pytest.approx(want, rel=1e-9, abs=1e-15), row["epoch"]
+
+
+@pytest.mark.parametrize(("arg", "kind"), [("digits", "digits"), ("synthetic", "synthetic"),
+                                           ("data.npz", "npz"), ("folder:imgs", "folder"),
+                                           ("mnist:idx", "mnist"), ("images", "folder")])
+def test_data_argument_names_a_source(tmp_path: Path, arg: str, kind: str) -> None:
+    from netspec.train.config import Augment, DataConfig, Digits, data_from_arg
+
+    base = DataConfig(digits=Digits(val_split=0.1, augment=Augment(crop=3)))
+    chosen = data_from_arg(arg, base)
+    assert chosen.kind == kind
+    assert chosen.options.val_split == 0.1 and chosen.options.augment.crop == 3
+    if kind not in ("digits", "synthetic"):
+        assert Path(chosen.options.path).is_absolute()
+
+
+def test_a_folder_of_idx_files_is_mnist(tmp_path: Path) -> None:
+    from netspec.train.config import DataConfig, data_from_arg
+
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"")
+    assert data_from_arg(str(tmp_path), DataConfig.model_validate("digits")).kind == "mnist"
+    with pytest.raises(ValueError, match="unknown kind `tape`"):
+        data_from_arg("tape:/dev/st0", DataConfig.model_validate("digits"))
+
+
+def test_scientific_notation_reads_as_a_number(spec_text) -> None:
+    spec = spec_text("""
+        input: [1, 8, 8]
+        layers: [flatten, {linear: 10}]
+        train: {optimizer: {adamw: {lr: 3e-4, weight_decay: 5E-2}}}
+    """)
+    assert spec.train.lr == 3e-4 and spec.train.optimizer.options.weight_decay == 0.05
