@@ -428,8 +428,7 @@ class Trainer:
             pos.best = {"metric": metric, "value": row[metric], "epoch": pos.epoch}
         rng = self._gather_rng()
         if self.world.main:
-            self.writer.submit(self._state(rng), self.out / "last.pt",
-                               (self.out / "best.pt",) if better else ())
+            self._submit(self._state(rng), "last.pt", ("best.pt",) if better else ())
             for log in logs:
                 log.append(row) if isinstance(log, MetricsLog) else log.log(row)
         if self.verbose:
@@ -491,8 +490,16 @@ class Trainer:
     def _save(self, state: dict[str, Any], name: str) -> None:
         """Write the checkpoint `name` now (rank 0), after any pending background write."""
         if self.world.main:
-            self.writer.submit(state, self.out / name)
+            self._submit(state, name)
             self._flush()
+
+    def _submit(self, state: dict[str, Any], name: str, copies: tuple[str, ...] = ()) -> None:
+        """Start writing checkpoint `name` (and `copies` of it) in the background, once the
+        previous write is done; a failed write ends the run."""
+        try:
+            self.writer.submit(state, self.out / name, tuple(self.out / c for c in copies))
+        except checkpoints.CheckpointError as exc:
+            raise TrainError(str(exc)) from None
 
     def _flush(self) -> None:
         """Wait for the checkpoints being written; a failed write ends the run."""
