@@ -15,6 +15,9 @@ import click
 
 from netspec.errors import Diagnostic
 
+MAX_SHOWN = 100
+"""Errors printed at most: a hostile file can hold a million mistakes."""
+
 
 class ShapeParam(click.ParamType):
     """`C,H,W` for the only input, or `NAME=C,H,W` for a named one."""
@@ -251,8 +254,9 @@ def _fail(errors: list[Diagnostic], fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"errors": [e.to_dict() for e in errors]}, indent=2))
     else:
-        for error in errors:
+        for error in errors[:MAX_SHOWN]:
             click.echo(error.format(), err=True)
         count = len(errors)
-        click.echo(f"{count} error{'s' if count > 1 else ''}", err=True)
+        more = f" ({count - MAX_SHOWN:,} more not shown)" if count > MAX_SHOWN else ""
+        click.echo(f"{count:,} error{'s' if count > 1 else ''}{more}", err=True)
     sys.exit(1)

@@ -56,7 +56,8 @@ else:  # pure-Python PyYAML without libyaml
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
 _SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
 
-MAX_NODES = 2_000_000  # values after alias expansion: defeats "billion laughs" documents
+MAX_BYTES = 8 * 2**20  # the text read: a hostile 50 MB file is refused before parsing
+MAX_NODES = 1_000_000  # values after alias expansion: defeats "billion laughs" documents
 MAX_DEPTH = 200  # nesting of mappings and lists
 
 
@@ -136,10 +137,16 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     file = str(origin)
     if text is None:
         try:
-            raw = Path(origin).read_bytes()
+            with open(origin, "rb") as stream:
+                raw = stream.read(MAX_BYTES + 1)
         except OSError as exc:
             message = f"cannot read spec: {exc.strerror}"
             raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
+    if len(raw if text is None else text) > MAX_BYTES:
+        message = f"the spec is larger than {MAX_BYTES // 2**20} MiB (netspec.spec.source.MAX_BYTES)"
+        raise SpecError([Diagnostic(Where(file, 1, 1), "", message,
+                                    "a 10,000-layer spec takes about 0.3 MiB")]) from None
+    if text is None:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

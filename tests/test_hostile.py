@@ -1,0 +1,58 @@
+"""Hostile input to `netspec check`: each refused with a positioned message and exit 1,
+never a traceback, and nothing in it runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from netspec.cli import MAX_SHOWN, main
+from netspec.spec.source import MAX_BYTES
+
+HEAD = "input: [1, 8, 8]\nlayers:\n"
+
+
+def check(path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stderr
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    line = "  - relu  # " + "x" * 80 + "\n"
+    path.write_text(HEAD + line * (MAX_BYTES // len(line) + 1))
+    code, err = check(path)
+    assert code == 1 and f"larger than {MAX_BYTES // 2**20} MiB" in err
+
+
+def test_a_million_mistakes_print_a_bounded_list(tmp_path: Path) -> None:
+    path = tmp_path / "dupes.yaml"
+    path.write_text(HEAD + "  - relu\n" + "input: [1, 8, 8]\n" * 5000)
+    code, err = check(path)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == MAX_SHOWN + 1
+    assert lines[-1] == f"5,000 errors ({5000 - MAX_SHOWN:,} more not shown)"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (os.urandom(2048) + b"\xff", "not valid UTF-8"),
+    (b"input: !!python/object/apply:os.system ['touch PWNED']\nlayers: [relu]\n",
+     "unsupported YAML tag"),
+    (HEAD.encode() + b"  - relu: {}\n    repeat: 1000000000\n", "beyond 100,000 layers"),
+    (b"input: [1, 8, 8]\nlayers: " + b"[" * 10000 + b"]" * 10000 + b"\n", "nested more than"),
+    (b"input: [1, 8, 8]\nparams: {w: 4}\nlayers:\n  - linear: '{__import__(\"os\")}'\n",
+     "not allowed"),
+    (HEAD.encode() + b"  - conv2d: {out: 4, kernel: 1000000000000}\n", "needs at least"),
+])
+def test_hostile_documents_are_refused(tmp_path: Path, content: bytes, message: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    code, err = check(path)
+    assert code == 1 and message in err
+    assert not (tmp_path / "PWNED").exists()
