@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import netspec
-from netspec.train.data import load_data
+from netspec.training.data import load_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def hand_loop(spec: Path, epochs: int, device: torch.device, data_kind: str | No
     epoch, forward, loss, backward, step, schedule; then an evaluation pass. Returns the
     seconds of each epoch."""
     loaded = netspec.load(spec)
-    config = loaded.train
+    config = loaded.training
     data = load_data(config.data if data_kind is None else _kind(data_kind, config),
                      loaded.input_shapes()["input"], seed=0, root=spec.parent, classes=10)
     train_x, train_y, val_x, val_y = _tensors(data, device)
@@ -69,7 +69,7 @@ def hand_loop(spec: Path, epochs: int, device: torch.device, data_kind: str | No
 
 
 def _kind(kind: str, config: Any) -> Any:
-    from netspec.train.config import data_from_arg
+    from netspec.training.config import data_from_arg
 
     return data_from_arg(kind, config.data)
 

@@ -27,7 +27,7 @@ SpecSource = str | Path | Mapping[str, Any] | Spec
 if TYPE_CHECKING:
     import graphviz
 
-    from netspec.train.loop import TrainResult
+    from netspec.training.loop import TrainResult
 
 
 @contextmanager
@@ -98,7 +98,7 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
           data: str | Mapping[str, Any] | None = None, compile: bool | None = None,
           on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
           verbose: bool = True, progress: bool | None = None) -> TrainResult:
-    """Train a spec's network as its `train:` section says (see `netspec.train.config`),
+    """Train a spec's network as its `train:` section says (see `netspec.training.config`),
     each keyword overriding that section; returns a `TrainResult` (run folder, metrics
     history, best epoch, trained model). This imports torch.
 
@@ -112,15 +112,15 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
     """
     spec = spec if isinstance(spec, Spec) else load(spec)
     report = check(spec)
-    from netspec.train.config import DataConfig, data_from_arg
-    from netspec.train.loop import run
+    from netspec.training.config import DataConfig, data_from_arg
+    from netspec.training.loop import run
 
     overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                                  "device": device, "precision": precision, "seed": seed,
                                  "compile": compile, "out": None if out is None else str(out)}
     if data is not None:
         try:
-            overrides["data"] = (data_from_arg(data, spec.train.data) if isinstance(data, str)
+            overrides["data"] = (data_from_arg(data, spec.training.data) if isinstance(data, str)
                                  else DataConfig.model_validate(dict(data)))
         except (ValueError, ValidationError) as exc:
             raise TrainError(str(exc)) from None
@@ -198,11 +198,26 @@ def _parse(source: str | Path | Mapping[str, Any]) -> tuple[Spec | None, list[Di
         spec = Spec.model_validate(src.data)
     except ValidationError as exc:
         return None, diagnostics(exc, Spec, "a spec", "", document_locator(src))
+    train_errors = _check_train(spec, src)
     blocks, use_errors = collect_blocks(spec, src)
     expander = Expander(spec, src, blocks)
     spec._source = src
     spec._graph = expander.graph(spec.input_shapes())
-    return spec, _once([*use_errors, *expander.errors])
+    return spec, _once([*train_errors, *use_errors, *expander.errors])
+
+
+def _check_train(spec: Spec, src: Source) -> list[Diagnostic]:
+    """Validate the `train:` section, when there is one (only then is its model imported:
+    checking a spec without it stays as fast as before)."""
+    if spec.train is None:
+        return []
+    from netspec.training.config import TrainSection
+
+    try:
+        spec._training = TrainSection.model_validate({"train": spec.train}).train
+    except ValidationError as exc:
+        return diagnostics(exc, TrainSection, "a spec", "", document_locator(src))
+    return []
 
 
 def _once(errors: list[Diagnostic]) -> list[Diagnostic]:

@@ -185,7 +185,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
         _fail(errors, "table")
     main_rank = os.environ.get("RANK", "0") == "0"
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from netspec.train.distributed import launch
+        from netspec.training.distributed import launch
 
         sys.exit(launch(nproc, _command_line(click.get_current_context(), drop="nproc")))
     if not quiet and main_rank:

@@ -78,10 +78,10 @@ def test_quickstart_lenet_learns_digits(tmp_path: Path) -> None:
     assert best["epoch"] == result.best["epoch"]
     assert best["history"][-1]["val_acc"] == max(r["val_acc"] for r in rows)
     # The recorded validation accuracy is what the saved best model really scores.
-    from netspec.train.data import load_data
+    from netspec.training.data import load_data
 
     spec = netspec.load(LENET)
-    data = load_data(spec.train.data, (1, 32, 32), seed=0, root=LENET.parent)
+    data = load_data(spec.training.data, (1, 32, 32), seed=0, root=LENET.parent)
     model = netspec.build(spec).eval()
     model.load_state_dict(best["model"])
     with torch.no_grad():
@@ -291,7 +291,7 @@ def test_resume_with_another_lr_rescales_the_schedule_from_where_it_was(tmp_path
                                            ("data.npz", "npz"), ("folder:imgs", "folder"),
                                            ("mnist:idx", "mnist"), ("images", "folder")])
 def test_data_argument_names_a_source(tmp_path: Path, arg: str, kind: str) -> None:
-    from netspec.train.config import Augment, DataConfig, Digits, data_from_arg
+    from netspec.training.config import Augment, DataConfig, Digits, data_from_arg
 
     base = DataConfig(digits=Digits(val_split=0.1, augment=Augment(crop=3)))
     chosen = data_from_arg(arg, base)
@@ -302,7 +302,7 @@ def test_data_argument_names_a_source(tmp_path: Path, arg: str, kind: str) -> No
 
 
 def test_a_folder_of_idx_files_is_mnist(tmp_path: Path) -> None:
-    from netspec.train.config import DataConfig, data_from_arg
+    from netspec.training.config import DataConfig, data_from_arg
 
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"")
     assert data_from_arg(str(tmp_path), DataConfig.model_validate("digits")).kind == "mnist"
@@ -316,4 +316,4 @@ def test_scientific_notation_reads_as_a_number(spec_text) -> None:
         layers: [flatten, {linear: 10}]
         train: {optimizer: {adamw: {lr: 3e-4, weight_decay: 5E-2}}}
     """)
-    assert spec.train.lr == 3e-4 and spec.train.optimizer.options.weight_decay == 0.05
+    assert spec.training.lr == 3e-4 and spec.training.optimizer.options.weight_decay == 0.05

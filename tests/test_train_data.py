@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from netspec.train.config import DataConfig
-from netspec.train.data import Data, DataError, Loader, load_data
+from netspec.training.config import DataConfig
+from netspec.training.data import Data, DataError, Loader, load_data
 
 CPU = torch.device("cpu")
 

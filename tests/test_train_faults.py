@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import netspec
 from netspec.cli import main
-from netspec.train import checkpoints
+from netspec.training import checkpoints
 
 SPEC = """
     name: faults

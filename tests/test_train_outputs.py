@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netspec.train.metrics import COLUMNS, MetricsLog, TensorBoardLog, epoch_line
-from netspec.train.plots import plot_confusion, plot_curves
-from netspec.train.progress import ProgressBar
+from netspec.training.metrics import COLUMNS, MetricsLog, TensorBoardLog, epoch_line
+from netspec.training.plots import plot_confusion, plot_curves
+from netspec.training.progress import ProgressBar
 
 
 def row(epoch: int, loss: float, acc: float | None, **changes: float) -> dict:
@@ -121,7 +121,7 @@ def test_tensorboard_holds_each_epochs_scalars(tmp_path):
     log = TensorBoardLog.open(tmp_path)
     assert log is not None
     for item in ROWS[:2]:
-        log.log(item)
+        log.append(item)
     log.close()
     read = scalars(tmp_path / "tensorboard")
     keys = {"loss/train": "train_loss", "loss/val": "val_loss", "accuracy/train": "train_acc",
@@ -134,7 +134,7 @@ def test_tensorboard_holds_each_epochs_scalars(tmp_path):
 def test_tensorboard_leaves_out_accuracies_that_are_none(tmp_path):
     log = TensorBoardLog.open(tmp_path)
     assert log is not None
-    log.log(REGRESSION[0])
+    log.append(REGRESSION[0])
     log.close()
     assert set(scalars(tmp_path / "tensorboard")) == {"loss/train", "loss/val", "lr", "images_per_s"}
 
@@ -352,7 +352,7 @@ def test_a_disabled_bar_writes_nothing():
 
 
 def test_importing_the_output_modules_imports_neither_torch_nor_matplotlib():
-    code = ("import sys, netspec.train.metrics, netspec.train.plots, netspec.train.progress; "
+    code = ("import sys, netspec.training.metrics, netspec.training.plots, netspec.training.progress; "
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

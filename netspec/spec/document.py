@@ -20,7 +20,6 @@ from pydantic import (
 )
 
 from netspec.ops.base import PosInt
-from netspec.train.config import TrainConfig
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
@@ -61,11 +60,13 @@ class Spec(_Strict):
     layers: list[Any] = Field(min_length=1)
     init: Any = None
     """Weight initialisation for the whole net (see `netspec.init`); checked on expansion."""
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    """How `netspec train` trains it (see `netspec.train.config`); every key has a default."""
+    train: Any = None
+    """How `netspec train` trains it: checked by `api.parse` against
+    `netspec.training.config.TrainConfig` (imported only for specs that have the section)."""
 
     _source: Any = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)
+    _training: Any = PrivateAttr(default=None)
 
     @field_validator("inputs")
     @classmethod
@@ -80,6 +81,15 @@ class Spec(_Strict):
             raise ValueError("declare the input shape: `input: [C, H, W]`, or "
                              "`inputs: {name: [C, H, W]}` for several")
         return self
+
+    @property
+    def training(self) -> Any:
+        """The validated `train:` section, a `TrainConfig` (defaults where it is silent)."""
+        if self._training is None:
+            from netspec.training.config import TrainConfig
+
+            self._training = TrainConfig.model_validate(self.train or {})
+        return self._training
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """Declared input shapes by name (`input` for the single-input form)."""

@@ -8,8 +8,8 @@ from typing import Any
 
 from netspec.ops import LAYER_OPS, Op
 from netspec.spec.document import BlockDef, Spec
-from netspec.train import config
-from netspec.train.config import TrainConfig
+from netspec.training import config
+from netspec.training.config import TrainConfig
 
 _EXPRESSION = {"type": "string", "description": "an expression over parameters, e.g. `width * 4`"}
 _META: dict[str, Any] = {

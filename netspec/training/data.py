@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from netspec.train.config import Augment, DataConfig, Synthetic
+from netspec.training.config import Augment, DataConfig, Synthetic
 
 Split = Literal["train", "val"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from netspec.train.config import OptimizerConfig, ScheduleConfig
+from netspec.training.config import OptimizerConfig, ScheduleConfig
 
 
 def make_optimizer(config: OptimizerConfig, params: Iterable[torch.nn.Parameter]

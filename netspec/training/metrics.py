@@ -93,7 +93,7 @@ class TensorBoardLog:
             return None
         return cls(SummaryWriter(log_dir=str(Path(out) / "tensorboard")))
 
-    def log(self, row: dict[str, Any]) -> None:
+    def append(self, row: dict[str, Any]) -> None:
         """Write one epoch's scalars and flush them."""
         row = _clean(row)
         for tag, key in SCALARS.items():

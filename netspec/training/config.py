@@ -308,3 +308,9 @@ def _guess_kind(text: str) -> str:
                              for p in path.iterdir()):
         return "mnist"
     return "folder"
+
+
+class TrainSection(_Strict):
+    """A document's `train:` key alone, so validation errors carry the `train.` path."""
+
+    train: TrainConfig

@@ -1,3 +1,3 @@
 """Training a spec's network: `config` (the `train:` section, torch-free), `data`, `loop`,
 `checkpoints`, `metrics`, `plots`, `progress` and `distributed`. Importing this package
-imports nothing heavy; `netspec.train.loop` brings torch."""
+imports nothing heavy; `netspec.training.loop` brings torch."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from netspec.train.config import LossConfig
+from netspec.training.config import LossConfig
 
 
 class TaskError(ValueError):

@@ -31,16 +31,16 @@ from pydantic import ValidationError
 from netspec.errors import TrainError
 from netspec.report import Report
 from netspec.spec.document import Spec
-from netspec.train import checkpoints
-from netspec.train.config import TrainConfig
-from netspec.train.data import Data, DataError, load_data
-from netspec.train.devices import Precision, pick_device, tune
-from netspec.train.distributed import World, join
-from netspec.train.metrics import MetricsLog, TensorBoardLog, epoch_line
-from netspec.train.optim import make_optimizer, make_schedule, rebase
-from netspec.train.plots import plot_confusion, plot_curves
-from netspec.train.progress import ProgressBar
-from netspec.train.task import TaskError, make_task
+from netspec.training import checkpoints
+from netspec.training.config import TrainConfig
+from netspec.training.data import Data, DataError, load_data
+from netspec.training.devices import Precision, pick_device, tune
+from netspec.training.distributed import World, join
+from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line
+from netspec.training.optim import make_optimizer, make_schedule, rebase
+from netspec.training.plots import plot_confusion, plot_curves
+from netspec.training.progress import ProgressBar
+from netspec.training.task import TaskError, make_task
 
 LOG_EVERY = 10
 """Steps between reads of the running loss (progress bar, NaN check, stop requests)."""
@@ -160,7 +160,7 @@ def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | No
                                    checkpoints.architecture_hash(spec._graph))
         except checkpoints.CheckpointError as exc:
             raise TrainError(str(exc)) from None
-    base = TrainConfig.model_validate(state["config"]) if state is not None else spec.train
+    base = TrainConfig.model_validate(state["config"]) if state is not None else spec.training
     try:
         config = base.override(**overrides)
     except ValidationError as exc:
@@ -365,8 +365,8 @@ class Trainer:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.precision.autocast():
-                out = self.net(x)
-                loss = task.loss(out.float(), y)
+                out = self.net(x).float()
+                loss = task.loss(out, y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.config.clip_grad is not None:
@@ -376,7 +376,7 @@ class Trainer:
             self.scaler.update()
             self.schedule.step()
             samples = len(y)
-            tally.add(step, loss.detach(), task.correct(out.detach().float(), y), samples,
+            tally.add(step, loss.detach(), task.correct(out.detach(), y), samples,
                       samples * task.units)
             pos.step = step
             start_images += samples
@@ -430,7 +430,7 @@ class Trainer:
         if self.world.main:
             self._submit(self._state(rng), "last.pt", ("best.pt",) if better else ())
             for log in logs:
-                log.append(row) if isinstance(log, MetricsLog) else log.log(row)
+                log.append(row)
         if self.verbose:
             print(epoch_line(row, self.config.epochs, better), flush=True)
         return row
@@ -468,7 +468,7 @@ class Trainer:
         dist.all_gather_object(states, mine)
         return states
 
-    def _state(self, rng: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
         pos, source = self.position, self.spec._source
         text = source.text if source is not None and source.text is not None else ""
         return {
@@ -482,7 +482,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": rng if rng is not None else [checkpoints.rng_states()],
+            "rng": rng,
             "history": pos.history, "best": pos.best,
             "data": {"mean": self.data.mean, "std": self.data.std, "classes": self.data.classes},
         }
