@@ -10,10 +10,11 @@ Importing netspec, `load` and `check` never imports torch; `build` and `train` d
 
 from netspec.api import build, check, diagnose, draw, fuse, load, train
 from netspec.errors import Diagnostic, SpecError, TrainError
+from netspec.limits import Limits
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.weights import WeightsError, load_weights
 
-__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "TrainError", "WeightsError", "build",
-           "check", "diagnose", "draw", "fuse", "load", "load_weights", "train"]
+__all__ = ["Diagnostic", "Limits", "Report", "Spec", "SpecError", "TrainError", "WeightsError",
+           "build", "check", "diagnose", "draw", "fuse", "load", "load_weights", "train"]
 __version__ = "0.1.0"

@@ -6,9 +6,11 @@ time is linear in the number of layers. Nothing here imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from fractions import Fraction
 
+from netspec import limits
 from netspec.errors import Diagnostic
 from netspec.ir import Graph, Node
 from netspec.ops import RF, Cost, Input, ShapeError, Tensor
@@ -23,7 +25,9 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
 
     `inputs` overrides declared input shapes by name. Errors never stop the pass: a layer
     whose inputs failed is skipped silently, so each independent mistake is reported once.
+    A layer whose output or weights pass the limit `tensor_elements` is an error too.
     """
+    largest = limits.current().tensor_elements
     shapes: dict[str, Shape] = {}
     fields: dict[str, RF | None] = {}
     rows: list[LayerReport] = []
@@ -55,13 +59,19 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
                                      "dimension below 1", code="shape"))
             continue
         x = [t.shape for t in tensors]
+        cost = op.cost(x, y)
+        too_big = _too_big(y, cost, largest)
+        if too_big:
+            errors.append(Diagnostic(node.where, node.name, too_big,
+                                     limits.raise_hint("tensor_elements"), code="limit"))
+            continue
         shapes[node.name] = y
         fields[node.name] = op.receptive_field([fields[i] for i in node.inputs], x, y)
         for note in op.notes(tensors, y):
             warnings.append(Diagnostic(node.loc.at(note.key), node.name, note.message,
                                        severity="warning", code=note.code))
         if node.name not in graph.inputs:
-            rows.append(_row(node, op.cost(x, y), y, fields[node.name]))
+            rows.append(_row(node, cost, y, fields[node.name]))
     report = Report(
         name=graph.name,
         inputs={n: shapes[n] for n in graph.inputs if n in shapes},
@@ -73,6 +83,19 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     report.warnings.extend(_big_linear(report, graph))
     report.warnings.sort(key=_position)
     return report
+
+
+def _too_big(shape: Shape, cost: Cost, largest: int) -> str | None:
+    """Why a layer passes the limit `tensor_elements`, if it does."""
+    elements = math.prod(shape)
+    if elements > largest:
+        return (f"the output {list(shape)} has {elements:,} elements per sample, more than "
+                f"{largest:,} (limit `tensor_elements`)")
+    held = cost.params + cost.buffers
+    if held > largest:
+        held_as = "parameters and buffers" if cost.buffers else "parameters"
+        return f"the layer holds {held:,} {held_as}, more than {largest:,} (limit `tensor_elements`)"
+    return None
 
 
 def _via(graph: Graph, node: Node) -> str:

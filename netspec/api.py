@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from netspec import limits as limit_settings
 from netspec.analysis import analyse
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.fuse import fold_graph, fold_weights
 from netspec.ir import Graph
+from netspec.limits import Limits
 from netspec.report import Report
 from netspec.shapes import Shape
 from netspec.spec.document import Spec
@@ -43,20 +45,22 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load(source: SpecSource) -> Spec:
+def load(source: SpecSource, limits: Limits | None = None) -> Spec:
     """Read and validate a spec from a path, YAML text or a dict.
 
     Raises SpecError listing every problem in the document (syntax, schema, unknown ops
     and keys, bad references, names), each positioned at its YAML line and column.
+    `limits` bounds what the document may ask for (`netspec.Limits`; the defaults when
+    None); every API function takes it.
     """
-    spec, errors = parse(source)
+    spec, errors = parse(source, limits)
     if errors or spec is None:
         raise SpecError(errors)
     return spec
 
 
 def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
-          fuse_bn: bool = False) -> Report:
+          fuse_bn: bool = False, limits: Limits | None = None) -> Report:
     """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
 
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
@@ -64,9 +68,9 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     folded into the conv before it (as `build(..., fuse_bn=True)` compiles it). Raises
     SpecError when a shape does not work out.
     """
-    spec = spec if isinstance(spec, Spec) else load(spec)
+    spec = spec if isinstance(spec, Spec) else load(spec, limits)
     graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
-    with _gc_paused():
+    with _gc_paused(), limit_settings.applied(limits):
         report = analyse(graph, _input_overrides(spec, inputs))
     if report.errors:
         raise SpecError(report.errors)
@@ -74,7 +78,8 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
 
 
 def build(spec: SpecSource, seed: int | None = None,
-          inputs: Mapping[str, Shape] | Shape | None = None, fuse_bn: bool = False) -> Any:
+          inputs: Mapping[str, Shape] | Shape | None = None, fuse_bn: bool = False,
+          limits: Limits | None = None) -> Any:
     """Compile a spec into a `torch.fx.GraphModule` (this imports torch).
 
     Submodules carry the spec's layer names, so `state_dict` keys read like the spec; the
@@ -84,8 +89,8 @@ def build(spec: SpecSource, seed: int | None = None,
     into the conv before it. Raises the same positioned SpecError as `check` for an
     invalid spec.
     """
-    spec = spec if isinstance(spec, Spec) else load(spec)
-    report = check(spec, inputs)
+    spec = spec if isinstance(spec, Spec) else load(spec, limits)
+    report = check(spec, inputs, limits=limits)
     from netspec.backends.torchfx import to_graph_module
 
     model = to_graph_module(spec._graph, report, seed)
@@ -97,7 +102,8 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
           precision: str | None = None, out: str | Path | None = None, seed: int | None = None,
           data: str | Mapping[str, Any] | None = None, compile: bool | None = None,
           on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
-          verbose: bool = True, progress: bool | None = None) -> TrainResult:
+          verbose: bool = True, progress: bool | None = None,
+          limits: Limits | None = None) -> TrainResult:
     """Train a spec's network as its `train:` section says (see `netspec.training.config`),
     each keyword overriding that section; returns a `TrainResult` (run folder, metrics
     history, best epoch, trained model). This imports torch.
@@ -110,8 +116,8 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
     going on, such as bad data, an output that does not fit the labels, a NaN loss or an
     unreadable checkpoint.
     """
-    spec = spec if isinstance(spec, Spec) else load(spec)
-    report = check(spec)
+    spec = spec if isinstance(spec, Spec) else load(spec, limits)
+    report = check(spec, limits=limits)
     from netspec.training.config import DataConfig, data_from_arg
     from netspec.training.loop import run
 
@@ -128,19 +134,21 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
                verbose, progress)
 
 
-def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | None = None) -> Any:
+def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | None = None,
+         limits: Limits | None = None) -> Any:
     """The inference copy of a module built from `spec` (trained, say), each BatchNorm that
     follows a conv folded into it; outputs equal the original's in eval mode."""
-    spec = spec if isinstance(spec, Spec) else load(spec)
+    spec = spec if isinstance(spec, Spec) else load(spec, limits)
     from netspec.backends.torchfx import to_graph_module
 
     graph, pairs = fold_graph(spec._graph)
-    folded = to_graph_module(graph, check(spec, inputs, fuse_bn=True))
+    folded = to_graph_module(graph, check(spec, inputs, fuse_bn=True, limits=limits))
     return fold_weights(model, folded, pairs)
 
 
 def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
-         inputs: Mapping[str, Shape] | Shape | None = None) -> graphviz.Digraph:
+         inputs: Mapping[str, Shape] | Shape | None = None,
+         limits: Limits | None = None) -> graphviz.Digraph:
     """The network as a `graphviz.Digraph` (render it with `.pipe(format="svg")`, or write
     `.source`; rendering needs Graphviz's `dot`, the source does not).
 
@@ -150,7 +158,7 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
     An invalid spec still draws, its failing layers in red with their errors; raises
     SpecError only when the document cannot be read at all.
     """
-    loaded, report, errors = diagnose(spec, inputs)
+    loaded, report, errors = diagnose(spec, inputs, limits=limits)
     if loaded is None:
         raise SpecError(errors)
     from netspec.backends.drawing import to_digraph
@@ -159,10 +167,11 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
 
 
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
-             fuse_bn: bool = False) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
+             fuse_bn: bool = False, limits: Limits | None = None
+             ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw)."""
-    spec, errors = parse(source)
+    spec, errors = parse(source, limits)
     if spec is None:
         return None, None, errors
     try:
@@ -170,18 +179,19 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
     except SpecError as exc:
         return spec, None, [*errors, *exc.errors]
     graph = fold_graph(spec._graph)[0] if fuse_bn and not errors else spec._graph
-    with _gc_paused():
+    with _gc_paused(), limit_settings.applied(limits):
         report = analyse(graph, overrides)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 
 
-def parse(source: SpecSource) -> tuple[Spec | None, list[Diagnostic]]:
+def parse(source: SpecSource, limits: Limits | None = None
+          ) -> tuple[Spec | None, list[Diagnostic]]:
     """Lenient load: the spec (with its expanded graph) when the document is readable,
     and every error found; the graph keeps invalid layers as op-less nodes."""
     if isinstance(source, Spec):
         return source, []
-    with _gc_paused():
+    with _gc_paused(), limit_settings.applied(limits):
         return _parse(source)
 
 

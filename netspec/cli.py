@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib.util
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from netspec.errors import Diagnostic
+from netspec.limits import Limits, applied
 
 MAX_SHOWN = 100
 """Errors printed at most: a hostile file can hold a million mistakes."""
@@ -39,6 +42,26 @@ class ShapeParam(click.ParamType):
         return (name or None), shape
 
 
+def limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command `--limit NAME=N` and `--allow-use DIR`; it runs with those limits in
+    force (see `netspec.limits`)."""
+    @click.option("--limit", "limit_settings", multiple=True, metavar="NAME=N",
+                  help=f"Raise or lower a safety limit (repeatable): {', '.join(Limits.names())}.")
+    @click.option("--allow-use", multiple=True, metavar="DIR",
+                  type=click.Path(exists=True, file_okay=False),
+                  help="Let `use:` read files from DIR too, not only the spec's folder.")
+    @functools.wraps(command)
+    def with_limits(*args: Any, limit_settings: tuple[str, ...], allow_use: tuple[str, ...],
+                    **kwargs: Any) -> None:
+        try:
+            chosen = Limits(use_folders=tuple(map(Path, allow_use))).with_settings(limit_settings)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--limit") from None
+        with applied(chosen):
+            command(*args, **kwargs)
+    return with_limits
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netspec")
 @click.pass_context
@@ -52,6 +75,7 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
+@limit_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
               help="Check at another input size: C,H,W or NAME=C,H,W (repeatable).")
@@ -80,6 +104,7 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
 
 
 @main.command()
+@limit_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
               help="Picture to write: .svg, .png, .pdf, or .dot (the source; needs no "
@@ -118,6 +143,7 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
 
 
 @main.command(name="export")
+@limit_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "python"]), required=True,
               help="ONNX model, torch.export program (.pt2), or standalone PyTorch source.")
@@ -149,6 +175,7 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 
 
 @main.command(name="train")
+@limit_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (in all, when resuming).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per step, over all processes.")
@@ -220,7 +247,9 @@ def _command_line(ctx: click.Context, drop: str) -> list[str]:
         value = ctx.params.get(param.name or "")
         if param.name == drop or value is None:
             continue
-        if isinstance(param, click.Argument):
+        if isinstance(param, click.Option) and param.multiple:
+            args += [part for item in value for part in (param.opts[0], str(item))]
+        elif isinstance(param, click.Argument):
             args.append(str(value))
         elif isinstance(param, click.Option) and param.secondary_opts:
             args.append(param.opts[0] if value else param.secondary_opts[0])

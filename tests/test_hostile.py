@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from netspec.cli import MAX_SHOWN, main
-from netspec.spec.source import MAX_BYTES
+from netspec.limits import DEFAULTS
 
 HEAD = "input: [1, 8, 8]\nlayers:\n"
 
@@ -24,9 +24,9 @@ def check(path: Path) -> tuple[int, str]:
 def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     line = "  - relu  # " + "x" * 80 + "\n"
-    path.write_text(HEAD + line * (MAX_BYTES // len(line) + 1))
+    path.write_text(HEAD + line * (DEFAULTS.spec_bytes // len(line) + 1))
     code, err = check(path)
-    assert code == 1 and f"larger than {MAX_BYTES // 2**20} MiB" in err
+    assert code == 1 and f"larger than {DEFAULTS.spec_bytes:,} bytes (limit `spec_bytes`" in err
 
 
 def test_a_million_mistakes_print_a_bounded_list(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from netspec import init as init_scheme
+from netspec import limits
 from netspec.errors import Diagnostic, Where, did_you_mean, quote_list
 from netspec.init import Init
 from netspec.ir import Graph, Group, Locator, Node
@@ -63,8 +64,6 @@ RESERVED = frozenset({
 """Names a layer cannot take: Python keywords and attributes of torch.nn.Module and
 torch.fx.GraphModule, which compiled layers would clash with (a test keeps this in step
 with the installed torch)."""
-MAX_LAYERS = 100_000  # nodes after expansion
-MAX_BLOCK_DEPTH = 32  # blocks using blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +113,7 @@ class Expander:
         self.errors: list[Diagnostic] = []
         self.nodes: dict[str, Node] = {}
         self.groups: dict[str, Group] = {}
+        self.limits = limits.current()
 
     def error(self, where: Where | At, path: str, message: str, hint: str | None = None,
               code: str = "") -> None:
@@ -298,9 +298,10 @@ class Expander:
                 return auto
 
     def add(self, node: Node) -> str:
-        if len(self.nodes) >= MAX_LAYERS:
-            self.error(node.where, node.name, f"the network expands to more than {MAX_LAYERS:,} "
-                       "layers", "check `repeat` counts", code="limit")
+        if len(self.nodes) >= self.limits.layers:
+            self.error(node.where, node.name, f"the network expands to more than "
+                       f"{self.limits.layers:,} layers (limit `layers`)",
+                       "check `repeat` counts; " + limits.raise_hint("layers"), code="limit")
             raise _Abort
         self.nodes[node.name] = node
         return node.name
@@ -319,10 +320,10 @@ class Expander:
                            f"`repeat` must be a positive integer, found {value!r}",
                            code="invalid-value")
             return 1
-        if len(self.nodes) + value > MAX_LAYERS:
+        if len(self.nodes) + value > self.limits.layers:
             self.error(self.source.pos(entry, "repeat"), label,
-                       f"`repeat: {value}` would expand beyond {MAX_LAYERS:,} layers",
-                       code="limit")
+                       f"`repeat: {value}` would expand beyond {self.limits.layers:,} layers "
+                       "(limit `layers`)", limits.raise_hint("layers"), code="limit")
             raise _Abort
         return value
 
@@ -437,10 +438,15 @@ class Expander:
         def broken() -> str:
             return self.add(Node(full, None, tuple(inputs), loc, kind, scope.groups))
 
-        if kind in scope.stack or len(scope.stack) >= MAX_BLOCK_DEPTH:
+        if kind in scope.stack:
             chain = " → ".join([*scope.stack, kind])
             self.error(loc.at(), full, f"block `{kind}` uses itself ({chain})",
                        "a block cannot contain itself", code="recursive-block")
+            return broken()
+        if len(scope.stack) >= self.limits.block_depth:
+            self.error(loc.at(), full, f"blocks nest more than {self.limits.block_depth} deep "
+                       f"(limit `block_depth`) at `{kind}`", limits.raise_hint("block_depth"),
+                       code="limit")
             return broken()
         block, body_doc = found.definition, found.raw
         given = self.block_args(kind, block, value, env, full, loc)
@@ -559,7 +565,7 @@ class Expander:
         except expr.ExprError as exc:
             if not force and not _looks_like_expression(value):
                 return value
-            self.error(where, path, str(exc), exc.hint, code="bad-expression")
+            self.error(where, path, str(exc), exc.hint, code=exc.code)
             return _FAILED
         unknown = names - env.keys() - {"True", "False", "None"}
         near_miss = any(did_you_mean(n, env) for n in unknown)
@@ -568,7 +574,7 @@ class Expander:
         try:  # evaluation names the unknown parameter or the refused construct
             return expr.evaluate(value, env)
         except expr.ExprError as exc:
-            self.error(where, path, str(exc), exc.hint, code="bad-expression")
+            self.error(where, path, str(exc), exc.hint, code=exc.code)
             return _FAILED
 
 

@@ -14,18 +14,20 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from netspec import limits
 from netspec.errors import did_you_mean
 
-MAX_LENGTH = 200  # characters in one expression
 MAX_MAGNITUDE = 10**15  # larger results are certainly mistakes, and bound the work
 
 
 class ExprError(ValueError):
-    """An expression cannot be evaluated; `hint` suggests a fix when one is likely."""
+    """An expression cannot be evaluated; `hint` suggests a fix when one is likely, `code`
+    is the diagnostic code to report it under."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, code: str = "bad-expression"):
         super().__init__(message)
         self.hint = hint
+        self.code = code
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -81,11 +83,19 @@ _REFUSED = {
 }
 
 
-@lru_cache(maxsize=4096)
 def parse(text: str) -> ast.expr:
-    """Parse and vet an expression; raises ExprError for anything outside the language."""
-    if len(text) > MAX_LENGTH:
-        raise ExprError(f"expression is longer than {MAX_LENGTH} characters")
+    """Parse and vet an expression; raises ExprError for anything outside the language or
+    longer than the limit `expression_length`."""
+    longest = limits.current().expression_length
+    if len(text) > longest:
+        raise ExprError(f"expression is longer than {longest} characters "
+                        "(limit `expression_length`)", limits.raise_hint("expression_length"),
+                        code="limit")
+    return _parse(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.expr:
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):

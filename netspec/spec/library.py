@@ -3,8 +3,9 @@ file, relative to the file that names it.
 
 A used file holds `blocks` (and may `use` others); the spec's own blocks override used
 ones, two used files defining one name is an error. Includes stay inside the folder of the
-spec being loaded (no `..` escapes, no absolute paths elsewhere), cannot form a cycle and
-nest at most MAX_DEPTH deep. Errors point into the file they are about.
+spec being loaded or the limits' `use_folders` (no `..` escapes, no absolute paths
+elsewhere), cannot form a cycle and nest at most `use_depth` deep. Errors point into the
+file they are about.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from netspec import limits
 from netspec.errors import Diagnostic, SpecError
 from netspec.spec.document import BlockDef, Identifier, Spec, _Strict
 from netspec.spec.source import Source, read_source
 from netspec.spec.validation import diagnostics, document_locator
-
-MAX_DEPTH = 8  # files using files
 
 
 class Library(_Strict):
@@ -53,12 +53,14 @@ class _Collector:
     def __init__(self, root: Source):
         path = Path(root.file)
         self.folder = path.resolve().parent if path.is_file() else None
+        self.limits = limits.current()
         self.blocks: dict[str, BlockSource] = {}
         self.errors: list[Diagnostic] = []
 
-    def error(self, source: Source, index: int, message: str, hint: str | None = None) -> None:
+    def error(self, source: Source, index: int, message: str, hint: str | None = None,
+              code: str = "bad-use") -> None:
         self.errors.append(Diagnostic(source.where(source.data, "use", index), "", message, hint,
-                                      code="bad-use"))
+                                      code=code))
 
     def visit(self, source: Source, uses: list[str], chain: tuple[Path, ...]) -> None:
         for index, ref in enumerate(uses):
@@ -92,16 +94,18 @@ class _Collector:
                        "used files are found)")
             return None
         path = (Path(source.file).resolve().parent / ref).resolve()
-        if not path.is_relative_to(self.folder):
+        if not any(path.is_relative_to(f) for f in (self.folder, *self.limits.use_folders)):
             self.error(source, index, f"`{ref}` is outside the spec's folder {self.folder}",
-                       "used files must sit in the spec's folder or below it")
+                       "used files must sit in the spec's folder or below it, or in a folder "
+                       "allowed with `--allow-use DIR` (`Limits(use_folders=...)` in the API)")
             return None
         if path in chain or path == Path(source.file).resolve():
             self.error(source, index, f"`{ref}` uses itself (through "
                        f"{' → '.join(p.name for p in (*chain, path))})")
             return None
-        if len(chain) >= MAX_DEPTH:
-            self.error(source, index, f"`use` nests more than {MAX_DEPTH} files deep")
+        if len(chain) >= self.limits.use_depth:
+            self.error(source, index, f"`use` nests more than {self.limits.use_depth} files deep "
+                       "(limit `use_depth`)", limits.raise_hint("use_depth"), code="limit")
             return None
         if not path.is_file():
             self.error(source, index, f"no such file `{ref}` (looked for {path})")

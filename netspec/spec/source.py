@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from netspec import limits
 from netspec.errors import Diagnostic, SpecError, Where
 
 _Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
@@ -55,11 +56,6 @@ else:  # pure-Python PyYAML without libyaml
     _Loader = yaml.SafeLoader  # type: ignore[misc, assignment]
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
 _SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
-
-MAX_BYTES = 8 * 2**20  # the text read: a hostile 50 MB file is refused before parsing
-MAX_NODES = 1_000_000  # values after alias expansion: defeats "billion laughs" documents
-MAX_DEPTH = 200  # nesting of mappings and lists
-
 
 @dataclass(frozen=True, slots=True)
 class Pos:
@@ -135,17 +131,19 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     tags outside the YAML core schema and documents that expand beyond the safety limits.
     """
     file = str(origin)
+    max_bytes = limits.current().spec_bytes
     if text is None:
         try:
             with open(origin, "rb") as stream:
-                raw = stream.read(MAX_BYTES + 1)
+                raw = stream.read(max_bytes + 1)
         except OSError as exc:
             message = f"cannot read spec: {exc.strerror}"
             raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
-    if len(raw if text is None else text) > MAX_BYTES:
-        message = f"the spec is larger than {MAX_BYTES // 2**20} MiB (netspec.spec.source.MAX_BYTES)"
-        raise SpecError([Diagnostic(Where(file, 1, 1), "", message,
-                                    "a 10,000-layer spec takes about 0.3 MiB")]) from None
+    if len(raw if text is None else text) > max_bytes:
+        message = (f"the spec is larger than {max_bytes:,} bytes (limit `spec_bytes`; "
+                   "a 10,000-layer spec takes about 0.3 MiB)")
+        raise SpecError([Diagnostic(Where(file, 1, 1), "", message, limits.raise_hint("spec_bytes"),
+                                    code="limit")]) from None
     if text is None:
         try:
             text = raw.decode("utf-8")
@@ -212,23 +210,27 @@ class _Builder:
 
     def __init__(self, file: str):
         self.file = file
+        self.limits = limits.current()
         self.nodes: dict[int, yaml.Node] = {}
         self.errors: list[Diagnostic] = []
         self.count = 0
         self._scalars = yaml.constructor.SafeConstructor()
 
-    def error(self, node: yaml.Node, message: str, hint: str | None = None) -> None:
+    def error(self, node: yaml.Node, message: str, hint: str | None = None,
+              code: str = "") -> None:
         where = Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-        self.errors.append(Diagnostic(where, "", message, hint))
+        self.errors.append(Diagnostic(where, "", message, hint, code=code))
 
     def build(self, node: yaml.Node, depth: int) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
-            self.error(node, f"the document expands to more than {MAX_NODES:,} values "
-                             "(aliases repeating aliases?)")
+        if self.count > self.limits.yaml_values:
+            self.error(node, f"the document expands to more than {self.limits.yaml_values:,} "
+                       "values (limit `yaml_values`; aliases repeating aliases?)",
+                       limits.raise_hint("yaml_values"), code="limit")
             raise _TooBig
-        if depth > MAX_DEPTH:
-            self.error(node, f"values are nested more than {MAX_DEPTH} levels deep")
+        if depth > self.limits.yaml_depth:
+            self.error(node, f"values are nested more than {self.limits.yaml_depth} levels deep "
+                       "(limit `yaml_depth`)", limits.raise_hint("yaml_depth"), code="limit")
             raise _TooBig
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)

@@ -1,0 +1,102 @@
+"""Bounds on what one spec may ask for, as named settings with defaults.
+
+A spec is data from anywhere, so reading and analysing it is bounded: a hostile or mistaken
+document is refused with an error that names the limit, not left to take unbounded time or
+memory. A spec that really needs more raises the limit:
+
+    netspec.check("huge.yaml", limits=netspec.Limits(layers=500_000))
+    netspec check huge.yaml --limit layers=500000
+
+The limits in force live in a context variable: each API call taking `limits=` sets it for
+its duration, and the code that enforces a limit reads `current()`. Nothing here imports
+anything heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every bound, by name (the CLI's `--limit NAME=N` uses the same names)."""
+
+    spec_bytes: int = 8 * 2**20
+    """Size of a spec file or text; larger ones are refused before parsing."""
+    yaml_values: int = 1_000_000
+    """Values in one YAML document after aliases are expanded (defeats alias bombs)."""
+    yaml_depth: int = 200
+    """Nesting of mappings and lists in one YAML document."""
+    layers: int = 100_000
+    """Layers in the network after blocks and `repeat` are expanded."""
+    block_depth: int = 32
+    """Blocks calling blocks, nested."""
+    use_depth: int = 8
+    """Files including files through `use:`, nested."""
+    expression_length: int = 200
+    """Characters in one `{...}` expression."""
+    tensor_elements: int = 2**31
+    """Elements of one layer's output (per sample) and of its parameters and buffers
+    together: 2**31 float32 values are 8 GiB."""
+    use_folders: tuple[Path, ...] = ()
+    """Folders besides the spec's own tree that `use:` may read from."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "use_folders":
+                object.__setattr__(self, f.name, tuple(Path(p).resolve() for p in value))
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"limit `{f.name}` must be a positive integer, found {value!r}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The numeric limits' names."""
+        return [f.name for f in fields(cls) if f.name != "use_folders"]
+
+    def with_settings(self, settings: Iterable[str]) -> Limits:
+        """A copy with `NAME=N` settings applied (the CLI's `--limit`); ValueError names
+        the setting that is wrong."""
+        numeric = self.names()
+        changes: dict[str, int] = {}
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            name = name.strip().replace("-", "_")
+            if name not in numeric:
+                raise ValueError(f"{setting!r}: no limit `{name}`; limits: {', '.join(numeric)}")
+            try:
+                changes[name] = int(value.replace("_", "").replace(",", ""))
+            except ValueError:
+                raise ValueError(f"{setting!r}: write NAME=N with N a positive integer") from None
+        return replace(self, **changes)
+
+
+def raise_hint(name: str) -> str:
+    """How to raise the limit `name`: the hint of every error a limit causes."""
+    return f"raise the limit with `--limit {name}=N`, or `limits=Limits({name}=N)` in the API"
+
+
+DEFAULTS = Limits()
+_current: ContextVar[Limits | None] = ContextVar("netspec_limits", default=None)
+
+
+def current() -> Limits:
+    """The limits in force."""
+    return _current.get() or DEFAULTS
+
+
+@contextmanager
+def applied(limits: Limits | None) -> Iterator[Limits]:
+    """Put `limits` in force for the body (None keeps the ones in force)."""
+    if limits is None:
+        yield current()
+        return
+    token = _current.set(limits)
+    try:
+        yield limits
+    finally:
+        _current.reset(token)
