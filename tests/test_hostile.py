@@ -3,11 +3,11 @@ never a traceback, and nothing in it runs."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hostile_inputs import CASES, MEMORY_MB, run_check
 
 from netspec.cli import MAX_SHOWN, main
 from netspec.limits import DEFAULTS
@@ -38,21 +38,23 @@ def test_a_million_mistakes_print_a_bounded_list(tmp_path: Path) -> None:
     assert lines[-1] == f"5,000 errors ({5000 - MAX_SHOWN:,} more not shown)"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (os.urandom(2048) + b"\xff", "not valid UTF-8"),
-    (b"input: !!python/object/apply:os.system ['touch PWNED']\nlayers: [relu]\n",
-     "unsupported YAML tag"),
-    (HEAD.encode() + b"  - relu: {}\n    repeat: 1000000000\n", "beyond 100,000 layers"),
-    (b"input: [1, 8, 8]\nlayers: " + b"[" * 10000 + b"]" * 10000 + b"\n", "nested more than"),
-    (b"input: [1, 8, 8]\nparams: {w: 4}\nlayers:\n  - linear: '{__import__(\"os\")}'\n",
-     "not allowed"),
-    (HEAD.encode() + b"  - conv2d: {out: 4, kernel: 1000000000000}\n", "needs at least"),
-])
-def test_hostile_documents_are_refused(tmp_path: Path, content: bytes, message: str,
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_documents_are_refused(tmp_path: Path, name: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "hostile.yaml"
-    path.write_bytes(content)
+    path.write_bytes(CASES[name].make())
     monkeypatch.chdir(tmp_path)
     code, err = check(path)
-    assert code == 1 and message in err
+    assert code == 1 and CASES[name].message in err
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_documents_stay_within_the_memory_bound(tmp_path: Path, name: str) -> None:
+    """A whole `netspec check` process, interpreter included, peaks under MEMORY_MB."""
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(CASES[name].make())
+    run = run_check(path)
+    assert run.exit_code == 1 and CASES[name].message in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.peak_mb < MEMORY_MB

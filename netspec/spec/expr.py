@@ -80,6 +80,7 @@ _REFUSED = {
     ast.NamedExpr: "assignment",
     ast.Starred: "unpacking",
     ast.JoinedStr: "f-strings",
+    ast.Set: "`{...}` braces (an expression is written bare: `width * 4`)",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +109,9 @@ class Source:
         return self._mark(node)
 
     def _mark(self, node: yaml.Node | None) -> Where:
-        if node is None:  # data without YAML (a dict), or an empty document
-            return Where(self.file, 1 if self._nodes or self.data is None else 0,
-                         1 if self._nodes or self.data is None else 0)
+        if node is None:  # a dict given as data (no position), else the document's start
+            known = self.text is not None or self.data is None
+            return Where(self.file, int(known), int(known))
         return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
@@ -156,7 +157,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 1, 1)
+        where = _end_of(file, text) if mark is None or mark.index >= len(text) \
+            else Where(file, mark.line + 1, mark.column + 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.context_mark and exc.problem and exc.context_mark != mark:
             problem += (f" ({exc.context} that starts at line {exc.context_mark.line + 1}, "
@@ -172,12 +174,34 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
     builder = _Builder(file)
     try:
+        if root is not None:
+            builder.check_size(root)
         data = builder.build(root, 0) if root is not None else None
     except _TooBig:
         data = None
+    except RecursionError:  # only when `yaml_depth` is raised past Python's recursion limit
+        message = f"values are nested too deeply for Python ({sys.getrecursionlimit()} calls)"
+        raise SpecError([Diagnostic(Where(file, 1, 1), "", message, code="limit")]) from None
     if builder.errors:
         raise SpecError(builder.errors)
     return Source(file, data, builder.nodes, text)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes `_Builder.build` builds under `node`, in order (a merge key is not built)."""
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for k, v in node.value for n in ((v,) if k.tag == _MERGE else (k, v))]
+    return []
+
+
+def _end_of(file: str, text: str) -> Where:
+    """The position just after the last character (PyYAML's end-of-stream mark can be one
+    line further, past the end of the file)."""
+    end = len(text.rstrip("\n")) if text.strip() else 0
+    start = text.rfind("\n", 0, end) + 1
+    return Where(file, text.count("\n", 0, end) + 1, end - start + 1)
 
 
 _BARE_ITEM = re.compile(r"\s*-\s+([A-Za-z_]\w*)\s*(#.*)?")
@@ -213,7 +237,6 @@ class _Builder:
         self.limits = limits.current()
         self.nodes: dict[int, yaml.Node] = {}
         self.errors: list[Diagnostic] = []
-        self.count = 0
         self._scalars = yaml.constructor.SafeConstructor()
 
     def error(self, node: yaml.Node, message: str, hint: str | None = None,
@@ -221,13 +244,38 @@ class _Builder:
         where = Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
         self.errors.append(Diagnostic(where, "", message, hint, code=code))
 
+    def check_size(self, root: yaml.Node) -> None:
+        """Refuse a document that expands past `yaml_values` before building any of it.
+
+        Aliases share nodes, so each distinct node is sized once (an alias bomb of 10**9
+        values is measured in microseconds); the error points where building would pass
+        the limit."""
+        sizes: dict[int, int] = {}
+
+        def size(node: yaml.Node, depth: int) -> int:
+            known = sizes.get(id(node))
+            if known is None:
+                deeper = depth <= self.limits.yaml_depth  # past it, build() reports the depth
+                known = 1 + (sum(size(c, depth + 1) for c in _children(node)) if deeper else 0)
+                sizes[id(node)] = known
+            return known
+
+        budget = self.limits.yaml_values
+        if size(root, 0) <= budget:
+            return
+        node = root
+        while (budget := budget - 1) >= 0:
+            for child in _children(node):
+                if sizes[id(child)] > budget:
+                    node = child
+                    break
+                budget -= sizes[id(child)]
+        self.error(node, f"the document expands to more than {self.limits.yaml_values:,} "
+                   "values (limit `yaml_values`; aliases repeating aliases?)",
+                   limits.raise_hint("yaml_values"), code="limit")
+        raise _TooBig
+
     def build(self, node: yaml.Node, depth: int) -> Any:
-        self.count += 1
-        if self.count > self.limits.yaml_values:
-            self.error(node, f"the document expands to more than {self.limits.yaml_values:,} "
-                       "values (limit `yaml_values`; aliases repeating aliases?)",
-                       limits.raise_hint("yaml_values"), code="limit")
-            raise _TooBig
         if depth > self.limits.yaml_depth:
             self.error(node, f"values are nested more than {self.limits.yaml_depth} levels deep "
                        "(limit `yaml_depth`)", limits.raise_hint("yaml_depth"), code="limit")
