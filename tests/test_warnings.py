@@ -77,3 +77,24 @@ def test_warnings_are_positioned_in_the_json_report(spec_text):
     report = netspec.check(spec_text("input: [1, 7, 7]\nlayers:\n  - maxpool2d: 2\n"))
     [entry] = report.to_dict()["warnings"]
     assert (entry["line"], entry["path"], entry["code"]) == (3, "maxpool1", "floor-drops-input")
+
+
+@pytest.mark.parametrize(("shape", "groups", "single"), [
+    ("4", 4, True),          # [C]: one channel per group, no spatial extent
+    ("4, 1, 1", 2, False),   # two channels per group
+    ("2, 1, 1", 2, True),
+    ("2, 3, 1", 2, False),   # three positions per group
+])
+def test_a_groupnorm_over_single_values_is_flagged(spec_text, shape, groups, single):
+    """Flagged exactly when torch's GroupNorm returns its bias whatever the input."""
+    import torch
+
+    found = warnings(spec_text, f"input: [{shape}]\nlayers: [{{groupnorm: {groups}}}]",
+                     "single-element-norm")
+    dims = [int(d) for d in shape.split(",")]
+    norm = torch.nn.GroupNorm(groups, dims[0])
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(3, *dims)
+    bias = norm.bias.view(1, -1, *[1] * (len(dims) - 1)).expand_as(x)
+    assert torch.allclose(norm(x), bias, atol=1e-3) == single
+    assert len(found) == int(single)

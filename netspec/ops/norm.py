@@ -139,6 +139,13 @@ class GroupNorm(Op):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=2 * x[0][0] if self.affine else 0)
 
+    def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
+        if y[0] // self.groups * math.prod(y[1:]) == 1:
+            return [Note("single-element-norm", f"each group of {x[0].src} holds one value: "
+                         "the output is the bias alone, whatever the input (and torch refuses "
+                         "to train it at batch size 1)", key="groups")]
+        return []
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(num_groups=self.groups, num_channels=x[0][0], eps=self.eps, affine=self.affine)
 

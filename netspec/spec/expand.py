@@ -134,6 +134,11 @@ class Expander:
             self.body(_raw(doc, "layers", self.spec.layers), top, doc, "layers")
         outputs = [self.resolve(o, top, self.source.pos(doc, "outputs", i), "outputs")
                    for i, o in enumerate(self.spec.outputs or [])] or [top.last]
+        for i, name in enumerate(outputs):
+            if name and name in outputs[:i]:
+                self.error(self.source.pos(doc, "outputs", i), "outputs",
+                           f"`{name}` is listed twice in `outputs`", "list each output once",
+                           code="duplicate-output")
         return Graph(self.spec.name, self.nodes, list(input_shapes),
                      [o for o in outputs if o], self.groups)
 
