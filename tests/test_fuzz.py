@@ -37,7 +37,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -332,41 +332,49 @@ random_specs = st.fixed_dictionaries(
 # -- the tests ----------------------------------------------------------------------------
 
 
-@FAST
-@given(data=st.data())
-def test_mutated_zoo_specs(data: st.DataObject, tally: Tally) -> None:
+def dump(document: Any) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def mutated(document: Any, draw: st.DrawFn) -> Any:
+    for _ in range(draw(st.integers(1, 3))):
+        document = mutate(document, draw)
+    return document
+
+
+def edited(text: str, draw: st.DrawFn) -> str:
+    for _ in range(draw(st.integers(1, 3))):
+        text = edit_text(text, draw)
+    return text
+
+
+def fuzz_zoo(data: st.DataObject, tally: Tally, change: Callable[[str, st.DrawFn], str]) -> None:
+    """Change a zoo spec, or a block file it uses, in a private copy of specs/; run it."""
     with zoo_copy() as specs:
         spec = specs / data.draw(st.sampled_from(ZOO)).name
         target = target_of(spec, data.draw)
-        document = yaml.safe_load(target.read_text())
-        for _ in range(data.draw(st.integers(1, 3))):
-            document = mutate(document, data.draw)
-        target.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        target.write_text(change(target.read_text(), data.draw))
         run_pipeline(spec, tally)
+
+
+@FAST
+@given(data=st.data())
+def test_mutated_zoo_specs(data: st.DataObject, tally: Tally) -> None:
+    fuzz_zoo(data, tally, lambda text, draw: dump(mutated(yaml.safe_load(text), draw)))
 
 
 @FAST
 @given(data=st.data())
 def test_edited_zoo_text(data: st.DataObject, tally: Tally) -> None:
-    with zoo_copy() as specs:
-        spec = specs / data.draw(st.sampled_from(ZOO)).name
-        target = target_of(spec, data.draw)
-        text = target.read_text()
-        for _ in range(data.draw(st.integers(1, 3))):
-            text = edit_text(text, data.draw)
-        target.write_text(text)
-        run_pipeline(spec, tally)
+    fuzz_zoo(data, tally, edited)
 
 
 @FAST
 @given(case=st.one_of(chain_specs(), fork_specs()), data=st.data())
 def test_mutated_small_networks(case: Any, data: st.DataObject, tally: Tally) -> None:
-    document = copy.deepcopy(case.spec)
-    for _ in range(data.draw(st.integers(1, 3))):
-        document = mutate(document, data.draw)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "small.yaml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        path.write_text(dump(mutated(copy.deepcopy(case.spec), data.draw)))
         run_pipeline(path, tally)
 
 
@@ -375,7 +383,7 @@ def test_mutated_small_networks(case: Any, data: st.DataObject, tally: Tally) ->
 def test_random_specs(document: dict[str, Any], tally: Tally) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "random.yaml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        path.write_text(dump(document))
         run_pipeline(path, tally)
 
 
