@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -68,6 +69,7 @@ WORDS = sorted({*OPS, *META, "input", "inputs", "layers", "blocks", "params", "u
                 "out", "kernel", "stride", "padding", "groups", "dilation", "bias", "scale",
                 "p", "size", "dim", "mode", "in", "train", "epochs", "optimizer"})
 
+LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 FAST = settings(max_examples=EXAMPLES or 25, deadline=None, derandomize=not EXAMPLES,
                 suppress_health_check=list(HealthCheck))
 
@@ -116,10 +118,16 @@ def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
 
 
 def lines_of(path: Path) -> int:
+    """Lines as YAML counts them (CR, LF, CRLF, NEL, LS, PS); by LF alone when the file is
+    not UTF-8 (netspec positions an encoding error in the bytes)."""
     try:
-        return path.read_bytes().count(b"\n") + 1
+        raw = path.read_bytes()
     except OSError:
         return 1
+    try:
+        return len(LINE_BREAK.findall(raw.decode("utf-8"))) + 1
+    except UnicodeDecodeError:
+        return raw.count(b"\n") + 1
 
 
 def assert_positioned(errors: list[dict[str, Any]], folder: Path) -> None:

@@ -78,6 +78,15 @@ CONV_TRANSPOSE = [
 ]
 
 POOL = [
+    # torch's pooling kernels keep window arguments in C ints
+    refused("maxpool2d", {"kernel": 2, "stride": 2**31}, [1, 5, 5],
+            f"stride {2**31:,} is more than torch's MaxPool2d takes", "without overflow"),
+    refused("avgpool2d", {"kernel": 2, "stride": [1, 2**40]}, [1, 5, 5],
+            f"stride {2**40:,} is more than torch's AvgPool2d takes", "without overflow"),
+    refused("avgpool1d", {"kernel": 2, "stride": 2**31}, [1, 5],
+            f"stride {2**31:,} is more than torch's AvgPool1d takes", "without overflow"),
+    refused("maxpool2d", {"kernel": 1, "dilation": 2**31}, [1, 5, 5],
+            f"dilation {2**31:,} is more than torch's MaxPool2d takes", "without overflow"),
     refused("maxpool2d", {"kernel": 5}, [3, 4, 4],
             "needs at least 5x5 input but input gives 4x4", "Output size is too small"),
     # floor mode: (2 - 3)//2 + 1 = 0 (ceil mode would keep one window, see the tables)

@@ -138,6 +138,9 @@ POOL = [
         [4, (9 + 2 - 2) // 2 + 1, (9 + 2 - 3) // 1 + 1]),
     # 1-d: (15 - 3)//2 + 1
     row("maxpool1d", {"kernel": 3, "stride": 2}, [4, 15], [4, (15 - 3) // 2 + 1]),
+    # the largest stride torch's pooling kernels take (C ints)
+    row("maxpool2d", {"kernel": 2, "stride": 2**31 - 1}, [1, 5, 5], [1, 1, 1]),
+    row("avgpool1d", {"kernel": 2, "stride": 2**31 - 1}, [1, 5], [1, 1]),
     # 1-d ceil mode drops the window starting at (3 - 1)*3 = 6 >= 5 + 1: ceil((5 + 2 - 2)/3) + 1 - 1
     row("maxpool1d", {"kernel": 2, "stride": 3, "padding": 1, "ceil_mode": True}, [2, 5],
         [2, -(-(5 + 2 - 2) // 3) + 1 - 1]),

@@ -27,6 +27,11 @@ from netspec.ops.base import (
 from netspec.ops.window import Window
 from netspec.shapes import Shape, fmt_spatial, pool_out
 
+C_INT_MAX = 2**31 - 1
+"""The largest window argument torch's pooling takes: its kernels keep them in C ints (1-d
+pooling runs on the 2-d kernels; a MaxPool1d whose input needs no gradient is the one
+exception, and training needs it)."""
+
 
 class _Pool(Window):
     family: ClassVar[str] = "pool"
@@ -48,6 +53,7 @@ class _Pool(Window):
         t = x[0]
         expect_rank(self, t, self.dims + 1)
         c, *sizes = t.shape
+        self.check_c_ints()
         for k, p in zip(self.kernel_size(), self.padding_size(), strict=True):
             if p > k // 2:
                 raise ShapeError(f"padding {p} must be at most half the {k}-wide window",
@@ -61,6 +67,13 @@ class _Pool(Window):
             raise ShapeError(f"needs at least {fmt_spatial(need)} input but {t.src} gives "
                              f"{fmt_spatial(tuple(sizes))}", key="kernel")
         return (c, *out)
+
+    def check_c_ints(self) -> None:
+        for key, values in (("kernel", self.kernel_size()), ("stride", self.stride_size()),
+                            ("padding", self.padding_size()), ("dilation", self.dilation_size())):
+            if max(values) > C_INT_MAX:
+                raise ShapeError(f"{key} {max(values):,} is more than torch's {self.torch_class} "
+                                 f"takes ({C_INT_MAX:,})", key=key)
 
     def label(self) -> str:
         text = f"{self.word} {fmt_pair(self.kernel_size())}"
