@@ -141,6 +141,8 @@ NORM = [
     # more trailing dims than a sample has would normalise over the batch (torch accepts
     # LayerNorm([B, 3, 8, 8]) and mixes samples; there is no per-sample equivalent)
     refused("layernorm", {"dims": 4}, [3, 8, 8], "[3,8,8]"),
+    refused("layernorm", {"shape": []}, [8], "`shape` needs at least 1 item",
+            "normalized_shape to be at least 1-dimensional"),
     refused("layernorm", {"dims": 2}, [8], "[8]"),
     # `shape` silently wins over `dims` (upsample refuses `scale` with `size` alike)
     refused("layernorm", {"dims": 2, "shape": [8]}, [3, 8, 8], "`dims`"),

@@ -9,7 +9,7 @@ Normalisation is not a multiply-accumulate: 0 MACs by DESIGN.md's convention.
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -167,7 +167,7 @@ class LayerNorm(Op):
     positional: ClassVar[tuple[str, ...]] = ("dims",)
 
     dims: PosInt = 1
-    shape: list[PosInt] | None = None
+    shape: Annotated[list[PosInt], Field(min_length=1)] | None = None
     eps: PosFloat = 1e-5
     elementwise_affine: bool = True
     bias: bool = True
