@@ -79,6 +79,8 @@ def test_an_error_inside_a_used_block_points_into_its_file(tmp_path):
     ("[../outside.yaml]", "is outside the spec's folder"),
     ("[missing.yaml]", "no such file `missing.yaml`"),
     ("[net.yaml]", "uses itself"),
+    (f"[{'x' * 300}.yaml]", "File name too long"),
+    ('["a\\0b.yaml"]', "embedded null byte"),
 ])
 def test_bad_uses_are_positioned_errors(tmp_path, use, message):
     write(tmp_path / "outside.yaml", UNIT)
@@ -103,6 +105,11 @@ def test_a_used_file_is_validated_like_a_spec(tmp_path):
     write(tmp_path / "net" / "units.yaml", "blocks:\n  unit:\n    layerz: []\n")
     found = errors(spec(tmp_path, "[units.yaml]", "[relu]"))
     assert found[0].where.file.endswith("units.yaml") and "layerz" in found[0].message
+
+
+def test_an_unreadable_spec_path_is_an_error():
+    with pytest.raises(netspec.SpecError, match="cannot read spec: embedded null byte"):
+        netspec.load("specs/a\0b.yaml")
 
 
 def test_a_spec_given_as_text_cannot_use_files():

@@ -93,7 +93,12 @@ class _Collector:
             self.error(source, index, "`use` needs a spec read from a file (its folder is where "
                        "used files are found)")
             return None
-        path = (Path(source.file).resolve().parent / ref).resolve()
+        try:
+            path = (Path(source.file).resolve().parent / ref).resolve()
+            found = path.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL in it
+            self.error(source, index, f"cannot use `{ref[:80]}`: {getattr(exc, 'strerror', exc)}")
+            return None
         if not any(path.is_relative_to(f) for f in (self.folder, *self.limits.use_folders)):
             self.error(source, index, f"`{ref}` is outside the spec's folder {self.folder}",
                        "used files must sit in the spec's folder or below it, or in a folder "
@@ -107,7 +112,7 @@ class _Collector:
             self.error(source, index, f"`use` nests more than {self.limits.use_depth} files deep "
                        "(limit `use_depth`)", limits.raise_hint("use_depth"), code="limit")
             return None
-        if not path.is_file():
+        if not found:
             self.error(source, index, f"no such file `{ref}` (looked for {path})")
             return None
         return path

@@ -137,8 +137,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         try:
             with open(origin, "rb") as stream:
                 raw = stream.read(max_bytes + 1)
-        except OSError as exc:
-            message = f"cannot read spec: {exc.strerror}"
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            message = f"cannot read spec: {getattr(exc, 'strerror', None) or exc}"
             raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
     if len(raw if text is None else text) > max_bytes:
         message = (f"the spec is larger than {max_bytes:,} bytes (limit `spec_bytes`; "
