@@ -20,10 +20,10 @@ builds, nothing is allocated) with a forward pass whose output shapes and parame
 buffer counts must equal the report's. Small valid networks also run a real CPU forward.
 Each example has TIMEOUT seconds; past it, the example fails as a hang.
 
-NETSPEC_FUZZ_EXAMPLES sets the example count per test (default: a fast sample for CI, with
-a fixed seed). `NETSPEC_FUZZ_EXAMPLES=5000 python3 -m pytest tests/test_fuzz.py` is the long
-run recorded in the README (5 tests: 25,000 examples); NETSPEC_FUZZ_STATS=FILE appends
-each test's tally (examples, exits 0 and 1, slowest example) to FILE as JSON lines.
+NETSPEC_FUZZ_EXAMPLES sets the example count per test (default: 25 each, with a fixed seed,
+for CI). `NETSPEC_FUZZ_EXAMPLES=4400 python3 -m pytest tests/test_fuzz.py` is the long run
+recorded in the README (5 tests: 22,000 examples); NETSPEC_FUZZ_STATS=FILE appends each
+test's tally (examples, exits 0 and 1, slowest example) to FILE as JSON lines.
 """
 
 from __future__ import annotations
