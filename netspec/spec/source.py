@@ -14,7 +14,7 @@ import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -174,7 +174,7 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
     builder = _Builder(file)
     try:
-        if root is not None:
+        if root is not None and "*" in text:  # an alias can repeat a whole subtree
             builder.check_size(root)
         data = builder.build(root, 0) if root is not None else None
     except _TooBig:
@@ -237,6 +237,7 @@ class _Builder:
         self.limits = limits.current()
         self.nodes: dict[int, yaml.Node] = {}
         self.errors: list[Diagnostic] = []
+        self.count = 0
         self._scalars = yaml.constructor.SafeConstructor()
 
     def error(self, node: yaml.Node, message: str, hint: str | None = None,
@@ -244,8 +245,15 @@ class _Builder:
         where = Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
         self.errors.append(Diagnostic(where, "", message, hint, code=code))
 
+    def too_many(self, node: yaml.Node) -> NoReturn:
+        self.error(node, f"the document expands to more than {self.limits.yaml_values:,} "
+                   "values (limit `yaml_values`; aliases repeating aliases?)",
+                   limits.raise_hint("yaml_values"), code="limit")
+        raise _TooBig
+
     def check_size(self, root: yaml.Node) -> None:
-        """Refuse a document that expands past `yaml_values` before building any of it.
+        """Refuse a document with aliases that expands past `yaml_values` before building
+        any of it (`build` counts the values of one without).
 
         Aliases share nodes, so each distinct node is sized once (an alias bomb of 10**9
         values is measured in microseconds); the error points where building would pass
@@ -270,12 +278,12 @@ class _Builder:
                     node = child
                     break
                 budget -= sizes[id(child)]
-        self.error(node, f"the document expands to more than {self.limits.yaml_values:,} "
-                   "values (limit `yaml_values`; aliases repeating aliases?)",
-                   limits.raise_hint("yaml_values"), code="limit")
-        raise _TooBig
+        self.too_many(node)
 
     def build(self, node: yaml.Node, depth: int) -> Any:
+        self.count += 1
+        if self.count > self.limits.yaml_values:
+            self.too_many(node)
         if depth > self.limits.yaml_depth:
             self.error(node, f"values are nested more than {self.limits.yaml_depth} levels deep "
                        "(limit `yaml_depth`)", limits.raise_hint("yaml_depth"), code="limit")
