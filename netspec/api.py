@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from netspec import limits as limit_settings
 from netspec.analysis import analyse
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.fuse import fold_graph, fold_weights
 from netspec.ir import Graph
-from netspec.limits import Limits
+from netspec.limits import Limits, applied
 from netspec.report import Report
 from netspec.shapes import Shape
 from netspec.spec.document import Spec
@@ -70,7 +69,7 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     """
     spec = spec if isinstance(spec, Spec) else load(spec, limits)
     graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
-    with _gc_paused(), limit_settings.applied(limits):
+    with _gc_paused(), applied(limits):
         report = analyse(graph, _input_overrides(spec, inputs))
     if report.errors:
         raise SpecError(report.errors)
@@ -179,7 +178,7 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
     except SpecError as exc:
         return spec, None, [*errors, *exc.errors]
     graph = fold_graph(spec._graph)[0] if fuse_bn and not errors else spec._graph
-    with _gc_paused(), limit_settings.applied(limits):
+    with _gc_paused(), applied(limits):
         report = analyse(graph, overrides)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
@@ -191,7 +190,7 @@ def parse(source: SpecSource, limits: Limits | None = None
     and every error found; the graph keeps invalid layers as op-less nodes."""
     if isinstance(source, Spec):
         return source, []
-    with _gc_paused(), limit_settings.applied(limits):
+    with _gc_paused(), applied(limits):
         return _parse(source)
 
 

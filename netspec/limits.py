@@ -38,7 +38,7 @@ class Limits:
     use_depth: int = 8
     """Files including files through `use:`, nested."""
     expression_length: int = 200
-    """Characters in one `{...}` expression."""
+    """Characters in one expression (`out: "width * 4"`)."""
     tensor_elements: int = 2**31
     """Elements of one layer's output (per sample) and of its parameters and buffers
     together: 2**31 float32 values are 8 GiB."""

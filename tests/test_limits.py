@@ -29,7 +29,7 @@ def write_uses(folder: Path, depth: int) -> Path:
     """A spec using u1.yaml, which uses u2.yaml, ... `depth` files deep."""
     for i in range(1, depth + 1):
         use = f"use: [u{i + 1}.yaml]\n" if i < depth else ""
-        (folder / f"u{i}.yaml").write_text(use + "blocks: {}\n" if use else "blocks: {}\n")
+        (folder / f"u{i}.yaml").write_text(use + "blocks: {}\n")
     spec = folder / "net.yaml"
     spec.write_text(HEAD + "use: [u1.yaml]\nlayers: [relu]\n")
     return spec

@@ -94,7 +94,8 @@ class _Collector:
                        "used files are found)")
             return None
         try:
-            path = (Path(source.file).resolve().parent / ref).resolve()
+            here = Path(source.file).resolve()
+            path = (here.parent / ref).resolve()
             found = path.is_file()
         except (OSError, ValueError) as exc:  # a name too long, a NUL in it
             self.error(source, index, f"cannot use `{ref[:80]}`: {getattr(exc, 'strerror', exc)}")
@@ -104,7 +105,7 @@ class _Collector:
                        "used files must sit in the spec's folder or below it, or in a folder "
                        "allowed with `--allow-use DIR` (`Limits(use_folders=...)` in the API)")
             return None
-        if path in chain or path == Path(source.file).resolve():
+        if path in chain or path == here:
             self.error(source, index, f"`{ref}` uses itself (through "
                        f"{' → '.join(p.name for p in (*chain, path))})")
             return None
