@@ -83,9 +83,13 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
     return f"did you mean `{match}`?" if match else None
 
 
-def quote_list(names: Iterable[str], limit: int = 12) -> str:
-    """`a`, `b`, `c` (and N more): a readable list of choices for messages."""
+def quote_list(names: Iterable[str], limit: int = 12, near: object = None) -> str:
+    """`a`, `b`, `c` (and N more): a readable list of choices for messages, in alphabetical
+    order, or, given the word the user wrote as `near`, the most similar first (so that the
+    cut at `limit` never hides the best match)."""
     names = sorted(names)
+    if isinstance(near, str):
+        names.sort(key=lambda name: -difflib.SequenceMatcher(None, near, name).ratio())
     shown = ", ".join(f"`{n}`" for n in names[:limit])
     more = len(names) - limit
     return f"{shown} and {more} more" if more > 0 else shown

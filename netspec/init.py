@@ -59,22 +59,28 @@ class Init(NamedTuple):
 
 
 class InitError(ValueError):
-    """An `init:` value is malformed; `hint` suggests the fix."""
+    """An `init:` value is malformed; `hint` suggests the fix. `keys` lead from the `init:`
+    value to the wrong part, and `at_key` says whether that part is a mapping key (an
+    unknown name) rather than a value."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, keys: tuple[str, ...] = (),
+                 at_key: bool = False):
         super().__init__(message)
         self.hint = hint
+        self.keys = keys
+        self.at_key = at_key
 
 
 def parse(value: Any) -> Init:
     """An Init from any of the spec's forms; raises InitError with what is wrong."""
     if isinstance(value, Mapping) and set(value) <= {"weight", "bias"} and value:
-        return Init(*(_scheme(value[k]) if value.get(k) is not None else None
+        return Init(*(_scheme(value[k], (k,)) if value.get(k) is not None else None
                       for k in ("weight", "bias")))
-    return Init(weight=_scheme(value))
+    return Init(weight=_scheme(value, ()))
 
 
-def _scheme(value: Any) -> Scheme:
+def _scheme(value: Any, at: tuple[str, ...]) -> Scheme:
+    """The scheme written at the keys `at` of the `init:` value."""
     if isinstance(value, str):
         name, args = value, {}
     elif isinstance(value, Mapping) and len(value) == 1:
@@ -82,25 +88,50 @@ def _scheme(value: Any) -> Scheme:
         args = {} if args is None else args
     else:
         raise InitError(f"an init is a scheme name or `{{scheme: {{args}}}}`, found {value!r}",
-                        "e.g. `kaiming_normal` or `{weight: xavier_uniform, bias: zeros}`")
+                        "e.g. `kaiming_normal` or `{weight: xavier_uniform, bias: zeros}`", at)
+    named = at if isinstance(value, str) else (*at, name)
     if name not in SCHEMES:
         raise InitError(f"unknown init scheme `{name}`",
-                        did_you_mean(name, SCHEMES) or f"schemes: {quote_list(SCHEMES)}")
+                        did_you_mean(name, SCHEMES) or f"schemes: {quote_list(SCHEMES, near=name)}",
+                        named, at_key=not isinstance(value, str))
     if not isinstance(args, Mapping):
-        raise InitError(f"`{name}` takes a mapping of arguments, found {args!r}")
+        raise InitError(f"`{name}` takes a mapping of arguments, found {args!r}", keys=named)
     defaults = SCHEMES[name]
     for key, arg in args.items():
         if key not in defaults:
-            hint = did_you_mean(key, defaults) or (f"`{name}` takes {quote_list(defaults)}"
-                                                   if defaults else f"`{name}` takes no arguments")
-            raise InitError(f"unknown argument `{key}` for init `{name}`", hint)
+            hint = did_you_mean(key, defaults) or (
+                f"`{name}` takes {quote_list(defaults, near=key)}" if defaults
+                else f"`{name}` takes no arguments")
+            raise InitError(f"unknown argument `{key}` for init `{name}`", hint, (*named, key),
+                            at_key=True)
         if key in _CHOICES and arg not in _CHOICES[key]:
             raise InitError(f"`{key}` of `{name}` must be one of {quote_list(_CHOICES[key])}, "
-                            f"found {arg!r}", did_you_mean(arg, _CHOICES[key]))
+                            f"found {arg!r}", did_you_mean(arg, _CHOICES[key]), (*named, key))
         if key not in _CHOICES and (isinstance(arg, bool) or not isinstance(arg, int | float)):
-            raise InitError(f"`{key}` of `{name}` expects a number, found {arg!r}")
+            raise InitError(f"`{key}` of `{name}` expects a number, found {arg!r}",
+                            keys=(*named, key))
     return Scheme(name, {**defaults, **args})
 
+
+def schema() -> dict[str, Any]:
+    """JSON Schema of every form `parse` takes, made from the same table of schemes."""
+    def arguments(defaults: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False, "properties": {
+            key: {"enum": list(_CHOICES[key])} if key in _CHOICES else {"type": "number"}
+            for key in defaults}}
+
+    scheme = {"anyOf": [
+        {"enum": list(SCHEMES)},
+        {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+         "properties": {name: {"anyOf": [{"type": "null"}, arguments(defaults)]}
+                        for name, defaults in SCHEMES.items()}},
+    ]}
+    apart = {"type": "object", "minProperties": 1, "additionalProperties": False,
+             "properties": {"weight": {"anyOf": [scheme, {"type": "null"}]},
+                            "bias": {"anyOf": [scheme, {"type": "null"}]}}}
+    return {"description": "weight initialisation: a scheme (`kaiming_normal`), "
+                           "`{scheme: {args}}` or `{weight: ..., bias: ...}`",
+            "anyOf": [scheme, apart]}
 
 def apply(torch: ModuleType, module: Any, init: Init) -> None:
     """Initialise `module`'s own `weight` and `bias` (where present) as `init` says."""

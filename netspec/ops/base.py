@@ -68,6 +68,8 @@ class Tensor(NamedTuple):
 
     shape: Shape
     src: str
+    network_input: bool = False
+    """Whether `src` is one of the network's inputs (a shape the user wrote, not one inferred)."""
 
 
 class Cost(NamedTuple):
@@ -204,13 +206,18 @@ def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:
     if len(t.shape) not in ranks:
         want = " or ".join("[" + ",".join(dims_label(r)) + "]" for r in ranks)
         raise ShapeError(f"{op.kind()} expects a {want} input but {t.src} gives "
-                         f"{fmt_shape(t.shape)}", hint=_rank_hint(t.shape, ranks))
+                         f"{fmt_shape(t.shape)}", hint=_rank_hint(op, t, ranks))
 
 
-def _rank_hint(shape: Shape, ranks: Sequence[int]) -> str | None:
-    if len(shape) > max(ranks):
+def _rank_hint(op: Op, t: Tensor, ranks: Sequence[int]) -> str | None:
+    if t.network_input:  # the shape is the user's: fix it, not the layers
+        shapes = " or ".join(f"[{','.join(dims_label(r))}]" for r in ranks)
+        counts = " or ".join(str(r) for r in ranks)
+        return (f"the net's first layer is {op.kind()}, which needs {shapes} ({counts} numbers): "
+                f"give `{t.src}` {counts} numbers")
+    if len(t.shape) > max(ranks):
         return "add a `flatten` (or pooling) layer before it"
-    if len(shape) < min(ranks):
+    if len(t.shape) < min(ranks):
         return "it needs spatial dimensions: place it before `flatten`/`linear`"
     return None
 

@@ -125,10 +125,7 @@ class _Conv(_ConvBase):
                        self.dilation_size(), strict=True)
         out = tuple(conv_out(*g) for g in geometry)
         if min(out) < 1:
-            need = tuple(max(1, span - 2 * p) for span, p in zip(self.spans(), self.padding_size(),
-                                                                  strict=True))
-            raise ShapeError(f"needs at least {fmt_spatial(need)} input but {x[0].src} gives "
-                             f"{fmt_spatial(sizes)}", key="kernel")
+            raise self.too_small(sizes, x[0].src)
         return (self.out, *out)
 
     def _check_padding_mode(self, pads: tuple[int, ...], sizes: tuple[int, ...], t: Tensor) -> None:

@@ -25,7 +25,7 @@ from netspec.ops.base import (
     spatial,
 )
 from netspec.ops.window import Window
-from netspec.shapes import Shape, fmt_spatial, pool_out
+from netspec.shapes import Shape, pool_out
 
 C_INT_MAX = 2**31 - 1
 """The largest window argument torch's pooling takes: its kernels keep them in C ints (1-d
@@ -62,10 +62,7 @@ class _Pool(Window):
                        self.dilation_size(), strict=True)
         out = tuple(pool_out(*g, ceil_mode=self.ceil_mode) for g in geometry)
         if min(out) < 1:
-            need = tuple(max(1, span - 2 * p) for span, p in zip(self.spans(), self.padding_size(),
-                                                                  strict=True))
-            raise ShapeError(f"needs at least {fmt_spatial(need)} input but {t.src} gives "
-                             f"{fmt_spatial(tuple(sizes))}", key="kernel")
+            raise self.too_small(tuple(sizes), t.src)
         return (c, *out)
 
     def check_c_ints(self) -> None:

@@ -5,8 +5,8 @@ that only windows can earn (rows dropped by a floor, windows sliding over a 1-pi
 from collections.abc import Sequence
 from typing import ClassVar
 
-from netspec.ops.base import RF, Note, Op, Tensor, spatial
-from netspec.shapes import Shape, effective_kernel, floor_loss
+from netspec.ops.base import RF, Note, Op, ShapeError, Tensor, spatial
+from netspec.shapes import Shape, effective_kernel, floor_loss, fmt_spatial
 
 
 class Window(Op):
@@ -29,6 +29,14 @@ class Window(Op):
     def spans(self) -> tuple[int, ...]:
         """Effective kernel extents `d*(k-1)+1`."""
         return tuple(map(effective_kernel, self.kernel_size(), self.dilation_size()))
+
+    def too_small(self, sizes: Shape, src: str) -> ShapeError:
+        """The error for an input of spatial `sizes` (from `src`) the window does not fit."""
+        need = tuple(max(1, span - 2 * p) for span, p in zip(self.spans(), self.padding_size(),
+                                                              strict=True))
+        return ShapeError(f"needs at least {fmt_spatial(need)} input but {src} gives "
+                          f"{fmt_spatial(sizes)}", key="kernel",
+                          hint="use a smaller kernel, padding, or a larger input")
 
     def rounds_up(self) -> bool:
         """Whether the output size rounds up (ceil_mode), so no input rows are dropped."""

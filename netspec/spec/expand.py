@@ -42,7 +42,7 @@ from netspec.spec import expr
 from netspec.spec.document import BlockDef, Spec
 from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
-from netspec.spec.validation import diagnostics
+from netspec.spec.validation import diagnostics, field_names
 
 META = ("name", "from", "repeat", "if", "frozen", "init")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -183,9 +183,16 @@ class Expander:
             value, entry_loc = None, Locator(self.source, entry, op_key)
         if cls is None and block is None:
             choices = [*OPS, *self.blocks]
-            hint = did_you_mean(op_key, choices) or f"ops: {quote_list(OPS, 60)}"
+            first, dash, rest = op_key.partition(" - ")
+            hint = (f"`- {rest}` is indented deeper than `- {first}`, so YAML reads it as part of "
+                    f"that item: indent the items of one list alike") if dash else (
+                did_you_mean(op_key, choices) or f"`netspec schema` or the README's ops table "
+                                                 f"lists the {len(OPS)} ops")
             self.error(self.source.key_where(entry, op_key) if isinstance(entry, dict) else where,
                        label, f"unknown op `{op_key}`", hint, code="unknown-op")
+        if not isinstance(meta.get("frozen", False), bool):
+            self.error(self.source.pos(entry, "frozen"), label, f"`frozen` must be true or "
+                       f"false, found {meta['frozen']!r}", code="invalid-value")
         frozen = scope.frozen or meta.get("frozen") is True
         init = self.init_of(entry, label, scope.init) if "init" in meta else scope.init
         prev: list[str] = []
@@ -239,8 +246,14 @@ class Expander:
             self.error(where, path, "a layer needs an op", "e.g. `- conv2d: {out: 64, "
                        "kernel: 3}`", code="bad-layer")
         elif len(known) == 1:
+            op_args = self.argument_names(known[0])
             for k in strays:
-                hint = did_you_mean(k, META) or f"layer keys: {quote_list(META)}"
+                if entry[known[0]] is None and k in op_args:  # `- conv2d:` then `  out: 6`
+                    self.error(self.source.key_where(entry, k), path, f"`{k}` is indented as a "
+                               f"key of the list item, not of `{known[0]}`", f"indent it under "
+                               f"`{known[0]}` by two more spaces", code="bad-indent")
+                    continue
+                hint = did_you_mean(k, META) or f"layer keys: {quote_list(META, near=k)}"
                 self.error(self.source.key_where(entry, k), path,
                            f"unknown layer key `{k}`", hint, code="unknown-key")
         else:
@@ -248,6 +261,10 @@ class Expander:
             self.error(where, path, f"a layer names exactly one op, found {names}",
                        "put each op in its own list item", code="bad-layer")
         return None, None, {}
+
+    def argument_names(self, kind: str) -> list[str]:
+        """The keys an op or a block call takes (`out`, `kernel`, ...; a block's parameters)."""
+        return field_names(OPS[kind]) if kind in OPS else list(self.blocks[kind].definition.params)
 
     def init_of(self, holder: Any, path: str, scope_init: Init | None) -> Init | None:
         """The `init:` of a layer entry (or the spec), over the enclosing one."""
@@ -257,8 +274,14 @@ class Expander:
         try:
             return init_scheme.parse(value).over(scope_init)
         except init_scheme.InitError as exc:
-            self.error(self.source.pos(holder, "init"), path, str(exc), exc.hint,
-                       code="bad-init")
+            if exc.at_key:  # an unknown name: point at the key, in the mapping holding it
+                owner = value
+                for key in exc.keys[:-1]:
+                    owner = owner[key]
+                where: Where | At = self.source.key_where(owner, exc.keys[-1])
+            else:
+                where = self.source.pos(holder, "init", *exc.keys)
+            self.error(where, path, str(exc), exc.hint, code="bad-init")
             return scope_init
 
     def layer_name(self, name: Any, scope: _Scope, entry: Any, label: str) -> str | None:
@@ -314,6 +337,13 @@ class Expander:
     # -- meta keys ---------------------------------------------------------------------
 
     def condition(self, text: Any, scope: _Scope, entry: Any, label: str) -> bool:
+        """Whether `if:` keeps the layer: a boolean, or an expression (taken as Python
+        takes a condition); a layer whose condition is malformed is kept."""
+        if not isinstance(text, bool | str):
+            self.error(self.source.pos(entry, "if"), label, f"`if` must be true, false or an "
+                       f"expression, found {text!r}", "e.g. `if: stride != 1`",
+                       code="invalid-value")
+            return True
         value = self.evaluate(text, scope.env, self.source.pos(entry, "if"), label)
         return bool(value)
 
@@ -369,7 +399,7 @@ class Expander:
                           "earlier layers"
             self.error(where, path, message, code="bad-ref")
             return None
-        hint = did_you_mean(ref, scope.names) or f"known here: {quote_list(scope.names)}"
+        hint = did_you_mean(ref, scope.names) or f"known here: {quote_list(scope.names, near=ref)}"
         self.error(where, path, f"unknown layer `{ref}`", hint, code="bad-ref")
         return None
 
@@ -382,6 +412,7 @@ class Expander:
         if args is None:
             return None
         failed = False
+        written = {k: v for k, v in args.items() if isinstance(v, str)}
         for key in list(args):
             evaluated = self.substitute(args[key], env, _Deferred(arg_at, key), path)
             if evaluated is _FAILED:
@@ -393,10 +424,13 @@ class Expander:
             return cls.model_validate(args)
         except ValidationError as exc:
             found = diagnostics(exc, cls, cls.kind(), path,
-                                lambda loc, at_key: arg_at(loc[0] if loc else None, at_key))
+                                lambda loc, at_key: arg_at(loc[0] if loc else None, at_key), written)
             if cls.arity[1] != 1 and isinstance(value, list) and all(isinstance(v, str) for v in value):
                 found = [replace(d, hint=f"to read layers {', '.join(value)}, write "
                                          f"`from: [{', '.join(value)}]`") for d in found]
+            elif len(cls.positional) == 1 and isinstance(value, list) and len(value) == 1:
+                found = [replace(d, hint=d.hint or f"a short form is the value itself: "
+                                                   f"`{cls.kind()}: {value[0]}`") for d in found]
             self.errors.extend(found)
             return None
 
@@ -426,10 +460,16 @@ class Expander:
                        f"write its arguments as a mapping: `{what}: {{key: value}}`",
                        code="bad-short-form")
             return None, arg_at
-        if len(items) > len(names) or (isinstance(value, list) and not items):
-            many = "value" if len(names) == 1 else "values"
-            self.error(loc.at(), path, f"{what} takes at most {len(names)} short-form {many} "
+        if len(items) > len(names) or not items:
+            bound = f"at most {len(names)}" if items else f"1 to {len(names)}"
+            self.error(loc.at(), path, f"{what} takes {bound} short-form values "
                        f"({', '.join(names)}), found {len(items)}", code="bad-short-form")
+            return None, arg_at
+        if None in items:  # a default is written by leaving the value out
+            key = names[items.index(None)]
+            self.error(arg_at(key, False), path, f"{what}'s short form lists values; `{key}` "
+                       "is null", f"write the arguments as a mapping (`{what}: {{...}}`) to leave "
+                       f"`{key}` at its default", code="bad-short-form")
             return None, arg_at
         return dict(zip(names, items, strict=False)), arg_at
 
@@ -517,7 +557,7 @@ class Expander:
         for key, v in raw.items():
             where = self.source.pos(value, key) if isinstance(value, dict) else loc.at()
             if key not in block.params:
-                hint = did_you_mean(key, names) or (f"`{kind}` takes: {quote_list(names)}"
+                hint = did_you_mean(key, names) or (f"`{kind}` takes: {quote_list(names, near=key)}"
                                                     if names else f"`{kind}` takes no parameters")
                 self.error(self.source.key_where(value, key) if isinstance(value, dict) else where,
                            full, f"unknown parameter `{key}` for block `{kind}`", hint,

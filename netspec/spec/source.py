@@ -166,7 +166,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         hint = _bare_item_hint(text, where.line)
         if mark and text[mark.index:mark.index + 1] == "\t":
             hint = "YAML indents with spaces only: replace the tab"
-        raise SpecError([Diagnostic(where, "", f"invalid YAML: {problem}", hint)]) from None
+        error = _misindented_item(file, text, where.line) if hint is None else None
+        raise SpecError([error or Diagnostic(where, "", f"invalid YAML: {problem}", hint)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Diagnostic(Where(file, 1, 1), "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
@@ -218,6 +219,41 @@ def _bare_item_hint(text: str, line: int) -> str | None:
                 return (f"to give `{item.group(1)}` keys such as `name:`, write "
                         f"`- {item.group(1)}:` with a colon (line {number - 1})")
     return None
+
+
+_ITEM = re.compile(r"( *)- ")
+
+
+def _misindented_item(file: str, text: str, line: int) -> Diagnostic | None:
+    """A list item on `line` (or the line before it, where the parser stops late) indented
+    unlike the item before it: say which, and how far each is indented."""
+    lines = text.splitlines()
+    for number in (line, line - 1):
+        item = _ITEM.match(lines[number - 1]) if 1 <= number <= len(lines) else None
+        if item is None:
+            continue
+        indent = len(item[1])
+        earlier: list[tuple[int, int]] = []  # (line, indent) of the items above, nearest first
+        for n in range(number - 1, 0, -1):
+            stripped = lines[n - 1].lstrip(" ")
+            depth = len(lines[n - 1]) - len(stripped)
+            if _ITEM.match(lines[n - 1]):
+                earlier.append((n, depth))
+            elif stripped and not stripped.startswith("#") and depth < min(
+                    [indent, *(i for _, i in earlier[:1])]):
+                break  # the key that holds the list(s) this item could belong to
+        if not earlier or any(i == indent for _, i in earlier):
+            return None  # aligned with an item above it: not this mistake
+        before, want = earlier[0]
+        return Diagnostic(Where(file, number, indent + 1), "",
+                          f"invalid YAML: this list item is indented {_spaces(indent)}, the item "
+                          f"before it (line {before}) {_spaces(want)}",
+                          f"indent the items of one list alike: {_spaces(want)}", code="bad-indent")
+    return None
+
+
+def _spaces(count: int) -> str:
+    return f"{count} space{'s' * (count != 1)}"
 
 
 class _TooBig(Exception):

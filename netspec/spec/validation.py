@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
@@ -47,7 +48,16 @@ def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
         else:
             break
         current = typing.get_args(current)[0] if typing.get_origin(current) is Annotated else current
+        current = _optional_of(current)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else model
+
+
+def _optional_of(annotation: Any) -> Any:
+    """`X` for `X | None` (the options of a `train:` choice), else the annotation itself."""
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        kept = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
 
 
 def field_names(model: type[BaseModel]) -> list[str]:
@@ -56,8 +66,10 @@ def field_names(model: type[BaseModel]) -> list[str]:
 
 
 def diagnostics(exc: ValidationError, model: type[BaseModel], what: str, path: str,
-                locate: Locate) -> list[Diagnostic]:
-    """One diagnostic per offending key of `model` (union alternatives folded together)."""
+                locate: Locate, written: Mapping[Any, Any] | None = None) -> list[Diagnostic]:
+    """One diagnostic per offending key of `model` (union alternatives folded together).
+    `written` maps top-level keys to their values as the spec wrote them, when those were
+    expressions, so that a message can quote the expression rather than its value."""
     errors = exc.errors(include_url=False)
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for err in errors:
@@ -72,16 +84,21 @@ def diagnostics(exc: ValidationError, model: type[BaseModel], what: str, path: s
             *where, key = e["loc"]
             near = closest(key, [m[-1] for m in missing if list(m[:-1]) == where])
             misspelt.add((*where, near))
-    return [_one(errs, model, what, path, locate) for errs in by_key.values()
+    return [_one(errs, model, what, path, locate, written or {}) for errs in by_key.values()
             if not (errs[0]["type"] == "missing" and tuple(errs[0]["loc"]) in misspelt)]
 
 
 def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: str,
-         locate: Locate) -> Diagnostic:
+         locate: Locate, written: Mapping[Any, Any]) -> Diagnostic:
     err = errs[0]
     loc, kind, found = tuple(err["loc"]), err["type"], err.get("input")
     key = ".".join(str(p) for p in loc if not _is_member_tag(p))
     hint = None
+    text = written.get(loc[0]) if loc else None
+    if (isinstance(text, str) and "/" in text.replace("//", "") and isinstance(found, float)
+            and any(e["type"].startswith("int_") or "an integer" in e["msg"] for e in errs)):
+        return Diagnostic(locate(loc, False), path, f"`{key}`: `{text}` is {round(found, 2)!r}, "
+                          "not an integer", "use `//` for integer division", code="invalid-value")
     if kind == "extra_forbidden":
         name, owner = loc[-1], model_at(model, loc[:-1])
         where = what if owner is model else f"`{'.'.join(map(str, loc[:-1]))}`"
