@@ -45,7 +45,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             continue
         if isinstance(op, Input):
             op = Input(shape=tuple(overrides.get(node.name, op.shape)))
-        tensors = [Tensor(shapes[i], i) for i in node.inputs]
+        tensors = [Tensor(shapes[i], i, i in graph.inputs) for i in node.inputs]
         try:
             _check_arity(node, len(tensors))
             y = op.infer(tensors)
