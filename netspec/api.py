@@ -220,10 +220,11 @@ def _check_train(spec: Spec, src: Source) -> list[Diagnostic]:
     checking a spec without it stays as fast as before)."""
     if spec.train is None:
         return []
-    from netspec.training.config import TrainSection
+    from netspec.training.config import TrainSection, data_root
 
     try:
-        spec._training = TrainSection.model_validate({"train": spec.train}).train
+        spec._training = TrainSection.model_validate(
+            {"train": spec.train}, context={"root": data_root(src.file)}).train
     except ValidationError as exc:
         return diagnostics(exc, TrainSection, "a spec", "", document_locator(src))
     return []

@@ -310,6 +310,57 @@ def test_a_folder_of_idx_files_is_mnist(tmp_path: Path) -> None:
         data_from_arg("tape:/dev/st0", DataConfig.model_validate("digits"))
 
 
+SPEC_WITH_DATA = """\
+input: [1, 8, 8]
+layers:
+  - flatten
+  - linear: 10
+train:
+  data: {data}
+"""
+
+
+@pytest.mark.parametrize(("written", "kind", "path"), [
+    ("folder:shapes", "folder", "shapes"), ("shapes", "folder", "shapes"),
+    ("npz:arrays.npz", "npz", "arrays.npz"), ("arrays.npz", "npz", "arrays.npz"),
+    ("mnist:idx", "mnist", "idx"), ("idx", "mnist", "idx"),
+    ("digits", "digits", None), ("synthetic", "synthetic", None)])
+def test_a_spec_data_string_is_what_the_data_option_takes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str, kind: str,
+        path: str | None) -> None:
+    """`data: STRING` in a spec and `--data STRING` read the same kinds; a bare path is
+    recognised relative to the spec's folder (`idx` holds IDX files there, not in the
+    current folder), and the spec keeps it relative."""
+    from netspec.training.config import DataConfig, data_from_arg
+
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "train-images-idx3-ubyte").write_bytes(b"")
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SPEC_WITH_DATA.format(data=written))
+    monkeypatch.chdir(ROOT)  # the current folder has no `idx`: only the spec's folder counts
+    data = netspec.load(spec).training.data
+    assert data.kind == kind
+    assert getattr(data.options, "path", None) == path
+    monkeypatch.chdir(tmp_path)
+    assert data_from_arg(written, DataConfig.model_validate("digits")).kind == kind
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("digts", "`train.data`: no data kind or path named `digts` found; did you mean `digits`?"),
+    ("tape:/dev/st0", "`train.data`: unknown kind `tape`; use digits, synthetic, folder:PATH, "
+                      "npz:PATH, mnist:PATH or a path"),
+    ("digits:extra", "`train.data`: `digits` takes no path, found 'digits:extra'")])
+def test_a_bad_spec_data_string_is_a_positioned_error(tmp_path: Path, written: str,
+                                                      message: str) -> None:
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SPEC_WITH_DATA.format(data=written))
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(spec)
+    (error,) = info.value.errors
+    assert (error.where.line, error.where.column) == (6, 9)  # the value after `data:`
+    assert error.text.startswith(message)
+
+
 def test_scientific_notation_reads_as_a_number(spec_text) -> None:
     spec = spec_text("""
         input: [1, 8, 8]

@@ -20,7 +20,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from netspec.errors import closest
 
 PosInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -39,9 +41,9 @@ class _OneOf(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _short_form(cls, value: Any) -> Any:
+    def _short_form(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            return {value: {}}
+            return cls._from_text(value, info)
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
@@ -54,6 +56,11 @@ class _OneOf(_Strict):
             found = " and ".join(f"`{k}`" for k in chosen) or "none"
             raise ValueError(f"choose one of {kinds}; found {found}")
         return self
+
+    @classmethod
+    def _from_text(cls, text: str, info: ValidationInfo) -> dict[str, Any]:
+        """The mapping a short form stands for: the kind, with default options."""
+        return {text: {}}
 
     @property
     def kind(self) -> str:
@@ -128,13 +135,57 @@ class Mnist(_OnDisk):
 
 
 class DataConfig(_OneOf):
-    """Where the samples come from: `digits`, `synthetic`, `folder`, `npz` or `mnist`."""
+    """Where the samples come from: `digits`, `synthetic`, `folder`, `npz` or `mnist`.
+    The short form is what `--data` takes (`parse_data`); validate with the context
+    `{"root": FOLDER}` so that a bare path is recognised relative to the spec's folder."""
 
     digits: Digits | None = None
     synthetic: Synthetic | None = None
     folder: Folder | None = None
     npz: Npz | None = None
     mnist: Mnist | None = None
+
+    @classmethod
+    def _from_text(cls, text: str, info: ValidationInfo) -> dict[str, Any]:
+        return parse_data(text, Path((info.context or {}).get("root", ".")))
+
+
+_BUILT_IN = ("digits", "synthetic")
+_ON_DISK = ("folder", "npz", "mnist")
+
+
+def parse_data(text: str, root: Path) -> dict[str, Any]:
+    """`{kind: options}` for a data source written as one string, in a spec's `data:` or
+    after `--data`: `digits`, `synthetic`, `KIND:PATH` (kind folder, npz or mnist), or a
+    bare path recognised by type (a `.npz` file, a folder of IDX files: mnist, else an image
+    folder). The path is kept as written; `root`, the folder it is relative to, is read only
+    to recognise it. Raises ValueError for an unknown kind or a near-miss of one."""
+    kind, sep, path = text.partition(":")
+    if not sep or len(kind) == 1:  # no kind, or a Windows drive letter
+        kind, path = _guess_kind(text, root), text
+    if kind in _BUILT_IN:
+        if path not in ("", kind):
+            raise ValueError(f"`{kind}` takes no path, found {text!r}")
+        return {kind: {}}
+    if kind not in _ON_DISK:
+        raise ValueError(f"unknown kind `{kind}`; use digits, synthetic, folder:PATH, npz:PATH, "
+                         "mnist:PATH or a path")
+    return {kind: {"path": path}}
+
+
+def _guess_kind(text: str, root: Path) -> str:
+    if text in _BUILT_IN:
+        return text
+    path = root / text
+    if path.suffix == ".npz":
+        return "npz"
+    if path.is_dir() and any(p.name.startswith(("train-images", "train-labels"))
+                             for p in path.iterdir()):
+        return "mnist"
+    near = closest(text, _BUILT_IN)
+    if near and not path.exists():  # `digts` is a typo, not a folder
+        raise ValueError(f"no data kind or path named `{text}` found; did you mean `{near}`?")
+    return "folder"
 
 
 # -- loss, optimizer, schedule ------------------------------------------------------------
@@ -282,32 +333,23 @@ class TrainConfig(_Strict):
 
 
 def data_from_arg(text: str, base: DataConfig) -> DataConfig:
-    """The data named on the command line (`--data`): `digits`, `synthetic`, `KIND:PATH`
-    (kind folder, npz or mnist), or a path: a `.npz` file, a folder of IDX files (mnist) or
-    an image folder. Paths are taken from the current folder. `val_split` and `augment`
-    carry over from `base`, the spec's own data. Raises ValueError for an unknown kind."""
+    """The data named on the command line (`--data`, see `parse_data`), paths taken from
+    the current folder. `val_split` and `augment` carry over from `base`, the spec's own
+    data. Raises ValueError saying what is wrong."""
+    try:
+        ((kind, options),) = parse_data(text, Path.cwd()).items()
+    except ValueError as exc:
+        raise ValueError(f"--data {text!r}: {exc}") from None
+    if "path" in options:
+        options = {"path": str(Path(options["path"]).absolute())}
     common = {"val_split": base.options.val_split, "augment": base.options.augment.model_dump()}
-    kind, sep, path = text.partition(":")
-    if not sep or len(kind) == 1:  # no kind, or a Windows drive letter
-        kind, path = _guess_kind(text), text
-    if kind in ("digits", "synthetic") and path in ("", kind):
-        return DataConfig.model_validate({kind: common})
-    if kind not in ("folder", "npz", "mnist"):
-        raise ValueError(f"--data {text!r}: unknown kind `{kind}`; use digits, synthetic, "
-                         f"folder:PATH, npz:PATH or mnist:PATH")
-    return DataConfig.model_validate({kind: {**common, "path": str(Path(path).absolute())}})
+    return DataConfig.model_validate({kind: {**common, **options}})
 
 
-def _guess_kind(text: str) -> str:
-    if text in ("digits", "synthetic"):
-        return text
-    path = Path(text)
-    if path.suffix == ".npz":
-        return "npz"
-    if path.is_dir() and any(p.name.startswith(("train-images", "train-labels"))
-                             for p in path.iterdir()):
-        return "mnist"
-    return "folder"
+def data_root(spec_file: str) -> Path:
+    """The folder a spec's data paths are relative to: the spec's own, or the current one
+    for a spec given as text or a dict (`<string>`, `<dict>`)."""
+    return Path.cwd() if spec_file.startswith("<") else Path(spec_file).parent
 
 
 class TrainSection(_Strict):

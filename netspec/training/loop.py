@@ -32,7 +32,7 @@ from netspec.errors import TrainError
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.training import checkpoints
-from netspec.training.config import TrainConfig
+from netspec.training.config import TrainConfig, data_root
 from netspec.training.data import Data, DataError, load_data
 from netspec.training.devices import Precision, pick_device, tune
 from netspec.training.distributed import World, join
@@ -271,8 +271,7 @@ class Trainer:
         return tensors
 
     def _load_data(self, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Data:
-        source = self.spec._source.file if self.spec._source else "<dict>"
-        root = Path(source).parent if not str(source).startswith("<") else Path.cwd()
+        root = data_root(self.spec._source.file if self.spec._source else "<dict>")
         try:
             return load_data(self.config.data, tuple(shape), seed=self.config.seed, root=root,
                              classes=out_shape[0] if len(out_shape) == 1 else None)
