@@ -18,6 +18,7 @@ from pathlib import Path
 HEAD = b"input: [1, 8, 8]\nlayers:\n"
 MEMORY_MB = 200  # the bound on a whole `netspec check` process
 SECONDS = 1.0  # the bound on the time it takes to refuse one
+DEEP = 100_000  # nesting levels: PyYAML 6.0 composing 90,000 crashed the process
 
 
 def big_file() -> bytes:
@@ -46,9 +47,17 @@ class Hostile:
 CASES: dict[str, Hostile] = {
     "50 MB file": Hostile(big_file, "(limit `spec_bytes`"),
     "alias bomb (10^9 values)": Hostile(alias_bomb, "(limit `yaml_values`"),
-    "nested 10,000 deep": Hostile(
-        lambda: b"input: [1, 8, 8]\nlayers: " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
+    "lists nested 100,000 deep": Hostile(
+        lambda: b"input: [1, 8, 8]\nlayers: " + b"[" * DEEP + b"]" * DEEP + b"\n",
         "(limit `yaml_depth`)"),
+    "mappings nested 100,000 deep": Hostile(
+        lambda: b"input: [1, 8, 8]\nlayers: " + b"{a: " * DEEP + b"1" + b"}" * DEEP + b"\n",
+        "(limit `yaml_depth`)"),
+    "block lists nested 100,000 deep": Hostile(
+        lambda: b"input: [1, 8, 8]\nlayers:\n" + b"- " * DEEP + b"relu\n", "(limit `yaml_depth`)"),
+    "indented mappings nested 4,000 deep": Hostile(  # 8 MiB holds about 4,000 indented levels
+        lambda: b"input: [1, 8, 8]\nlayers:\n" + b"".join(b" " * i + b"a:\n" for i in range(1, 4000))
+        + b" " * 4000 + b"1\n", "(limit `yaml_depth`)"),
     "!!python/object tag": Hostile(
         lambda: b"input: !!python/object/apply:os.system ['touch PWNED']\nlayers: [relu]\n",
         "unsupported YAML tag `!!python/object/apply:os.system`"),

@@ -8,10 +8,11 @@ keeps a link to its node, so any value found wrong later can be traced back to i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +21,7 @@ import yaml
 
 from netspec import limits
 from netspec.errors import Diagnostic, SpecError, Where
+from netspec.spec import nesting
 
 _Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
 _RESOLVER = yaml.resolver.Resolver()
@@ -31,30 +33,67 @@ _EXPONENT_FLOAT = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+")
 
 
 @functools.lru_cache(maxsize=8192)
-def _resolve(kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+def _resolve_scalar(kind: type, value: str, implicit: tuple[bool, bool]) -> str:
     tag = _RESOLVER.resolve(kind, value, implicit)
     if implicit[0] and tag == f"{_CORE}str" and _EXPONENT_FLOAT.fullmatch(value):
         return f"{_CORE}float"
     return tag
 
 
+def _resolve(kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+    """A node's tag from its text: the core schema, memoised for scalars (specs repeat the
+    same few thousands of times), and `1e-3` a float."""
+    if kind is yaml.ScalarNode:
+        return _resolve_scalar(kind, value, tuple(implicit))
+    return _RESOLVER.resolve(kind, value, implicit)
+
+
+class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's pure-Python event parser (no nesting limit of its own, no recursion)."""
+
+    def __init__(self, stream: str):
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
 if _Parser is not None:
 
     class _Loader(_Parser, yaml.resolver.Resolver):  # type: ignore[misc, valid-type]
-        """libyaml's parser and composer with memoised tag resolution (specs repeat the same
-        few scalars thousands of times); construction is ours (`_Builder`)."""
+        """libyaml's parser and composer with our tag resolution; construction is ours
+        (`_Builder`)."""
 
         def __init__(self, stream: str):
             _Parser.__init__(self, stream)
             yaml.resolver.Resolver.__init__(self)
 
         def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-            if kind is yaml.ScalarNode:
-                return _resolve(kind, value, tuple(implicit))
-            return super().resolve(kind, value, implicit)
+            return _resolve(kind, value, implicit)
 
-else:  # pure-Python PyYAML without libyaml
-    _Loader = yaml.SafeLoader  # type: ignore[misc, assignment]
+
+def _compose(text: str, max_depth: int) -> yaml.Node | None:
+    """The document's root node: composed by libyaml when the text bounds its nesting well
+    within both `max_depth` and libyaml's own limits, else event by event (`nesting.compose`),
+    refused past `max_depth` whatever PyYAML's version does."""
+    if _Parser is not None and not nesting.may_nest_deeper(text, min(max_depth, nesting.LIBYAML_DEPTH)):
+        return yaml.compose(text, Loader=_Loader)
+    # PyYAML's own parser: libyaml's scans up to 1,024 characters ahead, into its own limit
+    return nesting.compose(_PyParser(text), max_depth, _resolve)
+
+
+@contextlib.contextmanager
+def _recursion_room(levels: int) -> Iterator[None]:
+    """Room on Python's stack for `_Builder`'s few calls per level of a `levels`-deep document
+    (Python 3.11+ keeps Python calls off the C stack; 3.10 keeps its own limit)."""
+    old = sys.getrecursionlimit()
+    if sys.version_info >= (3, 11):
+        sys.setrecursionlimit(max(old, old + 3 * levels))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
 _SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
 
@@ -153,8 +192,12 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
             col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
             message = "the file is not valid UTF-8"
             raise SpecError([Diagnostic(Where(file, line, col), "", message)]) from None
+    max_depth = limits.current().yaml_depth
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = _compose(text, max_depth)
+    except nesting.TooDeep as exc:
+        where = Where(file, exc.mark.line + 1, exc.mark.column + 1)
+        raise SpecError([_too_deep(where, max_depth)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _end_of(file, text) if mark is None or mark.index >= len(text) \
@@ -170,17 +213,15 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         raise SpecError([error or Diagnostic(where, "", f"invalid YAML: {problem}", hint)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Diagnostic(Where(file, 1, 1), "", f"invalid YAML: {exc}")]) from None
-    except RecursionError:
-        message = "invalid YAML: nested too deeply"
-        raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
     builder = _Builder(file)
     try:
-        if root is not None and "*" in text:  # an alias can repeat a whole subtree
-            builder.check_size(root)
-        data = builder.build(root, 0) if root is not None else None
+        with _recursion_room(max_depth):
+            if root is not None and "*" in text:  # an alias can repeat a whole subtree
+                builder.check_size(root)
+            data = builder.build(root, 0) if root is not None else None
     except _TooBig:
         data = None
-    except RecursionError:  # only when `yaml_depth` is raised past Python's recursion limit
+    except RecursionError:  # Python 3.10 only, when `yaml_depth` is raised past its stack
         message = f"values are nested too deeply for Python ({sys.getrecursionlimit()} calls)"
         raise SpecError([Diagnostic(Where(file, 1, 1), "", message, code="limit")]) from None
     if builder.errors:
@@ -256,6 +297,11 @@ def _spaces(count: int) -> str:
     return f"{count} space{'s' * (count != 1)}"
 
 
+def _too_deep(where: Where, max_depth: int) -> Diagnostic:
+    return Diagnostic(where, "", f"values are nested more than {max_depth} levels deep "
+                      "(limit `yaml_depth`)", limits.raise_hint("yaml_depth"), code="limit")
+
+
 class _TooBig(Exception):
     """The document expands beyond the limits (reported); stop reading it."""
 
@@ -320,9 +366,9 @@ class _Builder:
         self.count += 1
         if self.count > self.limits.yaml_values:
             self.too_many(node)
-        if depth > self.limits.yaml_depth:
-            self.error(node, f"values are nested more than {self.limits.yaml_depth} levels deep "
-                       "(limit `yaml_depth`)", limits.raise_hint("yaml_depth"), code="limit")
+        if depth > self.limits.yaml_depth:  # only through aliases: see `_compose`
+            where = Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+            self.errors.append(_too_deep(where, self.limits.yaml_depth))
             raise _TooBig
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -188,5 +189,8 @@ def _lower(text: str) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a value nested past Python's stack (a raised `yaml_depth`)
+        text = reprlib.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
