@@ -280,3 +280,41 @@ def test_check_at_another_input_size(spec_text):
     assert netspec.check(spec, inputs=(1, 28, 28)).layers[-1].shape == (2, (28 - 5 + 1) // 2,
                                                                          (28 - 5 + 1) // 2)
     assert netspec.check(spec, inputs={"input": (1, 9, 13)}).layers[-1].shape == (2, 2, 4)
+
+
+def automatic_names_table() -> str:
+    """The README's table of automatic layer names, from the op registry: one row per name
+    prefix that differs from its op's name, and one row for the ops named after themselves."""
+    by_stem: dict[str, list[str]] = {}
+    for kind, cls in OPS.items():
+        by_stem.setdefault(cls.stem(), []).append(kind)
+    rows = ["| automatic names | ops |", "|---|---|"]
+    own = []
+    for stem, kinds in by_stem.items():
+        if kinds == [stem]:
+            own.append(stem)
+        else:
+            rows.append(f"| `{stem}1`, `{stem}2`, ... | {', '.join(f'`{k}`' for k in kinds)} |")
+    rows.append(f"| the op's name: `relu1`, `add1`, ... | {', '.join(f'`{k}`' for k in own)} |")
+    return "\n".join(rows)
+
+
+def test_the_readme_lists_every_op_s_automatic_name():
+    readme = (SPECS.parent / "README.md").read_text(encoding="utf-8")
+    table = automatic_names_table()
+    assert table in readme, f"README.md's automatic-names table is out of date; it should be:\n{table}"
+
+
+def test_automatic_names_count_per_prefix(spec_text):
+    spec = spec_text("""
+        input: [3, 16, 16]
+        layers:
+          - conv2d: {out: 8, kernel: 3, padding: 1}
+          - conv_transpose2d: {out: 8, kernel: 2, stride: 2}
+          - upsample: {scale: 0.5}
+          - concat: [input, up1]
+          - conv2d: {out: 8, kernel: 1}
+          - dropout2d: 0.1
+          - dropout: 0.1
+    """)
+    assert names(spec) == ["conv1", "deconv1", "up1", "cat1", "conv2", "dropout1", "dropout2"]
