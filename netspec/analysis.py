@@ -77,6 +77,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
         inputs={n: shapes[n] for n in graph.inputs if n in shapes},
         outputs={n: shapes[n] for n in graph.outputs if n in shapes},
         layers=rows,
+        graph=graph,
         errors=sorted(errors, key=_position),
         warnings=warnings,
     )

@@ -65,7 +65,8 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
     mapping of input name to shape. `fuse_bn` reports the network with each BatchNorm
     folded into the conv before it (as `build(..., fuse_bn=True)` compiles it). Raises
-    SpecError when a shape does not work out.
+    SpecError when a shape does not work out. `print(report)` prints the table of
+    `netspec check`; `report.table(depth=1)` collapses the block instances.
     """
     spec = spec if isinstance(spec, Spec) else load(spec, limits)
     graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph

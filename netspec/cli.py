@@ -7,19 +7,28 @@ import gc
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from netspec.errors import Diagnostic
 from netspec.limits import Limits, applied
 
+if TYPE_CHECKING:
+    from netspec.ir import Graph
+    from netspec.report import Report
+
 MAX_SHOWN = 100
 """Errors printed at most: a hostile file can hold a million mistakes."""
+BIG_PICTURE = 150
+"""Layers past which `draw` without `--depth` suggests a depth."""
+READABLE = 100
+"""Nodes the suggested depth draws at most (when one does)."""
 
 
 class ShapeParam(click.ParamType):
@@ -83,8 +92,12 @@ def main(ctx: click.Context) -> None:
               show_default=True, help="Human table or the JSON report.")
 @click.option("--fuse-bn", is_flag=True,
               help="Report the inference network, each BatchNorm folded into its conv.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Collapse block instances nested deeper than N into one row each, as "
+                   "`draw --depth N` does (0: every top-level block); JSON keeps `layers` "
+                   "and adds the rows as `collapsed` [default: every layer].")
 def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
-          fuse_bn: bool) -> None:
+          fuse_bn: bool, depth: int | None) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
 
     Exit 0 when the spec is valid, 1 when it has errors (all of them are listed)."""
@@ -96,9 +109,9 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
         _fail(errors, fmt)
     assert report is not None
     if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps(report.to_dict(depth), indent=2))
         return
-    click.echo(report.table())
+    click.echo(report.table(depth))
     for warning in report.warnings:
         click.echo(warning.format(), err=True)
 
@@ -120,7 +133,8 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
          inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> None:
     """Draw SPEC with Graphviz: layers with their op and params, shapes on the edges, blocks
     as clusters. A spec with errors is drawn too (failing layers in red), then its errors
-    are printed and the exit status is 1; it is 1 as well when Graphviz is missing."""
+    are printed and the exit status is 1; it is 1 as well when Graphviz is missing. Past
+    150 layers without `--depth`, a note names the depth that draws it readably."""
     from netspec.api import diagnose, graph_of
     from netspec.backends.drawing import FORMATS, GraphvizMissing, to_digraph, write
 
@@ -131,15 +145,35 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
     loaded, report, errors = diagnose(spec, _overrides(inputs))
     if loaded is None:
         _fail(errors, "table")
-    picture = to_digraph(graph_of(loaded), report, errors, depth=depth,  # type: ignore[arg-type]
-                         rankdir=rankdir)
+    graph = graph_of(loaded)  # type: ignore[arg-type]
+    picture = to_digraph(graph, report, errors, depth=depth, rankdir=rankdir)
     try:
         write(picture, target)
     except GraphvizMissing as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {target}", err=True)
+    if depth is None:
+        _suggest_depth(spec, graph, report)
     if errors:
         _fail(errors, "table")
+
+
+def _suggest_depth(spec: str, graph: Graph, report: Report | None) -> None:
+    """A note on stderr when a drawing of every layer is too big to read: the deepest
+    `--depth` drawing at most READABLE nodes (a note, not a changed default: what `draw`
+    draws never depends on the size of the net)."""
+    from netspec.collapse import readable_depth
+
+    layers = len(graph.layers())
+    if layers <= BIG_PICTURE:
+        return
+    params = {r.name: r.params for r in report.layers} if report else {}
+    choice = readable_depth(graph, params, READABLE)
+    if choice is not None:
+        depth, nodes = choice
+        command = f"netspec draw {shlex.quote(spec)} --depth {depth}"
+        click.echo(f"note: {layers} layers make a large picture; `{command}` draws {nodes} "
+                   f"nodes, block instances nested deeper than {depth} collapsed", err=True)
 
 
 @main.command(name="export")

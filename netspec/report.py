@@ -1,4 +1,5 @@
-"""The analysis result: per-layer rows and totals, as JSON (the contract) or as a table."""
+"""The analysis result: per-layer rows and totals, as JSON (the contract) or as a table,
+in full or seen from a block depth (`netspec.collapse`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from netspec.collapse import Collapsed, Unit
 from netspec.errors import Diagnostic, Where
-from netspec.ir import Node
+from netspec.ir import Graph, Node
 from netspec.shapes import Shape
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -47,13 +49,52 @@ class LayerReport:
 
 
 @dataclass(slots=True)
+class Row:
+    """One row of the table seen from a depth: a layer, or a block instance collapsed (with
+    the identical instances chained after it, `count` in all)."""
+
+    name: str
+    """The layer's name, or the instances' (`layer3.1–5`)."""
+    label: str
+    """The layer's op and key arguments, or the block (`bottleneck ×5`)."""
+    torch: str | None
+    block: str | None
+    """The block of collapsed instances; None for a layer."""
+    count: int
+    """The instances rolled into the row (1 for a layer)."""
+    instances: list[str]
+    """Their names (none for a layer)."""
+    layers: list[str]
+    """The layers whose params and MACs the row sums."""
+    inputs: list[str]
+    """The rows it reads, by name (a collapsed one once)."""
+    outputs: list[str]
+    """Its layers read by later rows or leaving the network: `layers` for a layer."""
+    shapes: list[Shape]
+    """The shapes of `outputs`."""
+    params: int
+    macs: int
+    rf: dict[str, list[int | float]] | None
+    """The receptive field of the last output."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "block": self.block, "count": self.count,
+                "instances": self.instances, "layers": self.layers, "inputs": self.inputs,
+                "outputs": self.outputs, "shape": list(self.shapes[-1]), "params": self.params,
+                "macs": self.macs, "rf": self.rf}
+
+
+@dataclass(slots=True, repr=False)
 class Report:
-    """Everything `netspec check` knows about a network; `to_dict()` is DESIGN.md's JSON."""
+    """Everything `netspec check` knows about a network; `to_dict()` is DESIGN.md's JSON and
+    `print(report)` prints the table `netspec check` prints."""
 
     name: str
     inputs: dict[str, Shape]
     outputs: dict[str, Shape]
     layers: list[LayerReport]
+    graph: Graph
+    """The analysed IR: its block instances are what `table(depth=N)` collapses."""
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
 
@@ -102,7 +143,21 @@ class Report:
                 return row
         raise KeyError(name)
 
-    def to_dict(self) -> dict[str, Any]:
+    def rows(self, depth: int | None = None) -> list[Row]:
+        """The table's rows below its inputs: one per layer, or with `depth` N one per block
+        instance nested deeper than N (top-level instances are at 0), its params and MACs
+        summed, identical chained instances rolled into one row, as `draw --depth N`
+        collapses them. Only analysed layers count."""
+        view = Collapsed(self.graph, depth, {r.name: r.params for r in self.layers},
+                         {e.path for e in self.errors})
+        by_name = {r.name: r for r in self.layers}
+        return [row for unit in view.units if (row := _row(view, unit, by_name)) is not None]
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        """DESIGN.md's JSON; with `depth` N it also holds `collapsed`: `{"depth": N, "rows":
+        [...]}`, the rows of `rows(N)` (`layers` stays complete)."""
+        extra = {} if depth is None else {
+            "collapsed": {"depth": depth, "rows": [r.to_dict() for r in self.rows(depth)]}}
         return {
             "name": self.name,
             "inputs": {k: list(v) for k, v in self.inputs.items()},
@@ -117,11 +172,24 @@ class Report:
             "activation_bytes": self.activation_bytes,
             "layers": [r.to_dict() for r in self.layers],
             "warnings": [w.to_dict() for w in self.warnings],
+            **extra,
         }
 
-    def table(self) -> str:
-        """An aligned, human table: one row per layer, then the totals."""
-        return render_table(self)
+    def table(self, depth: int | None = None) -> str:
+        """An aligned, human table: its inputs, one row per layer, then the totals; with
+        `depth` N the rows of `rows(N)`, the totals unchanged. `print(report)` prints
+        `table()` (`netspec check`), `print(report.table(depth=1))` what
+        `netspec check --depth 1` prints."""
+        return render_table(self, depth)
+
+    def __str__(self) -> str:
+        """The table `netspec check` prints, as `print(report)` shows it."""
+        return self.table()
+
+    def __repr__(self) -> str:
+        errors = f", {len(self.errors)} errors" if self.errors else ""
+        return (f"<Report {_title(self)}; {len(self.layers)} layers, {self.params:,} params, "
+                f"{human(self.macs)} MACs{errors}>")
 
     def summary(self) -> str:
         """The table's first line (inputs -> outputs) and its totals, without the layers."""
@@ -160,16 +228,44 @@ def _relative(name: str, reader: str) -> str:
     return name[len(scope) + 1:] if scope and name.startswith(scope + ".") else name
 
 
-def render_table(report: Report) -> str:
+def _row(view: Collapsed, unit: Unit, layers: dict[str, LayerReport]) -> Row | None:
+    """The row of `unit`, if any of its layers was analysed (inputs have none)."""
+    members = [layers[n.name] for n in unit.members if n.name in layers]
+    if not members:
+        return None
+    if unit.group is None:
+        r = members[0]
+        return Row(r.name, r.label, r.torch, None, 1, [], [r.name], _titles(view, r.inputs),
+                   [r.name], [r.shape], r.params, r.macs, r.rf)
+    exits = [layers[e] for e in view.exits(unit) if e in layers] or members[-1:]
+    return Row(unit.title(), unit.block or "", None, unit.group.block, unit.count,
+               unit.instances, [r.name for r in members], _titles(view, view.entries(unit)),
+               [r.name for r in exits], [r.shape for r in exits],
+               sum(r.params for r in members), sum(r.macs for r in members), exits[-1].rf)
+
+
+def _titles(view: Collapsed, sources: list[str]) -> list[str]:
+    """The rows holding `sources`, by name: a layer as often as it is read (`add: [x, x]`),
+    a collapsed instance once."""
+    names: list[str] = []
+    for source in sources:
+        unit = view.unit_of[source]
+        if unit.group is None or unit.title() not in names:
+            names.append(unit.title())
+    return names
+
+
+def render_table(report: Report, depth: int | None = None) -> str:
+    """The inputs, the rows of `report.rows(depth)`, the totals."""
     header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)")
     rows: list[tuple[str, ...]] = [
         (name, "input", "", "", _dims(shape), "", "", _rf(None)) for name, shape in
         report.inputs.items()]
     previous = next(iter(report.inputs), None)
-    for r in report.layers:
+    for r in report.rows(depth):
         source = "" if r.inputs == [previous] else ", ".join(_relative(i, r.name) for i in r.inputs)
-        rows.append((r.name, r.label, r.torch or "", source, _dims(r.shape), f"{r.params:,}",
-                     f"{r.macs:,}", _rf(r.rf)))
+        rows.append((r.name, r.label, r.torch or "", source, ", ".join(map(_dims, r.shapes)),
+                     f"{r.params:,}", f"{r.macs:,}", _rf(r.rf)))
         previous = r.name
     right = {5, 6}
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

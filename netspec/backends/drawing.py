@@ -8,7 +8,8 @@
 - every edge carries the shape of the tensor on it (`64x56x56`, per sample);
 - block instances are clusters (nested as `Group.parent`); with `depth=N` an instance
   nested deeper than N becomes one node (its name, block, in -> out shapes, params), and
-  identical chained instances roll into one node marked `x35`;
+  identical chained instances roll into one node marked `x35` (`netspec.collapse`, which
+  `check --depth` shares);
 - an invalid spec still draws: a failing layer and the edges into it are red with the error
   on it, what it feeds is grey with unknown (`?`) shapes; an instance holding a failing
   layer is never collapsed.
@@ -20,15 +21,14 @@ needs no Graphviz binary). Nothing here imports torch.
 from __future__ import annotations
 
 import html
-import re
 import shutil
 import textwrap
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import graphviz
 
+from netspec.collapse import Collapsed, Unit, local
 from netspec.errors import Diagnostic
 from netspec.ir import Graph, Group, Node
 from netspec.ops import ShapeError
@@ -72,18 +72,6 @@ class GraphvizMissing(RuntimeError):
     """Rendering needs Graphviz's `dot` program and it is not installed."""
 
 
-@dataclass(slots=True)
-class _Unit:
-    """One drawn node: a layer, or a collapsed block instance (`count` > 1 once rolled)."""
-
-    id: str
-    clusters: tuple[str, ...]  # drawn enclosing block instances, outermost first
-    members: list[Node] = field(default_factory=list)
-    group: Group | None = None
-    count: int = 1
-    last: str = ""  # the last rolled instance's name
-
-
 def to_digraph(graph: Graph, report: Report | None, errors: Sequence[Diagnostic],
                depth: int | None = None, rankdir: str = "TB") -> graphviz.Digraph:
     """Draw `graph` with the shapes and costs of `report` and the failures in `errors`.
@@ -91,8 +79,6 @@ def to_digraph(graph: Graph, report: Report | None, errors: Sequence[Diagnostic]
     `depth` None draws every block instance as a cluster; N keeps clusters for instances
     nested at most N deep (top-level ones are at 0) and collapses deeper ones into nodes.
     """
-    if depth is not None and depth < 0:
-        raise ValueError(f"depth must be 0 or more, found {depth}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, found {rankdir!r}")
     return _Drawing(graph, report, errors, depth).digraph(rankdir)
@@ -150,81 +136,12 @@ class _Drawing:
             if node.op is None and node.name not in self.failures:
                 self.failures[node.name] = [f"invalid {node.kind} layer"]
         self.errors = len(errors)
-        self.readers: dict[str, list[str]] = {}  # layer -> the layers reading it, in order
-        for node in graph.nodes.values():
-            for src in node.inputs:
-                self.readers.setdefault(src, []).append(node.name)
-        self.units, self.unit_of = self._units(depth)
+        self.view = Collapsed(graph, depth, self.params, self.failures)
+        self.units, self.unit_of = self.view.units, self.view.unit_of
+        self.readers = self.view.readers  # layer -> the layers reading it, in order
         self.states = {u.id: self._state(u) for u in self.units}
 
-    # -- which node each layer is drawn in ------------------------------------------------
-
-    def _units(self, depth: int | None) -> tuple[list[_Unit], dict[str, _Unit]]:
-        """Group layers into drawn units: instances deeper than `depth` become one unit,
-        unless they hold a failing layer (a person must see it)."""
-        broken = {g for name in self.failures for g in self._chain(name)}
-        units: list[_Unit] = []
-        unit_of: dict[str, _Unit] = {}
-        blocks: dict[str, _Unit] = {}
-        for node in self.graph.nodes.values():
-            chain = node.groups
-            cut = None if depth is None else next(
-                (i for i in range(depth, len(chain)) if chain[i] not in broken), None)
-            if cut is None:
-                unit = _Unit(node.name, chain)
-            elif chain[cut] in blocks:
-                unit = blocks[chain[cut]]
-            else:  # ids with a space: no layer name has one
-                unit = blocks[chain[cut]] = _Unit(f"{chain[cut]} (block)", chain[:cut],
-                                                  group=self.graph.groups[chain[cut]])
-            if not unit.members:
-                units.append(unit)
-            unit.members.append(node)
-            unit_of[node.name] = unit
-        return self._roll(units, unit_of), unit_of
-
-    def _chain(self, name: str) -> tuple[str, ...]:
-        if name in self.graph.groups:
-            group = self.graph.groups[name]
-            return (*self._chain(group.parent), name) if group.parent else (name,)
-        return self.graph.nodes[name].groups
-
-    def _roll(self, units: list[_Unit], unit_of: dict[str, _Unit]) -> list[_Unit]:
-        """Merge each collapsed instance into the one before it when both are the same block
-        with the same parameters and the only link between them is the chain itself."""
-        producers = {id(u): {id(unit_of[i]) for n in u.members for i in n.inputs} - {id(u)}
-                     for u in units}
-        consumers: dict[int, set[int]] = {}
-        for u in units:
-            for p in producers[id(u)]:
-                consumers.setdefault(p, set()).add(id(u))
-        ok = {id(u) for u in units if self._state(u) == "ok"}
-        kept: list[_Unit] = []
-        tail: dict[int, int] = {}  # a kept unit -> the last instance rolled into it
-        for u in units:
-            prev = kept[-1] if kept else None
-            if (prev is not None and u.group is not None and prev.group is not None
-                    and (u.group.block, u.group.params, u.clusters)
-                    == (prev.group.block, prev.group.params, prev.clusters)
-                    and producers[id(u)] == {tail[id(prev)]}
-                    and consumers.get(tail[id(prev)]) == {id(u)}
-                    and id(u) in ok and id(prev) in ok
-                    and self._params(u.members) * prev.count == self._params(prev.members)):
-                prev.members.extend(u.members)
-                prev.count += 1
-                prev.last = u.group.name
-                tail[id(prev)] = id(u)
-                for n in u.members:
-                    unit_of[n.name] = prev
-                continue
-            kept.append(u)
-            tail[id(u)] = id(u)
-        return kept
-
-    def _params(self, nodes: Iterable[Node]) -> int:
-        return sum(self.params.get(n.name, 0) for n in nodes)
-
-    def _state(self, unit: _Unit) -> str:
+    def _state(self, unit: Unit) -> str:
         """ok, error (a layer failed) or unknown (downstream of a failure)."""
         if any(n.name in self.failures for n in unit.members):
             return "error"
@@ -265,7 +182,7 @@ class _Drawing:
         return tree
 
     def _emit(self, parent: graphviz.Digraph, cluster: str, tree: dict[str, list[str]],
-              by_id: dict[str, _Unit], families: set[str], level: int) -> None:
+              by_id: dict[str, Unit], families: set[str], level: int) -> None:
         for item in tree.get(cluster, []):
             if item in by_id:
                 self._node(parent, by_id[item], families)
@@ -285,11 +202,11 @@ class _Drawing:
     def _cluster_label(self, group: Group) -> str:
         """The instance name over its block's: two short lines keep left of the main path,
         which enters a cluster down its leftmost column, so edges rarely strike them."""
-        text = (f'<b>{_e(_local(group.name, group.parent))}</b><br align="left"/>'
+        text = (f'<b>{_e(local(group.name, group.parent))}</b><br align="left"/>'
                 f'<font point-size="9" color="#5f6368">{_e(group.block)}</font><br align="left"/>')
         return _html(text + _error_lines(self.failures.get(group.name, [])))
 
-    def _node(self, dot: graphviz.Digraph, unit: _Unit, families: set[str]) -> None:
+    def _node(self, dot: graphviz.Digraph, unit: Unit, families: set[str]) -> None:
         state = self.states[unit.id]
         node = unit.members[0]
         label = self._block_label(unit) if unit.group else self._layer_label(unit, node)
@@ -321,9 +238,9 @@ class _Drawing:
             attrs.update(penwidth="3", color=DARK if state == "ok" else line)
         dot.node(unit.id, label, **attrs)
 
-    def _layer_label(self, unit: _Unit, node: Node) -> str:
+    def _layer_label(self, unit: Unit, node: Node) -> str:
         """Name (short inside its cluster), op label, params; an input shows its shape."""
-        name = _local(node.name, unit.clusters[-1] if unit.clusters else None)
+        name = unit.title(unit.scope)
         text = _op_text(node)
         if node.name in self.graph.inputs:
             lines = [f"<b>{_e(name)}</b>", dims(self.shapes.get(node.name))]
@@ -336,31 +253,17 @@ class _Drawing:
             lines.append(f'<font point-size="9">output {dims(self.shapes.get(node.name))}</font>')
         return _html("<br/>".join(lines) + _error_lines(self.failures.get(node.name, [])))
 
-    def _block_label(self, unit: _Unit) -> str:
-        group = unit.group
-        assert group is not None
-        name = _local(group.name, group.parent)
-        if unit.count > 1:
-            name = _span(name, _local(unit.last, group.parent))
-        block = f"{group.block} ×{unit.count}" if unit.count > 1 else group.block
-        ins, outs = self._boundary(unit)
-        lines = [f"<b>{_e(name)}</b>", _e(block),
+    def _block_label(self, unit: Unit) -> str:
+        ins = ", ".join(dims(self.shapes.get(i)) for i in self.view.entries(unit))
+        outs = ", ".join(dims(self.shapes.get(o)) for o in self.view.exits(unit))
+        lines = [f"<b>{_e(unit.title(unit.scope))}</b>", _e(unit.block),
                  f'<font point-size="9">{_e(ins)} → {_e(outs)}</font>']
-        params = self._params(unit.members)
+        params = self.view.params_of(unit.members)
         if params:
             lines.append(f'<font point-size="9">{params:,} params</font>')
         return _html("<br/>".join(lines))
 
-    def _boundary(self, unit: _Unit) -> tuple[str, str]:
-        """The shapes entering a collapsed unit and leaving it (or leaving the network)."""
-        inside = {n.name for n in unit.members}
-        ins = dict.fromkeys(i for n in unit.members for i in n.inputs if i not in inside)
-        outs = [n.name for n in unit.members if n.name in self.graph.outputs
-                or any(r not in inside for r in self.readers.get(n.name, ()))]
-        return (", ".join(dims(self.shapes.get(i)) for i in ins),
-                ", ".join(dims(self.shapes.get(o)) for o in outs))
-
-    def _tooltip(self, unit: _Unit) -> str:
+    def _tooltip(self, unit: Unit) -> str:
         if unit.group is not None:
             params = ", ".join(f"{k}={v}" for k, v in unit.group.params.items())
             return f"{unit.group.name}: {unit.group.block}({params})"
@@ -427,19 +330,6 @@ def _op_text(node: Node) -> str:
         return node.op.label()
     except ShapeError:
         return node.kind
-
-
-def _local(name: str, scope: str | None) -> str:
-    """`conv1` for `layer1.0.conv1` drawn inside `layer1.0`: the cluster says the rest."""
-    return name[len(scope) + 1:] if scope and name.startswith(scope + ".") else name
-
-
-def _span(first: str, last: str) -> str:
-    """`layer3.1–35` for instances layer3.1 to layer3.35, `conv2–3`; `a … b` otherwise."""
-    a, b = re.fullmatch(r"(.*?)(\d+)", first), re.fullmatch(r"(.*?)(\d+)", last)
-    if a and b and a.group(1) == b.group(1):
-        return f"{first}–{b.group(2)}"
-    return f"{first} … {last}"
 
 
 def _error_lines(messages: Iterable[str]) -> str:
