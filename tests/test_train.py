@@ -175,6 +175,41 @@ def test_output_that_does_not_fit_the_classes_is_refused_before_training(tmp_pat
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_what_fits_but_may_not_be_meant_is_a_warning(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1-channel, 10-output spec on a folder of 3 classes of RGB images trains, saying
+    that the images became grayscale and that outputs 3..9 name no class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+                tmp_path / "shapes" / name / f"{i}.png")
+    spec = small_spec(tmp_path, SMALL.replace("{digits: {augment: {crop: 1, flip: true}}}",
+                                              "folder:shapes"))
+    result = netspec.train(spec, epochs=1, out=tmp_path / "run", progress=False)
+    expected = ["images are RGB; converted to 1 channel (grayscale) for input [1,16,16]",
+                "the output `fc1` has 10 values but the data has 3 classes; outputs 3..9 are "
+                "never the target, and the loss still trains them towards low scores"]
+    assert result.warnings == expected
+    assert [f"warning: {w}" for w in expected] == [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+def test_one_unused_output_is_named_alone() -> None:
+    from netspec.training.config import LossConfig
+    from netspec.training.task import make_task
+
+    task = make_task(LossConfig.model_validate("cross_entropy"), "logits", (4,),
+                     torch.tensor([0, 1, 2, 1]), ["x", "y", "z"])
+    assert task.notes == ("the output `logits` has 4 values but the data has 3 classes; output 3 "
+                          "is never the target, and the loss still trains it towards low scores",)
+    assert make_task(LossConfig.model_validate("cross_entropy"), "logits", (3,),
+                     torch.tensor([0, 1, 2]), ["x", "y", "z"]).notes == ()
+
+
 def test_missing_data_and_unwritable_folder_are_clear_errors(tmp_path: Path) -> None:
     spec = small_spec(tmp_path)
     with pytest.raises(netspec.TrainError, match="nowhere"):

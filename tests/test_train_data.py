@@ -165,6 +165,19 @@ def test_folder_classes_pixels_and_layout(tmp_path):
                               atol=1 / 255)
 
 
+def test_converting_a_folder_s_images_to_the_input_s_channels_is_noted(tmp_path):
+    random_folder(tmp_path / "rgb")  # RGB pngs
+    for name in ("a", "b"):
+        for i in range(3):
+            write_png(tmp_path / "gray" / name / f"{i}.png", np.zeros((5, 7), np.uint8))  # mode L
+    assert load("folder", (1, 4, 4), tmp_path, path="rgb", workers=0).notes == [
+        "images are RGB; converted to 1 channel (grayscale) for input [1,4,4]"]
+    assert load("folder", (3, 4, 4), tmp_path, path="gray", workers=0).notes == [
+        "images are grayscale; converted to 3 channels (RGB) for input [3,4,4]"]
+    assert load("folder", (3, 4, 4), tmp_path, path="rgb", workers=0).notes == []
+    assert load("folder", (1, 4, 4), tmp_path, path="gray", workers=0).notes == []
+
+
 def test_folder_with_train_and_val_folders_is_split_already(tmp_path):
     random_folder(tmp_path / "set" / "train", per_class=3)
     random_folder(tmp_path / "set" / "val", per_class=2, classes=("a", "c"))

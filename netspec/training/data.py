@@ -23,6 +23,7 @@ the global batches that one process at batch size b * world sees.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import os
@@ -118,6 +119,8 @@ class _Source:
     classes: list[str]
     what: str
     val: _Samples | None = None
+    notes: list[str] = field(default_factory=list)
+    """Conversions the reader made that the user may not expect (warnings)."""
 
 
 # -- the public interface ----------------------------------------------------------------------
@@ -138,6 +141,9 @@ class Data:
     _augment: Augment = field(repr=False)
     _seed: int = field(repr=False)
     _workers: int = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+    """What the data was converted to fit the input (RGB images to grayscale, ...), to show
+    as warnings."""
 
     def loader(self, split: Split, batch_size: int, device: torch.device, rank: int = 0,
                world: int = 1) -> Loader:
@@ -260,7 +266,7 @@ def load_data(config: DataConfig, input_shape: tuple[int, ...], *, seed: int, ro
         train, val = (_Samples(_decode(s.x, workers, seed), s.y) for s in (train, val))
     mean, std = _channel_stats(_stats_chunks(train, workers, seed))
     return Data(source.classes, len(train), len(val), mean, std, _splits={"train": train, "val": val},
-                _augment=options.augment, _seed=seed, _workers=workers)
+                _augment=options.augment, _seed=seed, _workers=workers, notes=source.notes)
 
 
 # -- sources -----------------------------------------------------------------------------------
@@ -311,7 +317,37 @@ def _folder(path: Path, shape: tuple[int, int, int]) -> _Source:
     classes = _class_folders(path / "train" if split else path)
     files = [_image_files(folder, classes, mode, shape[1:]) for folder in
              ((path / "train", path / "val") if split else (path,))]
-    return _Source(files[0], classes, f"folder {path}", files[1] if split else None)
+    note = _conversion(files[0], shape)
+    return _Source(files[0], classes, f"folder {path}", files[1] if split else None,
+                   [note] if note else [])
+
+
+_MODE_NAMES = {"1": "black-and-white", "L": "grayscale", "LA": "grayscale with alpha",
+               "P": "palette", "I;16": "16-bit grayscale"}
+"""Pillow modes in words (others, such as RGB and RGBA, are their own names)."""
+_LOSSLESS = {"L": {"L", "1"}, "RGB": {"RGB", "P"}}
+"""Modes that convert to the input's mode (the key) without losing anything."""
+
+
+def _conversion(samples: _Samples, shape: tuple[int, int, int]) -> str | None:
+    """What converting a folder's images to the input's channels loses, judged by the first
+    image of each class (its header alone is read), or None when nothing is."""
+    assert isinstance(samples.x, _ImageFiles)
+    first: dict[int, str] = {}
+    for file, label in zip(samples.x.files, samples.y.tolist(), strict=True):
+        first.setdefault(label, file)
+    modes = set()
+    for file in first.values():
+        # an unreadable file is reported when it is decoded
+        with contextlib.suppress(OSError, SyntaxError, ValueError, Image.DecompressionBombError), \
+                Image.open(file) as image:
+            modes.add(image.mode)
+    found = sorted(modes - _LOSSLESS[samples.x.mode])
+    if not found:
+        return None
+    target = "1 channel (grayscale)" if shape[0] == 1 else "3 channels (RGB)"
+    return (f"images are {' and '.join(_MODE_NAMES.get(m, m) for m in found)}; converted to "
+            f"{target} for input [{','.join(map(str, shape))}]")
 
 
 def _class_folders(path: Path) -> list[str]:

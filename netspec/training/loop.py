@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -59,6 +60,9 @@ class TrainResult:
     best: dict[str, Any] | None
     model: torch.nn.Module
     stopped: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What training accepted but may not be meant (images converted to the input's
+    channels, outputs no label names); each was printed as `warning: ...` when it started."""
 
 
 class _Tally:
@@ -238,6 +242,10 @@ class Trainer:
                                   self.data.classes)
         except TaskError as exc:
             raise TrainError(str(exc)) from None
+        self.warnings = [*self.data.notes, *self.task.notes]
+        if self.verbose:
+            for warning in self.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
 
         self._seed()
         self.model = build(spec, seed=config.seed).to(self.device)
@@ -346,7 +354,7 @@ class Trainer:
         if stopped and self.verbose and stopped != "callback":
             print(f"stopped by {stopped} at epoch {pos.epoch + 1}, step {pos.step}; "
                   f"resume with --resume {self.out / 'last.pt'}")
-        return TrainResult(self.out, pos.history, pos.best, self.model, stopped)
+        return TrainResult(self.out, pos.history, pos.best, self.model, stopped, self.warnings)
 
     def _train_epoch(self, stop: _Stop) -> bool:
         """Run the current epoch from its current step; False when stopped by a signal."""

@@ -25,6 +25,8 @@ class Task:
     config: LossConfig
     units: int
     classes: int
+    notes: tuple[str, ...] = ()
+    """What fits but may not be meant (outputs no label ever names), to show as warnings."""
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.config.kind == "cross_entropy":
@@ -75,7 +77,7 @@ def make_task(config: LossConfig, output: str, shape: tuple[int, ...], targets: 
             raise TaskError(f"the output `{output}` has {shape[0]} values but the data has "
                             f"{count} classes (labels {int(targets.min())}..{int(targets.max())}); "
                             f"make the last layer `linear: {count}`")
-        return Task(config, 1, shape[0])
+        return Task(config, 1, shape[0], _unused_outputs(output, shape[0], count))
     want = per_sample or (1,)
     if int(torch.tensor(want).prod()) != size:
         raise TaskError(f"{config.kind} compares the output `{output}` ({_dims(shape)}) with "
@@ -85,6 +87,17 @@ def make_task(config: LossConfig, output: str, shape: tuple[int, ...], targets: 
         raise TaskError("bce_with_logits needs 0/1 targets; the data's labels go up to "
                             f"{int(targets.max())} (use cross_entropy for classes)")
     return Task(config, size if config.kind == "bce_with_logits" else 1, 0)
+
+
+def _unused_outputs(output: str, values: int, classes: int) -> tuple[str, ...]:
+    """A note when the output has more class scores than the data has classes."""
+    if values == classes:
+        return ()
+    unused = f"output {classes} is never the target, and the loss still trains it" \
+        if values == classes + 1 else \
+        f"outputs {classes}..{values - 1} are never the target, and the loss still trains them"
+    return (f"the output `{output}` has {values} values but the data has {classes} classes; "
+            f"{unused} towards low scores",)
 
 
 def _dims(shape: tuple[int, ...]) -> str:
