@@ -108,6 +108,16 @@ def test_a_bad_input_option_is_a_usage_error(value: str):
     assert "Traceback" not in result.output
 
 
+def test_an_input_with_too_few_dimensions_says_to_fix_the_input():
+    """`--input 3,16` for an image net: the first layer is what needs 3 numbers; moving it
+    before `flatten` (the advice for a layer deep in the net) would not help."""
+    result = run("check", "--input", "3,16", str(LENET))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"{LENET}:6:13: error: conv1: conv2d expects a [C,H,W] input but input gives [3,16]; "
+        "the net's first layer is conv2d, which needs [C,H,W] (3 numbers): give `input` 3 numbers")
+
+
 def test_a_missing_file_is_a_clear_error_without_traceback(tmp_path: Path):
     missing = tmp_path / "nope.yaml"
     result = run("check", str(missing))
