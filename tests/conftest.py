@@ -1,12 +1,45 @@
-"""Shared fixtures: the repository's paths, and a spec built from YAML text."""
+"""Shared fixtures and the test tiers' machinery.
+
+* Hypothesis runs derandomised (the `netspec` profile): every run draws the same examples,
+  so a failure reproduces; the NETSPEC_*_EXAMPLES variables still enlarge a run.
+  `--hypothesis-profile=explore` draws fresh examples and prints how to reproduce a failure.
+* `@pytest.mark.needs("dot")`: the test runs a system program. Where it is missing the test
+  is skipped with how to install it, except in CI (`CI` set to a true value), where it fails.
+* `@pytest.mark.slow` (tests/tiers.py): left out of the quick tier, `pytest -m "not slow"`.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import textwrap
 
 import pytest
+from hypothesis import settings
 
 import netspec
+
+settings.register_profile("netspec", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile("netspec")
+
+INSTALL = {"dot": "Graphviz's `dot`: apt-get install graphviz (macOS: brew install graphviz)"}
+"""How to install each system program a test may need."""
+
+
+def in_ci() -> bool:
+    """True where the environment variable CI holds a true value (CI services set CI=true)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        for program in mark.args:
+            if shutil.which(program) is None:
+                reason = f"needs {INSTALL[program]}"
+                if in_ci():
+                    pytest.fail(f"{reason} (CI runs every test: install it there)", pytrace=False)
+                pytest.skip(reason)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import reference_models
 import torch
+from tiers import zoo
 
 import netspec
 
@@ -22,7 +23,7 @@ def counts(module: torch.nn.Module) -> tuple[int, int]:
             sum(b.numel() for b in module.buffers()))
 
 
-@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg11_bn"])
+@pytest.mark.parametrize("name", zoo(["lenet5", "alexnet", "vgg11_bn"]))
 def test_built_zoo_has_the_reported_counts_and_shapes(name):
     spec = netspec.load(SPECS / f"{name}.yaml")
     report = netspec.check(spec)
@@ -39,7 +40,7 @@ def test_built_zoo_has_the_reported_counts_and_shapes(name):
     assert shapes == {r.name: r.shape for r in report.layers if r.torch}
 
 
-@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg11_bn"])
+@pytest.mark.parametrize("name", zoo(["lenet5", "alexnet", "vgg11_bn"]))
 def test_same_weights_give_the_hand_written_models_outputs(name):
     model = netspec.build(SPECS / f"{name}.yaml", seed=0).eval()
     reference = REFERENCES[name]().eval()

@@ -7,6 +7,7 @@ Graphviz missing, the `netspec draw` command, and golden `.dot` files.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import graphviz
 import pytest
 from click.testing import CliRunner
+from tiers import zoo
 
 import netspec
 from netspec.api import diagnose, graph_of
@@ -33,6 +35,7 @@ GOLDENS = {"lenet5": ROOT / "specs" / "lenet5.yaml",
            "residual_block": GOLDEN / "residual_block.yaml"}
 LEGEND = "(legend)"
 SVG = "{http://www.w3.org/2000/svg}"
+DOT = pytest.mark.needs("dot")  # renders with Graphviz's `dot`
 
 
 
@@ -146,7 +149,8 @@ def render_svg(dot: graphviz.Digraph, tmp_path: Path, name: str = "net") -> Svg:
 
 # -- the zoo --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+@DOT
+@pytest.mark.parametrize("path", zoo(ZOO), ids=lambda p: p.stem)
 def test_zoo_at_full_depth(path: Path, tmp_path: Path):
     """One node per layer and input (merges included), one edge per tensor read, labelled with
     the shape `netspec check` gives its producer, one cluster per block instance (nested as
@@ -176,8 +180,9 @@ def test_zoo_at_full_depth(path: Path, tmp_path: Path):
     assert set(svg.nodes[LEGEND]) == families | {"input / output"}
 
 
+@DOT
 @pytest.mark.parametrize("depth", [0, 1])
-@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", zoo(ZOO), ids=lambda p: p.stem)
 def test_zoo_collapsed(path: Path, depth: int, tmp_path: Path):
     """Below the collapse depth no cluster is left: each instance there is one node (or rolls
     into the identical one before it), showing its in -> out shapes; layers outside stay."""
@@ -312,14 +317,51 @@ def test_rankdir_and_arguments_are_checked():
 
 
 @pytest.mark.parametrize("name", sorted(GOLDENS))
-def test_golden_dot(name: str):
-    """The DOT source is stable: a change shows in the diff of the golden file."""
+def test_golden_dot(name: str, tmp_path: Path):
+    """The DOT source is stable: `netspec draw -o x.dot` writes the golden file exactly, so a
+    change shows in its diff."""
+    out = tmp_path / "x.dot"
+    result = CliRunner().invoke(_cli(), ["draw", str(GOLDENS[name]), "-o", str(out)])
+    assert result.exit_code == 0, result.output
     expected = (GOLDEN / f"{name}.dot").read_text(encoding="utf-8")
-    assert draw(GOLDENS[name]).source == expected, "run python3 tests/test_draw.py --regen"
+    assert out.read_text(encoding="utf-8") == expected, "run python3 tests/test_draw.py --regen"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDENS))
+def test_golden_dot_draws_what_check_reports(name: str):
+    """The golden file itself is right, read against `netspec check --format json`: one node
+    per input and layer, in the cluster of its block; one edge per tensor read, labelled with
+    its producer's shape; each node's tooltip `name: label → shape`, its parameter count when
+    it has any; the outputs drawn heavier; the totals in the title. So a wrong golden that
+    --regen wrote cannot pass."""
+    result = CliRunner().invoke(_cli(), ["check", str(GOLDENS[name]), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    shapes = {**report["inputs"], **{r["name"]: r["shape"] for r in report["layers"]}}
+    shown = {k: "x".join(map(str, shape)) for k, shape in shapes.items()}
+    source = (GOLDEN / f"{name}.dot").read_text(encoding="utf-8")
+    dot = parse_dot(source)
+
+    assert set(dot.layer_nodes) == set(shapes)
+    assert sorted((s, d, a["label"]) for s, d, a in dot.edges) == sorted(
+        (i, r["name"], shown[i]) for r in report["layers"] for i in r["inputs"])
+    for key in report["inputs"]:
+        assert dot.nodes[key]["tooltip"] == f"{key}: input → {shown[key]}"
+        assert dot.cluster_of[key] is None
+    for r in report["layers"]:
+        node = dot.nodes[r["name"]]
+        assert node["tooltip"] == f"{r['name']}: {r['label']} → {shown[r['name']]}"
+        assert (f"{r['params']:,} params" in node["label"]) == (r["params"] > 0)
+        assert (node.get("penwidth") == "3") == (r["name"] in report["outputs"])
+        block, _, _ = r["name"].rpartition(".")
+        assert dot.cluster_of[r["name"]] == (f"cluster_{block}" if block else None)
+    [title] = [line for line in source.splitlines() if line.startswith("\tgraph [")]
+    assert f"<b>{report['name']}</b>" in title and f"{report['params']:,} params" in title
 
 
 # -- broken specs ---------------------------------------------------------------------------
 
+@DOT
 def test_a_failing_layer_is_red_with_its_error(tmp_path: Path):
     path = BAD / "kernel_larger_than_input.yaml"
     dot = parse_dot(draw(path).source)
@@ -334,6 +376,7 @@ def test_a_failing_layer_is_red_with_its_error(tmp_path: Path):
     assert "1 error" in [t.text for t in ET.parse(tmp_path / "net.svg").getroot().iter(f"{SVG}text")]
 
 
+@DOT
 def test_layers_after_a_failure_are_grey_and_failing_instances_stay_open(tmp_path: Path):
     path = BAD / "block_instance_error.yaml"  # stage.2.conv1 fails; stage.2.relu1 reads it
     for depth in (None, 0):
@@ -391,6 +434,7 @@ def test_unknown_formats_are_refused(tmp_path: Path):
         write(draw(ROOT / "specs" / "lenet5.yaml"), tmp_path / "lenet5.jpg")
 
 
+@DOT
 @pytest.mark.parametrize("fmt", ["png", "pdf"])
 def test_bitmap_and_pdf_output(fmt: str, tmp_path: Path):
     path = write(draw(ROOT / "specs" / "lenet5.yaml"), tmp_path / f"lenet5.{fmt}")
@@ -437,6 +481,7 @@ def test_importing_netspec_imports_neither_graphviz_nor_torch():
     assert out.stdout.split() == ["False", "True", "False"]
 
 
+@DOT
 def test_cli_draws_to_the_named_file(tmp_path: Path):
     main = _cli()
     out = tmp_path / "lenet5.svg"
@@ -464,6 +509,7 @@ def test_cli_default_output_is_the_spec_stem_as_svg(tmp_path: Path, monkeypatch:
     assert (tmp_path / "net.dot").read_text() == draw(ROOT / "specs" / "lenet5.yaml").source
 
 
+@DOT
 def test_cli_on_a_broken_spec_writes_the_picture_then_fails(tmp_path: Path):
     main = _cli()
     out = tmp_path / "broken.svg"

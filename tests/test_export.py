@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from tiers import zoo
 
 import netspec
 from netspec.backends.source import python_source
@@ -165,7 +166,7 @@ RUN_AT = {"unet": (1, 188, 188)}
 """Specs too heavy to run at their declared size (U-Net: 150 GMACs at 572x572) run smaller."""
 
 
-@pytest.mark.parametrize("name", sorted(SOURCES))
+@pytest.mark.parametrize("name", zoo(sorted(SOURCES)))
 def test_python_source_computes_what_build_computes(name, tmp_path):
     spec = SOURCES[name]
     path = tmp_path / f"{name}_net.py"
@@ -301,6 +302,7 @@ def test_onnx_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("name", "trained"), [("lenet5", True), ("vgg11_bn", False),
                                               ("merges", True), ("residual", True)])
+@pytest.mark.slow
 def test_onnx_runs_in_onnxruntime_like_torch(name, trained, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

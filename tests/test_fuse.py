@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiers import zoo
 
 import netspec
 from netspec.api import graph_of
@@ -76,7 +77,7 @@ def test_folded_module_matches_in_eval_mode(spec_text):
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
-@pytest.mark.parametrize("name", ["vgg11_bn"])
+@pytest.mark.parametrize("name", zoo(["vgg11_bn"]))
 def test_zoo_folds_exactly(name):
     spec = netspec.load(SPECS / f"{name}.yaml")
     model = netspec.build(spec, seed=0)

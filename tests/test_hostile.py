@@ -50,6 +50,7 @@ def test_hostile_documents_are_refused(tmp_path: Path, name: str,
 
 
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.slow
 def test_hostile_documents_stay_within_the_memory_bound(tmp_path: Path, name: str) -> None:
     """A whole `netspec check` process, interpreter included, peaks under MEMORY_MB."""
     path = tmp_path / "hostile.yaml"

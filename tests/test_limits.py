@@ -67,7 +67,8 @@ def test_each_limit_is_named_with_how_to_raise_it(name: str) -> None:
     assert found[0].where.line >= 1
 
 
-@pytest.mark.parametrize("name", ["layers", "block_depth", "expression_length", "tensor_elements"])
+@pytest.mark.parametrize("name", [pytest.param("layers", marks=pytest.mark.slow),  # 100,000 layers
+                                  "block_depth", "expression_length", "tensor_elements"])
 def test_a_raised_limit_lets_the_spec_through(name: str) -> None:
     text, enough = CASES[name]
     report = netspec.check(text, limits=Limits(**{name: enough}))
@@ -139,6 +140,7 @@ def test_use_folders_allow_an_include_outside_the_spec_tree(tmp_path: Path) -> N
     assert ok.exit_code == 0, ok.output
 
 
+@pytest.mark.slow
 def test_the_cli_takes_limits_and_refuses_unknown_ones(tmp_path: Path) -> None:
     path = tmp_path / "net.yaml"
     path.write_text(CASES["layers"][0])
@@ -158,6 +160,7 @@ def test_every_command_that_reads_a_spec_takes_limits(command: str) -> None:
     assert "--limit NAME=N" in result.output and "--allow-use DIR" in result.output
 
 
+@pytest.mark.slow
 def test_limits_hold_only_for_the_call() -> None:
     text = CASES["layers"][0]
     netspec.check(text, limits=Limits(layers=DEFAULTS.layers + 1))

@@ -61,6 +61,7 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 def test_quickstart_lenet_learns_digits(tmp_path: Path) -> None:
     """The README's first command, on a shorter schedule: at least 97% validation accuracy,
     and every file a run promises."""
@@ -94,6 +95,7 @@ def test_quickstart_lenet_learns_digits(tmp_path: Path) -> None:
     assert last["spec"]["text"] == LENET.read_text()
 
 
+@pytest.mark.slow
 def test_resume_after_an_epoch_is_bit_exact(tmp_path: Path) -> None:
     spec = small_spec(tmp_path)
     straight = netspec.train(spec, out=tmp_path / "straight", verbose=False)
@@ -118,6 +120,7 @@ def test_resume_after_an_epoch_is_bit_exact(tmp_path: Path) -> None:
     assert len(csv_rows) == 1 + 4
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_and_resumes_bit_exact(tmp_path: Path) -> None:
     """A run killed with SIGTERM in the middle of an epoch writes last.pt at that step and
     exits 143; resuming ends with exactly the weights of a run never stopped."""
@@ -154,6 +157,7 @@ def test_a_checkpoint_of_another_spec_is_refused(tmp_path: Path) -> None:
     assert "`small`" in str(err.value) and "`wider`" in str(err.value)
 
 
+@pytest.mark.slow
 def test_resume_may_extend_the_run_but_a_finished_run_is_not_overwritten(tmp_path: Path) -> None:
     spec = small_spec(tmp_path)
     netspec.train(spec, epochs=1, out=tmp_path / "run", verbose=False)
@@ -269,6 +273,7 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("schedule", ["constant", "{step: {every: 2, gamma: 0.5}}",
                                       "{cosine: {min_lr: 0.001, warmup: 1}}", "onecycle"])
+@pytest.mark.slow
 def test_each_schedule_follows_its_formula(tmp_path: Path, schedule: str) -> None:
     """The learning rate of each epoch's last step, recorded in the metrics, against the
     schedule's closed form."""
@@ -310,6 +315,7 @@ def test_environment_is_left_as_found(tmp_path: Path) -> None:
     assert os.environ.get("RANK") is None
 
 
+@pytest.mark.slow
 def test_resume_with_another_lr_rescales_the_schedule_from_where_it_was(tmp_path: Path) -> None:
     spec = small_spec(tmp_path, SMALL.replace("schedule: {cosine: {warmup: 0.5}}",
                                               "schedule: cosine"))

@@ -9,9 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 import netspec
+
+pytestmark = pytest.mark.slow  # two processes each (tests/tiers.py)
 
 HERE = Path(__file__).resolve().parent
 

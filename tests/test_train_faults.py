@@ -36,6 +36,7 @@ def spec(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(spec: Path, tmp_path: Path,
                                                                    monkeypatch) -> None:
     out = tmp_path / "run"

@@ -18,6 +18,7 @@ import pytest
 import reference_models
 import torch
 from golden.regen import FORMATS, SPECS, render
+from tiers import zoo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -137,13 +138,13 @@ def test_issue_macs_are_ours_plus_one_add_per_bias(name: str) -> None:
 # -- every layer against torch ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "size"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "size"), zoo(CASES), ids=CASE_IDS)
 def test_every_layer_matches_torch(name: str, size: tuple[int, ...]) -> None:
     rows, _ = traced(name, size)
     assert spec_rows(report(name, size)) == rows
 
 
-@pytest.mark.parametrize(("name", "size"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "size"), zoo(CASES), ids=CASE_IDS)
 def test_macs_match_flop_counter(name: str, size: tuple[int, ...]) -> None:
     """Per layer, named by the spec; FlopCounterMode counts conv and linear layers only."""
     rows, macs = traced(name, size)

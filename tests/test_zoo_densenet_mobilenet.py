@@ -44,11 +44,13 @@ def test_totals_are_the_issues(name):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=IDS)
+@pytest.mark.slow
 def test_densenet121_matches_the_reference(size):
     zoo_harness.compare(DENSENET, densenet, size)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=IDS)
+@pytest.mark.slow
 def test_mobilenet_v2_matches_the_reference(size):
     zoo_harness.compare(MOBILENET, mobilenet_v2, size)
 
@@ -58,6 +60,7 @@ WIDTH_CASES = [(0.5, (3, 224, 224)), (0.5, (3, 227, 229)), (1.4, (3, 224, 224)),
 
 @pytest.mark.parametrize(("width", "size"), WIDTH_CASES,
                          ids=[f"{w}-{'x'.join(map(str, s))}" for w, s in WIDTH_CASES])
+@pytest.mark.slow
 def test_mobilenet_v2_width_multiplier_matches_torchvisions(width, size):
     zoo_harness.compare(with_width(width), lambda: mobilenet_v2(width), size)
 
@@ -99,6 +102,7 @@ def test_specs_stay_short(path):
 
 @pytest.mark.parametrize("size", [(3, 224, 224), (3, 97, 131)], ids=["224x224", "97x131"])
 @pytest.mark.parametrize("path", [DENSENET, MOBILENET], ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_builds_and_runs(path, size):
     spec = netspec.load(path)
     want = netspec.check(spec, inputs=size).outputs["classifier"]

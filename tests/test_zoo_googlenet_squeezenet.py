@@ -11,6 +11,7 @@ import pytest
 import torch
 import zoo_harness
 from reference_modern import REFERENCES
+from tiers import zoo
 
 import netspec
 
@@ -41,7 +42,7 @@ def test_totals_are_torchvisions(name):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("name", PUBLISHED)
+@pytest.mark.parametrize("name", zoo(PUBLISHED))
 def test_every_layer_matches_the_reference(name, size):
     zoo_harness.compare(spec_path(name), REFERENCES[name], size)
 
@@ -85,7 +86,7 @@ BUILDS = [("googlenet", (3, 224, 224)), ("googlenet", (3, 227, 229)),
           ("squeezenet1_0", (3, 224, 224)), ("squeezenet1_0", (3, 193, 257))]
 
 
-@pytest.mark.parametrize(("name", "size"), BUILDS,
+@pytest.mark.parametrize(("name", "size"), zoo(BUILDS),
                          ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in BUILDS])
 def test_builds_and_runs_with_the_reports_output_shape(name, size):
     spec = netspec.load(spec_path(name))
@@ -95,7 +96,7 @@ def test_builds_and_runs_with_the_reports_output_shape(name, size):
         assert tuple(model(torch.randn(1, *size)).shape) == (1, *shape)
 
 
-@pytest.mark.parametrize("name", PUBLISHED)
+@pytest.mark.parametrize("name", zoo(PUBLISHED))
 def test_compiled_module_computes_what_the_reference_computes(name):
     """The reference's weights load by order and shape, and the outputs are equal."""
     size = (3, 131, 97)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import zoo_harness
 from reference_resnet import REFERENCES
+from tiers import zoo
 
 import netspec
 
@@ -31,12 +32,12 @@ def test_totals_are_torchvisions(name):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", zoo(["resnet18", "resnet50"]))
 def test_every_layer_matches_the_reference(name, size):
     zoo_harness.compare(SPECS / f"{name}.yaml", REFERENCES[name], size)
 
 
-@pytest.mark.parametrize("name", ["resnet34", "resnet152"])
+@pytest.mark.parametrize("name", zoo(["resnet34", "resnet152"]))
 def test_deeper_variants_match_at_an_odd_size(name):
     zoo_harness.compare(SPECS / f"{name}.yaml", REFERENCES[name], (3, 97, 131))
 

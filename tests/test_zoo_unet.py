@@ -70,11 +70,13 @@ def test_totals_follow_the_formula_at_other_sizes(spec, side):
 
 
 @pytest.mark.parametrize("size", [(1, 188, 188), (1, 188, 252)], ids=["188x188", "188x252"])
+@pytest.mark.slow
 def test_every_layer_matches_the_reference(size):
     zoo_harness.compare(SPEC, UNet, size)
 
 
 @pytest.mark.parametrize("size", [(1, 188, 252), (1, 190, 222)], ids=["188x252", "odd-crops"])
+@pytest.mark.slow
 def test_compiled_net_computes_the_reference(spec, size):
     """At 190x222 pools drop rows and crops start at odd offsets (floor((89 - 8) / 2) = 40)."""
     torch.manual_seed(0)
