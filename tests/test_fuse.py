@@ -1,5 +1,10 @@
 """Conv + BatchNorm folding: the folded module computes the same outputs in eval mode, and
-the folded report counts what is left."""
+the folded report counts what is left.
+
+The running variances are drawn comparable to each BatchNorm's eps, and MIXED's eps are
+large, so a fold that drops eps, or divides by var + eps instead of its square root, is far
+off; each folded conv's output is compared with its BatchNorm's, before any later layer
+(the batch-statistics BatchNorm in MIXED) can normalise an error away."""
 
 from __future__ import annotations
 
@@ -19,10 +24,10 @@ MIXED = """
     input: [3, 12, 12]
     layers:
       - conv2d: {out: 8, kernel: 3, padding: 1, bias: false}   # folds, gains a bias
-      - batchnorm2d
+      - batchnorm2d: {eps: 0.5}
       - relu
       - conv2d: {out: 8, kernel: 3, groups: 8}                 # depthwise, folds
-      - batchnorm2d: {affine: false}
+      - batchnorm2d: {affine: false, eps: 2.0}
         name: plain_bn
       - conv2d: [8, 1]
         name: shared                                            # read twice: stays
@@ -40,10 +45,12 @@ MIXED = """
 
 
 def randomise_statistics(model: torch.nn.Module) -> None:
+    """Running statistics (variances between eps/4 and 4 eps) and affine parameters away from
+    the identity."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
             m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.25, 4)
+            m.running_var.uniform_(0.25, 4).mul_(m.eps)
             if m.affine:
                 m.weight.data.uniform_(0.5, 2)
                 m.bias.data.uniform_(-1, 1)
@@ -64,17 +71,37 @@ def test_folded_report_drops_the_folded_batchnorms(spec_text):
     assert fused.layer("relu1").inputs == ["conv1"]
 
 
+def outputs_of(model: torch.nn.Module, names: list[str], x: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of the submodules `names` in a forward pass of `x`."""
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [model.get_submodule(n).register_forward_hook(
+        lambda m, i, out, n=n: seen.__setitem__(n, out)) for n in names]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [seen[n] for n in names]
+
+
 def test_folded_module_matches_in_eval_mode(spec_text):
     spec = spec_text(MIXED)
     model = netspec.build(spec, seed=1)
     randomise_statistics(model)
     model.eval()
+    assert [model.get_submodule(n).eps for n in ("bn1", "plain_bn")] == [0.5, 2.0]
     fused = netspec.fuse(spec, model)
     assert sum(p.numel() for p in fused.parameters()) == netspec.check(spec, fuse_bn=True).params
     x = torch.randn(4, 3, 12, 12)
+    pairs = foldable_pairs(graph_of(spec))
+    # each folded conv gives what its BatchNorm gave
+    for want, got in zip(outputs_of(model, list(pairs), x), outputs_of(fused, list(pairs.values()), x),
+                         strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
     with torch.no_grad():
         want, got = model(x), fused(x)
-    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
 @pytest.mark.parametrize("name", zoo(["vgg11_bn"]))
