@@ -8,7 +8,9 @@ A row names an op and its arguments as a spec writes them, the per-sample input 
   mapping written here, not taken from netspec) runs on a random batch of 2; its output
   shape, `sum(p.numel())`, `sum(b.numel())` and, for convolutions and linear layers,
   FlopCounterMode's MACs must equal the row;
-* netspec: `check(load(spec))` of a one-layer spec must report the same in its last row.
+* netspec: `check(load(spec))` of a one-layer spec must report the same in its last row,
+  and a `macs_with_bias` of the row's MACs plus one add per output element when the torch
+  module is a convolution or linear layer with a bias (the report's convention).
 
 A disagreement on the netspec side raises `NetspecDisagrees`, so a row marked with `bug()`
 expects exactly that failure: a wrong hand-worked row (torch disagreeing) still fails.
@@ -16,6 +18,7 @@ expects exactly that failure: a wrong hand-worked row (torch disagreeing) still 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,6 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import netspec
-from netspec.report import LayerReport
 
 if TYPE_CHECKING:
     from _pytest.mark.structures import ParameterSet
@@ -77,10 +79,23 @@ class ErrorCase:
 
 
 class Measured(NamedTuple):
+    """What the torch module does on one sample."""
+
     shape: Shape
     params: int
     buffers: int
     macs: int
+    bias_adds: int
+
+
+class Reported(NamedTuple):
+    """What netspec's report says of the layer, or what it must say."""
+
+    shape: Shape
+    params: int
+    buffers: int
+    macs: int
+    macs_with_bias: int
 
 
 # -- rows ------------------------------------------------------------------------------
@@ -132,8 +147,10 @@ def spec_for(op: str, args: Args, inputs: Sequence[Shape]) -> dict[str, Any]:
             "layers": [{**layer, "from": names}]}
 
 
-def netspec_row(op: str, args: Args, inputs: Sequence[Shape]) -> LayerReport:
-    return netspec.check(netspec.load(spec_for(op, args, inputs))).layers[-1]
+def netspec_report(op: str, args: Args, inputs: Sequence[Shape]) -> Reported:
+    report = netspec.check(netspec.load(spec_for(op, args, inputs)))
+    row = report.layers[-1]
+    return Reported(tuple(row.shape), row.params, row.buffers, row.macs, report.macs_with_bias)
 
 
 def netspec_error(case: ErrorCase) -> str:
@@ -285,6 +302,10 @@ TORCH_BUILDERS: dict[str, Builder] = {
 }
 
 
+BIASED = (nn.modules.conv._ConvNd, nn.Linear)
+"""Modules whose bias adds `macs_with_bias` counts, one per output element."""
+
+
 def run_torch(op: str, args: Args, inputs: Sequence[Shape]) -> Measured:
     """Build the torch equivalent, run it on a random batch, and measure it."""
     torch.manual_seed(0)
@@ -293,10 +314,12 @@ def run_torch(op: str, args: Args, inputs: Sequence[Shape]) -> Measured:
     with torch.no_grad(), FlopCounterMode(display=False) as flops:
         y = module(*xs)
     assert y.shape[0] == BATCH, f"torch output {tuple(y.shape)} lost the batch dimension"
+    biased = isinstance(module, BIASED) and module.bias is not None
     return Measured(shape=tuple(y.shape[1:]),
                     params=sum(p.numel() for p in module.parameters()),
                     buffers=sum(b.numel() for b in module.buffers()),
-                    macs=flops.get_total_flops() // 2 // BATCH)
+                    macs=flops.get_total_flops() // 2 // BATCH,
+                    bias_adds=math.prod(y.shape[1:]) if biased else 0)
 
 
 def torch_refusal(case: ErrorCase) -> str:
@@ -318,9 +341,8 @@ def check_row(case: OpCase) -> None:
     if case.op in MAC_OPS:
         assert real.macs == case.macs, f"torch counts {real.macs} MACs, the row {case.macs}"
 
-    got = netspec_row(case.op, case.args, case.inputs)
-    found = Measured(tuple(got.shape), got.params, got.buffers, got.macs)
-    expected = Measured(case.shape, case.params, case.buffers, case.macs)
+    found = netspec_report(case.op, case.args, case.inputs)
+    expected = Reported(case.shape, case.params, case.buffers, case.macs, case.macs + real.bias_adds)
     if found != expected:
         raise NetspecDisagrees(f"netspec reports {found}, expected {expected}")
 
