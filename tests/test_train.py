@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -130,15 +129,13 @@ def test_sigterm_mid_epoch_saves_and_resumes_bit_exact(tmp_path: Path) -> None:
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "netspec", "train", str(spec), "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = out / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while not (metrics.exists() and metrics.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into epoch 2, which takes seconds
-    process.send_signal(signal.SIGTERM)
+    for line in process.stdout:  # until epoch 1's summary line: epoch 2 (hundreds of steps) starts
+        if line.startswith("epoch 1/3"):
+            break
+    process.send_signal(signal.SIGTERM)  # the loop looks at it within its next few steps
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "stopped by SIGTERM" in stdout
+    assert "stopped by SIGTERM at epoch 2" in stdout
     saved = torch.load(out / "last.pt", weights_only=True)
     assert saved["epoch"] == 1 and saved["step"] > 0, (saved["epoch"], saved["step"])
     resumed = netspec.train(spec, resume=out / "last.pt", verbose=False)
