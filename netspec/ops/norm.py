@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from netspec.ops.base import (
     Cost,
@@ -171,6 +171,9 @@ class LayerNorm(Op):
     eps: PosFloat = 1e-5
     elementwise_affine: bool = True
     bias: bool = True
+
+    model_config = ConfigDict(json_schema_extra={"not": {  # `_one_extent` for editors
+        "required": ["dims", "shape"], "properties": {"shape": {"not": {"type": "null"}}}}})
 
     @model_validator(mode="after")
     def _one_extent(self) -> "LayerNorm":

@@ -151,7 +151,8 @@ OutputSize = Annotated[
     PlainValidator(_output_size),
     WithJsonSchema({"anyOf": [
         {"type": "integer", "minimum": 1},
-        {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}},
+        {"type": "array", "minItems": 1,
+         "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}},
     ]}),
 ]
 

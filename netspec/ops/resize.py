@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from netspec.ops.base import (
     RF,
@@ -44,6 +44,14 @@ class Upsample(Op):
     size: PosInts | None = None
     mode: Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic"] = "nearest"
     align_corners: bool | None = None
+
+    model_config = ConfigDict(json_schema_extra={  # `_one_target` for editors
+        "oneOf": [{"required": [key], "properties": {key: {"not": {"type": "null"}}}}
+                  for key in ("scale", "size")],
+        "if": {"required": ["align_corners"],
+               "properties": {"align_corners": {"not": {"type": "null"}}}},
+        "then": {"required": ["mode"], "properties": {"mode": {"enum": list(_INTERPOLATING)}}},
+    })
 
     @model_validator(mode="after")
     def _one_target(self) -> "Upsample":

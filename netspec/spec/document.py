@@ -51,7 +51,7 @@ class Spec(_Strict):
     name: str = "net"
     description: str | None = None
     input: Dims | None = None
-    inputs: dict[Identifier, Dims] | None = None
+    inputs: Annotated[dict[Identifier, Dims], Field(min_length=1)] | None = None
     outputs: list[str] | None = None
     params: dict[Identifier, Any] = Field(default_factory=dict)
     use: list[str] = Field(default_factory=list)
@@ -63,6 +63,11 @@ class Spec(_Strict):
     train: Any = None
     """How `netspec train` trains it: checked by `api.parse` against
     `netspec.training.config.TrainConfig` (imported only for specs that have the section)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [  # the two validators below
+        {"required": ["input"], "properties": {"input": {"type": "array"}}},
+        {"required": ["inputs"], "properties": {"inputs": {"type": "object"}}},
+    ]})
 
     _source: Any = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)

@@ -1,19 +1,31 @@
-"""JSON Schema of the spec language as people write it (short forms and all), generated from
-the op models, for editors: point a YAML language server at `netspec schema > netspec.json`.
+"""JSON Schema of the spec language as people write it (short forms and all), for editors:
+point a YAML language server at `netspec schema > netspec.json`.
+
+It is made from the definitions the loader itself uses: each op's model (its fields, and
+the rules across fields it declares next to its validators), its `positional` short form,
+the layer keys of `expand`, the `init:` schemes and the `train:` models. A document the
+schema accepts loads without an error of form; what a schema cannot see is left to
+`check`: whether names resolve (layers, blocks, parameters), what expressions evaluate to,
+and shapes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+from netspec import init
 from netspec.ops import LAYER_OPS, Op
 from netspec.spec.document import BlockDef, Spec
+from netspec.spec.expand import META, RESERVED
 from netspec.training import config
 from netspec.training.config import TrainConfig
 
-_EXPRESSION = {"type": "string", "description": "an expression over parameters, e.g. `width * 4`"}
-_META: dict[str, Any] = {
-    "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_EXPRESSION = {"$ref": "#/$defs/expression"}
+_LAYER_KEYS: dict[str, Any] = {
+    "name": {"type": "string", "pattern": _IDENTIFIER, "not": {"enum": sorted(RESERVED)},
              "description": "the layer's name (else conv1, conv2, ...)"},
     "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
              "description": "the layer(s) it reads (else the previous one)"},
@@ -22,30 +34,38 @@ _META: dict[str, Any] = {
     "if": {"anyOf": [{"type": "boolean"}, _EXPRESSION],
            "description": "keep the layer only when this holds"},
     "frozen": {"type": "boolean", "description": "exclude its parameters from training"},
-    "init": {"description": "weight initialisation: a scheme (`kaiming_normal`), "
-                            "`{scheme: {args}}` or `{weight: ..., bias: ...}`"},
+    "init": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/init"}]},
 }
+_META = {key: _LAYER_KEYS[key] for key in META}
+"""The keys any layer may have besides its op (`expand.META`, described)."""
 
 
 def spec_schema() -> dict[str, Any]:
     """The whole language: top-level keys, blocks, and one layer form per op."""
     defs: dict[str, Any] = {f"op_{cls.kind()}": _op_layer(cls) for cls in LAYER_OPS}
     ops = [cls.kind() for cls in LAYER_OPS]
+    block_name = {"type": "string", "pattern": _IDENTIFIER, "not": {"enum": ops}}
+    defs["expression"] = {"type": "string",
+                          "description": "an expression over parameters, e.g. `width * 4`"}
+    defs["init"] = init.schema()
     defs["block_call"] = {
         "type": "object",
         "description": "a block from `blocks:` with its parameters",
         "properties": _META,
-        "propertyNames": {"not": {"enum": ops}},
-        "minProperties": 1,
+        "propertyNames": block_name,
+        "not": {"propertyNames": {"enum": list(META)}},  # a key besides META names the block
     }
     defs["layer"] = {"anyOf": [
-        {"type": "string", "description": "an op (or block) without arguments, e.g. `relu`"},
+        {"enum": [cls.kind() for cls in LAYER_OPS if not _needs_arguments(cls)],
+         "description": "an op without arguments, e.g. `relu`"},
+        {**block_name, "description": "a block without parameters"},
         *({"$ref": f"#/$defs/op_{op}"} for op in ops),
         {"$ref": "#/$defs/block_call"},
     ]}
     defs["layers"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}}
     top = _document(Spec)
     top["properties"]["train"] = _train_section(defs)
+    top["properties"]["init"] = _META["init"]
     defs["block"] = _document(BlockDef)
     top["properties"]["blocks"] = {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"}}
     return {
@@ -74,9 +94,14 @@ def _train_section(defs: dict[str, Any]) -> dict[str, Any]:
     for name, definition in schema.pop("$defs").items():
         model = getattr(config, name, None)
         if isinstance(model, type) and issubclass(model, config._OneOf):
-            kinds = list(model.model_fields)
-            definition = {"description": definition.get("description", ""), "anyOf": [
-                {"enum": kinds}, {**definition, "minProperties": 1, "maxProperties": 1}]}
+            bare = [kind for kind in model.model_fields if _accepts(model, kind)]
+            for kind in set(model.model_fields) - set(bare):  # `npz:` alone lacks its path
+                options = definition["properties"][kind]
+                options["anyOf"] = [o for o in options["anyOf"] if o != {"type": "null"}]
+            forms = [{"enum": bare}, {**definition, "minProperties": 1, "maxProperties": 1}]
+            if "_from_text" in vars(model):  # a wider short form: `data: images/`
+                forms.append({"type": "string", "description": "as `--data` takes it"})
+            definition = {"description": definition.get("description", ""), "anyOf": forms}
         elif isinstance(model, type) and issubclass(model, config._OnDisk):
             definition = {"anyOf": [{"type": "string", "description": "the path"}, definition]}
         defs[name] = definition
@@ -84,37 +109,91 @@ def _train_section(defs: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _accepts(model: type[config._OneOf], kind: str) -> bool:
+    """Whether the choice may be written as its kind alone (`optimizer: sgd`, or
+    `optimizer: {sgd: null}`): asked of the model that reads it."""
+    try:
+        model.model_validate({kind: None})
+    except ValidationError:
+        return False
+    return True
+
+
+_RULES = ("required", "oneOf", "anyOf", "allOf", "not", "if", "then", "else")
+"""Keywords of an op model's schema that constrain its mapping form (fields and the rules
+its validators state)."""
+
+
 def _op_layer(cls: type[Op]) -> dict[str, Any]:
-    """`{conv2d: ARGS, name: ..., from: ...}` where ARGS is a mapping or a short form."""
+    """`{conv2d: ARGS, name: ..., from: ...}`: ARGS is a mapping, or a short form when the
+    loader (`Expander.arguments`) takes one:
+
+    - null, when the op needs no argument;
+    - with one positional argument, that argument's value itself (`linear: 120`,
+      `adaptive_avgpool2d: [7, 7]`);
+    - with several, the first one alone (`maxpool2d: 2`) or a list of 1 to all of them in
+      order (`conv2d: [64, 3]`), as long as that covers the required ones; a list's values
+      are never null (a default is written by leaving the value out);
+    - for merges, the layers they read (`add: [x, y]`).
+    """
     args = cls.model_json_schema(by_alias=True)
-    properties = {k: _allow_expression(v) for k, v in args.get("properties", {}).items() if k != "op"}
-    mapping = {"type": "object", "properties": properties, "additionalProperties": False}
-    required = [r for r in args.get("required", []) if r != "op"]
-    if required:
-        mapping["required"] = required
+    properties = {k: _allow_expression(v) for k, v in args["properties"].items() if k != "op"}
+    mapping = {"type": "object", "properties": properties, "additionalProperties": False,
+               **{k: v for k, v in args.items() if k in _RULES}}
+    required = set(args.get("required", ()))
     forms: list[dict[str, Any]] = [mapping]
-    if not required:
+    if not _needs_arguments(cls):
         forms.append({"type": "null"})
+    names = cls.positional
     if cls.short_inputs:
         forms.append({"type": "array", "items": {"type": "string"}, "minItems": 2,
                       "description": "the layers to merge"})
-    elif cls.positional:
-        forms.append(properties[cls.positional[0]])
-        forms.append({"type": "array", "maxItems": len(cls.positional),
-                      "description": "positional: " + ", ".join(cls.positional)})
-    return {
+    elif len(names) == 1 and required <= set(names):
+        forms.append(properties[names[0]])
+    elif names and required <= set(names):
+        if required <= {names[0]}:
+            forms.append({"allOf": [properties[names[0]], {"not": {"type": ["array", "null"]}}]})
+        forms.append({
+            "type": "array", "description": "positional: " + ", ".join(names),
+            "prefixItems": [{"allOf": [properties[n], {"not": {"type": "null"}}]} for n in names],
+            "items": False, "minItems": max((names.index(r) + 1 for r in required), default=1),
+        })
+    layer = {
         "type": "object",
         "description": (cls.__doc__ or cls.kind()).strip().splitlines()[0],
         "properties": {cls.kind(): {"anyOf": forms}, **_META},
         "required": [cls.kind()],
         "additionalProperties": False,
     }
+    if cls.short_inputs:  # its inputs are listed once: in its value or in `from`
+        layer["not"] = {"required": ["from"], "properties": {cls.kind(): {"type": "array"}}}
+    return layer
+
+
+def _needs_arguments(cls: type[Op]) -> bool:
+    """Whether the op refuses to be written bare (`- relu`, `- upsample:`): asked of its
+    model, so required fields and validators alike count."""
+    try:
+        cls.model_validate({})
+    except ValidationError:
+        return True
+    return False
 
 
 def _allow_expression(prop: dict[str, Any]) -> dict[str, Any]:
-    """Numeric and boolean arguments may be expressions; choices (`mode`) stay strict so an
-    editor flags `bilnear`, at the price of flagging a parameter passed as a choice."""
-    prop = {k: v for k, v in prop.items() if k != "title"}
+    """Numeric and boolean arguments may be expressions, and so may each item of a list
+    (`kernel: [k, 1]`), as `Expander.substitute` reads them; choices (`mode`) stay strict so
+    an editor flags `bilnear`, at the price of flagging a parameter passed as a choice."""
+    prop = _expression_items({k: v for k, v in prop.items() if k != "title"})
     if prop.get("type") == "string" or "enum" in prop or "const" in prop:
         return prop
     return {"anyOf": [prop, _EXPRESSION], **({"default": prop["default"]} if "default" in prop else {})}
+
+
+def _expression_items(node: dict[str, Any]) -> dict[str, Any]:
+    """`node` with the items of every list it allows open to expressions too."""
+    if "anyOf" in node:
+        return {**node, "anyOf": [_expression_items(branch) for branch in node["anyOf"]]}
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):
+        return {**node, "items": _allow_expression(node["items"])}
+    return node

@@ -20,7 +20,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 
 from netspec.errors import closest
 
@@ -277,13 +285,17 @@ class ScheduleConfig(_OneOf):
 
 # -- the section ----------------------------------------------------------------------------
 
+_DEVICE = r"auto|cpu|mps|cuda(:\d+)?"
+
+
 def _device(name: str) -> str:
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+    if not re.fullmatch(_DEVICE, name):
         raise ValueError(f"must be `auto`, `cpu`, `mps`, `cuda` or `cuda:N`, found {name!r}")
     return name
 
 
-Device = Annotated[str, AfterValidator(_device)]
+Device = Annotated[str, AfterValidator(_device),
+                   WithJsonSchema({"type": "string", "pattern": f"^({_DEVICE})$"})]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
