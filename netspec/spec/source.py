@@ -135,12 +135,18 @@ class Source:
         return Pos(self, obj, keys)
 
     def where(self, obj: Any, *keys: Hashable) -> Where:
-        """The position of `obj[keys...]`: its value when it exists, else its nearest parent."""
-        return self._mark(self.node(obj, *keys))
+        """The position of `obj[keys...]`: its value when it exists (its key when the value is
+        left empty, as in `- concat:`), else its nearest parent."""
+        node = self.node(obj, *keys)
+        if keys and isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style:
+            return self._key_mark(self.node(obj, *keys[:-1]), keys[-1])
+        return self._mark(node)
 
     def key_where(self, obj: Any, key: Hashable) -> Where:
         """The position of the key `key` itself in the mapping `obj` (for unknown keys)."""
-        node = self._nodes.get(id(obj))
+        return self._key_mark(self._nodes.get(id(obj)), key)
+
+    def _key_mark(self, node: yaml.Node | None, key: Hashable) -> Where:
         if isinstance(node, yaml.MappingNode):
             for k, _ in node.value:
                 if isinstance(k, yaml.ScalarNode) and k.value == str(key):
