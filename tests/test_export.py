@@ -14,10 +14,12 @@ from types import ModuleType
 
 import pytest
 import torch
+from click.testing import CliRunner
 from tiers import zoo
 
 import netspec
 from netspec.backends.source import python_source
+from netspec.cli import main
 from netspec.export import example_inputs, export
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,6 +228,19 @@ def test_python_source_reads_like_the_spec():
 def test_export_python_writes_the_source(tmp_path):
     out = export(LENET, "python", tmp_path / "net.py")
     assert out.read_text() == python_source(LENET)
+
+
+def test_the_export_command_writes_the_file_or_says_why_not(tmp_path):
+    out = tmp_path / "net.py"
+    result = CliRunner().invoke(main, ["export", str(LENET), "--format", "python", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == python_source(LENET)
+    bad = ROOT / "tests" / "bad" / "unknown_op.yaml"
+    result = CliRunner().invoke(main, ["export", str(bad), "--format", "python",
+                                       "-o", str(tmp_path / "b.py")])
+    assert result.exit_code == 1 and f"{bad}:" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "b.py").exists()
+    assert CliRunner().invoke(main, ["export", str(LENET)]).exit_code == 2  # --format is required
 
 
 @pytest.mark.parametrize("name", ["lenet5", "merges", "every_op_2d", "every_op_1d"])
