@@ -155,6 +155,7 @@ def test_macs_match_flop_counter(name: str, size: tuple[int, ...]) -> None:
     assert report(name, size).macs == sum(macs)
 
 
+@pytest.mark.slow
 def test_reference_models_match_published() -> None:
     for name, want in PUBLISHED.items():
         model = reference(name)
