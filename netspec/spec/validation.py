@@ -40,7 +40,7 @@ def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
     """The nested model an error location is inside (`blocks.unit` -> BlockDef)."""
     current: Any = model
     for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
+        if _is_model(current):
             if part not in current.model_fields:
                 break
             current = current.model_fields[part].annotation
@@ -50,7 +50,13 @@ def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
             break
         current = typing.get_args(current)[0] if typing.get_origin(current) is Annotated else current
         current = _optional_of(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else model
+    return current if _is_model(current) else model
+
+
+def _is_model(annotation: Any) -> bool:
+    """Whether an annotation is a pydantic model (Python 3.10 takes `list[X]` for a type)."""
+    return (isinstance(annotation, type) and typing.get_origin(annotation) is None
+            and issubclass(annotation, BaseModel))
 
 
 def _optional_of(annotation: Any) -> Any:
