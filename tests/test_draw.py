@@ -316,6 +316,10 @@ def test_rankdir_and_arguments_are_checked():
         draw(lenet, depth=-1)
 
 
+def test_every_golden_dot_file_is_checked():
+    assert {p.stem for p in GOLDEN.glob("*.dot")} == set(GOLDENS)
+
+
 @pytest.mark.parametrize("name", sorted(GOLDENS))
 def test_golden_dot(name: str, tmp_path: Path):
     """The DOT source is stable: `netspec draw -o x.dot` writes the golden file exactly, so a
@@ -336,7 +340,7 @@ def test_golden_dot_draws_what_check_reports(name: str):
     --regen wrote cannot pass."""
     result = CliRunner().invoke(_cli(), ["check", str(GOLDENS[name]), "--format", "json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     shapes = {**report["inputs"], **{r["name"]: r["shape"] for r in report["layers"]}}
     shown = {k: "x".join(map(str, shape)) for k, shape in shapes.items()}
     source = (GOLDEN / f"{name}.dot").read_text(encoding="utf-8")
