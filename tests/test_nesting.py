@@ -68,7 +68,8 @@ def test_a_refusal_points_at_the_first_value_too_deep(style: str) -> None:
     assert (where.line, where.column) == (mark.line + 1, mark.column + 1)
 
 
-@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("style", [pytest.param(s, marks=pytest.mark.slow) if s.startswith("flow")
+                                   else s for s in STYLES])  # PyYAML's own scanner: seconds
 def test_a_raised_limit_reads_past_libyamls_own(style: str) -> None:
     levels = 1100  # libyaml 0.2.5 refuses more than 1,000
     with netspec.limits.applied(netspec.Limits(yaml_depth=levels)):
@@ -77,6 +78,7 @@ def test_a_raised_limit_reads_past_libyamls_own(style: str) -> None:
         read_source("deep.yaml", nested(style, levels))
 
 
+@pytest.mark.slow
 def test_a_raised_limit_works_through_the_cli(tmp_path) -> None:
     from click.testing import CliRunner
 

@@ -224,7 +224,7 @@ _BUILDERS = {"integer": _integers, "number": _numbers, "string": _strings, "arra
              "object": _objects, "boolean": lambda node, depth: st.booleans(),
              "null": lambda node, depth: st.none()}
 
-QUICK = settings(derandomize=True, deadline=None, max_examples=12,
+QUICK = settings(derandomize=True, deadline=None, max_examples=6,
                  suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 
 
@@ -294,7 +294,7 @@ LARGE_REPR = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 @LARGE_REPR
 def test_documents_from_the_schema_load():
     """Whole documents: blocks, parameters, layer keys, `init:`, `train:`."""
-    _documents(25)
+    _documents(12)
 
 
 @LARGE_REPR
@@ -306,15 +306,19 @@ def test_many_documents_from_the_schema_load():
 
 # -- (b) what the loader refuses for its form, the schema refuses -------------------------
 
-@pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
-def test_bad_forms_are_refused_by_the_schema(path):
-    _, errors = parse(path)
+def _refused_for_form(path: Path) -> bool:
+    """Whether the loader refuses a bad spec for its form (YAML that reads, errors of form);
+    the other bad specs fail later than any schema could see (references, shapes, limits)."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        yaml.safe_load(path.read_text())
     except yaml.YAMLError:
-        pytest.skip("not YAML: the reader refuses it before any schema could")
-    if not any(e.code in FORM for e in errors):
-        pytest.skip("its errors are not of form: " + ", ".join(sorted({e.code for e in errors})))
+        return False
+    return any(e.code in FORM for e in parse(path)[1])
+
+
+@pytest.mark.parametrize("path", [p for p in BAD if _refused_for_form(p)], ids=lambda p: p.name)
+def test_bad_forms_are_refused_by_the_schema(path):
+    doc = yaml.safe_load(path.read_text())
     if path.name in SCHEMA_BLIND:
         assert VALIDATOR.is_valid(doc), "the schema now sees it: drop it from SCHEMA_BLIND"
     else:
