@@ -81,13 +81,17 @@ def _compose(text: str, max_depth: int) -> yaml.Node | None:
     return nesting.compose(_PyParser(text), max_depth, _resolve)
 
 
+_PY310_FRAMES = 20_000
+"""Python 3.10 calls Python on the C stack: as deep as it safely goes on an 8 MiB stack."""
+
+
 @contextlib.contextmanager
 def _recursion_room(levels: int) -> Iterator[None]:
     """Room on Python's stack for `_Builder`'s few calls per level of a `levels`-deep document
-    (Python 3.11+ keeps Python calls off the C stack; 3.10 keeps its own limit)."""
+    (Python 3.11+ keeps Python calls off the C stack; 3.10 up to `_PY310_FRAMES`)."""
     old = sys.getrecursionlimit()
-    if sys.version_info >= (3, 11):
-        sys.setrecursionlimit(max(old, old + 3 * levels))
+    room = old + 3 * levels
+    sys.setrecursionlimit(max(old, room if sys.version_info >= (3, 11) else min(room, _PY310_FRAMES)))
     try:
         yield
     finally:
@@ -228,7 +232,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     except _TooBig:
         data = None
     except RecursionError:  # Python 3.10 only, when `yaml_depth` is raised past its stack
-        message = f"values are nested too deeply for Python ({sys.getrecursionlimit()} calls)"
+        message = ("values are nested too deeply for Python 3.10's stack (`yaml_depth` was "
+                   "raised past it); Python 3.11 or newer reads them")
         raise SpecError([Diagnostic(Where(file, 1, 1), "", message, code="limit")]) from None
     if builder.errors:
         raise SpecError(builder.errors)
