@@ -397,7 +397,8 @@ def test_layers_after_a_failure_are_grey_and_failing_instances_stay_open(tmp_pat
 
 
 def test_every_readable_bad_spec_draws_with_its_errors():
-    """Each error about a layer or block instance is written on it; the others in the caption."""
+    """Each error about a layer or block instance is written on it, with its hint; the others
+    in the caption."""
     drawn = 0
     for path in sorted(BAD.glob("*.yaml")):
         spec, _, errors = diagnose(path)
@@ -407,7 +408,8 @@ def test_every_readable_bad_spec_draws_with_its_errors():
             source = draw(path, depth=depth).source
             assert errors and f"{len(errors)} error" in source
             for error in errors:
-                first = textwrap.wrap(error.message, drawing.WRAP)[0]
+                shown = f"{error.message}; {error.hint}" if error.hint else error.message
+                first = textwrap.wrap(shown, drawing.WRAP)[0]
                 assert drawing._e(first) in source, (path.name, error.message)
         drawn += 1
     assert drawn >= 30
