@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from netspec.allocation import gc_paused
 from netspec.analysis import analyse
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.fuse import fold_graph, fold_weights
@@ -29,19 +28,6 @@ if TYPE_CHECKING:
     import graphviz
 
     from netspec.training.loop import TrainResult
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Expansion and analysis allocate many long-lived objects and no garbage cycles; the
-    cyclic collector would only rescan them, doubling the time on large specs."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load(source: SpecSource, limits: Limits | None = None) -> Spec:
@@ -70,7 +56,7 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     """
     spec = spec if isinstance(spec, Spec) else load(spec, limits)
     graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
-    with _gc_paused(), applied(limits):
+    with gc_paused(), applied(limits):
         report = analyse(graph, _input_overrides(spec, inputs))
     if report.errors:
         raise SpecError(report.errors)
@@ -179,7 +165,7 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
     except SpecError as exc:
         return spec, None, [*errors, *exc.errors]
     graph = fold_graph(spec._graph)[0] if fuse_bn and not errors else spec._graph
-    with _gc_paused(), applied(limits):
+    with gc_paused(), applied(limits):
         report = analyse(graph, overrides)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
@@ -191,7 +177,7 @@ def parse(source: SpecSource, limits: Limits | None = None
     and every error found; the graph keeps invalid layers as op-less nodes."""
     if isinstance(source, Spec):
         return source, []
-    with _gc_paused(), applied(limits):
+    with gc_paused(), applied(limits):
         return _parse(source)
 
 

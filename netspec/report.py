@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from netspec.allocation import gc_paused
 from netspec.collapse import Collapsed, Unit
 from netspec.errors import Diagnostic, Where
 from netspec.ir import Graph, Node
@@ -180,7 +181,8 @@ class Report:
         `depth` N the rows of `rows(N)`, the totals unchanged. `print(report)` prints
         `table()` (`netspec check`), `print(report.table(depth=1))` what
         `netspec check --depth 1` prints."""
-        return render_table(self, depth)
+        with gc_paused():
+            return render_table(self, depth)
 
     def __str__(self) -> str:
         """The table `netspec check` prints, as `print(report)` shows it."""
