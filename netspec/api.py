@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,6 +235,9 @@ def graph_of(spec: Spec) -> Graph:
 
 
 def _read(source: str | Path | Mapping[str, Any]) -> Source:
+    if not isinstance(source, str | Path | Mapping):
+        raise TypeError(f"a spec is a path, YAML text, a mapping or a Spec; found "
+                        f"{type(source).__name__}")
     if isinstance(source, Mapping):
         return Source("<dict>", dict(source))
     if isinstance(source, Path) or ("\n" not in source and not source.lstrip().startswith("{")):
@@ -246,11 +249,27 @@ def _input_overrides(spec: Spec, inputs: Mapping[str, Shape] | Shape | None
                      ) -> dict[str, Shape] | None:
     if inputs is None:
         return None
-    if isinstance(inputs, Mapping):
-        return {k: tuple(v) for k, v in inputs.items()}
     names = list(spec.input_shapes())
-    if len(names) != 1:
-        raise SpecError([Diagnostic(spec._source.where(spec._source.data, "inputs"), "",
-                                    f"the spec has {len(names)} inputs; name the one to set",
-                                    f"e.g. {names[0]}=3,224,224", code="bad-input")])
-    return {names[0]: tuple(inputs)}
+    if not isinstance(inputs, Mapping):
+        if len(names) != 1:
+            raise SpecError([_input_error(spec, f"the spec has {len(names)} inputs; name the "
+                                          "one to set", f"e.g. {names[0]}=3,224,224")])
+        inputs = {names[0]: inputs}
+    shapes = {}
+    for name, shape in inputs.items():
+        if name not in names:
+            raise SpecError([_input_error(spec, f"no input named `{name}`; the spec's inputs: "
+                                          + ", ".join(names))])
+        if not (isinstance(shape, Sequence) and not isinstance(shape, str) and shape
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+            raise SpecError([_input_error(spec, f"the shape given for `{name}` must be positive "
+                                          f"integers, one per dimension, found {shape!r}")])
+        shapes[name] = tuple(shape)
+    return shapes
+
+
+def _input_error(spec: Spec, message: str, hint: str | None = None) -> Diagnostic:
+    """An error about input shapes given to the API, positioned at the spec's input."""
+    source = spec._source
+    key = "inputs" if "inputs" in source.data else "input"
+    return Diagnostic(source.where(source.data, key), "", message, hint, code="bad-input")
