@@ -73,8 +73,10 @@ def build(spec: SpecSource, seed: int | None = None,
     weights reproducible without touching the global RNG; torch's default initialisation
     is used. `fuse_bn` returns the inference module (eval mode) with each BatchNorm folded
     into the conv before it. Raises the same positioned SpecError as `check` for an
-    invalid spec.
+    invalid spec, and TypeError for a seed that is not an integer.
     """
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise TypeError(f"seed is an integer or None; found {type(seed).__name__}")
     spec = spec if isinstance(spec, Spec) else load(spec, limits)
     report = check(spec, inputs, limits=limits)
     from netspec.backends.torchfx import to_graph_module

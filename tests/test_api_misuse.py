@@ -41,3 +41,9 @@ def test_a_good_input_shape_is_taken_in_any_sequence(shape: object) -> None:
     assert report.inputs == {"input": (1, 28, 28)}
     side = ((28 - 4) // 2 - 4) // 2  # two 5x5 convs, each followed by a 2x2 pool
     assert report.layer("flatten1").shape == (16 * side * side,)
+
+
+@pytest.mark.parametrize("seed", ["x", 1.5, True])
+def test_a_seed_that_is_not_an_integer_is_a_type_error(seed: object) -> None:
+    with pytest.raises(TypeError, match=f"seed is an integer or None; found {type(seed).__name__}"):
+        netspec.build(LENET, seed=seed)  # type: ignore[arg-type]
