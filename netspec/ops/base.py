@@ -206,14 +206,13 @@ def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:
     if len(t.shape) not in ranks:
         want = " or ".join("[" + ",".join(dims_label(r)) + "]" for r in ranks)
         raise ShapeError(f"{op.kind()} expects a {want} input but {t.src} gives "
-                         f"{fmt_shape(t.shape)}", hint=_rank_hint(op, t, ranks))
+                         f"{fmt_shape(t.shape)}", hint=_rank_hint(op, t, ranks, want))
 
 
-def _rank_hint(op: Op, t: Tensor, ranks: Sequence[int]) -> str | None:
+def _rank_hint(op: Op, t: Tensor, ranks: Sequence[int], want: str) -> str | None:
     if t.network_input:  # the shape is the user's: fix it, not the layers
-        shapes = " or ".join(f"[{','.join(dims_label(r))}]" for r in ranks)
         counts = " or ".join(str(r) for r in ranks)
-        return (f"the net's first layer is {op.kind()}, which needs {shapes} ({counts} numbers): "
+        return (f"the net's first layer is {op.kind()}, which needs {want} ({counts} numbers): "
                 f"give `{t.src}` {counts} numbers")
     if len(t.shape) > max(ranks):
         return "add a `flatten` (or pooling) layer before it"
