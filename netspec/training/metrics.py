@@ -2,6 +2,10 @@
 every epoch, so a crash never loses a finished one), TensorBoard scalars when tensorboard is
 installed, and the one summary line printed per epoch. No torch at import time.
 
+A metrics file that cannot be written (a full disk) stops the run with a TrainError naming it:
+the record must be whole. TensorBoard is optional: its failure is one warning on stderr, and
+the run goes on.
+
 An epoch's metrics are a row: a dict with the keys of COLUMNS. The accuracies are fractions
 in 0..1, or None for regression losses.
 """
@@ -11,10 +15,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
+
+from netspec.errors import TrainError
 
 COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "train_acc", "val_acc", "images_per_s", "seconds")
 
@@ -35,20 +44,33 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 class MetricsLog:
     """`out/metrics.jsonl` and `out/metrics.csv`, rewritten from `history` on opening (a
     resumed run passes the rows up to its checkpoint, dropping any later epochs), then one
-    line per `append`, flushed at once. In the CSV, None is an empty cell."""
+    line per `append`, flushed at once. In the CSV, None is an empty cell.
+
+    Raises TrainError naming the file when one cannot be written; a resumed run rewrites both
+    from its checkpoint, so nothing the checkpoint holds is lost."""
 
     def __init__(self, out: Path, history: Sequence[dict[str, Any]] = ()) -> None:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = out / "metrics.jsonl"
         self.csv_path = out / "metrics.csv"
-        self._jsonl = self.jsonl_path.open("w", encoding="utf-8")
-        self._csv_file = self.csv_path.open("w", encoding="utf-8", newline="")
-        self._csv = csv.DictWriter(self._csv_file, fieldnames=COLUMNS)
-        self._csv.writeheader()
-        for row in history:
-            self._write(row)
-        self._flush()
+        self._jsonl: IO[str] | None = None
+        self._csv_file: IO[str] | None = None
+        self._failed = False
+        try:
+            with self._writing(out):
+                out.mkdir(parents=True, exist_ok=True)
+            with self._writing(self.jsonl_path):
+                self._jsonl = self.jsonl_path.open("w", encoding="utf-8")
+            with self._writing(self.csv_path):
+                self._csv_file = self.csv_path.open("w", encoding="utf-8", newline="")
+                self._csv = csv.DictWriter(self._csv_file, fieldnames=COLUMNS)
+                self._csv.writeheader()
+            for row in history:
+                self._write(row)
+            self._flush()
+        except TrainError:
+            self.close()
+            raise
 
     def append(self, row: dict[str, Any]) -> None:
         """Record one finished epoch in both files and flush them."""
@@ -56,9 +78,18 @@ class MetricsLog:
         self._flush()
 
     def close(self) -> None:
-        """Close both files (idempotent)."""
-        self._jsonl.close()
-        self._csv_file.close()
+        """Close both files (idempotent). What could not be written after a failure already
+        raised is dropped quietly."""
+        failed, error = self._failed, None
+        for path, stream in ((self.jsonl_path, self._jsonl), (self.csv_path, self._csv_file)):
+            if stream is not None and not stream.closed:
+                try:
+                    with self._writing(path):
+                        stream.close()
+                except TrainError as exc:
+                    error = error or exc
+        if error is not None and not failed:
+            raise error
 
     def __enter__(self) -> MetricsLog:
         return self
@@ -69,41 +100,107 @@ class MetricsLog:
 
     def _write(self, row: dict[str, Any]) -> None:
         row = _clean(row)
-        self._jsonl.write(json.dumps(row) + "\n")
-        self._csv.writerow(row)
+        with self._writing(self.jsonl_path):
+            self._jsonl.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
+        with self._writing(self.csv_path):
+            self._csv.writerow(row)
 
     def _flush(self) -> None:
-        self._jsonl.flush()
-        self._csv_file.flush()
+        with self._writing(self.jsonl_path):
+            self._jsonl.flush()  # type: ignore[union-attr]
+        with self._writing(self.csv_path):
+            self._csv_file.flush()  # type: ignore[union-attr]
+
+    @contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """An OSError inside becomes the TrainError naming `path`."""
+        try:
+            yield
+        except OSError as exc:
+            self._failed = True
+            raise TrainError(f"cannot write {path}: {exc.strerror or exc}; training stopped "
+                             f"(a resumed run rewrites the metrics from its checkpoint)") from None
 
 
 class TensorBoardLog:
     """Per-epoch scalars in `out/tensorboard` (step = epoch): loss/train, loss/val,
-    accuracy/train, accuracy/val (fractions; skipped when None), lr and images_per_s."""
+    accuracy/train, accuracy/val (fractions; skipped when None), lr and images_per_s.
 
-    def __init__(self, writer: Any) -> None:
-        self._writer = writer
+    TensorBoard is optional, so a write that fails (a full disk) prints one warning on stderr
+    and turns this log off; the run goes on, with metrics.jsonl and metrics.csv as its record."""
+
+    def __init__(self, writer: Any, folder: Path) -> None:
+        self._writer: Any = writer
+        self.folder = folder
 
     @classmethod
     def open(cls, out: Path) -> TensorBoardLog | None:
-        """A log writing into `out/tensorboard`, or None when tensorboard is not installed."""
+        """A log writing into `out/tensorboard`, or None when tensorboard is not installed or
+        the folder cannot be written (with a warning)."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-        return cls(SummaryWriter(log_dir=str(Path(out) / "tensorboard")))
+        folder = Path(out) / "tensorboard"
+        _quiet_tensorboard_threads()
+        try:
+            return cls(SummaryWriter(log_dir=str(folder)), folder)
+        except Exception as exc:
+            _warn_tensorboard(folder, exc)
+            return None
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one epoch's scalars and flush them."""
         row = _clean(row)
-        for tag, key in SCALARS.items():
-            if row[key] is not None:
-                self._writer.add_scalar(tag, row[key], global_step=row["epoch"])
-        self._writer.flush()
+        if self._writer is None:
+            return
+        try:
+            for tag, key in SCALARS.items():
+                if row[key] is not None:
+                    self._writer.add_scalar(tag, row[key], global_step=row["epoch"])
+            self._writer.flush()
+        except Exception as exc:
+            self._stop(exc)
 
     def close(self) -> None:
         """Flush and close the event file."""
-        self._writer.close()
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception as exc:
+                self._stop(exc)
+
+    def _stop(self, exc: Exception) -> None:
+        writer, self._writer = self._writer, None
+        _warn_tensorboard(self.folder, exc)
+        with suppress(Exception):  # the warning said it all
+            writer.close()
+
+
+def _quiet_tensorboard_threads() -> None:
+    """Keep `threading.excepthook` from printing a traceback when tensorboard's writer thread
+    dies of a failed write: the writer raises that error again at the next flush, where
+    TensorBoardLog turns it into its warning. Other threads' exceptions go to the hook that was
+    there before; installed once per process."""
+    global _previous_excepthook
+    if threading.excepthook is _quiet_excepthook:
+        return
+    _previous_excepthook = threading.excepthook
+    threading.excepthook = _quiet_excepthook
+
+
+def _quiet_excepthook(args: threading.ExceptHookArgs) -> None:
+    if not type(args.thread).__module__.startswith("tensorboard."):
+        _previous_excepthook(args)
+
+
+_previous_excepthook = threading.excepthook
+
+
+def _warn_tensorboard(folder: Path, exc: Exception) -> None:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    print(f"warning: TensorBoard logging stopped: cannot write {folder}: {reason}; "
+          f"metrics.jsonl and metrics.csv still record every epoch", file=sys.stderr)
 
 
 def _fixed(value: float, width: int, decimals: int) -> str:

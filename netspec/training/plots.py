@@ -4,14 +4,22 @@ matplotlib is imported inside the functions. Figures are made with `matplotlib.f
 on an Agg canvas, never through pyplot: no display is needed, the process's backend is left
 alone and nothing stays registered (there is no figure to close). Each function returns its
 Figure after saving it, for callers and tests to inspect.
+
+A plot is rendered in memory, then written atomically (a temporary file renamed over the
+PNG), so a full disk leaves no half-written PNG, and the TrainError that reports it names
+the file.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from netspec.errors import TrainError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -29,6 +37,23 @@ def _figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
+
+
+def _save(figure: Figure, path: Path) -> None:
+    """Write `figure` as a PNG at `path`, atomically. Raises TrainError naming `path` when the
+    file cannot be written; at that point of a run the checkpoints and metrics are on disk."""
+    path = Path(path)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open(): the umask's mode
+    try:
+        with open(temp, "wb") as stream:
+            stream.write(image.getbuffer())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise TrainError(f"cannot write {path}: {exc.strerror or exc}; the checkpoints and "
+                         f"metrics are complete") from None
 
 
 def _series(history: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> list[float]:
@@ -61,7 +86,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "Tra
         _panel(panels[1], epochs, _series(history, "train_acc", 100), _series(history, "val_acc", 100),
                "accuracy (%)")
     figure.suptitle(title)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
     return figure
 
 
@@ -126,5 +151,5 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     axes.set_title(f"{title}: {_accuracy_text(int(np.trace(counts)), int(counts.sum()))}")
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
     return figure
