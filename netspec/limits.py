@@ -42,6 +42,9 @@ class Limits:
     tensor_elements: int = 2**31
     """Elements of one layer's output (per sample) and of its parameters and buffers
     together: 2**31 float32 values are 8 GiB."""
+    classes: int = 100_000
+    """Classes a training data set may have (labels are class indices 0..classes-1): a
+    larger label, or more class folders, is refused before anything is allocated for them."""
     use_folders: tuple[Path, ...] = ()
     """Folders besides the spec's own tree that `use:` may read from."""
 
