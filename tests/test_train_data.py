@@ -5,7 +5,10 @@ one-line errors. Expected values come from torch, NumPy, Pillow or scikit-learn 
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from netspec import limits
+from netspec.limits import Limits
 from netspec.training.config import DataConfig
 from netspec.training.data import Data, DataError, Loader, load_data
 
@@ -277,15 +282,10 @@ def test_start_resumes_an_epoch_bit_exactly(tmp_path, source):
         options = {"path": "pics", "augment": augment, "stream": True, "workers": 0}
     kind = "npz" if source == "npz" else "folder"
     loader = load(kind, (1, 4, 4), tmp_path, **options).loader("train", 3, CPU)
-    torch.manual_seed(7)
     full = batches(loader, 2)
-    torch.manual_seed(7)
-    interrupted = loader.epoch(2)
-    next(interrupted), next(interrupted)
-    state = torch.get_rng_state()
 
+    torch.manual_seed(7)  # the global generator plays no part: (seed, epoch, start) is enough
     resumed = load(kind, (1, 4, 4), tmp_path, **options).loader("train", 3, CPU)
-    torch.set_rng_state(state)
     tail = batches(resumed, 2, start=2)
     assert len(tail) == len(full) - 2 == len(loader) - 2
     for (x, y), (x_full, y_full) in zip(tail, full[2:], strict=True):
@@ -309,7 +309,6 @@ def plain_and_augmented(tmp_path):
 def test_crop_shifts_each_image_by_its_own_offset(plain_and_augmented):
     plain, augmented = plain_and_augmented(crop=2)
     x, y = next(plain.loader("train", 64, CPU).epoch(0))
-    torch.manual_seed(0)
     shifted, y_shifted = next(augmented.loader("train", 64, CPU).epoch(0))
     assert torch.equal(y, y_shifted)
     padded = F.pad(x, (2, 2, 2, 2))
@@ -318,10 +317,25 @@ def test_crop_shifts_each_image_by_its_own_offset(plain_and_augmented):
     assert torch.equal(matches.sum(0), torch.ones(64, dtype=torch.long))
     assert len(set(matches.int().argmax(0).tolist())) > 10
 
-    torch.manual_seed(0)
-    assert torch.equal(next(augmented.loader("train", 64, CPU).epoch(0))[0], shifted)
-    torch.manual_seed(1)
-    assert not torch.equal(next(augmented.loader("train", 64, CPU).epoch(0))[0], shifted)
+
+def augmented_by_sample(loaders: list[Loader], epoch: int) -> dict[int, torch.Tensor]:
+    """Each training sample's image in `epoch`, by its label (write_random labels sample i i),
+    over every rank's loader."""
+    return {int(label): image for loader in loaders for x, y in loader.epoch(epoch)
+            for image, label in zip(x, y, strict=True)}
+
+
+def test_a_sample_s_augmentation_depends_on_seed_epoch_and_sample_alone(plain_and_augmented):
+    _, augmented = plain_and_augmented(crop=2, flip=True)
+    one = augmented_by_sample([augmented.loader("train", 64, CPU)], 3)
+    torch.manual_seed(12345)  # the global generator plays no part
+    two = augmented_by_sample([augmented.loader("train", 16, CPU, rank=r, world=2) for r in (0, 1)], 3)
+    small = augmented_by_sample([augmented.loader("train", 5, CPU)], 3)
+    assert one.keys() == two.keys() == small.keys() and len(one) == augmented.train_size
+    for label, image in one.items():
+        assert torch.equal(two[label], image) and torch.equal(small[label], image), label
+    later = augmented_by_sample([augmented.loader("train", 64, CPU)], 4)
+    assert sum(not torch.equal(later[k], one[k]) for k in one) > len(one) // 2
 
 
 def test_flip_mirrors_about_half_the_images(plain_and_augmented):
@@ -441,6 +455,91 @@ def test_idx_errors(tmp_path):
     (folder / "train-labels-idx1-ubyte").unlink()
     raises("found .*train-images-idx3-ubyte.gz but no train labels file", "mnist", (1, 28, 28), tmp_path,
            path="m")
+
+
+# -- labels are bounded before anything is allocated for them ----------------------------------
+
+def write_labels(path: Path, labels: np.ndarray) -> None:
+    np.savez(path, x=np.zeros((len(labels), 1, 2, 2), dtype=np.float32), y=labels)
+
+
+@pytest.mark.parametrize("label", [2**40, 2**62, np.inf])
+def test_a_huge_npz_label_is_refused_naming_its_row_and_the_limit(tmp_path, label):
+    write_labels(tmp_path / "d.npz", np.array([3, 1, label, 0], dtype=np.float64 if label == np.inf
+                                              else np.int64))
+    shown = "inf" if label == np.inf else str(label)
+    message = raises(f"npz {tmp_path.resolve() / 'd.npz'}: label {shown} in row 2 is past the limit "
+                     r"`classes` \(100,000 classes: labels 0..99,999\); raise the limit with "
+                     r"`--limit classes=N`, or `limits=Limits\(classes=N\)` in the API",
+                     "npz", (1, 2, 2), tmp_path, path="d.npz")
+    assert message.startswith("npz ") and message.endswith(" in the API")
+
+
+def test_labels_are_bounded_by_the_network_s_classes_then_by_the_limit(tmp_path):
+    write_labels(tmp_path / "d.npz", np.array([0, 9, 10, 4]))
+    with pytest.raises(DataError, match=r"label 10 in row 2 is not one of the network's 10 classes "
+                                        r"\(labels 0..9\); fix the data, or give the network's"):
+        load_data(config("npz", path="d.npz"), (1, 2, 2), seed=0, root=tmp_path, classes=10)
+    assert load_data(config("npz", path="d.npz"), (1, 2, 2), seed=0, root=tmp_path,
+                     classes=11).classes == [str(i) for i in range(11)]
+    with limits.applied(Limits(classes=10)):
+        raises(r"label 10 in row 2 is past the limit `classes` \(10 classes: labels 0..9\)",
+               "npz", (1, 2, 2), tmp_path, path="d.npz")
+        # a network with more outputs than the limit allows is bounded by the limit
+        with pytest.raises(DataError, match="past the limit `classes`"):
+            load_data(config("npz", path="d.npz"), (1, 2, 2), seed=0, root=tmp_path, classes=50)
+    with limits.applied(Limits(classes=11)):
+        assert len(load("npz", (1, 2, 2), tmp_path, path="d.npz").classes) == 11
+
+
+def test_a_label_that_is_no_class_index_is_named_with_its_row(tmp_path):
+    write_labels(tmp_path / "d.npz", np.array([0, 1, -1, 2]))
+    raises(r"label -1 in row 2 is not a class index; labels must be whole numbers from 0",
+           "npz", (1, 2, 2), tmp_path, path="d.npz")
+    write_labels(tmp_path / "d.npz", np.array([0, 1, 2, np.nan]))
+    raises(r"label nan in row 3 is not a class index", "npz", (1, 2, 2), tmp_path, path="d.npz")
+
+
+def test_idx_labels_folder_classes_and_synthetic_classes_are_bounded(tmp_path):
+    folder = tmp_path / "m"
+    write_mnist(folder, "train", np.arange(5))
+    labels = np.array([0, 1, 2, 2**31 - 1, 4], dtype=">i4")  # IDX type 0x0C: int32
+    (folder / "train-labels-idx1-ubyte").write_bytes(struct.pack(">BBBBI", 0, 0, 0x0C, 1, 5)
+                                                      + labels.tobytes())
+    raises(f"IDX file {(folder / 'train-labels-idx1-ubyte').resolve()}: label 2147483647 in row 3 "
+           "is past the limit `classes`", "mnist", (1, 28, 28), tmp_path, path="m")
+
+    random_folder(tmp_path / "pics", per_class=1, classes=("a", "b", "c"))
+    with limits.applied(Limits(classes=2)):
+        raises(r"folder .*pics: its class folders: 3 classes, so label 2 is past the limit "
+               r"`classes` \(2 classes", "folder", (3, 4, 4), tmp_path, path="pics")
+        raises(r"synthetic data: `classes`: 3 classes, so label 2 is past the limit `classes`",
+               "synthetic", (5,), tmp_path, classes=3)
+    with pytest.raises(DataError, match="3 classes, so label 2 is not one of the network's 2 classes"):
+        load_data(config("folder", path="pics"), (3, 4, 4), seed=0, root=tmp_path, classes=2)
+
+
+@pytest.mark.slow  # a process of its own
+def test_a_label_of_2_to_the_40_stops_netspec_train_at_once_in_little_memory(tmp_path):
+    """The whole process, as a user runs it: exit 1, one line naming the file, the label
+    and its row, and a peak RSS far below what a class list of 2**40 names would take."""
+    write_labels(tmp_path / "d.npz", np.array([0, 1, 2**40, 3] * 8))
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: [1, 2, 2]\nlayers: [flatten, {linear: 10}]\n"
+                    "train: {epochs: 1, device: cpu, data: {npz: {path: d.npz}}}\n")
+    with (tmp_path / "err").open("w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "netspec", "train", str(spec), "--quiet",
+                                    "--out", str(tmp_path / "run")], stdout=subprocess.DEVNULL,
+                                   stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+    stderr = (tmp_path / "err").read_text()
+    assert os.waitstatus_to_exitcode(status) == 1, stderr
+    assert stderr.splitlines() == [f"{spec}: error: npz {(tmp_path / 'd.npz').resolve()}: label "
+                                   f"{2**40} in row 2 is not one of the network's 10 classes "
+                                   "(labels 0..9); fix the data, or give the network's output one "
+                                   "value per class"]
+    assert usage.ru_maxrss * 1024 < 1.5 * 2**30  # torch alone is ~0.4 GB; the list would be ~80 TB
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 @pytest.mark.parametrize(("n", "share", "side"), [(10, 0.0, "validation"), (2, 0.9, "training")])

@@ -14,8 +14,10 @@ every process, unless the source is split already). Small data is kept as one te
 on the device (uint8 for 8-bit images) and batched by indexing; image folders too large for
 memory stream from disk through a DataLoader, one decoded image per item. Either way each
 batch is normalised with the training split's per-channel mean and std on the device, then
-(training split only) augmented there, drawing from the device's global RNG so that restoring
-the RNG states restores the augmentation.
+(training split only) augmented there. A sample's augmentation is a function of the seed, the
+epoch and the sample's index alone: each epoch draws every sample's crop offsets and flip
+from a generator seeded by (seed, epoch), and a batch takes its samples' rows. So N processes
+augment exactly as one does, however the batches are split, and a resumed epoch repeats it.
 
 Batch order follows DistributedSampler: rank r of `world` at batch size b sees its share of
 the global batches that one process at batch size b * world sees.
@@ -40,6 +42,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from netspec import limits
 from netspec.training.config import Augment, DataConfig, Synthetic
 
 Split = Literal["train", "val"]
@@ -154,7 +157,7 @@ class Data:
         shape = (len(self.mean),) + (1,) * (_sample_rank(self._splits[split]) - 1)
         transform = _Transform(torch.tensor(self.mean, device=device).view(shape),
                                torch.tensor(self.std, device=device).view(shape),
-                               augment.crop, augment.flip)
+                               augment.crop, augment.flip, self._seed)
         return Loader(self._splits[split].to(device), batch_size, device, rank, world,
                       shuffle=train, seed=self._seed, transform=transform, workers=self._workers)
 
@@ -187,8 +190,9 @@ class Loader:
         device, normalised (and augmented); y: (B,) int64 or (B, K) float32 on the device."""
         order = self._order(epoch)[start * self.batch_size:]
         index = order.to(self.device).split(self.batch_size)
+        draws = self._transform.draws(epoch, len(self._samples), self.device)
         for i, x in zip(index, self._rows(order.split(self.batch_size), index), strict=True):
-            yield self._transform(x), self._samples.y[i]
+            yield self._transform(x, None if draws is None else draws[i]), self._samples.y[i]
 
     def close(self) -> None:
         """Stop a streaming loader's worker processes now (the next epoch starts new ones).
@@ -233,23 +237,41 @@ class Loader:
 @dataclass(frozen=True)
 class _Transform:
     """What happens to each batch on the device: normalise with `mean` and `std` (each (C, 1,
-    ..., 1)), then augment (a random crop after padding `crop` pixels, a random flip)."""
+    ..., 1)), then augment (a random crop after padding `crop` pixels, a random flip) as the
+    epoch's draws, made from `seed`, say."""
 
     mean: torch.Tensor
     std: torch.Tensor
     crop: int
     flip: bool
+    seed: int
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _augment((_as_float(x) - self.mean) / self.std, self.crop, self.flip)
+    def draws(self, epoch: int, n: int, device: torch.device) -> torch.Tensor | None:
+        """The augmentation of each of the `n` samples in `epoch`: (n, 3) int64 on `device`,
+        per sample the crop's row and column offsets in [0, 2 * crop] and the flip (0 or 1),
+        drawn from a CPU generator seeded by (seed, epoch) alone; None when not augmenting."""
+        if not (self.crop or self.flip):
+            return None
+        state = np.random.SeedSequence((self.seed, epoch)).generate_state(1, np.uint64)
+        generator = torch.Generator().manual_seed(int(state[0]))
+        offsets = torch.randint(0, 2 * self.crop + 1, (n, 2), generator=generator)
+        flips = torch.randint(0, 1 + self.flip, (n, 1), generator=generator)
+        return torch.cat([offsets, flips], 1).to(device)
+
+    def __call__(self, x: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
+        """x: (B, ...) samples as stored; draws: (B, 3) their rows of `draws`, or None."""
+        x = (_as_float(x) - self.mean) / self.std
+        return x if draws is None else _augment(x, self.crop, self.flip, draws)
 
 
 def load_data(config: DataConfig, input_shape: tuple[int, ...], *, seed: int, root: Path,
               classes: int | None = None) -> Data:
     """Read the configured source for a network whose samples have `input_shape` ((C, H, W)
     for every source but synthetic), split it with `seed` and measure the training split.
-    `root` is the spec's folder (paths are relative to it); `classes` is the network's output
-    features, synthetic's default class count. Raises DataError for any bad input."""
+    `root` is the spec's folder (paths are relative to it); `classes` is the network's class
+    count (its output features when they are class scores): synthetic's default, and the
+    bound of every label (else the limit `classes` is, see `netspec.limits`), checked before
+    anything is allocated for the classes. Raises DataError for any bad input."""
     options, shape = config.options, tuple(input_shape)
     if (options.augment.crop or options.augment.flip) and len(shape) != 3:
         raise DataError(f"augment needs image inputs (C, H, W); the spec's input is {shape}")
@@ -281,7 +303,7 @@ def _read(config: DataConfig, shape: tuple[int, ...], seed: int, root: Path,
         return _digits(image)
     path = _on_disk(root, options.path, kind)
     readers = {"folder": _folder, "npz": _npz, "mnist": _mnist}
-    return readers[kind](path, image)
+    return readers[kind](path, image, classes)
 
 
 def _synthetic(options: Synthetic, shape: tuple[int, ...], seed: int,
@@ -290,6 +312,7 @@ def _synthetic(options: Synthetic, shape: tuple[int, ...], seed: int,
     if not count:
         raise DataError("synthetic data needs a class count: set `classes` under `synthetic` "
                         "(the network's output is not a flat vector of class scores)")
+    _check_class_count(count, "synthetic data: `classes`", classes)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((options.size, *shape), generator=generator)
     y = torch.randint(0, count, (options.size,), generator=generator)
@@ -305,7 +328,7 @@ def _digits(shape: tuple[int, int, int]) -> _Source:
     return _Source(samples, [str(i) for i in range(10)], "digits")
 
 
-def _folder(path: Path, shape: tuple[int, int, int]) -> _Source:
+def _folder(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
     """Class folders under `path`, or under `path/train` and `path/val` when both exist."""
     if not path.is_dir():
         raise DataError(f"folder data: {path} is not a folder")
@@ -315,6 +338,7 @@ def _folder(path: Path, shape: tuple[int, int, int]) -> _Source:
                         f"has {shape[0]}")
     split = (path / "train").is_dir() and (path / "val").is_dir()
     classes = _class_folders(path / "train" if split else path)
+    _check_class_count(len(classes), f"folder {path}: its class folders", bound)
     files = [_image_files(folder, classes, mode, shape[1:]) for folder in
              ((path / "train", path / "val") if split else (path,))]
     note = _conversion(files[0], shape)
@@ -374,7 +398,7 @@ def _image_files(path: Path, classes: list[str], mode: str, size: tuple[int, int
     return _Samples(_ImageFiles(files, mode, size), torch.tensor(labels, dtype=torch.int64))
 
 
-def _npz(path: Path, shape: tuple[int, int, int]) -> _Source:
+def _npz(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
     what = f"npz {path}"
     x, y = _npz_arrays(path, what)
     for name, array in (("x", x), ("y", y)):
@@ -384,9 +408,9 @@ def _npz(path: Path, shape: tuple[int, int, int]) -> _Source:
         raise DataError(f"{what}: `x` must be (N, C, H, W) or (N, H, W), found shape {x.shape}")
     if len(x) != len(y):
         raise DataError(f"{what}: `x` has {len(x)} samples but `y` has {len(y)}")
+    targets, classes = _targets(y, what, bound)
     images = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
     images = images.unsqueeze(1) if x.ndim == 3 else images
-    targets, classes = _targets(y, what)
     return _Source(_Samples(_fit_images(images, shape, what), targets), classes, what)
 
 
@@ -410,33 +434,75 @@ def _npz_arrays(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"cannot read {what}: {exc}") from None
 
 
-def _targets(y: np.ndarray, what: str) -> tuple[torch.Tensor, list[str]]:
-    """(N,) whole non-negative numbers: class indices (classes '0'..max); (N, K): float targets."""
+def _targets(y: np.ndarray, what: str, bound: int | None) -> tuple[torch.Tensor, list[str]]:
+    """(N,) labels: class indices (classes '0'..max, see `_labels`); (N, K): float targets."""
     if y.ndim == 2:
         return torch.from_numpy(y.astype(np.float32)), []
     if y.ndim != 1:
         raise DataError(f"{what}: `y` must be (N,) labels or (N, K) targets, found shape {y.shape}")
-    if len(y) and (np.any(y < 0) or np.any(y != np.round(y))):
-        raise DataError(f"{what}: `y` labels must be whole numbers from 0 (class indices); "
-                        f"give (N, K) float targets for regression")
-    labels = torch.from_numpy(y.astype(np.int64))
-    return labels, [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+    labels = _labels(y, what, bound)
+    return labels, _class_names(labels)
 
 
-def _mnist(path: Path, shape: tuple[int, int, int]) -> _Source:
+def _labels(y: np.ndarray, what: str, bound: int | None) -> torch.Tensor:
+    """(N,) labels as int64 class indices, once each is a whole number from 0 and below the
+    network's class count `bound` (when given) and the limit `classes`. Checked on the array
+    as read, before anything is allocated for the classes; the error names the row."""
+    bad = (y < 0) | (y != np.round(y))  # NaN is never equal to itself
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataError(f"{what}: label {y[row]} in row {row} is not a class index; labels must be "
+                        f"whole numbers from 0 (give (N, K) float targets for regression)")
+    count, why = _class_bound(bound)
+    if len(y) and y.max() >= count:
+        row = int((y >= count).argmax())
+        raise DataError(f"{what}: label {_whole(y[row])} in row {row} {why}")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _check_class_count(count: int, what: str, bound: int | None) -> None:
+    """Refuse `count` classes past the network's class count `bound` or the limit `classes`."""
+    most, why = _class_bound(bound)
+    if count > most:
+        raise DataError(f"{what}: {count:,} classes, so label {count - 1:,} {why}")
+
+
+def _class_bound(bound: int | None) -> tuple[int, str]:
+    """How many classes labels may name, and what a label past them is told: the network's
+    class count `bound` when given (and within the limit), else the limit `classes`."""
+    limit = limits.current().classes
+    if bound is not None and bound <= limit:
+        return bound, (f"is not one of the network's {bound:,} classes (labels 0..{bound - 1:,}); "
+                       f"fix the data, or give the network's output one value per class")
+    return limit, (f"is past the limit `classes` ({limit:,} classes: labels 0..{limit - 1:,}); "
+                   f"{limits.raise_hint('classes')}")
+
+
+def _whole(value: np.generic) -> int | float:
+    """A label already known to be whole, as Python prints it (inf stays inf)."""
+    return int(value) if np.isfinite(value) else float(value)
+
+
+def _class_names(labels: torch.Tensor) -> list[str]:
+    """'0'..the largest label (already bounded by `_labels`)."""
+    return [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+
+
+def _mnist(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
     """`train-*` IDX files under `path`, with `t10k-*` ones as the validation split."""
     if not path.is_dir():
         raise DataError(f"mnist data: {path} is not a folder of IDX files")
     what = f"mnist {path}"
-    train = _idx_pair(path, "train", shape)
+    train = _idx_pair(path, "train", shape, bound)
     if train is None:
         raise DataError(f"{what} has no train-images-idx3-ubyte and train-labels-idx1-ubyte files")
-    val = _idx_pair(path, "t10k", shape)
-    top = max((int(s.y.max()) for s in (train, val) if s is not None and len(s)), default=-1)
-    return _Source(train, [str(i) for i in range(top + 1)], what, val)
+    val = _idx_pair(path, "t10k", shape, bound)
+    labels = train.y if val is None else torch.cat([train.y, val.y])
+    return _Source(train, _class_names(labels), what, val)
 
 
-def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int]) -> _Samples | None:
+def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int],
+              bound: int | None) -> _Samples | None:
     """The images and labels named `prefix`, None when neither file is there."""
     images, labels = _idx_path(folder, prefix, "images", 3), _idx_path(folder, prefix, "labels", 1)
     if images is None and labels is None:
@@ -451,8 +517,9 @@ def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int]) -> _Sample
     if len(x) != len(y):
         raise DataError(f"mnist {folder}: {images.name} has {len(x)} images but {labels.name} has "
                         f"{len(y)} labels")
+    targets = _labels(y, f"IDX file {labels}", bound)
     pixels = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32)).unsqueeze(1)
-    return _Samples(_fit_images(pixels, shape, f"mnist {folder}"), torch.from_numpy(y.astype(np.int64)))
+    return _Samples(_fit_images(pixels, shape, f"mnist {folder}"), targets)
 
 
 def _idx_path(folder: Path, prefix: str, kind: str, rank: int) -> Path | None:
@@ -596,22 +663,19 @@ def _channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[list[float], list[fl
     return mean.tolist(), torch.where(std < _MIN_STD, 1.0, std).tolist()
 
 
-def _augment(x: torch.Tensor, crop: int, flip: bool) -> torch.Tensor:
-    """(B, C, H, W) normalised images, each cropped back to (H, W) at a random offset after
-    zero-padding `crop` pixels per side, then flipped left-right with probability 1/2. Draws
-    from the global RNG of x's device: (B,) row offsets, (B,) column offsets, (B,) flip coins."""
+def _augment(x: torch.Tensor, crop: int, flip: bool, draws: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) normalised images, each cropped back to (H, W) after zero-padding `crop`
+    pixels per side, at the offsets `draws[:, 0]` (rows) and `draws[:, 1]` (columns), then
+    flipped left-right where `draws[:, 2]` is 1 (when `flip`). draws: (B, 3) int64."""
     if crop:
         b, c, h, w = x.shape
         padded = F.pad(x, (crop,) * 4)
-        top = torch.randint(0, 2 * crop + 1, (b,), device=x.device)
-        left = torch.randint(0, 2 * crop + 1, (b,), device=x.device)
-        rows = top[:, None, None, None] + torch.arange(h, device=x.device)[:, None]
-        cols = left[:, None, None, None] + torch.arange(w, device=x.device)
+        rows = draws[:, 0, None, None, None] + torch.arange(h, device=x.device)[:, None]
+        cols = draws[:, 1, None, None, None] + torch.arange(w, device=x.device)
         x = padded[torch.arange(b, device=x.device)[:, None, None, None],
                    torch.arange(c, device=x.device)[:, None, None], rows, cols]
     if flip:
-        heads = torch.rand(len(x), device=x.device) < 0.5
-        x = torch.where(heads[:, None, None, None], x.flip(3), x)
+        x = torch.where(draws[:, 2, None, None, None].bool(), x.flip(3), x)
     return x
 
 
@@ -647,7 +711,7 @@ class _Plan(Sampler[list[int]]):
 def _image_loader(files: _ImageFiles, plan: Sampler[list[int]], workers: int, seed: int,
                   device: torch.device, *, persistent: bool) -> DataLoader:
     """A DataLoader decoding `files` in `workers` processes, batch by batch as `plan` lists
-    them. Its own generator keeps it from drawing on the global RNG (which augmentation uses)."""
+    them. Its own generator keeps it from drawing on the global RNG (which dropout uses)."""
     return DataLoader(files, batch_sampler=plan, num_workers=workers, collate_fn=_collate,
                       pin_memory=device.type == "cuda", persistent_workers=persistent and workers > 0,
                       generator=torch.Generator().manual_seed(seed))
