@@ -234,8 +234,8 @@ def _write_error(path: Path, exc: BaseException) -> CheckpointError:
                 break
     if reason is None:
         reason = os.strerror(errno.ENOSPC) if _full(path.parent) else _first_line(exc)
-    return CheckpointError(f"cannot write checkpoint {path}: {reason}; "
-                           f"the previous one is unchanged")
+    kept = "the previous one is unchanged" if path.exists() else "there was none before"
+    return CheckpointError(f"cannot write checkpoint {path}: {reason}; {kept}")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
