@@ -381,12 +381,12 @@ def _changed_tensor(path: Path, crcs: set[int]) -> str | None:
     """The first tensor in the checkpoint whose bytes match none of the records' CRC-32s."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+        for where, tensor in _tensors(state):
+            storage = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
+            if zlib.crc32(storage.numpy()) not in crcs:
+                return where
+    except Exception:  # the damage is reported by record instead
         return None
-    for where, tensor in _tensors(state):
-        storage = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
-        if zlib.crc32(storage.numpy()) not in crcs:
-            return where
     return None
 
 
