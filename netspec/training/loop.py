@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,14 +32,22 @@ from netspec.errors import TrainError
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.training import checkpoints
+from netspec.training import resume as resumption
 from netspec.training.config import TrainConfig, data_root
 from netspec.training.data import Data, DataError, load_data
 from netspec.training.devices import Precision, pick_device, tune
 from netspec.training.distributed import World, join
 from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line
-from netspec.training.optim import make_optimizer, make_schedule, rebase
+from netspec.training.optim import (
+    apply_changed_options,
+    load_schedule,
+    make_optimizer,
+    make_schedule,
+    rebase,
+)
 from netspec.training.plots import plot_confusion, plot_curves
 from netspec.training.progress import ProgressBar
+from netspec.training.runs import RunFolder
 from netspec.training.task import TaskError, make_task
 
 LOG_EVERY = 10
@@ -153,52 +160,63 @@ def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | No
         on_epoch: EpochEnd | None = None, verbose: bool = True,
         progress: bool | None = None) -> TrainResult:
     """Train `spec` (already checked: `report`) with its `train:` section changed by
-    `overrides` (see `TrainConfig.override`), or continue the run saved in `resume` (its own
-    settings, changed by `overrides`). Raises TrainError for anything that stops a run
+    `overrides` (see `TrainConfig.override`), or continue the run saved in `resume` with
+    those settings (see `netspec.training.resume`). The run folder is claimed before anything
+    is written (see `netspec.training.runs`). Raises TrainError for anything that stops a run
     from starting or going on; the message says what and where."""
-    state = None
-    if resume is not None:
-        try:
-            state = checkpoints.load(resume)
-            checkpoints.check_spec(state, resume, spec.name,
-                                   checkpoints.architecture_hash(spec._graph))
-        except checkpoints.CheckpointError as exc:
-            raise TrainError(str(exc)) from None
-    base = TrainConfig.model_validate(state["config"]) if state is not None else spec.training
     try:
-        config = base.override(**overrides)
+        config = spec.training.override(**overrides)
     except ValidationError as exc:
         raise TrainError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                    for e in exc.errors())) from None
-    out = _run_folder(spec.name, overrides.get("out") or (None if resume else config.out), resume)
-    return Trainer(spec, report, config, out, state, verbose, progress).fit(on_epoch)
+    resumed = _Resumed.read(Path(resume), spec, config) if resume is not None else None
+    folder = _claim(spec.name, overrides.get("out") or (None if resume else config.out),
+                    Path(resume) if resume is not None else None)
+    try:
+        checkpoints.remove_temporary(folder.path)
+        return Trainer(spec, report, config, folder.path, resumed, verbose, progress).fit(on_epoch)
+    finally:
+        folder.release()
 
 
-def _run_folder(name: str, chosen: str | None, resume: Path | None) -> Path:
-    """The folder a run writes: the one asked for, the resumed checkpoint's, or runs/NAME
-    (runs/NAME-2, -3, ... when taken). A folder holding another run is refused rather than
-    overwritten. Only rank 0 creates it and checks that it is writable."""
+@dataclass(frozen=True)
+class _Resumed:
+    """A checkpoint to continue: its state, the run's own settings, and what differs."""
+
+    path: Path
+    state: dict[str, Any]
+    saved: TrainConfig
+    changes: list[str]
+
+    @classmethod
+    def read(cls, path: Path, spec: Spec, config: TrainConfig) -> _Resumed:
+        """Load and verify the checkpoint, and compare its settings with `config`; TrainError
+        for a damaged or foreign checkpoint, or a change the run cannot take."""
+        try:
+            state = checkpoints.load(path)
+            checkpoints.check_spec(state, path, spec.name,
+                                   checkpoints.architecture_hash(spec._graph))
+        except checkpoints.CheckpointError as exc:
+            raise TrainError(str(exc)) from None
+        saved = resumption.saved_settings(state["config"], str(path))
+        return cls(path, state, saved, resumption.changes(saved, config, state["step"]))
+
+
+def _claim(name: str, chosen: str | None, resume: Path | None) -> RunFolder:
+    """Claim the folder the run writes: the one asked for, the resumed run's own, or
+    runs/NAME (runs/NAME-2, -3, ... when taken). A folder holding another run is refused,
+    never overwritten. Only rank 0 writes, so only rank 0 claims."""
+    main = int(os.environ.get("RANK", "0")) == 0
     if chosen is not None:
         out = Path(chosen)
-        if resume is None and (out / "last.pt").exists():
-            raise TrainError(f"{out} already holds a run (last.pt); continue it with "
-                             f"--resume {out / 'last.pt'}, or choose another --out")
-    elif resume is not None:
-        out = Path(resume).parent
-    else:
-        out, n = Path("runs") / name, 1
-        while out.exists() and any(out.iterdir()):
-            n += 1
-            out = Path("runs") / f"{name}-{n}"
-    if int(os.environ.get("RANK", "0")) == 0:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=out):
-                pass
-        except OSError as exc:
-            raise TrainError(f"cannot write to the run folder {out}: "
-                             f"{exc.strerror or exc}") from None
-    return out
+        if not main:
+            return RunFolder.unclaimed(out)
+        if resume is not None and out.resolve() == resume.parent.resolve():
+            return RunFolder.reenter(out)
+        return RunFolder.claim_new(out)
+    if resume is not None:
+        return RunFolder.reenter(resume.parent) if main else RunFolder.unclaimed(resume.parent)
+    return RunFolder.claim_default(name) if main else RunFolder.unclaimed(Path("runs") / name)
 
 
 @contextmanager
@@ -215,7 +233,7 @@ class Trainer:
     """Trains `spec`'s network as `config` says, writing into `out` (rank 0 only)."""
 
     def __init__(self, spec: Spec, report: Report, config: TrainConfig, out: Path,
-                 resume: dict[str, Any] | None = None, verbose: bool = True,
+                 resume: _Resumed | None = None, verbose: bool = True,
                  progress: bool | None = None) -> None:
         from netspec.api import build
 
@@ -243,6 +261,9 @@ class Trainer:
         except TaskError as exc:
             raise TrainError(str(exc)) from None
         self.warnings = [*self.data.notes, *self.task.notes]
+        if resume is not None and resume.changes:
+            self.warnings.append("resuming with settings that differ from the run's: "
+                                 + "; ".join(resume.changes))
         if self.verbose:
             for warning in self.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
@@ -303,16 +324,24 @@ class Trainer:
                                           if self.device.type == "cuda" else None)
         return torch.compile(net) if self.config.compile else net
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["scheduler"])
+    def _restore(self, resume: _Resumed) -> None:
+        """Put the run's state back; TrainError when the checkpoint's parts do not fit."""
+        state = resume.state
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            load_schedule(self.schedule, state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            rng = state["rng"]
+            if len(rng) == self.world.size:
+                checkpoints.restore_rng(rng[self.world.rank])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TrainError(f"cannot resume from {resume.path}: its state does not fit this "
+                             f"run ({reason[:300]})") from None
+        apply_changed_options(self.optimizer, resume.saved.optimizer, self.config.optimizer)
         rebase(self.schedule, self.config.lr)
-        self.scaler.load_state_dict(state["scaler"])
-        rng = state["rng"]
-        if len(rng) == self.world.size:
-            checkpoints.restore_rng(rng[self.world.rank])
-        elif self.verbose:
+        if len(rng) != self.world.size and self.verbose:
             print(f"note: the checkpoint was written by {len(rng)} process(es), this run has "
                   f"{self.world.size}; random streams restart, so the run will not be "
                   f"bit-identical to an uninterrupted one")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -23,6 +24,17 @@ def make_optimizer(config: OptimizerConfig, params: Iterable[torch.nn.Parameter]
                                weight_decay=o.weight_decay)
     cls = torch.optim.AdamW if config.kind == "adamw" else torch.optim.Adam
     return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def apply_changed_options(optimizer: torch.optim.Optimizer, saved: OptimizerConfig,
+                          config: OptimizerConfig) -> None:
+    """After a restore (which brings back the saved groups' settings), use each option of
+    `config` that differs from `saved`, the run's own; the rate is `rebase`'s."""
+    old, new = saved.options.model_dump(), config.options.model_dump()
+    for key, value in new.items():
+        if key != "lr" and value != old.get(key):
+            for group in optimizer.param_groups:
+                group[key] = tuple(value) if isinstance(value, list) else value
 
 
 def make_schedule(config: ScheduleConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
@@ -73,3 +85,17 @@ def rebase(schedule: torch.optim.lr_scheduler.LRScheduler, lr: float) -> None:
             group["initial_lr"] *= ratio
             group["lr"] *= ratio
     schedule._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
+
+
+
+def load_schedule(schedule: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any]) -> None:
+    """Restore a saved schedule's `state` into `schedule`, which was built for this run's
+    length: the step reached comes from the state, the layout over the run's steps stays
+    the new one's. So a run resumed with other epochs takes, from its next step, the rate a
+    run planned for that length from the start has there: constant and step schedules do
+    not depend on the length; cosine's curve is a function of the new length (not state);
+    one-cycle keeps the new warm-up and annealing phases and total."""
+    layout = {key: getattr(schedule, key) for key in ("total_steps", "_schedule_phases")
+              if hasattr(schedule, key)}
+    schedule.load_state_dict(state)
+    schedule.__dict__.update(layout)
