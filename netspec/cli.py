@@ -263,6 +263,10 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
     except TrainError as exc:
         click.echo(f"{spec}: error: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        click.echo(f"{spec}: interrupted: stopped at once; the checkpoints already written are "
+                   "unchanged", err=True)
+        sys.exit(128 + signal.SIGINT)
     if result.stopped in ("SIGINT", "SIGTERM"):
         sys.exit(128 + int(getattr(signal, result.stopped)))
     if not quiet and main_rank:

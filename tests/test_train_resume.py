@@ -281,3 +281,34 @@ def test_a_one_cycle_run_resumed_with_more_epochs_trains_them(tmp_path: Path) ->
     for row in longer.history[1:]:  # after the resume: the rates of a 3-epoch run
         walk(planned, steps)
         assert row["lr"] == pytest.approx(planned.get_last_lr()[0], rel=1e-12), row["epoch"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.0, 0.3])
+def test_a_second_ctrl_c_stops_at_once_and_leaves_the_run_resumable(tmp_path: Path,
+                                                                     gap: float) -> None:
+    """The first SIGINT asks for a save at the next step; a second one, during that save or
+    before it, leaves at once: exit 130, one line, no traceback, and whatever checkpoint is
+    on disk loads and resumes."""
+    import signal
+    import time
+
+    spec = write_spec(tmp_path, SPEC.replace("epochs: 2", "epochs: 3").replace(
+        "device: cpu", "device: cpu\n      data: {synthetic: {size: 40000, classes: 10}}"))
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "netspec", "train", str(spec), "--out",
+                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    for line in process.stdout:  # type: ignore[union-attr]
+        if line.startswith("epoch 1/3"):
+            break
+    process.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert checkpoints.load(out / "last.pt")["epoch"] >= 1  # epoch 1's, or the one saved at the stop
+    resumed = netspec.train(spec, resume=out / "last.pt", verbose=False)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -82,8 +82,10 @@ class Writer:
         """Write `state` to `path`, then make each of `copies` a copy of it."""
         self.wait()
         snapshot = _snapshot(state)
+        # A daemon: a second Ctrl-C ends the process at once, abandoning a write in flight,
+        # which leaves the previous checkpoint whole (and a temporary file for the next run).
         self._thread = threading.Thread(target=self._write, args=(snapshot, path, copies),
-                                        name="netspec-checkpoint")
+                                        name="netspec-checkpoint", daemon=True)
         self._thread.start()
 
     def wait(self) -> None:

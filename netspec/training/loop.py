@@ -373,6 +373,9 @@ class Trainer:
             self._flush()
             if self.world.main and pos.history:
                 self._plot()
+        except KeyboardInterrupt:  # a second Ctrl-C: out at once, a write in flight abandoned
+            self.writer = checkpoints.Writer()
+            raise
         finally:
             self.writer.wait_quietly()
             for log in logs:
