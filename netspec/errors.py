@@ -8,6 +8,7 @@ independent mistake instead of stopping at the first.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -69,9 +70,35 @@ class SpecError(ValueError):
         super().__init__("\n".join(d.format() for d in self.errors))
 
 
+SHOWN = 40
+"""Characters of a word the user wrote that a message quotes: a name of a megabyte is
+quoted by its first 40 characters and `…`."""
+COMPARED = 200
+"""Words longer than this are like none of the choices (comparing a megabyte-long word
+with each choice would take seconds; every name is shorter, see `Limits.name_length`)."""
+
+
+def clipped(text: str, width: int = SHOWN) -> str:
+    """`text` as a message quotes it: whole up to `width` characters, else its first
+    `width` and `…`."""
+    return text if len(text) <= width else text[:width] + "…"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+
+
+def shown(value: object, width: int = 60) -> str:
+    """`repr(value)` as a message quotes it: at most `width` characters, however large or
+    deep the value (reprlib: only what is shown is walked, six levels deep at most)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def closest(word: object, choices: Iterable[str]) -> str | None:
     """The choice most like `word`, or None when none is close."""
-    if not isinstance(word, str):
+    if not isinstance(word, str) or len(word) > COMPARED:
         return None
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return match[0] if match else None
@@ -88,7 +115,7 @@ def quote_list(names: Iterable[str], limit: int = 12, near: object = None) -> st
     order, or, given the word the user wrote as `near`, the most similar first (so that the
     cut at `limit` never hides the best match)."""
     names = sorted(names)
-    if isinstance(near, str):
+    if isinstance(near, str) and len(near) <= COMPARED:
         names.sort(key=lambda name: -difflib.SequenceMatcher(None, near, name).ratio())
     shown = ", ".join(f"`{n}`" for n in names[:limit])
     more = len(names) - limit

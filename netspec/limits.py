@@ -31,12 +31,22 @@ class Limits:
     """Values in one YAML document after aliases are expanded (defeats alias bombs)."""
     yaml_depth: int = 200
     """Nesting of mappings and lists in one YAML document."""
+    number_digits: int = 100
+    """Digits in one number literal (`64`, `1e-3`, `0x1F`): a longer one is refused before
+    it is converted (Python's own bound is 4,300 digits, and values past 10**15 mean nothing
+    in a spec)."""
     layers: int = 100_000
-    """Layers in the network after blocks and `repeat` are expanded."""
+    """Layers in the network (its inputs aside) after blocks and `repeat` are expanded."""
     block_depth: int = 32
     """Blocks calling blocks, nested."""
     use_depth: int = 8
     """Files including files through `use:`, nested."""
+    use_includes: int = 1_000
+    """`use:` includes in one load, counted as the include tree unfolds (a file used again
+    counts again, with its own includes): seven files each using the next ten times are
+    about 10**7. Each file is read once however often it is used."""
+    name_length: int = 128
+    """Characters in a name: a layer's, a block's, a parameter's, an input's."""
     expression_length: int = 200
     """Characters in one expression (`out: "width * 4"`)."""
     tensor_elements: int = 2**31

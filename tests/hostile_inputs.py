@@ -7,6 +7,7 @@ benchmarks/bench_hostile.py (the time and memory figures in the README).
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -38,10 +39,39 @@ def expression(text: str) -> bytes:
     return b"input: [1, 8, 8]\nparams: {w: 4}\nlayers:\n  - linear: '" + text.encode() + b"'\n"
 
 
+USE = b"input: [1, 8, 8]\nuse: [blocks]\nlayers: [relu]\n"
+FAN_OUT = 10  # each block file uses the next this many times
+FAN_FILES = 7  # 10**7 includes as the tree unfolds
+
+
+def fan_out(spec: Path) -> None:
+    """Block files b0.yaml ... b6.yaml beside `spec`, each using the next FAN_OUT times
+    (about 150 bytes each); the spec (which uses `blocks`) is made to use b0.yaml."""
+    spec.write_bytes(USE.replace(b"[blocks]", b"[b0.yaml]"))
+    for i in range(FAN_FILES):
+        uses = f"[{', '.join([f'b{i + 1}.yaml'] * FAN_OUT)}]" if i + 1 < FAN_FILES else "[]"
+        (spec.parent / f"b{i}.yaml").write_text(f"use: {uses}\nblocks: {{}}\n")
+
+
+def named_pipe(spec: Path) -> None:
+    """The spec's path made a named pipe that no one writes to (reading it would block)."""
+    spec.unlink()
+    os.mkfifo(spec)
+
+
 @dataclass(frozen=True)
 class Hostile:
     make: Callable[[], bytes]
     message: str
+    around: Callable[[Path], None] | None = None
+    """Given the spec's path once `make()` is written there, makes what it needs beside it
+    (the files it uses), or replaces it (a named pipe)."""
+
+    def write(self, spec: Path) -> None:
+        """Write the case to `spec`, in a folder of its own."""
+        spec.write_bytes(self.make())
+        if self.around is not None:
+            self.around(spec)
 
 
 CASES: dict[str, Hostile] = {
@@ -79,6 +109,36 @@ CASES: dict[str, Hostile] = {
     "expression: indexing": Hostile(lambda: expression("w[0]"), "indexing"),
     "expression: import": Hostile(lambda: expression('__import__("os")'),
                                   "is not an allowed function call"),
+    "integer of 5,000 digits": Hostile(
+        lambda: HEAD + b"  - linear: " + b"9" * 5000 + b"\n",
+        ".yaml:3:13: error: a number of 5,000 digits is longer than 100 digits "
+        "(limit `number_digits`)"),
+    "make_divisible(10, 0)": Hostile(
+        lambda: expression("make_divisible(10, 0)"),
+        ".yaml:4:13: error: fc1: `make_divisible(10, 0)`: make_divisible(): the divisor must "
+        "be positive, found 0"),
+    "100,001 relu layers": Hostile(
+        lambda: HEAD + b"  - relu\n" * 100_001,
+        ".yaml:100003:5: error: layers: the network expands to more than 100,000 layers "
+        "(limit `layers`)"),
+    "a 1 MB layer name": Hostile(
+        lambda: HEAD + b"  - relu: {}\n    name: " + b"a" * 2**20 + b"\n",
+        f".yaml:4:11: error: {'a' * 40}…: layer name `{'a' * 40}…` has 1,048,576 characters, "
+        "more than 128 (limit `name_length`)"),
+    "kernel: 1:0 (YAML 1.1 base 60)": Hostile(
+        lambda: HEAD + b"  - conv2d: {out: 4, kernel: 1:0}\n",
+        ".yaml:3:30: error: conv1: `kernel`: expected an integer or a list of integers, "
+        "found '1:0'"),
+    "the spec a named pipe": Hostile(
+        lambda: b"", "hostile.yaml is not a regular file (a named pipe)", named_pipe),
+    "use: of a directory": Hostile(
+        lambda: USE, ".yaml:2:7: error: `blocks` is a directory, not a file of blocks",
+        lambda spec: (spec.parent / "blocks").mkdir()),
+    "use: fan-out (10**7 includes)": Hostile(
+        lambda: USE,
+        "b3.yaml:1:79: error: `use` includes more than 1,000 files in one load (limit "
+        "`use_includes`; a file used again counts again, with its own includes): hostile.yaml "
+        "→ b0.yaml → b1.yaml → b2.yaml → b3.yaml → b4.yaml", fan_out),
 }
 
 

@@ -37,7 +37,7 @@ def write_uses(folder: Path, depth: int) -> Path:
 
 # limit: (a spec just past the default, the value that lets it through)
 CASES = {
-    "layers": (HEAD + f"layers:\n  - relu: {{}}\n    repeat: {DEFAULTS.layers}\n",  # + the input
+    "layers": (HEAD + f"layers:\n  - relu: {{}}\n    repeat: {DEFAULTS.layers + 1}\n",
                DEFAULTS.layers + 1),
     "block_depth": (chain(DEFAULTS.block_depth + 1), DEFAULTS.block_depth + 1),
     "expression_length": (
@@ -48,6 +48,10 @@ CASES = {
         "input: [65536]\nlayers:\n  - linear: 32768\n", 2**31 + 2**15),
     "yaml_depth": (HEAD + "x: " + "[" * (DEFAULTS.yaml_depth + 1)  # x itself is at depth 1
                    + "]" * (DEFAULTS.yaml_depth + 1) + "\nlayers: [relu]\n", DEFAULTS.yaml_depth + 2),
+    "number_digits": (HEAD + "layers:\n  - dropout: 0." + "1" * DEFAULTS.number_digits + "\n",
+                      DEFAULTS.number_digits + 1),
+    "name_length": (HEAD + "layers:\n  - relu: {}\n    name: " + "a" * (DEFAULTS.name_length + 1)
+                    + "\n", DEFAULTS.name_length + 1),
 }
 
 
@@ -68,7 +72,8 @@ def test_each_limit_is_named_with_how_to_raise_it(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param("layers", marks=pytest.mark.slow),  # 100,000 layers
-                                  "block_depth", "expression_length", "tensor_elements"])
+                                  "block_depth", "expression_length", "tensor_elements",
+                                  "number_digits", "name_length"])
 def test_a_raised_limit_lets_the_spec_through(name: str) -> None:
     text, enough = CASES[name]
     report = netspec.check(text, limits=Limits(**{name: enough}))

@@ -3,12 +3,15 @@ spec's folder, with errors pointing into the file they are about."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 import netspec
+from netspec.limits import Limits
+from netspec.spec import library
 
 UNIT = """
     blocks:
@@ -30,9 +33,9 @@ def spec(tmp_path: Path, use: str, layers: str = "[{unit: {c: 4}}]") -> Path:
     return write(tmp_path / "net" / "net.yaml", f"input: [3, 8, 8]\nuse: {use}\nlayers: {layers}\n")
 
 
-def errors(path: Path) -> list[netspec.Diagnostic]:
+def errors(path: Path, limits: Limits | None = None) -> list[netspec.Diagnostic]:
     with pytest.raises(netspec.SpecError) as info:
-        netspec.check(path)
+        netspec.check(path, limits=limits)
     return info.value.errors
 
 
@@ -115,3 +118,48 @@ def test_an_unreadable_spec_path_is_an_error():
 def test_a_spec_given_as_text_cannot_use_files():
     with pytest.raises(netspec.SpecError, match="needs a spec read from a file"):
         netspec.load("input: [3, 8, 8]\nuse: [x.yaml]\nlayers: [relu]\n")
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    (tmp_path / "net" / "blocks").mkdir(parents=True)
+    [error] = errors(spec(tmp_path, "[blocks]", "[relu]"))
+    assert error.message == (f"`blocks` is a directory, not a file of blocks "
+                             f"({tmp_path / 'net' / 'blocks'})")
+    assert (error.where.line, error.where.column) == (2, 7)
+
+
+def test_a_named_pipe_is_not_read(tmp_path):
+    (tmp_path / "net").mkdir()
+    os.mkfifo(tmp_path / "net" / "units.yaml")  # reading it would wait for a writer
+    [error] = errors(spec(tmp_path, "[units.yaml]", "[relu]"))
+    assert "`units.yaml` is a named pipe, not a file of blocks" in error.message
+
+
+def fan_out(folder: Path, files: int, uses: int) -> None:
+    """b0.yaml ... b{files-1}.yaml, each using the next `uses` times; the last one defines
+    the block `unit`."""
+    for i in range(files - 1):
+        write(folder / f"b{i}.yaml", f"use: [{', '.join([f'b{i + 1}.yaml'] * uses)}]\n")
+    write(folder / f"b{files - 1}.yaml", UNIT)
+
+
+def test_each_used_file_is_read_once_per_load(tmp_path, monkeypatch):
+    fan_out(tmp_path / "net", 7, 10)  # 10**7 includes as the tree unfolds, 7 files
+    read: list[Path] = []
+    original = library.read_source
+    monkeypatch.setattr(library, "read_source", lambda path: read.append(path) or original(path))
+    report = netspec.check(spec(tmp_path, "[b0.yaml]"), limits=Limits(use_includes=10**8))
+    assert [r.name for r in report.layers] == ["unit1.conv1", "unit1.relu1"]
+    assert sorted(p.name for p in read) == [f"b{i}.yaml" for i in range(7)]
+
+
+def test_includes_past_the_limit_are_refused_with_the_chain_of_files(tmp_path):
+    fan_out(tmp_path / "net", 4, 10)  # 1 + 10 + 100 + 1,000 includes
+    path = spec(tmp_path, "[b0.yaml]")
+    assert netspec.check(path, limits=Limits(use_includes=1_111)).layers
+    [error] = errors(path, Limits(use_includes=1_110))
+    assert error.message.startswith("`use` includes more than 1,110 files in one load "
+                                    "(limit `use_includes`")
+    # b0.yaml's tenth use of b1.yaml brings the 111 includes beneath b1.yaml once more
+    assert error.message.endswith(": net.yaml → b0.yaml → b1.yaml")
+    assert error.where.file == str(tmp_path / "net" / "b0.yaml") and error.code == "limit"

@@ -9,6 +9,7 @@ parameters are known.
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,10 +19,25 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from netspec import limits
 from netspec.ops.base import PosInt
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+def _bounded(name: str) -> str:
+    """A name within the limit `name_length`; a `limit` error past it."""
+    longest = limits.current().name_length
+    if len(name) > longest:
+        raise PydanticCustomError("limit", "has {length} characters, more than {longest} "
+                                  "(limit `{limit}`)", {"length": f"{len(name):,}",
+                                  "longest": f"{longest:,}", "limit": "name_length"})
+    return name
+
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"),
+                       AfterValidator(_bounded)]
+"""A block's, a parameter's or an input's name."""
 Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
 
 

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from netspec import init as init_scheme
 from netspec import limits
-from netspec.errors import Diagnostic, Where, did_you_mean, quote_list
+from netspec.errors import Diagnostic, Where, clipped, did_you_mean, quote_list, shown
 from netspec.init import Init
 from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op
@@ -114,6 +114,8 @@ class Expander:
         self.nodes: dict[str, Node] = {}
         self.groups: dict[str, Group] = {}
         self.limits = limits.current()
+        self.input_count = 0
+        """Nodes in `nodes` that are the network's inputs, not layers."""
 
     def error(self, where: Where | At, path: str, message: str, hint: str | None = None,
               code: str = "") -> None:
@@ -125,13 +127,17 @@ class Expander:
         for name, shape in input_shapes.items():
             loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
             self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
+        self.input_count = len(input_shapes)
+        layers = _raw(doc, "layers", self.spec.layers)
+        if self.certainly_too_many(layers):
+            return Graph(self.spec.name, self.nodes, list(input_shapes), [], self.groups)
         env = self.params(self.spec.params, {}, doc, "params", "")
         self.globals = env
         top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)),
                       init=self.init_of(doc, "", scope_init=None))
         top.declared = dict.fromkeys(input_shapes, self.source.pos(doc))
         with contextlib.suppress(_Abort):
-            self.body(_raw(doc, "layers", self.spec.layers), top, doc, "layers")
+            self.body(layers, top, doc, "layers")
         outputs = [self.resolve(o, top, self.source.pos(doc, "outputs", i), "outputs")
                    for i, o in enumerate(self.spec.outputs or [])] or [top.last]
         for i, name in enumerate(outputs):
@@ -143,6 +149,38 @@ class Expander:
                      [o for o in outputs if o], self.groups)
 
     # -- layer lists -------------------------------------------------------------------
+
+    def certainly_too_many(self, layers: list[Any]) -> bool:
+        """Whether the top-level list alone expands past the limit `layers` (reported at the
+        entry that passes it): counted before expanding anything, so that 100,001 `- relu`
+        lines are refused in milliseconds rather than after 100,000 nodes are built.
+
+        It counts only what every expansion adds: one layer per op named alone (`- relu`),
+        and `repeat` (1 unless a literal) per mapping with one op key and no `if:`; a block
+        may expand to nothing, and an op wins over a block of its name, as in `entry`."""
+        count = 0
+        for index, entry in enumerate(layers):
+            repeat = 0
+            if isinstance(entry, str):
+                count += entry in OPS
+            elif isinstance(entry, dict) and "if" not in entry:
+                keys = [k for k in entry if k not in META]
+                if len(keys) == 1 and keys[0] in OPS:
+                    repeat = entry.get("repeat", 1)
+                    repeat = repeat if isinstance(repeat, int) and repeat > 1 else 1
+                    count += repeat
+            if count > self.limits.layers:
+                if repeat > 1:
+                    self.too_many_repeats(entry, "layers", repeat)
+                else:
+                    self.too_many_layers(Locator(self.source, layers, index), "layers")
+                return True
+        return False
+
+    def too_many_layers(self, where: At, path: str) -> None:
+        self.error(where, path, f"the network expands to more than {self.limits.layers:,} "
+                   "layers (limit `layers`)", "check `repeat` counts; "
+                   + limits.raise_hint("layers"), code="limit")
 
     def body(self, layers: list[Any], scope: _Scope, parent: Any, key: str) -> None:
         for entry in layers:
@@ -163,12 +201,13 @@ class Expander:
             entry_loc = Locator(self.source, entry, op_key)
         else:
             self.error(where, scope.prefix.rstrip("."), f"a layer is an op name or a mapping, "
-                       f"found {entry!r}", "e.g. `- relu` or `- conv2d: {out: 64, kernel: 3}`",
+                       f"found {shown(entry)}", "e.g. `- relu` or `- conv2d: {out: 64, kernel: 3}`",
                        code="bad-layer")
             return
         written = meta.get("name")
-        stem = OPS[op_key].stem() if op_key in OPS else op_key
-        label = scope.prefix + (written if isinstance(written, str) else self.next_auto(stem, scope))
+        stem = OPS[op_key].stem() if op_key in OPS else clipped(op_key)
+        label = scope.prefix + (clipped(written) if isinstance(written, str)
+                                else self.next_auto(stem, scope))
         if "if" in meta and not self.condition(meta["if"], scope, entry, label):
             return
         repeat = self.repeat(meta["repeat"], scope, entry, label) if "repeat" in meta else 1
@@ -189,10 +228,10 @@ class Expander:
                 did_you_mean(op_key, choices) or f"`netspec schema` or the README's ops table "
                                                  f"lists the {len(OPS)} ops")
             self.error(self.source.key_where(entry, op_key) if isinstance(entry, dict) else where,
-                       label, f"unknown op `{op_key}`", hint, code="unknown-op")
+                       label, f"unknown op `{clipped(op_key)}`", hint, code="unknown-op")
         if not isinstance(meta.get("frozen", False), bool):
             self.error(self.source.pos(entry, "frozen"), label, f"`frozen` must be true or "
-                       f"false, found {meta['frozen']!r}", code="invalid-value")
+                       f"false, found {shown(meta['frozen'])}", code="invalid-value")
         frozen = scope.frozen or meta.get("frozen") is True
         init = self.init_of(entry, label, scope.init) if "init" in meta else scope.init
         prev: list[str] = []
@@ -234,9 +273,9 @@ class Expander:
         strays = [k for k in keys if k not in known]
         written = entry.get("name")
         if isinstance(written, str):
-            path = scope.prefix + written
+            path = scope.prefix + clipped(written)
         elif len(known) == 1:
-            stem = OPS[known[0]].stem() if known[0] in OPS else str(known[0])
+            stem = OPS[known[0]].stem() if known[0] in OPS else clipped(str(known[0]))
             path = scope.prefix + self.next_auto(stem, scope)
         else:
             path = scope.prefix.rstrip(".")
@@ -249,15 +288,16 @@ class Expander:
             op_args = self.argument_names(known[0])
             for k in strays:
                 if entry[known[0]] is None and k in op_args:  # `- conv2d:` then `  out: 6`
-                    self.error(self.source.key_where(entry, k), path, f"`{k}` is indented as a "
+                    self.error(self.source.key_where(entry, k), path, f"`{clipped(str(k))}` is indented as a "
                                f"key of the list item, not of `{known[0]}`", f"indent it under "
                                f"`{known[0]}` by two more spaces", code="bad-indent")
                     continue
                 hint = did_you_mean(k, META) or f"layer keys: {quote_list(META, near=k)}"
                 self.error(self.source.key_where(entry, k), path,
-                           f"unknown layer key `{k}`", hint, code="unknown-key")
+                           f"unknown layer key `{clipped(str(k))}`", hint, code="unknown-key")
         else:
-            names = " and ".join(f"`{k}`" for k in keys)
+            names = " and ".join(f"`{clipped(str(k))}`" for k in keys[:3])
+            names += f" and {len(keys) - 3:,} more" if len(keys) > 3 else ""
             self.error(where, path, f"a layer names exactly one op, found {names}",
                        "put each op in its own list item", code="bad-layer")
         return None, None, {}
@@ -287,9 +327,15 @@ class Expander:
     def layer_name(self, name: Any, scope: _Scope, entry: Any, label: str) -> str | None:
         if name is None:
             return None
+        longest = self.limits.name_length
+        if isinstance(name, str) and len(name) > longest:
+            self.error(self.source.pos(entry, "name"), label, f"layer name `{clipped(name)}` has "
+                       f"{len(name):,} characters, more than {longest:,} (limit `name_length`)",
+                       limits.raise_hint("name_length"), code="limit")
+            return None
         if not isinstance(name, str) or not IDENTIFIER.match(name):
             self.error(self.source.pos(entry, "name"), label,
-                       f"layer name {name!r} must be an identifier (letters, digits, _)",
+                       f"layer name {shown(name)} must be an identifier (letters, digits, _)",
                        code="bad-name")
             return None
         if name in RESERVED:
@@ -326,10 +372,8 @@ class Expander:
                 return auto
 
     def add(self, node: Node) -> str:
-        if len(self.nodes) >= self.limits.layers:
-            self.error(node.where, node.name, f"the network expands to more than "
-                       f"{self.limits.layers:,} layers (limit `layers`)",
-                       "check `repeat` counts; " + limits.raise_hint("layers"), code="limit")
+        if len(self.nodes) - self.input_count >= self.limits.layers:
+            self.too_many_layers(node.where, node.name)
             raise _Abort
         self.nodes[node.name] = node
         return node.name
@@ -341,7 +385,7 @@ class Expander:
         takes a condition); a layer whose condition is malformed is kept."""
         if not isinstance(text, bool | str):
             self.error(self.source.pos(entry, "if"), label, f"`if` must be true, false or an "
-                       f"expression, found {text!r}", "e.g. `if: stride != 1`",
+                       f"expression, found {shown(text)}", "e.g. `if: stride != 1`",
                        code="invalid-value")
             return True
         value = self.evaluate(text, scope.env, self.source.pos(entry, "if"), label)
@@ -352,15 +396,18 @@ class Expander:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             if value is not None:
                 self.error(self.source.pos(entry, "repeat"), label,
-                           f"`repeat` must be a positive integer, found {value!r}",
+                           f"`repeat` must be a positive integer, found {shown(value)}",
                            code="invalid-value")
             return 1
-        if len(self.nodes) + value > self.limits.layers:
-            self.error(self.source.pos(entry, "repeat"), label,
-                       f"`repeat: {value}` would expand beyond {self.limits.layers:,} layers "
-                       "(limit `layers`)", limits.raise_hint("layers"), code="limit")
+        if len(self.nodes) - self.input_count + value > self.limits.layers:
+            self.too_many_repeats(entry, label, value)
             raise _Abort
         return value
+
+    def too_many_repeats(self, entry: dict[str, Any], label: str, value: int) -> None:
+        self.error(self.source.pos(entry, "repeat"), label,
+                   f"`repeat: {value}` would expand beyond {self.limits.layers:,} layers "
+                   "(limit `layers`)", limits.raise_hint("layers"), code="limit")
 
     def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, path: str,
                op_key: str) -> list[str] | None:
@@ -383,7 +430,8 @@ class Expander:
     def resolve(self, ref: Any, scope: _Scope, where: At, path: str) -> str | None:
         """The full node name a reference means in `scope`, or None after an error."""
         if not isinstance(ref, str):
-            self.error(where, path, f"an input is a layer name, found {ref!r}", code="bad-ref")
+            self.error(where, path, f"an input is a layer name, found {shown(ref)}",
+                       code="bad-ref")
             return None
         if ref in scope.names:
             return scope.names[ref]
@@ -393,14 +441,14 @@ class Expander:
         if ref in scope.declared:
             later = scope.declared[ref]
             if path.rsplit(".", 1)[-1] == ref:
-                message = f"`{ref}` reads itself, which would make a cycle"
+                message = f"`{clipped(ref)}` reads itself, which would make a cycle"
             else:
-                message = f"`{ref}` is defined later (line {later.at().line}); a layer can read only " \
-                          "earlier layers"
+                message = (f"`{clipped(ref)}` is defined later (line {later.at().line}); a layer "
+                           "can read only earlier layers")
             self.error(where, path, message, code="bad-ref")
             return None
         hint = did_you_mean(ref, scope.names) or f"known here: {quote_list(scope.names, near=ref)}"
-        self.error(where, path, f"unknown layer `{ref}`", hint, code="bad-ref")
+        self.error(where, path, f"unknown layer `{clipped(ref)}`", hint, code="bad-ref")
         return None
 
     # -- ops and blocks ----------------------------------------------------------------
@@ -456,7 +504,7 @@ class Expander:
         items = value if isinstance(value, list) else [value]
         what = cls.kind() if cls else "this block"
         if not names:
-            self.error(loc.at(), path, f"{what} takes no short-form value, found {value!r}",
+            self.error(loc.at(), path, f"{what} takes no short-form value, found {shown(value)}",
                        f"write its arguments as a mapping: `{what}: {{key: value}}`",
                        code="bad-short-form")
             return None, arg_at
@@ -560,7 +608,7 @@ class Expander:
                 hint = did_you_mean(key, names) or (f"`{kind}` takes: {quote_list(names, near=key)}"
                                                     if names else f"`{kind}` takes no parameters")
                 self.error(self.source.key_where(value, key) if isinstance(value, dict) else where,
-                           full, f"unknown parameter `{key}` for block `{kind}`", hint,
+                           full, f"unknown parameter `{clipped(str(key))}` for block `{kind}`", hint,
                            code="unknown-key")
                 continue
             evaluated = self.substitute(v, env, where, full)

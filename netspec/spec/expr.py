@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from netspec import limits
-from netspec.errors import did_you_mean
+from netspec.errors import did_you_mean, shown
 
 MAX_MAGNITUDE = 10**15  # larger results are certainly mistakes, and bound the work
 
@@ -33,11 +33,26 @@ class ExprError(ValueError):
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round `value` to the nearest multiple of `divisor`, never dropping more than 10%.
 
-    The channel-rounding rule of MobileNet-style width multipliers.
+    The channel-rounding rule of MobileNet-style width multipliers; ValueError for a
+    divisor that is not positive.
     """
+    if divisor <= 0:
+        raise ValueError(f"the divisor must be positive, found {divisor!r}")
     floor = divisor if min_value is None else min_value
     rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+NDIGITS = 15
+"""`round(x, n)` takes n within ±15 (values stay within 10**15): `round(10, -10**15)` would
+compute 10**(10**15)."""
+
+
+def bounded_round(value: float, ndigits: int | None = None) -> float:
+    """Python's `round`, with `ndigits` within ±`NDIGITS` (ValueError past it)."""
+    if ndigits is not None and not isinstance(ndigits, bool) and abs(ndigits) > NDIGITS:
+        raise ValueError(f"ndigits must be within ±{NDIGITS}, found {ndigits!r}")
+    return round(value, ndigits)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -46,7 +61,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "int": int,
     "float": float,
-    "round": round,
+    "round": bounded_round,
     "floor": math.floor,
     "ceil": math.ceil,
     "make_divisible": make_divisible,
@@ -139,8 +154,11 @@ class _Eval:
         if method is None:
             raise self.fail(f"{type(node).__name__} is not allowed in expressions")
         value = method(node)
+        if isinstance(value, complex):  # `(-8) ** 0.5`
+            raise self.fail("the result is not a real number")
         if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
-            raise self.fail(f"the result {value:.3g} is out of range")
+            raise self.fail(f"the result {_magnitude(value)} is out of range",
+                            "results stay within ±10**15")
         return value
 
     def visit_Constant(self, node: ast.Constant) -> Any:
@@ -177,8 +195,8 @@ class _Eval:
             return fn(left, right)
         except ZeroDivisionError:
             raise self.fail("division by zero") from None
-        except (OverflowError, ValueError) as exc:
-            raise self.fail(str(exc)) from None
+        except OverflowError:
+            raise self.fail("the result is out of range", "results stay within ±10**15") from None
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Any:
         is_and = isinstance(node.op, ast.And)
@@ -200,7 +218,7 @@ class _Eval:
                 if not fn(left, right):
                     return False
             except TypeError:
-                raise self.fail(f"cannot compare {left!r} with {right!r}") from None
+                raise self.fail(f"cannot compare {shown(left)} with {shown(right)}") from None
             left = right
         return True
 
@@ -215,10 +233,19 @@ class _Eval:
         args = [self.number(self.visit(a)) for a in node.args]
         try:
             return FUNCTIONS[name](*args)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except ZeroDivisionError:
+            raise self.fail(f"{name}(): division by zero") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
             raise self.fail(f"{name}(): {exc}") from None
 
     def number(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(f"expected a number, found {value!r}")
+            raise self.fail(f"expected a number, found {shown(value)}")
         return value
+
+
+def _magnitude(value: float) -> str:
+    """`1e+16`, or `~10**960` for an integer too large for a float."""
+    if isinstance(value, int) and value.bit_length() > 1000:
+        return f"~10**{int(math.log10(abs(value)))}"
+    return f"{value:.3g}"

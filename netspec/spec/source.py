@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
+import stat
 import sys
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any, NoReturn
 import yaml
 
 from netspec import limits
-from netspec.errors import Diagnostic, SpecError, Where
+from netspec.errors import Diagnostic, SpecError, Where, clipped
 from netspec.spec import nesting
 
 _Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
@@ -28,21 +30,29 @@ _RESOLVER = yaml.resolver.Resolver()
 _CORE = "tag:yaml.org,2002:"
 
 
-_EXPONENT_FLOAT = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+")
-"""`1e-3`: a float in YAML 1.2 and to every person, a string to YAML 1.1's resolver."""
+_INT, _FLOAT, _STR = f"{_CORE}int", f"{_CORE}float", f"{_CORE}str"
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                         r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+"""Numbers as YAML 1.2's core schema writes them: `017` is 17, `0o17` 15, `0x1F` 31,
+`1e-3` a float; YAML 1.1's `1:0` (base 60), `0b101` and `1_000` are strings."""
 
 
 @functools.lru_cache(maxsize=8192)
 def _resolve_scalar(kind: type, value: str, implicit: tuple[bool, bool]) -> str:
     tag = _RESOLVER.resolve(kind, value, implicit)
-    if implicit[0] and tag == f"{_CORE}str" and _EXPONENT_FLOAT.fullmatch(value):
-        return f"{_CORE}float"
-    return tag
+    if not implicit[0]:  # quoted: a string, or what its explicit tag says
+        return tag
+    if _CORE_INT.fullmatch(value):
+        return _INT
+    if _CORE_FLOAT.fullmatch(value):
+        return _FLOAT
+    return _STR if tag in (_INT, _FLOAT) else tag
 
 
 def _resolve(kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-    """A node's tag from its text: the core schema, memoised for scalars (specs repeat the
-    same few thousands of times), and `1e-3` a float."""
+    """A node's tag from its text: PyYAML's resolver for null and booleans, YAML 1.2's core
+    schema for numbers, memoised for scalars (specs repeat the same few thousands of times)."""
     if kind is yaml.ScalarNode:
         return _resolve_scalar(kind, value, tuple(implicit))
     return _RESOLVER.resolve(kind, value, implicit)
@@ -184,8 +194,7 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     max_bytes = limits.current().spec_bytes
     if text is None:
         try:
-            with open(origin, "rb") as stream:
-                raw = stream.read(max_bytes + 1)
+            raw = _read_file(origin, max_bytes + 1)
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
             message = f"cannot read spec: {getattr(exc, 'strerror', None) or exc}"
             raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
@@ -238,6 +247,35 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     if builder.errors:
         raise SpecError(builder.errors)
     return Source(file, data, builder.nodes, text)
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file of `mode` is when it is not a regular file ("a named pipe", ...), else
+    None: only regular files are read, since reading a pipe or a device can block forever
+    or never end."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _read_file(path: str | Path, size: int) -> bytes:
+    """At most `size` bytes of the regular file `path`; OSError for anything else. The file
+    is checked before it is opened and again once open (it may have been swapped), and
+    opened without blocking, so a named pipe cannot hang the reader."""
+    kind = not_regular(os.stat(path).st_mode)
+    if kind is None:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as stream:
+            kind = not_regular(os.fstat(fd).st_mode)
+            if kind is None:
+                return stream.read(size)
+    raise OSError(0, f"{path} is not a regular file ({kind})")
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -318,8 +356,9 @@ class _TooBig(Exception):
 
 
 def _tag(tag: str) -> str:
-    """A tag as YAML writes it: `!!python/object`, not `tag:yaml.org,2002:python/object`."""
-    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+    """A tag as YAML writes it, `!!python/object` for `tag:yaml.org,2002:python/object`,
+    shortened for a message."""
+    return clipped("!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag, 60)
 
 
 class _Builder:
@@ -396,7 +435,30 @@ class _Builder:
             self.error(node, f"unsupported YAML tag `{_tag(node.tag)}`",
                        "specs use plain YAML values: strings, numbers, booleans, null")
             return None
+        if node.tag in (_INT, _FLOAT):
+            return self.number(node)
         return self._scalars.construct_object(node)
+
+    def number(self, node: yaml.ScalarNode) -> int | float | None:
+        """The value of a number as YAML 1.2's core schema reads it (None after an error):
+        digits past `number_digits` are refused before converting."""
+        text, most = node.value, self.limits.number_digits
+        digits = len(text) - 2 if text.startswith("0x") else sum(c.isdigit() for c in text)
+        if digits > most:
+            self.error(node, f"a number of {digits:,} digits is longer than {most:,} digits "
+                       "(limit `number_digits`)", limits.raise_hint("number_digits"),
+                       code="limit")
+            return None
+        pattern = _CORE_INT if node.tag == _INT else _CORE_FLOAT
+        if not pattern.fullmatch(text):  # only with an explicit tag: `!!int 1_000`
+            what = "an integer" if node.tag == _INT else "a number"
+            self.error(node, f"`{clipped(text)}` is not {what} (YAML 1.2 core schema)",
+                       "write integers as 42, 0o17 or 0x1F, numbers as 0.5, 1e-3 or .inf")
+            return None
+        if node.tag == _INT:
+            base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+            return int(text[2:] if base != 10 else text, base)
+        return self._scalars.construct_yaml_float(node)
 
     def mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
         if node.tag != _MAP:
@@ -413,7 +475,8 @@ class _Builder:
                 self.error(key_node, "a mapping key must be a plain value")
                 continue
             if key in out:
-                self.error(key_node, f"duplicate key `{key}`", "each key may appear once")
+                self.error(key_node, f"duplicate key `{clipped(str(key))}`",
+                           "each key may appear once")
                 continue
             out[key] = self.build(value_node, depth + 1)
         for extra in merged:  # YAML merge keys (<<: *defaults): explicit keys win

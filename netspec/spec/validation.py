@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import reprlib
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -10,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
 
-from netspec.errors import Diagnostic, Where, closest, did_you_mean
+from netspec import limits
+from netspec.errors import Diagnostic, Where, clipped, closest, did_you_mean, shown
 from netspec.spec.source import Source
 
 Locate = Callable[[tuple[Any, ...], bool], Where]
@@ -99,7 +99,7 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
          locate: Locate, written: Mapping[Any, Any]) -> Diagnostic:
     err = errs[0]
     loc, kind, found = tuple(err["loc"]), err["type"], err.get("input")
-    key = ".".join(str(p) for p in loc if not _is_member_tag(p))
+    key = ".".join(clipped(str(p)) for p in loc if not _is_member_tag(p))
     hint = None
     text = written.get(loc[0]) if loc else None
     if (isinstance(text, str) and "/" in text.replace("//", "") and isinstance(found, float)
@@ -108,21 +108,25 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
                           "not an integer", "use `//` for integer division", code="invalid-value")
     if kind == "extra_forbidden":
         name, owner = loc[-1], model_at(model, loc[:-1])
-        where = what if owner is model else f"`{'.'.join(map(str, loc[:-1]))}`"
+        where = what if owner is model else f"`{'.'.join(clipped(str(p)) for p in loc[:-1])}`"
         hint = did_you_mean(name, field_names(owner)) or f"{where} takes: " + ", ".join(
             f"`{f}`" for f in field_names(owner))
-        return Diagnostic(locate(loc, True), path, f"unknown key `{name}` for {where}", hint,
-                          code="unknown-key")
+        return Diagnostic(locate(loc, True), path, f"unknown key `{clipped(str(name))}` for "
+                          f"{where}", hint, code="unknown-key")
+    if kind == "limit":  # a name past `name_length` (`document._bounded`), maybe a key
+        at_key = loc[-1:] == ("[key]",)
+        return Diagnostic(locate(loc[:-1] if at_key else loc, at_key), path, f"`{key}` {err['msg']}",
+                          limits.raise_hint(err["ctx"]["limit"]), code="limit")
     if kind == "missing":
         return Diagnostic(locate(loc, False), path, f"{what} needs `{key}`", code="missing-key")
     if len(errs) > 1:
         wanted = _expected(errs)
-        message = f"`{key}` expects {wanted}, found {_show(found)}"
+        message = f"`{key}` expects {wanted}, found {shown(found)}"
     elif kind == "literal_error":
-        message = f"`{key}` must be {err['ctx']['expected']}, found {_show(found)}"
+        message = f"`{key}` must be {err['ctx']['expected']}, found {shown(found)}"
         hint = did_you_mean(found, _literal_choices(err))
     elif kind in _PLAIN:
-        message = f"`{key}` {_PLAIN[kind].format(**err.get('ctx', {}))}, found {_show(found)}"
+        message = f"`{key}` {_PLAIN[kind].format(**err.get('ctx', {}))}, found {shown(found)}"
     else:
         text = err["msg"].removeprefix("Value error, ")
         if not key:
@@ -130,7 +134,7 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
         elif "found" in text or isinstance(found, dict):
             message = f"`{key}`: {text}"
         else:
-            message = f"`{key}`: {_lower(text)}, found {_show(found)}"
+            message = f"`{key}`: {_lower(text)}, found {shown(found)}"
     return Diagnostic(locate(loc, False), path, message, hint, code="invalid-value")
 
 
@@ -192,11 +196,3 @@ def _literal_choices(err: dict[str, Any]) -> list[str]:
 
 def _lower(text: str) -> str:
     return text[:1].lower() + text[1:]
-
-
-def _show(value: Any) -> str:
-    try:
-        text = repr(value)
-    except RecursionError:  # a value nested past Python's stack (a raised `yaml_depth`)
-        text = reprlib.repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
