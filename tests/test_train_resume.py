@@ -110,6 +110,7 @@ def test_two_runs_started_together_with_one_out_cannot_both_write_it(tmp_path: P
     assert checkpoints.load(tmp_path / "run" / "last.pt")["epoch"] == 3
 
 
+@pytest.mark.slow
 def test_a_resume_into_another_runs_folder_is_refused(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, SPEC.replace("epochs: 2", "epochs: 1"))
     netspec.train(spec, out=tmp_path / "a", verbose=False)
@@ -125,6 +126,7 @@ def test_a_resume_into_another_runs_folder_is_refused(tmp_path: Path) -> None:
     assert checkpoints.load(tmp_path / "a" / "last.pt")["epoch"] == 1  # A is left as it was
 
 
+@pytest.mark.slow
 def test_temporary_files_of_killed_writes_are_removed_when_a_run_enters_its_folder(
         tmp_path: Path) -> None:
     spec = write_spec(tmp_path, SPEC.replace("epochs: 2", "epochs: 1"))
@@ -151,6 +153,7 @@ def test_a_changed_train_section_is_listed_with_what_it_does(tmp_path: Path) -> 
     assert state["optimizer"]["param_groups"][0]["momentum"] == 0.8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("change", "named"), [
     (("sgd: {lr: 0.1, momentum: 0.9}", "adam: {lr: 0.001}"), "a run keeps its optimizer"),
     (("schedule: cosine", "schedule: constant"), "a run keeps its schedule kind"),
@@ -168,6 +171,7 @@ def test_changes_a_run_cannot_take_are_refused_before_anything_is_written(
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_no_file_named_in_a_checkpoint_is_read(tmp_path: Path) -> None:
     """A checkpoint whose settings name another data file (a foreign checkpoint, or one
     edited by hand) makes netspec read the spec's data, and say so."""
@@ -189,6 +193,7 @@ def test_no_file_named_in_a_checkpoint_is_read(tmp_path: Path) -> None:
     assert "} -> {digits: {val_split: 0.2" in note and len(result.history) == 2
 
 
+@pytest.mark.slow
 def test_a_checkpoint_whose_tensors_do_not_fit_is_refused_by_name(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     netspec.train(spec, epochs=1, out=tmp_path / "run", verbose=False)
@@ -270,6 +275,7 @@ def test_rates_that_do_not_depend_on_the_length_are_unchanged(kind) -> None:
     assert walk(second, 18) == walk(first, 18)
 
 
+@pytest.mark.slow
 def test_a_one_cycle_run_resumed_with_more_epochs_trains_them(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, SPEC.replace("schedule: cosine", "schedule: onecycle"))
     netspec.train(spec, epochs=1, out=tmp_path / "run", verbose=False)
