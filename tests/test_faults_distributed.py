@@ -1,6 +1,7 @@
 """Faults under `netspec train --nproc 2`: signals to the launcher stop every worker after
-one save (exit 130/143, a checkpoint that resumes); a worker killed with SIGKILL ends the run
-in one line and exit 1, with no worker left behind and no traceback."""
+one save (exit 130/143, a checkpoint that resumes), a second Ctrl-C at once; a worker killed
+with SIGKILL ends the run in one line and exit 1, with no worker left behind and no
+traceback; a launcher killed with SIGKILL leaves no worker running."""
 
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def test_a_killed_worker_ends_the_run_in_one_line(tmp_path):
     assert checkpoints.load(out / "last.pt")["epoch"] >= 1  # the last checkpoint is whole
 
 
-def test_workers_outlive_no_killed_launcher(tmp_path):
+def test_a_killed_launcher_leaves_no_worker_running(tmp_path):
     """The workers get SIGTERM when the launcher dies (PR_SET_PDEATHSIG): they save and end."""
     launcher, _, out = start(tmp_path)
     pids = list(workers(launcher).values())
