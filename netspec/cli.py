@@ -226,7 +226,7 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue the run saved in this checkpoint (OUT/last.pt).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes to train with (DistributedDataParallel through torchrun).")
+              help="Processes to train with (DistributedDataParallel; signals reach every one).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary, progress bar or epoch lines.")
 def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: float | None,
                   device: str | None, precision: str | None, out: str | None, seed: int | None,
@@ -260,12 +260,14 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
         result = train(loaded, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr,
                        device=device, precision=precision, out=out, seed=seed, data=data,
                        compile=compile_, verbose=not quiet)
-    except TrainError as exc:
-        click.echo(f"{spec}: error: {exc}", err=True)
+    except TrainError as exc:  # every rank meets it: rank 0 says it
+        if main_rank:
+            click.echo(f"{spec}: error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:  # before training started, or a second Ctrl-C
-        click.echo(f"{spec}: interrupted: stopped at once; the checkpoints already written are "
-                   "unchanged", err=True)
+        if main_rank:
+            click.echo(f"{spec}: interrupted: stopped at once; the checkpoints already written "
+                       "are unchanged", err=True)
         sys.exit(128 + signal.SIGINT)
     if result.stopped in ("SIGINT", "SIGTERM"):
         sys.exit(128 + int(getattr(signal, result.stopped)))

@@ -269,9 +269,10 @@ def load_data(config: DataConfig, input_shape: tuple[int, ...], *, seed: int, ro
     """Read the configured source for a network whose samples have `input_shape` ((C, H, W)
     for every source but synthetic), split it with `seed` and measure the training split.
     `root` is the spec's folder (paths are relative to it); `classes` is the network's class
-    count (its output features when they are class scores): synthetic's default, and the
-    bound of every label (else the limit `classes` is, see `netspec.limits`), checked before
-    anything is allocated for the classes. Raises DataError for any bad input."""
+    count (its output features when they are class scores): synthetic's default. Labels are
+    bounded by the limit `classes` (see `netspec.limits`), checked on the labels as read,
+    before anything is allocated for the classes; whether they fit the network's output is
+    the task's to say (`netspec.training.task`). Raises DataError for any bad input."""
     options, shape = config.options, tuple(input_shape)
     if (options.augment.crop or options.augment.flip) and len(shape) != 3:
         raise DataError(f"augment needs image inputs (C, H, W); the spec's input is {shape}")
@@ -303,7 +304,7 @@ def _read(config: DataConfig, shape: tuple[int, ...], seed: int, root: Path,
         return _digits(image)
     path = _on_disk(root, options.path, kind)
     readers = {"folder": _folder, "npz": _npz, "mnist": _mnist}
-    return readers[kind](path, image, classes)
+    return readers[kind](path, image)
 
 
 def _synthetic(options: Synthetic, shape: tuple[int, ...], seed: int,
@@ -312,7 +313,7 @@ def _synthetic(options: Synthetic, shape: tuple[int, ...], seed: int,
     if not count:
         raise DataError("synthetic data needs a class count: set `classes` under `synthetic` "
                         "(the network's output is not a flat vector of class scores)")
-    _check_class_count(count, "synthetic data: `classes`", classes)
+    _check_class_count(count, "synthetic data: `classes`")
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((options.size, *shape), generator=generator)
     y = torch.randint(0, count, (options.size,), generator=generator)
@@ -328,7 +329,7 @@ def _digits(shape: tuple[int, int, int]) -> _Source:
     return _Source(samples, [str(i) for i in range(10)], "digits")
 
 
-def _folder(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
+def _folder(path: Path, shape: tuple[int, int, int]) -> _Source:
     """Class folders under `path`, or under `path/train` and `path/val` when both exist."""
     if not path.is_dir():
         raise DataError(f"folder data: {path} is not a folder")
@@ -338,7 +339,7 @@ def _folder(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Sour
                         f"has {shape[0]}")
     split = (path / "train").is_dir() and (path / "val").is_dir()
     classes = _class_folders(path / "train" if split else path)
-    _check_class_count(len(classes), f"folder {path}: its class folders", bound)
+    _check_class_count(len(classes), f"folder {path}: its class folders")
     files = [_image_files(folder, classes, mode, shape[1:]) for folder in
              ((path / "train", path / "val") if split else (path,))]
     note = _conversion(files[0], shape)
@@ -398,7 +399,7 @@ def _image_files(path: Path, classes: list[str], mode: str, size: tuple[int, int
     return _Samples(_ImageFiles(files, mode, size), torch.tensor(labels, dtype=torch.int64))
 
 
-def _npz(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
+def _npz(path: Path, shape: tuple[int, int, int]) -> _Source:
     what = f"npz {path}"
     x, y = _npz_arrays(path, what)
     for name, array in (("x", x), ("y", y)):
@@ -408,7 +409,7 @@ def _npz(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
         raise DataError(f"{what}: `x` must be (N, C, H, W) or (N, H, W), found shape {x.shape}")
     if len(x) != len(y):
         raise DataError(f"{what}: `x` has {len(x)} samples but `y` has {len(y)}")
-    targets, classes = _targets(y, what, bound)
+    targets, classes = _targets(y, what)
     images = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
     images = images.unsqueeze(1) if x.ndim == 3 else images
     return _Source(_Samples(_fit_images(images, shape, what), targets), classes, what)
@@ -434,46 +435,42 @@ def _npz_arrays(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"cannot read {what}: {exc}") from None
 
 
-def _targets(y: np.ndarray, what: str, bound: int | None) -> tuple[torch.Tensor, list[str]]:
+def _targets(y: np.ndarray, what: str) -> tuple[torch.Tensor, list[str]]:
     """(N,) labels: class indices (classes '0'..max, see `_labels`); (N, K): float targets."""
     if y.ndim == 2:
         return torch.from_numpy(y.astype(np.float32)), []
     if y.ndim != 1:
         raise DataError(f"{what}: `y` must be (N,) labels or (N, K) targets, found shape {y.shape}")
-    labels = _labels(y, what, bound)
+    labels = _labels(y, what)
     return labels, _class_names(labels)
 
 
-def _labels(y: np.ndarray, what: str, bound: int | None) -> torch.Tensor:
+def _labels(y: np.ndarray, what: str) -> torch.Tensor:
     """(N,) labels as int64 class indices, once each is a whole number from 0 and below the
-    network's class count `bound` (when given) and the limit `classes`. Checked on the array
+    limit `classes`. Checked on the array
     as read, before anything is allocated for the classes; the error names the row."""
     bad = (y < 0) | (y != np.round(y))  # NaN is never equal to itself
     if bad.any():
         row = int(bad.argmax())
         raise DataError(f"{what}: label {y[row]} in row {row} is not a class index; labels must be "
                         f"whole numbers from 0 (give (N, K) float targets for regression)")
-    count, why = _class_bound(bound)
+    count, why = _class_bound()
     if len(y) and y.max() >= count:
         row = int((y >= count).argmax())
         raise DataError(f"{what}: label {_whole(y[row])} in row {row} {why}")
     return torch.from_numpy(y.astype(np.int64))
 
 
-def _check_class_count(count: int, what: str, bound: int | None) -> None:
-    """Refuse `count` classes past the network's class count `bound` or the limit `classes`."""
-    most, why = _class_bound(bound)
+def _check_class_count(count: int, what: str) -> None:
+    """Refuse `count` classes past the limit `classes`."""
+    most, why = _class_bound()
     if count > most:
         raise DataError(f"{what}: {count:,} classes, so label {count - 1:,} {why}")
 
 
-def _class_bound(bound: int | None) -> tuple[int, str]:
-    """How many classes labels may name, and what a label past them is told: the network's
-    class count `bound` when given (and within the limit), else the limit `classes`."""
+def _class_bound() -> tuple[int, str]:
+    """How many classes labels may name (the limit `classes`), and what a label past it is told."""
     limit = limits.current().classes
-    if bound is not None and bound <= limit:
-        return bound, (f"is not one of the network's {bound:,} classes (labels 0..{bound - 1:,}); "
-                       f"fix the data, or give the network's output one value per class")
     return limit, (f"is past the limit `classes` ({limit:,} classes: labels 0..{limit - 1:,}); "
                    f"{limits.raise_hint('classes')}")
 
@@ -488,21 +485,20 @@ def _class_names(labels: torch.Tensor) -> list[str]:
     return [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
 
 
-def _mnist(path: Path, shape: tuple[int, int, int], bound: int | None) -> _Source:
+def _mnist(path: Path, shape: tuple[int, int, int]) -> _Source:
     """`train-*` IDX files under `path`, with `t10k-*` ones as the validation split."""
     if not path.is_dir():
         raise DataError(f"mnist data: {path} is not a folder of IDX files")
     what = f"mnist {path}"
-    train = _idx_pair(path, "train", shape, bound)
+    train = _idx_pair(path, "train", shape)
     if train is None:
         raise DataError(f"{what} has no train-images-idx3-ubyte and train-labels-idx1-ubyte files")
-    val = _idx_pair(path, "t10k", shape, bound)
+    val = _idx_pair(path, "t10k", shape)
     labels = train.y if val is None else torch.cat([train.y, val.y])
     return _Source(train, _class_names(labels), what, val)
 
 
-def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int],
-              bound: int | None) -> _Samples | None:
+def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int]) -> _Samples | None:
     """The images and labels named `prefix`, None when neither file is there."""
     images, labels = _idx_path(folder, prefix, "images", 3), _idx_path(folder, prefix, "labels", 1)
     if images is None and labels is None:
@@ -517,7 +513,7 @@ def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int],
     if len(x) != len(y):
         raise DataError(f"mnist {folder}: {images.name} has {len(x)} images but {labels.name} has "
                         f"{len(y)} labels")
-    targets = _labels(y, f"IDX file {labels}", bound)
+    targets = _labels(y, f"IDX file {labels}")
     pixels = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32)).unsqueeze(1)
     return _Samples(_fit_images(pixels, shape, f"mnist {folder}"), targets)
 

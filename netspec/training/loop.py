@@ -173,7 +173,8 @@ def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | No
     folder = _claim(spec.name, overrides.get("out") or (None if resume else config.out),
                     Path(resume) if resume is not None else None)
     try:
-        checkpoints.remove_temporary(folder.path)
+        if folder.claimed:
+            checkpoints.remove_temporary(folder.path)
         return Trainer(spec, report, config, folder.path, resumed, verbose, progress).fit(on_epoch)
     finally:
         folder.release()
@@ -308,8 +309,9 @@ class Trainer:
             raise TrainError(str(exc)) from None
 
     def _seed(self) -> None:
-        """Seed every generator (each rank its own stream, for its augmentation and dropout);
-        a resumed run gets its generators back from the checkpoint instead."""
+        """Seed every generator, each rank its own stream: it draws dropout's masks alone, as
+        augmentation depends on (seed, epoch, sample) only (see `netspec.training.data`). A
+        resumed run gets its generators back from the checkpoint instead."""
         seed = self.config.seed + self.world.rank
         torch.manual_seed(seed)
         random.seed(seed)

@@ -41,6 +41,11 @@ class RunFolder:
         self._fd = fd
         self._created = created
 
+    @property
+    def claimed(self) -> bool:
+        """Whether this process holds the folder (rank 0 does; other ranks write nothing)."""
+        return self._fd is not None
+
     @classmethod
     def unclaimed(cls, path: Path) -> RunFolder:
         """The folder as a rank other than 0 names it: it writes nothing, so claims nothing."""
