@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -146,6 +147,9 @@ CASES: dict[str, Hostile] = {
 class Run:
     exit_code: int
     seconds: float
+    cpu_seconds: float
+    """User and system time: on a busy machine, closer than `seconds` to a quiet one's wall
+    time."""
     peak_mb: float
     stderr: str
 
@@ -163,11 +167,17 @@ finally:
 """
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_check(path: Path) -> Run:
-    """`netspec check PATH` in a fresh interpreter: exit code, wall time, peak RSS, stderr."""
-    start = time.perf_counter()
+    """`netspec check PATH` in a fresh interpreter: exit code, wall and CPU time, peak RSS,
+    stderr."""
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], capture_output=True,
                           text=True, cwd=path.parent, timeout=60)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     body, _, peak = done.stderr.rpartition("peak_kb=")
-    return Run(done.returncode, seconds, int(peak) / 1024, body)
+    return Run(done.returncode, seconds, cpu, int(peak) / 1024, body)

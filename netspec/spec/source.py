@@ -109,6 +109,8 @@ def _recursion_room(levels: int) -> Iterator[None]:
 
 
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
+_BOOL = f"{_CORE}bool"
+_BOOLEANS: dict[str, bool] = yaml.constructor.SafeConstructor.bool_values
 _SEQ, _MAP, _MERGE = f"{_CORE}seq", f"{_CORE}map", f"{_CORE}merge"
 
 @dataclass(frozen=True, slots=True)
@@ -431,13 +433,26 @@ class _Builder:
         return self.mapping(node, depth)
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
-        if node.tag not in _SCALAR_TAGS:
-            self.error(node, f"unsupported YAML tag `{_tag(node.tag)}`",
+        tag = node.tag
+        if tag == _STR:  # most values: built here, not by PyYAML's general constructor
+            return node.value
+        if tag not in _SCALAR_TAGS:
+            self.error(node, f"unsupported YAML tag `{_tag(tag)}`",
                        "specs use plain YAML values: strings, numbers, booleans, null")
             return None
-        if node.tag in (_INT, _FLOAT):
+        if tag in (_INT, _FLOAT):
             return self.number(node)
-        return self._scalars.construct_object(node)
+        if tag == _BOOL:
+            return self.boolean(node)
+        return None  # null, whatever its text (`!!null x` as PyYAML reads it)
+
+    def boolean(self, node: yaml.ScalarNode) -> bool | None:
+        """`true`, `false` and the other words PyYAML's resolver takes for booleans (None
+        after an error: only with an explicit tag, `!!bool maybe`)."""
+        value = _BOOLEANS.get(node.value.lower())
+        if value is None:
+            self.error(node, f"`{clipped(node.value)}` is not a boolean", "write true or false")
+        return value
 
     def number(self, node: yaml.ScalarNode) -> int | float | None:
         """The value of a number as YAML 1.2's core schema reads it (None after an error):
