@@ -59,12 +59,31 @@ def _resolve(kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
 
 
 class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
-    """PyYAML's pure-Python event parser (no nesting limit of its own, no recursion)."""
+    """PyYAML's pure-Python event parser (no nesting limit of its own, no recursion).
+
+    Its possible simple keys (one per flow level) are saved in the order of their place in
+    the text, so the nearest is the first and those gone stale are the oldest: both are
+    found without scanning them all on every token, as PyYAML does (quadratic in the
+    nesting of `[[[...`, which it reads 1,024 characters ahead)."""
 
     def __init__(self, stream: str):
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
+
+    def next_possible_simple_key(self) -> int | None:
+        return next((key.token_number for key in self.possible_simple_keys.values()), None)
+
+    def stale_possible_simple_keys(self) -> None:
+        keys = self.possible_simple_keys
+        while keys:
+            level, key = next(iter(keys.items()))
+            if key.line == self.line and self.index - key.index <= 1024:
+                return
+            if key.required:
+                raise yaml.scanner.ScannerError("while scanning a simple key", key.mark,
+                                                "could not find expected ':'", self.get_mark())
+            del keys[level]
 
 
 if _Parser is not None:
