@@ -282,6 +282,8 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "sigmoid": _module(nn.Sigmoid),
     "tanh": _module(nn.Tanh),
     "hardswish": _module(nn.Hardswish, INPLACE),
+    "hardsigmoid": _module(nn.Hardsigmoid, INPLACE),
+    "mish": _module(nn.Mish, INPLACE),
     # netspec's softmax dim defaults to 1 (channels); torch's has no default
     "softmax": lambda a, x: nn.Softmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
     "log_softmax": lambda a, x: nn.LogSoftmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),

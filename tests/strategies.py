@@ -413,6 +413,8 @@ GENERATORS: dict[str, OpGen] = {
     "sigmoid": OpGen(_activation(), ANY_RANK),
     "tanh": OpGen(_activation(), ANY_RANK),
     "hardswish": OpGen(_activation(inplace=INPLACE), ANY_RANK),
+    "hardsigmoid": OpGen(_activation(inplace=INPLACE), ANY_RANK),
+    "mish": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "softmax": OpGen(_softmax, ANY_RANK),
     "log_softmax": OpGen(_softmax, ANY_RANK),
     "dropout": OpGen(_dropout, ANY_RANK),

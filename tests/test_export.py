@@ -104,6 +104,8 @@ INLINE = {
           - upsample: {size: [6, 5]}
           - layernorm: 3
           - hardswish
+          - mish
+          - hardsigmoid: {inplace: true}
           - dropout2d: 0.2
           - adaptive_maxpool2d: [null, 3]
           - tanh

@@ -222,6 +222,10 @@ ACTIVATION = [
     row("sigmoid", {}, [1], [1]),
     row("tanh", {}, [5, 5], [5, 5]),
     row("hardswish", {"inplace": True}, [8, 2, 2], [8, 2, 2]),
+    row("hardsigmoid", {}, [6, 3, 3], [6, 3, 3]),
+    row("hardsigmoid", {"inplace": True}, [5], [5]),
+    row("mish", {}, [4, 5], [4, 5]),
+    row("mish", {"inplace": True}, [2, 3, 3, 3], [2, 3, 3, 3]),
 ]
 
 SOFTMAX = [

@@ -72,6 +72,20 @@ class Hardswish(_InPlace):
     torch_class: ClassVar[str] = "Hardswish"
 
 
+class Hardsigmoid(_InPlace):
+    """relu6(x + 3) / 6 (torch.nn.Hardsigmoid): the gate of MobileNetV3's squeeze-excite."""
+
+    op: Literal["hardsigmoid"] = "hardsigmoid"
+    torch_class: ClassVar[str] = "Hardsigmoid"
+
+
+class Mish(_InPlace):
+    """x * tanh(softplus(x)) (torch.nn.Mish)."""
+
+    op: Literal["mish"] = "mish"
+    torch_class: ClassVar[str] = "Mish"
+
+
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)) (torch.nn.Sigmoid)."""
 
