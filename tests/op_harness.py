@@ -288,7 +288,12 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "softmax": lambda a, x: nn.Softmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
     "log_softmax": lambda a, x: nn.LogSoftmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
     "dropout": _module(nn.Dropout, {"p": "p", **INPLACE}),
+    "dropout1d": _module(nn.Dropout1d, {"p": "p", **INPLACE}),
     "dropout2d": _module(nn.Dropout2d, {"p": "p", **INPLACE}),
+    "dropout3d": _module(nn.Dropout3d, {"p": "p", **INPLACE}),
+    "channel_shuffle": _module(nn.ChannelShuffle, {"groups": "groups"}),
+    "pixel_shuffle": _module(nn.PixelShuffle, {"factor": "upscale_factor"}),
+    "pixel_unshuffle": _module(nn.PixelUnshuffle, {"factor": "downscale_factor"}),
     "flatten": _module(nn.Flatten, {"start_dim": "start_dim", "end_dim": "end_dim"}),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
         a, {"out": "out_features", "bias": "bias"})),

@@ -290,6 +290,20 @@ def _softmax(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     return {"dim": torch_dim(draw, len(x))}, x
 
 
+def _channel_shuffle(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    return draw(st.sampled_from(divisors(x[0]))), x
+
+
+def _pixel_shuffle(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    r = draw(st.sampled_from([r for r in divisors(x[0]) if x[0] % (r * r) == 0]))
+    return r, (x[0] // (r * r), x[1] * r, x[2] * r)
+
+
+def _pixel_unshuffle(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    r = draw(st.sampled_from([r for r in divisors(x[1]) if x[2] % r == 0]))
+    return r, (x[0] * r * r, x[1] // r, x[2] // r)
+
+
 def _dropout(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     p = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
     if draw(st.booleans()):
@@ -418,7 +432,12 @@ GENERATORS: dict[str, OpGen] = {
     "softmax": OpGen(_softmax, ANY_RANK),
     "log_softmax": OpGen(_softmax, ANY_RANK),
     "dropout": OpGen(_dropout, ANY_RANK),
+    "dropout1d": OpGen(_dropout, (2,)),
     "dropout2d": OpGen(_dropout, (3,)),
+    "dropout3d": OpGen(_dropout, (4,)),
+    "channel_shuffle": OpGen(_channel_shuffle, (2, 3, 4)),
+    "pixel_shuffle": OpGen(_pixel_shuffle, (3,), accepts=lambda x: x[0] % 4 == 0),
+    "pixel_unshuffle": OpGen(_pixel_unshuffle, (3,)),
     "flatten": OpGen(_flatten, ANY_RANK, keeps_rank=False),
     "linear": OpGen(_linear, ANY_RANK),
     "upsample": OpGen(_upsample, (2, 3, 4)),

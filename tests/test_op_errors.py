@@ -168,6 +168,12 @@ ACTIVATION = [
     refused("dropout", {"p": 1.5}, [10], "`p`", "dropout probability has to be between 0 and 1"),
     # torch warns and treats a [B, C, L] batch as an unbatched [C, H, W] image
     refused("dropout2d", {}, [16, 4], "dropout2d expects a [C,H,W] input but input gives [16,4]"),
+    refused("channel_shuffle", {"groups": 4}, [6, 3, 3], "4 groups do not divide the 6 channels",
+            "Number of channels must be divisible by groups"),
+    refused("pixel_shuffle", {"factor": 2}, [6, 3, 3], "factor 2 needs channels in multiples of 4",
+            "divisible by the square of upscale_factor"),
+    refused("pixel_unshuffle", {"factor": 2}, [3, 6, 5], "factor 2 does not divide the 6x5 input",
+            "divisible by downscale_factor"),
 ]
 
 FLATTEN_LINEAR = [

@@ -244,6 +244,19 @@ DROPOUT = [
     row("dropout", {"p": 0.1, "inplace": True}, [4], [4]),
     row("dropout2d", {"p": 0.3}, [8, 4, 4], [8, 4, 4]),
     row("dropout2d", {}, [1, 2, 2], [1, 2, 2]),
+    row("dropout1d", {"p": 0.3}, [8, 12], [8, 12]),
+    row("dropout3d", {"p": 0.2, "inplace": True}, [4, 3, 5, 5], [4, 3, 5, 5]),
+]
+
+SHUFFLE = [
+    # channel_shuffle keeps the shape; pixel_shuffle r: [C*r*r, H, W] -> [C, H*r, W*r]
+    row("channel_shuffle", {"groups": 4}, [16, 5, 5], [16, 5, 5]),
+    row("channel_shuffle", {"groups": 3}, [6, 7], [6, 7]),
+    row("channel_shuffle", {"groups": 1}, [5, 2, 3, 4], [5, 2, 3, 4]),
+    row("pixel_shuffle", {"factor": 2}, [12, 5, 7], [12 // 4, 5 * 2, 7 * 2]),
+    row("pixel_shuffle", {"factor": 3}, [18, 4, 4], [18 // 9, 4 * 3, 4 * 3]),
+    row("pixel_unshuffle", {"factor": 2}, [3, 8, 6], [3 * 4, 8 // 2, 6 // 2]),
+    row("pixel_unshuffle", {"factor": 4}, [1, 16, 16], [1 * 16, 16 // 4, 16 // 4]),
 ]
 
 FLATTEN_LINEAR = [
@@ -319,7 +332,7 @@ MERGE = [
 ]
 
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,
-          *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE]
+          *SHUFFLE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE]
 
 
 @pytest.mark.parametrize("case", TABLES)

@@ -111,6 +111,14 @@ CHAINS = [
         # 7 -> 3: regions [0,3) [2,5) [4,7), widest 3, stride 7/3; None keeps W: 1, stride 1
         [rf([1 + (3 - 1), 1], [round(7 / 3, 6), 1])],
         id="adaptive-pool"),
+    pytest.param(
+        [3, 16, 16], [conv(3), {"pixel_unshuffle": 2}, {"channel_shuffle": 4}, conv(3),
+                      {"pixel_shuffle": 2}],
+        # 3; an r x r block r apart: 3 + (2-1)*1 = 4, stride 2; channel_shuffle keeps it;
+        # 4 + 2*2 = 8; one pixel each, 1/2 of an input pixel apart: 8, stride 2/2
+        [square(3, 1), square(3 + (2 - 1) * 1, 2), square(4, 2), square(4 + 2 * 2, 2),
+         square(8, 2 / 2)],
+        id="pixel-shuffle"),
 ]
 
 

@@ -26,7 +26,7 @@ from netspec.ops.activation import (
 )
 from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor, TorchCall
 from netspec.ops.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
-from netspec.ops.dropout import Dropout, Dropout2d
+from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from netspec.ops.io import Input
 from netspec.ops.linear import Flatten, Linear
 from netspec.ops.merge import Add, Concat, Identity, Mul
@@ -49,6 +49,7 @@ from netspec.ops.pool import (
     MaxPool2d,
 )
 from netspec.ops.resize import CenterCrop, Upsample, ZeroPad1d, ZeroPad2d
+from netspec.ops.shuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 
 LAYER_OPS: tuple[type[Op], ...] = (
     Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d,
@@ -58,9 +59,10 @@ LAYER_OPS: tuple[type[Op], ...] = (
     ReLU, ReLU6, LeakyReLU, PReLU, ELU, GELU, SiLU, Mish, Sigmoid, Tanh, Hardswish,
     Hardsigmoid,
     Softmax, LogSoftmax,
-    Dropout, Dropout2d,
+    Dropout, Dropout1d, Dropout2d, Dropout3d,
     Flatten, Linear,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
+    ChannelShuffle, PixelShuffle, PixelUnshuffle,
     Identity, Add, Concat, Mul,
 )  # fmt: skip
 """The ops a spec's `layers` may use, in the order documentation lists them."""

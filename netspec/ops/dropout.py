@@ -27,12 +27,35 @@ class Dropout(_Dropout):
     torch_class: ClassVar[str] = "Dropout"
 
 
-class Dropout2d(_Dropout):
+class _ChannelDropout(_Dropout):
+    """Zero whole channels of `[C, *S]` (S of `dims` sizes) with probability p."""
+
+    dims: ClassVar[int]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        expect_rank(self, x[0], self.dims + 1)
+        return x[0].shape
+
+
+class Dropout1d(_ChannelDropout):
+    """Zero whole channels of `[C, L]` with probability p (torch.nn.Dropout1d)."""
+
+    op: Literal["dropout1d"] = "dropout1d"
+    torch_class: ClassVar[str] = "Dropout1d"
+    dims: ClassVar[int] = 1
+
+
+class Dropout2d(_ChannelDropout):
     """Zero whole channels of `[C, H, W]` with probability p (torch.nn.Dropout2d)."""
 
     op: Literal["dropout2d"] = "dropout2d"
     torch_class: ClassVar[str] = "Dropout2d"
+    dims: ClassVar[int] = 2
 
-    def infer(self, x: Sequence[Tensor]) -> Shape:
-        expect_rank(self, x[0], 3)
-        return x[0].shape
+
+class Dropout3d(_ChannelDropout):
+    """Zero whole channels of `[C, D, H, W]` with probability p (torch.nn.Dropout3d)."""
+
+    op: Literal["dropout3d"] = "dropout3d"
+    torch_class: ClassVar[str] = "Dropout3d"
+    dims: ClassVar[int] = 3
