@@ -41,7 +41,8 @@ Builder = Callable[[dict[str, Any], tuple[Shape, ...]], nn.Module]
 
 BATCH = 2
 INPUT_NAMES = ("a", "b", "c", "d")
-MAC_OPS = frozenset({"conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "linear"})
+MAC_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                     "conv_transpose3d", "linear"})
 """Ops whose MACs torch's flop counter sees (DESIGN.md: only these count MACs)."""
 TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError)
 
@@ -254,21 +255,30 @@ def _concat(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
 TORCH_BUILDERS: dict[str, Builder] = {
     "conv1d": _conv(nn.Conv1d, {**CONV, "padding_mode": "padding_mode"}),
     "conv2d": _conv(nn.Conv2d, {**CONV, "padding_mode": "padding_mode"}),
+    "conv3d": _conv(nn.Conv3d, {**CONV, "padding_mode": "padding_mode"}),
     "conv_transpose1d": _conv(nn.ConvTranspose1d, {**CONV, "output_padding": "output_padding"}),
     "conv_transpose2d": _conv(nn.ConvTranspose2d, {**CONV, "output_padding": "output_padding"}),
+    "conv_transpose3d": _conv(nn.ConvTranspose3d, {**CONV, "output_padding": "output_padding"}),
     "maxpool1d": _module(nn.MaxPool1d, {**POOL, "dilation": "dilation"}),
     "maxpool2d": _module(nn.MaxPool2d, {**POOL, "dilation": "dilation"}),
+    "maxpool3d": _module(nn.MaxPool3d, {**POOL, "dilation": "dilation"}),
     "avgpool1d": _module(nn.AvgPool1d, {**POOL, "count_include_pad": "count_include_pad"}),
     "avgpool2d": _module(nn.AvgPool2d, {**POOL, "count_include_pad": "count_include_pad",
                                         "divisor_override": "divisor_override"}),
+    "avgpool3d": _module(nn.AvgPool3d, {**POOL, "count_include_pad": "count_include_pad",
+                                        "divisor_override": "divisor_override"}),
     "adaptive_avgpool1d": _module(nn.AdaptiveAvgPool1d, {"size": "output_size"}),
     "adaptive_avgpool2d": _module(nn.AdaptiveAvgPool2d, {"size": "output_size"}),
+    "adaptive_avgpool3d": _module(nn.AdaptiveAvgPool3d, {"size": "output_size"}),
     "adaptive_maxpool1d": _module(nn.AdaptiveMaxPool1d, {"size": "output_size"}),
     "adaptive_maxpool2d": _module(nn.AdaptiveMaxPool2d, {"size": "output_size"}),
+    "adaptive_maxpool3d": _module(nn.AdaptiveMaxPool3d, {"size": "output_size"}),
     "batchnorm1d": _running_norm(nn.BatchNorm1d),
     "batchnorm2d": _running_norm(nn.BatchNorm2d),
+    "batchnorm3d": _running_norm(nn.BatchNorm3d),
     "instancenorm1d": _running_norm(nn.InstanceNorm1d),
     "instancenorm2d": _running_norm(nn.InstanceNorm2d),
+    "instancenorm3d": _running_norm(nn.InstanceNorm3d),
     "groupnorm": lambda a, x: nn.GroupNorm(a["groups"], x[0][0], **_kwargs(
         a, {"eps": "eps", "affine": "affine"}, handled=("groups",))),
     "layernorm": _layernorm,

@@ -228,8 +228,8 @@ def _pool(kind: str) -> Callable[[Draw, Shape], tuple[Layer, Shape]]:
 def _adaptive(dims: int) -> Callable[[Draw, Shape], tuple[Any, Shape]]:
     def draw_adaptive(draw: Draw, x: Shape) -> tuple[Any, Shape]:
         c, *sizes = x
-        # null keeps the input's size (2-d only: torch's 1-d adaptive pools refuse None)
-        choices = st.integers(1, 6) | st.none() if dims == 2 else st.integers(1, 6)
+        # null keeps the input's size (not in 1-d: torch's 1-d adaptive pools refuse None)
+        choices = st.integers(1, 6) | st.none() if dims > 1 else st.integers(1, 6)
         wanted = [draw(choices) for _ in sizes]
         size = per_dim(draw, wanted) if None not in wanted else wanted
         value = {"size": size} if draw(st.booleans()) else size
@@ -398,21 +398,29 @@ INPLACE = st.booleans()
 GENERATORS: dict[str, OpGen] = {
     "conv1d": OpGen(_conv(1), (2,)),
     "conv2d": OpGen(_conv(2), (3,)),
+    "conv3d": OpGen(_conv(3), (4,)),
     "conv_transpose1d": OpGen(_conv_transpose(1), (2,)),
     "conv_transpose2d": OpGen(_conv_transpose(2), (3,)),
+    "conv_transpose3d": OpGen(_conv_transpose(3), (4,)),
     "maxpool1d": OpGen(_pool("max"), (2,)),
     "maxpool2d": OpGen(_pool("max"), (3,)),
+    "maxpool3d": OpGen(_pool("max"), (4,)),
     "avgpool1d": OpGen(_pool("avg"), (2,)),
     "avgpool2d": OpGen(_pool("avg"), (3,)),
+    "avgpool3d": OpGen(_pool("avg"), (4,)),
     "adaptive_avgpool1d": OpGen(_adaptive(1), (2,)),
     "adaptive_avgpool2d": OpGen(_adaptive(2), (3,)),
+    "adaptive_avgpool3d": OpGen(_adaptive(3), (4,)),
     "adaptive_maxpool1d": OpGen(_adaptive(1), (2,)),
     "adaptive_maxpool2d": OpGen(_adaptive(2), (3,)),
+    "adaptive_maxpool3d": OpGen(_adaptive(3), (4,)),
     "batchnorm1d": OpGen(_running_norm, (1, 2)),
     "batchnorm2d": OpGen(_running_norm, (3,)),
+    "batchnorm3d": OpGen(_running_norm, (4,)),
     # torch normalises each instance over its spatial elements: it refuses a single one
     "instancenorm1d": OpGen(_running_norm, (2,), lambda x: math.prod(x[1:]) > 1),
     "instancenorm2d": OpGen(_running_norm, (3,), lambda x: math.prod(x[1:]) > 1),
+    "instancenorm3d": OpGen(_running_norm, (4,), lambda x: math.prod(x[1:]) > 1),
     "groupnorm": OpGen(_groupnorm, ANY_RANK),
     "layernorm": OpGen(_layernorm, ANY_RANK),
     "relu": OpGen(_activation(inplace=INPLACE), ANY_RANK),

@@ -26,6 +26,14 @@ from netspec.ops import LAYER_OPS
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 
 CONV = [
+    # 3-D: a 3x3x3 kernel over 8 frames, stride (1, 2, 2), padding 1
+    row("conv3d", {"out": 16, "kernel": 3, "stride": [1, 2, 2], "padding": 1}, [3, 8, 16, 16],
+        [16, (8 + 2 - 3) // 1 + 1, (16 + 2 - 3) // 2 + 1, (16 + 2 - 3) // 2 + 1],
+        params=16 * (3 * 3 * 3 * 3) + 16, macs=8 * 8 * 8 * 16 * (3 * 3 * 3 * 3)),
+    # R(2+1)D-style factorised kernels, groups and no bias
+    row("conv3d", {"out": 8, "kernel": [1, 3, 3], "groups": 2, "bias": False}, [4, 5, 7, 7],
+        [8, 5, 7 - 3 + 1, 7 - 3 + 1], params=8 * (4 // 2) * (1 * 3 * 3),
+        macs=5 * 5 * 5 * 8 * (4 // 2) * (1 * 3 * 3)),
     # plain 3x3, no padding: (32 - 3)//1 + 1
     row("conv2d", {"out": 64, "kernel": 3}, [3, 32, 32],
         [64, (32 - 3) // 1 + 1, (32 - 3) // 1 + 1],
@@ -83,6 +91,10 @@ CONV = [
 ]
 
 CONV_TRANSPOSE = [
+    # 3-D: (4 - 1)*2 + (2 - 1) + 1 per dim
+    row("conv_transpose3d", {"out": 6, "kernel": 2, "stride": 2}, [4, 4, 4, 4],
+        [6, (4 - 1) * 2 + (2 - 1) + 1, (4 - 1) * 2 + (2 - 1) + 1, (4 - 1) * 2 + (2 - 1) + 1],
+        params=4 * (6 * 2 * 2 * 2) + 6, macs=4 * 4 * 4 * 4 * (6 * 2 * 2 * 2)),
     # (7 - 1)*2 - 0 + 1*(2 - 1) + 0 + 1
     row("conv_transpose2d", {"out": 16, "kernel": 2, "stride": 2}, [32, 7, 7],
         [16, (7 - 1) * 2 + (2 - 1) + 1, (7 - 1) * 2 + (2 - 1) + 1],
@@ -113,6 +125,11 @@ CONV_TRANSPOSE = [
 ]
 
 POOL = [
+    # 3-D: (8 - 2)//2 + 1 per dim; with padding 1 and stride (1, 2, 2): (6 + 2 - 3)//s + 1
+    row("maxpool3d", {"kernel": 2}, [4, 8, 8, 8], [4, (8 - 2) // 2 + 1, (8 - 2) // 2 + 1,
+                                                   (8 - 2) // 2 + 1]),
+    row("avgpool3d", {"kernel": 3, "stride": [1, 2, 2], "padding": 1}, [2, 6, 6, 6],
+        [2, (6 + 2 - 3) // 1 + 1, (6 + 2 - 3) // 2 + 1, (6 + 2 - 3) // 2 + 1]),
     # stride defaults to the kernel: (32 - 2)//2 + 1
     row("maxpool2d", {"kernel": 2}, [16, 32, 32], [16, (32 - 2) // 2 + 1, (32 - 2) // 2 + 1]),
     # ResNet stem: (112 + 2*1 - 3)//2 + 1
@@ -163,6 +180,8 @@ POOL = [
 ]
 
 ADAPTIVE_POOL = [
+    row("adaptive_avgpool3d", {"size": 1}, [32, 4, 7, 7], [32, 1, 1, 1]),
+    row("adaptive_maxpool3d", {"size": [None, 2, 3]}, [3, 5, 6, 7], [3, 5, 2, 3]),
     row("adaptive_avgpool2d", {"size": 1}, [512, 7, 7], [512, 1, 1]),
     # null keeps that input size
     row("adaptive_avgpool2d", {"size": [None, 7]}, [3, 5, 9], [3, 5, 7]),
@@ -175,6 +194,8 @@ ADAPTIVE_POOL = [
 ]
 
 NORM = [
+    row("batchnorm3d", {}, [8, 2, 3, 3], [8, 2, 3, 3], params=2 * 8, buffers=2 * 8 + 1),
+    row("instancenorm3d", {"affine": True}, [4, 2, 3, 3], [4, 2, 3, 3], params=2 * 4),
     # params 2C (gamma, beta), buffers 2C + 1 (running mean, var, num_batches_tracked)
     row("batchnorm2d", {}, [64, 8, 8], [64, 8, 8], params=2 * 64, buffers=2 * 64 + 1),
     row("batchnorm2d", {"affine": False}, [16, 4, 4], [16, 4, 4], buffers=2 * 16 + 1),

@@ -25,7 +25,14 @@ from netspec.ops.activation import (
     Tanh,
 )
 from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor, TorchCall
-from netspec.ops.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from netspec.ops.conv import (
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+)
 from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from netspec.ops.io import Input
 from netspec.ops.linear import Flatten, Linear
@@ -33,29 +40,37 @@ from netspec.ops.merge import Add, Concat, Identity, Mul
 from netspec.ops.norm import (
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
     GroupNorm,
     InstanceNorm1d,
     InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
 )
 from netspec.ops.pool import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
 )
 from netspec.ops.resize import CenterCrop, Upsample, ZeroPad1d, ZeroPad2d
 from netspec.ops.shuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 
 LAYER_OPS: tuple[type[Op], ...] = (
-    Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d,
-    MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d,
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
-    BatchNorm1d, BatchNorm2d, InstanceNorm1d, InstanceNorm2d, GroupNorm, LayerNorm,
+    Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
+    MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d,
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d,
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+    GroupNorm, LayerNorm,
     ReLU, ReLU6, LeakyReLU, PReLU, ELU, GELU, SiLU, Mish, Sigmoid, Tanh, Hardswish,
     Hardsigmoid,
     Softmax, LogSoftmax,

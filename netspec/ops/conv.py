@@ -171,6 +171,14 @@ class Conv2d(_Conv):
     dims: ClassVar[int] = 2
 
 
+class Conv3d(_Conv):
+    """3-D convolution over `[C, D, H, W]` volumes and clips (torch.nn.Conv3d)."""
+
+    op: Literal["conv3d"] = "conv3d"
+    torch_class: ClassVar[str] = "Conv3d"
+    dims: ClassVar[int] = 3
+
+
 class _ConvTranspose(_ConvBase):
     prefix: ClassVar[str] = "deconv"
 
@@ -236,3 +244,11 @@ class ConvTranspose2d(_ConvTranspose):
     op: Literal["conv_transpose2d"] = "conv_transpose2d"
     torch_class: ClassVar[str] = "ConvTranspose2d"
     dims: ClassVar[int] = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    """3-D transposed convolution (torch.nn.ConvTranspose3d), for learned upsampling."""
+
+    op: Literal["conv_transpose3d"] = "conv_transpose3d"
+    torch_class: ClassVar[str] = "ConvTranspose3d"
+    dims: ClassVar[int] = 3

@@ -77,6 +77,14 @@ class BatchNorm2d(_BatchNorm):
     ranks: ClassVar[tuple[int, ...]] = (3,)
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over `[C, D, H, W]` volumes (torch.nn.BatchNorm3d)."""
+
+    op: Literal["batchnorm3d"] = "batchnorm3d"
+    torch_class: ClassVar[str] = "BatchNorm3d"
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+
+
 class _InstanceNorm(_RunningNorm):
     prefix: ClassVar[str] = "inorm"
     affine: bool = False
@@ -112,6 +120,14 @@ class InstanceNorm2d(_InstanceNorm):
     op: Literal["instancenorm2d"] = "instancenorm2d"
     torch_class: ClassVar[str] = "InstanceNorm2d"
     ranks: ClassVar[tuple[int, ...]] = (3,)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance norm over `[C, D, H, W]` (torch.nn.InstanceNorm3d)."""
+
+    op: Literal["instancenorm3d"] = "instancenorm3d"
+    torch_class: ClassVar[str] = "InstanceNorm3d"
+    ranks: ClassVar[tuple[int, ...]] = (4,)
 
 
 class GroupNorm(Op):

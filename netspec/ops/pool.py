@@ -118,6 +118,14 @@ class MaxPool2d(_MaxPool):
     dims: ClassVar[int] = 2
 
 
+class MaxPool3d(_MaxPool):
+    """Max pooling over `[C, D, H, W]` (torch.nn.MaxPool3d)."""
+
+    op: Literal["maxpool3d"] = "maxpool3d"
+    torch_class: ClassVar[str] = "MaxPool3d"
+    dims: ClassVar[int] = 3
+
+
 class AvgPool1d(_AvgPool):
     """Average pooling over `[C, L]` (torch.nn.AvgPool1d)."""
 
@@ -132,6 +140,15 @@ class AvgPool2d(_AvgPool):
     op: Literal["avgpool2d"] = "avgpool2d"
     torch_class: ClassVar[str] = "AvgPool2d"
     dims: ClassVar[int] = 2
+    divisor_override: PosInt | None = None
+
+
+class AvgPool3d(_AvgPool):
+    """Average pooling over `[C, D, H, W]` (torch.nn.AvgPool3d)."""
+
+    op: Literal["avgpool3d"] = "avgpool3d"
+    torch_class: ClassVar[str] = "AvgPool3d"
+    dims: ClassVar[int] = 3
     divisor_override: PosInt | None = None
 
 
@@ -217,6 +234,16 @@ class AdaptiveAvgPool2d(_AdaptivePool):
     dims: ClassVar[int] = 2
 
 
+class AdaptiveAvgPool3d(_AdaptivePool):
+    """Adaptive average pooling of `[C, D, H, W]` to a fixed size (torch.nn.AdaptiveAvgPool3d)."""
+
+    op: Literal["adaptive_avgpool3d"] = "adaptive_avgpool3d"
+    torch_class: ClassVar[str] = "AdaptiveAvgPool3d"
+    prefix: ClassVar[str] = "avgpool"
+    word: ClassVar[str] = "adaptive avgpool"
+    dims: ClassVar[int] = 3
+
+
 class AdaptiveMaxPool1d(_AdaptivePool):
     """Adaptive max pooling to a fixed length (torch.nn.AdaptiveMaxPool1d)."""
 
@@ -235,3 +262,13 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     prefix: ClassVar[str] = "maxpool"
     word: ClassVar[str] = "adaptive maxpool"
     dims: ClassVar[int] = 2
+
+
+class AdaptiveMaxPool3d(_AdaptivePool):
+    """Adaptive max pooling of `[C, D, H, W]` to a fixed size (torch.nn.AdaptiveMaxPool3d)."""
+
+    op: Literal["adaptive_maxpool3d"] = "adaptive_maxpool3d"
+    torch_class: ClassVar[str] = "AdaptiveMaxPool3d"
+    prefix: ClassVar[str] = "maxpool"
+    word: ClassVar[str] = "adaptive maxpool"
+    dims: ClassVar[int] = 3
