@@ -210,15 +210,32 @@ def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:
 
 
 def _rank_hint(op: Op, t: Tensor, ranks: Sequence[int], want: str) -> str | None:
+    sibling = _sibling(op, len(t.shape))
     if t.network_input:  # the shape is the user's: fix it, not the layers
         counts = " or ".join(str(r) for r in ranks)
+        more = sibling and len(t.shape) > max(ranks)  # fewer numbers are more likely a slip
+        other = f", or use `{sibling}` for {fmt_shape(t.shape)}" if more else ""
         return (f"the net's first layer is {op.kind()}, which needs {want} ({counts} numbers): "
-                f"give `{t.src}` {counts} numbers")
+                f"give `{t.src}` {counts} numbers{other}")
+    if sibling:
+        return f"for a [{','.join(dims_label(len(t.shape)))}] input use `{sibling}`"
     if len(t.shape) > max(ranks):
         return "add a `flatten` (or pooling) layer before it"
     if len(t.shape) < min(ranks):
         return "it needs spatial dimensions: place it before `flatten`/`linear`"
     return None
+
+
+def _sibling(op: Op, rank: int) -> str | None:
+    """The op of the same family for inputs of `rank` (`conv3d` for conv2d on [C,D,H,W])."""
+    from netspec.ops import OPS
+
+    kind = op.kind()
+    stem, digit = kind[:-2], kind[-2:-1]
+    if not (kind.endswith("d") and digit.isdigit()) or rank < 2:
+        return None
+    other = f"{stem}{rank - 1}d"
+    return other if other in OPS and other != kind else None
 
 
 def channels_match(op: Op, declared: int | None, found: int, t: Tensor, key: str = "in") -> None:
