@@ -269,3 +269,41 @@ TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR, *U
 @pytest.mark.parametrize("case", TABLES)
 def test_op_refuses(case: ErrorCase) -> None:
     check_refused(case)
+
+
+# -- op names that are not ops --------------------------------------------------------------
+
+def unknown_op_hint_for(word: str) -> str:
+    import netspec
+
+    report = netspec.diagnose({"input": [3, 8, 8], "layers": [word]})[2]
+    (error,) = report
+    assert error.message == f"unknown op `{word}`"
+    return error.hint
+
+
+@pytest.mark.parametrize(("word", "same_function"), [
+    ("swish", torch.nn.SiLU), ("hswish", torch.nn.Hardswish), ("hard_sigmoid", torch.nn.Hardsigmoid),
+    ("hsigmoid", torch.nn.Hardsigmoid), ("dense", torch.nn.Linear), ("lrelu", torch.nn.LeakyReLU),
+])
+def test_another_framework_s_name_is_answered_with_the_same_function(word, same_function) -> None:
+    from netspec.ops import OPS
+
+    hint = unknown_op_hint_for(word)
+    named = hint.removeprefix("netspec calls it `").removesuffix("`")
+    assert OPS[named].torch_class == same_function.__name__
+
+
+@pytest.mark.parametrize("word", ["conv", "batchnorm", "bn", "maxpool", "deconv"])
+def test_a_family_name_lists_its_members_by_rank(word) -> None:
+    hint = unknown_op_hint_for(word)
+    members = [m.strip("`") for m in hint.removeprefix("use ").split(", by")[0]
+               .replace(" or ", ", ").split(", ")]
+    assert [m[-2:] for m in members] == ["1d", "2d", "3d"] and hint.endswith("by the input's rank")
+
+
+def test_a_near_spelling_says_what_the_op_computes() -> None:
+    """A spelling neighbour may be another function (`sigmod` is sigmoid, `hardsigmid` is not):
+    the hint shows what the suggested op computes, so the reader can tell."""
+    assert unknown_op_hint_for("sigmod") == "did you mean `sigmoid` (1 / (1 + exp(-x)))?"
+    assert unknown_op_hint_for("hardsigmid") == "did you mean `hardsigmoid` (relu6(x + 3) / 6)?"

@@ -4,10 +4,12 @@ Adding a layer type is one class in one of these modules plus one line here.
 """
 
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from netspec.errors import clipped, closest
 from netspec.ops.activation import (
     ELU,
     GELU,
@@ -85,6 +87,59 @@ LAYER_OPS: tuple[type[Op], ...] = (
 OPS: dict[str, type[Op]] = {cls.kind(): cls for cls in LAYER_OPS}
 
 
+KNOWN_AS: dict[str, str] = {
+    "swish": "silu", "hswish": "hardswish", "hard_swish": "hardswish",
+    "hsigmoid": "hardsigmoid", "hard_sigmoid": "hardsigmoid", "lrelu": "leaky_relu",
+    "leakyrelu": "leaky_relu", "dense": "linear", "fc": "linear", "cat": "concat",
+    "concatenate": "concat", "upsampling": "upsample", "interpolate": "upsample",
+    "shuffle": "channel_shuffle", "depth_to_space": "pixel_shuffle",
+    "space_to_depth": "pixel_unshuffle",
+}
+"""Other frameworks' names (Keras, PyTorch functions, papers) for ops netspec has under
+another name: the same function, so the hint may name it without a caveat."""
+
+_FAMILY_NAMES = {"bn": "batchnorm", "deconv": "conv_transpose", "convtranspose": "conv_transpose",
+                 "transposed_conv": "conv_transpose"}
+"""Family names other than the ops' own stems (`conv` for conv1d/2d/3d is its own)."""
+
+
+def unknown_op_hint(word: str, blocks: Iterable[str] = ()) -> str:
+    """What to say about an op name that names neither an op nor a block: the op another
+    framework calls that, the family members when it names a family (`conv`), or the
+    closest op or block by spelling, with what that op computes (a near spelling may be
+    another function: `hsigmoid` is not `sigmoid`)."""
+    key = word.lower()
+    if key in KNOWN_AS:
+        return f"netspec calls it `{KNOWN_AS[key]}`"
+    families = _families()
+    family = _FAMILY_NAMES.get(key, key)
+    if family in families:
+        members = families[family]
+        return (f"use {', '.join(f'`{m}`' for m in members[:-1])} or `{members[-1]}`, by the "
+                f"input's rank")
+    match = closest(word, [*OPS, *blocks])
+    if match is None:
+        return f"`netspec schema` or the README's ops table lists the {len(OPS)} ops"
+    if match not in OPS:
+        return f"did you mean the block `{match}`?"
+    return f"did you mean `{match}` ({_computes(OPS[match])})?"
+
+
+def _families() -> dict[str, list[str]]:
+    """Ops by family stem: `conv` -> conv1d, conv2d, conv3d."""
+    families: dict[str, list[str]] = {}
+    for kind in OPS:
+        if kind[-1] == "d" and kind[-2].isdigit():
+            families.setdefault(kind[:-2], []).append(kind)
+    return families
+
+
+def _computes(cls: type[Op]) -> str:
+    """An op's docstring up to its torch class: `max(x, 0)`, `1-D convolution over ...`."""
+    first = (cls.__doc__ or cls.kind()).split(" (torch.")[0].split("\n")[0].rstrip(".:")
+    return clipped(first, 60)
+
+
 def any_layer_op() -> Any:
     """The discriminated union of every layer op's canonical model (tag: `op`)."""
     from typing import Union
@@ -92,5 +147,5 @@ def any_layer_op() -> Any:
     return Annotated[Union[LAYER_OPS], Field(discriminator="op")]  # noqa: UP007
 
 
-__all__ = ["LAYER_OPS", "OPS", "RF", "Cost", "Input", "Note", "Op", "ShapeError", "Tensor", "TorchCall",
-           "any_layer_op"]
+__all__ = ["KNOWN_AS", "LAYER_OPS", "OPS", "RF", "Cost", "Input", "Note", "Op", "ShapeError", "Tensor",
+           "TorchCall", "any_layer_op", "unknown_op_hint"]

@@ -37,7 +37,7 @@ from netspec import limits
 from netspec.errors import Diagnostic, Where, clipped, did_you_mean, quote_list, shown
 from netspec.init import Init
 from netspec.ir import Graph, Group, Locator, Node
-from netspec.ops import OPS, Input, Op
+from netspec.ops import OPS, Input, Op, unknown_op_hint
 from netspec.spec import expr
 from netspec.spec.document import BlockDef, Spec
 from netspec.spec.library import BlockSource
@@ -221,12 +221,10 @@ class Expander:
             meta = {**meta, "from": value}
             value, entry_loc = None, Locator(self.source, entry, op_key)
         if cls is None and block is None:
-            choices = [*OPS, *self.blocks]
             first, dash, rest = op_key.partition(" - ")
             hint = (f"`- {rest}` is indented deeper than `- {first}`, so YAML reads it as part of "
                     f"that item: indent the items of one list alike") if dash else (
-                did_you_mean(op_key, choices) or f"`netspec schema` or the README's ops table "
-                                                 f"lists the {len(OPS)} ops")
+                unknown_op_hint(op_key, self.blocks))
             self.error(self.source.key_where(entry, op_key) if isinstance(entry, dict) else where,
                        label, f"unknown op `{clipped(op_key)}`", hint, code="unknown-op")
         if not isinstance(meta.get("frozen", False), bool):
