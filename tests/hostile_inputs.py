@@ -106,7 +106,7 @@ CASES: dict[str, Hostile] = {
         lambda: b"input: [1000000]\nlayers:\n  - linear: 1000000\n",
         "holds 1,000,001,000,000 parameters"),
     "expression: attribute": Hostile(lambda: expression("w.__class__"), "attribute access"),
-    "expression: indexing": Hostile(lambda: expression("w[0]"), "indexing"),
+    "expression: indexing": Hostile(lambda: expression("w[0]"), "only a list can be indexed"),
     "expression: import": Hostile(lambda: expression('__import__("os")'),
                                   "is not an allowed function call"),
     "integer of 5,000 digits": Hostile(

@@ -25,6 +25,16 @@ from netspec.spec.expr import ExprError, evaluate, make_divisible, names_in
     ("-k % 3", {"k": 1}, 2),
     ("[k, k + 2]", {"k": 3}, [3, 5]),
     ("1 < x <= 3", {"x": 3}, True),
+    # lists: indexed by an integer, read whole by sum, len, min and max
+    ("rates[i]", {"rates": [1, 6, 12, 18], "i": 2}, 12),
+    ("rates[-1] * 2", {"rates": [1, 6, 12, 18]}, 36),
+    ("[3, 4, 6, 3][i]", {"i": 1}, 4),
+    ("sum(depths) + len(depths)", {"depths": [3, 4, 6, 3]}, 3 + 4 + 6 + 3 + 4),
+    ("max(rates) - min(rates)", {"rates": [6, 12, 18]}, 18 - 6),
+    ("sum([])", {}, 0),
+    # RegNet's quantised widths: w_0 * w_m ** round(log(u / w_0) / log(w_m))
+    ("int(48 * 2.52 ** round(log(100 / 48) / log(2.52)))", {}, int(48 * 2.52 ** 1)),
+    ("log2(64) + sqrt(16) + exp(0)", {}, 6 + 4 + 1),
 ])
 def test_arithmetic(text, env, value):
     assert evaluate(text, env) == value
@@ -33,7 +43,16 @@ def test_arithmetic(text, env, value):
 @pytest.mark.parametrize(("text", "why"), [
     ("width.__class__", "attribute access"),
     ("(1).__class__.__bases__", "attribute access"),
-    ("params[0]", "indexing"),
+    ("params[0:1]", "slices"),
+    ("width[0]", "only a list can be indexed, found 1"),
+    ("params[1]", "index 1 is out of range for a list of 1"),
+    ("params[0.5]", "a list index is an integer"),
+    ("max([])", "max\\(\\) of an empty list"),
+    ("sum([1, [2]])", "expected a number, found \\[2\\]"),
+    ("log(0)", "log\\(\\): math domain error"),
+    ("sqrt(-1)", "sqrt\\(\\): math domain error"),
+    ("exp(1000)", "exp\\(\\): math range error"),
+    ("exp(40)", "out of range"),
     ("__import__('os')", "not an allowed function call"),
     ("open('/etc/passwd')", "not an allowed function call"),
     ("eval('1')", "not an allowed function call"),
@@ -68,3 +87,17 @@ def test_make_divisible_rounds_to_a_multiple_within_ten_percent(value):
     assert out >= 0.9 * value
     assert abs(out - value) <= 8 or out == 8
     assert out in {8 * math.floor(value / 8 + 0.5), 8 * math.floor(value / 8 + 0.5) + 8, 8}
+
+
+def test_a_list_parameter_sets_each_repeated_layer(tmp_path):
+    """DeepLab's atrous rates as one list: copy i of a repeated layer reads `rates[i]`, and
+    the number of copies is `len(rates)`."""
+    import netspec
+
+    rates = [1, 6, 12, 18]
+    spec = tmp_path / "aspp.yaml"
+    spec.write_text(f"input: [8, 33, 33]\nparams: {{rates: {rates}}}\nlayers:\n"
+                    "  - conv2d: {out: 4, kernel: 3, padding: 'rates[i]', dilation: 'rates[i]'}\n"
+                    "    repeat: len(rates)\n")
+    convs = [layer.node.op for layer in netspec.check(spec).layers if layer.op == "conv2d"]
+    assert [(c.dilation, c.padding) for c in convs] == [(r, r) for r in rates]

@@ -1,8 +1,11 @@
-"""Safe arithmetic on block parameters: `width * 4`, `2 if i == 0 else 1`, `max(8, c // 2)`.
+"""Safe arithmetic on block parameters: `width * 4`, `2 if i == 0 else 1`, `max(8, c // 2)`,
+`rates[i]`, `sum(depths)`.
 
 Expressions are parsed with Python's `ast` and evaluated by walking a small whitelist of node
-kinds; anything else (attribute access, indexing, lambdas, comprehensions, imports, unknown
-functions) is refused before evaluation. `eval` is never used.
+kinds; anything else (attribute access, slices, lambdas, comprehensions, imports, unknown
+functions) is refused before evaluation. `eval` is never used. Lists (written `[a, b]` or
+given as parameters) are indexed by an integer (`rates[i]`, `rates[-1]`) and read whole by
+`sum`, `len`, `min` and `max`; every number stays within ±10**15.
 """
 
 from __future__ import annotations
@@ -64,8 +67,16 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "round": bounded_round,
     "floor": math.floor,
     "ceil": math.ceil,
+    "sqrt": math.sqrt,
+    "exp": math.exp,
+    "log": math.log,
+    "log2": math.log2,
     "make_divisible": make_divisible,
+    "sum": sum,
+    "len": len,
 }
+LIST_FUNCTIONS = {"sum", "len", "min", "max"}
+"""Functions that also take one list: `sum(depths)`, `max(rates)`."""
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -86,7 +97,7 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
 }
 _REFUSED = {
     ast.Attribute: "attribute access",
-    ast.Subscript: "indexing",
+    ast.Slice: "slices (index one item: `rates[i]`)",
     ast.Lambda: "lambdas",
     ast.ListComp: "comprehensions",
     ast.GeneratorExp: "comprehensions",
@@ -122,8 +133,8 @@ def _parse(text: str) -> ast.expr:
         kind = _REFUSED.get(type(node))
         if kind:
             raise ExprError(f"`{text}` uses {kind}, which expressions do not allow",
-                            "expressions allow numbers, parameters, + - * / // % **, "
-                            "comparisons, and/or/not, `a if c else b` and "
+                            "expressions allow numbers, parameters, lists and `list[i]`, "
+                            "+ - * / // % **, comparisons, and/or/not, `a if c else b` and "
                             + ", ".join(FUNCTIONS))
     return tree
 
@@ -230,13 +241,32 @@ class _Eval:
         if name not in FUNCTIONS or node.keywords:
             hint = did_you_mean(name, FUNCTIONS) or "functions: " + ", ".join(FUNCTIONS)
             raise self.fail(f"`{name or '?'}` is not an allowed function call", hint)
-        args = [self.number(self.visit(a)) for a in node.args]
+        values = [self.visit(a) for a in node.args]
+        if name in LIST_FUNCTIONS and len(values) == 1 and isinstance(values[0], list):
+            args: list[Any] = [[self.number(v) for v in values[0]]]
+            if not args[0] and name != "len" and name != "sum":
+                raise self.fail(f"{name}() of an empty list")
+        else:
+            args = [self.number(v) for v in values]
         try:
             return FUNCTIONS[name](*args)
         except ZeroDivisionError:
             raise self.fail(f"{name}(): division by zero") from None
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise self.fail(f"{name}(): {exc}") from None
+
+    def visit_Subscript(self, node: ast.Subscript) -> Any:
+        items = self.visit(node.value)
+        index = self.visit(node.slice)
+        if not isinstance(items, list):
+            raise self.fail(f"only a list can be indexed, found {shown(items)}")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise self.fail(f"a list index is an integer, found {shown(index)}")
+        if not -len(items) <= index < len(items):
+            raise self.fail(f"index {index} is out of range for a list of {len(items)}",
+                            f"indices run from 0 to {len(items) - 1} (or -{len(items)} to -1)"
+                            if items else "the list is empty")
+        return items[index]
 
     def number(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
