@@ -123,7 +123,8 @@ def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
     op = node.op
     assert op is not None
     return LayerReport(
-        name=node.name, op=op.kind(), torch=op.torch_class, inputs=list(node.inputs), shape=shape,
+        name=node.name, op=op.kind(), torch=op.torch_module(len(node.inputs)),
+        inputs=list(node.inputs), shape=shape,
         params=cost.params, trainable=0 if node.frozen else cost.params, buffers=cost.buffers,
         macs=cost.macs, bias_adds=cost.bias_adds, rf=_rf_json(rf), node=node,
     )

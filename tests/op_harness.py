@@ -226,6 +226,16 @@ class Functional(nn.Module):
         return self.fn(*xs)
 
 
+def _upsample(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+    """nn.Upsample, or with a second input F.interpolate to that input's spatial size."""
+    names = {"scale": "scale_factor", "size": "size", "mode": "mode",
+             "align_corners": "align_corners"}
+    if len(x) == 1:
+        return nn.Upsample(**_kwargs(a, names))
+    options = _kwargs(a, {"mode": "mode", "align_corners": "align_corners"})
+    return Functional(lambda t, like: nn.functional.interpolate(t, size=like.shape[2:], **options))
+
+
 def _center_crop(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
     size = _kwargs(a, {"size": "size"}).get("size")
 
@@ -307,8 +317,7 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "flatten": _module(nn.Flatten, {"start_dim": "start_dim", "end_dim": "end_dim"}),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
         a, {"out": "out_features", "bias": "bias"})),
-    "upsample": _module(nn.Upsample, {"scale": "scale_factor", "size": "size", "mode": "mode",
-                                      "align_corners": "align_corners"}),
+    "upsample": _upsample,
     "zeropad1d": _module(nn.ZeroPad1d, {"padding": "padding"}),
     "zeropad2d": _module(nn.ZeroPad2d, {"padding": "padding"}),
     "center_crop": _center_crop,

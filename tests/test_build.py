@@ -132,3 +132,20 @@ def test_building_an_invalid_spec_raises_the_checks_positioned_errors(spec_text)
     error = info.value.errors[0]
     assert (error.where.line, error.path) == (3, "conv1")
     assert "needs at least 5x5 input but input gives 4x4" in error.message
+
+
+def test_a_head_resized_to_its_input_is_right_at_every_input_size():
+    """`upsample` to a second input's size compiles to F.interpolate to that tensor's size,
+    so one built module serves any input size (FCN and DeepLab heads)."""
+    net = netspec.build("""
+        input: [3, 37, 45]
+        layers:
+          - conv2d: {out: 4, kernel: 3, stride: 4, padding: 1}
+          - upsample: {mode: bilinear, align_corners: false}
+            from: [conv1, input]
+    """, seed=0).eval()
+    for size in [(37, 45), (64, 64), (100, 31), (5, 9)]:
+        x = torch.randn(2, 3, *size)
+        low = net.conv1(x)
+        want = torch.nn.functional.interpolate(low, size=size, mode="bilinear", align_corners=False)
+        assert torch.equal(net(x), want)

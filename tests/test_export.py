@@ -27,6 +27,16 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 LENET = ROOT / "specs" / "lenet5.yaml"
 
 INLINE = {
+    "segmentation_head": """
+        name: segmentation head
+        input: [3, 37, 45]
+        layers:
+          - conv2d: {out: 8, kernel: 3, stride: 2, padding: 1}
+          - conv2d: {out: 8, kernel: 3, stride: 2, padding: 1}
+          - conv2d: {out: 4, kernel: 1}
+          - upsample: {mode: bilinear}
+            from: [conv3, input]
+    """,
     "residual": """
         name: residual
         input: [3, 8, 8]

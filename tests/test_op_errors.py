@@ -189,9 +189,12 @@ FLATTEN_LINEAR = [
 
 UPSAMPLE = [
     refused("upsample", {"scale": 2, "size": 4}, [3, 8, 8],
-            "give exactly one of `scale` and `size`", "only one of size or scale_factor"),
+            "give one of `scale` and `size`, not both", "only one of size or scale_factor"),
     refused("upsample", {"mode": "bilinear"}, [3, 8, 8],
-            "give exactly one of `scale` and `size`", "either size or scale_factor"),
+            "needs a `scale`, a `size`, or a second input to take the size from",
+            "either size or scale_factor"),
+    refused("upsample", {"scale": 2}, [[3, 4, 4], [3, 8, 8]],
+            "takes its size from its second input: give no `scale` or `size` as well"),
     refused("upsample", {"scale": 2, "mode": "bilinear"}, [3, 8],
             "upsample expects a [C,H,W] input but input gives [3,8]", "bilinear mode needs 4D"),
     refused("upsample", {"scale": [2, 2, 2]}, [3, 8, 8],

@@ -309,6 +309,10 @@ UPSAMPLE = [
     row("upsample", {"size": [5, 7]}, [2, 3, 3], [2, 5, 7]),
     row("upsample", {"size": 10, "mode": "bilinear", "align_corners": True}, [2, 4, 4], [2, 10, 10]),
     row("upsample", {"size": 12}, [3, 5], [3, 12]),
+    # to a second input's spatial size (FCN/DeepLab heads at any input size)
+    row("upsample", {"mode": "bilinear"}, [[21, 5, 6], [3, 37, 45]], [21, 37, 45]),
+    row("upsample", {}, [[4, 3, 3, 3], [1, 7, 6, 5]], [4, 7, 6, 5]),
+    row("upsample", {"mode": "linear", "align_corners": True}, [[2, 9], [5, 20]], [2, 20]),
 ]
 
 ZEROPAD = [

@@ -103,7 +103,7 @@ def test_short_forms_and_expressions_are_accepted(validator):
     {"linear": [3]},  # one positional argument: the short form is its value, `linear: 3`
     {"dropout": [0.5]}, {"linear": []}, {"conv2d": []}, {"conv2d": 6}, {"conv2d": [6]},
     {"maxpool2d": [2, None]}, {"maxpool2d": [2, 2, 0, 1]}, {"adaptive_avgpool2d": []},
-    "conv2d", "upsample", {"upsample": {"mode": "bilinear"}}, {"upsample": [None, "bilinear"]},
+    "conv2d", {"upsample": {"scale": 2, "size": 4}}, {"upsample": [2, "bilnear"]},
     {"upsample": {"scale": 2, "align_corners": True}}, {"layernorm": {"dims": 1, "shape": [4]}},
     {"relu": None, "frozen": "yes"}, {"relu": None, "if": None}, {"relu": None, "name": "forward"},
     {"relu": None, "init": "kaiming"}, {"name": "x"},

@@ -18,3 +18,11 @@ def center_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 def center_crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """`x` cropped to `ref`'s spatial size, as U-Net's skip connections are."""
     return center_crop(x, tuple(ref.shape[2:]))
+
+
+def interpolate_like(x: torch.Tensor, ref: torch.Tensor, mode: str = "nearest",
+                     align_corners: bool | None = None) -> torch.Tensor:
+    """`x` resized to `ref`'s spatial size (`[N, C, *S] -> [N, C, *ref.S]`), as FCN and
+    DeepLab heads return to their input's size."""
+    return torch.nn.functional.interpolate(x, size=tuple(ref.shape[2:]), mode=mode,
+                                           align_corners=align_corners)

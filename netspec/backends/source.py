@@ -119,7 +119,7 @@ def _module_tree(graph: Graph) -> _Container:
     (the order `state_dict` lists keys in)."""
     root = _Container()
     for node in graph.layers():
-        if _op(node).torch_class is None:
+        if _op(node).torch_module(len(node.inputs)) is None:
             continue
         parent = root
         *path, leaf = node.name.split(".")
@@ -198,7 +198,7 @@ def _constructor(node: Node, shapes: Mapping[str, Shape]) -> _Expr:
     """`nn.Conv2d(in_channels=1, out_channels=6, kernel_size=5)`: the op's torch arguments,
     less those equal to torch's defaults, one value for equal spatial dims."""
     op = _op(node)
-    cls = op.torch_class
+    cls = op.torch_module(len(node.inputs))
     assert cls is not None
     args = op.torch_args([shapes[i] for i in node.inputs], shapes[node.name])
     defaults = _defaults(getattr(torch.nn, cls))
@@ -297,7 +297,7 @@ class _Forward:
     def _value(self, node: Node) -> _Expr:
         args = [_Atom(self.var[i]) for i in node.inputs]
         op = _op(node)
-        if op.torch_class is not None:
+        if op.torch_module(len(node.inputs)) is not None:
             path = _module_path(self.tree, node.name.split("."))
             return _Call(path, args, trailing_comma=False)
         made = op.to_torch(torch, [self.shapes[i] for i in node.inputs], self.shapes[node.name])

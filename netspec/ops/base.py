@@ -187,6 +187,11 @@ class Op(BaseModel):
         """Short text for tables and drawings: the op and its key arguments."""
         return self.kind()
 
+    def torch_module(self, inputs: int) -> str | None:
+        """The torch.nn class this layer compiles to when it reads `inputs` inputs; None
+        when a function computes it (`to_torch` then returns a TorchCall)."""
+        return self.torch_class
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         """Keyword arguments of `torch_class`: by default the op's own, named as torch names
         them (`inplace`, `negative_slope`, `p`, `dim`...)."""

@@ -1,6 +1,7 @@
 """Spatial resizing without parameters: upsample (interpolation), zero padding, center crop.
 
-upsample:    `[C, *S] -> [C, *floor(S * scale)]` or `[C, *size]` (torch.nn.Upsample)
+upsample:    `[C, *S] -> [C, *floor(S * scale)]`, `[C, *size]` (torch.nn.Upsample), or a second
+             input's spatial size (`from: [x, skip]`: right at every input size)
 zeropad1d/2d: `[C, *S] -> [C, *(S + before + after)]`; negative padding crops (torch.nn.ZeroPad2d)
 center_crop: `[C, *S] -> [C, *target]`, the target being `size` or a second input's spatial
              size (U-Net skip connections); the crop starts at floor((S - target) / 2).
@@ -32,13 +33,15 @@ _INTERPOLATING = {"linear": 1, "bilinear": 2, "bicubic": 2}
 
 
 class Upsample(Op):
-    """Upsampling by interpolation, by a scale factor or to a size (torch.nn.Upsample)."""
+    """Upsampling by interpolation, by a scale factor, to a size (torch.nn.Upsample), or to
+    a second input's size (F.interpolate to it: FCN/DeepLab heads at any input size)."""
 
     op: Literal["upsample"] = "upsample"
     torch_class: ClassVar[str] = "Upsample"
     family: ClassVar[str] = "resize"
     prefix: ClassVar[str] = "up"
     positional: ClassVar[tuple[str, ...]] = ("scale", "mode")
+    arity: ClassVar[tuple[int, int | None]] = (1, 2)
 
     scale: PosFloat | list[PosFloat] | None = None
     size: PosInts | None = None
@@ -46,8 +49,8 @@ class Upsample(Op):
     align_corners: bool | None = None
 
     model_config = ConfigDict(json_schema_extra={  # `_one_target` for editors
-        "oneOf": [{"required": [key], "properties": {key: {"not": {"type": "null"}}}}
-                  for key in ("scale", "size")],
+        "not": {"allOf": [{"required": [key], "properties": {key: {"not": {"type": "null"}}}}
+                          for key in ("scale", "size")]},
         "if": {"required": ["align_corners"],
                "properties": {"align_corners": {"not": {"type": "null"}}}},
         "then": {"required": ["mode"], "properties": {"mode": {"enum": list(_INTERPOLATING)}}},
@@ -55,8 +58,8 @@ class Upsample(Op):
 
     @model_validator(mode="after")
     def _one_target(self) -> "Upsample":
-        if (self.scale is None) == (self.size is None):
-            raise ValueError("give exactly one of `scale` and `size`")
+        if self.scale is not None and self.size is not None:
+            raise ValueError("give one of `scale` and `size`, not both")
         if self.align_corners is not None and self.mode not in _INTERPOLATING:
             raise ValueError("`align_corners` applies to linear, bilinear and bicubic modes only")
         return self
@@ -65,8 +68,17 @@ class Upsample(Op):
         dims = _INTERPOLATING.get(self.mode)
         expect_rank(self, x[0], *((dims + 1,) if dims else (2, 3, 4)))
         c, *sizes = x[0].shape
-        if self.size is not None:
+        if len(x) == 2:
+            expect_rank(self, x[1], len(x[0].shape))
+            if self.scale is not None or self.size is not None:
+                raise ShapeError("takes its size from its second input: give no `scale` or "
+                                 "`size` as well", key="size" if self.size is not None else "scale")
+            out = x[1].shape[1:]
+        elif self.size is not None:
             out = spatial(self.size, len(sizes), "size")
+        elif self.scale is None:
+            raise ShapeError("needs a `scale`, a `size`, or a second input to take the size from",
+                             hint="`from: [x, skip]` resizes x to skip's size")
         else:
             scales = self.scale if isinstance(self.scale, list) else [self.scale] * len(sizes)
             if len(scales) != len(sizes):
@@ -86,6 +98,17 @@ class Upsample(Op):
         steps = [ratio(a, b) for a, b in zip(x[0][1:], y[1:], strict=True)]
         return rf[0].window([taps] * len(steps), steps)
 
+    def torch_module(self, inputs: int) -> str | None:
+        return None if inputs == 2 else self.torch_class
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        if len(x) == 2:
+            from netspec.backends import functional
+
+            return TorchCall(functional.interpolate_like,
+                             {"mode": self.mode, "align_corners": self.align_corners})
+        return super().to_torch(torch, x, y)
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         scale = tuple(self.scale) if isinstance(self.scale, list) else self.scale
         return dict(size=self.size, scale_factor=scale, mode=self.mode,
@@ -95,6 +118,8 @@ class Upsample(Op):
         if self.size is not None:
             sizes = (self.size,) if isinstance(self.size, int) else self.size
             return f"upsample → {fmt_spatial(sizes)} {self.mode}"
+        if self.scale is None:
+            return f"upsample → size of input 2, {self.mode}"
         scales = self.scale if isinstance(self.scale, list) else [self.scale]
         return f"upsample x{'x'.join(f'{s:g}' for s in scales)} {self.mode}"
 
