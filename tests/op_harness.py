@@ -194,6 +194,28 @@ def _conv(cls: type[nn.Module], names: Mapping[str, str]) -> Builder:
     return lambda a, x: cls(_channels(a, x), **_kwargs(a, names))
 
 
+class _ToOutputSize(nn.Module):
+    """A transposed convolution called with torch's `output_size` forward argument."""
+
+    def __init__(self, conv: nn.Module, size: Sequence[int]):
+        super().__init__()
+        self.conv, self.size = conv, list(size)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.conv(t, output_size=self.size)
+
+
+def _conv_transpose(cls: type[nn.Module]) -> Builder:
+    def build(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+        conv = cls(_channels(a, x), **_kwargs(a, {**CONV, "output_padding": "output_padding"},
+                                              handled=("output_size",)))
+        if "output_size" not in a:
+            return conv
+        size = a["output_size"]
+        return _ToOutputSize(conv, [size] * (len(x[0]) - 1) if isinstance(size, int) else size)
+    return build
+
+
 def _module(cls: type[nn.Module], names: Mapping[str, str] | None = None) -> Builder:
     return lambda a, x: cls(**_kwargs(a, names or {}))
 
@@ -266,9 +288,9 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "conv1d": _conv(nn.Conv1d, {**CONV, "padding_mode": "padding_mode"}),
     "conv2d": _conv(nn.Conv2d, {**CONV, "padding_mode": "padding_mode"}),
     "conv3d": _conv(nn.Conv3d, {**CONV, "padding_mode": "padding_mode"}),
-    "conv_transpose1d": _conv(nn.ConvTranspose1d, {**CONV, "output_padding": "output_padding"}),
-    "conv_transpose2d": _conv(nn.ConvTranspose2d, {**CONV, "output_padding": "output_padding"}),
-    "conv_transpose3d": _conv(nn.ConvTranspose3d, {**CONV, "output_padding": "output_padding"}),
+    "conv_transpose1d": _conv_transpose(nn.ConvTranspose1d),
+    "conv_transpose2d": _conv_transpose(nn.ConvTranspose2d),
+    "conv_transpose3d": _conv_transpose(nn.ConvTranspose3d),
     "maxpool1d": _module(nn.MaxPool1d, {**POOL, "dilation": "dilation"}),
     "maxpool2d": _module(nn.MaxPool2d, {**POOL, "dilation": "dilation"}),
     "maxpool3d": _module(nn.MaxPool3d, {**POOL, "dilation": "dilation"}),
@@ -340,7 +362,7 @@ def run_torch(op: str, args: Args, inputs: Sequence[Shape]) -> Measured:
     with torch.no_grad(), FlopCounterMode(display=False) as flops:
         y = module(*xs)
     assert y.shape[0] == BATCH, f"torch output {tuple(y.shape)} lost the batch dimension"
-    biased = isinstance(module, BIASED) and module.bias is not None
+    biased = any(isinstance(m, BIASED) and m.bias is not None for m in module.modules())
     return Measured(shape=tuple(y.shape[1:]),
                     params=sum(p.numel() for p in module.parameters()),
                     buffers=sum(b.numel() for b in module.buffers()),

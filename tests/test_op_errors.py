@@ -187,6 +187,16 @@ FLATTEN_LINEAR = [
             "`in` says 100 input features but input gives 84", "cannot be multiplied"),
 ]
 
+CONV_TRANSPOSE_SIZE = [
+    refused("conv_transpose2d", {"out": 4, "kernel": 3, "stride": 2, "padding": 1,
+                                 "output_size": [15, 12]}, [8, 7, 7],
+            "output_size 15x12 is out of reach from the 7x7 input: each size lies from 13x13 "
+            "to 14x14", r"requested an output size of \[15, 12\], but valid sizes range"),
+    refused("conv_transpose2d", {"out": 4, "kernel": 2, "stride": 2, "output_padding": 1,
+                                 "output_size": 14}, [8, 7, 7],
+            "give `output_size` or `output_padding`, not both"),
+]
+
 UPSAMPLE = [
     refused("upsample", {"scale": 2, "size": 4}, [3, 8, 8],
             "give one of `scale` and `size`, not both", "only one of size or scale_factor"),
@@ -265,7 +275,8 @@ MERGE = [
     refused("mul", {}, [[3, 3, 2], [1]], "[3,3,2] and [1]", "must match the size of tensor b"),
 ]
 
-TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR, *UPSAMPLE,
+TABLES = [*CONV, *CONV_TRANSPOSE, *CONV_TRANSPOSE_SIZE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR,
+          *UPSAMPLE,
           *ZEROPAD, *CENTER_CROP, *MERGE]
 
 

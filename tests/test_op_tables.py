@@ -91,6 +91,13 @@ CONV = [
 ]
 
 CONV_TRANSPOSE = [
+    # output_size: anything from the smallest output, (7 - 1)*2 - 2*1 + (3 - 1) + 1 = 13, to
+    # stride - 1 above it; torch's forward(x, output_size) is the truth
+    row("conv_transpose2d", {"out": 4, "kernel": 3, "stride": 2, "padding": 1,
+                             "output_size": [14, 13]}, [8, 7, 7], [4, 14, 13],
+        params=8 * (4 * 3 * 3) + 4, macs=7 * 7 * 8 * (4 * 3 * 3)),
+    row("conv_transpose1d", {"out": 2, "kernel": 4, "stride": 3, "output_size": 17}, [3, 5],
+        [2, 17], params=3 * (2 * 4) + 2, macs=5 * 3 * (2 * 4)),
     # 3-D: (4 - 1)*2 + (2 - 1) + 1 per dim
     row("conv_transpose3d", {"out": 6, "kernel": 2, "stride": 2}, [4, 4, 4, 4],
         [6, (4 - 1) * 2 + (2 - 1) + 1, (4 - 1) * 2 + (2 - 1) + 1, (4 - 1) * 2 + (2 - 1) + 1],

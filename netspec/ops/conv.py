@@ -1,4 +1,4 @@
-"""Convolutions: conv1d, conv2d, conv_transpose1d, conv_transpose2d.
+"""Convolutions: conv1d/2d/3d and conv_transpose1d/2d/3d.
 
 Shapes per sample: input `[C_in, *S]`, output `[out, *S']` with one spatial size per dim.
 Costs (weights `[out, C_in/groups, *k]`, torch.nn.Conv2d):
@@ -180,26 +180,50 @@ class Conv3d(_Conv):
 
 
 class _ConvTranspose(_ConvBase):
+    """Transposed convolution; the output size is set by `output_padding`, or reached by
+    giving `output_size` (torch's forward argument: within `stride - 1` of the smallest)."""
+
     prefix: ClassVar[str] = "deconv"
 
     padding: NonNegInts = 0
     output_padding: NonNegInts = 0
+    output_size: PosInts | None = None
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         _, sizes = self._input(x)
-        extra = spatial(self.output_padding, self.dims, "output_padding")
+        extra = self.extra(sizes)
         for e, s, d in zip(extra, self.stride_size(), self.dilation_size(), strict=True):
             if e >= s and e >= d:
                 raise ShapeError(f"output_padding {e} must be smaller than the stride ({s}) or the "
                                  f"dilation ({d})", key="output_padding")
-        geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
-                       self.dilation_size(), extra, strict=True)
-        out = tuple(conv_transpose_out(*g) for g in geometry)
+        out = self._sizes(sizes, extra)
         if min(out) < 1:
             raise ShapeError(f"padding {fmt_spatial(self.padding_size())} leaves an output of "
                              f"{fmt_spatial(out)} from the {fmt_spatial(sizes)} input of {x[0].src}",
                              key="padding")
         return (self.out, *out)
+
+    def extra(self, sizes: Sequence[int]) -> tuple[int, ...]:
+        """The output padding per spatial dim: `output_padding`, or what reaches
+        `output_size` from the smallest output (ShapeError when none can)."""
+        if self.output_size is None:
+            return spatial(self.output_padding, self.dims, "output_padding")
+        if self.output_padding != 0:
+            raise ShapeError("give `output_size` or `output_padding`, not both", key="output_size")
+        smallest = self._sizes(sizes, (0,) * self.dims)
+        wanted = spatial(self.output_size, self.dims, "output_size")
+        largest = tuple(low + s - 1 for low, s in zip(smallest, self.stride_size(), strict=True))
+        if any(not low <= n <= high for n, low, high in zip(wanted, smallest, largest, strict=True)):
+            raise ShapeError(f"output_size {fmt_spatial(wanted)} is out of reach from the "
+                             f"{fmt_spatial(tuple(sizes))} input: each size lies "
+                             f"from {fmt_spatial(smallest)} to {fmt_spatial(largest)}",
+                             key="output_size")
+        return tuple(n - low for n, low in zip(wanted, smallest, strict=True))
+
+    def _sizes(self, sizes: Sequence[int], extra: Sequence[int]) -> tuple[int, ...]:
+        geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
+                       self.dilation_size(), extra, strict=True)
+        return tuple(conv_transpose_out(*g) for g in geometry)
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         per_input = self.out // self.groups * math.prod(self.kernel_size())
@@ -223,7 +247,7 @@ class _ConvTranspose(_ConvBase):
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(in_channels=x[0][0], out_channels=self.out, kernel_size=self.kernel_size(),
                     stride=self.stride_size(), padding=self.padding_size(),
-                    output_padding=spatial(self.output_padding, self.dims, "output_padding"),
+                    output_padding=self.extra(x[0][1:]),
                     groups=self.groups, bias=self.bias, dilation=self.dilation_size())
 
     def label(self) -> str:
