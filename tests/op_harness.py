@@ -337,6 +337,13 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "pixel_shuffle": _module(nn.PixelShuffle, {"factor": "upscale_factor"}),
     "pixel_unshuffle": _module(nn.PixelUnshuffle, {"factor": "downscale_factor"}),
     "flatten": _module(nn.Flatten, {"start_dim": "start_dim", "end_dim": "end_dim"}),
+    "permute": lambda a, x: Functional(lambda t: t.permute(*a["dims"])),
+    "reshape": lambda a, x: Functional(lambda t: t.reshape(t.shape[0], *a["shape"])),
+    "unflatten": lambda a, x: nn.Unflatten(a["dim"], tuple(a["sizes"])),
+    "slice": lambda a, x: Functional(lambda t: t[(slice(None),) * (a["dim"] % t.dim())
+                                                 + (slice(a.get("start"), a.get("end"),
+                                                          a.get("step", 1)),)]),
+    "select": lambda a, x: Functional(lambda t: t.select(a["dim"], a["index"])),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
         a, {"out": "out_features", "bias": "bias"})),
     "upsample": _upsample,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 Shape = tuple[int, ...]
@@ -313,6 +314,51 @@ def _dropout(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     return args, x
 
 
+def _permute(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    order = draw(st.permutations(range(1, len(x) + 1)))
+    return [0, *order], tuple(x[d - 1] for d in order)
+
+
+def _reshape(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    total = math.prod(x)
+    first = draw(st.sampled_from(divisors(total)))
+    y = (first, total // first) if draw(st.booleans()) else (total,)
+    shape = list(y)
+    if draw(st.booleans()):
+        shape[draw(st.integers(0, len(shape) - 1))] = -1
+    return shape, y
+
+
+def _unflatten(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    dim = torch_dim(draw, len(x))
+    i = sample_index(dim, len(x))
+    first = draw(st.sampled_from(divisors(x[i])))
+    sizes = [first, x[i] // first]
+    y = (*x[:i], *sizes, *x[i + 1:])
+    if draw(st.booleans()):
+        sizes[draw(st.integers(0, 1))] = -1
+    return {"dim": dim, "sizes": sizes}, y
+
+
+def _slice(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    dim = torch_dim(draw, len(x))
+    i = sample_index(dim, len(x))
+    n = x[i]
+    bound = st.none() | st.integers(-n - 2, n + 2)
+    args: Layer = {"dim": dim, "start": draw(bound), "end": draw(bound),
+                   "step": draw(st.integers(1, 3))}
+    kept = len(range(*slice(args["start"], args["end"], args["step"]).indices(n)))
+    assume(kept > 0)
+    return {k: v for k, v in args.items() if v is not None}, (*x[:i], kept, *x[i + 1:])
+
+
+def _select(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    dim = torch_dim(draw, len(x))
+    i = sample_index(dim, len(x))
+    index = draw(st.integers(-x[i], x[i] - 1))
+    return {"dim": dim, "index": index}, (*x[:i], *x[i + 1:])
+
+
 def _flatten(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     rank = len(x)
     start = draw(st.integers(0, rank - 1))
@@ -447,6 +493,11 @@ GENERATORS: dict[str, OpGen] = {
     "pixel_shuffle": OpGen(_pixel_shuffle, (3,), accepts=lambda x: x[0] % 4 == 0),
     "pixel_unshuffle": OpGen(_pixel_unshuffle, (3,)),
     "flatten": OpGen(_flatten, ANY_RANK, keeps_rank=False),
+    "permute": OpGen(_permute, ANY_RANK),
+    "reshape": OpGen(_reshape, ANY_RANK, keeps_rank=False),
+    "unflatten": OpGen(_unflatten, ANY_RANK, keeps_rank=False),
+    "slice": OpGen(_slice, ANY_RANK),
+    "select": OpGen(_select, (2, 3, 4), keeps_rank=False),
     "linear": OpGen(_linear, ANY_RANK),
     "upsample": OpGen(_upsample, (2, 3, 4)),
     "zeropad1d": OpGen(_zeropad(1), (2,)),

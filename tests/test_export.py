@@ -27,6 +27,17 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 LENET = ROOT / "specs" / "lenet5.yaml"
 
 INLINE = {
+    "rearrange": """
+        name: rearrange
+        input: [16, 6, 8]
+        layers:
+          - permute: [0, 2, 3, 1]
+          - reshape: [48, -1]
+          - unflatten: {dim: 1, sizes: [6, 8]}
+          - slice: {dim: 3, start: 2, end: 14, step: 3}
+          - select: {dim: 1, index: 0}
+          - linear: 3
+    """,
     "segmentation_head": """
         name: segmentation head
         input: [3, 37, 45]

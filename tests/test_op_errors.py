@@ -197,6 +197,22 @@ CONV_TRANSPOSE_SIZE = [
             "give `output_size` or `output_padding`, not both"),
 ]
 
+REARRANGE = [
+    refused("permute", {"dims": [0, 1, 1]}, [3, 4], "`dims` [0, 1, 1] is not an order of the 3 dims",
+            "duplicate dims are not allowed"),
+    refused("permute", {"dims": [1, 0, 2]}, [3, 4], "moves the batch dimension; it stays first"),
+    refused("reshape", {"shape": [5, -1]}, [3, 4], "cannot hold the 12 values",
+            "invalid for input of size"),
+    refused("reshape", {"shape": [5, 2]}, [3, 4], "`shape` [5, 2] holds 10 values, [3,4] from "
+            "input has 12", "invalid for input of size"),
+    refused("unflatten", {"dim": 1, "sizes": [5, -1]}, [12], "cannot hold the 12 values",
+            "don't multiply up to the size of dim"),
+    refused("slice", {"dim": 1, "start": 5, "end": 2}, [8], "keeps nothing of dim 1 (8)"),
+    refused("select", {"dim": 1, "index": 9}, [8, 3], "index 9 is out of range for dim 1 (8)",
+            "out of range"),
+    refused("select", {"dim": 0, "index": 0}, [8, 3], "`dim` 0 is the batch dimension"),
+]
+
 UPSAMPLE = [
     refused("upsample", {"scale": 2, "size": 4}, [3, 8, 8],
             "give one of `scale` and `size`, not both", "only one of size or scale_factor"),
@@ -276,7 +292,7 @@ MERGE = [
 ]
 
 TABLES = [*CONV, *CONV_TRANSPOSE, *CONV_TRANSPOSE_SIZE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR,
-          *UPSAMPLE,
+          *REARRANGE, *UPSAMPLE,
           *ZEROPAD, *CENTER_CROP, *MERGE]
 
 

@@ -287,6 +287,25 @@ SHUFFLE = [
     row("pixel_unshuffle", {"factor": 4}, [1, 16, 16], [1 * 16, 16 // 4, 16 // 4]),
 ]
 
+REARRANGE = [
+    # permute: the batch (0) first, then the sample's dims in the order given
+    row("permute", {"dims": [0, 2, 3, 1]}, [16, 6, 8], [6, 8, 16]),
+    row("permute", {"dims": [0, -1, 1]}, [5, 7], [7, 5]),
+    # reshape: prod kept; -1 is what is left: 48 * 16 / 48
+    row("reshape", {"shape": [48, -1]}, [16, 6, 8], [48, 16 * 6 * 8 // 48]),
+    row("reshape", {"shape": [2, 3, 4]}, [24], [2, 3, 4]),
+    row("unflatten", {"dim": 1, "sizes": [4, -1]}, [12, 5], [4, 12 // 4, 5]),
+    row("unflatten", {"dim": -1, "sizes": [2, 8]}, [3, 16], [3, 2, 8]),
+    # slice: len(range(start, end, step)) after clamping: range(2, 14, 3) over 16 -> 4
+    row("slice", {"dim": 3, "start": 2, "end": 14, "step": 3}, [4, 6, 16], [4, 6, len(range(2, 14, 3))]),
+    row("slice", {"dim": 1, "end": 8}, [64, 7, 7], [8, 7, 7]),
+    row("slice", {"dim": -2, "start": -3}, [2, 10, 4], [2, 3, 4]),
+    row("slice", {"dim": 1, "start": 5, "end": 100}, [12], [12 - 5]),
+    # select: the dim goes (a class token: dim 1 of [T, D])
+    row("select", {"dim": 1, "index": 0}, [197, 768], [768]),
+    row("select", {"dim": -1, "index": -1}, [3, 4, 5], [3, 4]),
+]
+
 FLATTEN_LINEAR = [
     # dims count the batch as 0; the default merges everything after it
     row("flatten", {}, [64, 4, 4], [64 * 4 * 4]),
@@ -364,7 +383,7 @@ MERGE = [
 ]
 
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,
-          *SHUFFLE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE]
+          *SHUFFLE, *REARRANGE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE]
 
 
 @pytest.mark.parametrize("case", TABLES)

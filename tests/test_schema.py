@@ -260,7 +260,7 @@ def test_short_forms_near_misses_agree(kind):
     @given(st.one_of([draw_from(f) for f in short]))
     def agree(value: Any) -> None:
         items = value if isinstance(value, list) else [value]
-        for near in ([], [value], [None], items[:-1], [*items, items[-1]], [*items[:-1], None]):
+        for near in ([], [value], [None], items[:-1], [*items, *items[-1:]], [*items[:-1], None]):
             if _nested_string(near):
                 continue
             doc = {"input": [3, 8, 8], "layers": [{kind: near}]}

@@ -26,3 +26,16 @@ def interpolate_like(x: torch.Tensor, ref: torch.Tensor, mode: str = "nearest",
     DeepLab heads return to their input's size."""
     return torch.nn.functional.interpolate(x, size=tuple(ref.shape[2:]), mode=mode,
                                            align_corners=align_corners)
+
+
+def reshape_samples(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Each sample of `x` in `shape` (one size may be -1), the batch kept first."""
+    return x.reshape(x.shape[0], *shape)
+
+
+def slice_dim(x: torch.Tensor, dim: int, start: int | None, end: int | None,
+              step: int) -> torch.Tensor:
+    """`x[:, ..., start:end:step]` along `dim` (torch's numbering, batch 0)."""
+    index: list[slice] = [slice(None)] * x.dim()
+    index[dim] = slice(start, end, step)
+    return x[tuple(index)]

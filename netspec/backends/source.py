@@ -411,9 +411,10 @@ def _with_dependencies(helpers: Sequence[Callable[..., Any]]) -> list[Callable[.
     ordered: list[Callable[..., Any]] = []
 
     def visit(fn: Callable[..., Any]) -> None:
-        for name in fn.__code__.co_names:
+        for name in fn.__code__.co_names:  # names it reads, attributes (`x.reshape`) among them
             callee = getattr(functional, name, None)
-            if inspect.isfunction(callee) and callee.__module__ == functional.__name__:
+            if inspect.isfunction(callee) and callee.__module__ == functional.__name__ \
+                    and callee is not fn and callee not in ordered:
                 visit(callee)
         if fn not in ordered:
             ordered.append(fn)

@@ -63,6 +63,7 @@ from netspec.ops.pool import (
     MaxPool2d,
     MaxPool3d,
 )
+from netspec.ops.reshape import Permute, Reshape, Select, Slice, Unflatten
 from netspec.ops.resize import CenterCrop, Upsample, ZeroPad1d, ZeroPad2d
 from netspec.ops.shuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 
@@ -77,7 +78,7 @@ LAYER_OPS: tuple[type[Op], ...] = (
     Hardsigmoid,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d,
-    Flatten, Linear,
+    Flatten, Linear, Reshape, Unflatten, Permute, Slice, Select,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,
     Identity, Add, Concat, Mul,

@@ -1,0 +1,184 @@
+"""Rearranging and indexing a sample's values without computing: no parameters, no MACs.
+Dims follow torch's convention, the batch being dim 0; the batch always stays first.
+
+permute:   `[d1, ..., dn]` in the order `dims` gives (`[0, 2, 3, 1]`: NCHW -> NHWC)
+reshape:   `[*S] -> shape` (one size may be -1: what is left), prod(shape) = prod(S)
+unflatten: dim `dim` of size n -> `sizes` (one may be -1), prod(sizes) = n (torch.nn.Unflatten)
+slice:     dim `dim` of size n -> len(range(start, end, step)) after Python's clamping
+select:    dim `dim` removed, keeping the item at `index`
+"""
+
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from netspec.ops.base import RF, Op, PosInt, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.shapes import Shape, fmt_shape
+
+
+class _Rearrange(Op):
+    family: ClassVar[str] = "reshape"
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """Values no longer sit on the input's spatial grid: the field ends, as at flatten."""
+        return None
+
+
+class Permute(_Rearrange):
+    """The dims in the order `dims` gives, the batch first (torch.permute)."""
+
+    op: Literal["permute"] = "permute"
+    positional: ClassVar[tuple[str, ...]] = ("dims",)
+
+    dims: list[int]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        rank = len(shape) + 1
+        order = [d % rank if -rank <= d < rank else d for d in self.dims]
+        if sorted(order) != list(range(rank)):
+            raise ShapeError(f"`dims` {self.dims} is not an order of the {rank} dims of batch + "
+                             f"{fmt_shape(shape)}", key="dims",
+                             hint=f"list each of 0..{rank - 1} once")
+        if order[0] != 0:
+            raise ShapeError(f"`dims` {self.dims} moves the batch dimension; it stays first",
+                             key="dims", hint="dims count the batch as 0: start with 0")
+        return tuple(shape[d - 1] for d in order[1:])
+
+    def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(torch.permute, {"dims": tuple(self.dims)})
+
+    def label(self) -> str:
+        return f"permute {self.dims}"
+
+
+def _fill(sizes: Sequence[int], total: int, where: str, key: str) -> tuple[int, ...]:
+    """`sizes` with its one -1 made what is left of `total`; ShapeError when they cannot
+    hold exactly `total` values."""
+    if any(s == 0 or s < -1 for s in sizes) or list(sizes).count(-1) > 1:
+        raise ShapeError(f"`{key}` {list(sizes)}: sizes are positive, with at most one -1",
+                         key=key)
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if total % known:
+            raise ShapeError(f"`{key}` {list(sizes)} cannot hold the {total} values of {where}",
+                             key=key)
+        return tuple(total // known if s == -1 else s for s in sizes)
+    if known != total:
+        raise ShapeError(f"`{key}` {list(sizes)} holds {known} values, {where} has {total}",
+                         key=key)
+    return tuple(sizes)
+
+
+class Reshape(_Rearrange):
+    """A sample's values in another shape, the batch kept (`x.reshape(N, *shape)`)."""
+
+    op: Literal["reshape"] = "reshape"
+    positional: ClassVar[tuple[str, ...]] = ("shape",)
+
+    shape: list[int]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        where = f"{fmt_shape(x[0].shape)} from {x[0].src}"
+        return _fill(self.shape, math.prod(x[0].shape), where, "shape")
+
+    def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
+        from netspec.backends import functional
+
+        return TorchCall(functional.reshape_samples, {"shape": tuple(self.shape)})
+
+    def label(self) -> str:
+        return f"reshape {self.shape}"
+
+
+class Unflatten(_Rearrange):
+    """Dim `dim` split into `sizes` (torch.nn.Unflatten)."""
+
+    op: Literal["unflatten"] = "unflatten"
+    torch_class: ClassVar[str] = "Unflatten"
+    positional: ClassVar[tuple[str, ...]] = ("dim", "sizes")
+
+    dim: int
+    sizes: list[int]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        i = sample_dim(self.dim, shape)
+        where = f"dim {self.dim} ({shape[i]}) of {fmt_shape(shape)} from {x[0].src}"
+        return (*shape[:i], *_fill(self.sizes, shape[i], where, "sizes"), *shape[i + 1:])
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"dim": self.dim, "unflattened_size": tuple(self.sizes)}
+
+    def label(self) -> str:
+        return f"unflatten dim={self.dim} {self.sizes}"
+
+
+class Slice(Op):
+    """Items `start:end:step` of dim `dim`, Python's rules (negatives count from the end;
+    bounds past the ends are clamped): `x[:, ..., start:end:step]`."""
+
+    op: Literal["slice"] = "slice"
+    family: ClassVar[str] = "reshape"
+    positional: ClassVar[tuple[str, ...]] = ("dim", "start", "end", "step")
+
+    dim: int
+    start: int | None = None
+    end: int | None = None
+    step: PosInt = 1
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        i = sample_dim(self.dim, shape)
+        kept = len(range(*slice(self.start, self.end, self.step).indices(shape[i])))
+        if kept == 0:
+            raise ShapeError(f"{self.label()} keeps nothing of dim {self.dim} ({shape[i]}) of "
+                             f"{fmt_shape(shape)} from {x[0].src}", key="start")
+        return (*shape[:i], kept, *shape[i + 1:])
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """Channels: unchanged; a spatial dim: kept items `step` apart."""
+        i = sample_dim(self.dim, x[0])
+        if rf[0] is None or i == 0:
+            return rf[0]
+        steps = [self.step if d == i - 1 else 1 for d in range(len(x[0]) - 1)]
+        return rf[0].window([1] * len(steps), steps)
+
+    def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
+        from netspec.backends import functional
+
+        return TorchCall(functional.slice_dim, {"dim": self.dim, "start": self.start,
+                                                "end": self.end, "step": self.step})
+
+    def label(self) -> str:
+        bounds = ":".join("" if v is None else str(v) for v in (self.start, self.end))
+        return f"slice dim={self.dim} {bounds}" + (f":{self.step}" if self.step != 1 else "")
+
+
+class Select(_Rearrange):
+    """The item at `index` of dim `dim`, that dim removed (torch.select; the class token)."""
+
+    op: Literal["select"] = "select"
+    positional: ClassVar[tuple[str, ...]] = ("dim", "index")
+
+    dim: int
+    index: int
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        i = sample_dim(self.dim, shape)
+        if len(shape) == 1:
+            raise ShapeError(f"select would leave nothing of the {fmt_shape(shape)} sample from "
+                             f"{x[0].src} but a single number", key="dim",
+                             hint="slice it (`slice: {dim: 1, start: i, end: i + 1}`) to keep a dim")
+        if not -shape[i] <= self.index < shape[i]:
+            raise ShapeError(f"index {self.index} is out of range for dim {self.dim} ({shape[i]}) "
+                             f"of {fmt_shape(shape)} from {x[0].src}", key="index")
+        return (*shape[:i], *shape[i + 1:])
+
+    def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(torch.select, {"dim": self.dim, "index": self.index})
+
+    def label(self) -> str:
+        return f"select dim={self.dim} [{self.index}]"
