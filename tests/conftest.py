@@ -5,13 +5,17 @@
   `--hypothesis-profile=explore` draws fresh examples and prints how to reproduce a failure.
 * `@pytest.mark.needs("dot")`: the test runs a system program. Where it is missing the test
   is skipped with how to install it, except in CI (`CI` set to a true value), where it fails.
+  `needs("torchvision")` likewise wants torchvision's model code: installed, or the folder
+  ../shared/tools/reference-torchvision.sh fills, named by NETSPEC_TORCHVISION.
 * `@pytest.mark.slow` (tests/tiers.py): left out of the quick tier, `pytest -m "not slow"`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import textwrap
 
 import pytest
@@ -23,8 +27,20 @@ settings.register_profile("netspec", derandomize=True, deadline=None, print_blob
 settings.register_profile("explore", deadline=None, print_blob=True)
 settings.load_profile("netspec")
 
-INSTALL = {"dot": "Graphviz's `dot`: apt-get install graphviz (macOS: brew install graphviz)"}
-"""How to install each system program a test may need."""
+INSTALL = {"dot": "Graphviz's `dot`: apt-get install graphviz (macOS: brew install graphviz)",
+           "torchvision": "torchvision's model code: pip install torchvision, or "
+                          "../shared/tools/reference-torchvision.sh DIR and NETSPEC_TORCHVISION=DIR"}
+"""How to install each program or package a test may need."""
+
+
+def available(need: str) -> bool:
+    """Whether `need` (a program, or torchvision) is there for the tests."""
+    if need == "torchvision":
+        folder = os.environ.get("NETSPEC_TORCHVISION")
+        if folder and folder not in sys.path:
+            sys.path.insert(0, folder)
+        return importlib.util.find_spec("torchvision") is not None
+    return shutil.which(need) is not None
 
 
 def in_ci() -> bool:
@@ -34,9 +50,9 @@ def in_ci() -> bool:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("needs"):
-        for program in mark.args:
-            if shutil.which(program) is None:
-                reason = f"needs {INSTALL[program]}"
+        for need in mark.args:
+            if not available(need):
+                reason = f"needs {INSTALL[need]}"
                 if in_ci():
                     pytest.fail(f"{reason} (CI runs every test: install it there)", pytrace=False)
                 pytest.skip(reason)
