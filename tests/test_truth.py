@@ -64,6 +64,11 @@ ODD_SIZES: dict[str, Shape | None] = {
     "unet": (1, 190, 222),  # pools round down, crops start at odd offsets
     "googlenet": (3, 227, 229),
     "squeezenet1_0": (3, 193, 257),
+    "squeezenet1_1": (3, 193, 257),
+    "vgg19_bn": (3, 227, 229),
+    "resnext50_32x4d": (3, 97, 131),
+    "wide_resnet50_2": (3, 97, 131),
+    "densenet169": (3, 227, 229),
 }
 
 pytestmark = [
