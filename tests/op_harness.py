@@ -330,6 +330,9 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "softmax": lambda a, x: nn.Softmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
     "log_softmax": lambda a, x: nn.LogSoftmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
     "dropout": _module(nn.Dropout, {"p": "p", **INPLACE}),
+    # eval-mode drop path is the identity; tests/test_op_tables.py compares training mode
+    # with torchvision's stochastic_depth
+    "drop_path": lambda a, x: nn.Identity(),
     "dropout1d": _module(nn.Dropout1d, {"p": "p", **INPLACE}),
     "dropout2d": _module(nn.Dropout2d, {"p": "p", **INPLACE}),
     "dropout3d": _module(nn.Dropout3d, {"p": "p", **INPLACE}),

@@ -305,6 +305,11 @@ def _pixel_unshuffle(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     return r, (x[0] * r * r, x[1] // r, x[2] // r)
 
 
+def _drop_path(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    p = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return (p if draw(st.booleans()) else {"p": p}), x
+
+
 def _dropout(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     p = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
     if draw(st.booleans()):
@@ -486,6 +491,7 @@ GENERATORS: dict[str, OpGen] = {
     "softmax": OpGen(_softmax, ANY_RANK),
     "log_softmax": OpGen(_softmax, ANY_RANK),
     "dropout": OpGen(_dropout, ANY_RANK),
+    "drop_path": OpGen(_drop_path, ANY_RANK),
     "dropout1d": OpGen(_dropout, (2,)),
     "dropout2d": OpGen(_dropout, (3,)),
     "dropout3d": OpGen(_dropout, (4,)),

@@ -27,6 +27,16 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 LENET = ROOT / "specs" / "lenet5.yaml"
 
 INLINE = {
+    "stochastic_depth": """
+        name: stochastic depth
+        input: [8, 6, 6]
+        layers:
+          - conv2d: {out: 8, kernel: 3, padding: 1}
+            repeat: 2
+          - drop_path: "0.1 * (i + 1)"
+            repeat: 2
+          - add: [conv2, drop_path2]
+    """,
     "rearrange": """
         name: rearrange
         input: [16, 6, 8]

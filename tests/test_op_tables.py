@@ -273,6 +273,8 @@ DROPOUT = [
     row("dropout2d", {"p": 0.3}, [8, 4, 4], [8, 4, 4]),
     row("dropout2d", {}, [1, 2, 2], [1, 2, 2]),
     row("dropout1d", {"p": 0.3}, [8, 12], [8, 12]),
+    row("drop_path", {"p": 0.1}, [197, 768], [197, 768]),
+    row("drop_path", {"p": 0.5}, [64, 7, 7], [64, 7, 7]),
     row("dropout3d", {"p": 0.2, "inplace": True}, [4, 3, 5, 5], [4, 3, 5, 5]),
 ]
 
@@ -395,3 +397,22 @@ def test_op_row(case: OpCase) -> None:
 def test_every_op_has_rows_and_a_torch_equivalent(op: str) -> None:
     assert op in TORCH_BUILDERS
     assert any(p.values[0].op == op for p in TABLES), f"no table row for {op}"
+
+
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.7, 1.0])
+def test_drop_path_is_torchvision_s_stochastic_depth(p: float) -> None:
+    """In training, each sample is dropped whole with probability p and the rest scaled by
+    1 / (1 - p), drawing what torchvision draws; in eval, the identity."""
+    import torch
+    from torchvision.ops import stochastic_depth
+
+    import netspec
+
+    net = netspec.build({"input": [4, 5, 5], "layers": [{"drop_path": p}]})
+    x = torch.randn(64, 4, 5, 5)
+    torch.manual_seed(3)
+    ours = net.train()(x)
+    torch.manual_seed(3)
+    assert torch.equal(ours, stochastic_depth(x, p, "row", training=True))
+    assert torch.equal(net.eval()(x), x)

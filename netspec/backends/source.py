@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from netspec.api import SpecSource, check, load
-from netspec.backends import functional
+from netspec.backends import functional, modules
 from netspec.backends.torchfx import class_name, identifier
 from netspec.fuse import fold_graph
 from netspec.ir import Graph, Node
@@ -71,6 +71,7 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
     doc = f"The spec `{graph.name}` as plain PyTorch: {report.params:,} parameters."
     parts = [_module_doc(graph.name, name) + "\nimport torch\nfrom torch import nn\n"]
     parts += [_helper_source(fn) for fn in _with_dependencies(writer.helpers)]
+    parts += [_helper_source(cls) for cls in _own_classes(graph)]
     parts.append("\n".join([
         _fit(f"class {name}(nn.Module):"),
         *_docstring(doc, _INDENT),
@@ -201,14 +202,27 @@ def _constructor(node: Node, shapes: Mapping[str, Shape]) -> _Expr:
     cls = op.torch_module(len(node.inputs))
     assert cls is not None
     args = op.torch_args([shapes[i] for i in node.inputs], shapes[node.name])
-    defaults = _defaults(getattr(torch.nn, cls))
+    defaults = _defaults(_module_class(cls))
     items: list[_Expr] = []
     for key, value in args.items():
         written = _collapse(value) if key in _SPATIAL_ARGS else value
         if key in defaults and _same(written, defaults[key]):
             continue
         items.append(_Atom(f"{key}={_literal(written)}"))
-    return _Call(f"nn.{cls}", items)
+    return _Call(f"nn.{cls}" if hasattr(torch.nn, cls) else cls, items)
+
+
+def _module_class(name: str) -> type:
+    """torch.nn's class `name`, or netspec's own (netspec.backends.modules)."""
+    return getattr(torch.nn, name, None) or getattr(modules, name)
+
+
+def _own_classes(graph: Graph) -> list[type]:
+    """netspec's own module classes the graph's layers compile to, in first use order: the
+    file defines them, as it copies helpers."""
+    names = [_op(n).torch_module(len(n.inputs)) for n in graph.layers()]
+    return [getattr(modules, name) for name in dict.fromkeys(names)
+            if name is not None and not hasattr(torch.nn, name)]
 
 
 @functools.cache
@@ -424,7 +438,7 @@ def _with_dependencies(helpers: Sequence[Callable[..., Any]]) -> list[Callable[.
     return ordered
 
 
-def _helper_source(fn: Callable[..., Any]) -> str:
+def _helper_source(fn: Callable[..., Any] | type) -> str:
     return textwrap.dedent(inspect.getsource(fn))
 
 

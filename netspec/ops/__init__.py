@@ -35,7 +35,7 @@ from netspec.ops.conv import (
     ConvTranspose2d,
     ConvTranspose3d,
 )
-from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
+from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath
 from netspec.ops.io import Input
 from netspec.ops.linear import Flatten, Linear
 from netspec.ops.merge import Add, Concat, Identity, Mul
@@ -77,7 +77,7 @@ LAYER_OPS: tuple[type[Op], ...] = (
     ReLU, ReLU6, LeakyReLU, PReLU, ELU, GELU, SiLU, Mish, Sigmoid, Tanh, Hardswish,
     Hardsigmoid,
     Softmax, LogSoftmax,
-    Dropout, Dropout1d, Dropout2d, Dropout3d,
+    Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
     Flatten, Linear, Reshape, Unflatten, Permute, Slice, Select,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,

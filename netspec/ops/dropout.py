@@ -2,7 +2,8 @@
 
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
 from netspec.ops.base import Op, Probability, Tensor, expect_rank
 from netspec.shapes import Shape
@@ -25,6 +26,24 @@ class Dropout(_Dropout):
 
     op: Literal["dropout"] = "dropout"
     torch_class: ClassVar[str] = "Dropout"
+
+
+class DropPath(_Dropout):
+    """Stochastic depth: a sample's whole input zeroed with probability p, in training only
+    (netspec.backends.modules.DropPath; torchvision's StochasticDepth "row"). Rates that
+    grow with depth are expressions: `drop_path: "0.2 * i / 11"`."""
+
+    op: Literal["drop_path"] = "drop_path"
+    torch_class: ClassVar[str] = "DropPath"
+    prefix: ClassVar[str] = "drop_path"
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        from netspec.backends.modules import DropPath
+
+        return DropPath(self.p)
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"p": self.p}
 
 
 class _ChannelDropout(_Dropout):
