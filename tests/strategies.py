@@ -195,7 +195,8 @@ def _pool(kind: str) -> Callable[[Draw, Shape], tuple[Layer, Shape]]:
         default_stride = draw(st.booleans())
         ks, ss, ps, ds, ys = [], [], [], [], []
         for n in sizes:
-            k = draw(st.integers(1, 4))
+            # torch's avg_pool3d also wants the window to fit the unpadded input
+            k = draw(st.integers(1, min(4, n) if kind == "avg" and len(sizes) == 3 else 4))
 
             def least_padding(d: int, k: int = k, n: int = n) -> int:
                 return max(0, -(-(d * (k - 1) + 1 - n) // 2))
@@ -219,7 +220,7 @@ def _pool(kind: str) -> Callable[[Draw, Shape], tuple[Layer, Shape]]:
             args["ceil_mode"] = True
         if kind == "avg":
             maybe(draw, args, "count_include_pad", st.booleans())
-            if len(sizes) == 2:
+            if len(sizes) > 1:
                 maybe(draw, args, "divisor_override", st.integers(1, 9))
         return args, (c, *ys)
 
@@ -744,13 +745,15 @@ def boundary_cases(draw: Draw) -> tuple[str, Layer, tuple[Shape, ...]]:
     not broadcast. The arguments themselves are always well-formed; only whether they fit
     the input varies."""
     op = draw(st.sampled_from([
-        "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "maxpool1d", "maxpool2d",
-        "avgpool1d", "avgpool2d", "adaptive_avgpool1d", "adaptive_maxpool2d", "instancenorm1d",
-        "instancenorm2d", "groupnorm", "layernorm", "upsample", "zeropad1d", "zeropad2d",
-        "softmax", "flatten", "linear", "add", "mul", "concat", "center_crop"]))
+        "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+        "conv_transpose3d", "maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d",
+        "avgpool3d", "adaptive_avgpool1d", "adaptive_maxpool2d", "adaptive_avgpool3d",
+        "instancenorm1d", "instancenorm2d", "instancenorm3d", "groupnorm", "layernorm",
+        "upsample", "zeropad1d", "zeropad2d", "softmax", "flatten", "linear", "add", "mul",
+        "concat", "center_crop"]))
     if op in (*MERGES, "center_crop"):
         return draw(_loose_merge(op))
-    dims = 2 if op[-2:] == "2d" else 1
+    dims = int(op[-2]) if op[-1] == "d" and op[-2].isdigit() else 1
     rank = draw(st.integers(1, 3)) if op in ("groupnorm", "layernorm", "softmax", "flatten",
                                              "linear", "upsample") else dims + 1
     x = draw(shapes(rank, max_s=6))

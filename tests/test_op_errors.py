@@ -85,6 +85,10 @@ CONV_TRANSPOSE = [
 ]
 
 POOL = [
+    # avg_pool3d checks the window against the unpadded input (the 2-d pool pads first)
+    refused("avgpool3d", {"kernel": [1, 1, 2], "padding": [0, 0, 1]}, [1, 1, 1, 1],
+            "the 1x1x1 input from input is smaller than the 1x1x2 window, which torch's "
+            "AvgPool3d refuses even with padding", "smaller than kernel size"),
     # torch's pooling kernels keep window arguments in C ints
     refused("maxpool2d", {"kernel": 2, "stride": 2**31}, [1, 5, 5],
             f"stride {2**31:,} is more than torch's MaxPool2d takes", OVERFLOW),

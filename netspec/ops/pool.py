@@ -25,7 +25,7 @@ from netspec.ops.base import (
     spatial,
 )
 from netspec.ops.window import Window
-from netspec.shapes import Shape, pool_out
+from netspec.shapes import Shape, fmt_spatial, pool_out
 
 C_INT_MAX = 2**31 - 1
 """The largest window argument torch's pooling takes: its kernels keep them in C ints (1-d
@@ -93,10 +93,22 @@ class _MaxPool(_Pool):
 class _AvgPool(_Pool):
     prefix: ClassVar[str] = "avgpool"
     word: ClassVar[str] = "avgpool"
+    fits_unpadded: ClassVar[bool] = False
+    """Whether torch also refuses an input smaller than the window before padding
+    (avg_pool3d does; the 1-d and 2-d pools pad first)."""
     count_include_pad: bool = True
 
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = super().infer(x)
+        sizes = x[0].shape[1:]
+        if self.fits_unpadded and any(n < k for n, k in zip(sizes, self.kernel_size(), strict=True)):
+            raise ShapeError(f"the {fmt_spatial(tuple(sizes))} input from {x[0].src} is smaller "
+                             f"than the {fmt_pair(self.kernel_size())} window, which torch's "
+                             f"{self.torch_class} refuses even with padding", key="kernel")
+        return shape
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
-        extra = {"divisor_override": self.divisor_override} if self.dims == 2 else {}
+        extra = {"divisor_override": self.divisor_override} if self.dims > 1 else {}
         return dict(kernel_size=self.kernel_size(), stride=self.stride_size(),
                     padding=self.padding_size(), ceil_mode=self.ceil_mode,
                     count_include_pad=self.count_include_pad, **extra)
@@ -149,6 +161,7 @@ class AvgPool3d(_AvgPool):
     op: Literal["avgpool3d"] = "avgpool3d"
     torch_class: ClassVar[str] = "AvgPool3d"
     dims: ClassVar[int] = 3
+    fits_unpadded: ClassVar[bool] = True
     divisor_override: PosInt | None = None
 
 
