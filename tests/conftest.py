@@ -6,7 +6,8 @@
 * `@pytest.mark.needs("dot")`: the test runs a system program. Where it is missing the test
   is skipped with how to install it, except in CI (`CI` set to a true value), where it fails.
   `needs("torchvision")` likewise wants torchvision's model code: installed, or the folder
-  ../shared/tools/reference-torchvision.sh fills, named by NETSPEC_TORCHVISION.
+  ../shared/tools/reference-torchvision.sh fills, named by NETSPEC_TORCHVISION (`none`:
+  skipped even in CI, where the environment's torch is older than the reference needs).
 * `@pytest.mark.slow` (tests/tiers.py): left out of the quick tier, `pytest -m "not slow"`.
 """
 
@@ -51,6 +52,9 @@ def in_ci() -> bool:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("needs"):
         for need in mark.args:
+            if need == "torchvision" and os.environ.get("NETSPEC_TORCHVISION") == "none":
+                pytest.skip("NETSPEC_TORCHVISION=none: torchvision 0.28's model code needs a "
+                            "newer torch than this environment's")
             if not available(need):
                 reason = f"needs {INSTALL[need]}"
                 if in_ci():
