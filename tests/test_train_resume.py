@@ -289,6 +289,24 @@ def test_a_one_cycle_run_resumed_with_more_epochs_trains_them(tmp_path: Path) ->
         assert row["lr"] == pytest.approx(planned.get_last_lr()[0], rel=1e-12), row["epoch"]
 
 
+def test_a_ctrl_c_inside_an_extension_import_is_still_a_ctrl_c(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """A KeyboardInterrupt raised while a C extension initialises (matplotlib's, imported
+    for the plots) reaches Python as an ImportError chained to it: training still stops as
+    for Ctrl-C, and the checkpoint it wrote resumes."""
+    def interrupted_import(*args: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr("netspec.training.loop.plot_curves", interrupted_import)
+    spec = write_spec(tmp_path, SPEC.replace("epochs: 2", "epochs: 1"))
+    with pytest.raises(KeyboardInterrupt):
+        netspec.train(spec, out=tmp_path / "run", verbose=False)
+    assert checkpoints.load(tmp_path / "run" / "last.pt")["epoch"] == 1
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gap", [0.0, 0.3])
 def test_a_second_ctrl_c_stops_at_once_and_leaves_the_run_resumable(tmp_path: Path,

@@ -156,6 +156,17 @@ class _Stop:
                 signal.signal(s, handler)
 
 
+def _by_ctrl_c(error: BaseException | None) -> bool:
+    """Whether `error` is a Ctrl-C or was caused by one: a KeyboardInterrupt raised while a
+    C extension initialises (matplotlib's, imported to draw the plots) comes out as an
+    ImportError chained to it."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | None = None,
         on_epoch: EpochEnd | None = None, verbose: bool = True,
         progress: bool | None = None) -> TrainResult:
@@ -375,9 +386,11 @@ class Trainer:
             self._flush()
             if self.world.main and pos.history:
                 self._plot()
-        except KeyboardInterrupt:  # a second Ctrl-C: out at once, a write in flight abandoned
-            self.writer = checkpoints.Writer()
-            raise
+        except BaseException as exc:
+            if not _by_ctrl_c(exc):
+                raise
+            self.writer = checkpoints.Writer()  # out at once: a write in flight is abandoned
+            raise KeyboardInterrupt from exc
         finally:
             self.writer.wait_quietly()
             for log in logs:
