@@ -13,7 +13,7 @@ from fractions import Fraction
 from netspec import limits
 from netspec.errors import Diagnostic
 from netspec.ir import Graph, Node
-from netspec.ops import RF, Cost, Input, ShapeError, Tensor
+from netspec.ops import RF, Cost, Input, Op, ShapeError, Tensor
 from netspec.report import LayerReport, Report
 from netspec.shapes import Shape
 
@@ -47,16 +47,10 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             op = Input(shape=tuple(overrides.get(node.name, op.shape)))
         tensors = [Tensor(shapes[i], i, i in graph.inputs) for i in node.inputs]
         try:
-            _check_arity(node, len(tensors))
-            y = op.infer(tensors)
+            y = output_shape(node, op, tensors)
         except ShapeError as exc:
             errors.append(Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
-                                     exc.hint,
-                                     code="shape"))
-            continue
-        if not y or min(y) < 1:
-            errors.append(Diagnostic(node.where, node.name, f"the output shape {list(y)} has a "
-                                     "dimension below 1", code="shape"))
+                                     exc.hint, code="shape"))
             continue
         x = [t.shape for t in tensors]
         cost = op.cost(x, y)
@@ -109,14 +103,24 @@ def _via(graph: Graph, node: Node) -> str:
     return f" (in `{group.name}`, called at line {where.line})"
 
 
-def _check_arity(node: Node, n: int) -> None:
-    low, high = node.op.arity  # type: ignore[union-attr]
+def output_shape(node: Node, op: Op, tensors: list[Tensor]) -> Shape:
+    """The shape `op` (node's op, or its input with overridden shape) gives `tensors`: its
+    input count checked, every dimension at least 1. ShapeError when it does not work out.
+
+    The one shape rule of the analysis, also used while blocks expand (their parameters
+    may read their inputs' shapes)."""
+    n = len(tensors)
+    low, high = op.arity
     if n < low:
-        hint = f"list them: `{node.kind}: [a, b]`" if node.op.short_inputs else None  # type: ignore[union-attr]
+        hint = f"list them: `{node.kind}: [a, b]`" if op.short_inputs else None
         raise ShapeError(f"{node.kind} needs at least {low} inputs, found {n}", hint=hint)
     if high is not None and n > high:
         raise ShapeError(f"{node.kind} takes at most {high} input{'s' if high > 1 else ''}, "
                          f"found {n}", hint="merge them first with `add` or `concat`")
+    y = op.infer(tensors)
+    if not y or min(y) < 1:
+        raise ShapeError(f"the output shape {list(y)} has a dimension below 1")
+    return y
 
 
 def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:

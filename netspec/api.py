@@ -55,9 +55,10 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     `netspec check`; `report.table(depth=1)` collapses the block instances.
     """
     spec = spec if isinstance(spec, Spec) else load(spec, limits)
-    graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
+    overrides = _input_overrides(spec, inputs)
     with gc_paused(), applied(limits):
-        report = analyse(graph, _input_overrides(spec, inputs))
+        graph = graph_for(spec, overrides)
+        report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
     if report.errors:
         raise SpecError(report.errors)
     return report
@@ -81,7 +82,7 @@ def build(spec: SpecSource, seed: int | None = None,
     report = check(spec, inputs, limits=limits)
     from netspec.backends.torchfx import to_graph_module
 
-    model = to_graph_module(spec._graph, report, seed)
+    model = to_graph_module(report.graph, report, seed)
     return fuse(spec, model, inputs) if fuse_bn else model
 
 
@@ -129,8 +130,10 @@ def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | Non
     spec = spec if isinstance(spec, Spec) else load(spec, limits)
     from netspec.backends.torchfx import to_graph_module
 
-    graph, pairs = fold_graph(spec._graph)
-    folded = to_graph_module(graph, check(spec, inputs, fuse_bn=True, limits=limits))
+    report = check(spec, inputs, fuse_bn=True, limits=limits)
+    with applied(limits):
+        pairs = fold_graph(graph_for(spec, _input_overrides(spec, inputs)))[1]
+    folded = to_graph_module(report.graph, report)
     return fold_weights(model, folded, pairs)
 
 
@@ -162,13 +165,13 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
     spec, errors = parse(source, limits)
     if spec is None:
         return None, None, errors
-    try:
-        overrides = _input_overrides(spec, inputs)
-    except SpecError as exc:
-        return spec, None, [*errors, *exc.errors]
-    graph = fold_graph(spec._graph)[0] if fuse_bn and not errors else spec._graph
     with gc_paused(), applied(limits):
-        report = analyse(graph, overrides)
+        try:
+            overrides = _input_overrides(spec, inputs)
+            graph = graph_for(spec, overrides)
+        except SpecError as exc:
+            return spec, None, [*errors, *exc.errors]
+        report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 
@@ -199,7 +202,7 @@ def _parse(source: str | Path | Mapping[str, Any]) -> tuple[Spec | None, list[Di
     train_errors = _check_train(spec, src)
     blocks, use_errors = collect_blocks(spec, src)
     expander = Expander(spec, src, blocks)
-    spec._source = src
+    spec._source, spec._blocks = src, blocks
     spec._graph = expander.graph(spec.input_shapes())
     return spec, _once([*train_errors, *use_errors, *expander.errors])
 
@@ -234,6 +237,22 @@ def _once(errors: list[Diagnostic]) -> list[Diagnostic]:
 def graph_of(spec: Spec) -> Graph:
     """The expanded IR of a loaded spec."""
     return spec._graph
+
+
+def graph_for(spec: Spec, inputs: Mapping[str, Shape] | None) -> Graph:
+    """The IR for these input shapes: the loaded one, unless a block read its inputs' shapes
+    while expanding and `inputs` changes one; the spec then expands again for them. Raises
+    SpecError when it no longer expands (a parameter computed from a shape fails)."""
+    graph: Graph = spec._graph
+    declared = spec.input_shapes()
+    if not inputs or not graph.reads_shapes or all(
+            tuple(declared[n]) == tuple(s) for n, s in inputs.items()):
+        return graph
+    expander = Expander(spec, spec._source, spec._blocks)
+    graph = expander.graph({**declared, **inputs})
+    if expander.errors:
+        raise SpecError(_once(expander.errors))
+    return graph
 
 
 def _read(source: str | Path | Mapping[str, Any]) -> Source:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from netspec.ir import Graph, Group, Node
 
@@ -152,6 +153,7 @@ class Collapsed:
             if (prev is not None and u.group is not None and prev.group is not None
                     and (u.group.block, u.group.params, u.clusters)
                     == (prev.group.block, prev.group.params, prev.clusters)
+                    and self.layout(u) == self.layout(prev)
                     and producers[id(u)] == {tail[id(prev)]}
                     and consumers.get(tail[id(prev)]) == {id(u)}
                     and id(u) in ok and id(prev) in ok
@@ -166,6 +168,15 @@ class Collapsed:
             kept.append(u)
             tail[id(u)] = id(u)
         return kept
+
+    @staticmethod
+    def layout(unit: Unit) -> list[tuple[str, Any]]:
+        """The layers of the unit's first block instance: each one's name inside it and its
+        op. Instances with the same parameters differ when they read different shapes (a
+        block's first instance in a stage projects its shortcut)."""
+        name = unit.group.name if unit.group is not None else ""
+        level = len(unit.clusters)
+        return [(local(n.name, name), n.op) for n in unit.members if n.groups[level] == name]
 
     def _ok(self, unit: Unit) -> bool:
         """Every member analysed and none failing."""

@@ -78,6 +78,9 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     groups: dict[str, Group] = field(default_factory=dict)
+    reads_shapes: bool = False
+    """Whether a block read its inputs' shapes while expanding: the graph is then the one
+    for these input shapes, and other input shapes expand the spec again."""
 
     def layers(self) -> list[Node]:
         """Every node but the inputs, in order."""

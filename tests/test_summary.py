@@ -138,11 +138,14 @@ def _blocks(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     return blocks
 
 
-def _rows(entries: list[Any], blocks: dict[str, Any], depth: int, level: int) -> int:
+def _rows(entries: list[Any], blocks: dict[str, Any], depth: int, level: int,
+          layers: set[str]) -> int:
     """Rows of `entries`, called at nesting `level`, seen from `depth`: a layer is a row; a
     block instance at `level` >= `depth` is one row, else its layers' rows one level down.
     A `repeat` is an instance at `level` holding its copies one level down; copies whose
-    parameters single out `i == 0` give two rows (the first, the rest rolled), else one."""
+    parameters single out `i == 0`, or whose first copy has layers the second has not (a
+    projection, where the first reads other channels), give two rows (the first, the rest
+    rolled), else one. `layers` holds the network's layer names."""
     count = 0
     for entry in entries:
         op = entry if isinstance(entry, str) else next(k for k in entry if k not in ENTRY_KEYS)
@@ -150,11 +153,13 @@ def _rows(entries: list[Any], blocks: dict[str, Any], depth: int, level: int) ->
         if op not in blocks or depth <= level:  # a layer, or an instance seen whole
             count += 1
         elif isinstance(entry, dict) and "repeat" in entry:
-            assert depth == level + 1, "not handled: repeats expanded in full"
-            first_differs = "i == 0" in json.dumps(entry[op])
+            assert depth == level + 1 == 1, "not handled: repeats expanded in full or nested"
+            copies = [{n.removeprefix(f"{entry['name']}.{k}.") for n in layers
+                       if n.startswith(f"{entry['name']}.{k}.")} for k in (0, 1)]
+            first_differs = "i == 0" in json.dumps(entry[op]) or copies[0] != copies[1]
             count += 2 if first_differs and entry["repeat"] > 1 else 1
         else:
-            count += _rows(blocks[op]["layers"], blocks, depth, level + 1)
+            count += _rows(blocks[op]["layers"], blocks, depth, level + 1, layers)
     return count
 
 
@@ -164,7 +169,8 @@ def test_row_count_follows_the_block_structure(name: str):
     doc = yaml.safe_load(path.read_text())
     report = netspec.check(path)
     for depth in (0, 1):
-        expected = _rows(doc["layers"], _blocks(path, doc), depth, 0)
+        expected = _rows(doc["layers"], _blocks(path, doc), depth, 0,
+                         {layer.name for layer in report.layers})
         assert len(report.rows(depth)) == expected, depth
         lines = report.table(depth).splitlines()
         assert len(lines) == len(report.table().splitlines()) - len(report.layers) + expected

@@ -32,7 +32,6 @@ import torch
 from netspec.api import SpecSource, check, load
 from netspec.backends import functional, modules
 from netspec.backends.torchfx import class_name, identifier
-from netspec.fuse import fold_graph
 from netspec.ir import Graph, Node
 from netspec.ops import Op, TorchCall
 from netspec.shapes import Shape
@@ -61,7 +60,7 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
     """
     spec = spec if isinstance(spec, Spec) else load(spec)
     report = check(spec, inputs, fuse_bn=fuse_bn)
-    graph: Graph = fold_graph(spec._graph)[0] if fuse_bn else spec._graph
+    graph: Graph = report.graph
     shapes: dict[str, Shape] = {**report.inputs, **{r.name: r.shape for r in report.layers}}
     tree = _module_tree(graph)
     writer = _Forward(graph, shapes, tree)

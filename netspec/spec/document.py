@@ -87,6 +87,7 @@ class Spec(_Strict):
 
     _source: Any = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)
+    _blocks: Any = PrivateAttr(default=None)
     _training: Any = PrivateAttr(default=None)
 
     @field_validator("inputs")

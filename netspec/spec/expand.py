@@ -34,10 +34,12 @@ from pydantic import ValidationError
 
 from netspec import init as init_scheme
 from netspec import limits
+from netspec.analysis import output_shape
 from netspec.errors import Diagnostic, Where, clipped, did_you_mean, quote_list, shown
 from netspec.init import Init
 from netspec.ir import Graph, Group, Locator, Node
-from netspec.ops import OPS, Input, Op, unknown_op_hint
+from netspec.ops import OPS, Input, Op, ShapeError, Tensor, unknown_op_hint
+from netspec.shapes import Shape
 from netspec.spec import expr
 from netspec.spec.document import BlockDef, Spec
 from netspec.spec.library import BlockSource
@@ -85,6 +87,12 @@ class _Abort(Exception):
     """Stop expanding: a limit was hit (already reported)."""
 
 
+class _UnknownShape(Exception):
+    """A block read the shape of an input that has none: a layer before it failed, and
+    that failure is reported where it happens (here, or by the analysis). The block
+    instance is left unexpanded, silently."""
+
+
 @dataclass
 class _Scope:
     """Names visible to one layer list: the spec's top level or one block instance."""
@@ -116,6 +124,11 @@ class Expander:
         self.limits = limits.current()
         self.input_count = 0
         """Nodes in `nodes` that are the network's inputs, not layers."""
+        self.shapes: dict[str, Shape | None] = {}
+        """Output shapes inferred so far (None: the node has none), for blocks that read
+        their inputs' shapes; nodes are inferred in order, each once, on demand."""
+        self.order: list[str] = []
+        self.reads_shapes = False
 
     def error(self, where: Where | At, path: str, message: str, hint: str | None = None,
               code: str = "") -> None:
@@ -127,6 +140,7 @@ class Expander:
         for name, shape in input_shapes.items():
             loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
             self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
+            self.order.append(name)
         self.input_count = len(input_shapes)
         layers = _raw(doc, "layers", self.spec.layers)
         if self.certainly_too_many(layers):
@@ -146,7 +160,7 @@ class Expander:
                            f"`{name}` is listed twice in `outputs`", "list each output once",
                            code="duplicate-output")
         return Graph(self.spec.name, self.nodes, list(input_shapes),
-                     [o for o in outputs if o], self.groups)
+                     [o for o in outputs if o], self.groups, self.reads_shapes)
 
     # -- layer lists -------------------------------------------------------------------
 
@@ -374,7 +388,27 @@ class Expander:
             self.too_many_layers(node.where, node.name)
             raise _Abort
         self.nodes[node.name] = node
+        self.order.append(node.name)
         return node.name
+
+    def shape_of(self, name: str) -> Shape:
+        """The output shape of node `name`, inferred (with every node before it not yet
+        inferred) by the analysis' own rule; _UnknownShape when it has none."""
+        self.reads_shapes = True
+        while name not in self.shapes:
+            node = self.nodes[self.order[len(self.shapes)]]
+            inputs = [self.shapes.get(i) for i in node.inputs]
+            shape = None
+            if node.op is not None and None not in inputs:
+                tensors = [Tensor(s, i, isinstance(self.nodes[i].op, Input))  # type: ignore[arg-type]
+                           for s, i in zip(inputs, node.inputs, strict=True)]
+                with contextlib.suppress(ShapeError):
+                    shape = output_shape(node, node.op, tensors)
+            self.shapes[node.name] = shape
+        found = self.shapes[name]
+        if found is None:
+            raise _UnknownShape(name)
+        return found
 
     # -- meta keys ---------------------------------------------------------------------
 
@@ -561,6 +595,8 @@ class Expander:
         try:
             return self.block_body(kind, block, body_doc, loc, given, full, inputs, scope,
                                    frozen, init)
+        except _UnknownShape:
+            return broken()
         finally:
             self.source = caller
 
@@ -568,9 +604,10 @@ class Expander:
                    given: dict[str, Any], full: str, inputs: list[str], scope: _Scope,
                    frozen: bool, init: Init | None) -> str:
         """Expand a block's layers (in the file that defines them) under `full`."""
-        # Lexical scope: the spec's parameters and the block's own, never its caller's.
-        inner_env = self.params(block.params, {**self.globals, **given}, body_doc, "params", full,
-                                given=given)
+        # Lexical scope: the spec's parameters and the block's own, never its caller's; and
+        # the shapes of the block's inputs, unless a parameter takes their names.
+        seen = {**self.input_shapes(inputs), **self.globals, **given}
+        inner_env = self.params(block.params, seen, body_doc, "params", full, given=given)
         self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None,
                                   call)
         names = dict(zip(block.inputs, inputs, strict=True))
@@ -582,6 +619,17 @@ class Expander:
             return self.resolve(block.output, inner, self.source.pos(body_doc, "output"),
                                 full) or inner.last or full
         return inner.last or full
+
+    def input_shapes(self, inputs: list[str]) -> dict[str, expr.Lazy]:
+        """What a block reads of its inputs' shapes (per sample, batch excluded): `cin`,
+        the first input's channels (its first dimension); `in_shape`, its whole shape as a
+        list; `in_shapes`, one such list per input. Each is inferred only when read."""
+        if not inputs:
+            return {}
+        first = inputs[0]
+        return {"cin": expr.Lazy(lambda: self.shape_of(first)[0]),
+                "in_shape": expr.Lazy(lambda: list(self.shape_of(first))),
+                "in_shapes": expr.Lazy(lambda: [list(self.shape_of(i)) for i in inputs])}
 
     def block_args(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any],
                    full: str, loc: Locator) -> dict[str, Any]:
@@ -650,7 +698,7 @@ class Expander:
         if not isinstance(value, str):
             return value
         if not force and IDENTIFIER.match(value):
-            return env.get(value, value)
+            return expr.resolved(env.get(value, value))
         try:
             names = expr.names_in(value)
         except expr.ExprError as exc:

@@ -110,6 +110,27 @@ _REFUSED = {
 }
 
 
+class Lazy:
+    """A parameter computed the first time an expression reads it (a block input's shape:
+    inferring it is work that a block which never reads it should not pay for)."""
+
+    __slots__ = ("compute", "value")
+
+    def __init__(self, compute: Callable[[], Any]):
+        self.compute: Callable[[], Any] | None = compute
+        self.value: Any = None
+
+    def get(self) -> Any:
+        if self.compute is not None:
+            self.value, self.compute = self.compute(), None
+        return self.value
+
+
+def resolved(value: Any) -> Any:
+    """A parameter's value, computing it if it is `Lazy`."""
+    return value.get() if isinstance(value, Lazy) else value
+
+
 def parse(text: str) -> ast.expr:
     """Parse and vet an expression; raises ExprError for anything outside the language or
     longer than the limit `expression_length`."""
@@ -179,7 +200,7 @@ class _Eval:
 
     def visit_Name(self, node: ast.Name) -> Any:
         if node.id in self.env:
-            return self.env[node.id]
+            return resolved(self.env[node.id])
         names = [*self.env, "True", "False", "None"]
         raise self.fail(f"unknown parameter `{node.id}`", did_you_mean(node.id, names))
 
