@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from netspec import limits
-from netspec.errors import Diagnostic
+from netspec.errors import Diagnostic, Where
 from netspec.ir import Graph, Node
 from netspec.ops import RF, Cost, Input, Op, ShapeError, Tensor
 from netspec.report import LayerReport, Report
@@ -32,6 +32,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     fields: dict[str, RF | None] = {}
     rows: list[LayerReport] = []
     errors: list[Diagnostic] = []
+    said: set[tuple[Where, str]] = set()
     warnings: list[Diagnostic] = []
     overrides = dict(inputs or {})
     for name in list(overrides):
@@ -49,8 +50,11 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
         try:
             y = output_shape(node, op, tensors)
         except ShapeError as exc:
-            errors.append(Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
-                                     exc.hint, code="shape"))
+            error = Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
+                               exc.hint, code="shape")
+            if (error.where, error.message) not in said:  # the pieces of one `chunk` entry
+                said.add((error.where, error.message))
+                errors.append(error)
             continue
         x = [t.shape for t in tensors]
         cost = op.cost(x, y)

@@ -237,6 +237,21 @@ def _prelu(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
                     **_kwargs(a, {"init": "init"}, handled=("per_channel",)))
 
 
+class Token(nn.Module):
+    """A learned tensor shared by every sample, as torchvision's ViT holds its class token:
+    a (1, *shape) parameter expanded over the batch."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+        self.token = nn.Parameter(torch.zeros(1, *shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # a copy: FlopCounterMode's module tracker refuses a module output that is a view
+        # of a parameter under no_grad
+        return self.token.clone().expand(x.shape[0], *self.shape)
+
+
 class Functional(nn.Module):
     """A torch function as a module, for the ops that compile to functions."""
 
@@ -347,6 +362,11 @@ TORCH_BUILDERS: dict[str, Builder] = {
                                                  + (slice(a.get("start"), a.get("end"),
                                                           a.get("step", 1)),)]),
     "select": lambda a, x: Functional(lambda t: t.select(a["dim"], a["index"])),
+    "chunk": lambda a, x: Functional(lambda t: t.chunk(a["chunks"], a.get("dim", 1))[
+        a.get("index", 0)]),
+    "split": lambda a, x: Functional(lambda t: t.split(a["sizes"], a.get("dim", 1))[
+        a.get("index", 0)]),
+    "parameter": lambda a, x: Token(tuple(a["shape"])),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
         a, {"out": "out_features", "bias": "bias"})),
     "upsample": _upsample,

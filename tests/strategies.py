@@ -365,6 +365,33 @@ def _select(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     return {"dim": dim, "index": index}, (*x[:i], *x[i + 1:])
 
 
+def _chunk(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    dim = torch_dim(draw, len(x))
+    i = sample_index(dim, len(x))
+    n = x[i]
+    size = draw(st.integers(1, n))  # torch.chunk: pieces of ceil(n / chunks), the last shorter
+    chunks = -(-n // size)
+    size = -(-n // chunks)
+    assume(-(-n // size) == chunks)
+    index = draw(st.integers(-chunks, chunks - 1))
+    length = min(size, n - (index % chunks) * size)
+    return {"chunks": chunks, "dim": dim, "index": index}, (*x[:i], length, *x[i + 1:])
+
+
+def _split(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    dim = torch_dim(draw, len(x))
+    i = sample_index(dim, len(x))
+    cuts = sorted(draw(st.sets(st.integers(1, x[i] - 1), max_size=3))) if x[i] > 1 else []
+    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, x[i]], strict=True)]
+    index = draw(st.integers(0, len(sizes) - 1))
+    return {"sizes": sizes, "dim": dim, "index": index}, (*x[:i], sizes[index], *x[i + 1:])
+
+
+def _parameter(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    shape = tuple(draw(st.lists(st.integers(1, MAX_C), min_size=1, max_size=3)))
+    return {"shape": list(shape)}, shape
+
+
 def _flatten(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     rank = len(x)
     start = draw(st.integers(0, rank - 1))
@@ -505,12 +532,15 @@ GENERATORS: dict[str, OpGen] = {
     "unflatten": OpGen(_unflatten, ANY_RANK, keeps_rank=False),
     "slice": OpGen(_slice, ANY_RANK),
     "select": OpGen(_select, (2, 3, 4), keeps_rank=False),
+    "chunk": OpGen(_chunk, ANY_RANK),
+    "split": OpGen(_split, ANY_RANK),
     "linear": OpGen(_linear, ANY_RANK),
     "upsample": OpGen(_upsample, (2, 3, 4)),
     "zeropad1d": OpGen(_zeropad(1), (2,)),
     "zeropad2d": OpGen(_zeropad(2), (3,)),
     "center_crop": OpGen(_center_crop, (2, 3, 4)),
     "identity": OpGen(_identity, ANY_RANK),
+    "parameter": OpGen(_parameter, ANY_RANK, keeps_rank=False),
 }
 """Single-input generators; add, mul and concat (MERGES) are drawn as whole specs."""
 

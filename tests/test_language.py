@@ -318,3 +318,49 @@ def test_automatic_names_count_per_prefix(spec_text):
           - dropout: 0.1
     """)
     assert names(spec) == ["conv1", "deconv1", "up1", "cat1", "conv2", "dropout1", "dropout2"]
+
+
+def test_an_op_with_several_outputs_gives_a_layer_per_piece(spec_text):
+    """`chunk` or `split` without an `index` expands to `name.0`, `name.1`, ...: ShuffleNet's
+    channel split, each half read by name; the compiled pieces are torch.chunk's."""
+    import torch
+
+    text = """
+        input: [6, 4, 4]
+        layers:
+          - chunk: 2
+            name: halves
+          - conv2d: [3, 1]
+            from: halves.1
+          - concat: [halves.0, conv1]
+          - split: {sizes: [1, 5]}
+            name: parts
+        outputs: [parts]
+    """
+    report = netspec.check(spec_text(text))
+    assert [r.name for r in report.layers] == ["halves.0", "halves.1", "conv1", "cat1",
+                                               "parts.0", "parts.1"]
+    assert report.layer("halves.1").shape == (6 // 2, 4, 4)
+    assert report.outputs == {"parts.0": (1, 4, 4), "parts.1": (5, 4, 4)}
+    model = netspec.build(spec_text(text))
+    x = torch.randn(2, 6, 4, 4)
+    first, second = x.chunk(2, dim=1)
+    joined = torch.cat([first, model.conv1(second)], dim=1)
+    got = model(x)
+    torch.testing.assert_close(got[0], joined[:, :1])
+    torch.testing.assert_close(got[1], joined[:, 1:])
+
+
+def test_reading_every_piece_at_once_is_an_error(spec_text):
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.load(spec_text("""
+            input: [6, 4, 4]
+            layers:
+              - chunk: 3
+              - relu
+        """))
+    error, = caught.value.errors
+    assert error.where.line == 4  # the relu
+    assert "the layer before it, `chunk1`, has 3 outputs (`chunk1.0`, `chunk1.1`, `chunk1.2`)" \
+        in error.message
+    assert error.hint == "name the one it reads: `from: chunk1.0`"

@@ -215,6 +215,13 @@ REARRANGE = [
     refused("select", {"dim": 1, "index": 9}, [8, 3], "index 9 is out of range for dim 1 (8)",
             "out of range"),
     refused("select", {"dim": 0, "index": 0}, [8, 3], "`dim` 0 is the batch dimension"),
+    # torch.chunk returns 3 pieces of 2 here: a fourth would be missing
+    refused("chunk", {"chunks": 4, "index": 3}, [6, 3], "makes 3 chunks of 2, not 4",
+            "tuple index out of range"),
+    refused("chunk", {"chunks": 2, "index": -3}, [6], "index -3 is out of range for 2 pieces",
+            "tuple index out of range"),
+    refused("split", {"sizes": [2, 3]}, [6, 2], "`sizes` [2, 3] add up to 5, dim 1 (6)",
+            "split_with_sizes expects split_sizes to sum exactly to 6"),
 ]
 
 UPSAMPLE = [

@@ -17,6 +17,8 @@ Formulas used (PyTorch documentation):
     zeropad   out = n + before + after (negative values crop)
 """
 
+import math
+
 import pytest
 from op_harness import TORCH_BUILDERS, OpCase, check_row, row
 
@@ -306,6 +308,16 @@ REARRANGE = [
     # select: the dim goes (a class token: dim 1 of [T, D])
     row("select", {"dim": 1, "index": 0}, [197, 768], [768]),
     row("select", {"dim": -1, "index": -1}, [3, 4, 5], [3, 4]),
+    # chunk: pieces ceil(n / chunks) long, the last what is left; split: the given lengths
+    row("chunk", {"chunks": 2, "index": 1}, [116, 28, 28], [116 // 2, 28, 28]),
+    row("chunk", {"chunks": 3, "dim": 2, "index": 2}, [4, 10, 5], [4, 10 - 2 * math.ceil(10 / 3), 5]),
+    row("chunk", {"chunks": 4, "dim": -1, "index": -1}, [3, 7], [3, 7 - 3 * math.ceil(7 / 4)]),
+    row("split", {"sizes": [3, 5], "index": 1}, [8, 4], [5, 4]),
+    row("split", {"sizes": [1, 1, 2], "dim": 2, "index": 0}, [3, 4, 4], [3, 1, 4]),
+    # parameter: a learned tensor of the given shape, prod(shape) params, whatever it reads
+    row("parameter", {"shape": [768, 1, 1]}, [768, 7, 7], [768, 1, 1], params=768 * 1 * 1),
+    row("parameter", {"shape": [1, 768]}, [196, 768], [1, 768], params=1 * 768),
+    row("parameter", {"shape": [197, 64]}, [10], [197, 64], params=197 * 64),
 ]
 
 FLATTEN_LINEAR = [

@@ -28,3 +28,24 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class LearnedTensor(nn.Module):
+    """A learned tensor of per-sample shape `shape` (a class token, a position embedding, a
+    layer scale), zeros until initialised, held as `weight` of shape (1, *shape). `forward(x)`
+    reads `x` only for its batch size N and returns the tensor expanded to (N, *shape), a
+    view: every sample shares the same values, and gradients add up in `weight`."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+        self.weight = nn.Parameter(torch.zeros(1, *self.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Expanded from a copy of the weight (not of the batch): a module output that is a
+        # view of a parameter, under no_grad, makes torch's module tracker (FlopCounterMode)
+        # fail with "Expected gradient function to be set".
+        return self.weight.clone().expand(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"

@@ -36,7 +36,7 @@ from netspec.ops.conv import (
     ConvTranspose3d,
 )
 from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath
-from netspec.ops.io import Input
+from netspec.ops.io import Input, Parameter
 from netspec.ops.linear import Flatten, Linear
 from netspec.ops.merge import Add, Concat, Identity, Mul
 from netspec.ops.norm import (
@@ -63,7 +63,7 @@ from netspec.ops.pool import (
     MaxPool2d,
     MaxPool3d,
 )
-from netspec.ops.reshape import Permute, Reshape, Select, Slice, Unflatten
+from netspec.ops.reshape import Chunk, Permute, Reshape, Select, Slice, Split, Unflatten
 from netspec.ops.resize import CenterCrop, Upsample, ZeroPad1d, ZeroPad2d
 from netspec.ops.shuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 
@@ -78,10 +78,10 @@ LAYER_OPS: tuple[type[Op], ...] = (
     Hardsigmoid,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
-    Flatten, Linear, Reshape, Unflatten, Permute, Slice, Select,
+    Flatten, Linear, Reshape, Unflatten, Permute, Slice, Select, Chunk, Split,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,
-    Identity, Add, Concat, Mul,
+    Identity, Add, Concat, Mul, Parameter,
 )  # fmt: skip
 """The ops a spec's `layers` may use, in the order documentation lists them."""
 

@@ -167,6 +167,11 @@ class Op(BaseModel):
     def stem(cls) -> str:
         return cls.prefix or cls.kind()
 
+    def pieces(self) -> int | None:
+        """How many layers an entry of this op expands to, one per output (`chunk: 2`
+        without an `index` gives `name.0` and `name.1`); None for one layer."""
+        return None
+
     def infer(self, x: Sequence[Tensor]) -> Shape:
         """Per-sample output shape for inputs `x`; raises ShapeError when they do not fit."""
         return x[0].shape

@@ -1,12 +1,18 @@
-"""Network inputs: a named tensor of a given per-sample shape. Not written in `layers`; the
-spec's `input:`/`inputs:` declare them."""
+"""Where tensors come from: the network's inputs (declared by `input:`/`inputs:`, not
+written in `layers`) and learned tensors (`parameter`).
+
+parameter: any input [*S] -> `shape`, the same learned values for every sample;
+           prod(shape) parameters, no MACs
+"""
 
 
+import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Op, PosInt, Tensor
-from netspec.shapes import Shape
+from netspec.ops.base import RF, Cost, Op, PosInt, Tensor
+from netspec.shapes import Shape, fmt_shape
 
 
 class Input(Op):
@@ -28,3 +34,37 @@ class Input(Op):
 
     def label(self) -> str:
         return "input"
+
+
+class Parameter(Op):
+    """A learned tensor of per-sample shape `shape`, the same for every sample: a class
+    token, a position embedding, a layer scale. It reads its input only for the batch
+    size; zeros until `init:` says otherwise (netspec.backends.modules.LearnedTensor)."""
+
+    op: Literal["parameter"] = "parameter"
+    torch_class: ClassVar[str] = "LearnedTensor"
+    family: ClassVar[str] = "io"
+    positional: ClassVar[tuple[str, ...]] = ("shape",)
+
+    shape: list[PosInt]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        return tuple(self.shape)
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        return Cost(params=math.prod(self.shape))
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        """Learned values see no input."""
+        return None
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"shape": tuple(self.shape)}
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        from netspec.backends.modules import LearnedTensor
+
+        return LearnedTensor(tuple(self.shape))
+
+    def label(self) -> str:
+        return f"parameter {fmt_shape(tuple(self.shape))}"

@@ -15,12 +15,15 @@ from netspec.ops.base import RF, Op, ShapeError, Tensor, TorchCall, sample_dim
 from netspec.shapes import Shape, dims_label, fmt_shape
 
 
-def _merge_rf(rf: Sequence[RF | None]) -> RF | None:
-    """A merged unit sees the union of its inputs' fields: the largest size and stride."""
+def _merge_rf(rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+    """A merged unit sees the union of its inputs' fields: the largest size. Its stride is
+    the output grid's: the largest of the inputs on that grid, not of one broadcast over it
+    (a squeeze-and-excitation gate, [C,1,1], sees the whole image but is no coarser grid)."""
     if any(r is None for r in rf) or len({len(r.size) for r in rf}) != 1:  # type: ignore[union-attr]
         return None
-    return RF(tuple(map(max, *(r.size for r in rf))),  # type: ignore[union-attr]
-              tuple(map(max, *(r.stride for r in rf))))  # type: ignore[union-attr]
+    on_grid = [r for r, s in zip(rf, x, strict=True) if s[1:] == y[1:]] or rf
+    return RF(tuple(map(max, zip(*(r.size for r in rf), strict=True))),  # type: ignore[union-attr]
+              tuple(map(max, zip(*(r.stride for r in on_grid), strict=True))))  # type: ignore[union-attr]
 
 
 def _differs(word: str, x: Sequence[Tensor], a: Shape, b: Shape, index: int, rank: int) -> ShapeError:
@@ -68,7 +71,7 @@ class _Broadcast(Op):
         return out
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
-        return _merge_rf(rf)
+        return _merge_rf(rf, x, y)
 
 
 class Add(_Broadcast):
@@ -114,7 +117,7 @@ class Concat(Op):
         return (*first[:axis], total, *first[axis + 1:])
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
-        return _merge_rf(rf)
+        return _merge_rf(rf, x, y)
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(torch.cat, {"dim": self.dim}, packed=True)

@@ -6,6 +6,8 @@ reshape:   `[*S] -> shape` (one size may be -1: what is left), prod(shape) = pro
 unflatten: dim `dim` of size n -> `sizes` (one may be -1), prod(sizes) = n (torch.nn.Unflatten)
 slice:     dim `dim` of size n -> len(range(start, end, step)) after Python's clamping
 select:    dim `dim` removed, keeping the item at `index`
+chunk:     dim `dim` of size n -> piece `index` of `chunks` pieces ceil(n / chunks) long
+split:     dim `dim` of size n = sum(sizes) -> piece `index`, sizes[index] long
 """
 
 
@@ -182,3 +184,86 @@ class Select(_Rearrange):
 
     def label(self) -> str:
         return f"select dim={self.dim} [{self.index}]"
+
+
+class _Pieces(Op):
+    """One piece of dim `dim` cut into consecutive pieces, or, without `index`, every piece
+    as its own layer (`name.0`, `name.1`, ...: see `pieces`). A piece is a view
+    (torch.narrow), so it costs nothing."""
+
+    family: ClassVar[str] = "reshape"
+
+    dim: int = 1
+    index: int | None = None
+
+    def lengths(self, n: int, where: str) -> list[int]:
+        """The pieces' lengths along a dim of length `n`; ShapeError when they do not fit."""
+        raise NotImplementedError
+
+    def span(self, shape: Shape, src: str) -> tuple[int, int, int]:
+        """(per-sample dim, start, length) of the chosen piece of `shape`."""
+        i = sample_dim(self.dim, shape)
+        lengths = self.lengths(shape[i], f"dim {self.dim} ({shape[i]}) of {fmt_shape(shape)} "
+                                         f"from {src}")
+        index = 0 if self.index is None else self.index
+        if not -len(lengths) <= index < len(lengths):
+            raise ShapeError(f"index {index} is out of range for {len(lengths)} pieces",
+                             key="index")
+        index %= len(lengths)
+        return i, sum(lengths[:index]), lengths[index]
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        i, _, length = self.span(x[0].shape, x[0].src)
+        return (*x[0].shape[:i], length, *x[0].shape[i + 1:])
+
+    def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
+        i, start, length = self.span(x[0], "its input")
+        return TorchCall(torch.narrow, {"dim": i + 1, "start": start, "length": length})
+
+
+class Chunk(_Pieces):
+    """`chunks` pieces of dim `dim`, each ceil(n / chunks) long but the last
+    (torch.chunk; ShuffleNet's channel split)."""
+
+    op: Literal["chunk"] = "chunk"
+    positional: ClassVar[tuple[str, ...]] = ("chunks",)
+
+    chunks: PosInt
+
+    def pieces(self) -> int | None:
+        return self.chunks if self.index is None else None
+
+    def lengths(self, n: int, where: str) -> list[int]:
+        size = -(-n // self.chunks)
+        count = -(-n // size)
+        if count != self.chunks:  # torch.chunk returns fewer pieces: say so, not a missing one
+            raise ShapeError(f"{where} makes {count} chunks of {size}, not {self.chunks} "
+                             "(torch.chunk's rule)", key="chunks",
+                             hint="`split` with `sizes` cuts pieces of any lengths")
+        return [min(size, n - k * size) for k in range(count)]
+
+    def label(self) -> str:
+        piece = "" if self.index is None else f" [{self.index}]"
+        return f"chunk {self.chunks} dim={self.dim}{piece}"
+
+
+class Split(_Pieces):
+    """Pieces of dim `dim` with the lengths `sizes`, which add up to it (torch.split)."""
+
+    op: Literal["split"] = "split"
+    positional: ClassVar[tuple[str, ...]] = ("sizes",)
+
+    sizes: list[PosInt]
+
+    def pieces(self) -> int | None:
+        return len(self.sizes) if self.index is None else None
+
+    def lengths(self, n: int, where: str) -> list[int]:
+        if sum(self.sizes) != n:
+            raise ShapeError(f"`sizes` {self.sizes} add up to {sum(self.sizes)}, {where} has "
+                             f"{n}", key="sizes")
+        return list(self.sizes)
+
+    def label(self) -> str:
+        piece = "" if self.index is None else f" [{self.index}]"
+        return f"split {self.sizes} dim={self.dim}{piece}"

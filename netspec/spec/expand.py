@@ -129,6 +129,9 @@ class Expander:
         their inputs' shapes; nodes are inferred in order, each once, on demand."""
         self.order: list[str] = []
         self.reads_shapes = False
+        self.multi: dict[str, int] = {}
+        """Layers with several outputs (`chunk: 2`): name -> the count of its pieces, each a
+        node of its own (`name.0`, `name.1`, ...)."""
 
     def error(self, where: Where | At, path: str, message: str, hint: str | None = None,
               code: str = "") -> None:
@@ -154,6 +157,7 @@ class Expander:
             self.body(layers, top, doc, "layers")
         outputs = [self.resolve(o, top, self.source.pos(doc, "outputs", i), "outputs")
                    for i, o in enumerate(self.spec.outputs or [])] or [top.last]
+        outputs = [p for o in outputs for p in self.pieces_of(o)]
         for i, name in enumerate(outputs):
             if name and name in outputs[:i]:
                 self.error(self.source.pos(doc, "outputs", i), "outputs",
@@ -259,7 +263,7 @@ class Expander:
             full = scope.prefix + local
             env = {**scope.env, "i": i}
             if i == 0:  # later copies read the copy before them
-                inputs = self.inputs(meta, scope, entry, full, op_key)
+                inputs = self.inputs(meta, scope, entry, full, op_key, where)
                 wired, prev = inputs is not None, inputs or []
             if block is not None and cls is None:
                 out = self.block(op_key, block, value, env, full, prev, outer, entry_loc,
@@ -267,8 +271,8 @@ class Expander:
             else:
                 op = self.make_op(cls, value, env, full, entry_loc) if cls else None
                 op = op if wired else None  # an unresolved input: reported, not cascaded
-                out = self.add(Node(full, op, tuple(prev), entry_loc, op_key, scope.groups,
-                                    frozen, init))
+                out = self.add_layer(Node(full, op, tuple(prev), entry_loc, op_key,
+                                          scope.groups, frozen, init))
             scope.names[local] = out
             scope.defined[local] = where
             prev = [out]
@@ -383,6 +387,19 @@ class Expander:
             if auto not in scope.declared and auto not in scope.names:
                 return auto
 
+    def add_layer(self, node: Node) -> str:
+        """Add a layer; one whose op has several outputs becomes a node per output,
+        `name.0`, `name.1`, ..., each computing its piece, and `name` stands for them."""
+        count = node.op.pieces() if node.op is not None else None
+        if count is None:
+            return self.add(node)
+        for k in range(count):
+            piece = node.op.model_copy(update={"index": k})  # type: ignore[union-attr]
+            self.add(Node(f"{node.name}.{k}", piece, node.inputs, node.loc, node.kind,
+                          node.groups, node.frozen, node.init))
+        self.multi[node.name] = count
+        return node.name
+
     def add(self, node: Node) -> str:
         if len(self.nodes) - self.input_count >= self.limits.layers:
             self.too_many_layers(node.where, node.name)
@@ -442,10 +459,13 @@ class Expander:
                    "(limit `layers`)", limits.raise_hint("layers"), code="limit")
 
     def inputs(self, meta: dict[str, Any], scope: _Scope, entry: Any, path: str,
-               op_key: str) -> list[str] | None:
+               op_key: str, where: At) -> list[str] | None:
         """Full names of the layer's inputs (`from` resolved, else the previous layer), or
         None when a reference failed (already reported)."""
         if "from" not in meta:
+            if scope.last in self.multi:
+                self.read_whole(scope.last, where, path, previous=True)
+                return None
             return [scope.last] if scope.last else []
         refs = meta["from"]
         key = "from" if isinstance(entry, dict) and "from" in entry else op_key
@@ -454,10 +474,28 @@ class Expander:
         for i, ref in enumerate(refs if many else [refs]):
             at = self.source.pos(entry, key, i) if many else self.source.pos(entry, key)
             full = self.resolve(ref, scope, at, path)
+            if full in self.multi:
+                self.read_whole(full, at, path)
+                return None
             if full is None:
                 return None
             out.append(full)
         return out
+
+    def read_whole(self, full: str, where: At, path: str, previous: bool = False) -> None:
+        """Report a read of a layer with several outputs as one tensor."""
+        name = full.rsplit(".", 1)[-1] if "." in full and not full[-1].isdigit() else full
+        pieces = [f"`{name}.{k}`" for k in range(min(self.multi[full], 3))]
+        listed = ", ".join(pieces) + (", ..." if self.multi[full] > 3 else "")
+        what = f"the layer before it, `{name}`," if previous else f"`{name}`"
+        self.error(where, path, f"{what} has {self.multi[full]:,} outputs ({listed}): a layer "
+                   "reads one", f"name the one it reads: `from: {name}.0`", code="bad-ref")
+
+    def pieces_of(self, full: str | None) -> list[str]:
+        """The nodes a name stands for: its pieces when it has several outputs."""
+        if full in self.multi:
+            return [f"{full}.{k}" for k in range(self.multi[full])]
+        return [full] if full else []
 
     def resolve(self, ref: Any, scope: _Scope, where: At, path: str) -> str | None:
         """The full node name a reference means in `scope`, or None after an error."""
