@@ -3,7 +3,8 @@
 Through a window of span e = d*(k-1) + 1 and stride s (convolutions and pooling):
     size_out = size_in + (e - 1) * stride_in,   stride_out = stride_in * s
 An input pixel has size 1, stride 1; pointwise layers keep their input's field; a merge
-takes the largest size and stride of its inputs; flatten and linear end it (None).
+takes the largest size of its inputs and the largest stride of those on its output's grid
+(a gate broadcast over the grid does not set it); flatten and linear end it (None).
 Upsampling by a factor f reads 1 (nearest) or 2 (interpolating) neighbours and divides the
 stride by f; a transposed convolution (k, s) reads ceil(k/s) neighbours and divides it by s.
 """
@@ -141,3 +142,22 @@ def test_merges_take_the_widest_field() -> None:
     assert fields["sum"] == square(max(3, 7), max(2, 2))
     # coarse: 3, stride 2/2 (nearest x2); fine: 1, stride 1; the input itself: 1, stride 1
     assert fields["mixed"] == square(max(3, 1, 1), max(2 / 2, 1, 1))
+
+
+def test_a_gate_broadcast_over_the_grid_widens_the_field_not_the_stride() -> None:
+    """Squeeze-and-excitation: the [C,1,1] gate sees the whole input (a global pool's field
+    is every pixel), so the gated units do too; but they sit on the gated map's grid, and
+    the layers after it step as that grid does."""
+    spec = {"name": "t", "input": [3, 32, 32], "layers": [
+        {**conv(3, 2, padding=1), "name": "features"},           # 16x16: size 3, stride 2
+        {"adaptive_avgpool2d": 1, "name": "pool"},               # sees all 16 rows of it
+        {"conv2d": [4, 1], "name": "excite"},
+        {"sigmoid": None, "name": "gate"},
+        {"mul": ["features", "gate"], "name": "gated"},
+        {**conv(3), "name": "after"},
+    ]}
+    fields = {layer.name: layer.rf for layer in netspec.check(netspec.load(spec)).layers}
+    pool = fields["pool"]
+    assert pool["size"] == [3 + (16 - 1) * 2] * 2  # a 16-wide window over stride-2 units
+    assert fields["gated"] == square(pool["size"][0], 2)
+    assert fields["after"] == square(pool["size"][0] + (3 - 1) * 2, 2)
