@@ -45,7 +45,9 @@ def load_weights(model: Any, weights: Mapping[str, Any] | str | Path) -> dict[st
     """Load `weights` (a state_dict or a file) into `model` and return {our key: their key}.
 
     Keys that match exactly load as they are; otherwise the i-th tensor of `weights` goes to
-    the model's i-th, provided every shape agrees. Raises WeightsError listing every key and
+    the model's i-th, provided every shape agrees. Shapes that differ only in leading 1s
+    agree: a learned tensor held as (1, C, 1, 1) here loads a (C, 1, 1) one (torchvision's
+    ConvNeXt layer scale), its values unchanged. Raises WeightsError listing every key and
     shape that does not line up, leaving the model unchanged.
     """
     import torch
@@ -55,17 +57,26 @@ def load_weights(model: Any, weights: Mapping[str, Any] | str | Path) -> dict[st
     same_names = set(theirs) == set(ours)
     pairs = {k: k for k in ours} if same_names else dict(zip(ours, theirs, strict=False))
     mismatches = [f"{k}: {_shape(ours[k])} here, {_shape(theirs[t])} in the weights ({t})"
-                  for k, t in pairs.items() if _shape(ours[k]) != _shape(theirs[t])]
+                  for k, t in pairs.items() if _core(ours[k]) != _core(theirs[t])]
     mismatches += [f"{k} {_shape(ours[k])}: nothing in the weights" for k in list(ours)[len(theirs):]]
     mismatches += [f"{t} {_shape(theirs[t])}: nothing in the model" for t in list(theirs)[len(ours):]]
     if mismatches:
         raise WeightsError(f"the weights do not fit: {len(theirs)} tensors for the model's "
                            f"{len(ours)}, {len(mismatches)} not lining up", mismatches)
     with torch.no_grad():
-        model.load_state_dict({k: theirs[t] for k, t in pairs.items()}, strict=True)
+        model.load_state_dict({k: theirs[t].reshape(ours[k].shape) for k, t in pairs.items()},
+                              strict=True)
     return pairs
 
 
 def _shape(value: Any) -> list[int] | str:
     shape = getattr(value, "shape", None)
     return list(shape) if shape is not None else type(value).__name__
+
+
+def _core(value: Any) -> list[int] | str:
+    """A tensor's shape without its leading 1s: what must agree for it to load."""
+    shape = _shape(value)
+    while isinstance(shape, list) and shape[:1] == [1]:
+        shape = shape[1:]
+    return shape

@@ -75,3 +75,33 @@ def test_missing_and_extra_tensors_are_listed(pair):
 def test_missing_file(pair, tmp_path):
     with pytest.raises(netspec.WeightsError, match="no such weights file"):
         netspec.load_weights(pair[0], tmp_path / "nope.pt")
+
+
+def test_a_learned_tensor_loads_one_held_without_the_leading_1():
+    """torchvision's ConvNeXt holds its layer scale as (C, 1, 1); netspec's `parameter`
+    holds (1, C, 1, 1): the same values, so they load, and compute the same."""
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer_scale = torch.nn.Parameter(torch.randn(4, 1, 1))
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layer_scale * self.conv(x)
+
+    ref = Scaled()
+    net = netspec.build("""
+        input: [3, 8, 8]
+        layers:
+          - parameter: [4, 1, 1]
+            name: layer_scale
+          - conv2d: {out: 4, kernel: 3, padding: 1}
+            from: input
+          - mul: [layer_scale, conv1]
+    """)
+    pairs = netspec.load_weights(net, ref.state_dict())
+    assert pairs["layer_scale.weight"] == "layer_scale"
+    assert net.layer_scale.weight.shape == (1, 4, 1, 1)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(net(x), ref(x))
