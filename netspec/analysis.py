@@ -46,7 +46,8 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             continue
         if isinstance(op, Input):
             op = Input(shape=tuple(overrides.get(node.name, op.shape)))
-        tensors = [Tensor(shapes[i], i, i in graph.inputs) for i in node.inputs]
+        tensors = [Tensor(shapes[i], i, i in graph.inputs, fields[i] is not None)
+                   for i in node.inputs]
         try:
             y = output_shape(node, op, tensors)
         except ShapeError as exc:

@@ -1,5 +1,6 @@
 """Warnings `check` gives about valid specs: input rows a floor never reads, windows sliding
-over a map collapsed to 1, a linear layer holding over half of all parameters. Expected
+over a map collapsed to 1, a linear layer holding over half of all parameters, a linear
+over a spatial dimension. Expected
 amounts follow from the output-size formula: rows lost = (n + 2p - k) mod s - p."""
 
 from __future__ import annotations
@@ -71,6 +72,22 @@ def test_a_linear_layer_holding_most_parameters_is_flagged(spec_text):
         layers: [{linear: 32}, {linear: 32}, {linear: 32}]
     """))  # 1,056 each: a third apiece
     assert [w for w in even.warnings if w.code == "big-linear"] == []
+
+
+def test_a_linear_over_a_spatial_last_dimension_is_flagged_not_one_over_channels(spec_text):
+    """On [C, H, W] a linear mixes the W values of each row: likely a missing flatten. With
+    the channels moved last (ConvNeXt's pointwise MLP) it is what the net means."""
+    text = """
+        input: [8, 6, 5]
+        layers:
+          - linear: 4
+          - permute: [0, 2, 3, 1]
+            from: input
+          - linear: 32
+    """
+    [warning] = warnings(spec_text, text, "linear-on-last-dim")
+    assert warning.path == "fc1"
+    assert "linear acts on the last dimension only (5) of [8,6,5] from input" in warning.message
 
 
 def test_warnings_are_positioned_in_the_json_report(spec_text):

@@ -70,6 +70,9 @@ class Tensor(NamedTuple):
     src: str
     network_input: bool = False
     """Whether `src` is one of the network's inputs (a shape the user wrote, not one inferred)."""
+    on_grid: bool = False
+    """Whether its dims after the first are a spatial grid (it has a receptive field: not
+    flattened, permuted or reshaped since the input)."""
 
 
 class Cost(NamedTuple):

@@ -54,7 +54,9 @@ class Linear(Op):
         return None
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
-        if len(x[0].shape) < 3:
+        """A warning when the last dimension is a spatial one ([C, H, W]: W), not when it is
+        features or channels moved last (ConvNeXt's [H, W, C], a transformer's tokens)."""
+        if len(x[0].shape) < 3 or not x[0].on_grid:
             return []
         return [Note("linear-on-last-dim",
                      f"linear acts on the last dimension only ({x[0].shape[-1]}) of "

@@ -308,6 +308,12 @@ class Expander:
                                f"key of the list item, not of `{known[0]}`", f"indent it under "
                                f"`{known[0]}` by two more spaces", code="bad-indent")
                     continue
+                if k in op_args:  # `- conv2d: 64` then `  kernel: 3`
+                    self.error(self.source.key_where(entry, k), path, f"`{clipped(str(k))}` is "
+                               f"an argument of `{known[0]}`, written as a key of the list item",
+                               f"write it among `{known[0]}`'s arguments: "
+                               f"`{self.merged(known[0], entry, strays)}`", code="unknown-key")
+                    continue
                 hint = did_you_mean(k, META) or f"layer keys: {quote_list(META, near=k)}"
                 self.error(self.source.key_where(entry, k), path,
                            f"unknown layer key `{clipped(str(k))}`", hint, code="unknown-key")
@@ -317,6 +323,19 @@ class Expander:
             self.error(where, path, f"a layer names exactly one op, found {names}",
                        "put each op in its own list item", code="bad-layer")
         return None, None, {}
+
+    def merged(self, kind: str, entry: dict[Any, Any], strays: list[Any]) -> str:
+        """`conv2d: {out: 64, kernel: 3}`: an entry's value (a mapping or a short form) with
+        the op's arguments written beside it moved in, as the spec would write them."""
+        value = entry[kind]
+        names = OPS[kind].positional if kind in OPS else tuple(self.blocks[kind].definition.params)
+        if isinstance(value, dict):
+            args = dict(value)
+        else:
+            items = value if isinstance(value, list) and len(names) > 1 else [value]
+            args = dict(zip(names, items, strict=False))
+        args.update({k: entry[k] for k in strays if k in self.argument_names(kind)})
+        return clipped(f"{kind}: {{{', '.join(f'{k}: {_flow(v)}' for k, v in args.items())}}}", 120)
 
     def argument_names(self, kind: str) -> list[str]:
         """The keys an op or a block call takes (`out`, `kernel`, ...; a block's parameters)."""
@@ -686,8 +705,11 @@ class Expander:
                 items = items[:len(names)]
             raw = dict(zip(names, items, strict=False))
         out = {}
+        split = any(isinstance(v, str) and v.count("(") > v.count(")") for v in raw.values())
         for key, v in raw.items():
             where = self.source.pos(value, key) if isinstance(value, dict) else loc.at()
+            if split and not IDENTIFIER.match(str(key)):
+                continue  # `{c: max(8, 4)}` read as `c: max(8` and `4)`: the first one says so
             if key not in block.params:
                 hint = did_you_mean(key, names) or (f"`{kind}` takes: {quote_list(names, near=key)}"
                                                     if names else f"`{kind}` takes no parameters")
@@ -763,6 +785,17 @@ def _raw(doc: Any, key: str, validated: list[Any]) -> list[Any]:
     for the originals."""
     raw = doc.get(key) if isinstance(doc, dict) else None
     return raw if isinstance(raw, list) else validated
+
+
+def _flow(value: Any) -> str:
+    """A value as YAML flow style writes it: `3`, `[1, 2]`, `true`, `"max(8, c)"`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, str) and ("," in value or ":" in value):
+        return f'"{value}"'
+    return "null" if value is None else str(value)
 
 
 def _looks_like_expression(text: str) -> bool:
