@@ -69,6 +69,19 @@ ODD_SIZES: dict[str, Shape | None] = {
     "resnext50_32x4d": (3, 97, 131),
     "wide_resnet50_2": (3, 97, 131),
     "densenet169": (3, 227, 229),
+    "efficientnet_b0": (3, 97, 131),
+    "efficientnet_v2_s": (3, 97, 131),
+    "mobilenet_v3_small": (3, 97, 131),
+    "mobilenet_v3_large": (3, 97, 131),
+    "mnasnet1_0": (3, 97, 131),
+    "regnet_y_400mf": (3, 97, 131),
+    "regnet_x_1_6gf": (3, 97, 131),
+    "inception_v3": (3, 97, 131),
+    "shufflenet_v2_x1_0": (3, 97, 131),
+    "convnext_tiny": (3, 97, 131),
+    "fcn_resnet50": (3, 97, 131),
+    "deeplabv3_resnet50": (3, 97, 131),
+    "r3d_18": (3, 7, 45, 61),  # seven frames: layer4's 3x3x3 windows see mostly padding
 }
 
 pytestmark = [

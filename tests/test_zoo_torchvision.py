@@ -19,25 +19,40 @@ from netspec.weights import load_weights
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 REFERENCES = {
-    "alexnet": ("alexnet", {}, 64),
-    "vgg11_bn": ("vgg11_bn", {}, 32),
-    "vgg16": ("vgg16", {}, 32),
-    "vgg19_bn": ("vgg19_bn", {}, 32),
+    "alexnet": ("alexnet", {}, (3, 64, 64)),
+    "vgg11_bn": ("vgg11_bn", {}, (3, 32, 32)),
+    "vgg16": ("vgg16", {}, (3, 32, 32)),
+    "vgg19_bn": ("vgg19_bn", {}, (3, 32, 32)),
     "googlenet": ("googlenet", {"aux_logits": False, "transform_input": False,
-                                "init_weights": True}, 64),
-    "resnet18": ("resnet18", {}, 64),
-    "resnet34": ("resnet34", {}, 64),
-    "resnet50": ("resnet50", {}, 64),
-    "resnet152": ("resnet152", {}, 64),
-    "resnext50_32x4d": ("resnext50_32x4d", {}, 64),
-    "wide_resnet50_2": ("wide_resnet50_2", {}, 64),
-    "densenet121": ("densenet121", {}, 64),
-    "densenet169": ("densenet169", {}, 64),
-    "mobilenet_v2": ("mobilenet_v2", {}, 64),
-    "squeezenet1_0": ("squeezenet1_0", {}, 96),
-    "squeezenet1_1": ("squeezenet1_1", {}, 96),
+                                "init_weights": True}, (3, 64, 64)),
+    "inception_v3": ("inception_v3", {"aux_logits": False, "init_weights": True}, (3, 80, 97)),
+    "resnet18": ("resnet18", {}, (3, 64, 64)),
+    "resnet34": ("resnet34", {}, (3, 64, 64)),
+    "resnet50": ("resnet50", {}, (3, 64, 64)),
+    "resnet152": ("resnet152", {}, (3, 64, 64)),
+    "resnext50_32x4d": ("resnext50_32x4d", {}, (3, 64, 64)),
+    "wide_resnet50_2": ("wide_resnet50_2", {}, (3, 64, 64)),
+    "densenet121": ("densenet121", {}, (3, 64, 64)),
+    "densenet169": ("densenet169", {}, (3, 64, 64)),
+    "mobilenet_v2": ("mobilenet_v2", {}, (3, 64, 64)),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {}, (3, 64, 64)),
+    "mobilenet_v3_large": ("mobilenet_v3_large", {}, (3, 64, 64)),
+    "mnasnet1_0": ("mnasnet1_0", {}, (3, 64, 64)),
+    "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, (3, 64, 64)),
+    "convnext_tiny": ("convnext_tiny", {}, (3, 64, 64)),
+    "efficientnet_b0": ("efficientnet_b0", {}, (3, 64, 64)),
+    "efficientnet_v2_s": ("efficientnet_v2_s", {}, (3, 64, 64)),
+    "regnet_y_400mf": ("regnet_y_400mf", {}, (3, 64, 64)),
+    "regnet_x_1_6gf": ("regnet_x_1_6gf", {}, (3, 64, 64)),
+    "squeezenet1_0": ("squeezenet1_0", {}, (3, 96, 96)),
+    "squeezenet1_1": ("squeezenet1_1", {}, (3, 96, 96)),
+    "fcn_resnet50": ("segmentation.fcn_resnet50", {"aux_loss": False, "weights_backbone": None}, (3, 64, 80)),
+    "deeplabv3_resnet50": ("segmentation.deeplabv3_resnet50", {"aux_loss": False,
+                                                              "weights_backbone": None}, (3, 64, 80)),
+    "r3d_18": ("video.r3d_18", {}, (3, 8, 48, 56)),
 }
-"""Zoo spec -> (torchvision constructor, its arguments, a side small enough to run on the CPU)."""
+"""Zoo spec -> (torchvision constructor, its arguments, an input small enough to run on the
+CPU). The segmentation models return a dict: their `out` is the network's output."""
 
 
 def reference(name: str) -> torch.nn.Module:
@@ -46,14 +61,31 @@ def reference(name: str) -> torch.nn.Module:
     from torchvision import models
 
     constructor, kwargs, _ = REFERENCES[name]
+    family, _, function = constructor.rpartition(".")
     torch.manual_seed(0)
-    model = getattr(models, constructor)(**kwargs).eval()
+    model = getattr(getattr(models, family) if family else models, function)(**kwargs).eval()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
     return model
+
+
+WEIGHTED = (torch.nn.modules.conv._ConvNd, torch.nn.Linear, torch.nn.modules.batchnorm._NormBase,
+            torch.nn.LayerNorm, torch.nn.GroupNorm)
+"""The layers whose class and weights must agree one by one: convolutions, linear, norms."""
+
+
+def weighted_layers(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...] | None, int]]:
+    """Each conv, linear and norm layer in order: its torch.nn class (torchvision's
+    Conv3DSimple is a Conv3d), weight shape and parameters."""
+    return [(torch_class(m), None if getattr(m, "weight", None) is None else tuple(m.weight.shape),
+             count(m.parameters())) for m in model.modules() if isinstance(m, WEIGHTED)]
+
+
+def torch_class(module: torch.nn.Module) -> str:
+    return next(c.__name__ for c in type(module).__mro__ if c.__module__.startswith("torch.nn"))
 
 
 def count(tensors) -> int:
@@ -67,13 +99,41 @@ def test_the_spec_computes_torchvision_s_function(name: str) -> None:
     report = netspec.check(SPECS / f"{name}.yaml")
     assert (report.params, report.buffers) == (count(ref.parameters()), count(ref.buffers()))
     net = netspec.build(SPECS / f"{name}.yaml").eval()
+    assert weighted_layers(net) == weighted_layers(ref)
     load_weights(net, ref.state_dict())
-    side = REFERENCES[name][2]
-    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, *REFERENCES[name][2], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ref(x), net(x)
+    want = want["out"] if isinstance(want, dict) else want
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+WITH_AUX = {"fcn_resnet50", "deeplabv3_resnet50"}
+"""Published with the auxiliary head their weights were trained with (`aux_loss=True`); the
+specs, like the models torchvision builds by default, have none."""
+
+
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize("name", zoo(sorted(REFERENCES)))
+def test_macs_are_torch_s_count_and_torchvision_s_published_figure(name: str) -> None:
+    """At the spec's input size: half of what torch's FlopCounterMode counts running
+    torchvision's model (on the meta device: nothing is computed), and the GFLOPS figure
+    torchvision publishes with the model's weights (G multiply-adds, 3 decimals)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision import models
+
+    report = netspec.check(SPECS / f"{name}.yaml")
+    constructor, kwargs, _ = REFERENCES[name]
+    family, _, function = constructor.rpartition(".")
+    # built on the CPU (RegNet computes its widths with tensors), run on the meta device
+    model = getattr(getattr(models, family) if family else models, function)(**kwargs)
+    with torch.device("meta"), FlopCounterMode(display=False) as flops:
+        model.to("meta").eval()(torch.empty(1, *report.inputs["input"]))
+    assert report.macs == flops.get_total_flops() // 2
+    if name not in WITH_AUX:
+        published = models.get_model_weights(function).DEFAULT.meta["_ops"]
+        assert round(report.macs / 1e9, 3) == published
 
 
 def test_every_zoo_spec_torchvision_builds_is_compared() -> None:
