@@ -1,14 +1,21 @@
 """How fast `netspec check` is, side by side with what a torch-based summary must do.
 
-    python3 benchmarks/bench_check.py [--runs 7]
+    NETSPEC_TORCHVISION=DIR python3 benchmarks/bench_check.py [--runs 7]
 
 Prints markdown tables (the README's figures come from here):
 1. Whole processes, median wall time: `netspec check` on the zoo and on a generated
    10,000-layer spec, against a fresh process that imports torch, builds VGG-16 and runs
    one forward pass with hooks to record shapes (what torchinfo, torchview or Keras'
-   summary must do because they run the model).
+   summary must do because they run the model). The VGG-16 is torchvision's, a plain
+   torch.nn model, with torch's default initialisation only (`init_weights=False`). What
+   torchvision itself adds to that process (importing its models, transforms, PIL... and
+   unloading them at exit), which a model of one's own does not need, is left out: the
+   median of a process that imports torch and torchvision, less one that imports torch.
 2. Scaling: load + check time in one process for 1,250 to 10,000 layers; a constant time
    per layer means analysis grows linearly.
+
+Needs torchvision's model code for that VGG-16: installed, or the folder
+`../shared/tools/reference-torchvision.sh DIR` fills, named by NETSPEC_TORCHVISION=DIR.
 
 The console script is run directly (`<python's bin>/netspec`), not through a version
 manager's shim, which would add its own start-up to every command.
@@ -18,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -28,11 +37,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NETSPEC = Path(sys.executable).parent / "netspec"
 
-TORCH_SUMMARY = """
+TORCHVISION = """
 import sys, torch
-sys.path.insert(0, sys.argv[1])
-from reference_models import vgg16
-model = vgg16().eval()
+if sys.argv[1]:
+    sys.path.insert(0, sys.argv[1])
+from torchvision.models import vgg16
+"""
+"""Run with the folder holding torchvision, or "" where it is installed."""
+TORCH_SUMMARY = TORCHVISION + """
+model = vgg16(init_weights=False).eval()
 shapes = []
 for m in model.modules():
     if not list(m.children()):
@@ -62,6 +75,17 @@ def median_wall(command: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def torchvision_folder() -> str:
+    """The folder NETSPEC_TORCHVISION names ("" where torchvision is installed); exits with
+    the usage text where torchvision's model code is nowhere to be found."""
+    folder = os.environ.get("NETSPEC_TORCHVISION", "")
+    if folder:
+        sys.path.insert(0, folder)
+    if importlib.util.find_spec("torchvision") is None:
+        sys.exit(f"torchvision's model code not found\n\n{__doc__}")
+    return folder
+
+
 def in_process(path: Path, runs: int) -> float:
     """Median seconds of `check(load(path))` inside one process (the cyclic GC paused, as the
     CLI runs)."""
@@ -82,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    folder = torchvision_folder()
     tmp = Path(tempfile.mkdtemp())
     sizes = (1_250, 2_500, 5_000, 10_000)
     for n in sizes:
@@ -98,8 +123,9 @@ def main() -> None:
     for label, command in cases:
         results[label] = median_wall(command, args.runs)
         print(f"| `{label}` | {results[label]:.3f} |")
-    torch_cmd = [sys.executable, "-c", TORCH_SUMMARY, str(ROOT / "tests")]
-    peer = median_wall(torch_cmd, args.runs)
+    torchvision_cost = (median_wall([sys.executable, "-c", TORCHVISION, folder], args.runs)
+                        - median_wall([sys.executable, "-c", "import torch"], args.runs))
+    peer = median_wall([sys.executable, "-c", TORCH_SUMMARY, folder], args.runs) - torchvision_cost
     print(f"| torch: import, build VGG-16, forward 1x3x224x224 with shape hooks | {peer:.3f} |")
     ours = results["netspec check specs/vgg16.yaml"]
     print(f"\nVGG-16: netspec check is **{peer / ours:.1f}x** faster than a torch-based summary.\n")

@@ -1,59 +1,22 @@
-"""`netspec.build`: the compiled torch.fx module has the report's shapes, parameters and
-buffers, the spec's names, readable code, reproducible weights, and computes what the
-same network written by hand in torch computes."""
+"""`netspec.build`: the compiled torch.fx module has the spec's names, readable code,
+reproducible weights and frozen layers, computes what torch's functions compute, and an
+invalid spec raises the check's positioned errors.
+
+The zoo's compiled modules are held elsewhere: to their reports' shapes, parameters and
+buffers by tests/test_truth.py, to torchvision's outputs with the same weights by
+tests/test_zoo_torchvision.py, and LeNet-5 to the hand-written one's by tests/test_weights.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import reference_models
 import torch
-from tiers import zoo
 
 import netspec
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-REFERENCES = {"lenet5": reference_models.lenet5, "alexnet": reference_models.alexnet,
-              "vgg16": reference_models.vgg16, "vgg11_bn": reference_models.vgg11_bn}
-
-
-def counts(module: torch.nn.Module) -> tuple[int, int]:
-    return (sum(p.numel() for p in module.parameters()),
-            sum(b.numel() for b in module.buffers()))
-
-
-@pytest.mark.parametrize("name", zoo(["lenet5", "alexnet", "vgg11_bn"]))
-def test_built_zoo_has_the_reported_counts_and_shapes(name):
-    spec = netspec.load(SPECS / f"{name}.yaml")
-    report = netspec.check(spec)
-    model = netspec.build(spec, seed=0).eval()
-    assert counts(model) == (report.params, report.buffers)
-    shapes = {}
-    for row in report.layers:
-        if row.torch:
-            model.get_submodule(row.name).register_forward_hook(
-                lambda m, i, o, name=row.name: shapes.__setitem__(name, tuple(o.shape[1:])))
-    with torch.no_grad():
-        out = model(torch.randn(1, *report.inputs["input"]))
-    assert tuple(out.shape[1:]) == next(iter(report.outputs.values()))
-    assert shapes == {r.name: r.shape for r in report.layers if r.torch}
-
-
-@pytest.mark.parametrize("name", zoo(["lenet5", "alexnet", "vgg11_bn"]))
-def test_same_weights_give_the_hand_written_models_outputs(name):
-    model = netspec.build(SPECS / f"{name}.yaml", seed=0).eval()
-    reference = REFERENCES[name]().eval()
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
-    for m in reference.modules():  # non-trivial running statistics
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
-    x = torch.randn(2, *netspec.check(SPECS / f"{name}.yaml").inputs["input"])
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
 
 
 def test_state_dict_keys_and_code_use_the_spec_names(spec_text):
