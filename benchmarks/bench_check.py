@@ -116,7 +116,8 @@ def main() -> None:
           f"{sys.version.split()[0]})\n")
     print("| command | seconds |\n|---|---:|")
     cases = [(f"netspec check specs/{s}.yaml", [str(NETSPEC), "check", str(ROOT / "specs" / f"{s}.yaml")])
-             for s in ("lenet5", "vgg16", "resnet152") if (ROOT / "specs" / f"{s}.yaml").exists()]
+             for s in ("lenet5", "vgg16", "resnet152", "densenet169")
+             if (ROOT / "specs" / f"{s}.yaml").exists()]
     cases.append(("netspec check (10,000 generated layers)",
                   [str(NETSPEC), "check", str(tmp / "deep10000.yaml")]))
     results = {}

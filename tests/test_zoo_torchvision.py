@@ -139,5 +139,5 @@ def test_macs_are_torch_s_count_and_torchvision_s_published_figure(name: str) ->
 def test_every_zoo_spec_torchvision_builds_is_compared() -> None:
     from tiers import ZOO
 
-    without = {"lenet5", "unet"}  # no torchvision model: tests/reference_models.py has them
+    without = {"lenet5", "unet"}  # no torchvision model: reference_models.py, reference_unet.py
     assert set(REFERENCES) == ZOO - without
