@@ -42,7 +42,7 @@ Builder = Callable[[dict[str, Any], tuple[Shape, ...]], nn.Module]
 BATCH = 2
 INPUT_NAMES = ("a", "b", "c", "d")
 MAC_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                     "conv_transpose3d", "linear"})
+                     "conv_transpose3d", "linear", "matmul"})
 """Ops whose MACs torch's flop counter sees (DESIGN.md: only these count MACs)."""
 TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError)
 
@@ -329,6 +329,10 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "groupnorm": lambda a, x: nn.GroupNorm(a["groups"], x[0][0], **_kwargs(
         a, {"eps": "eps", "affine": "affine"}, handled=("groups",))),
     "layernorm": _layernorm,
+    "rmsnorm": lambda a, x: nn.RMSNorm(a.get("shape") or list(x[0][len(x[0]) - a.get("dims", 1):]),
+                                       **_kwargs(a, {"eps": "eps",
+                                                     "elementwise_affine": "elementwise_affine"},
+                                                 handled=("dims", "shape"))),
     "relu": _module(nn.ReLU, INPLACE),
     "relu6": _module(nn.ReLU6, INPLACE),
     "leaky_relu": _module(nn.LeakyReLU, {**INPLACE, "negative_slope": "negative_slope"}),
@@ -362,6 +366,7 @@ TORCH_BUILDERS: dict[str, Builder] = {
                                                  + (slice(a.get("start"), a.get("end"),
                                                           a.get("step", 1)),)]),
     "select": lambda a, x: Functional(lambda t: t.select(a["dim"], a["index"])),
+    "transpose": lambda a, x: Functional(lambda t: t.transpose(a["dim0"], a["dim1"])),
     "chunk": lambda a, x: Functional(lambda t: t.chunk(a["chunks"], a.get("dim", 1))[
         a.get("index", 0)]),
     "split": lambda a, x: Functional(lambda t: t.split(a["sizes"], a.get("dim", 1))[
@@ -377,6 +382,7 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "add": _merge(torch.add),
     "concat": _concat,
     "mul": _merge(torch.mul),
+    "matmul": _merge(torch.matmul),
 }
 
 

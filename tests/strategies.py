@@ -33,6 +33,7 @@ MAX_C = 8  # channels of inputs and of layers that choose their width
 MAX_S = 24  # spatial size of inputs
 MAX_GROWN = 40  # spatial size that upsampling layers may reach
 MERGES = ("add", "mul", "concat")  # ops that only make sense with several inputs
+PAIRS = ("matmul",)  # ops of exactly two inputs with their own spec strategy
 
 
 class Case(NamedTuple):
@@ -274,6 +275,13 @@ def _layernorm(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     return args, x
 
 
+def _rmsnorm(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
+    """layernorm's extents and eps; a scale only, so no `bias`."""
+    args, y = _layernorm(draw, x)
+    args.pop("bias", None)
+    return args, y
+
+
 def _activation(**extra: st.SearchStrategy[Any]) -> Callable[[Draw, Shape], tuple[Any, Shape]]:
     """An elementwise op whose optional arguments are drawn from `extra`."""
 
@@ -363,6 +371,14 @@ def _select(draw: Draw, x: Shape) -> tuple[Any, Shape]:
     i = sample_index(dim, len(x))
     index = draw(st.integers(-x[i], x[i] - 1))
     return {"dim": dim, "index": index}, (*x[:i], *x[i + 1:])
+
+
+def _transpose(draw: Draw, x: Shape) -> tuple[Any, Shape]:
+    dim0, dim1 = torch_dim(draw, len(x)), torch_dim(draw, len(x))
+    y = list(x)
+    i, j = sample_index(dim0, len(x)), sample_index(dim1, len(x))
+    y[i], y[j] = y[j], y[i]
+    return {"dim0": dim0, "dim1": dim1}, tuple(y)
 
 
 def _chunk(draw: Draw, x: Shape) -> tuple[Any, Shape]:
@@ -502,6 +518,7 @@ GENERATORS: dict[str, OpGen] = {
     "instancenorm3d": OpGen(_running_norm, (4,), lambda x: math.prod(x[1:]) > 1),
     "groupnorm": OpGen(_groupnorm, ANY_RANK),
     "layernorm": OpGen(_layernorm, ANY_RANK),
+    "rmsnorm": OpGen(_rmsnorm, ANY_RANK),
     "relu": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "relu6": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "leaky_relu": OpGen(_activation(negative_slope=st.sampled_from([0.01, 0.2, 1.5]),
@@ -532,6 +549,7 @@ GENERATORS: dict[str, OpGen] = {
     "unflatten": OpGen(_unflatten, ANY_RANK, keeps_rank=False),
     "slice": OpGen(_slice, ANY_RANK),
     "select": OpGen(_select, (2, 3, 4), keeps_rank=False),
+    "transpose": OpGen(_transpose, (2, 3, 4)),
     "chunk": OpGen(_chunk, ANY_RANK),
     "split": OpGen(_split, ANY_RANK),
     "linear": OpGen(_linear, ANY_RANK),
@@ -589,6 +607,8 @@ def single_op_specs(draw: Draw, op: str) -> Case:
         return draw(broadcast_specs(op))
     if op == "concat":
         return draw(concat_specs())
+    if op == "matmul":
+        return draw(matmul_specs())
     if op == "center_crop" and draw(st.booleans()):
         return draw(crop_like_specs())
     gen = GENERATORS[op]
@@ -615,6 +635,18 @@ def broadcast_specs(draw: Draw, op: str) -> Case:
     inputs = {f"x{i}": tuple(n if draw(st.booleans()) else 1 for n in full) for i in range(count)}
     return Case(spec(inputs, [_merge_entry(draw, op, list(inputs))]),
                 {"m": tuple(map(max, *inputs.values()))})
+
+
+@st.composite
+def matmul_specs(draw: Draw) -> Case:
+    """matmul of [*B, n, k] and [*B, k, m], each leading dim kept or broadcast from 1."""
+    lead = tuple(draw(st.lists(st.integers(1, 4), max_size=2)))
+    n, k, m = (draw(st.integers(1, MAX_C)) for _ in range(3))
+    a = tuple(d if draw(st.booleans()) else 1 for d in lead)
+    b = tuple(d if draw(st.booleans()) else 1 for d in lead)
+    inputs = {"x0": (*a, n, k), "x1": (*b, k, m)}
+    return Case(spec(inputs, [_merge_entry(draw, "matmul", list(inputs))]),
+                {"m": (*map(max, a, b), n, m)})
 
 
 @st.composite

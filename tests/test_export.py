@@ -69,6 +69,20 @@ INLINE = {
           - concat: {dim: 1}
             from: [token, flatten1]
     """,
+    "attention_by_hand": """
+        name: attention by hand
+        input: [6, 16]
+        layers:
+          - rmsnorm: {eps: 1e-6}
+          - linear: 48
+          - chunk: {chunks: 3, dim: 2}
+            name: qkv
+          - transpose: [1, 2]
+            from: qkv.1
+          - matmul: [qkv.0, transpose1]
+          - softmax: -1
+          - matmul: [softmax1, qkv.2]
+    """,
     "segmentation_head": """
         name: segmentation head
         input: [3, 37, 45]

@@ -155,6 +155,9 @@ NORM = [
     refused("layernorm", {"shape": []}, [8], "`shape` needs at least 1 item",
             "normalized_shape to be at least 1-dimensional"),
     refused("layernorm", {"dims": 2}, [8], "[8]"),
+    refused("rmsnorm", {"shape": [7, 8]}, [3, 8, 8],
+            "normalises the trailing [7,8] but input gives [3,8,8]",
+            r"Expected normalized_shape to match the trailing dims|normalized_shape=\[7, 8\]"),
     # `shape` silently wins over `dims` (upsample refuses `scale` with `size` alike)
     refused("layernorm", {"dims": 2, "shape": [8]}, [3, 8, 8], "`dims`"),
 ]
@@ -215,6 +218,9 @@ REARRANGE = [
     refused("select", {"dim": 1, "index": 9}, [8, 3], "index 9 is out of range for dim 1 (8)",
             "out of range"),
     refused("select", {"dim": 0, "index": 0}, [8, 3], "`dim` 0 is the batch dimension"),
+    refused("transpose", {"dim0": 0, "dim1": 2}, [3, 4], "`dim0` 0 is the batch dimension"),
+    refused("transpose", {"dim0": 1, "dim1": 4}, [3, 4],
+            "`dim1` 4 is out of range for a 3-d tensor (batch + [3,4])", "Dimension out of range"),
     # torch.chunk returns 3 pieces of 2 here: a fourth would be missing
     refused("chunk", {"chunks": 4, "index": 3}, [6, 3], "makes 3 chunks of 2, not 4",
             "tuple index out of range"),
@@ -295,6 +301,11 @@ MERGE = [
     refused("concat", {}, [[3, 8, 8], [3, 8]],
             "concat of [3,8,8] and [3,8] mixes ranks", "must have same number of dimensions"),
     refused("concat", {"dim": 0}, [[3, 8, 8], [3, 8, 8]], "`dim` 0 is the batch dimension"),
+    refused("matmul", {}, [[5, 3], [4, 7]], "matmul of [5,3] and [4,7]: a has 3 columns, b 4 rows",
+            "Expected size for first two dimensions of batch2 tensor"),
+    refused("matmul", {}, [[2, 5, 3], [4, 3, 7]], "leading dims 2 and 4 do not broadcast",
+            "must match the size of tensor"),
+    refused("matmul", {}, [[5], [5, 3]], "matmul multiplies matrices, but a gives [5]"),
     refused("add", {}, [3, 8, 8], "add needs at least 2 inputs, found 1"),
     # per-sample shapes of different ranks: batched, torch aligns the batch dim of the
     # shorter with a per-sample dim of the longer ([2,4,8,8] + [2,8] fails)

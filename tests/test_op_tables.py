@@ -232,6 +232,10 @@ NORM = [
     row("layernorm", {"elementwise_affine": False}, [5, 7], [5, 7]),
     row("layernorm", {"bias": False}, [16], [16], params=16),
     row("layernorm", {"dims": 2, "bias": False, "eps": 1e-6}, [3, 4, 5], [3, 4, 5], params=4 * 5),
+    # rmsnorm: a scale only, prod(normalised dims)
+    row("rmsnorm", {}, [10, 32], [10, 32], params=32),
+    row("rmsnorm", {"dims": 2, "eps": 1e-6}, [3, 4, 5], [3, 4, 5], params=4 * 5),
+    row("rmsnorm", {"shape": [6, 6], "elementwise_affine": False}, [4, 6, 6], [4, 6, 6]),
 ]
 
 ACTIVATION = [
@@ -308,6 +312,10 @@ REARRANGE = [
     # select: the dim goes (a class token: dim 1 of [T, D])
     row("select", {"dim": 1, "index": 0}, [197, 768], [768]),
     row("select", {"dim": -1, "index": -1}, [3, 4, 5], [3, 4]),
+    # transpose: two dims swapped
+    row("transpose", {"dim0": 1, "dim1": 2}, [197, 64], [64, 197]),
+    row("transpose", {"dim0": -2, "dim1": -1}, [12, 197, 64], [12, 64, 197]),
+    row("transpose", {"dim0": 3, "dim1": 1}, [3, 4, 5], [5, 4, 3]),
     # chunk: pieces ceil(n / chunks) long, the last what is left; split: the given lengths
     row("chunk", {"chunks": 2, "index": 1}, [116, 28, 28], [116 // 2, 28, 28]),
     row("chunk", {"chunks": 3, "dim": 2, "index": 2}, [4, 10, 5], [4, 10 - 2 * math.ceil(10 / 3), 5]),
@@ -394,6 +402,11 @@ MERGE = [
     row("concat", {"dim": 2}, [[4, 3, 5], [4, 2, 5]], [4, 3 + 2, 5]),
     row("concat", {"dim": -1}, [[4, 3, 5], [4, 3, 1]], [4, 3, 5 + 1]),
     row("concat", {}, [[10], [20]], [10 + 20]),
+    # matmul [*B, n, k] @ [*B, k, m] -> [*B, n, m]: prod(B) * n * m * k MACs (attention's
+    # scores: 12 heads of 197 tokens, head_dim 64)
+    row("matmul", {}, [[12, 197, 64], [12, 64, 197]], [12, 197, 197], macs=12 * 197 * 197 * 64),
+    row("matmul", {}, [[5, 3], [3, 7]], [5, 7], macs=5 * 7 * 3),
+    row("matmul", {}, [[2, 1, 4, 3], [1, 6, 3, 5]], [2, 6, 4, 5], macs=2 * 6 * 4 * 5 * 3),
 ]
 
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,

@@ -208,7 +208,7 @@ def assert_truth(spec: Any, inputs: Shape | None = None, *,
 
 
 def test_every_op_has_a_generator():
-    assert set(strategies.GENERATORS) | set(strategies.MERGES) == set(OPS)
+    assert set(strategies.GENERATORS) | set(strategies.MERGES) | set(strategies.PAIRS) == set(OPS)
 
 
 def assert_case(case: strategies.Case) -> None:

@@ -37,7 +37,7 @@ from netspec.ops.conv import (
 )
 from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath
 from netspec.ops.io import Input, Parameter
-from netspec.ops.linear import Flatten, Linear
+from netspec.ops.linear import Flatten, Linear, MatMul
 from netspec.ops.merge import Add, Concat, Identity, Mul
 from netspec.ops.norm import (
     BatchNorm1d,
@@ -48,6 +48,7 @@ from netspec.ops.norm import (
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    RMSNorm,
 )
 from netspec.ops.pool import (
     AdaptiveAvgPool1d,
@@ -63,7 +64,16 @@ from netspec.ops.pool import (
     MaxPool2d,
     MaxPool3d,
 )
-from netspec.ops.reshape import Chunk, Permute, Reshape, Select, Slice, Split, Unflatten
+from netspec.ops.reshape import (
+    Chunk,
+    Permute,
+    Reshape,
+    Select,
+    Slice,
+    Split,
+    Transpose,
+    Unflatten,
+)
 from netspec.ops.resize import CenterCrop, Upsample, ZeroPad1d, ZeroPad2d
 from netspec.ops.shuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 
@@ -73,12 +83,12 @@ LAYER_OPS: tuple[type[Op], ...] = (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,
     AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d,
     BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
-    GroupNorm, LayerNorm,
+    GroupNorm, LayerNorm, RMSNorm,
     ReLU, ReLU6, LeakyReLU, PReLU, ELU, GELU, SiLU, Mish, Sigmoid, Tanh, Hardswish,
     Hardsigmoid,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
-    Flatten, Linear, Reshape, Unflatten, Permute, Slice, Select, Chunk, Split,
+    Flatten, Linear, MatMul, Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,
     Identity, Add, Concat, Mul, Parameter,

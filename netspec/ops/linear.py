@@ -1,13 +1,15 @@
-"""Flatten and fully connected layers.
+"""Flatten, fully connected layers and matrix products.
 
 linear: `[..., F] -> [..., out]` on the last dimension (torch.nn.Linear);
     params = F * out + out (bias), MACs = prod(leading dims) * F * out.
 flatten: merges dims start..end (torch convention: batch is dim 0) into one.
+matmul: `[*B, n, k] @ [*B, k, m] -> [*B, n, m]`; MACs = prod(B) * n * k * m.
 """
 
 
 import math
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -20,6 +22,7 @@ from netspec.ops.base import (
     PosInt,
     ShapeError,
     Tensor,
+    TorchCall,
     channels_match,
     sample_dim,
 )
@@ -92,3 +95,47 @@ class Flatten(Op):
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
+
+
+class MatMul(Op):
+    """Matrix product `[*B, n, k] @ [*B, k, m] -> [*B, n, m]`, the leading dims B broadcast
+    as torch broadcasts them (torch.matmul: attention's Q K^T and its weights times V)."""
+
+    op: Literal["matmul"] = "matmul"
+    family: ClassVar[str] = "linear"
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+    short_inputs: ClassVar[bool] = True
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        a, b = x[0].shape, x[1].shape
+        for t in x:
+            if len(t.shape) < 2:
+                raise ShapeError(f"matmul multiplies matrices, but {t.src} gives "
+                                 f"{fmt_shape(t.shape)}: each input needs 2 dims or more per "
+                                 "sample", hint="a vector times a weight matrix is `linear`")
+        if len(a) != len(b):
+            raise ShapeError(f"matmul of {fmt_shape(a)} and {fmt_shape(b)} mixes ranks; inputs: "
+                             f"{x[0].src} and {x[1].src}",
+                             hint="keep singleton dims to broadcast, e.g. [1,T,D]")
+        if a[-1] != b[-2]:
+            raise ShapeError(f"matmul of {fmt_shape(a)} and {fmt_shape(b)}: {x[0].src} has "
+                             f"{a[-1]} columns, {x[1].src} {b[-2]} rows",
+                             hint="swap the last two dims of one: `transpose: [-2, -1]`")
+        lead = []
+        for m, n in zip(a[:-2], b[:-2], strict=True):
+            if m != n and 1 not in (m, n):
+                raise ShapeError(f"matmul of {fmt_shape(a)} and {fmt_shape(b)}: leading dims "
+                                 f"{m} and {n} do not broadcast; inputs: {x[0].src} and "
+                                 f"{x[1].src}")
+            lead.append(max(m, n))
+        return (*lead, a[-2], b[-1])
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        """Each output element is a dot product of length k: prod(B) * n * m * k MACs."""
+        return Cost(macs=math.prod(y) * x[0][-1])
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return None
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(torch.matmul)

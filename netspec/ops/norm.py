@@ -1,8 +1,10 @@
-"""Normalisation: batchnorm1d/2d, instancenorm1d/2d, groupnorm, layernorm.
+"""Normalisation: batchnorm1d/2d/3d, instancenorm1d/2d/3d, groupnorm, layernorm, rmsnorm.
 
 Shapes are unchanged. Costs as torch counts them, for C channels:
     params  = 2C (gamma, beta) when affine
     buffers = 2C + 1 (running_mean, running_var, num_batches_tracked) when tracking stats
+layernorm and rmsnorm normalise each sample over its trailing dims S: params prod(S) (the
+scale) and prod(S) more for layernorm's bias, when affine.
 Normalisation is not a multiply-accumulate: 0 MACs by DESIGN.md's convention.
 """
 
@@ -169,30 +171,24 @@ class GroupNorm(Op):
         return f"groupnorm /{self.groups}"
 
 
-class LayerNorm(Op):
-    """Layer norm over the trailing dimensions (torch.nn.LayerNorm).
+class _TrailingNorm(Op):
+    """Normalisation over the trailing dimensions, each sample on its own.
 
     `shape` is torch's `normalized_shape`; when omitted it is the last `dims` dimensions of
-    the input (1 by default: the feature axis). Params prod(shape) * (1 + bias) when affine.
-    """
+    the input (1 by default: the feature axis)."""
 
-    op: Literal["layernorm"] = "layernorm"
-    torch_class: ClassVar[str] = "LayerNorm"
     family: ClassVar[str] = "norm"
-    prefix: ClassVar[str] = "ln"
     positional: ClassVar[tuple[str, ...]] = ("dims",)
 
     dims: PosInt = 1
     shape: Annotated[list[PosInt], Field(min_length=1)] | None = None
-    eps: PosFloat = 1e-5
     elementwise_affine: bool = True
-    bias: bool = True
 
     model_config = ConfigDict(json_schema_extra={"not": {  # `_one_extent` for editors
         "required": ["dims", "shape"], "properties": {"shape": {"not": {"type": "null"}}}}})
 
     @model_validator(mode="after")
-    def _one_extent(self) -> "LayerNorm":
+    def _one_extent(self) -> "_TrailingNorm":
         if self.shape is not None and "dims" in self.model_fields_set:
             raise ValueError("give `dims` or `shape`, not both")
         return self
@@ -211,6 +207,37 @@ class LayerNorm(Op):
             raise ShapeError(f"normalises the trailing {fmt_shape(want)} but {x[0].src} gives "
                              f"{fmt_shape(shape)}", key=key)
         return shape
+
+
+class RMSNorm(_TrailingNorm):
+    """Root-mean-square norm over the trailing dimensions: x / sqrt(mean(x^2) + eps), times
+    a learned scale (torch.nn.RMSNorm; `eps` null is the dtype's machine epsilon, as in
+    torch). Params prod(shape) when affine."""
+
+    op: Literal["rmsnorm"] = "rmsnorm"
+    torch_class: ClassVar[str] = "RMSNorm"
+    prefix: ClassVar[str] = "rms"
+
+    eps: PosFloat | None = None
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        return Cost(params=math.prod(self.normalized(x[0])) if self.elementwise_affine else 0)
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
+                    elementwise_affine=self.elementwise_affine)
+
+
+class LayerNorm(_TrailingNorm):
+    """Layer norm over the trailing dimensions (torch.nn.LayerNorm). Params
+    prod(shape) * (1 + bias) when affine."""
+
+    op: Literal["layernorm"] = "layernorm"
+    torch_class: ClassVar[str] = "LayerNorm"
+    prefix: ClassVar[str] = "ln"
+
+    eps: PosFloat = 1e-5
+    bias: bool = True
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         n = math.prod(self.normalized(x[0]))

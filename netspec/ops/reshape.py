@@ -2,6 +2,7 @@
 Dims follow torch's convention, the batch being dim 0; the batch always stays first.
 
 permute:   `[d1, ..., dn]` in the order `dims` gives (`[0, 2, 3, 1]`: NCHW -> NHWC)
+transpose: dims `dim0` and `dim1` swapped (`[T, D] -> [D, T]` with dims 1 and 2)
 reshape:   `[*S] -> shape` (one size may be -1: what is left), prod(shape) = prod(S)
 unflatten: dim `dim` of size n -> `sizes` (one may be -1), prod(sizes) = n (torch.nn.Unflatten)
 slice:     dim `dim` of size n -> len(range(start, end, step)) after Python's clamping
@@ -53,6 +54,28 @@ class Permute(_Rearrange):
 
     def label(self) -> str:
         return f"permute {self.dims}"
+
+
+class Transpose(_Rearrange):
+    """Dims `dim0` and `dim1` swapped, the batch staying first (torch.transpose)."""
+
+    op: Literal["transpose"] = "transpose"
+    positional: ClassVar[tuple[str, ...]] = ("dim0", "dim1")
+
+    dim0: int
+    dim1: int
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = list(x[0].shape)
+        i, j = sample_dim(self.dim0, x[0].shape, "dim0"), sample_dim(self.dim1, x[0].shape, "dim1")
+        shape[i], shape[j] = shape[j], shape[i]
+        return tuple(shape)
+
+    def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
+        return TorchCall(torch.transpose, {"dim0": self.dim0, "dim1": self.dim1})
+
+    def label(self) -> str:
+        return f"transpose {self.dim0}, {self.dim1}"
 
 
 def _fill(sizes: Sequence[int], total: int, where: str, key: str) -> tuple[int, ...]:
