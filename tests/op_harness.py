@@ -252,6 +252,12 @@ class Token(nn.Module):
         return self.token.clone().expand(x.shape[0], *self.shape)
 
 
+def _gate(t: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
+    """SwiGLU / GEGLU as transformer MLPs write them: value * act(gate), halves of `dim`."""
+    value, gate = t.chunk(2, dim=a.get("dim", -1))
+    return value * getattr(nn.functional, a["activation"])(gate)
+
+
 class Functional(nn.Module):
     """A torch function as a module, for the ops that compile to functions."""
 
@@ -345,6 +351,8 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "hardswish": _module(nn.Hardswish, INPLACE),
     "hardsigmoid": _module(nn.Hardsigmoid, INPLACE),
     "mish": _module(nn.Mish, INPLACE),
+    "glu": lambda a, x: (nn.GLU(a.get("dim", -1)) if a.get("activation", "sigmoid") == "sigmoid"
+                         else Functional(lambda t: _gate(t, a))),
     # netspec's softmax dim defaults to 1 (channels); torch's has no default
     "softmax": lambda a, x: nn.Softmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),
     "log_softmax": lambda a, x: nn.LogSoftmax(**{"dim": 1, **_kwargs(a, {"dim": "dim"})}),

@@ -275,6 +275,15 @@ def _layernorm(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     return args, x
 
 
+def _glu(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
+    dim = draw(st.sampled_from([d for d in range(1, len(x) + 1) if x[d - 1] % 2 == 0]))
+    dim = dim - len(x) - 1 if draw(st.booleans()) else dim  # or counted from the end
+    i = sample_index(dim, len(x))
+    args: Layer = {"dim": dim}
+    maybe(draw, args, "activation", st.sampled_from(["sigmoid", "silu", "gelu", "relu", "tanh"]))
+    return args, (*x[:i], x[i] // 2, *x[i + 1:])
+
+
 def _rmsnorm(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     """layernorm's extents and eps; a scale only, so no `bias`."""
     args, y = _layernorm(draw, x)
@@ -533,6 +542,7 @@ GENERATORS: dict[str, OpGen] = {
     "hardswish": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "hardsigmoid": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "mish": OpGen(_activation(inplace=INPLACE), ANY_RANK),
+    "glu": OpGen(_glu, ANY_RANK, accepts=lambda x: any(n % 2 == 0 for n in x)),
     "softmax": OpGen(_softmax, ANY_RANK),
     "log_softmax": OpGen(_softmax, ANY_RANK),
     "dropout": OpGen(_dropout, ANY_RANK),

@@ -82,6 +82,8 @@ INLINE = {
           - matmul: [qkv.0, transpose1]
           - softmax: -1
           - matmul: [softmax1, qkv.2]
+          - linear: 64
+          - glu: silu
     """,
     "segmentation_head": """
         name: segmentation head

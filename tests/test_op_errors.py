@@ -173,6 +173,8 @@ ACTIVATION = [
             "`approximate` must be 'none' or 'tanh', found 'fast'",
             "approximate argument must be either none or tanh"),
     refused("dropout", {"p": 1.5}, [10], "`p`", "dropout probability has to be between 0 and 1"),
+    refused("glu", {}, [4, 7], "glu halves dim -1 (7) of [4,7] from input: it must be even",
+            "Halving dimension must be even"),
     # torch warns and treats a [B, C, L] batch as an unbatched [C, H, W] image
     refused("dropout2d", {}, [16, 4], "dropout2d expects a [C,H,W] input but input gives [16,4]"),
     refused("channel_shuffle", {"groups": 4}, [6, 3, 3], "4 groups do not divide the 6 channels",

@@ -260,6 +260,10 @@ ACTIVATION = [
     row("hardsigmoid", {"inplace": True}, [5], [5]),
     row("mish", {}, [4, 5], [4, 5]),
     row("mish", {"inplace": True}, [2, 3, 3, 3], [2, 3, 3, 3]),
+    # glu: dim halved; the first half times act(the second) (torch.nn.GLU: sigmoid)
+    row("glu", {}, [10, 64], [10, 64 // 2]),
+    row("glu", {"activation": "silu"}, [197, 3072], [197, 3072 // 2]),
+    row("glu", {"activation": "gelu", "dim": 1}, [8, 5, 5], [8 // 2, 5, 5]),
 ]
 
 SOFTMAX = [

@@ -39,3 +39,12 @@ def slice_dim(x: torch.Tensor, dim: int, start: int | None, end: int | None,
     index: list[slice] = [slice(None)] * x.dim()
     index[dim] = slice(start, end, step)
     return x[tuple(index)]
+
+
+
+def gated(x: torch.Tensor, dim: int, activation: str) -> torch.Tensor:
+    """`x` cut in two halves a and b along `dim`: a * activation(b), as torch.nn.GLU does
+    with sigmoid (SwiGLU with silu, GEGLU with gelu); `activation` names a function of
+    torch.nn.functional."""
+    a, b = x.chunk(2, dim=dim)
+    return a * getattr(torch.nn.functional, activation)(b)

@@ -13,6 +13,7 @@ from netspec.errors import clipped, closest
 from netspec.ops.activation import (
     ELU,
     GELU,
+    GLU,
     Hardsigmoid,
     Hardswish,
     LeakyReLU,
@@ -85,7 +86,7 @@ LAYER_OPS: tuple[type[Op], ...] = (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
     GroupNorm, LayerNorm, RMSNorm,
     ReLU, ReLU6, LeakyReLU, PReLU, ELU, GELU, SiLU, Mish, Sigmoid, Tanh, Hardswish,
-    Hardsigmoid,
+    Hardsigmoid, GLU,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
     Flatten, Linear, MatMul, Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,

@@ -1,12 +1,14 @@
 """Activations and output normalisers. Elementwise, shape-preserving, no MACs; PReLU alone
-has parameters (1, or one per channel)."""
+has parameters (1, or one per channel). The gated unit `glu` halves its `dim`:
+`[..., 2n] -> [..., n]`, the first half times act(the second)."""
 
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import Cost, Op, Tensor, sample_dim
-from netspec.shapes import Shape
+from netspec.ops.base import Cost, Op, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.shapes import Shape, fmt_shape
 
 
 class _Activation(Op):
@@ -143,3 +145,31 @@ class LogSoftmax(_Normaliser):
 
     op: Literal["log_softmax"] = "log_softmax"
     torch_class: ClassVar[str] = "LogSoftmax"
+
+
+class GLU(_Activation):
+    """Gated linear unit: `dim` cut in two halves a and b, a * act(b) (torch.nn.GLU with
+    sigmoid; SwiGLU with silu, GEGLU with gelu, as transformer MLPs gate)."""
+
+    op: Literal["glu"] = "glu"
+    positional: ClassVar[tuple[str, ...]] = ("activation",)
+
+    activation: Literal["sigmoid", "silu", "gelu", "relu", "tanh"] = "sigmoid"
+    dim: int = -1
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        i = sample_dim(self.dim, shape)
+        if shape[i] % 2:
+            raise ShapeError(f"glu halves dim {self.dim} ({shape[i]}) of {fmt_shape(shape)} from "
+                             f"{x[0].src}: it must be even", key="dim")
+        return (*shape[:i], shape[i] // 2, *shape[i + 1:])
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        from netspec.backends import functional
+
+        return TorchCall(functional.gated, {"dim": self.dim, "activation": self.activation})
+
+    def label(self) -> str:
+        gate = {"sigmoid": "glu", "silu": "swiglu", "gelu": "geglu"}.get(self.activation)
+        return gate or f"glu ({self.activation})"
