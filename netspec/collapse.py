@@ -146,6 +146,7 @@ class Collapsed:
             for p in producers[id(u)]:
                 consumers.setdefault(p, set()).add(id(u))
         ok = {id(u) for u in units if self._ok(u)}
+        layouts = {id(u): self.layout(u) for u in units}  # before any unit grows by rolling
         kept: list[Unit] = []
         tail: dict[int, int] = {}  # a kept unit -> the last instance rolled into it
         for u in units:
@@ -153,7 +154,7 @@ class Collapsed:
             if (prev is not None and u.group is not None and prev.group is not None
                     and (u.group.block, u.group.params, u.clusters)
                     == (prev.group.block, prev.group.params, prev.clusters)
-                    and self.layout(u) == self.layout(prev)
+                    and layouts[id(u)] == layouts[id(prev)]
                     and producers[id(u)] == {tail[id(prev)]}
                     and consumers.get(tail[id(prev)]) == {id(u)}
                     and id(u) in ok and id(prev) in ok
@@ -174,8 +175,9 @@ class Collapsed:
         """The layers of the unit's first block instance: each one's name inside it and its
         op. Instances with the same parameters differ when they read different shapes (a
         block's first instance in a stage projects its shortcut)."""
-        name = unit.group.name if unit.group is not None else ""
-        level = len(unit.clusters)
+        if unit.group is None:
+            return []
+        name, level = unit.group.name, len(unit.clusters)
         return [(local(n.name, name), n.op) for n in unit.members if n.groups[level] == name]
 
     def _ok(self, unit: Unit) -> bool:

@@ -483,7 +483,7 @@ class Expander:
         None when a reference failed (already reported)."""
         if "from" not in meta:
             if scope.last in self.multi:
-                self.read_whole(scope.last, where, path, previous=True)
+                self.read_whole(scope.last, scope, where, path, previous=True)
                 return None
             return [scope.last] if scope.last else []
         refs = meta["from"]
@@ -494,16 +494,17 @@ class Expander:
             at = self.source.pos(entry, key, i) if many else self.source.pos(entry, key)
             full = self.resolve(ref, scope, at, path)
             if full in self.multi:
-                self.read_whole(full, at, path)
+                self.read_whole(full, scope, at, path)
                 return None
             if full is None:
                 return None
             out.append(full)
         return out
 
-    def read_whole(self, full: str, where: At, path: str, previous: bool = False) -> None:
+    def read_whole(self, full: str, scope: _Scope, where: At, path: str,
+                   previous: bool = False) -> None:
         """Report a read of a layer with several outputs as one tensor."""
-        name = full.rsplit(".", 1)[-1] if "." in full and not full[-1].isdigit() else full
+        name = full.removeprefix(scope.prefix)
         pieces = [f"`{name}.{k}`" for k in range(min(self.multi[full], 3))]
         listed = ", ".join(pieces) + (", ..." if self.multi[full] > 3 else "")
         what = f"the layer before it, `{name}`," if previous else f"`{name}`"
