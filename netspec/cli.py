@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -268,7 +268,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
         if main_rank:
             click.echo(f"{spec}: interrupted: stopped at once; the checkpoints already written "
                        "are unchanged", err=True)
-        sys.exit(128 + signal.SIGINT)
+        _leave_interrupted()
     if result.stopped in ("SIGINT", "SIGTERM"):
         sys.exit(128 + int(getattr(signal, result.stopped)))
     if not quiet and main_rank:
@@ -278,6 +278,16 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
                      else f"{best['value']:.4g}")
             click.echo(f"best {best['metric']} {value} at epoch {best['epoch']}; "
                        f"wrote {result.out}/", err=True)
+
+
+def _leave_interrupted() -> NoReturn:
+    """Exit 130 now. Not sys.exit: a Ctrl-C that surfaced inside code an extension ran through
+    PyRun_String (while importing matplotlib's, say) leaves CPython's "unhandled
+    KeyboardInterrupt" flag set, and the interpreter would then kill itself with SIGINT at
+    exit, whatever the exit code. Training has closed its files and loaders by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signal.SIGINT)
 
 
 def _command_line(ctx: click.Context, drop: str) -> list[str]:

@@ -307,6 +307,32 @@ def test_a_ctrl_c_inside_an_extension_import_is_still_a_ctrl_c(tmp_path: Path,
     assert checkpoints.load(tmp_path / "run" / "last.pt")["epoch"] == 1
 
 
+def test_a_ctrl_c_inside_code_an_extension_runs_still_exits_130(tmp_path: Path) -> None:
+    """A KeyboardInterrupt that surfaces inside PyRun_String (as code run by an extension's
+    initialisation does) leaves CPython's "unhandled KeyboardInterrupt" flag set; under
+    `python -m` the interpreter then kills itself with SIGINT at exit, whatever sys.exit
+    said. The command still exits 130."""
+    spec = write_spec(tmp_path, SPEC.replace("epochs: 2", "epochs: 1"))
+    (tmp_path / "interrupted_train.py").write_text(textwrap.dedent(f"""
+        import ctypes
+        import netspec.training.loop
+        from netspec.cli import main
+
+        def interrupted_in_c(*args):
+            run = ctypes.pythonapi.PyRun_String
+            run.restype = ctypes.py_object
+            run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+            run(b"raise KeyboardInterrupt", 257, {{}}, {{}})  # 257: Py_file_input
+
+        netspec.training.loop.plot_curves = interrupted_in_c
+        main(["train", {str(spec)!r}, "--quiet", "--out", {str(tmp_path / "run")!r}])
+    """))
+    done = subprocess.run([sys.executable, "-m", "interrupted_train"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted: stopped at once" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gap", [0.0, 0.3])
 def test_a_second_ctrl_c_stops_at_once_and_leaves_the_run_resumable(tmp_path: Path,
