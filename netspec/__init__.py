@@ -4,11 +4,12 @@
     report = netspec.check(spec)               # shapes, params, MACs, receptive fields
     model = netspec.build(spec, seed=0)        # a torch.fx.GraphModule
     result = netspec.train(spec, epochs=20)    # checkpoints, metrics and plots in runs/NAME
+    text = netspec.sample("runs/NAME")          # text from a language model trained on text
 
-Importing netspec, `load` and `check` never imports torch; `build` and `train` do.
+Importing netspec, `load` and `check` never imports torch; `build`, `train` and `sample` do.
 """
 
-from netspec.api import build, check, diagnose, draw, fuse, load, train
+from netspec.api import build, check, diagnose, draw, fuse, load, sample, train
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.limits import Limits
 from netspec.report import Report
@@ -16,5 +17,6 @@ from netspec.spec.document import Spec
 from netspec.weights import WeightsError, load_weights
 
 __all__ = ["Diagnostic", "Limits", "Report", "Spec", "SpecError", "TrainError", "WeightsError",
-           "build", "check", "diagnose", "draw", "fuse", "load", "load_weights", "train"]
+           "build", "check", "diagnose", "draw", "fuse", "load", "load_weights", "sample",
+           "train"]
 __version__ = "0.1.0"

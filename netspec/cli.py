@@ -280,6 +280,39 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
                        f"wrote {result.out}/", err=True)
 
 
+@main.command(name="sample")
+@limit_options
+@click.argument("run", type=click.Path())
+@click.option("--prompt", help="Text to continue [default: a newline].")
+@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bytes to generate (about one character each for ASCII).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Divides the scores: lower is more predictable, 0 always takes the likeliest.")
+@click.option("--top-k", type=click.IntRange(min=1), help="Draw from the K likeliest bytes only.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The same seed gives the same text.")
+def sample_command(run: str, prompt: str | None, length: int, temperature: float,
+                   top_k: int | None, seed: int) -> None:
+    """Print the prompt and the text a language model trained on `text` data continues it
+    with. RUN is a run folder (its best.pt, else last.pt) or a checkpoint.
+
+    Exit 0 when the text is printed, 1 when RUN holds no language model or cannot be read."""
+    if importlib.util.find_spec("torch") is None:
+        raise click.ClickException("netspec sample needs torch: pip install 'netspec[train]'")
+    from netspec.api import sample
+    from netspec.errors import TrainError
+    from netspec.training.sample import DEFAULT_PROMPT
+
+    prompt = DEFAULT_PROMPT if prompt is None else prompt
+    try:
+        text = sample(run, prompt=prompt, length=length, temperature=temperature, top_k=top_k,
+                      seed=seed)
+    except TrainError as exc:
+        click.echo(f"{run}: error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(prompt + text, nl=not text.endswith("\n"))
+
+
 def _leave_interrupted() -> NoReturn:
     """Exit 130 now. Not sys.exit: a Ctrl-C that surfaced inside code an extension ran through
     PyRun_String (while importing matplotlib's, say) leaves CPython's "unhandled

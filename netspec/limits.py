@@ -55,6 +55,12 @@ class Limits:
     classes: int = 100_000
     """Classes a training data set may have (labels are class indices 0..classes-1): a
     larger label, or more class folders, is refused before anything is allocated for them."""
+    text_bytes: int = 64 * 2**20
+    """Bytes a `text` data source reads, its files together (the standard library's `.py`
+    files are about 30 MiB): a larger text is refused from the files' sizes, before it is
+    read. Training keeps two bytes on the device per byte of text."""
+    text_files: int = 100_000
+    """Files a `text` data source's folder may hold, counted as the folder is walked."""
     use_folders: tuple[Path, ...] = ()
     """Folders besides the spec's own tree that `use:` may read from."""
 

@@ -386,7 +386,7 @@ def test_a_spec_data_string_is_what_the_data_option_takes(
 @pytest.mark.parametrize(("written", "message"), [
     ("digts", "`train.data`: no data kind or path named `digts` found; did you mean `digits`?"),
     ("tape:/dev/st0", "`train.data`: unknown kind `tape`; use digits, synthetic, folder:PATH, "
-                      "npz:PATH, mnist:PATH or a path"),
+                      "npz:PATH, mnist:PATH, text:PATH, text:stdlib or a path"),
     ("digits:extra", "`train.data`: `digits` takes no path, found 'digits:extra'")])
 def test_a_bad_spec_data_string_is_a_positioned_error(tmp_path: Path, written: str,
                                                       message: str) -> None:

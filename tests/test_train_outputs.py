@@ -22,6 +22,7 @@ def row(epoch: int, loss: float, acc: float | None, **changes: float) -> dict:
     """A metrics row whose floats need full precision to round-trip."""
     values = {"epoch": epoch, "lr": 1e-3 / epoch, "train_loss": loss + 1 / 3, "val_loss": loss + 0.1 + 0.2,
               "train_acc": None if acc is None else acc - 1 / 7, "val_acc": acc,
+              "train_ppl": None, "val_ppl": None,
               "images_per_s": 5120.25 * epoch, "seconds": 1.9 + 1 / 9}
     return {**values, **changes}
 

@@ -44,7 +44,7 @@ from pydantic import ValidationError
 
 from netspec.ir import Graph
 from netspec.training.config import TrainConfig
-from netspec.training.metrics import COLUMNS
+from netspec.training.metrics import ADDED, COLUMNS
 
 FORMAT = 1
 
@@ -306,6 +306,18 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def locate(path: Path) -> Path:
+    """The checkpoint `path` names: the file itself, or in a run folder `best.pt` (else
+    `last.pt`). CheckpointError when a folder holds neither."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for name in ("best.pt", "last.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"no checkpoint in {path} (best.pt or last.pt): is it a run folder?")
+
+
 def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint without running code (`weights_only=True`), once it has passed two
     checks: every record's CRC-32 (`_verify`), then every key the training loop reads, with its
@@ -550,7 +562,7 @@ def _check_history(value: Any, where: str) -> None:
         epoch = _item(row, at, "epoch")
         _expect(_is_count(epoch, 1), f"{at}.epoch", "a positive integer", epoch)
         for key in COLUMNS[1:]:
-            item = _item(row, at, key)
+            item = row.get(key) if key in ADDED else _item(row, at, key)
             _expect(item is None or _is_number(item), f"{at}.{key}", "a number or None", item)
 
 

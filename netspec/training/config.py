@@ -8,7 +8,7 @@ options are optional, exactly like layers:
     train:
       epochs: 20
       batch_size: 64
-      data: {digits: {augment: {crop: 2}}}     # or: data: digits
+      data: {digits: {augment: {crop: 2}}}     # or: data: digits, data: {text: stdlib}
       loss: {cross_entropy: {label_smoothing: 0.1}}
       optimizer: {adamw: {lr: 3e-3, weight_decay: 1e-4}}
       schedule: {onecycle: {}}                 # or: schedule: cosine
@@ -92,9 +92,12 @@ class Augment(_Strict):
     """Random horizontal flip (half of the images)."""
 
 
-class _DataOptions(_Strict):
+class _HeldOut(_Strict):
     val_split: Fraction = 0.2
     """Share of the samples held out for validation (a seeded split)."""
+
+
+class _DataOptions(_HeldOut):
     augment: Augment = Field(default_factory=Augment)
 
 
@@ -112,7 +115,7 @@ class Synthetic(_DataOptions):
     """Number of classes (default: the spec's output features)."""
 
 
-class _OnDisk(_DataOptions):
+class _Path(_Strict):
     path: str
     """Where the data is, relative to the spec's folder."""
 
@@ -120,6 +123,10 @@ class _OnDisk(_DataOptions):
     @classmethod
     def _path_only(cls, value: Any) -> Any:
         return {"path": value} if isinstance(value, str) else value
+
+
+class _OnDisk(_DataOptions, _Path):
+    pass
 
 
 class Folder(_OnDisk):
@@ -142,8 +149,24 @@ class Mnist(_OnDisk):
     gzipped); `t10k-*` files, when present, are the validation set."""
 
 
+STDLIB = "stdlib"
+"""The `text` path that names the Python standard library's own source."""
+
+
+class Text(_HeldOut, _Path):
+    """Text for a language model, as UTF-8 bytes: one token per byte, so the vocabulary is
+    256 and an ASCII character is one token (a character-level model for source code). The
+    path is a file, a folder (every file under it, hidden ones aside, in sorted order), or
+    `stdlib`: the `.py` files of this Python's standard library (site-packages excluded).
+    The spec's input is `{tokens: [T], vocab: 256}` (or a larger vocab) and its output
+    `[T, 256]`: scores for the byte after each position. Samples are the text cut into
+    windows of T + 1 bytes that do not overlap (x the first T, y the next T: x shifted by
+    one); the windows are grouped into contiguous spans and a seeded `val_split` share of
+    the spans is held out, so no byte and no stretch of text is in both splits."""
+
+
 class DataConfig(_OneOf):
-    """Where the samples come from: `digits`, `synthetic`, `folder`, `npz` or `mnist`.
+    """Where the samples come from: `digits`, `synthetic`, `folder`, `npz`, `mnist` or `text`.
     The short form is what `--data` takes (`parse_data`); validate with the context
     `{"root": FOLDER}` so that a bare path is recognised relative to the spec's folder."""
 
@@ -152,6 +175,7 @@ class DataConfig(_OneOf):
     folder: Folder | None = None
     npz: Npz | None = None
     mnist: Mnist | None = None
+    text: Text | None = None
 
     @classmethod
     def _from_text(cls, text: str, info: ValidationInfo) -> dict[str, Any]:
@@ -159,15 +183,16 @@ class DataConfig(_OneOf):
 
 
 _BUILT_IN = ("digits", "synthetic")
-_ON_DISK = ("folder", "npz", "mnist")
+_ON_DISK = ("folder", "npz", "mnist", "text")
 
 
 def parse_data(text: str, root: Path) -> dict[str, Any]:
     """`{kind: options}` for a data source written as one string, in a spec's `data:` or
-    after `--data`: `digits`, `synthetic`, `KIND:PATH` (kind folder, npz or mnist), or a
-    bare path recognised by type (a `.npz` file, a folder of IDX files: mnist, else an image
-    folder). The path is kept as written; `root`, the folder it is relative to, is read only
-    to recognise it. Raises ValueError for an unknown kind or a near-miss of one."""
+    after `--data`: `digits`, `synthetic`, `KIND:PATH` (kind folder, npz, mnist or text;
+    `text:stdlib` for the standard library), or a bare path recognised by type (a `.npz`
+    file, a `.txt` file: text, a folder of IDX files: mnist, else an image folder). The
+    path is kept as written; `root`, the folder it is relative to, is read only to
+    recognise it. Raises ValueError for an unknown kind or a near-miss of one."""
     kind, sep, path = text.partition(":")
     if not sep or len(kind) == 1:  # no kind, or a Windows drive letter
         kind, path = _guess_kind(text, root), text
@@ -177,7 +202,7 @@ def parse_data(text: str, root: Path) -> dict[str, Any]:
         return {kind: {}}
     if kind not in _ON_DISK:
         raise ValueError(f"unknown kind `{kind}`; use digits, synthetic, folder:PATH, npz:PATH, "
-                         "mnist:PATH or a path")
+                         "mnist:PATH, text:PATH, text:stdlib or a path")
     return {kind: {"path": path}}
 
 
@@ -187,6 +212,8 @@ def _guess_kind(text: str, root: Path) -> str:
     path = root / text
     if path.suffix == ".npz":
         return "npz"
+    if path.suffix == ".txt":
+        return "text"
     if path.is_dir() and any(p.name.startswith(("train-images", "train-labels"))
                              for p in path.iterdir()):
         return "mnist"
@@ -347,14 +374,16 @@ class TrainConfig(_Strict):
 def data_from_arg(text: str, base: DataConfig) -> DataConfig:
     """The data named on the command line (`--data`, see `parse_data`), paths taken from
     the current folder. `val_split` and `augment` carry over from `base`, the spec's own
-    data. Raises ValueError saying what is wrong."""
+    data, where both kinds have them. Raises ValueError saying what is wrong."""
     try:
         ((kind, options),) = parse_data(text, Path.cwd()).items()
     except ValueError as exc:
         raise ValueError(f"--data {text!r}: {exc}") from None
-    if "path" in options:
+    if "path" in options and (kind, options["path"]) != ("text", STDLIB):
         options = {"path": str(Path(options["path"]).absolute())}
-    common = {"val_split": base.options.val_split, "augment": base.options.augment.model_dump()}
+    fields = type(DataConfig.model_validate({kind: options}).options).model_fields
+    common = {key: value for key, value in base.options.model_dump().items()
+              if key in ("val_split", "augment") and key in fields}
     return DataConfig.model_validate({kind: {**common, **options}})
 
 

@@ -8,16 +8,19 @@ Sources (the `data:` kinds of the `train:` section):
                 folder holding `train/` and `val/` (each laid out so) is split already
     npz         arrays `x` (N, C, H, W) or (N, H, W) and `y` (N,) labels or (N, K) targets
     mnist       IDX files (`train-images-idx3-ubyte`, ...); `t10k-*` files are the val split
+    text        UTF-8 bytes of a file, a folder or the standard library's source, in windows
+                of T + 1 bytes for a language model (token ids, see `config.Text`)
 
 Every source becomes a training and a validation split (seeded by the run's seed, the same on
 every process, unless the source is split already). Small data is kept as one tensor per split
-on the device (uint8 for 8-bit images) and batched by indexing; image folders too large for
-memory stream from disk through a DataLoader, one decoded image per item. Either way each
-batch is normalised with the training split's per-channel mean and std on the device, then
-(training split only) augmented there. A sample's augmentation is a function of the seed, the
-epoch and the sample's index alone: each epoch draws every sample's crop offsets and flip
-from a generator seeded by (seed, epoch), and a batch takes its samples' rows. So N processes
-augment exactly as one does, however the batches are split, and a resumed epoch repeats it.
+on the device (uint8 for 8-bit images and bytes of text) and batched by indexing; image folders
+too large for memory stream from disk through a DataLoader, one decoded image per item. Either
+way each batch is normalised with the training split's per-channel mean and std on the device,
+then (training split only) augmented there; token ids are neither, only widened to int64.
+A sample's augmentation is a function of the seed, the epoch and the sample's index alone:
+each epoch draws every sample's crop offsets and flip from a generator seeded by (seed,
+epoch), and a batch takes its samples' rows. So N processes augment exactly as one does,
+however the batches are split, and a resumed epoch repeats it.
 
 Batch order follows DistributedSampler: rank r of `world` at batch size b sees its share of
 the global batches that one process at batch size b * world sees.
@@ -30,8 +33,9 @@ import gzip
 import math
 import os
 import struct
+import sysconfig
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -43,7 +47,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from netspec import limits
-from netspec.training.config import Augment, DataConfig, Synthetic
+from netspec.training.config import STDLIB, Augment, DataConfig, Synthetic, Text
 
 Split = Literal["train", "val"]
 
@@ -60,6 +64,11 @@ _CHUNK = 1024
 """Samples converted at a time when resizing or measuring (bounds the float copies)."""
 _MODES = {1: "L", 3: "RGB"}
 """Pillow mode per input channel count."""
+BYTES = 256
+"""The vocabulary of text data: a token is one byte of its UTF-8 encoding."""
+TEXT_SPANS = 100
+"""Text is split by contiguous spans: its windows are grouped into this many runs of
+consecutive windows (each its own run when there are fewer), and whole runs are held out."""
 
 
 class DataError(ValueError):
@@ -91,8 +100,9 @@ class _ImageFiles(Dataset):
 @dataclass
 class _Samples:
     """Samples of a source or a split: `x` a (N, C, H, W) tensor (uint8 for 8-bit images,
-    else float32; synthetic samples have the input's shape, whatever its rank) or image files
-    read on demand; `y` (N,) int64 class indices or (N, K) float32 targets."""
+    else float32; synthetic samples have the input's shape, whatever its rank), image files
+    read on demand, or (N, T) uint8 token ids (bytes of text); `y` (N,) int64 class indices,
+    (N, K) float32 targets, or (N, T) uint8 next-token ids."""
 
     x: torch.Tensor | _ImageFiles
     y: torch.Tensor
@@ -132,7 +142,7 @@ class _Source:
 class Data:
     """A source split for training: class names, split sizes and the training split's
     per-channel mean and std (in the scale the model sees before normalisation: [0, 1] for
-    8-bit images)."""
+    8-bit images; empty for token ids, which are not normalised)."""
 
     classes: list[str]
     """Class names in label order; [] when the targets are float vectors."""
@@ -147,30 +157,37 @@ class Data:
     notes: list[str] = field(default_factory=list)
     """What the data was converted to fit the input (RGB images to grayscale, ...), to show
     as warnings."""
+    vocab: int | None = None
+    """For token ids (text): how many ids there are (256, the byte values); else None."""
 
     def loader(self, split: Split, batch_size: int, device: torch.device, rank: int = 0,
                world: int = 1) -> Loader:
         """Batches of `split` for process `rank` of `world`, `batch_size` samples per batch
         on this process; "train" is shuffled (and augmented when configured), "val" is not."""
         train = split == "train"
-        augment = self._augment if train else Augment()
-        shape = (len(self.mean),) + (1,) * (_sample_rank(self._splits[split]) - 1)
-        transform = _Transform(torch.tensor(self.mean, device=device).view(shape),
-                               torch.tensor(self.std, device=device).view(shape),
-                               augment.crop, augment.flip, self._seed)
+        transform = _TokenIds() if self.vocab else self._transform(split, device)
         return Loader(self._splits[split].to(device), batch_size, device, rank, world,
                       shuffle=train, seed=self._seed, transform=transform, workers=self._workers)
 
     def targets(self, split: Split) -> torch.Tensor:
-        """Every label of `split` in stored order, on the CPU: (N,) int64 or (N, K) float32."""
+        """Every label of `split` in stored order, on the CPU: (N,) int64, (N, K) float32, or
+        (N, T) uint8 next-token ids."""
         return self._splits[split].y
+
+    def _transform(self, split: Split, device: torch.device) -> _Transform:
+        """Normalisation with the training split's statistics, and augmentation for "train"."""
+        augment = self._augment if split == "train" else Augment()
+        shape = (len(self.mean),) + (1,) * (_sample_rank(self._splits[split]) - 1)
+        return _Transform(torch.tensor(self.mean, device=device).view(shape),
+                          torch.tensor(self.std, device=device).view(shape),
+                          augment.crop, augment.flip, self._seed)
 
 
 class Loader:
     """One process's batches of one split, epoch after epoch (one epoch at a time)."""
 
     def __init__(self, samples: _Samples, batch_size: int, device: torch.device, rank: int,
-                 world: int, *, shuffle: bool, seed: int, transform: _Transform,
+                 world: int, *, shuffle: bool, seed: int, transform: _Transform | _TokenIds,
                  workers: int) -> None:
         if batch_size < 1 or not 0 <= rank < world:
             raise ValueError(f"bad loader: batch size {batch_size}, rank {rank} of {world}")
@@ -187,12 +204,15 @@ class Loader:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches (x, y) of `epoch` from batch `start` on (the earlier ones are skipped
         without reading them, as a resumed epoch needs). x: (B, C, H, W) float32 on the
-        device, normalised (and augmented); y: (B,) int64 or (B, K) float32 on the device."""
+        device, normalised (and augmented), or (B, T) int64 token ids; y: (B,) int64, (B, K)
+        float32 or (B, T) int64 on the device."""
         order = self._order(epoch)[start * self.batch_size:]
         index = order.to(self.device).split(self.batch_size)
         draws = self._transform.draws(epoch, len(self._samples), self.device)
         for i, x in zip(index, self._rows(order.split(self.batch_size), index), strict=True):
-            yield self._transform(x, None if draws is None else draws[i]), self._samples.y[i]
+            y = self._samples.y[i]
+            yield (self._transform(x, None if draws is None else draws[i]),
+                   y.long() if y.dtype == torch.uint8 else y)
 
     def close(self) -> None:
         """Stop a streaming loader's worker processes now (the next epoch starts new ones).
@@ -264,16 +284,35 @@ class _Transform:
         return x if draws is None else _augment(x, self.crop, self.flip, draws)
 
 
+class _TokenIds:
+    """What happens to a batch of token ids on the device: widened to int64 (the index type
+    of an embedding), never normalised nor augmented."""
+
+    def draws(self, epoch: int, n: int, device: torch.device) -> None:
+        return None
+
+    def __call__(self, x: torch.Tensor, draws: None) -> torch.Tensor:
+        """x: (B, T) uint8 ids -> (B, T) int64."""
+        return x.long()
+
+
 def load_data(config: DataConfig, input_shape: tuple[int, ...], *, seed: int, root: Path,
-              classes: int | None = None) -> Data:
+              classes: int | None = None, vocab: int | None = None) -> Data:
     """Read the configured source for a network whose samples have `input_shape` ((C, H, W)
-    for every source but synthetic), split it with `seed` and measure the training split.
-    `root` is the spec's folder (paths are relative to it); `classes` is the network's class
-    count (its output features when they are class scores): synthetic's default. Labels are
-    bounded by the limit `classes` (see `netspec.limits`), checked on the labels as read,
-    before anything is allocated for the classes; whether they fit the network's output is
-    the task's to say (`netspec.training.task`). Raises DataError for any bad input."""
+    for every source but synthetic and text; (T,) token ids for text), split it with `seed`
+    and measure the training split. `root` is the spec's folder (paths are relative to it);
+    `classes` is the network's class count (its output features when they are class scores):
+    synthetic's default; `vocab` is the vocabulary of an input of token ids, None for float
+    values. Labels are bounded by the limit `classes` (see `netspec.limits`), checked on the
+    labels as read, before anything is allocated for the classes; whether they fit the
+    network's output is the task's to say (`netspec.training.task`). Raises DataError for
+    any bad input."""
     options, shape = config.options, tuple(input_shape)
+    if isinstance(options, Text):
+        return _text(options, shape, vocab, seed, root)
+    if vocab is not None:
+        raise DataError(f"the spec's input holds token ids (vocab {vocab}): they are read from "
+                        f"`text` data, not from {config.kind}")
     if (options.augment.crop or options.augment.flip) and len(shape) != 3:
         raise DataError(f"augment needs image inputs (C, H, W); the spec's input is {shape}")
     source = _read(config, shape, seed, root, classes)
@@ -555,6 +594,98 @@ def _read_idx(path: Path) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="))
 
 
+# -- text -------------------------------------------------------------------------------------
+
+def _text(options: Text, shape: tuple[int, ...], vocab: int | None, seed: int, root: Path) -> Data:
+    """The text's bytes in windows of T + 1 for an input of T token ids, split by spans."""
+    length = token_length(shape, vocab)
+    text, what = _read_text(options.path, root)
+    train, val = _split(_windows(text, length, what), options.val_split, seed, what, TEXT_SPANS)
+    return Data([], len(train), len(val), [], [], _splits={"train": train, "val": val},
+                _augment=Augment(), _seed=seed, _workers=0, vocab=BYTES)
+
+
+def token_length(shape: tuple[int, ...], vocab: int | None) -> int:
+    """T, once an input of per-sample `shape` is T token ids whose vocabulary (`vocab`; None
+    for float values) holds every byte; DataError saying what to declare instead."""
+    want = f"`input: {{tokens: [T], vocab: {BYTES}}}`"
+    if vocab is None:
+        raise DataError(f"text data gives token ids (bytes); the spec's input holds float values "
+                        f"{list(shape)}: declare it as {want}")
+    if len(shape) != 1:
+        raise DataError(f"text data gives a window of T token ids per sample; the spec's input is "
+                        f"tokens {list(shape)}: declare it as {want}")
+    if vocab < BYTES:
+        raise DataError(f"text data is UTF-8 bytes (ids 0..{BYTES - 1}); the spec's input has "
+                        f"vocab {vocab}: declare it as {want}")
+    return shape[0]
+
+
+def _read_text(path: str, root: Path) -> tuple[bytes, str]:
+    """The bytes of `path` (a file, every file under a folder, or `stdlib`: the standard
+    library's `.py` files, site-packages aside), files joined in sorted order, and the
+    source's name for messages."""
+    if path == STDLIB:
+        folder = Path(sysconfig.get_paths()["stdlib"])
+        skip = {"site-packages", "dist-packages"}
+        files = _files_under(folder, lambda top, name: not skip & set(top.parts)
+                             and name.endswith(".py"))
+        what = f"the standard library's source ({folder})"
+    else:
+        full = _on_disk(root, path, "text")
+        files = _files_under(full, lambda top, name: True) if full.is_dir() else [full]
+        what = f"text {full}"
+    return _read_bytes(files, what), what
+
+
+def _files_under(folder: Path, keep: Callable[[Path, str], bool]) -> list[Path]:
+    """The files under `folder` that `keep(folder it is in, name)` accepts, in sorted order,
+    hidden ones (a name starting with `.`, or in such a folder) aside. Refused past the limit
+    `text_files`, counted as the folder is walked."""
+    most, found = limits.current().text_files, []
+    for top, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        found += [Path(top, name) for name in names
+                  if not name.startswith(".") and keep(Path(top), name)]
+        if len(found) > most:
+            raise DataError(f"text {folder} holds more than {most:,} files, the limit "
+                            f"`text_files`; {limits.raise_hint('text_files')}")
+    return sorted(found)
+
+
+def _read_bytes(files: list[Path], what: str) -> bytes:
+    """The files' bytes, one after the other; never more than the limit `text_bytes` plus one
+    is read (a file that grows while it is read, or a device, cannot make it more)."""
+    most, text = limits.current().text_bytes, bytearray()
+    for file in files:
+        if not file.is_file():
+            raise DataError(f"{what}: {file} is not a regular file")
+        try:
+            with file.open("rb") as stream:
+                text += stream.read(most + 1 - len(text))
+        except OSError as exc:
+            raise DataError(f"cannot read {file}: {exc.strerror or exc}") from None
+        if len(text) > most:
+            raise DataError(f"{what} has more than {most:,} bytes, the limit `text_bytes`; "
+                            f"{limits.raise_hint('text_bytes')}")
+    return bytes(text)
+
+
+def _windows(text: bytes, length: int, what: str) -> _Samples:
+    """The text cut into windows of `length` + 1 bytes that do not overlap (the bytes left
+    after the last whole window are dropped): x the first `length` of each, y the last
+    `length` (y[:, t] == x[:, t + 1]), (N, length) uint8 views of one tensor."""
+    size = length + 1
+    if not text:
+        raise DataError(f"{what} is empty")
+    count = len(text) // size
+    if not count:
+        raise DataError(f"{what} has {len(text)} bytes, too few for one window of {size} (the "
+                        f"input's {length} tokens and the byte after them)")
+    windows = torch.frombuffer(bytearray(text[:count * size]), dtype=torch.uint8).view(count, size)
+    return _Samples(windows[:, :-1], windows[:, 1:])
+
+
 # -- checks and shapes -------------------------------------------------------------------------
 
 def _on_disk(root: Path, path: str, kind: str) -> Path:
@@ -599,17 +730,28 @@ def _sample_rank(samples: _Samples) -> int:
     return 3 if isinstance(samples.x, _ImageFiles) else samples.x.dim() - 1
 
 
-def _split(samples: _Samples, share: float, seed: int, what: str) -> tuple[_Samples, _Samples]:
-    """A seeded split: `share` of the samples (rounded) for validation, each side in stored order."""
+def _split(samples: _Samples, share: float, seed: int, what: str,
+           spans: int | None = None) -> tuple[_Samples, _Samples]:
+    """A seeded split: `share` of the samples (rounded) for validation, each side in stored
+    order. With `spans`, the samples are first grouped into that many runs of consecutive
+    samples (sizes differing by one at most; one sample each when there are fewer), and
+    `share` of the runs is held out whole."""
     n = len(samples)
     if not n:
         raise DataError(f"{what} has no samples")
-    n_val = round(n * share)
-    if n_val in (0, n):
+    groups = min(n, spans or n)
+    n_val = round(groups * share)
+    if n_val in (0, groups):
         side = "validation" if n_val == 0 else "training"
-        raise DataError(f"val_split {share} of the {n} samples of {what} leaves no {side} samples")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return samples.take(order[n_val:].sort().values), samples.take(order[:n_val].sort().values)
+        unit = "spans" if spans else "samples"
+        raise DataError(f"val_split {share} of the {groups} {unit} of {what} leaves no {side} samples")
+    order = torch.randperm(groups, generator=torch.Generator().manual_seed(seed))
+    held = torch.zeros(groups, dtype=torch.bool)
+    held[order[:n_val]] = True
+    sizes = torch.full((groups,), n // groups)
+    sizes[:n % groups] += 1  # as torch.tensor_split sizes them
+    held = held.repeat_interleave(sizes)
+    return samples.take((~held).nonzero()[:, 0]), samples.take(held.nonzero()[:, 0])
 
 
 def _streams(stream: bool | None, *splits: _Samples) -> bool:

@@ -37,7 +37,7 @@ from netspec.training.config import TrainConfig, data_root
 from netspec.training.data import Data, DataError, load_data
 from netspec.training.devices import Precision, pick_device, tune
 from netspec.training.distributed import World, join
-from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line
+from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line, perplexity
 from netspec.training.optim import (
     apply_changed_options,
     load_schedule,
@@ -262,14 +262,13 @@ class Trainer:
         if config.batch_size % self.world.size:
             raise TrainError(f"batch size {config.batch_size} does not split over "
                              f"{self.world.size} processes; use a multiple of {self.world.size}")
-        self.channels_last = tune(self.device)
-
-        (_, shape), = self._single(report.inputs, "input").items()
+        (name, shape), = self._single(report.inputs, "input").items()
         (output, out_shape), = self._single(report.outputs, "output").items()
-        self.data = self._load_data(shape, out_shape)
+        self.channels_last = tune(self.device) and len(shape) == 3  # NHWC is for images
+        self.data = self._load_data(shape, out_shape, report.token_inputs.get(name))
         try:
             self.task = make_task(config.loss, output, out_shape, self.data.targets("train"),
-                                  self.data.classes)
+                                  self.data.classes, self.data.vocab)
         except TaskError as exc:
             raise TrainError(str(exc)) from None
         self.warnings = [*self.data.notes, *self.task.notes]
@@ -311,11 +310,12 @@ class Trainer:
                              f"{len(tensors)}: {', '.join(tensors)}")
         return tensors
 
-    def _load_data(self, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Data:
+    def _load_data(self, shape: tuple[int, ...], out_shape: tuple[int, ...],
+                   vocab: int | None) -> Data:
         root = data_root(self.spec._source.file if self.spec._source else "<dict>")
         try:
             return load_data(self.config.data, tuple(shape), seed=self.config.seed, root=root,
-                             classes=out_shape[0] if len(out_shape) == 1 else None)
+                             classes=out_shape[0] if len(out_shape) == 1 else None, vocab=vocab)
         except DataError as exc:
             raise TrainError(str(exc)) from None
 
@@ -447,10 +447,13 @@ class Trainer:
         return True
 
     def _stats(self, loss: float, correct: float, samples: int, units: int) -> dict[str, float]:
-        """Mean loss and, where it means something, accuracy, from running sums."""
+        """Mean loss and, where they mean something, accuracy and perplexity, from running
+        sums."""
         stats = {"loss": loss / max(samples, 1)}
         if self.task.has_accuracy:
             stats["acc"] = correct / max(units, 1)
+        if self.task.language_model:
+            stats["ppl"] = perplexity(stats["loss"])
         return stats
 
     def _check_finite(self, bad_step: int | None, epoch: int) -> None:
@@ -473,6 +476,7 @@ class Trainer:
         row = {"epoch": pos.epoch, "lr": self.schedule.get_last_lr()[0],
                "train_loss": train["loss"], "train_acc": train.get("acc"),
                "val_loss": val["loss"], "val_acc": val.get("acc"),
+               "train_ppl": train.get("ppl"), "val_ppl": val.get("ppl"),
                "images_per_s": images / seconds if seconds else 0.0, "seconds": seconds}
         pos.history.append(row)
         metric = self.task.best_metric

@@ -7,7 +7,9 @@ the record must be whole. TensorBoard is optional: its failure is one warning on
 the run goes on.
 
 An epoch's metrics are a row: a dict with the keys of COLUMNS. The accuracies are fractions
-in 0..1, or None for regression losses.
+in 0..1, or None for regression losses. The perplexities, exp(mean loss) (`perplexity`), are
+those of a language model, None for other tasks; with `label_smoothing` the loss, and so the
+perplexity, includes the smoothing term.
 """
 
 from __future__ import annotations
@@ -25,19 +27,32 @@ from typing import IO, Any
 
 from netspec.errors import TrainError
 
-COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "train_acc", "val_acc", "images_per_s", "seconds")
+COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "train_acc", "val_acc", "train_ppl", "val_ppl",
+           "images_per_s", "seconds")
+ADDED = frozenset({"train_ppl", "val_ppl"})
+"""Columns added after checkpoints were first written: a row of an older run lacks them (None)."""
 
 SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "accuracy/train": "train_acc",
-           "accuracy/val": "val_acc", "lr": "lr", "images_per_s": "images_per_s"}
+           "accuracy/val": "val_acc", "perplexity/train": "train_ppl", "perplexity/val": "val_ppl",
+           "lr": "lr", "images_per_s": "images_per_s"}
+
+
+def perplexity(loss: float) -> float:
+    """exp(`loss`), a mean cross-entropy in nats; inf past what a float holds."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     """The row's COLUMNS in order, as plain Python numbers (`epoch` an int, the rest floats or
     None), so numpy and tensor scalars serialise. Other keys are dropped; a missing one raises
-    KeyError."""
+    KeyError, but for the ADDED columns (None)."""
     out: dict[str, Any] = {"epoch": int(row["epoch"])}
     for key in COLUMNS[1:]:
-        out[key] = None if row[key] is None else float(row[key])
+        value = row.get(key) if key in ADDED else row[key]
+        out[key] = None if value is None else float(value)
     return out
 
 
@@ -215,9 +230,10 @@ def _fixed(value: float, width: int, decimals: int) -> str:
     return str(value).rjust(width)
 
 
-def _split(name: str, loss: float, acc: float | None) -> str:
+def _split(name: str, loss: float, acc: float | None, ppl: float | None) -> str:
     text = f"{name} loss {_fixed(loss, 6, 4)}"
-    return text if acc is None else f"{text} acc {_fixed(100 * acc, 5, 2)}%"
+    text = text if acc is None else f"{text} acc {_fixed(100 * acc, 5, 2)}%"
+    return text if ppl is None else f"{text} ppl {_fixed(ppl, 6, 2)}"
 
 
 def epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
@@ -226,13 +242,13 @@ def epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
 
         epoch  3/20  train loss 0.1234 acc 96.52%  val loss 0.0987 acc 97.22%    5,120 img/s  ...
 
-    The `acc` parts are left out when the accuracy is None; `*best` ends the line of a new
-    best epoch."""
+    The `acc` parts are left out when the accuracy is None, the `ppl` parts (perplexity)
+    when it is None; `*best` ends the line of a new best epoch."""
     row = _clean(row)
     parts = [
         f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}",
-        _split("train", row["train_loss"], row["train_acc"]),
-        _split("val", row["val_loss"], row["val_acc"]),
+        _split("train", row["train_loss"], row["train_acc"], row["train_ppl"]),
+        _split("val", row["val_loss"], row["val_acc"], row["val_ppl"]),
         f"{row['images_per_s']:>7,.0f} img/s",
         f"{_fixed(row['seconds'], 5, 1)} s",
         f"lr {row['lr']:.2e}",
