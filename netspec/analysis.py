@@ -14,6 +14,7 @@ from netspec import limits
 from netspec.errors import Diagnostic, Where
 from netspec.ir import Graph, Node
 from netspec.ops import RF, Cost, Input, Op, ShapeError, Tensor
+from netspec.ops.base import ids_out
 from netspec.report import LayerReport, Report
 from netspec.shapes import Shape
 
@@ -30,6 +31,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     largest = limits.current().tensor_elements
     shapes: dict[str, Shape] = {}
     fields: dict[str, RF | None] = {}
+    vocabs: dict[str, int | None] = {}
     rows: list[LayerReport] = []
     errors: list[Diagnostic] = []
     said: set[tuple[Where, str]] = set()
@@ -45,11 +47,11 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
         if op is None or any(i not in shapes for i in node.inputs):
             continue
         if isinstance(op, Input):
-            op = Input(shape=tuple(overrides.get(node.name, op.shape)))
-        tensors = [Tensor(shapes[i], i, i in graph.inputs, fields[i] is not None)
+            op = op.model_copy(update={"shape": tuple(overrides.get(node.name, op.shape))})
+        tensors = [Tensor(shapes[i], i, i in graph.inputs, fields[i] is not None, vocabs[i])
                    for i in node.inputs]
         try:
-            y = output_shape(node, op, tensors)
+            y, vocabs[node.name] = output_of(node, op, tensors)
         except ShapeError as exc:
             error = Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
                                exc.hint, code="shape")
@@ -108,9 +110,10 @@ def _via(graph: Graph, node: Node) -> str:
     return f" (in `{group.name}`, called at line {where.line})"
 
 
-def output_shape(node: Node, op: Op, tensors: list[Tensor]) -> Shape:
-    """The shape `op` (node's op, or its input with overridden shape) gives `tensors`: its
-    input count checked, every dimension at least 1. ShapeError when it does not work out.
+def output_of(node: Node, op: Op, tensors: list[Tensor]) -> tuple[Shape, int | None]:
+    """The shape `op` (node's op, or its input with overridden shape) gives `tensors`, and
+    its vocabulary when it holds token ids: its input count checked, every dimension at
+    least 1, ids taken only by ops that take them. ShapeError when it does not work out.
 
     The one shape rule of the analysis, also used while blocks expand (their parameters
     may read their inputs' shapes)."""
@@ -122,10 +125,11 @@ def output_shape(node: Node, op: Op, tensors: list[Tensor]) -> Shape:
     if high is not None and n > high:
         raise ShapeError(f"{node.kind} takes at most {high} input{'s' if high > 1 else ''}, "
                          f"found {n}", hint="merge them first with `add` or `concat`")
+    vocab = op.vocab if isinstance(op, Input) else ids_out(op, tensors)
     y = op.infer(tensors)
     if not y or min(y) < 1:
         raise ShapeError(f"the output shape {list(y)} has a dimension below 1")
-    return y
+    return y, vocab
 
 
 def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
@@ -136,6 +140,7 @@ def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
         inputs=list(node.inputs), shape=shape,
         params=cost.params, trainable=0 if node.frozen else cost.params, buffers=cost.buffers,
         macs=cost.macs, bias_adds=cost.bias_adds, rf=_rf_json(rf), node=node,
+        attention_macs=cost.attention_macs, scores=cost.scores,
     )
 
 

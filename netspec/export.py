@@ -93,12 +93,16 @@ def require(*modules: str, purpose: str) -> None:
 
 def example_inputs(spec: Spec, inputs: Mapping[str, Shape] | Shape | None = None,
                    batch: int = EXAMPLE_BATCH) -> tuple[Any, ...]:
-    """One random `(batch, *shape)` tensor per spec input, in the order `forward` takes them."""
+    """One random `(batch, *shape)` tensor per spec input, in the order `forward` takes them:
+    floats, or int64 ids below the vocabulary for inputs of token ids."""
     import torch
 
-    shapes = check(spec, inputs).inputs
+    report = check(spec, inputs)
+    vocabs = report.token_inputs
     generator = torch.Generator().manual_seed(0)
-    return tuple(torch.randn(batch, *shapes[name], generator=generator)
+    return tuple(torch.randn(batch, *report.inputs[name], generator=generator)
+                 if name not in vocabs else
+                 torch.randint(0, vocabs[name], (batch, *report.inputs[name]), generator=generator)
                  for name in spec._graph.inputs)
 
 

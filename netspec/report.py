@@ -14,6 +14,7 @@ from netspec.ir import Graph, Node
 from netspec.shapes import Shape
 
 BYTES_PER_ELEMENT = 4  # float32
+ID_BYTES = 8  # int64 token ids
 
 
 @dataclass(slots=True)
@@ -32,6 +33,10 @@ class LayerReport:
     bias_adds: int
     rf: dict[str, list[int | float]] | None
     node: Node
+    attention_macs: int = 0
+    """The share of `macs` in attention's products (scores, weights times values)."""
+    scores: int = 0
+    """Elements of the attention scores per sample (heads x T x S)."""
     """The IR node: its op gives the label, its locator the YAML line, when asked for."""
 
     @property
@@ -46,7 +51,9 @@ class LayerReport:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "torch": self.torch, "inputs": self.inputs,
                 "shape": list(self.shape), "params": self.params, "buffers": self.buffers,
-                "macs": self.macs, "rf": self.rf, "label": self.label, "line": self.where.line}
+                "macs": self.macs, "attention_macs": self.attention_macs,
+                "scores": self.scores, "rf": self.rf, "label": self.label,
+                "line": self.where.line}
 
 
 @dataclass(slots=True)
@@ -100,6 +107,12 @@ class Report:
     warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
+    def token_inputs(self) -> dict[str, int]:
+        """The inputs of token ids, each with its vocabulary size."""
+        ops = {n: self.graph.nodes[n].op for n in self.inputs}
+        return {n: op.vocab for n, op in ops.items() if getattr(op, "vocab", None)}
+
+    @property
     def params(self) -> int:
         return sum(r.params for r in self.layers)
 
@@ -114,6 +127,18 @@ class Report:
     @property
     def macs(self) -> int:
         return sum(r.macs for r in self.layers)
+
+    @property
+    def attention_macs(self) -> int:
+        """The MACs of attention's products (Q K^T, weights times V), part of `macs`."""
+        return sum(r.attention_macs for r in self.layers)
+
+    @property
+    def score_bytes(self) -> int:
+        """Memory of every attention layer's scores for one sample, in float32: what
+        training keeps for the backward pass besides the activations (a fused kernel,
+        flash attention, keeps none)."""
+        return BYTES_PER_ELEMENT * sum(r.scores for r in self.layers)
 
     @property
     def macs_with_bias(self) -> int:
@@ -133,8 +158,9 @@ class Report:
     @property
     def activation_bytes(self) -> int:
         """Memory of every tensor of one sample's forward pass (inputs and outputs of all
-        layers) in float32: an upper bound on what inference keeps alive."""
-        elements = sum(math.prod(s) for s in self.inputs.values())
+        layers) in float32, token ids in int64: an upper bound on what inference keeps alive."""
+        elements = sum(math.prod(s) * (ID_BYTES // BYTES_PER_ELEMENT if n in self.token_inputs
+                                       else 1) for n, s in self.inputs.items())
         return BYTES_PER_ELEMENT * (elements + sum(math.prod(r.shape) for r in self.layers))
 
     def layer(self, name: str) -> LayerReport:
@@ -163,12 +189,15 @@ class Report:
             "name": self.name,
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "token_inputs": self.token_inputs,
             "params": self.params,
             "trainable_params": self.trainable_params,
             "buffers": self.buffers,
             "macs": self.macs,
             "flops": self.flops,
             "macs_with_bias": self.macs_with_bias,
+            "attention_macs": self.attention_macs,
+            "score_bytes": self.score_bytes,
             "param_bytes": self.param_bytes,
             "activation_bytes": self.activation_bytes,
             "layers": [r.to_dict() for r in self.layers],
@@ -261,8 +290,8 @@ def render_table(report: Report, depth: int | None = None) -> str:
     """The inputs, the rows of `report.rows(depth)`, the totals."""
     header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)")
     rows: list[tuple[str, ...]] = [
-        (name, "input", "", "", _dims(shape), "", "", _rf(None)) for name, shape in
-        report.inputs.items()]
+        (name, "tokens" if name in report.token_inputs else "input", "", "", _dims(shape), "",
+         "", _rf(None)) for name, shape in report.inputs.items()]
     previous = next(iter(report.inputs), None)
     for r in report.rows(depth):
         source = "" if r.inputs == [previous] else ", ".join(_relative(i, r.name) for i in r.inputs)
@@ -298,6 +327,11 @@ def _totals(report: Report) -> list[str]:
         ("memory", human_bytes(report.param_bytes), "params + buffers",
          f"activations {human_bytes(report.activation_bytes)} per sample"),
     ]
+    if report.attention_macs:
+        share = report.attention_macs / report.macs
+        totals.insert(3, ("attention", f"{report.attention_macs:,}",
+                          human(report.attention_macs), f"{share:.1%} of MACs; scores "
+                          f"{human_bytes(report.score_bytes)} per sample"))
     tw = [max(len(t[i]) for t in totals) for i in range(4)]
     return [f"{a.ljust(tw[0])}  {b.rjust(tw[1])}  {c.ljust(tw[2])}  {d}".rstrip()
             for a, b, c, d in totals]

@@ -42,9 +42,9 @@ Builder = Callable[[dict[str, Any], tuple[Shape, ...]], nn.Module]
 BATCH = 2
 INPUT_NAMES = ("a", "b", "c", "d")
 MAC_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                     "conv_transpose3d", "linear", "matmul"})
+                     "conv_transpose3d", "linear", "matmul", "multihead_attention"})
 """Ops whose MACs torch's flop counter sees (DESIGN.md: only these count MACs)."""
-TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError)
+TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError, AssertionError)
 
 
 class NetspecDisagrees(AssertionError):
@@ -62,6 +62,8 @@ class OpCase:
     params: int = 0
     buffers: int = 0
     macs: int = 0
+    vocab: int | None = None
+    """When set, every input holds token ids below it (`{tokens: shape, vocab: vocab}`)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class ErrorCase:
     inputs: tuple[Shape, ...]
     message: str
     torch_says: str | None = None
+    vocab: int | None = None
 
 
 class Measured(NamedTuple):
@@ -108,17 +111,19 @@ def bug(reason: str) -> pytest.MarkDecorator:
 
 
 def row(op: str, args: Args, x: Sequence[Any], shape: Sequence[int], params: int = 0,
-        buffers: int = 0, macs: int = 0, *, bug_reason: str | None = None) -> ParameterSet:
-    """A table row as a pytest param; `x` is one shape, or a list of shapes for merges."""
-    case = OpCase(op, dict(args), _shapes(x), tuple(shape), params, buffers, macs)
+        buffers: int = 0, macs: int = 0, *, vocab: int | None = None,
+        bug_reason: str | None = None) -> ParameterSet:
+    """A table row as a pytest param; `x` is one shape, or a list of shapes for merges;
+    with `vocab`, inputs of token ids."""
+    case = OpCase(op, dict(args), _shapes(x), tuple(shape), params, buffers, macs, vocab)
     return pytest.param(case, id=_case_id(op, args, case.inputs),
                         marks=[bug(bug_reason)] if bug_reason else [])
 
 
 def refused(op: str, args: Args, x: Sequence[Any], message: str, torch_says: str | None = None,
-            *, bug_reason: str | None = None) -> ParameterSet:
+            *, vocab: int | None = None, bug_reason: str | None = None) -> ParameterSet:
     """An error-table row as a pytest param (see ErrorCase)."""
-    case = ErrorCase(op, dict(args), _shapes(x), message, torch_says)
+    case = ErrorCase(op, dict(args), _shapes(x), message, torch_says, vocab)
     return pytest.param(case, id=_case_id(op, args, case.inputs),
                         marks=[bug(bug_reason)] if bug_reason else [])
 
@@ -138,18 +143,22 @@ def _case_id(op: str, args: Args, inputs: tuple[Shape, ...]) -> str:
 # -- netspec side ----------------------------------------------------------------------
 
 
-def spec_for(op: str, args: Args, inputs: Sequence[Shape]) -> dict[str, Any]:
-    """A one-layer spec: `input:` for one input, `inputs:` and `from:` for several."""
+def spec_for(op: str, args: Args, inputs: Sequence[Shape], vocab: int | None = None
+             ) -> dict[str, Any]:
+    """A one-layer spec: `input:` for one input, `inputs:` and `from:` for several; with
+    `vocab`, inputs of token ids."""
     layer: dict[str, Any] = {op: dict(args)}
+    declared = [list(s) if vocab is None else {"tokens": list(s), "vocab": vocab} for s in inputs]
     if len(inputs) == 1:
-        return {"name": "t", "input": list(inputs[0]), "layers": [layer]}
+        return {"name": "t", "input": declared[0], "layers": [layer]}
     names = list(INPUT_NAMES[:len(inputs)])
-    return {"name": "t", "inputs": {n: list(s) for n, s in zip(names, inputs, strict=True)},
+    return {"name": "t", "inputs": dict(zip(names, declared, strict=True)),
             "layers": [{**layer, "from": names}]}
 
 
-def netspec_report(op: str, args: Args, inputs: Sequence[Shape]) -> Reported:
-    report = netspec.check(netspec.load(spec_for(op, args, inputs)))
+def netspec_report(op: str, args: Args, inputs: Sequence[Shape], vocab: int | None = None
+                   ) -> Reported:
+    report = netspec.check(netspec.load(spec_for(op, args, inputs, vocab)))
     row = report.layers[-1]
     return Reported(tuple(row.shape), row.params, row.buffers, row.macs, report.macs_with_bias)
 
@@ -157,7 +166,8 @@ def netspec_report(op: str, args: Args, inputs: Sequence[Shape]) -> Reported:
 def netspec_error(case: ErrorCase) -> str:
     """The first error netspec reports for the case; NetspecDisagrees when it accepts it."""
     try:
-        report = netspec.check(netspec.load(spec_for(case.op, case.args, case.inputs)))
+        report = netspec.check(netspec.load(spec_for(case.op, case.args, case.inputs,
+                                                     case.vocab)))
     except netspec.SpecError as exc:
         return exc.errors[0].message
     raise NetspecDisagrees(f"netspec accepts it (gives {list(report.layers[-1].shape)}); "
@@ -259,14 +269,75 @@ def _gate(t: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
 
 
 class Functional(nn.Module):
-    """A torch function as a module, for the ops that compile to functions."""
+    """A torch function as a module, for the ops that compile to functions; `modules` are
+    the modules it calls (so their parameters count)."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor]):
+    def __init__(self, fn: Callable[..., torch.Tensor], modules: Sequence[nn.Module] = ()):
         super().__init__()
         self.fn = fn
+        self.parts = nn.ModuleList(modules)
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         return self.fn(*xs)
+
+
+class WrittenOutAttention(nn.Module):
+    """Multi-head attention written out from its definition (Vaswani et al. 2017), with the
+    variants as their papers define them: separate q, k, v projections; each of the
+    `kv_heads` key/value heads serving heads / kv_heads consecutive query heads (grouped-
+    query attention, Ainslie et al. 2023); rotary embeddings turning feature pairs
+    (i, i + d/2) at position p by p * base^(-2i/d) as complex rotations (Su et al. 2021);
+    a causal mask; then softmax(q k^T / sqrt(d)) v and the output projection."""
+
+    def __init__(self, a: Mapping[str, Any], x: tuple[Shape, ...]):
+        super().__init__()
+        features, context = x[0][-1], x[-1][-1]
+        self.heads = a["heads"]
+        self.dim = a.get("head_dim", features // self.heads)
+        self.groups = a.get("kv_heads", self.heads)
+        self.causal, self.rotary = a.get("causal", False), a.get("rotary", False)
+        self.base = a.get("rotary_base", 10000.0)
+        bias = a.get("bias", True)
+        self.q = nn.Linear(features, self.heads * self.dim, bias=bias)
+        self.k = nn.Linear(context, self.groups * self.dim, bias=bias)
+        self.v = nn.Linear(context, self.groups * self.dim, bias=bias)
+        self.o = nn.Linear(self.heads * self.dim, a.get("out", features), bias=bias)
+
+    def heads_of(self, t: torch.Tensor, heads: int) -> torch.Tensor:
+        return t.unflatten(-1, (heads, self.dim)).transpose(-3, -2)  # [..., heads, T, d]
+
+    def rotate(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        turns = torch.polar(torch.ones(t.shape[-2], half), torch.arange(t.shape[-2])[:, None]
+                            * self.base ** (-2 * torch.arange(half) / self.dim))
+        turned = torch.complex(t[..., :half], t[..., half:]) * turns
+        return torch.cat([turned.real, turned.imag], dim=-1)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        c = x if context is None else context
+        q = self.heads_of(self.q(x), self.heads)
+        k, v = (self.heads_of(p(c), self.groups).repeat_interleave(self.heads // self.groups, -3)
+                for p in (self.k, self.v))
+        if self.rotary:
+            q, k = self.rotate(q), self.rotate(k)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dim)
+        if self.causal:
+            later = torch.ones(scores.shape[-2:], dtype=torch.bool).triu(1)
+            scores = scores.masked_fill(later, float("-inf"))
+        y = scores.softmax(-1) @ v
+        return self.o(y.transpose(-3, -2).flatten(-2))
+
+
+def _attention(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
+    """torch's own nn.MultiheadAttention where it has the variant (heads of D / heads
+    features, output D, its default need_weights path counted by the flop counter);
+    written out otherwise."""
+    if set(a) - {"heads", "bias", "dropout"} or len(x[0]) != 2:
+        return WrittenOutAttention(a, x)
+    mha = nn.MultiheadAttention(x[0][-1], a["heads"], bias=a.get("bias", True),
+                                kdim=x[-1][-1], vdim=x[-1][-1], batch_first=True)
+    return Functional(lambda q, *kv: mha(q, kv[0] if kv else q, kv[0] if kv else q)[0],
+                      modules=[mha])
 
 
 def _upsample(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
@@ -380,6 +451,9 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "split": lambda a, x: Functional(lambda t: t.split(a["sizes"], a.get("dim", 1))[
         a.get("index", 0)]),
     "parameter": lambda a, x: Token(tuple(a["shape"])),
+    "embedding": lambda a, x: nn.Embedding(a["vocab"], a["dim"], **_kwargs(
+        a, {"padding_idx": "padding_idx"}, handled=("vocab", "dim"))),
+    "multihead_attention": _attention,
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
         a, {"out": "out_features", "bias": "bias"})),
     "upsample": _upsample,
@@ -398,26 +472,53 @@ BIASED = (nn.modules.conv._ConvNd, nn.Linear)
 """Modules whose bias adds `macs_with_bias` counts, one per output element."""
 
 
-def run_torch(op: str, args: Args, inputs: Sequence[Shape]) -> Measured:
-    """Build the torch equivalent, run it on a random batch, and measure it."""
+def _bias_adds(module: nn.Module) -> tuple[list[int], list[Any]]:
+    """Hooks counting the bias additions of every biased module inside `module` (one per
+    output element; nn.MultiheadAttention's packed input projection: one per projected
+    query, key and value element and output element, its modules being called as functions);
+    the counts land in the returned list."""
+    counts: list[int] = []
+
+    def biased(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: Any) -> None:
+        counts.append(out.numel())
+
+    def projected(m: nn.MultiheadAttention, inputs: tuple[torch.Tensor, ...], out: Any) -> None:
+        q, k, v = inputs[:3]  # projected to embed_dim, and the output projection (F.linear)
+        counts.append(q.numel() + (k.numel() // k.shape[-1] + v.numel() // v.shape[-1])
+                      * m.embed_dim + out[0].numel())
+
+    handles = [m.register_forward_hook(biased) for m in module.modules()
+               if isinstance(m, BIASED) and m.bias is not None]
+    handles += [m.register_forward_hook(projected) for m in module.modules()
+                if isinstance(m, nn.MultiheadAttention) and m.in_proj_bias is not None]
+    return counts, handles
+
+
+def run_torch(op: str, args: Args, inputs: Sequence[Shape], vocab: int | None = None
+              ) -> Measured:
+    """Build the torch equivalent, run it on a random batch (of token ids below `vocab`
+    when set), and measure it."""
     torch.manual_seed(0)
     module = TORCH_BUILDERS[op](dict(args), tuple(inputs))
-    xs = [torch.randn(BATCH, *s) for s in inputs]
+    xs = [torch.randn(BATCH, *s) if vocab is None else torch.randint(0, vocab, (BATCH, *s))
+          for s in inputs]
+    adds, handles = _bias_adds(module)
     with torch.no_grad(), FlopCounterMode(display=False) as flops:
         y = module(*xs)
+    for handle in handles:
+        handle.remove()
     assert y.shape[0] == BATCH, f"torch output {tuple(y.shape)} lost the batch dimension"
-    biased = any(isinstance(m, BIASED) and m.bias is not None for m in module.modules())
     return Measured(shape=tuple(y.shape[1:]),
                     params=sum(p.numel() for p in module.parameters()),
                     buffers=sum(b.numel() for b in module.buffers()),
                     macs=flops.get_total_flops() // 2 // BATCH,
-                    bias_adds=math.prod(y.shape[1:]) if biased else 0)
+                    bias_adds=sum(adds) // BATCH)
 
 
 def torch_refusal(case: ErrorCase) -> str:
     """torch's error message for the case (building or running its module)."""
     with pytest.raises(TORCH_REFUSALS) as info:
-        run_torch(case.op, case.args, case.inputs)
+        run_torch(case.op, case.args, case.inputs, case.vocab)
     return str(info.value)
 
 
@@ -426,14 +527,14 @@ def torch_refusal(case: ErrorCase) -> str:
 
 def check_row(case: OpCase) -> None:
     """torch must agree with the hand-worked row, then netspec must too."""
-    real = run_torch(case.op, case.args, case.inputs)
+    real = run_torch(case.op, case.args, case.inputs, case.vocab)
     assert real.shape == case.shape, f"torch gives shape {real.shape}, the row {case.shape}"
     assert (real.params, real.buffers) == (case.params, case.buffers), \
         f"torch has {real.params} params, {real.buffers} buffers; the row {case.params}, {case.buffers}"
     if case.op in MAC_OPS:
         assert real.macs == case.macs, f"torch counts {real.macs} MACs, the row {case.macs}"
 
-    found = netspec_report(case.op, case.args, case.inputs)
+    found = netspec_report(case.op, case.args, case.inputs, case.vocab)
     expected = Reported(case.shape, case.params, case.buffers, case.macs, case.macs + real.bias_adds)
     if found != expected:
         raise NetspecDisagrees(f"netspec reports {found}, expected {expected}")

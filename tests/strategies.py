@@ -34,6 +34,7 @@ MAX_S = 24  # spatial size of inputs
 MAX_GROWN = 40  # spatial size that upsampling layers may reach
 MERGES = ("add", "mul", "concat")  # ops that only make sense with several inputs
 PAIRS = ("matmul",)  # ops of exactly two inputs with their own spec strategy
+TOKEN_OPS = ("embedding",)  # ops that take token ids, with their own spec strategy
 
 
 class Case(NamedTuple):
@@ -284,6 +285,24 @@ def _glu(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     return args, (*x[:i], x[i] // 2, *x[i + 1:])
 
 
+def _attention(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
+    """Self-attention over [*B, T, D]: heads dividing D (or a head_dim of their own), key
+    and value heads dividing the heads, and any of causal, rotary, bias, out."""
+    features = x[-1]
+    args: Layer = {"heads": draw(st.integers(1, 4))}
+    if features % args["heads"] or draw(st.booleans()):
+        args["head_dim"] = 2 * draw(st.integers(1, 3)) if draw(st.booleans()) \
+            else draw(st.integers(1, 5))
+    head_dim = args.get("head_dim", features // args["heads"])
+    maybe(draw, args, "kv_heads", st.sampled_from(divisors(args["heads"])))
+    maybe(draw, args, "causal", st.booleans())
+    if head_dim % 2 == 0:
+        maybe(draw, args, "rotary", st.booleans())
+    maybe(draw, args, "bias", st.booleans())
+    maybe(draw, args, "out", st.integers(1, MAX_C))
+    return args, (*x[:-1], args.get("out", features))
+
+
 def _rmsnorm(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     """layernorm's extents and eps; a scale only, so no `bias`."""
     args, y = _layernorm(draw, x)
@@ -528,6 +547,7 @@ GENERATORS: dict[str, OpGen] = {
     "groupnorm": OpGen(_groupnorm, ANY_RANK),
     "layernorm": OpGen(_layernorm, ANY_RANK),
     "rmsnorm": OpGen(_rmsnorm, ANY_RANK),
+    "multihead_attention": OpGen(_attention, (2, 3)),
     "relu": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "relu6": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "leaky_relu": OpGen(_activation(negative_slope=st.sampled_from([0.01, 0.2, 1.5]),
@@ -619,6 +639,8 @@ def single_op_specs(draw: Draw, op: str) -> Case:
         return draw(concat_specs())
     if op == "matmul":
         return draw(matmul_specs())
+    if op == "embedding":
+        return draw(embedding_specs())
     if op == "center_crop" and draw(st.booleans()):
         return draw(crop_like_specs())
     gen = GENERATORS[op]
@@ -657,6 +679,25 @@ def matmul_specs(draw: Draw) -> Case:
     inputs = {"x0": (*a, n, k), "x1": (*b, k, m)}
     return Case(spec(inputs, [_merge_entry(draw, "matmul", list(inputs))]),
                 {"m": (*map(max, a, b), n, m)})
+
+
+@st.composite
+def embedding_specs(draw: Draw) -> Case:
+    """embedding of ids [*S] below a vocabulary V into a table of V or more rows, then a
+    random chain over the vectors: [*S] -> [*S, dim] -> ..."""
+    x = draw(shapes(draw(st.integers(1, 2)), max_s=12))
+    vocab = draw(st.integers(1, 40))
+    args: Layer = {"vocab": vocab + draw(st.integers(0, 5)), "dim": draw(st.integers(1, MAX_C))}
+    maybe(draw, args, "padding_idx", st.integers(-args["vocab"], args["vocab"] - 1))
+    doc = spec(x, [layer("embedding", args, "l0")])
+    doc["input"] = {"tokens": list(x), "vocab": vocab}
+    known = {"l0": (*x, args["dim"])}
+    last = "l0"
+    for i in range(draw(st.integers(0, 2))):
+        entry, known[f"z{i}"] = _next_layer(draw, known[last], f"z{i}")
+        doc["layers"].append(entry)
+        last = f"z{i}"
+    return Case(doc, known)
 
 
 @st.composite

@@ -117,13 +117,13 @@ def test_each_layer_is_inferred_once_while_blocks_expand(spec_text, monkeypatch)
     """Expansion infers shapes in order, each layer once: a chain of n blocks each reading
     its input's channels costs n inferences per layer, not n squared."""
     calls: list[str] = []
-    real = expand.output_shape
+    real = expand.output_of
 
     def counted(node, op, tensors):
         calls.append(node.name)
         return real(node, op, tensors)
 
-    monkeypatch.setattr(expand, "output_shape", counted)
+    monkeypatch.setattr(expand, "output_of", counted)
     spec = spec_text("""
         input: [3, 8, 8]
         blocks:

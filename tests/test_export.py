@@ -85,6 +85,30 @@ INLINE = {
           - linear: 64
           - glu: silu
     """,
+    "transformer": """
+        name: transformer
+        inputs:
+          ids: {tokens: [12], vocab: 50}
+          memory: [7, 24]
+        layers:
+          - embedding: [50, 32]
+            from: ids
+          - parameter: [12, 32]
+            name: positions
+            from: ids
+            init: {normal: {std: 0.02}}
+          - add: [embed1, positions]
+            name: x
+          - layernorm: {}
+          - multihead_attention: {heads: 4, kv_heads: 2, causal: true, rotary: true}
+          - add: [x, attn1]
+            name: h
+          - multihead_attention: {heads: 2, head_dim: 8}
+            from: [h, memory]
+          - add: [h, attn2]
+          - rmsnorm: {}
+          - linear: 50
+    """,
     "segmentation_head": """
         name: segmentation head
         input: [3, 37, 45]
@@ -316,7 +340,7 @@ def test_the_export_command_writes_the_file_or_says_why_not(tmp_path):
     assert CliRunner().invoke(main, ["export", str(LENET)]).exit_code == 2  # --format is required
 
 
-@pytest.mark.parametrize("name", ["lenet5", "merges", "every_op_2d", "every_op_1d"])
+@pytest.mark.parametrize("name", ["lenet5", "merges", "every_op_2d", "every_op_1d", "transformer"])
 def test_pt2_program_reloads_and_computes_the_same(name, tmp_path):
     spec = SOURCES[name]
     out = export(spec, "pt2", tmp_path / "net.pt2")
@@ -389,7 +413,8 @@ def test_onnx_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("name", "trained"), [("lenet5", True), ("vgg11_bn", False),
-                                              ("merges", True), ("residual", True)])
+                                              ("merges", True), ("residual", True),
+                                              ("transformer", True)])
 @pytest.mark.slow
 def test_onnx_runs_in_onnxruntime_like_torch(name, trained, tmp_path):
     ort = pytest.importorskip("onnxruntime")

@@ -315,9 +315,40 @@ MERGE = [
     refused("mul", {}, [[3, 3, 2], [1]], "[3,3,2] and [1]", "must match the size of tensor b"),
 ]
 
+TOKENS = [
+    refused("embedding", {"vocab": 10, "dim": 4}, [5],
+            "`vocab` 10 is smaller than the vocabulary of input (100)", "index out of range",
+            vocab=100),
+    refused("embedding", {"vocab": 10, "dim": 4}, [5],
+            "embedding looks up token ids, but input gives float values", "'indices'"),
+    refused("embedding", {"vocab": 10, "dim": 4, "padding_idx": 10}, [5],
+            "`padding_idx` 10 is not an id of the 10-token vocabulary",
+            "Padding_idx must be within num_embeddings", vocab=10),
+    refused("linear", {"out": 4}, [5], "linear computes on float values, but input holds "
+            "token ids (vocabulary 100)", "same dtype", vocab=100),
+    # torch applies relu to integers; netspec refuses ids for every op that computes
+    refused("relu", {}, [5], "relu computes on float values", vocab=100),
+]
+
+ATTENTION = [
+    refused("multihead_attention", {"heads": 5}, [10, 32],
+            "`heads` 5 does not divide the 32 features of input",
+            "embed_dim must be divisible by num_heads"),
+    refused("multihead_attention", {"heads": 4, "kv_heads": 3}, [10, 32],
+            "`kv_heads` 3 does not divide `heads` 4"),
+    refused("multihead_attention", {"heads": 2}, [32],
+            "multihead_attention takes sequences [T, D] (or [*B, T, D]), but input gives [32]"),
+    refused("multihead_attention", {"heads": 2, "causal": True}, [[6, 8], [5, 8]],
+            "`causal` masks a sequence attending to itself"),
+    refused("multihead_attention", {"heads": 2, "head_dim": 3, "rotary": True}, [6, 8],
+            "rotary embeddings rotate pairs of features, but `head_dim` is 3"),
+    refused("multihead_attention", {"heads": 2}, [[3, 6, 8], [2, 5, 8]],
+            "their leading dims differ"),
+]
+
 TABLES = [*CONV, *CONV_TRANSPOSE, *CONV_TRANSPOSE_SIZE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR,
           *REARRANGE, *UPSAMPLE,
-          *ZEROPAD, *CENTER_CROP, *MERGE]
+          *ZEROPAD, *CENTER_CROP, *MERGE, *TOKENS, *ATTENTION]
 
 
 @pytest.mark.parametrize("case", TABLES)

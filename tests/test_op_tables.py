@@ -15,9 +15,11 @@ Formulas used (PyTorch documentation):
     linear    params = F*out + out;  MACs = prod(leading dims) * F * out
     upsample  out = floor(n * scale), or `size`
     zeropad   out = n + before + after (negative values crop)
+    attention params and MACs from its definition (`_attention`)
 """
 
 import math
+from typing import Any
 
 import pytest
 from op_harness import TORCH_BUILDERS, OpCase, check_row, row
@@ -413,8 +415,53 @@ MERGE = [
     row("matmul", {}, [[2, 1, 4, 3], [1, 6, 3, 5]], [2, 6, 4, 5], macs=2 * 6 * 4 * 5 * 3),
 ]
 
+TOKENS = [
+    # embedding: ids [*S] -> [*S, dim], a vocab x dim table, no MACs (a lookup)
+    row("embedding", {"vocab": 100, "dim": 16}, [12], [12, 16], params=100 * 16, vocab=100),
+    row("embedding", {"vocab": 120, "dim": 8, "padding_idx": 0}, [3, 5], [3, 5, 8],
+        params=120 * 8, vocab=100),
+    # ids move through the ops that only rearrange them
+    row("slice", {"dim": 1, "start": 1}, [9], [9 - 1], vocab=50),
+    row("reshape", {"shape": [2, 6]}, [12], [2, 6], vocab=50),
+    row("concat", {"dim": 1}, [[4], [6]], [4 + 6], vocab=50),
+]
+
+def _attention(t: int, d: int, heads: int, *, s: int | None = None, e: int | None = None,
+               head_dim: int | None = None, kv_heads: int | None = None, out: int | None = None,
+               bias: bool = True, lead: int = 1) -> tuple[int, int]:
+    """(params, MACs) of multi-head attention by its definition: projections q = D -> H*hd,
+    k and v = E -> G*hd, out = H*hd -> out; scores and weighted values H*T*S*hd each."""
+    s, e = s or t, e or d
+    hd, g, out = head_dim or d // heads, kv_heads or heads, out or d
+    weights = d * heads * hd + 2 * e * g * hd + heads * hd * out
+    biases = heads * hd + 2 * g * hd + out if bias else 0
+    macs = t * d * heads * hd + 2 * s * e * g * hd + t * heads * hd * out + 2 * heads * t * s * hd
+    return weights + biases, lead * macs
+
+
+def _attention_row(args: dict[str, Any], x: list[Any], y: list[int], **shape: Any) -> Any:
+    params, macs = _attention(**shape)
+    return row("multihead_attention", args, x, y, params=params, macs=macs)
+
+
+ATTENTION = [
+    _attention_row({"heads": 4}, [10, 32], [10, 32], t=10, d=32, heads=4),
+    _attention_row({"heads": 2}, [[6, 16], [9, 8]], [6, 16], t=6, d=16, heads=2, s=9, e=8),
+    _attention_row({"heads": 2, "bias": False}, [3, 5, 8], [3, 5, 8], t=5, d=8, heads=2,
+                   bias=False, lead=3),
+    _attention_row({"heads": 4, "kv_heads": 2, "causal": True}, [12, 32], [12, 32], t=12, d=32,
+                   heads=4, kv_heads=2),
+    _attention_row({"heads": 3, "head_dim": 5, "out": 7, "bias": False}, [4, 6], [4, 7], t=4,
+                   d=6, heads=3, head_dim=5, out=7, bias=False),
+    _attention_row({"heads": 2, "rotary": True, "causal": True}, [5, 8], [5, 8], t=5, d=8,
+                   heads=2),
+    _attention_row({"heads": 4, "kv_heads": 1, "rotary": True, "rotary_base": 500.0},
+                   [[7, 16], [3, 12]], [7, 16], t=7, d=16, heads=4, kv_heads=1, s=3, e=12),
+]
+
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,
-          *SHUFFLE, *REARRANGE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE]
+          *SHUFFLE, *REARRANGE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE,
+          *TOKENS, *ATTENTION]
 
 
 @pytest.mark.parametrize("case", TABLES)

@@ -51,6 +51,7 @@ STYLES: dict[str, tuple[str, str, str]] = {
     "activation": ("activation", "#ece0f5", "#8a5aa6"),
     "dropout": ("dropout", "#f8dfe7", "#b55a78"),
     "linear": ("linear", "#fde0cc", "#c7733a"),
+    "attention": ("attention", "#f6d5d0", "#b5473a"),
     "resize": ("resize / pad", "#d5efee", "#3f9490"),
     "merge": ("merge", "#fff4b8", "#b89b1c"),
     "reshape": ("reshape", "#e7e3dc", "#8a7d68"),

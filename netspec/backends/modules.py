@@ -49,3 +49,69 @@ class LearnedTensor(nn.Module):
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
+
+
+class Attention(nn.Module):
+    """Multi-head attention with its projections: queries from `x` [*B, T, dim], keys and
+    values from `context` [*B, S, context_dim] (`x` itself when `context_dim` is None, then
+    through one packed projection `qkv`, as GPT-2's c_attn and torch's MultiheadAttention
+    in_proj hold them: queries, keys, values in that order). `heads` query heads of
+    `head_dim` features share `kv_heads` key and value heads (grouped-query attention when
+    fewer); rotary position embeddings rotate queries and keys when `rotary_base` is set.
+    F.scaled_dot_product_attention computes the heads; `out` projects them to [*B, T, out].
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, kv_heads: int, out: int,
+                 causal: bool = False, dropout: float = 0.0, bias: bool = True,
+                 rotary_base: float | None = None, context_dim: int | None = None) -> None:
+        super().__init__()
+        self.heads, self.head_dim, self.kv_heads = heads, head_dim, kv_heads
+        self.causal, self.dropout, self.rotary_base = causal, dropout, rotary_base
+        queries, keys = heads * head_dim, kv_heads * head_dim
+        if context_dim is None:
+            self.qkv = nn.Linear(dim, queries + 2 * keys, bias=bias)
+        else:
+            self.q = nn.Linear(dim, queries, bias=bias)
+            self.kv = nn.Linear(context_dim, 2 * keys, bias=bias)
+        self.out = nn.Linear(queries, out, bias=bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        keys = self.kv_heads * self.head_dim
+        if context is None:
+            q, k, v = self.qkv(x).split([self.heads * self.head_dim, keys, keys], dim=-1)
+        else:
+            q = self.q(x)
+            k, v = self.kv(context).split([keys, keys], dim=-1)
+        q, k, v = (self._split_heads(t, n) for t, n in ((q, self.heads), (k, self.kv_heads),
+                                                         (v, self.kv_heads)))
+        if self.rotary_base is not None:
+            q, k = self._rotate(q), self._rotate(k)
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal,
+            enable_gqa=self.kv_heads != self.heads)
+        return self.out(y.transpose(-3, -2).flatten(-2))
+
+    def _split_heads(self, t: torch.Tensor, heads: int) -> torch.Tensor:
+        """[*B, T, heads * head_dim] -> [*B, heads, T, head_dim]."""
+        return t.unflatten(-1, (heads, self.head_dim)).transpose(-3, -2)
+
+    def _rotate(self, t: torch.Tensor) -> torch.Tensor:
+        """Rotary embedding of [*B, heads, T, d]: position p turns the feature pairs
+        (i, i + d/2) by the angle p * base^(-2i/d)."""
+        half = t.shape[-1] // 2
+        rates = self.rotary_base ** (-torch.arange(half, device=t.device, dtype=torch.float32)
+                                     / half)
+        angles = torch.arange(t.shape[-2], device=t.device, dtype=torch.float32)[:, None] * rates
+        cos, sin = angles.cos().to(t.dtype), angles.sin().to(t.dtype)
+        first, second = t[..., :half], t[..., half:]
+        return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)
+
+    def extra_repr(self) -> str:
+        extras = [f"heads={self.heads}", f"head_dim={self.head_dim}"]
+        if self.kv_heads != self.heads:
+            extras.append(f"kv_heads={self.kv_heads}")
+        if self.causal:
+            extras.append("causal=True")
+        if self.rotary_base is not None:
+            extras.append(f"rotary_base={self.rotary_base}")
+        return ", ".join(extras)

@@ -27,6 +27,7 @@ from netspec.ops.activation import (
     Softmax,
     Tanh,
 )
+from netspec.ops.attention import MultiheadAttention
 from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor, TorchCall
 from netspec.ops.conv import (
     Conv1d,
@@ -37,6 +38,7 @@ from netspec.ops.conv import (
     ConvTranspose3d,
 )
 from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath
+from netspec.ops.embedding import Embedding
 from netspec.ops.io import Input, Parameter
 from netspec.ops.linear import Flatten, Linear, MatMul
 from netspec.ops.merge import Add, Concat, Identity, Mul
@@ -89,7 +91,8 @@ LAYER_OPS: tuple[type[Op], ...] = (
     Hardsigmoid, GLU,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
-    Flatten, Linear, MatMul, Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,
+    Flatten, Linear, MatMul, Embedding, MultiheadAttention,
+    Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,
     Identity, Add, Concat, Mul, Parameter,
@@ -104,6 +107,8 @@ KNOWN_AS: dict[str, str] = {
     "hsigmoid": "hardsigmoid", "hard_sigmoid": "hardsigmoid", "lrelu": "leaky_relu",
     "leakyrelu": "leaky_relu", "dense": "linear", "fc": "linear", "cat": "concat",
     "concatenate": "concat", "upsampling": "upsample", "interpolate": "upsample",
+    "embed": "embedding", "attention": "multihead_attention", "mha": "multihead_attention",
+    "self_attention": "multihead_attention",
     "shuffle": "channel_shuffle", "depth_to_space": "pixel_shuffle",
     "space_to_depth": "pixel_unshuffle",
 }

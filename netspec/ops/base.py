@@ -19,7 +19,7 @@ checking a spec stays free of it.
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from types import ModuleType
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema
 
@@ -63,6 +63,9 @@ NonNegInts = int_or_list(0)
 AnyInts = int_or_list(None)
 
 
+TokenIds = Literal["refused", "kept", "looked_up", "ignored"]
+
+
 class Tensor(NamedTuple):
     """An op's view of one input: its per-sample shape and the layer that produced it."""
 
@@ -73,6 +76,8 @@ class Tensor(NamedTuple):
     on_grid: bool = False
     """Whether its dims after the first are a spatial grid (it has a receptive field: not
     flattened, permuted or reshaped since the input)."""
+    vocab: int | None = None
+    """For integer token ids, the vocabulary size (ids are below it); None for float values."""
 
 
 class Cost(NamedTuple):
@@ -86,6 +91,10 @@ class Cost(NamedTuple):
     buffers: int = 0
     macs: int = 0
     bias_adds: int = 0
+    attention_macs: int = 0
+    """The share of `macs` in attention's products (scores Q K^T, weights times V)."""
+    scores: int = 0
+    """Elements of the attention scores (heads x T x S per sample), held in training."""
 
 
 Ratio = int | Fraction
@@ -160,6 +169,11 @@ class Op(BaseModel):
     """Fewest and most inputs (None: no upper bound)."""
     short_inputs: ClassVar[bool] = False
     """The short form lists inputs, not arguments: `- add: [x, conv2]`."""
+    token_ids: ClassVar[TokenIds] = "refused"
+    """What the op does with inputs of token ids: computes on floats only (`refused`),
+    moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
+    vectors (`looked_up`: embedding, which takes nothing else), or reads only the batch
+    size (`ignored`: parameter)."""
 
     @classmethod
     def kind(cls) -> str:
@@ -212,6 +226,27 @@ class Op(BaseModel):
     def args(self) -> dict[str, Any]:
         """The arguments that differ from their defaults, as a spec would write them."""
         return self.model_dump(exclude_defaults=True, exclude={"op"}, by_alias=True)
+
+
+def ids_out(op: Op, x: Sequence[Tensor]) -> int | None:
+    """The vocabulary of the op's output when it holds token ids (None: float values), or
+    ShapeError when the op cannot take these inputs (see `Op.token_ids`)."""
+    ids = [t for t in x if t.vocab is not None]
+    if op.token_ids == "looked_up":
+        floats = [t for t in x if t.vocab is None]
+        if floats:
+            raise ShapeError(f"{op.kind()} looks up token ids, but {floats[0].src} gives float "
+                             "values", hint="declare the input as ids: "
+                                            "`input: {tokens: [T], vocab: V}`")
+        return None
+    if not ids or op.token_ids == "ignored":
+        return None
+    if op.token_ids == "kept" and len(ids) == len(x):
+        return max(t.vocab for t in ids)  # type: ignore[type-var]
+    what = "mixes token ids and float values" if op.token_ids == "kept" else \
+        "computes on float values"
+    raise ShapeError(f"{op.kind()} {what}, but {ids[0].src} holds token ids (vocabulary "
+                     f"{ids[0].vocab})", hint="turn ids into vectors first with `embedding`")
 
 
 def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:

@@ -11,29 +11,32 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Cost, Op, PosInt, Tensor
+from netspec.ops.base import RF, Cost, Op, PosInt, Tensor, TokenIds
 from netspec.shapes import Shape, fmt_shape
 
 
 class Input(Op):
-    """A graph input of per-sample shape `shape` (`[C, H, W]` for images)."""
+    """A graph input of per-sample shape `shape` (`[C, H, W]` for images), of float values
+    or, with `vocab`, of integer token ids below `vocab` (`[T]` for a sequence)."""
 
     op: Literal["input"] = "input"
     family: ClassVar[str] = "io"
     arity: ClassVar[tuple[int, int | None]] = (0, 0)
 
     shape: tuple[PosInt, ...]
+    vocab: PosInt | None = None
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         return self.shape
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
-        """Each input pixel sees itself: size 1, stride 1 in every spatial dim."""
-        spatial = len(self.shape) - 1
+        """Each input pixel sees itself: size 1, stride 1 in every spatial dim (token ids
+        have no grid: an embedding gives vectors, not pixels)."""
+        spatial = len(self.shape) - 1 if self.vocab is None else 0
         return RF((1,) * spatial, (1,) * spatial) if spatial else None
 
     def label(self) -> str:
-        return "input"
+        return "input" if self.vocab is None else f"tokens (vocab {self.vocab:,})"
 
 
 class Parameter(Op):
@@ -45,6 +48,7 @@ class Parameter(Op):
     torch_class: ClassVar[str] = "LearnedTensor"
     family: ClassVar[str] = "io"
     positional: ClassVar[tuple[str, ...]] = ("shape",)
+    token_ids: ClassVar[TokenIds] = "ignored"
 
     shape: list[PosInt]
 

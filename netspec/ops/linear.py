@@ -22,6 +22,7 @@ from netspec.ops.base import (
     PosInt,
     ShapeError,
     Tensor,
+    TokenIds,
     TorchCall,
     channels_match,
     sample_dim,
@@ -79,6 +80,7 @@ class Flatten(Op):
     op: Literal["flatten"] = "flatten"
     torch_class: ClassVar[str] = "Flatten"
     family: ClassVar[str] = "reshape"
+    token_ids: ClassVar[TokenIds] = "kept"
     positional: ClassVar[tuple[str, ...]] = ("start_dim", "end_dim")
 
     start_dim: int = 1

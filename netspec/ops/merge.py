@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import ClassVar, Literal
 
-from netspec.ops.base import RF, Op, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.ops.base import RF, Op, ShapeError, Tensor, TokenIds, TorchCall, sample_dim
 from netspec.shapes import Shape, dims_label, fmt_shape
 
 
@@ -47,6 +47,7 @@ class Identity(Op):
     op: Literal["identity"] = "identity"
     torch_class: ClassVar[str] = "Identity"
     prefix: ClassVar[str] = "id"
+    token_ids: ClassVar[TokenIds] = "kept"
 
 
 class _Broadcast(Op):
@@ -97,6 +98,7 @@ class Concat(Op):
 
     op: Literal["concat"] = "concat"
     family: ClassVar[str] = "merge"
+    token_ids: ClassVar[TokenIds] = "kept"
     prefix: ClassVar[str] = "cat"
     arity: ClassVar[tuple[int, int | None]] = (2, None)
     short_inputs: ClassVar[bool] = True

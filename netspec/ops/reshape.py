@@ -16,12 +16,22 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Op, PosInt, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.ops.base import (
+    RF,
+    Op,
+    PosInt,
+    ShapeError,
+    Tensor,
+    TokenIds,
+    TorchCall,
+    sample_dim,
+)
 from netspec.shapes import Shape, fmt_shape
 
 
 class _Rearrange(Op):
     family: ClassVar[str] = "reshape"
+    token_ids: ClassVar[TokenIds] = "kept"
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Values no longer sit on the input's spatial grid: the field ends, as at flatten."""
@@ -146,6 +156,7 @@ class Slice(Op):
 
     op: Literal["slice"] = "slice"
     family: ClassVar[str] = "reshape"
+    token_ids: ClassVar[TokenIds] = "kept"
     positional: ClassVar[tuple[str, ...]] = ("dim", "start", "end", "step")
 
     dim: int
@@ -215,6 +226,7 @@ class _Pieces(Op):
     (torch.narrow), so it costs nothing."""
 
     family: ClassVar[str] = "reshape"
+    token_ids: ClassVar[TokenIds] = "kept"
 
     dim: int = 1
     index: int | None = None

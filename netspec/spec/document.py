@@ -12,9 +12,11 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     StringConstraints,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -41,6 +43,24 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$
 Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
 
 
+class Tokens(BaseModel):
+    """An input of integer token ids: `{tokens: [T], vocab: V}` holds T ids per sample
+    (any dims), each in 0..V-1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    tokens: Dims
+    vocab: PosInt
+
+
+InputDecl = Annotated[
+    Annotated[Dims, Tag("list[dims]")] | Annotated[Tokens, Tag("tokens[ids]")],
+    Discriminator(lambda v: "tokens[ids]" if isinstance(v, dict | Tokens) else "list[dims]"),
+]
+"""An input's declaration: its per-sample shape (float values), or token ids. The tags
+read as union members (`validation._is_member_tag`), so messages and positions skip them."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -61,13 +81,14 @@ class Spec(_Strict):
     """A network spec: its inputs, parameters, blocks and layers.
 
     `input: [C, H, W]` declares one input named `input`; `inputs: {name: [dims]}` several.
+    An input of token ids is declared `{tokens: [T], vocab: V}` instead of its dims.
     `outputs` lists the layers whose tensors the network returns (the last by default).
     """
 
     name: str = "net"
     description: str | None = None
-    input: Dims | None = None
-    inputs: Annotated[dict[Identifier, Dims], Field(min_length=1)] | None = None
+    input: InputDecl | None = None
+    inputs: Annotated[dict[Identifier, InputDecl], Field(min_length=1)] | None = None
     outputs: list[str] | None = None
     params: dict[Identifier, Any] = Field(default_factory=dict)
     use: list[str] = Field(default_factory=list)
@@ -81,7 +102,7 @@ class Spec(_Strict):
     `netspec.training.config.TrainConfig` (imported only for specs that have the section)."""
 
     model_config = ConfigDict(json_schema_extra={"oneOf": [  # the two validators below
-        {"required": ["input"], "properties": {"input": {"type": "array"}}},
+        {"required": ["input"], "properties": {"input": {"type": ["array", "object"]}}},
         {"required": ["inputs"], "properties": {"inputs": {"type": "object"}}},
     ]})
 
@@ -115,6 +136,14 @@ class Spec(_Strict):
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """Declared input shapes by name (`input` for the single-input form)."""
+        return {name: tuple(d.tokens if isinstance(d, Tokens) else d)
+                for name, d in self._declared().items()}
+
+    def input_vocabs(self) -> dict[str, int]:
+        """The vocabulary size of each input of token ids, by name."""
+        return {name: d.vocab for name, d in self._declared().items() if isinstance(d, Tokens)}
+
+    def _declared(self) -> dict[str, InputDecl]:
         if self.inputs is not None:
-            return {name: tuple(dims) for name, dims in self.inputs.items()}
-        return {"input": tuple(self.input or ())}
+            return dict(self.inputs)
+        return {"input": self.input or []}

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from netspec import init as init_scheme
 from netspec import limits
-from netspec.analysis import output_shape
+from netspec.analysis import output_of
 from netspec.errors import Diagnostic, Where, clipped, did_you_mean, quote_list, shown
 from netspec.init import Init
 from netspec.ir import Graph, Group, Locator, Node
@@ -125,6 +125,7 @@ class Expander:
         self.input_count = 0
         """Nodes in `nodes` that are the network's inputs, not layers."""
         self.shapes: dict[str, Shape | None] = {}
+        self.vocabs: dict[str, int | None] = {}
         """Output shapes inferred so far (None: the node has none), for blocks that read
         their inputs' shapes; nodes are inferred in order, each once, on demand."""
         self.order: list[str] = []
@@ -140,9 +141,11 @@ class Expander:
 
     def graph(self, input_shapes: dict[str, tuple[int, ...]]) -> Graph:
         doc = self.source.data if isinstance(self.source.data, dict) else {}
+        vocabs = self.spec.input_vocabs()
         for name, shape in input_shapes.items():
             loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
-            self.nodes[name] = Node(name, Input(shape=shape), (), loc, "input")
+            self.nodes[name] = Node(name, Input(shape=shape, vocab=vocabs.get(name)), (), loc,
+                                    "input")
             self.order.append(name)
         self.input_count = len(input_shapes)
         layers = _raw(doc, "layers", self.spec.layers)
@@ -436,10 +439,11 @@ class Expander:
             inputs = [self.shapes.get(i) for i in node.inputs]
             shape = None
             if node.op is not None and None not in inputs:
-                tensors = [Tensor(s, i, isinstance(self.nodes[i].op, Input))  # type: ignore[arg-type]
+                tensors = [Tensor(s, i, isinstance(self.nodes[i].op, Input),  # type: ignore[arg-type]
+                                  vocab=self.vocabs[i])
                            for s, i in zip(inputs, node.inputs, strict=True)]
                 with contextlib.suppress(ShapeError):
-                    shape = output_shape(node, node.op, tensors)
+                    shape, self.vocabs[node.name] = output_of(node, node.op, tensors)
             self.shapes[node.name] = shape
         found = self.shapes[name]
         if found is None:

@@ -63,10 +63,10 @@ def spec_schema() -> dict[str, Any]:
         {"$ref": "#/$defs/block_call"},
     ]}
     defs["layers"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}}
-    top = _document(Spec)
+    top = _document(Spec, defs)
     top["properties"]["train"] = _train_section(defs)
     top["properties"]["init"] = _META["init"]
-    defs["block"] = _document(BlockDef)
+    defs["block"] = _document(BlockDef, defs)
     top["properties"]["blocks"] = {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -76,9 +76,10 @@ def spec_schema() -> dict[str, Any]:
     }
 
 
-def _document(model: type[Spec] | type[BlockDef]) -> dict[str, Any]:
+def _document(model: type[Spec] | type[BlockDef], defs: dict[str, Any]) -> dict[str, Any]:
+    """The model's own keys; the definitions they refer to (`Tokens`) are added to `defs`."""
     schema = model.model_json_schema()
-    schema.pop("$defs", None)
+    defs.update(schema.pop("$defs", {}))
     schema.pop("title", None)
     schema["properties"]["layers"] = {"$ref": "#/$defs/layers"}
     schema["additionalProperties"] = False

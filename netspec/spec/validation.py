@@ -21,6 +21,7 @@ def document_locator(source: Source) -> Locate:
     """Positions in a whole YAML document, for errors about its top-level model."""
 
     def locate(loc: tuple[Any, ...], at_key: bool) -> Where:
+        loc = tuple(p for p in loc if not _is_member_tag(p))
         if at_key and loc:
             container: Any = source.data
             for key in loc[:-1]:
@@ -40,6 +41,9 @@ def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
     """The nested model an error location is inside (`blocks.unit` -> BlockDef)."""
     current: Any = model
     for part in loc:
+        if _is_member_tag(part):
+            current = _bare(_member(current, part))
+            continue
         if _is_model(current):
             if part not in current.model_fields:
                 break
@@ -48,9 +52,27 @@ def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
             current = typing.get_args(current)[-1]
         else:
             break
-        current = typing.get_args(current)[0] if typing.get_origin(current) is Annotated else current
-        current = _optional_of(current)
+        current = _bare(current)
     return current if _is_model(current) else model
+
+
+def _bare(annotation: Any) -> Any:
+    """The type under `Annotated[...]` and `| None` wrappers, in any order."""
+    while True:
+        inner = (typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated
+                 else _optional_of(annotation))
+        if inner is annotation:
+            return annotation
+        annotation = inner
+
+
+def _member(union: Any, tag: str) -> Any:
+    """The member of a discriminated union tagged `tag`; the union itself for other tags."""
+    for member in typing.get_args(union):
+        if typing.get_origin(member) is Annotated and any(
+                getattr(m, "tag", None) == tag for m in member.__metadata__):
+            return typing.get_args(member)[0]
+    return union
 
 
 def _is_model(annotation: Any) -> bool:
@@ -108,7 +130,8 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
                           "not an integer", "use `//` for integer division", code="invalid-value")
     if kind == "extra_forbidden":
         name, owner = loc[-1], model_at(model, loc[:-1])
-        where = what if owner is model else f"`{'.'.join(clipped(str(p)) for p in loc[:-1])}`"
+        where = what if owner is model else "`" + ".".join(
+            clipped(str(p)) for p in loc[:-1] if not _is_member_tag(p)) + "`"
         hint = did_you_mean(name, field_names(owner)) or f"{where} takes: " + ", ".join(
             f"`{f}`" for f in field_names(owner))
         return Diagnostic(locate(loc, True), path, f"unknown key `{clipped(str(name))}` for "

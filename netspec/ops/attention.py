@@ -1,0 +1,127 @@
+"""Multi-head attention with its projections, as transformers use it.
+
+multihead_attention: `[*B, T, D]` (self-attention), or `[*B, T, D]` and `[*B, S, E]`
+    (cross-attention: queries from the first input, keys and values from the second; S = T
+    and E = D for self-attention) -> `[*B, T, out]` (out = D by default).
+    H `heads` of `head_dim` d (D / H by default); G `kv_heads` (H by default; fewer share
+    each key and value head among H / G query heads: grouped-query attention).
+    params: queries D*H*d, keys and values 2*E*G*d, output H*d*out, plus a bias of each
+        output unless `bias: false`.
+    MACs, per sample and with P = prod(B): the projections P*(T*D*H*d + 2*S*E*G*d +
+        T*H*d*out) and the attention products, scores Q K^T and weights times V, P*H*T*S*d
+        each. A causal mask is counted in full, not halved: the math path computes every
+        score before masking, and torch's flop counter counts it so.
+"""
+
+
+import math
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, Probability, ShapeError, Tensor
+from netspec.shapes import Shape, fmt_shape
+
+
+class MultiheadAttention(Op):
+    """Scaled dot-product attention over H heads with query, key, value and output
+    projections (netspec.backends.modules.Attention, computed by torch's
+    F.scaled_dot_product_attention)."""
+
+    op: Literal["multihead_attention"] = "multihead_attention"
+    torch_class: ClassVar[str] = "Attention"
+    family: ClassVar[str] = "attention"
+    prefix: ClassVar[str] = "attn"
+    positional: ClassVar[tuple[str, ...]] = ("heads",)
+    arity: ClassVar[tuple[int, int | None]] = (1, 2)
+
+    heads: PosInt
+    head_dim: PosInt | None = None
+    """Features per head; D / heads when not given."""
+    kv_heads: PosInt | None = None
+    """Key and value heads, dividing `heads`; `heads` when not given."""
+    out: PosInt | None = None
+    """Output features; the input's D when not given."""
+    causal: bool = False
+    """Each position attends to itself and earlier positions only (self-attention)."""
+    dropout: Probability = 0.0
+    """Dropout on the attention weights, in training."""
+    bias: bool = True
+    rotary: bool = False
+    """Rotary position embeddings (RoPE, rotating halves) applied to queries and keys."""
+    rotary_base: PosFloat = Field(10000.0)
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        for t in x:
+            if len(t.shape) < 2:
+                raise ShapeError(f"multihead_attention takes sequences [T, D] (or [*B, T, D]), "
+                                 f"but {t.src} gives {fmt_shape(t.shape)}",
+                                 hint="a sequence of vectors: `embedding`, or `reshape` to [T, D]")
+        query, context = x[0].shape, x[-1].shape
+        if query[:-2] != context[:-2]:
+            raise ShapeError(f"cross-attention of {fmt_shape(query)} from {x[0].src} and "
+                             f"{fmt_shape(context)} from {x[1].src}: their leading dims differ")
+        if self.causal and len(x) == 2:
+            raise ShapeError("`causal` masks a sequence attending to itself; cross-attention "
+                             "reads another sequence", key="causal",
+                             hint="drop `causal`, or read one input")
+        features = query[-1]
+        if self.head_dim is None and features % self.heads:
+            raise ShapeError(f"`heads` {self.heads} does not divide the {features} features of "
+                             f"{x[0].src}", key="heads",
+                             hint="give `head_dim`, or a number of heads dividing them")
+        if self.heads % self.groups:
+            raise ShapeError(f"`kv_heads` {self.groups} does not divide `heads` {self.heads}: "
+                             "each key and value head serves as many query heads",
+                             key="kv_heads")
+        if self.rotary and self.dim(x[0].shape) % 2:
+            raise ShapeError(f"rotary embeddings rotate pairs of features, but `head_dim` is "
+                             f"{self.dim(x[0].shape)}", key="rotary",
+                             hint="an even `head_dim`")
+        return (*query[:-1], self.out or features)
+
+    @property
+    def groups(self) -> int:
+        """Key and value heads (G)."""
+        return self.kv_heads or self.heads
+
+    def dim(self, query: Shape) -> int:
+        """Features per head (d) for queries of shape `query`."""
+        return self.head_dim or query[-1] // self.heads
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        query, context = x[0], x[-1]
+        (t, features), (s, context_features) = query[-2:], context[-2:]
+        lead = math.prod(query[:-2])
+        q, kv, out = self.heads * self.dim(query), 2 * self.groups * self.dim(query), y[-1]
+        attention = lead * 2 * t * s * q
+        projections = lead * (t * features * q + s * context_features * kv + t * q * out)
+        return Cost(params=features * q + context_features * kv + q * out
+                    + (q + kv + out if self.bias else 0),
+                    macs=projections + attention, attention_macs=attention,
+                    bias_adds=lead * (t * q + s * kv + t * out) if self.bias else 0,
+                    scores=lead * self.heads * t * s)
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return None
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"dim": x[0][-1], "context_dim": x[1][-1] if len(x) == 2 else None,
+                "heads": self.heads, "head_dim": self.dim(x[0]), "kv_heads": self.groups,
+                "out": y[-1], "causal": self.causal, "dropout": self.dropout, "bias": self.bias,
+                "rotary_base": self.rotary_base if self.rotary else None}
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        from netspec.backends.modules import Attention
+
+        return Attention(**self.torch_args(x, y))
+
+    def label(self) -> str:
+        parts = [f"attention {self.heads}x{self.head_dim}" if self.head_dim
+                 else f"attention {self.heads} heads"]
+        if self.kv_heads and self.kv_heads != self.heads:
+            parts.append(f"kv {self.kv_heads}")
+        parts += [word for word, on in (("causal", self.causal), ("rotary", self.rotary)) if on]
+        return ", ".join(parts)

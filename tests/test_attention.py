@@ -1,0 +1,120 @@
+"""multihead_attention computes attention as its definition does, and costs what torch counts.
+
+The op tables (tests/test_op_tables.py) hold its shapes, parameters and MACs to torch's
+nn.MultiheadAttention and to attention written out from its papers
+(`op_harness.WrittenOutAttention`). Here the compiled module, its weights copied into those
+references, must compute the same function for every variant, and torch's flop counter on
+the compiled module must count the report's MACs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from op_harness import WrittenOutAttention, spec_for
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import netspec
+
+Shape = tuple[int, ...]
+
+VARIANTS: list[tuple[dict[str, Any], tuple[Shape, ...]]] = [
+    ({"heads": 4}, ((10, 32),)),
+    ({"heads": 2}, ((6, 16), (9, 8))),
+    ({"heads": 2, "bias": False}, ((3, 5, 8),)),
+    ({"heads": 4, "kv_heads": 2, "causal": True}, ((12, 32),)),
+    ({"heads": 3, "head_dim": 5, "out": 7, "bias": False}, ((4, 6),)),
+    ({"heads": 2, "rotary": True, "causal": True}, ((5, 8),)),
+    ({"heads": 4, "kv_heads": 1, "rotary": True, "rotary_base": 500.0}, ((7, 16), (3, 12))),
+    ({"heads": 8, "kv_heads": 2, "head_dim": 4, "causal": True, "rotary": True}, ((9, 24),)),
+]
+
+
+def _compiled(args: dict[str, Any], inputs: tuple[Shape, ...]) -> tuple[nn.Module, Any]:
+    spec = netspec.load(spec_for("multihead_attention", args, inputs))
+    return netspec.build(spec, seed=0).eval(), netspec.check(spec)
+
+
+def _reference(args: dict[str, Any], inputs: tuple[Shape, ...], ours: nn.Module) -> nn.Module:
+    """The written-out attention holding the compiled layer's weights."""
+    layer = ours.get_submodule("attn1")
+    reference = WrittenOutAttention(args, inputs).eval()
+    q, k, v, o = reference.q, reference.k, reference.v, reference.o
+    packs = ([(layer.qkv, [q, k, v])] if hasattr(layer, "qkv")
+             else [(layer.q, [q]), (layer.kv, [k, v])]) + [(layer.out, [o])]
+    with torch.no_grad():
+        for packed, targets in packs:
+            for part in ("weight", "bias"):
+                if getattr(packed, part) is None:
+                    continue
+                pieces = getattr(packed, part).split([t.out_features for t in targets])
+                for target, piece in zip(targets, pieces, strict=True):
+                    getattr(target, part).copy_(piece)
+    return reference
+
+
+def _inputs(inputs: tuple[Shape, ...], batch: int = 3) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(batch, *s, generator=generator) for s in inputs]
+
+
+@pytest.mark.parametrize(("args", "inputs"), VARIANTS, ids=str)
+def test_the_compiled_attention_computes_the_written_out_definition(args, inputs):
+    ours, _ = _compiled(args, inputs)
+    reference = _reference(args, inputs, ours)
+    xs = _inputs(inputs)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(*xs), reference(*xs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("args", "inputs"), VARIANTS, ids=str)
+def test_the_flop_counter_counts_the_reported_macs(args, inputs):
+    """On the meta device, where F.scaled_dot_product_attention takes its math path: torch's
+    flop counter has no formula for the CPU flash kernel (it counts 0 FLOPs there)."""
+    ours, report = _compiled(args, inputs)
+    meta = ours.to("meta")
+    xs = [x.to("meta") for x in _inputs(inputs, batch=2)]
+    with FlopCounterMode(display=False) as counter:
+        meta(*xs)
+    assert counter.get_total_flops() == 2 * 2 * report.macs
+
+
+def test_plain_attention_holds_torch_s_multihead_attention_layout():
+    """Self-attention without variants keeps nn.MultiheadAttention's packed in-projection
+    (queries, keys, values) and out-projection: its state loads into torch's module, which
+    then computes the same (the layout torchvision's ViT weights come in)."""
+    ours, _ = _compiled({"heads": 4}, ((10, 32),))
+    layer = ours.get_submodule("attn1")
+    mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    mha.load_state_dict({"in_proj_weight": layer.qkv.weight, "in_proj_bias": layer.qkv.bias,
+                         "out_proj.weight": layer.out.weight, "out_proj.bias": layer.out.bias})
+    (x,) = _inputs(((10, 32),))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), mha(x, x, x, need_weights=False)[0],
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_causal_attention_reads_no_later_position():
+    """Changing the last token changes no earlier output; without the mask it does."""
+    for causal in (True, False):
+        ours, _ = _compiled({"heads": 2, "causal": causal}, ((6, 8),))
+        (x,) = _inputs(((6, 8),), batch=1)
+        changed = x.clone()
+        changed[:, -1] += 1.0
+        with torch.no_grad():
+            same = torch.allclose(ours(x)[:, :-1], ours(changed)[:, :-1])
+        assert same == causal
+
+
+def test_the_table_reports_attention_s_share_and_its_scores():
+    """The totals name attention's MACs (2 * H * T * S * d) and the scores' memory (H * T * S
+    float32 per sample)."""
+    _, report = _compiled({"heads": 4}, ((10, 32),))
+    assert report.attention_macs == 2 * 4 * 10 * 10 * 8
+    assert report.score_bytes == 4 * (4 * 10 * 10)
+    table = report.table()
+    assert f"{report.attention_macs:,}" in table and "of MACs" in table
+    assert report.to_dict()["attention_macs"] == report.attention_macs
