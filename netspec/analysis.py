@@ -32,6 +32,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     shapes: dict[str, Shape] = {}
     fields: dict[str, RF | None] = {}
     vocabs: dict[str, int | None] = {}
+    weights: dict[str, Shape | None] = {}
     rows: list[LayerReport] = []
     errors: list[Diagnostic] = []
     said: set[tuple[Where, str]] = set()
@@ -61,6 +62,13 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             continue
         x = [t.shape for t in tensors]
         cost = op.cost(x, y)
+        weights[node.name] = op.weight_shape(x, y)
+        if node.tie is not None:
+            shared = _shared(graph, node, weights)
+            if isinstance(shared, Diagnostic):
+                errors.append(shared)
+                continue
+            cost = cost._replace(params=cost.params - shared)
         too_big = _too_big(y, cost, largest)
         if too_big:
             errors.append(Diagnostic(node.where, node.name, too_big,
@@ -85,6 +93,29 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     report.warnings.extend(_big_linear(report, graph))
     report.warnings.sort(key=_position)
     return report
+
+
+def _shared(graph: Graph, node: Node, weights: Mapping[str, Shape | None]) -> int | Diagnostic:
+    """The parameters `node` shares with the layer its `tie:` names (its weight, counted
+    there), or the error when the two have no weights of one shape."""
+    assert node.tie is not None and node.op is not None
+    target = graph.nodes[node.tie]
+    mine, theirs = weights[node.name], weights.get(node.tie)
+    where = node.loc.meta("tie")
+    if mine is None or (theirs is None and node.tie in weights):
+        kind = node.kind if mine is None else target.kind
+        return Diagnostic(where, node.name, f"`tie` shares a weight, and {kind} has none to "
+                          "share", "tie a linear layer and an embedding (or two of either)",
+                          code="bad-tie")
+    if theirs is None:
+        return 0  # the target failed: its error is reported
+    if mine != theirs:
+        return Diagnostic(where, node.name, f"`tie: {node.tie}` shares {node.tie}'s weight "
+                          f"{list(theirs)}, but this {node.kind}'s weight is {list(mine)}",
+                          "a linear layer shares an embedding's weight when its `out` is the "
+                          "vocabulary and its input features the embedding's `dim`",
+                          code="bad-tie")
+    return math.prod(mine)
 
 
 def _too_big(shape: Shape, cost: Cost, largest: int) -> str | None:

@@ -33,6 +33,12 @@ class Locator:
             return self.source.where(value, arg)
         return self.source.where(self.entry, self.key)
 
+    def meta(self, key: str) -> Where:
+        """The layer's meta key `key` (`tie`, `from`) where written, else the layer entry."""
+        if isinstance(self.entry, dict) and key in self.entry:
+            return self.source.where(self.entry, key)
+        return self.at()
+
 
 @dataclass(slots=True)
 class Node:
@@ -51,6 +57,8 @@ class Node:
     frozen: bool = False
     init: Init | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    tie: str | None = None
+    """The layer whose `weight` this one shares (one tensor, counted once)."""
 
     @property
     def where(self) -> Where:

@@ -42,7 +42,8 @@ class LayerReport:
     @property
     def label(self) -> str:
         """The op and its key arguments, as tables and drawings show it."""
-        return self.node.op.label() if self.node.op is not None else self.node.kind
+        label = self.node.op.label() if self.node.op is not None else self.node.kind
+        return label if self.node.tie is None else f"{label}, tied to {self.node.tie}"
 
     @property
     def where(self) -> Where:

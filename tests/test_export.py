@@ -108,6 +108,7 @@ INLINE = {
           - add: [h, attn2]
           - rmsnorm: {}
           - linear: 50
+            tie: embed1
     """,
     "segmentation_head": """
         name: segmentation head

@@ -139,12 +139,14 @@ def _module_tree(graph: Graph) -> _Container:
 def _init_lines(tree: _Container, shapes: Mapping[str, Shape]) -> list[str]:
     """`__init__`'s body after `super().__init__()`: containers and layers, depth first."""
     lines: list[str] = []
-    _init_children(tree, "self", shapes, lines)
+    _init_children(tree, "self", shapes, lines, {})
     return lines
 
 
 def _init_children(container: _Container, expr: str, shapes: Mapping[str, Shape],
-                   lines: list[str]) -> None:
+                   lines: list[str], made: dict[str, str]) -> None:
+    """Lines creating `container`'s children; `made` maps each layer made so far to the
+    expression reaching it (a tied weight reads an earlier layer's)."""
     as_list = container.numbered and expr != "self"
     for name, child in container.children.items():
         target = _child(expr, name, as_list)
@@ -153,11 +155,14 @@ def _init_children(container: _Container, expr: str, shapes: Mapping[str, Shape]
                 lines.append("")
             if not (as_list and container.plain_list):  # else the list made it
                 lines += _add(expr, name, as_list, _Atom(_container_class(child)))
-            _init_children(child, target, shapes, lines)
+            _init_children(child, target, shapes, lines, made)
             continue
         lines += _add(expr, name, as_list, _constructor(child, shapes))
         if child.frozen:
             lines.append(f"{_INDENT * 2}{target}.requires_grad_(False)")
+        if child.tie is not None:
+            lines.append(f"{_INDENT * 2}{target}.weight = {made[child.tie]}.weight")
+        made[child.name] = target
 
 
 def _container_class(container: _Container) -> str:

@@ -46,6 +46,8 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
             init_scheme.apply(torch, made, node.init)
         if node.frozen:
             made.requires_grad_(False)
+        if node.tie is not None:  # one tensor: initialised, trained and counted once
+            made.weight = root.get_submodule(node.tie).weight
         _attach(root, node.name, made)
         values[node.name] = fx.create_node("call_module", node.name, tuple(args), {},
                                            name=identifier(node.name))

@@ -201,6 +201,11 @@ class Op(BaseModel):
         """The output's receptive field; pointwise ops keep their input's."""
         return rf[0]
 
+    def weight_shape(self, x: Sequence[Shape], y: Shape) -> Shape | None:
+        """The shape of the torch module's `weight`, for ops whose weight another layer may
+        share (`tie:`); None for the others."""
+        return None
+
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         """Warnings about this layer at these shapes (none by default)."""
         return []

@@ -45,6 +45,9 @@ class Embedding(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
+    def weight_shape(self, x: Sequence[Shape], y: Shape) -> Shape:
+        return (self.vocab, self.dim)
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"num_embeddings": self.vocab, "embedding_dim": self.dim,
                 "padding_idx": self.padding_idx}

@@ -67,6 +67,9 @@ class Linear(Op):
                      f"{fmt_shape(x[0].shape)} from {x[0].src}; add `flatten` before it to "
                      "connect every unit")]
 
+    def weight_shape(self, x: Sequence[Shape], y: Shape) -> Shape:
+        return (self.out, x[0][-1])
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"in_features": x[0][-1], "out_features": self.out, "bias": self.bias}
 

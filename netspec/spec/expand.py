@@ -46,7 +46,7 @@ from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics, field_names
 
-META = ("name", "from", "repeat", "if", "frozen", "init")
+META = ("name", "from", "repeat", "if", "frozen", "init", "tie")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED = frozenset({
     "T_destination", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init",
@@ -253,6 +253,7 @@ class Expander:
                        f"false, found {shown(meta['frozen'])}", code="invalid-value")
         frozen = scope.frozen or meta.get("frozen") is True
         init = self.init_of(entry, label, scope.init) if "init" in meta else scope.init
+        tie = self.tie_of(meta, scope, entry, label, block is not None and cls is None)
         prev: list[str] = []
         outer = scope
         if block is not None and cls is None and name is not None and repeat > 1:
@@ -275,7 +276,7 @@ class Expander:
                 op = self.make_op(cls, value, env, full, entry_loc) if cls else None
                 op = op if wired else None  # an unresolved input: reported, not cascaded
                 out = self.add_layer(Node(full, op, tuple(prev), entry_loc, op_key,
-                                          scope.groups, frozen, init))
+                                          scope.groups, frozen, init, tie=tie))
             scope.names[local] = out
             scope.defined[local] = where
             prev = [out]
@@ -283,6 +284,18 @@ class Expander:
             scope.names[name] = prev[0]
             scope.defined[name] = where
         scope.last = prev[0]
+
+    def tie_of(self, meta: dict[str, Any], scope: _Scope, entry: Any, label: str,
+               is_block: bool) -> str | None:
+        """The layer whose weight `tie:` names (an earlier one), or None (after an error)."""
+        if "tie" not in meta:
+            return None
+        where = self.source.pos(entry, "tie")
+        if is_block:
+            self.error(where, label, "`tie` shares one layer's weight; a block holds many",
+                       "tie a layer inside the block", code="bad-tie")
+            return None
+        return self.resolve(meta["tie"], scope, where, label)
 
     def split(self, entry: dict[Any, Any], scope: _Scope, where: At
               ) -> tuple[str | None, Any, dict[str, Any]]:

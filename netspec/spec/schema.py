@@ -34,6 +34,7 @@ _LAYER_KEYS: dict[str, Any] = {
     "if": {"anyOf": [{"type": "boolean"}, _EXPRESSION],
            "description": "keep the layer only when this holds"},
     "frozen": {"type": "boolean", "description": "exclude its parameters from training"},
+    "tie": {"type": "string", "description": "an earlier layer whose weight this one shares"},
     "init": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/init"}]},
 }
 _META = {key: _LAYER_KEYS[key] for key in META}
