@@ -85,6 +85,7 @@ ODD_SIZES: dict[str, Shape | None] = {
     "fcn_resnet50": (3, 97, 131),
     "deeplabv3_resnet50": (3, 97, 131),
     "r3d_18": (3, 7, 45, 61),  # seven frames: layer4's 3x3x3 windows see mostly padding
+    "vit_b_16": None,  # its learned position embedding has one row per 16x16 patch of 224x224
 }
 
 pytestmark = [

@@ -14,6 +14,7 @@ import torch
 from tiers import zoo
 
 import netspec
+from netspec.backends.modules import Attention
 from netspec.weights import load_weights
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -50,6 +51,8 @@ REFERENCES = {
     "deeplabv3_resnet50": ("segmentation.deeplabv3_resnet50", {"aux_loss": False,
                                                               "weights_backbone": None}, (3, 64, 80)),
     "r3d_18": ("video.r3d_18", {}, (3, 8, 48, 56)),
+    # its position embedding is learned for 14x14 patches: 224 is the only size it takes
+    "vit_b_16": ("vit_b_16", {}, (3, 224, 224)),
 }
 """Zoo spec -> (torchvision constructor, its arguments, an input small enough to run on the
 CPU). The segmentation models return a dict: their `out` is the network's output."""
@@ -57,7 +60,9 @@ CPU). The segmentation models return a dict: their `out` is the network's output
 
 def reference(name: str) -> torch.nn.Module:
     """torchvision's model with its own random initialisation and random batch-norm
-    statistics (a fresh model's are 0 and 1, which would hide a misplaced norm)."""
+    statistics (a fresh model's are 0 and 1, which would hide a misplaced norm). ViT starts
+    its classifier head and class token at zero, which would make every output the head's
+    zero bias: its all-zero parameters are drawn at random too."""
     from torchvision import models
 
     constructor, kwargs, _ = REFERENCES[name]
@@ -69,19 +74,36 @@ def reference(name: str) -> torch.nn.Module:
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
+        if isinstance(model, models.VisionTransformer):
+            for parameter in model.parameters():
+                if not parameter.any():
+                    parameter.normal_(std=0.02)
     return model
 
 
 WEIGHTED = (torch.nn.modules.conv._ConvNd, torch.nn.Linear, torch.nn.modules.batchnorm._NormBase,
             torch.nn.LayerNorm, torch.nn.GroupNorm)
 """The layers whose class and weights must agree one by one: convolutions, linear, norms."""
+ATTENTION = (torch.nn.MultiheadAttention, Attention)
+"""Attention layers, compared as one unit each: torch's holds its packed input projection as
+parameters and its output projection as a Linear it calls as a function, netspec's holds
+both as Linears (`qkv`, `out`); their parameters agree in shape and order."""
+
+Layer = tuple[str, tuple[int, ...] | tuple[tuple[int, ...], ...] | None, int]
 
 
-def weighted_layers(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...] | None, int]]:
-    """Each conv, linear and norm layer in order: its torch.nn class (torchvision's
-    Conv3DSimple is a Conv3d), weight shape and parameters."""
-    return [(torch_class(m), None if getattr(m, "weight", None) is None else tuple(m.weight.shape),
-             count(m.parameters())) for m in model.modules() if isinstance(m, WEIGHTED)]
+def weighted_layers(model: torch.nn.Module) -> list[Layer]:
+    """Each conv, linear, norm and attention layer in order: its torch.nn class
+    (torchvision's Conv3DSimple is a Conv3d) or "attention", its weight shape (an attention
+    layer's: the shape of each of its parameters) and parameters."""
+    if isinstance(model, ATTENTION):
+        return [("attention", tuple(tuple(p.shape) for p in model.parameters()),
+                 count(model.parameters()))]
+    if isinstance(model, WEIGHTED):
+        weight = getattr(model, "weight", None)
+        return [(torch_class(model), None if weight is None else tuple(weight.shape),
+                 count(model.parameters()))]
+    return [layer for child in model.children() for layer in weighted_layers(child)]
 
 
 def torch_class(module: torch.nn.Module) -> str:
@@ -136,8 +158,35 @@ def test_macs_are_torch_s_count_and_torchvision_s_published_figure(name: str) ->
         assert round(report.macs / 1e9, 3) == published
 
 
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize("name", zoo(["vit_b_16"]))
+def test_vit_attention_is_torchvision_s_in_weights_and_macs(name: str) -> None:
+    """load_weights pairs each nn.MultiheadAttention's in_proj_weight, in_proj_bias,
+    out_proj.weight and out_proj.bias with Attention's qkv.weight, qkv.bias, out.weight and
+    out.bias, by order. torchvision's published 17.564 GFLOPS counts attention's two products
+    (Q K^T and weights x V), as netspec and FlopCounterMode do: 12 layers x 2 x 12 heads x
+    197 x 197 tokens x 64 features = 715,327,488 MACs; without them it would be 16.849."""
+    from torchvision import models
+
+    ref = models.vit_b_16()
+    pairs = load_weights(netspec.build(SPECS / f"{name}.yaml"), ref.state_dict())
+    theirs = [k for k in ref.state_dict() if ".self_attention." in k]
+    assert [pairs[k].split(".self_attention.")[1] for k in pairs if ".self_attention." in k] == \
+        ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"] * 12
+    assert [k.split(".self_attention.")[1] for k in pairs if ".self_attention." in k] == \
+        ["qkv.weight", "qkv.bias", "out.weight", "out.bias"] * 12
+    assert len(theirs) == 4 * 12
+    report = netspec.check(SPECS / f"{name}.yaml")
+    layers, heads, tokens, head_dim = 12, 12, (224 // 16) ** 2 + 1, 768 // 12
+    assert report.attention_macs == layers * 2 * heads * tokens * tokens * head_dim == 715_327_488
+    published = models.ViT_B_16_Weights.IMAGENET1K_V1.meta["_ops"]
+    assert round(report.macs / 1e9, 3) == published == 17.564
+    assert round((report.macs - report.attention_macs) / 1e9, 3) == 16.849
+
+
 def test_every_zoo_spec_torchvision_builds_is_compared() -> None:
     from tiers import ZOO
 
-    without = {"lenet5", "unet"}  # no torchvision model: reference_models.py, reference_unet.py
+    # no torchvision model: reference_models.py, reference_unet.py; vit_tiny is for the digits
+    without = {"lenet5", "unet", "vit_tiny"}
     assert set(REFERENCES) == ZOO - without
