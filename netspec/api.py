@@ -90,7 +90,7 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
           batch_size: int | None = None, lr: float | None = None, device: str | None = None,
           precision: str | None = None, out: str | Path | None = None, seed: int | None = None,
           data: str | Mapping[str, Any] | None = None, compile: bool | None = None,
-          on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+          strategy: str | None = None, on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
           verbose: bool = True, progress: bool | None = None,
           limits: Limits | None = None) -> TrainResult:
     """Train a spec's network as its `train:` section says (see `netspec.training.config`),
@@ -112,7 +112,8 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
 
     overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                                  "device": device, "precision": precision, "seed": seed,
-                                 "compile": compile, "out": None if out is None else str(out)}
+                                 "compile": compile, "strategy": strategy,
+                                 "out": None if out is None else str(out)}
     if data is not None:
         try:
             overrides["data"] = (data_from_arg(data, spec.training.data) if isinstance(data, str)

@@ -226,12 +226,15 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue the run saved in this checkpoint (OUT/last.pt).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes to train with (DistributedDataParallel; signals reach every one).")
+              help="Processes to train with (signals reach every one).")
+@click.option("--strategy", type=click.Choice(["ddp", "fsdp"]),
+              help="With several processes: ddp (a whole model on each) or fsdp (sharded "
+                   "weights, for a model too big for one device) [default: the spec's, else ddp].")
 @click.option("--quiet", "-q", is_flag=True, help="No summary, progress bar or epoch lines.")
 def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: float | None,
                   device: str | None, precision: str | None, out: str | None, seed: int | None,
                   data: str | None, compile_: bool | None, resume: str | None, nproc: int,
-                  quiet: bool) -> None:
+                  strategy: str | None, quiet: bool) -> None:
     """Train SPEC as its `train:` section says, each option overriding it: the check summary,
     a progress bar per epoch, one line per epoch, then OUT/last.pt, best.pt, metrics.jsonl,
     metrics.csv, curves.png and confusion.png. Ctrl-C or SIGTERM saves OUT/last.pt first.
@@ -259,7 +262,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
     try:
         result = train(loaded, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr,
                        device=device, precision=precision, out=out, seed=seed, data=data,
-                       compile=compile_, verbose=not quiet)
+                       compile=compile_, strategy=strategy, verbose=not quiet)
     except TrainError as exc:  # every rank meets it: rank 0 says it
         if main_rank:
             click.echo(f"{spec}: error: {exc}", err=True)

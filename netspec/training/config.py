@@ -324,6 +324,7 @@ def _device(name: str) -> str:
 Device = Annotated[str, AfterValidator(_device),
                    WithJsonSchema({"type": "string", "pattern": f"^({_DEVICE})$"})]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Strategy = Literal["ddp", "fsdp"]
 
 
 class TrainConfig(_Strict):
@@ -346,6 +347,11 @@ class TrainConfig(_Strict):
     gradient scaler for fp16)."""
     compile: bool = False
     """Compile the model with torch.compile."""
+    strategy: Strategy = "ddp"
+    """How several processes share the model (`--nproc`): `ddp` keeps a whole copy on each
+    and averages the gradients; `fsdp` shards the weights, gradients and optimizer state
+    between them (torch's FSDP2), for a model that does not fit one device. One process
+    trains alone either way."""
     out: str | None = None
     """Run folder for checkpoints, metrics and plots (default: runs/NAME, numbered when it
     exists already)."""
@@ -357,8 +363,9 @@ class TrainConfig(_Strict):
 
     def override(self, **changes: Any) -> TrainConfig:
         """A copy with command-line overrides applied (None = keep): `epochs`,
-        `batch_size`, `lr`, `device`, `precision`, `out`, `seed`, `compile`, and `data` (an
-        already-validated DataConfig). Raises pydantic's ValidationError for bad values."""
+        `batch_size`, `lr`, `device`, `precision`, `out`, `seed`, `compile`, `strategy`, and
+        `data` (an already-validated DataConfig). Raises pydantic's ValidationError for bad
+        values."""
         values = {k: v for k, v in changes.items() if v is not None}
         lr = values.pop("lr", None)
         data = self.model_dump(exclude_none=True)

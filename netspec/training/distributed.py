@@ -7,6 +7,12 @@ process at B (augmentation included: it depends on the seed, the epoch and the s
 `netspec.training.data`). Only dropout and BatchNorm's batch statistics differ, since each
 rank draws its own dropout masks and normalises its own share of the batch. Rank 0 alone
 prints and writes files.
+
+How the ranks hold the model is the run's `strategy` (`placement`): `ddp` replicates it
+(`Replicated`); `fsdp` shards every weight, its gradient and its optimizer state over the
+ranks with torch's FSDP2 (`Sharded`), gathering a unit's weights just before it runs. Either
+way a checkpoint holds the whole model and optimizer state as one process has them, so a run
+resumes under another strategy or process count.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import socket
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -70,6 +78,167 @@ def join(device_type: str) -> World:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return world
+
+
+class Placement(ABC):
+    """How the ranks hold the model; the run's checkpoints hold it whole either way."""
+
+    def __init__(self, world: World, device: torch.device) -> None:
+        self.world, self.device = world, device
+
+    @abstractmethod
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Lay `model` out over the ranks, before the optimizer is made over its parameters."""
+
+    @abstractmethod
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """What the training steps call."""
+
+    @abstractmethod
+    def state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model's and the optimizer's state_dicts, whole, as one process has them (on
+        rank 0 at least); every rank calls it."""
+
+    @abstractmethod
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             model_state: dict[str, Any], optimizer_state: dict[str, Any]) -> None:
+        """Load whole state_dicts (what `state` returns, read by every rank)."""
+
+
+class Replicated(Placement):
+    """A whole model on every rank: alone, or under DistributedDataParallel."""
+
+    def prepare(self, model: torch.nn.Module) -> None:
+        pass
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DDP over several ranks (it averages the gradients), else the model itself."""
+        if not self.world.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[self.device.index]
+                                       if self.device.type == "cuda" else None)
+
+    def state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return model.state_dict(), optimizer.state_dict()
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             model_state: dict[str, Any], optimizer_state: dict[str, Any]) -> None:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
+
+
+class Sharded(Placement):
+    """FSDP2: each rank keeps 1/N of every weight, of its gradient and of its optimizer
+    state. A unit's weights are gathered whole just before it runs and freed after (in the
+    backward pass too), so the largest unit, not the model, must fit one device. The units
+    are the layers of each block instance together (`layer2.0.conv1`, `layer2.0.bn1`, ...:
+    the weights of one transformer or residual block), each layer at the top level alone,
+    and the root for the rest (see `units`). Mixed precision stays autocast's: the weights
+    are gathered in fp32 and each op casts them, exactly as one process computes."""
+
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Shard `model` in place (its parameters become DTensors): before the optimizer is
+        made, which must hold the sharded parameters."""
+        from torch.distributed.fsdp import fully_shard
+
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # the device mesh's
+        for unit in units(model):
+            fully_shard(unit)
+        fully_shard(model)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The sharded model itself: FSDP2 reduces the gradients from its own hooks."""
+        return model
+
+    def state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The whole state_dicts on rank 0, as one process has them; every tensor is
+        gathered in turn, so every rank must call this (the others get None for them)."""
+        return (_gathered(model.state_dict(), self.world.main),
+                _gathered(optimizer.state_dict(), self.world.main))
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             model_state: dict[str, Any], optimizer_state: dict[str, Any]) -> None:
+        """Load whole state_dicts, every rank its shard of each tensor (all read them)."""
+        own = model.state_dict()
+        model.load_state_dict({key: _shard_like(value, own.get(key))
+                               for key, value in model_state.items()})
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        state = {index: {key: _shard_like(value, params[index]) for key, value in entry.items()}
+                 for index, entry in optimizer_state["state"].items()}
+        optimizer.load_state_dict({**optimizer_state, "state": state})
+
+
+def placement(strategy: str, world: World, device: torch.device) -> Placement:
+    """How this run holds its model: sharded for `fsdp` over several processes, else whole."""
+    return (Sharded if strategy == "fsdp" and world.distributed else Replicated)(world, device)
+
+
+def units(model: torch.nn.Module) -> list[list[torch.nn.Module]]:
+    """The groups of layers FSDP shards together: the layers `model`'s forward calls that
+    hold weights, grouped by the block instance they are in (their name's parent:
+    `layer2.0.conv1` -> `layer2.0`), a layer at the top level alone. A layer whose weight is
+    also read directly (by `get_attr`) or held by another layer (a tied weight) stays with
+    the root, whose weights are gathered for the whole forward: a unit's weights are whole
+    only while it runs."""
+    graph = model.graph  # a torch.fx GraphModule: its calls are the layers that run
+    called = list(dict.fromkeys(node.target for node in graph.nodes if node.op == "call_module"))
+    holders: dict[int, set[str]] = {}
+    for name in called:
+        for param in model.get_submodule(name).parameters():
+            holders.setdefault(id(param), set()).add(name)
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            for param in _params_at(model, node.target):
+                holders.setdefault(id(param), set()).add("")
+    groups: dict[str, list[torch.nn.Module]] = {}
+    for name in called:
+        params = list(model.get_submodule(name).parameters())
+        if params and all(holders[id(p)] == {name} for p in params):
+            parent = name.rpartition(".")[0]
+            groups.setdefault(parent or name, []).append(model.get_submodule(name))
+    return list(groups.values())
+
+
+def _params_at(model: torch.nn.Module, target: str) -> list[torch.nn.Parameter]:
+    """The parameters an fx `get_attr` of `target` reads (one, or a module's)."""
+    value = model.get_submodule(target.rpartition(".")[0]) if "." in target else model
+    value = getattr(value, target.rpartition(".")[2])
+    if isinstance(value, torch.nn.Module):
+        return list(value.parameters())
+    return [value] if isinstance(value, torch.nn.Parameter) else []
+
+
+def _gathered(value: Any, keep: bool) -> Any:
+    """`value` (a state_dict) with each DTensor gathered whole, in order, onto the CPU
+    where `keep`, else dropped (None): one tensor at a time is whole on the device."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(value, DTensor):
+        whole = value.full_tensor()
+        return whole.cpu() if keep else None
+    if isinstance(value, dict):
+        return {key: _gathered(item, keep) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_gathered(item, keep) for item in value]
+    return value
+
+
+def _shard_like(value: Any, like: Any) -> Any:
+    """`value`, a whole tensor, sharded as the DTensor `like` is (this rank's part of it,
+    cut from the copy every rank holds: no communication); anything else as it is."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not (isinstance(like, DTensor) and isinstance(value, torch.Tensor)
+            and value.shape == like.shape):
+        return value
+    return distribute_tensor(value.to(like.device, like.dtype), like.device_mesh,
+                             like.placements, src_data_rank=None)
 
 
 def launch(nproc: int, args: Sequence[str]) -> int:

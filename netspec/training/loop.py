@@ -36,7 +36,7 @@ from netspec.training import resume as resumption
 from netspec.training.config import TrainConfig, data_root
 from netspec.training.data import Data, DataError, load_data
 from netspec.training.devices import Precision, pick_device, tune
-from netspec.training.distributed import World, join
+from netspec.training.distributed import World, join, placement
 from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line, perplexity
 from netspec.training.optim import (
     apply_changed_options,
@@ -283,6 +283,8 @@ class Trainer:
         self.model = build(spec, seed=config.seed).to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.placement = placement(config.strategy, self.world, self.device)
+        self.placement.prepare(self.model)
         local_batch = config.batch_size // self.world.size
         self.train_loader = self.data.loader("train", local_batch, self.device,
                                              self.world.rank, self.world.size)
@@ -329,20 +331,14 @@ class Trainer:
         np.random.seed(seed)
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        net = model
-        if self.world.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            net = DistributedDataParallel(model, device_ids=[self.device.index]
-                                          if self.device.type == "cuda" else None)
+        net = self.placement.wrap(model)
         return torch.compile(net) if self.config.compile else net
 
     def _restore(self, resume: _Resumed) -> None:
         """Put the run's state back; TrainError when the checkpoint's parts do not fit."""
         state = resume.state
         try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.placement.load(self.model, self.optimizer, state["model"], state["optimizer"])
             load_schedule(self.schedule, state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
             rng = state["rng"]
@@ -484,9 +480,9 @@ class Trainer:
                                       else row[metric] < pos.best["value"])
         if better:
             pos.best = {"metric": metric, "value": row[metric], "epoch": pos.epoch}
-        rng = self._gather_rng()
+        state = self._state(self._gather_rng())  # on every rank: sharded weights are gathered
         if self.world.main:
-            self._submit(self._state(rng), "last.pt", ("best.pt",) if better else ())
+            self._submit(state, "last.pt", ("best.pt",) if better else ())
             for log in logs:
                 log.append(row)
         if self.verbose:
@@ -527,7 +523,9 @@ class Trainer:
         return states
 
     def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
+        """The checkpoint (whole on rank 0; every rank must call this, see `Placement`)."""
         pos, source = self.position, self.spec._source
+        model, optimizer = self.placement.state(self.model, self.optimizer)
         text = source.text if source is not None and source.text is not None else ""
         return {
             "format": checkpoints.FORMAT,
@@ -536,8 +534,8 @@ class Trainer:
             "config": self.config.model_dump(mode="json", exclude_none=True),
             "epoch": pos.epoch, "step": pos.step,
             "partial": pos.tally.saved() if pos.tally is not None and pos.step else {},
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model,
+            "optimizer": optimizer,
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
