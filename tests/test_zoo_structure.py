@@ -126,3 +126,41 @@ def test_the_smallest_input_torchvision_accepts_is_the_smallest_netspec_accepts(
     netspec.check(spec_path(name), inputs=(c, h, w))
     with pytest.raises(netspec.SpecError, match="maxpool3: needs at least 3x3 input"):
         netspec.check(spec_path(name), inputs=(c, h - 1, w - 1))
+
+
+# -- Vision Transformer ------------------------------------------------------------------
+
+
+VITS = {  # torchvision's parameter counts and published GFLOPS at 224 (ViT_*_Weights meta)
+    "vit_b_32": ({"patch": 32}, 88_224_232, 4.409),
+    "vit_l_16": ({"dim": 1024, "layers": 24, "heads": 16, "mlp": 4096}, 304_326_632, 61.555),
+    "vit_l_32": ({"patch": 32, "dim": 1024, "layers": 24, "heads": 16, "mlp": 4096},
+                 306_535_400, 15.378),
+    "vit_h_14": ({"patch": 14, "dim": 1280, "layers": 32, "heads": 16, "mlp": 5120},
+                 632_045_800, 167.295),
+}
+
+
+@pytest.mark.parametrize("name", VITS)
+def test_torchvision_s_other_vits_are_params_in_the_text(name, tmp_path):
+    """The header's params give torchvision's other ViTs (tests/test_zoo_torchvision.py runs
+    vit_b_16 itself); the spec is written next to the block file it uses."""
+    changes, params, gflops = VITS[name]
+    text = spec_path("vit_b_16").read_text()
+    values = {"patch": 16, "dim": 768, "layers": 12, "heads": 12, "mlp": 3072, **changes}
+    edited = text.replace("params: {patch: 16, dim: 768, layers: 12, heads: 12, mlp: 3072}",
+                          "params: {" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}")
+    assert edited != text
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "vit.yaml").write_text((SPECS / "blocks" / "vit.yaml").read_text())
+    (tmp_path / f"{name}.yaml").write_text(edited)
+    report = netspec.check(tmp_path / f"{name}.yaml")
+    assert (report.params, round(report.macs / 1e9, 3)) == (params, gflops)
+
+
+def test_vit_position_embedding_follows_the_input_size():
+    """One learned row per token: at 384x384, torchvision's vit_b_16(image_size=384), the
+    model of its IMAGENET1K_SWAG_E2E_V1 weights (86,859,496 parameters, 55.484 GFLOPS)."""
+    report = netspec.check(spec_path("vit_b_16"), inputs=(3, 384, 384))
+    assert report.layer("embed.pos_embedding").shape == ((384 // 16) ** 2 + 1, 768)
+    assert (report.params, round(report.macs / 1e9, 3)) == (86_859_496, 55.484)
