@@ -80,7 +80,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             warnings.append(Diagnostic(node.loc.at(note.key), node.name, note.message,
                                        severity="warning", code=note.code))
         if node.name not in graph.inputs:
-            rows.append(_row(node, cost, y, fields[node.name]))
+            rows.append(_row(node, cost, x, y, fields[node.name]))
     report = Report(
         name=graph.name,
         inputs={n: shapes[n] for n in graph.inputs if n in shapes},
@@ -163,7 +163,7 @@ def output_of(node: Node, op: Op, tensors: list[Tensor]) -> tuple[Shape, int | N
     return y, vocab
 
 
-def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
+def _row(node: Node, cost: Cost, x: list[Shape], shape: Shape, rf: RF | None) -> LayerReport:
     op = node.op
     assert op is not None
     return LayerReport(
@@ -171,7 +171,7 @@ def _row(node: Node, cost: Cost, shape: Shape, rf: RF | None) -> LayerReport:
         inputs=list(node.inputs), shape=shape,
         params=cost.params, trainable=0 if node.frozen else cost.params, buffers=cost.buffers,
         macs=cost.macs, bias_adds=cost.bias_adds, rf=_rf_json(rf), node=node,
-        attention_macs=cost.attention_macs, scores=cost.scores,
+        attention_macs=cost.attention_macs, scores=cost.scores, input_shapes=tuple(x),
     )
 
 

@@ -37,12 +37,15 @@ class LayerReport:
     """The share of `macs` in attention's products (scores, weights times values)."""
     scores: int = 0
     """Elements of the attention scores per sample (heads x T x S)."""
+    input_shapes: tuple[Shape, ...] = ()
+    """The shapes of its inputs, for a label that tells what they imply."""
     """The IR node: its op gives the label, its locator the YAML line, when asked for."""
 
     @property
     def label(self) -> str:
         """The op and its key arguments, as tables and drawings show it."""
-        label = self.node.op.label() if self.node.op is not None else self.node.kind
+        op = self.node.op
+        label = op.label_at(self.input_shapes, self.shape) if op is not None else self.node.kind
         return label if self.node.tie is None else f"{label}, tied to {self.node.tie}"
 
     @property

@@ -328,6 +328,18 @@ class WrittenOutAttention(nn.Module):
         return self.o(y.transpose(-3, -2).flatten(-2))
 
 
+def sinusoid_table(a: Mapping[str, Any], x: tuple[Shape, ...]) -> torch.Tensor:
+    """The position table of Vaswani et al. 2017, entry by entry: PE(p, 2i) =
+    sin(p / base^(2i/d)), PE(p, 2i+1) = cos(p / base^(2i/d)); T is the ids' last dim or
+    the vectors' second-to-last."""
+    ids = len(x[0]) == 1  # the rows give ids as [T]; vectors have two dims or more
+    length, d = (x[0][-1], a["dim"]) if ids else (x[0][-2], a.get("dim", x[0][-1]))
+    base = a.get("base", 10000.0)
+    return torch.tensor([[math.sin(p / base ** (i / d)) if i % 2 == 0
+                          else math.cos(p / base ** ((i - 1) / d)) for i in range(d)]
+                         for p in range(length)])
+
+
 def _attention(a: dict[str, Any], x: tuple[Shape, ...]) -> nn.Module:
     """torch's own nn.MultiheadAttention where it has the variant (heads of D / heads
     features, output D, its default need_weights path counted by the flop counter);
@@ -454,6 +466,8 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "embedding": lambda a, x: nn.Embedding(a["vocab"], a["dim"], **_kwargs(
         a, {"padding_idx": "padding_idx"}, handled=("vocab", "dim"))),
     "multihead_attention": _attention,
+    "sinusoidal_positions": lambda a, x: Functional(lambda t: sinusoid_table(a, x).expand(
+        t.shape[0], -1, -1)),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(
         a, {"out": "out_features", "bias": "bias"})),
     "upsample": _upsample,

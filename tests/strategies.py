@@ -303,6 +303,15 @@ def _attention(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     return args, (*x[:-1], args.get("out", features))
 
 
+def _sinusoidal(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
+    """The position table of a sequence [*S, T, D]: [T, dim], dim even (D unless given)."""
+    args: Layer = {}
+    if x[-1] % 2 or draw(st.booleans()):
+        args["dim"] = 2 * draw(st.integers(1, MAX_C // 2))
+    maybe(draw, args, "base", st.sampled_from([100.0, 10000.0]))
+    return args, (x[-2], args.get("dim", x[-1]))
+
+
 def _rmsnorm(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     """layernorm's extents and eps; a scale only, so no `bias`."""
     args, y = _layernorm(draw, x)
@@ -548,6 +557,7 @@ GENERATORS: dict[str, OpGen] = {
     "layernorm": OpGen(_layernorm, ANY_RANK),
     "rmsnorm": OpGen(_rmsnorm, ANY_RANK),
     "multihead_attention": OpGen(_attention, (2, 3)),
+    "sinusoidal_positions": OpGen(_sinusoidal, (2, 3), keeps_rank=False),
     "relu": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "relu6": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "leaky_relu": OpGen(_activation(negative_slope=st.sampled_from([0.01, 0.2, 1.5]),

@@ -1,4 +1,5 @@
-"""multihead_attention computes attention as its definition does, and costs what torch counts.
+"""multihead_attention computes attention as its definition does, and costs what torch counts;
+sinusoidal_positions is the original transformer's table.
 
 The op tables (tests/test_op_tables.py) hold its shapes, parameters and MACs to torch's
 nn.MultiheadAttention and to attention written out from its papers
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from op_harness import WrittenOutAttention, spec_for
+from op_harness import WrittenOutAttention, sinusoid_table, spec_for
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -118,3 +119,14 @@ def test_the_table_reports_attention_s_share_and_its_scores():
     table = report.table()
     assert f"{report.attention_macs:,}" in table and "of MACs" in table
     assert report.to_dict()["attention_macs"] == report.attention_macs
+
+
+@pytest.mark.parametrize(("args", "shape", "vocab"), [
+    ({}, (10, 16), None), ({"dim": 8, "base": 100.0}, (3, 7, 5), None), ({"dim": 12}, (9,), 50)])
+def test_sinusoidal_positions_are_the_paper_s_table(args, shape, vocab):
+    spec = netspec.load(spec_for("sinusoidal_positions", args, [shape], vocab))
+    model = netspec.build(spec)
+    x = torch.randint(0, vocab, (2, *shape)) if vocab else torch.randn(2, *shape)
+    table = sinusoid_table(args, (shape,))
+    torch.testing.assert_close(model(x), table.expand(2, -1, -1), rtol=1e-5, atol=1e-5)
+    assert not model.state_dict()  # computed, not stored

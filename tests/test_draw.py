@@ -307,6 +307,30 @@ def test_merges_are_small_signs_and_inputs_start_together():
     assert [d for s, d, _ in dot.edges if s == "cat1"] == ["add1"]  # one edge per tensor read
 
 
+def test_attention_shows_its_heads_and_a_tied_weight_its_source():
+    """Attention nodes say heads x head_dim (inferred from the width) and causal; token
+    inputs say their vocabulary; a tied weight is a dotted line that does not pull the
+    layout."""
+    text = """
+        name: tiny gpt
+        input: {tokens: [16], vocab: 100}
+        layers:
+          - embedding: [100, 32]
+            name: wte
+          - multihead_attention: {heads: 4, kv_heads: 2, causal: true}
+          - linear: {out: 100, bias: false}
+            tie: wte
+    """
+    dot = parse_dot(draw(textwrap.dedent(text)).source)
+    assert "attention 4x8, kv 2, causal" in dot.nodes["attn1"]["label"]
+    assert dot.nodes["attn1"]["fillcolor"] == STYLES["attention"][1]
+    assert "16 token ids &lt; 100" in dot.nodes["input"]["label"]
+    tie = [a for s, d, a in dot.edges if (s, d) == ("wte", "fc1")]
+    assert tie == [{"label": "tied weight", "style": "dotted", "color": tie[0]["color"],
+                    "fontcolor": tie[0]["fontcolor"], "constraint": "false",
+                    "arrowhead": "none"}]
+
+
 def test_rankdir_and_arguments_are_checked():
     lenet = ROOT / "specs" / "lenet5.yaml"
     assert "rankdir=LR" in draw(lenet, rankdir="LR").source

@@ -326,6 +326,10 @@ TOKENS = [
             "Padding_idx must be within num_embeddings", vocab=10),
     refused("linear", {"out": 4}, [5], "linear computes on float values, but input holds "
             "token ids (vocabulary 100)", "same dtype", vocab=100),
+    refused("sinusoidal_positions", {}, [9], "token ids have no width: give `dim`", vocab=50),
+    refused("sinusoidal_positions", {"dim": 7}, [9, 4], "but `dim` is 7"),
+    refused("sinusoidal_positions", {}, [9], "sinusoidal_positions reads a sequence [T, D] or "
+            "token ids [T], but input gives [9]"),
     # torch applies relu to integers; netspec refuses ids for every op that computes
     refused("relu", {}, [5], "relu computes on float values", vocab=100),
 ]

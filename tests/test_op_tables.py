@@ -424,6 +424,10 @@ TOKENS = [
     row("slice", {"dim": 1, "start": 1}, [9], [9 - 1], vocab=50),
     row("reshape", {"shape": [2, 6]}, [12], [2, 6], vocab=50),
     row("concat", {"dim": 1}, [[4], [6]], [4 + 6], vocab=50),
+    # sinusoidal_positions: the [T, dim] table of T positions, no parameters or buffers
+    row("sinusoidal_positions", {}, [10, 16], [10, 16]),
+    row("sinusoidal_positions", {"dim": 8, "base": 100.0}, [3, 7, 5], [7, 8]),
+    row("sinusoidal_positions", {"dim": 12}, [9], [9, 12], vocab=50),
 ]
 
 def _attention(t: int, d: int, heads: int, *, s: int | None = None, e: int | None = None,

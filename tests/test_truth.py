@@ -86,6 +86,7 @@ ODD_SIZES: dict[str, Shape | None] = {
     "deeplabv3_resnet50": (3, 97, 131),
     "r3d_18": (3, 7, 45, 61),  # seven frames: layer4's 3x3x3 windows see mostly padding
     "vit_b_16": None,  # its learned position embedding has one row per 16x16 patch of 224x224
+    "vit_tiny": None,  # likewise for the 2x2 patches of an 8x8 digit
 }
 
 pytestmark = [

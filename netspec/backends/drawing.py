@@ -242,9 +242,11 @@ class _Drawing:
     def _layer_label(self, unit: Unit, node: Node) -> str:
         """Name (short inside its cluster), op label, params; an input shows its shape."""
         name = unit.title(unit.scope)
-        text = _op_text(node)
+        text = self._op_text(node)
         if node.name in self.graph.inputs:
-            lines = [f"<b>{_e(name)}</b>", dims(self.shapes.get(node.name))]
+            vocab = getattr(node.op, "vocab", None)
+            ids = f" token ids &lt; {vocab:,}" if vocab else ""
+            lines = [f"<b>{_e(name)}</b>", dims(self.shapes.get(node.name)) + ids]
         else:
             lines = [f'<font point-size="9">{_e(name)}</font>', f"<b>{_e(text)}</b>"]
         params = self.params.get(node.name, 0)
@@ -264,12 +266,26 @@ class _Drawing:
             lines.append(f'<font point-size="9">{params:,} params</font>')
         return _html("<br/>".join(lines))
 
+    def _op_text(self, node: Node) -> str:
+        """The op's label, with what the shapes tell when they are known; its kind when the
+        layer is invalid (a label of arguments that do not fit the op, such as a 3-d kernel
+        on conv2d, cannot be formed)."""
+        if node.op is None:
+            return node.kind
+        x, y = [self.shapes.get(i) for i in node.inputs], self.shapes.get(node.name)
+        try:
+            if y is None or None in x:
+                return node.op.label()
+            return node.op.label_at(x, y)  # type: ignore[arg-type]
+        except ShapeError:
+            return node.kind
+
     def _tooltip(self, unit: Unit) -> str:
         if unit.group is not None:
             params = ", ".join(f"{k}={v}" for k, v in unit.group.params.items())
             return f"{unit.group.name}: {unit.group.block}({params})"
         node = unit.members[0]
-        text = _op_text(node)
+        text = self._op_text(node)
         return f"{node.name}: {text} → {dims(self.shapes.get(node.name))}"
 
     def _edges(self, dot: graphviz.Digraph) -> None:
@@ -295,6 +311,15 @@ class _Drawing:
                 if self.states[dst.id] == "error":
                     attrs.update(color=RED, fontcolor=RED, penwidth="1.5")
                 dot.edge(head.id, dst.id, **attrs)
+            self._tie_edge(dot, node, dst)
+
+    def _tie_edge(self, dot: graphviz.Digraph, node: Node, dst: Unit) -> None:
+        """A dotted line from the layer whose weight `node` shares, outside the data flow
+        (it does not pull the layout)."""
+        if node.tie is None or self.unit_of[node.tie] is dst:
+            return
+        dot.edge(self.unit_of[node.tie].id, dst.id, label="tied weight", style="dotted",
+                 color=GREY, fontcolor=GREY, constraint="false", arrowhead="none")
 
     @staticmethod
     def _is_merge(node: Node) -> bool:
@@ -320,17 +345,6 @@ class _Drawing:
             f'<td align="left"><font point-size="9">{_e(text)}</font></td></tr>'
             for key, (text, fill, line) in STYLES.items() if key in families)
         return _html(f'<table border="0" cellborder="0" cellspacing="3" cellpadding="1">{cells}</table>')
-
-
-def _op_text(node: Node) -> str:
-    """The op's label; its kind when the layer is invalid (a label of arguments that do not
-    fit the op, such as a 3-d kernel on conv2d, cannot be formed)."""
-    if node.op is None:
-        return node.kind
-    try:
-        return node.op.label()
-    except ShapeError:
-        return node.kind
 
 
 def _error_lines(messages: Iterable[str]) -> str:

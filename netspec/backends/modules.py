@@ -115,3 +115,24 @@ class Attention(nn.Module):
         if self.rotary_base is not None:
             extras.append(f"rotary_base={self.rotary_base}")
         return ", ".join(extras)
+
+
+class SinusoidalPositions(nn.Module):
+    """The fixed position table of Vaswani et al. 2017, (N, length, dim) for any input of
+    batch N: feature 2i of position p is sin(p / base^(2i/dim)), feature 2i+1 its cosine.
+    Computed in forward: no parameters, no buffers, nothing in the state dict."""
+
+    def __init__(self, length: int, dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        self.length, self.dim, self.base = length, dim, base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(self.length, device=x.device, dtype=torch.float32)[:, None]
+        rates = self.base ** (-torch.arange(0, self.dim, 2, device=x.device,
+                                            dtype=torch.float32) / self.dim)
+        angles = positions * rates
+        table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
+        return table.expand(x.shape[0], self.length, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"length={self.length}, dim={self.dim}, base={self.base}"

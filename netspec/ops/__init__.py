@@ -38,7 +38,7 @@ from netspec.ops.conv import (
     ConvTranspose3d,
 )
 from netspec.ops.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath
-from netspec.ops.embedding import Embedding
+from netspec.ops.embedding import Embedding, SinusoidalPositions
 from netspec.ops.io import Input, Parameter
 from netspec.ops.linear import Flatten, Linear, MatMul
 from netspec.ops.merge import Add, Concat, Identity, Mul
@@ -95,7 +95,7 @@ LAYER_OPS: tuple[type[Op], ...] = (
     Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,
-    Identity, Add, Concat, Mul, Parameter,
+    Identity, Add, Concat, Mul, Parameter, SinusoidalPositions,
 )  # fmt: skip
 """The ops a spec's `layers` may use, in the order documentation lists them."""
 

@@ -119,8 +119,15 @@ class MultiheadAttention(Op):
         return Attention(**self.torch_args(x, y))
 
     def label(self) -> str:
-        parts = [f"attention {self.heads}x{self.head_dim}" if self.head_dim
-                 else f"attention {self.heads} heads"]
+        return self._label(f"{self.heads}x{self.head_dim}" if self.head_dim
+                           else f"{self.heads} heads")
+
+    def label_at(self, x: Sequence[Shape], y: Shape) -> str:
+        """`attention 12x64, causal`: heads x head_dim, and the variants."""
+        return self._label(f"{self.heads}x{self.dim(x[0])}", cross=len(x) == 2)
+
+    def _label(self, heads: str, cross: bool = False) -> str:
+        parts = [f"{'cross-' if cross else ''}attention {heads}"]
         if self.kv_heads and self.kv_heads != self.heads:
             parts.append(f"kv {self.kv_heads}")
         parts += [word for word, on in (("causal", self.causal), ("rotary", self.rotary)) if on]

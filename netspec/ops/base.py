@@ -214,6 +214,11 @@ class Op(BaseModel):
         """Short text for tables and drawings: the op and its key arguments."""
         return self.kind()
 
+    def label_at(self, x: Sequence[Shape], y: Shape) -> str:
+        """The label with what the shapes tell (attention's head size); `label()` unless
+        the op says more."""
+        return self.label()
+
     def torch_module(self, inputs: int) -> str | None:
         """The torch.nn class this layer compiles to when it reads `inputs` inputs; None
         when a function computes it (`to_torch` then returns a TorchCall)."""

@@ -1,14 +1,19 @@
-"""Ops that turn token ids into vectors.
+"""Ops that turn token ids into vectors, and positions into vectors.
 
 embedding: ids `[*S]` (each below `vocab`) -> `[*S, dim]`; vocab * dim parameters, no MACs
            (a lookup: torch's flop counter counts none either)
+sinusoidal_positions: ids `[*S, T]` or vectors `[*S, T, D]` -> the fixed table `[T, dim]`
+           (dim = D by default) of Vaswani et al. 2017: feature 2i of position p is
+           sin(p / base^(2i/dim)), feature 2i+1 its cosine; no parameters, no buffers
+           (computed in forward), the same for every sample
 """
 
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Cost, Op, PosInt, ShapeError, Tensor, TokenIds
+from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, ShapeError, Tensor, TokenIds
 from netspec.shapes import Shape
 
 
@@ -54,3 +59,47 @@ class Embedding(Op):
 
     def label(self) -> str:
         return f"embedding {self.vocab:,} x {self.dim}"
+
+
+class SinusoidalPositions(Op):
+    """The fixed sine and cosine position table of the original transformer, one row per
+    position of the input's sequence (netspec.backends.modules.SinusoidalPositions)."""
+
+    op: Literal["sinusoidal_positions"] = "sinusoidal_positions"
+    torch_class: ClassVar[str] = "SinusoidalPositions"
+    family: ClassVar[str] = "io"
+    prefix: ClassVar[str] = "positions"
+    positional: ClassVar[tuple[str, ...]] = ("dim",)
+    token_ids: ClassVar[TokenIds] = "ignored"
+
+    dim: PosInt | None = None
+    """Features per position; the input's last dim when it holds vectors."""
+    base: PosFloat = 10000.0
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape, ids = x[0].shape, x[0].vocab is not None
+        if not ids and len(shape) < 2:
+            raise ShapeError(f"sinusoidal_positions reads a sequence [T, D] or token ids [T], "
+                             f"but {x[0].src} gives {list(shape)}")
+        dim = self.dim or (None if ids else shape[-1])
+        if dim is None:
+            raise ShapeError("token ids have no width: give `dim`", key="dim")
+        if dim % 2:
+            raise ShapeError(f"the table pairs a sine and a cosine per frequency, but `dim` "
+                             f"is {dim}", key="dim", hint="an even `dim`")
+        return (shape[-1] if ids else shape[-2], dim)
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return None
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        from netspec.backends.modules import SinusoidalPositions as Module
+
+        return Module(**self.torch_args(x, y))
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        length, dim = y
+        return {"length": length, "dim": dim, "base": self.base}
+
+    def label(self) -> str:
+        return "sinusoidal positions"

@@ -104,7 +104,7 @@ def _train_section(defs: dict[str, Any]) -> dict[str, Any]:
             if "_from_text" in vars(model):  # a wider short form: `data: images/`
                 forms.append({"type": "string", "description": "as `--data` takes it"})
             definition = {"description": definition.get("description", ""), "anyOf": forms}
-        elif isinstance(model, type) and issubclass(model, config._OnDisk):
+        elif isinstance(model, type) and issubclass(model, config._Path):  # `npz: data.npz`
             definition = {"anyOf": [{"type": "string", "description": "the path"}, definition]}
         defs[name] = definition
     schema.pop("title", None)
