@@ -259,6 +259,15 @@ def ids_out(op: Op, x: Sequence[Tensor]) -> int | None:
                      f"{ids[0].vocab})", hint="turn ids into vectors first with `embedding`")
 
 
+def broadcast(a: Shape, b: Shape) -> Shape | int:
+    """The shape torch broadcasts equal-rank shapes `a` and `b` to (a 1 stretches), or the
+    index of the first dim where they clash."""
+    for i, (m, n) in enumerate(zip(a, b, strict=True)):
+        if m != n and 1 not in (m, n):
+            return i
+    return tuple(max(m, n) for m, n in zip(a, b, strict=True))
+
+
 def expect_rank(op: Op, t: Tensor, *ranks: int) -> None:
     """Refuse an input whose per-sample rank is not one of `ranks`."""
     if len(t.shape) not in ranks:

@@ -24,6 +24,7 @@ from netspec.ops.base import (
     Tensor,
     TokenIds,
     TorchCall,
+    broadcast,
     channels_match,
     sample_dim,
 )
@@ -126,13 +127,11 @@ class MatMul(Op):
             raise ShapeError(f"matmul of {fmt_shape(a)} and {fmt_shape(b)}: {x[0].src} has "
                              f"{a[-1]} columns, {x[1].src} {b[-2]} rows",
                              hint="swap the last two dims of one: `transpose: [-2, -1]`")
-        lead = []
-        for m, n in zip(a[:-2], b[:-2], strict=True):
-            if m != n and 1 not in (m, n):
-                raise ShapeError(f"matmul of {fmt_shape(a)} and {fmt_shape(b)}: leading dims "
-                                 f"{m} and {n} do not broadcast; inputs: {x[0].src} and "
-                                 f"{x[1].src}")
-            lead.append(max(m, n))
+        lead = broadcast(a[:-2], b[:-2])
+        if isinstance(lead, int):
+            raise ShapeError(f"matmul of {fmt_shape(a)} and {fmt_shape(b)}: leading dims "
+                             f"{a[lead]} and {b[lead]} do not broadcast; inputs: {x[0].src} "
+                             f"and {x[1].src}")
         return (*lead, a[-2], b[-1])
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import ClassVar, Literal
 
-from netspec.ops.base import RF, Op, ShapeError, Tensor, TokenIds, TorchCall, sample_dim
+from netspec.ops.base import (
+    RF,
+    Op,
+    ShapeError,
+    Tensor,
+    TokenIds,
+    TorchCall,
+    broadcast,
+    sample_dim,
+)
 from netspec.shapes import Shape, dims_label, fmt_shape
 
 
@@ -63,12 +72,10 @@ class _Broadcast(Op):
                                  f"mixes ranks; inputs: {_listing(x)}",
                                  hint="with the batch in front, torch would broadcast against "
                                       "the batch; keep singleton dims, e.g. [C,1,1]")
-            rank = len(out)
-            a, b = (1,) * (rank - len(out)) + out, (1,) * (rank - len(t.shape)) + t.shape
-            for i, (m, n) in enumerate(zip(a, b, strict=True)):
-                if m != n and 1 not in (m, n):
-                    raise _differs(self.kind(), x, out, t.shape, i, rank)
-            out = tuple(max(m, n) for m, n in zip(a, b, strict=True))
+            both = broadcast(out, t.shape)
+            if isinstance(both, int):
+                raise _differs(self.kind(), x, out, t.shape, both, len(out))
+            out = both
         return out
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
