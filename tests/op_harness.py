@@ -42,7 +42,8 @@ Builder = Callable[[dict[str, Any], tuple[Shape, ...]], nn.Module]
 BATCH = 2
 INPUT_NAMES = ("a", "b", "c", "d")
 MAC_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                     "conv_transpose3d", "linear", "matmul", "multihead_attention"})
+                     "conv_transpose3d", "linear", "matmul", "multihead_attention",
+                     "window_attention"})
 """Ops whose MACs torch's flop counter sees (DESIGN.md: only these count MACs)."""
 TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError, AssertionError)
 
@@ -328,6 +329,61 @@ class WrittenOutAttention(nn.Module):
         return self.o(y.transpose(-3, -2).flatten(-2))
 
 
+class WrittenOutWindowAttention(nn.Module):
+    """Swin's shifted window attention (Liu et al. 2021, section 3.2) written out window by
+    window: the [H, W, C] map zero-padded to whole windows and rolled up-left by the shift
+    along each dim the window does not cover; in each window, per head, softmax(q k^T /
+    sqrt(d) + B) v, with B[i, j] = table[(r_i - r_j + wh - 1) * (2ww - 1) + c_i - c_j + ww - 1]
+    and -100 added between tokens from different regions of the rolled map (rows: the last
+    `shift`, the window before them, the rest; likewise columns); the projection, the roll
+    back and the crop."""
+
+    def __init__(self, a: Mapping[str, Any], x: tuple[Shape, ...]):
+        super().__init__()
+        c = x[0][-1]
+        self.heads = a["heads"]
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+        self.window, self.shift = pair(a.get("window", 7)), pair(a.get("shift", 0))
+        wh, ww = self.window
+        self.table = nn.Parameter(torch.randn((2 * wh - 1) * (2 * ww - 1), self.heads))
+        self.register_buffer("index", torch.zeros(wh * ww * wh * ww, dtype=torch.long))
+        self.qkv = nn.Linear(c, 3 * c, bias=a.get("bias", True))
+        self.proj = nn.Linear(c, c, bias=a.get("bias", True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (wh, ww), (_, h, w, c) = self.window, x.shape
+        x = nn.functional.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
+        ph, pw = x.shape[1:3]
+        shift = [s if win < size else 0
+                 for s, win, size in zip(self.shift, self.window, (ph, pw), strict=True)]
+        x = torch.roll(x, (-shift[0], -shift[1]), dims=(1, 2))
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        d = c // self.heads
+
+        def region(i: int, size: int, win: int, s: int) -> int:
+            return 0 if not s or i < size - win else (1 if i < size - s else 2)
+
+        out = torch.zeros_like(q)
+        for top in range(0, ph, wh):
+            for left in range(0, pw, ww):
+                cells = [(top + i, left + j) for i in range(wh) for j in range(ww)]
+                rows = torch.tensor([r for r, _ in cells])
+                cols = torch.tensor([col for _, col in cells])
+                labels = torch.tensor([region(r, ph, wh, shift[0]) * 3
+                                       + region(col, pw, ww, shift[1]) for r, col in cells])
+                mask = (labels[:, None] != labels[None, :]).float() * -100.0
+                where = ((rows[:, None] - rows[None, :] + wh - 1) * (2 * ww - 1)
+                         + cols[:, None] - cols[None, :] + ww - 1)
+                for head in range(self.heads):
+                    part = slice(head * d, (head + 1) * d)
+                    qs, ks, vs = (t[:, rows, cols, part] for t in (q, k, v))
+                    scores = qs @ ks.transpose(-1, -2) / math.sqrt(d)
+                    scores = scores + self.table[where, head] + mask
+                    out[:, rows, cols, part] = scores.softmax(-1) @ vs
+        y = torch.roll(self.proj(out), (shift[0], shift[1]), dims=(1, 2))
+        return y[:, :h, :w]
+
+
 def sinusoid_table(a: Mapping[str, Any], x: tuple[Shape, ...]) -> torch.Tensor:
     """The position table of Vaswani et al. 2017, entry by entry: PE(p, 2i) =
     sin(p / base^(2i/d)), PE(p, 2i+1) = cos(p / base^(2i/d)); T is the ids' last dim or
@@ -466,6 +522,7 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "embedding": lambda a, x: nn.Embedding(a["vocab"], a["dim"], **_kwargs(
         a, {"padding_idx": "padding_idx"}, handled=("vocab", "dim"))),
     "multihead_attention": _attention,
+    "window_attention": WrittenOutWindowAttention,
     "sinusoidal_positions": lambda a, x: Functional(lambda t: sinusoid_table(a, x).expand(
         t.shape[0], -1, -1)),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(

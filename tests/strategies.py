@@ -303,6 +303,18 @@ def _attention(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     return args, (*x[:-1], args.get("out", features))
 
 
+def _window_attention(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
+    """Swin's window attention over [H, W, C]: heads dividing C, windows of 1-4 per dim
+    (often not dividing the map: padded), a shift below the window."""
+    args: Layer = {"heads": draw(st.sampled_from(divisors(x[-1])))}
+    window = [draw(st.integers(1, 4)) for _ in range(2)]
+    args["window"] = per_dim(draw, window)
+    if draw(st.booleans()):
+        args["shift"] = per_dim(draw, [draw(st.integers(0, w - 1)) for w in window])
+    maybe(draw, args, "bias", st.booleans())
+    return args, x
+
+
 def _sinusoidal(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     """The position table of a sequence [*S, T, D]: [T, dim], dim even (D unless given)."""
     args: Layer = {}
@@ -558,6 +570,7 @@ GENERATORS: dict[str, OpGen] = {
     "rmsnorm": OpGen(_rmsnorm, ANY_RANK),
     "multihead_attention": OpGen(_attention, (2, 3)),
     "sinusoidal_positions": OpGen(_sinusoidal, (2, 3), keeps_rank=False),
+    "window_attention": OpGen(_window_attention, (3,)),
     "relu": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "relu6": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "leaky_relu": OpGen(_activation(negative_slope=st.sampled_from([0.01, 0.2, 1.5]),

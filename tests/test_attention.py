@@ -1,5 +1,5 @@
-"""multihead_attention computes attention as its definition does, and costs what torch counts;
-sinusoidal_positions is the original transformer's table.
+"""multihead_attention and Swin's window_attention compute attention as their definitions do,
+and cost what torch counts; sinusoidal_positions is the original transformer's table.
 
 The op tables (tests/test_op_tables.py) hold its shapes, parameters and MACs to torch's
 nn.MultiheadAttention and to attention written out from its papers
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from op_harness import WrittenOutAttention, sinusoid_table, spec_for
+from op_harness import WrittenOutAttention, WrittenOutWindowAttention, sinusoid_table, spec_for
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -130,3 +130,56 @@ def test_sinusoidal_positions_are_the_paper_s_table(args, shape, vocab):
     table = sinusoid_table(args, (shape,))
     torch.testing.assert_close(model(x), table.expand(2, -1, -1), rtol=1e-5, atol=1e-5)
     assert not model.state_dict()  # computed, not stored
+
+
+WINDOWS: list[tuple[dict[str, Any], Shape]] = [
+    ({"heads": 2, "window": 4}, (8, 8, 8)),
+    ({"heads": 2, "window": 4, "shift": 2}, (8, 12, 8)),
+    ({"heads": 3, "window": [3, 2], "shift": [1, 1], "bias": False}, (7, 5, 6)),  # padded
+    ({"heads": 2, "window": 4, "shift": 2}, (3, 9, 4)),  # one window tall: rolled along W only
+    ({"heads": 1, "window": 5, "shift": 2}, (4, 3, 4)),  # one window covers it: no roll
+]
+
+
+def _window_model(args: dict[str, Any], shape: Shape) -> tuple[nn.Module, Any]:
+    spec = netspec.load(spec_for("window_attention", args, [shape]))
+    return netspec.build(spec, seed=0).eval(), netspec.check(spec)
+
+
+@pytest.mark.parametrize(("args", "shape"), WINDOWS, ids=str)
+def test_window_attention_computes_the_written_out_definition(args, shape):
+    ours, report = _window_model(args, shape)
+    layer = ours.get_submodule("attn1")
+    reference = WrittenOutWindowAttention(args, (shape,)).eval()
+    with torch.no_grad():
+        reference.table.copy_(layer.relative_position_bias_table)
+        reference.qkv.load_state_dict(layer.qkv.state_dict())
+        reference.proj.load_state_dict(layer.proj.state_dict())
+        (x,) = _inputs((shape,), batch=2)
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+        meta = ours.to("meta")
+        with FlopCounterMode(display=False) as counter:
+            meta(x.to("meta"))
+    assert counter.get_total_flops() == 2 * 2 * report.macs
+
+
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize(("args", "shape"), WINDOWS, ids=str)
+def test_window_attention_holds_torchvision_s_state_and_function(args, shape):
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    def pair(v: Any) -> list[int]:
+        return [v, v] if isinstance(v, int) else list(v)
+
+    ours, _ = _window_model(args, shape)
+    theirs = ShiftedWindowAttention(shape[-1], pair(args.get("window", 7)),
+                                    pair(args.get("shift", 0)), args["heads"],
+                                    qkv_bias=args.get("bias", True),
+                                    proj_bias=args.get("bias", True)).eval()
+    layer = ours.get_submodule("attn1")
+    assert list(layer.state_dict()) == list(theirs.state_dict())
+    assert torch.equal(layer.relative_position_index, theirs.relative_position_index)
+    layer.load_state_dict(theirs.state_dict())
+    (x,) = _inputs((shape,), batch=2)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)

@@ -350,9 +350,20 @@ ATTENTION = [
             "their leading dims differ"),
 ]
 
+WINDOW_ATTENTION = [
+    refused("window_attention", {"heads": 3, "window": 4}, [8, 8, 8],
+            "`heads` 3 does not divide the 8 features of input"),
+    refused("window_attention", {"heads": 2, "window": 4, "shift": 4}, [8, 8, 8],
+            "`shift` [4, 4] must be smaller than the window [4, 4]"),
+    refused("window_attention", {"heads": 2}, [8, 8],
+            "window_attention reads a map of vectors [H, W, C], but input gives [8,8]"),
+    refused("window_attention", {"heads": 2, "window": [2, 2, 2]}, [8, 8, 8],
+            "`window` needs one value per spatial dimension (2), found 3"),
+]
+
 TABLES = [*CONV, *CONV_TRANSPOSE, *CONV_TRANSPOSE_SIZE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR,
           *REARRANGE, *UPSAMPLE,
-          *ZEROPAD, *CENTER_CROP, *MERGE, *TOKENS, *ATTENTION]
+          *ZEROPAD, *CENTER_CROP, *MERGE, *TOKENS, *ATTENTION, *WINDOW_ATTENTION]
 
 
 @pytest.mark.parametrize("case", TABLES)

@@ -463,9 +463,34 @@ ATTENTION = [
                    [[7, 16], [3, 12]], [7, 16], t=7, d=16, heads=4, kv_heads=1, s=3, e=12),
 ]
 
+def _window_attention(h: int, w: int, c: int, heads: int, wh: int, ww: int, bias: bool = True
+                      ) -> tuple[int, int, int]:
+    """(params, buffers, MACs) of Swin's window attention by its definition, over the map
+    padded to whole windows: qkv and projection 4C^2 per token, N * C per token for each of
+    the scores and the weighted values (N = wh * ww), the bias table (2wh-1)(2ww-1) x heads
+    and its N^2 index."""
+    n = wh * ww
+    tokens = -(-h // wh) * wh * (-(-w // ww) * ww)
+    params = 4 * c * c + (4 * c if bias else 0) + (2 * wh - 1) * (2 * ww - 1) * heads
+    return params, n * n, 4 * tokens * c * c + 2 * tokens * n * c
+
+
+def _window_row(args: dict[str, Any], x: list[int], **shape: Any) -> Any:
+    params, buffers, macs = _window_attention(*x, **shape)
+    return row("window_attention", args, x, x, params=params, buffers=buffers, macs=macs)
+
+
+WINDOW_ATTENTION = [
+    _window_row({"heads": 2, "window": 4}, [8, 8, 8], heads=2, wh=4, ww=4),
+    _window_row({"heads": 2, "window": 4, "shift": 2}, [8, 12, 8], heads=2, wh=4, ww=4),
+    _window_row({"heads": 3, "window": [3, 2], "shift": [1, 1], "bias": False}, [7, 5, 6],
+                heads=3, wh=3, ww=2, bias=False),
+    _window_row({"heads": 1, "window": 5, "shift": 2}, [4, 3, 4], heads=1, wh=5, ww=5),
+]
+
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,
           *SHUFFLE, *REARRANGE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE,
-          *TOKENS, *ATTENTION]
+          *TOKENS, *ATTENTION, *WINDOW_ATTENTION]
 
 
 @pytest.mark.parametrize("case", TABLES)

@@ -136,3 +136,75 @@ class SinusoidalPositions(nn.Module):
 
     def extra_repr(self) -> str:
         return f"length={self.length}, dim={self.dim}, base={self.base}"
+
+
+class WindowAttention(nn.Module):
+    """Swin's window attention over [N, H, W, dim] (Liu et al. 2021): the map padded to
+    whole windows and, with `shift`, rolled up and left (no roll along a dim one window
+    covers); heads attend within each window of wh x ww tokens, their scores biased by a
+    learned table indexed by relative position (`relative_position_bias_table`, indexed by
+    the `relative_position_index` buffer) and, after a roll, masked by -100 between tokens
+    that came from different regions of the map; then rolled back and cropped. The state
+    is torchvision's ShiftedWindowAttention's, key for key."""
+
+    def __init__(self, dim: int, heads: int, window: tuple[int, int], shift: tuple[int, int],
+                 dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.heads, self.window, self.shift, self.dropout = heads, tuple(window), tuple(shift), dropout
+        wh, ww = self.window
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wh - 1) * (2 * ww - 1), heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        rows, cols = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        rows, cols = rows.flatten(), cols.flatten()
+        index = ((rows[:, None] - rows[None, :] + wh - 1) * (2 * ww - 1)
+                 + cols[:, None] - cols[None, :] + ww - 1)
+        self.register_buffer("relative_position_index", index.flatten())
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, dim = x.shape
+        (wh, ww), tokens = self.window, self.window[0] * self.window[1]
+        x = nn.functional.pad(x, (0, 0, 0, -width % ww, 0, -height % wh))
+        padded = x.shape[1:3]
+        shift = [s if w < n else 0 for s, w, n in zip(self.shift, self.window, padded, strict=True)]
+        if any(shift):
+            x = torch.roll(x, (-shift[0], -shift[1]), dims=(1, 2))
+        windows = self._windows(x)  # [N, windows, wh*ww, dim]
+        q, k, v = self.qkv(windows).unflatten(-1, (3, self.heads, -1)).permute(3, 0, 1, 4, 2, 5)
+        bias = self.relative_position_bias_table[self.relative_position_index]
+        mask = bias.view(tokens, tokens, self.heads).permute(2, 0, 1)  # [heads, t, t]
+        if any(shift):
+            mask = mask + self._regions_mask(padded, shift, x.device).to(mask.dtype)[:, None]
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
+        y = self.proj(y.transpose(-3, -2).flatten(-2))  # [N, windows, wh*ww, dim]
+        y = y.view(batch, padded[0] // wh, padded[1] // ww, wh, ww, dim).transpose(2, 3)
+        y = y.reshape(batch, *padded, dim)
+        if any(shift):
+            y = torch.roll(y, (shift[0], shift[1]), dims=(1, 2))
+        return y[:, :height, :width]
+
+    def _windows(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, H, W, C] with H, W whole windows -> [N, windows, wh*ww, C], row by row."""
+        (wh, ww), (batch, height, width, dim) = self.window, x.shape
+        x = x.view(batch, height // wh, wh, width // ww, ww, dim).transpose(2, 3)
+        return x.reshape(batch, -1, wh * ww, dim)
+
+    def _regions_mask(self, padded: torch.Size, shift: list[int],
+                      device: torch.device) -> torch.Tensor:
+        """[windows, wh*ww, wh*ww]: -100 between tokens of a window that the roll brought
+        from different regions of the map (along a rolled dim: the last `shift` rows, the
+        window before them, and the rest), 0 elsewhere."""
+        def regions(size: int, window: int, step: int) -> torch.Tensor:
+            at = torch.arange(size, device=device)
+            return (at >= size - window).long() + (at >= size - step).long() if step else at * 0
+
+        label = regions(padded[0], self.window[0], shift[0])[:, None] * 3 + \
+            regions(padded[1], self.window[1], shift[1])[None, :]
+        label = self._windows(label[None, :, :, None])[0, :, :, 0]  # [windows, wh*ww]
+        return (label[:, None, :] != label[:, :, None]).float() * -100.0
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, window={self.window}, shift={self.shift}"

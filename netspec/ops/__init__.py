@@ -27,7 +27,7 @@ from netspec.ops.activation import (
     Softmax,
     Tanh,
 )
-from netspec.ops.attention import MultiheadAttention
+from netspec.ops.attention import MultiheadAttention, WindowAttention
 from netspec.ops.base import RF, Cost, Note, Op, ShapeError, Tensor, TorchCall
 from netspec.ops.conv import (
     Conv1d,
@@ -91,7 +91,7 @@ LAYER_OPS: tuple[type[Op], ...] = (
     Hardsigmoid, GLU,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
-    Flatten, Linear, MatMul, Embedding, MultiheadAttention,
+    Flatten, Linear, MatMul, Embedding, MultiheadAttention, WindowAttention,
     Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,

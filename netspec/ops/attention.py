@@ -11,6 +11,11 @@ multihead_attention: `[*B, T, D]` (self-attention), or `[*B, T, D]` and `[*B, S,
         T*H*d*out) and the attention products, scores Q K^T and weights times V, P*H*T*S*d
         each. A causal mask is counted in full, not halved: the math path computes every
         score before masking, and torch's flop counter counts it so.
+window_attention (Swin): `[H, W, C] -> [H, W, C]`, self-attention inside each window of
+    wh x ww tokens of the map padded to whole windows (T tokens), H heads of C / H.
+    params: qkv 3C^2 + 3C, projection C^2 + C, relative position bias (2wh-1)(2ww-1)H;
+    buffers: the relative position index, (wh ww)^2. MACs: 4 T C^2 for the projections,
+    and T * wh*ww * C for each of the scores and the weighted values.
 """
 
 
@@ -21,7 +26,21 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, Probability, ShapeError, Tensor
+from netspec.ops.base import (
+    RF,
+    Cost,
+    NonNegInts,
+    Op,
+    PosFloat,
+    PosInt,
+    PosInts,
+    Probability,
+    ShapeError,
+    Tensor,
+    fmt_pair,
+    fmt_step,
+    spatial,
+)
 from netspec.shapes import Shape, fmt_shape
 
 
@@ -132,3 +151,80 @@ class MultiheadAttention(Op):
             parts.append(f"kv {self.kv_heads}")
         parts += [word for word, on in (("causal", self.causal), ("rotary", self.rotary)) if on]
         return ", ".join(parts)
+
+
+class WindowAttention(Op):
+    """Swin's (shifted) window attention over a map of vectors [H, W, C]: self-attention
+    inside each `window` of tokens, with a learned bias per relative position and head,
+    the map rolled by `shift` first (and the windows that wrap around masked) and back
+    after (netspec.backends.modules.WindowAttention, torchvision's ShiftedWindowAttention).
+    """
+
+    op: Literal["window_attention"] = "window_attention"
+    torch_class: ClassVar[str] = "WindowAttention"
+    family: ClassVar[str] = "attention"
+    prefix: ClassVar[str] = "attn"
+    positional: ClassVar[tuple[str, ...]] = ("heads", "window", "shift")
+
+    heads: PosInt
+    window: PosInts = 7
+    shift: NonNegInts = 0
+    """How far the map rolls before the windows are cut (half a window in every other
+    block); no roll along a dim the window already covers."""
+    dropout: Probability = 0.0
+    bias: bool = True
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        if len(x[0].shape) != 3:
+            raise ShapeError(f"window_attention reads a map of vectors [H, W, C], but "
+                             f"{x[0].src} gives {fmt_shape(x[0].shape)}",
+                             hint="channels last: `permute: [0, 2, 3, 1]` from [C, H, W]")
+        features = x[0].shape[-1]
+        if features % self.heads:
+            raise ShapeError(f"`heads` {self.heads} does not divide the {features} features of "
+                             f"{x[0].src} (its last dim: window attention reads [H, W, C])",
+                             key="heads")
+        window, shift = self.sizes()
+        if any(s >= w for s, w in zip(shift, window, strict=True)):
+            raise ShapeError(f"`shift` {list(shift)} must be smaller than the window "
+                             f"{list(window)}", key="shift")
+        return x[0].shape
+
+    def sizes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(window, shift), each (along H, along W)."""
+        return spatial(self.window, 2, "window"), spatial(self.shift, 2, "shift")  # type: ignore[return-value]
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        """Over the map padded to whole windows: tokens T, N per window; qkv 3C^2 and the
+        projection C^2 per token, scores and weighted values N * C per token each."""
+        (height, width, features), (wh, ww) = x[0], self.sizes()[0]
+        tokens, per_window = (-(-height // wh) * wh) * (-(-width // ww) * ww), wh * ww
+        attention = 2 * tokens * per_window * features
+        return Cost(params=4 * features * features + (4 * features if self.bias else 0)
+                    + (2 * wh - 1) * (2 * ww - 1) * self.heads,
+                    buffers=per_window * per_window,
+                    macs=4 * tokens * features * features + attention,
+                    attention_macs=attention,
+                    bias_adds=4 * tokens * features if self.bias else 0,
+                    scores=tokens * per_window * self.heads)
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return None
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        window, shift = self.sizes()
+        return {"dim": x[0][-1], "heads": self.heads, "window": window, "shift": shift,
+                "dropout": self.dropout, "bias": self.bias}
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        from netspec.backends.modules import WindowAttention as Module
+
+        return Module(**self.torch_args(x, y))
+
+    def label(self) -> str:
+        window, shift = self.sizes()
+        text = f"window attention {self.heads} heads, {fmt_pair(window)}"
+        return text + (f", shift {fmt_step(shift)}" if any(shift) else "")
+
+    def label_at(self, x: Sequence[Shape], y: Shape) -> str:
+        return self.label().replace(f"{self.heads} heads", f"{self.heads}x{x[0][-1] // self.heads}")
