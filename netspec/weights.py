@@ -8,6 +8,7 @@ tensors and plain containers, never code.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,20 @@ def load_weights(model: Any, weights: Mapping[str, Any] | str | Path) -> dict[st
     """Load `weights` (a state_dict or a file) into `model` and return {our key: their key}.
 
     Keys that match exactly load as they are; otherwise the i-th tensor of `weights` goes to
-    the model's i-th, provided every shape agrees. Shapes that differ only in leading 1s
-    agree: a learned tensor held as (1, C, 1, 1) here loads a (C, 1, 1) one (torchvision's
-    ConvNeXt layer scale), its values unchanged. Raises WeightsError listing every key and
-    shape that does not line up, leaving the model unchanged.
+    the model's i-th, provided every shape agrees, and where shapes do not agree in order,
+    the i-th tensor of each shape to the model's i-th of that shape (torchvision's Swin
+    creates its patch merging's projection before the norm that runs first). Shapes that
+    differ only in leading 1s agree: a learned tensor held as (1, C, 1, 1) here loads a
+    (C, 1, 1) one (torchvision's ConvNeXt layer scale), its values unchanged. Raises
+    WeightsError listing every key and shape that does not line up, leaving the model
+    unchanged.
     """
     import torch
 
     theirs = read_state_dict(weights) if isinstance(weights, str | Path) else dict(weights)
     ours = model.state_dict()
     same_names = set(theirs) == set(ours)
-    pairs = {k: k for k in ours} if same_names else dict(zip(ours, theirs, strict=False))
+    pairs = {k: k for k in ours} if same_names else _by_order(ours, theirs)
     mismatches = [f"{k}: {_shape(ours[k])} here, {_shape(theirs[t])} in the weights ({t})"
                   for k, t in pairs.items() if _core(ours[k]) != _core(theirs[t])]
     mismatches += [f"{k} {_shape(ours[k])}: nothing in the weights" for k in list(ours)[len(theirs):]]
@@ -67,6 +71,22 @@ def load_weights(model: Any, weights: Mapping[str, Any] | str | Path) -> dict[st
         model.load_state_dict({k: theirs[t].reshape(ours[k].shape) for k, t in pairs.items()},
                               strict=True)
     return pairs
+
+
+def _by_order(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, str]:
+    """Our key -> theirs, position by position; when shapes disagree somewhere and both
+    hold as many tensors of each shape, the i-th of each shape to the i-th of that shape
+    (the order within a shape kept)."""
+    pairs = dict(zip(ours, theirs, strict=False))
+    if len(ours) != len(theirs) or all(_core(ours[k]) == _core(theirs[t]) for k, t in pairs.items()):
+        return pairs
+    queues: dict[str, list[str]] = {}
+    for t in theirs:
+        queues.setdefault(str(_core(theirs[t])), []).append(t)
+    counts = {shape: len(keys) for shape, keys in queues.items()}
+    if Counter(str(_core(v)) for v in ours.values()) != counts:
+        return pairs  # no pairing by shape either: report the positions that differ
+    return {k: queues[str(_core(v))].pop(0) for k, v in ours.items()}
 
 
 def _shape(value: Any) -> list[int] | str:

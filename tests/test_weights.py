@@ -105,3 +105,36 @@ def test_a_learned_tensor_loads_one_held_without_the_leading_1():
     assert net.layer_scale.weight.shape == (1, 4, 1, 1)
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(net(x), ref(x))
+
+
+def test_weights_created_in_another_order_load_by_shape():
+    """A hand-written patch merging creates its projection before the norm that runs first
+    (as torchvision's Swin does): the weights do not line up by position, so the i-th
+    tensor of each shape loads into the i-th of that shape, and the two compute the same."""
+
+    class Merging(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reduction = torch.nn.Linear(8, 4, bias=False)
+            self.norm = torch.nn.LayerNorm(8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.reduction(self.norm(x))
+
+    torch.manual_seed(0)
+    hand = Merging()
+    with torch.no_grad():
+        hand.norm.weight.uniform_(0.5, 1.5)
+        hand.norm.bias.uniform_(-0.5, 0.5)
+    net = netspec.build("""
+        input: [5, 8]
+        layers:
+          - layernorm
+          - linear: {out: 4, bias: false}
+    """)
+    mapping = netspec.load_weights(net, hand.state_dict())
+    assert mapping == {"ln1.weight": "norm.weight", "ln1.bias": "norm.bias",
+                       "fc1.weight": "reduction.weight"}
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), hand(x))
