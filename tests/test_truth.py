@@ -146,8 +146,10 @@ def _counts(module: torch.nn.Module) -> tuple[int, int]:
 def _counted_flops(model: torch.nn.Module, xs: Sequence[torch.Tensor]) -> int:
     """The model's FLOPs on `xs` as FlopCounterMode counts them, on the meta device: there
     F.scaled_dot_product_attention takes its math path, where on CPU its flash kernel has
-    no formula in the counter (which would count it as 0)."""
-    meta = copy.deepcopy(model).to("meta")
+    no formula in the counter (which would count it as 0). In eval mode: the counted ops do
+    the same either way, and a batch norm of cumulative statistics reads a number in
+    training, which meta tensors do not hold."""
+    meta = copy.deepcopy(model).to("meta").eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         meta(*(x.to("meta") for x in xs))
     return counter.get_total_flops()

@@ -33,8 +33,8 @@ class DropPath(nn.Module):
 class LearnedTensor(nn.Module):
     """A learned tensor of per-sample shape `shape` (a class token, a position embedding, a
     layer scale), zeros until initialised, held as `weight` of shape (1, *shape). `forward(x)`
-    reads `x` only for its batch size N and returns the tensor expanded to (N, *shape), a
-    view: every sample shares the same values, and gradients add up in `weight`."""
+    reads `x` only for its batch size N and returns the tensor repeated to (N, *shape):
+    every sample has the same values, and gradients add up in `weight`."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -42,10 +42,10 @@ class LearnedTensor(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1, *self.shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Expanded from a copy of the weight (not of the batch): a module output that is a
-        # view of a parameter, under no_grad, makes torch's module tracker (FlopCounterMode)
-        # fail with "Expected gradient function to be set".
-        return self.weight.clone().expand(x.shape[0], *self.shape)
+        # A tensor of its own, not a view: a layer after it may work in place (an expanded
+        # view refuses that), and a view of a parameter under no_grad makes torch's module
+        # tracker (FlopCounterMode) fail with "Expected gradient function to be set".
+        return self.weight.repeat(x.shape[0], *(1,) * len(self.shape))
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
@@ -132,7 +132,7 @@ class SinusoidalPositions(nn.Module):
                                             dtype=torch.float32) / self.dim)
         angles = positions * rates
         table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
-        return table.expand(x.shape[0], self.length, self.dim)
+        return table.repeat(x.shape[0], 1, 1)  # its own memory: later layers may work in place
 
     def extra_repr(self) -> str:
         return f"length={self.length}, dim={self.dim}, base={self.base}"
