@@ -87,6 +87,7 @@ ODD_SIZES: dict[str, Shape | None] = {
     "r3d_18": (3, 7, 45, 61),  # seven frames: layer4's 3x3x3 windows see mostly padding
     "vit_b_16": None,  # its learned position embedding has one row per 16x16 patch of 224x224
     "vit_tiny": None,  # likewise for the 2x2 patches of an 8x8 digit
+    "swin_t": (3, 97, 131),  # 24x32 patches: merging sees even sizes, windows are padded
     "gpt2": None,  # its learned position embedding has one row per token of 1024
     "gpt_tiny": None,  # likewise for its 128 bytes
 }

@@ -14,7 +14,7 @@ import torch
 from tiers import zoo
 
 import netspec
-from netspec.backends.modules import Attention
+from netspec.backends.modules import Attention, WindowAttention
 from netspec.weights import load_weights
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -53,6 +53,8 @@ REFERENCES = {
     "r3d_18": ("video.r3d_18", {}, (3, 8, 48, 56)),
     # its position embedding is learned for 14x14 patches: 224 is the only size it takes
     "vit_b_16": ("vit_b_16", {}, (3, 224, 224)),
+    # 32x40 patches: windows padded, shifted ones masked; merging at even sizes
+    "swin_t": ("swin_t", {}, (3, 128, 160)),
 }
 """Zoo spec -> (torchvision constructor, its arguments, an input small enough to run on the
 CPU). The segmentation models return a dict: their `out` is the network's output."""
@@ -84,10 +86,15 @@ def reference(name: str) -> torch.nn.Module:
 WEIGHTED = (torch.nn.modules.conv._ConvNd, torch.nn.Linear, torch.nn.modules.batchnorm._NormBase,
             torch.nn.LayerNorm, torch.nn.GroupNorm)
 """The layers whose class and weights must agree one by one: convolutions, linear, norms."""
-ATTENTION = (torch.nn.MultiheadAttention, Attention)
+ATTENTION = (torch.nn.MultiheadAttention, Attention, WindowAttention)  # + ShiftedWindowAttention
 """Attention layers, compared as one unit each: torch's holds its packed input projection as
 parameters and its output projection as a Linear it calls as a function, netspec's holds
-both as Linears (`qkv`, `out`); their parameters agree in shape and order."""
+both as Linears (`qkv`, `out`); their parameters agree in shape and order. Swin's window
+attention (torchvision's ShiftedWindowAttention, netspec's WindowAttention) holds its bias
+table, then `qkv` and `proj`."""
+RUN_ORDER = {"PatchMerging": ("norm", "reduction")}
+"""torchvision modules that create their layers in another order than they run them:
+compared in the order they run (the order of a spec's layers)."""
 
 Layer = tuple[str, tuple[int, ...] | tuple[tuple[int, ...], ...] | None, int]
 
@@ -96,14 +103,18 @@ def weighted_layers(model: torch.nn.Module) -> list[Layer]:
     """Each conv, linear, norm and attention layer in order: its torch.nn class
     (torchvision's Conv3DSimple is a Conv3d) or "attention", its weight shape (an attention
     layer's: the shape of each of its parameters) and parameters."""
-    if isinstance(model, ATTENTION):
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    if isinstance(model, (*ATTENTION, ShiftedWindowAttention)):
         return [("attention", tuple(tuple(p.shape) for p in model.parameters()),
                  count(model.parameters()))]
     if isinstance(model, WEIGHTED):
         weight = getattr(model, "weight", None)
         return [(torch_class(model), None if weight is None else tuple(weight.shape),
                  count(model.parameters()))]
-    return [layer for child in model.children() for layer in weighted_layers(child)]
+    order = RUN_ORDER.get(type(model).__name__)
+    children = [model.get_submodule(n) for n in order] if order else model.children()
+    return [layer for child in children for layer in weighted_layers(child)]
 
 
 def torch_class(module: torch.nn.Module) -> str:
