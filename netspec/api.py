@@ -126,17 +126,20 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
 
 
 def sample(run: str | Path, *, prompt: str = "\n", length: int = 200, temperature: float = 1.0,
-           top_k: int | None = None, seed: int = 0, limits: Limits | None = None) -> str:
+           top_k: int | None = None, seed: int = 0, spec: str | Path | None = None,
+           limits: Limits | None = None) -> str:
     """`length` bytes of text generated after `prompt` by the language model a run trained
     on `text` data (`run`: a checkpoint, or a run folder: its best.pt, else last.pt), decoded
     as UTF-8 with errors replaced; the same text for the same seed. `temperature` divides
     the scores (0: always the likeliest byte), `top_k` draws from the k likeliest bytes only.
+    `spec`: the spec file to build the model from, when the run's own has moved.
     See `netspec.training.sample`. This imports torch. Raises TrainError for a checkpoint
     that cannot be read or holds no language model, and for a bad argument."""
     from netspec.training.sample import sample as generate
 
     with applied(limits):
-        return generate(Path(run), prompt, length, temperature, top_k, seed)
+        return generate(Path(run), prompt, length, temperature, top_k, seed,
+                        Path(spec) if spec is not None else None)
 
 
 def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | None = None,

@@ -294,8 +294,10 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
 @click.option("--top-k", type=click.IntRange(min=1), help="Draw from the K likeliest bytes only.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="The same seed gives the same text.")
+@click.option("--spec", "spec_file", type=click.Path(),
+              help="The spec file, if the run's own has moved [default: the run's].")
 def sample_command(run: str, prompt: str | None, length: int, temperature: float,
-                   top_k: int | None, seed: int) -> None:
+                   top_k: int | None, seed: int, spec_file: str | None) -> None:
     """Print the prompt and the text a language model trained on `text` data continues it
     with. RUN is a run folder (its best.pt, else last.pt) or a checkpoint.
 
@@ -309,7 +311,7 @@ def sample_command(run: str, prompt: str | None, length: int, temperature: float
     prompt = DEFAULT_PROMPT if prompt is None else prompt
     try:
         text = sample(run, prompt=prompt, length=length, temperature=temperature, top_k=top_k,
-                      seed=seed)
+                      seed=seed, spec=spec_file)
     except TrainError as exc:
         click.echo(f"{run}: error: {exc}", err=True)
         sys.exit(1)

@@ -149,26 +149,34 @@ def render_svg(dot: graphviz.Digraph, tmp_path: Path, name: str = "net") -> Svg:
 
 # -- the zoo --------------------------------------------------------------------------------
 
+TIED = "tied weight"
+"""The label of the dotted line from a weight's layer to a layer that shares it."""
+
+
 @DOT
 @pytest.mark.parametrize("path", zoo(ZOO), ids=lambda p: p.stem)
 def test_zoo_at_full_depth(path: Path, tmp_path: Path):
     """One node per layer and input (merges included), one edge per tensor read, labelled with
-    the shape `netspec check` gives its producer, one cluster per block instance (nested as
-    the instances are), and a legend of the families drawn."""
+    the shape `netspec check` gives its producer, a dotted line per tied weight, one cluster
+    per block instance (nested as the instances are), and a legend of the families drawn."""
     g, shapes = graph(path), shapes_of(path)
     dot = parse_dot(draw(path).source)
     svg = render_svg(draw(path), tmp_path)
 
     assert set(dot.layer_nodes) == set(g.nodes) == set(svg.nodes) - {LEGEND}
     assert len(dot.layer_nodes) == len(netspec.check(path).layers) + len(g.inputs)
+    ties = {(n.tie, n.name) for n in g.nodes.values() if n.tie}
+    assert {(s, d) for s, d, a in dot.edges if a["label"] == TIED} == ties
+    assert {(s, d) for s, d, texts in svg.edges if texts == [TIED]} == ties
+    data = [(s, d, a) for s, d, a in dot.edges if a["label"] != TIED]
     wanted = {(i, n.name) for n in g.nodes.values() for i in n.inputs}
-    assert {(s, d) for s, d, _ in dot.edges} == wanted
-    assert len(dot.edges) == len(wanted)
-    for src, _, attrs in dot.edges:
+    assert {(s, d) for s, d, _ in data} == wanted
+    assert len(data) == len(wanted)
+    for src, _, attrs in data:
         assert attrs["label"] == shapes[src]
-    assert {(s, d) for s, d, _ in svg.edges} == wanted
+    assert {(s, d) for s, d, texts in svg.edges if texts != [TIED]} == wanted
     for src, _, texts in svg.edges:
-        assert texts == [shapes[src]]
+        assert texts in ([shapes[src]], [TIED])
 
     assert dot.clusters == {f"cluster_{name}": group.parent and f"cluster_{group.parent}"
                             for name, group in g.groups.items()}
@@ -206,6 +214,8 @@ def test_zoo_collapsed(path: Path, depth: int, tmp_path: Path):
         rolled += int(found.group(1)) if found else 1
     assert rolled == len(at_depth)
     for src, _, attrs in dot.edges:
+        if attrs["label"] == TIED:
+            continue
         if src in shapes:
             assert attrs["label"] == shapes[src]
         else:  # leaves a collapsed instance: the shape of one of its block's layers

@@ -135,12 +135,14 @@ def test_the_standard_library_is_read_from_its_own_files():
     assert all((windows == row).all(1).any() for row in found)
 
 
-def test_a_folder_is_read_recursively_in_sorted_order_hidden_files_aside(tmp_path):
+def test_a_folder_is_read_recursively_in_sorted_order_hidden_and_binary_files_aside(tmp_path):
     corpus = tmp_path / "corpus"
     (corpus / "b").mkdir(parents=True)
     (corpus / ".git").mkdir()
+    (corpus / "__pycache__").mkdir()
     parts = {"a.txt": text_bytes(T + 1), "b/c.txt": b"C" * (T + 1), ".hidden": b"H" * (T + 1),
-             ".git/x": b"G" * (T + 1)}
+             ".git/x": b"G" * (T + 1),
+             "__pycache__/a.pyc": b"\xa7\r\r\n\x00\xff" * (T + 1)}  # not UTF-8: bytecode
     for name, content in parts.items():
         (corpus / name).write_bytes(content)
     config = DataConfig.model_validate({"text": {"path": "corpus", "val_split": 0.5}})
@@ -374,6 +376,33 @@ def test_sample_refuses_a_run_that_is_no_language_model_and_bad_arguments(tmp_pa
         "from the ones before it)")
     with pytest.raises(netspec.TrainError, match="top_k must be 1 or more, found 0"):
         netspec.sample(trained, top_k=0)
+
+
+def test_a_spec_that_uses_block_files_samples_from_its_file_or_the_one_named(tmp_path):
+    """The checkpoint records the spec's file, whose `use:` files lie beside it; once the
+    file has moved, `--spec` names it, and the text alone says to."""
+    (tmp_path / "blocks.yaml").write_text(textwrap.dedent("""
+        blocks:
+          head:
+            layers: [{linear: 64}, relu, {linear: 256}]
+    """))
+    spec = spec_file(tmp_path, TINY.replace("    layers:\n", "    use: [blocks.yaml]\n    layers:\n")
+                     .replace("      - linear: 64\n      - relu\n      - linear: 256\n",
+                              "      - head\n"), corpus=text_bytes(2000))
+    netspec.train(spec, out=tmp_path / "run", verbose=False)
+    expected = netspec.sample(tmp_path / "run", prompt="ab", length=8, seed=1)
+    assert expected
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("lm.yaml", "blocks.yaml"):
+        (tmp_path / name).rename(moved / name)
+    message = refused(["sample", str(tmp_path / "run")])
+    assert "`use` needs a spec read from a file" in message and "--spec SPEC" in message
+    result = CliRunner().invoke(main, ["sample", str(tmp_path / "run"), "--prompt", "ab",
+                                       "--length", "8", "--seed", "1", "--spec",
+                                       str(moved / "lm.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.rstrip("\n") == ("ab" + expected).rstrip("\n")
 
 
 @pytest.mark.slow  # two epochs of training

@@ -139,9 +139,13 @@ def _node_name(layer: str) -> str:
     return re.sub(r"\W", "_", layer)
 
 
-def _counts(module: torch.nn.Module) -> tuple[int, int]:
-    return (sum(p.numel() for p in module.parameters()),
-            sum(b.numel() for b in module.buffers()))
+def _counts(module: torch.nn.Module, counted: set[int] | None = None) -> tuple[int, int]:
+    """Parameters and buffers of `module`; with `counted`, only parameters not counted
+    before (adding them to it)."""
+    params = [p for p in module.parameters() if counted is None or id(p) not in counted]
+    if counted is not None:
+        counted.update(id(p) for p in params)
+    return (sum(p.numel() for p in params), sum(b.numel() for b in module.buffers()))
 
 
 def _counted_flops(model: torch.nn.Module, xs: Sequence[torch.Tensor]) -> int:
@@ -200,11 +204,12 @@ def assert_truth(spec: Any, inputs: Shape | None = None, *,
     expected = [(batch, *shape) for shape in report.outputs.values()]
     if real_outputs != expected:
         raise fail("outputs", expected, real_outputs)
+    counted: set[int] = set()  # a tied weight counts at the first layer holding it, as in torch
     for row in report.layers:
         real = seen.get(row.name) if row.torch else recorder.shapes.get(_node_name(row.name))
         if real != row.shape:
             raise fail(f"{row.name} ({row.op}) shape", row.shape, real)
-        counts = _counts(model.get_submodule(row.name)) if row.torch else (0, 0)
+        counts = _counts(model.get_submodule(row.name), counted) if row.torch else (0, 0)
         if (row.params, row.buffers) != counts:
             raise fail(f"{row.name} ({row.op}) params, buffers", (row.params, row.buffers), counts)
     flops = _counted_flops(model, xs)

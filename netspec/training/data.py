@@ -622,9 +622,10 @@ def token_length(shape: tuple[int, ...], vocab: int | None) -> int:
 
 
 def _read_text(path: str, root: Path) -> tuple[bytes, str]:
-    """The bytes of `path` (a file, every file under a folder, or `stdlib`: the standard
+    """The bytes of `path` (a file, every text file under a folder, or `stdlib`: the standard
     library's `.py` files, site-packages aside), files joined in sorted order, and the
-    source's name for messages."""
+    source's name for messages. In a folder, files that are not UTF-8 text (compiled
+    `__pycache__/*.pyc`, images) are passed over."""
     if path == STDLIB:
         folder = Path(sysconfig.get_paths()["stdlib"])
         skip = {"site-packages", "dist-packages"}
@@ -635,6 +636,7 @@ def _read_text(path: str, root: Path) -> tuple[bytes, str]:
         full = _on_disk(root, path, "text")
         files = _files_under(full, lambda top, name: True) if full.is_dir() else [full]
         what = f"text {full}"
+        return _read_bytes(files, what, text_only=full.is_dir()), what
     return _read_bytes(files, what), what
 
 
@@ -653,22 +655,34 @@ def _files_under(folder: Path, keep: Callable[[Path, str], bool]) -> list[Path]:
     return sorted(found)
 
 
-def _read_bytes(files: list[Path], what: str) -> bytes:
-    """The files' bytes, one after the other; never more than the limit `text_bytes` plus one
-    is read (a file that grows while it is read, or a device, cannot make it more)."""
+def _read_bytes(files: list[Path], what: str, text_only: bool = False) -> bytes:
+    """The files' bytes, one after the other (with `text_only`, of the files that are UTF-8
+    text); never more than the limit `text_bytes` plus one is read (a file that grows while
+    it is read, or a device, cannot make it more)."""
     most, text = limits.current().text_bytes, bytearray()
     for file in files:
         if not file.is_file():
             raise DataError(f"{what}: {file} is not a regular file")
         try:
             with file.open("rb") as stream:
-                text += stream.read(most + 1 - len(text))
+                read = stream.read(most + 1 - len(text))
         except OSError as exc:
             raise DataError(f"cannot read {file}: {exc.strerror or exc}") from None
+        if text_only and len(text) + len(read) <= most and not _is_utf8(read):
+            continue
+        text += read
         if len(text) > most:
             raise DataError(f"{what} has more than {most:,} bytes, the limit `text_bytes`; "
                             f"{limits.raise_hint('text_bytes')}")
     return bytes(text)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _windows(text: bytes, length: int, what: str) -> _Samples:

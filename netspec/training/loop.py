@@ -527,9 +527,11 @@ class Trainer:
         pos, source = self.position, self.spec._source
         model, optimizer = self.placement.state(self.model, self.optimizer)
         text = source.text if source is not None and source.text is not None else ""
+        file = Path(source.file) if source is not None else None
         return {
             "format": checkpoints.FORMAT,
             "spec": {"name": self.spec.name, "text": text,
+                     "file": str(file.resolve()) if file is not None and file.is_file() else "",
                      "hash": checkpoints.architecture_hash(self.spec._graph)},
             "config": self.config.model_dump(mode="json", exclude_none=True),
             "epoch": pos.epoch, "step": pos.step,

@@ -27,14 +27,15 @@ DEFAULT_PROMPT = "\n"
 
 
 def sample(run: Path, prompt: str = DEFAULT_PROMPT, length: int = 200, temperature: float = 1.0,
-           top_k: int | None = None, seed: int = 0) -> str:
+           top_k: int | None = None, seed: int = 0, spec: Path | None = None) -> str:
     """`length` bytes generated after `prompt` by the language model saved in `run` (a
     checkpoint, or a run folder: its best.pt, else last.pt), decoded as UTF-8 with errors
     replaced. `temperature` divides the scores (0: always the likeliest byte), `top_k` keeps
     the k likeliest bytes, and `seed` makes the draws repeatable. Raises TrainError for a
-    checkpoint that cannot be read or holds no language model, or for a bad argument."""
+    checkpoint that cannot be read or holds no language model, or for a bad argument.
+    `spec` is the spec file to build the model from (see `language_model`)."""
     _check_arguments(prompt, length, temperature, top_k)
-    model, window = language_model(Path(run))
+    model, window = language_model(Path(run), spec)
     generator = torch.Generator().manual_seed(seed)
     context = list(prompt.encode())
     start = len(context)
@@ -48,9 +49,12 @@ def sample(run: Path, prompt: str = DEFAULT_PROMPT, length: int = 200, temperatu
     return bytes(context[start:]).decode("utf-8", errors="replace")
 
 
-def language_model(run: Path) -> tuple[torch.nn.Module, int]:
+def language_model(run: Path, spec_file: Path | None = None) -> tuple[torch.nn.Module, int]:
     """The model saved in `run`'s checkpoint, in eval mode on the CPU, and its window T,
-    once the run was trained on text and its spec is a language model on bytes."""
+    once the run was trained on text and its spec is a language model on bytes. The spec is
+    `spec_file`, else the file the run was trained from while it is there (its `use:`
+    files are found beside it), else the text the checkpoint holds; its architecture must
+    be the checkpoint's."""
     from netspec.api import build, check, load
 
     try:
@@ -62,12 +66,14 @@ def language_model(run: Path) -> tuple[torch.nn.Module, int]:
     if kind != "text":
         raise TrainError(f"{path} is not a language model: it was trained on {kind} data; "
                          f"netspec sample needs a run trained on `text` data")
+    file = spec_file or Path(state["spec"].get("file") or "")
     try:
-        spec = load(state["spec"]["text"])
+        spec = load(file) if file.is_file() else load(state["spec"]["text"])
         report = check(spec)
     except SpecError as exc:
-        raise TrainError(f"{path}: the spec it holds does not load: "
-                         f"{exc.errors[0].format()}") from None
+        where = file if file.is_file() else "the spec it holds"
+        hint = "" if file.is_file() else " (name the spec file: --spec SPEC)"
+        raise TrainError(f"{path}: {where} does not load: {exc.errors[0].format()}{hint}") from None
     try:
         checkpoints.check_spec(state, path, spec.name, checkpoints.architecture_hash(spec._graph))
         ((name, shape),), ((output, out_shape),) = report.inputs.items(), report.outputs.items()
