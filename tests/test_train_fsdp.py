@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from test_tie import TIED
 
 import netspec
 from netspec.cli import main
@@ -86,17 +87,7 @@ def test_units_are_block_instances_and_top_level_layers() -> None:
 
 
 def test_tied_weights_stay_with_the_root() -> None:
-    tied = """
-        name: tied
-        input: {tokens: [8], vocab: 50}
-        layers:
-          - embedding: [50, 16]
-            name: wte
-          - layernorm: {}
-          - linear: {out: 50, bias: false}
-            tie: wte
-    """
-    model = netspec.build(textwrap.dedent(tied))
+    model = netspec.build(TIED)
     assert units(model) == [[model.ln1]]
 
 
