@@ -157,15 +157,18 @@ def assert_builds_like_the_report(path: Path) -> None:
     some norms at batch 1, which the report flags)."""
     spec = netspec.load(path)
     report = netspec.check(spec)
+    ids = report.token_inputs
     with torch.device("meta"):
         model = netspec.build(spec).eval()
-        out = model(*[torch.empty(2, *shape) for shape in report.inputs.values()])
+        out = model(*[torch.empty(2, *shape, dtype=torch.long if name in ids else None)
+                      for name, shape in report.inputs.items()])
     assert output_shapes(out) == list(report.outputs.values())
     assert sum(p.numel() for p in model.parameters()) == report.params
     assert sum(b.numel() for b in model.buffers()) == report.buffers
     if report.macs <= CPU_FORWARD_MACS and report.params <= CPU_FORWARD_MACS:
         model = netspec.build(spec, seed=0)
-        out = model(*[torch.randn(2, *shape) for shape in report.inputs.values()])
+        out = model(*[torch.randint(0, ids[name], (2, *shape)) if name in ids
+                      else torch.randn(2, *shape) for name, shape in report.inputs.items()])
         assert output_shapes(out) == list(report.outputs.values())
 
 

@@ -19,8 +19,8 @@ from test_tie import TIED
 
 import netspec
 from netspec.cli import main
-from netspec.training import checkpoints
-from netspec.training.distributed import units
+from netspec.training import checkpoints, distributed
+from netspec.training.distributed import fsdp_refusal, units
 
 # Residual blocks (units of several layers), a top-level conv and linear (units alone), no
 # dropout, batch norm or augmentation: their per-rank randomness or statistics are meant to
@@ -91,6 +91,19 @@ def test_tied_weights_stay_with_the_root() -> None:
     assert units(model) == [[model.ln1]]
 
 
+CPU_FSDP = pytest.mark.skipif(fsdp_refusal(torch.device("cpu")) is not None,
+                              reason=str(fsdp_refusal(torch.device("cpu"))))
+"""FSDP2 runs on the CPU from torch 2.7 on (netspec refuses it before: see the test below)."""
+
+
+def test_fsdp_on_the_cpu_is_refused_where_torch_cannot_run_it(monkeypatch) -> None:
+    """torch 2.6, the oldest netspec takes, has CPU streams that record no events."""
+    monkeypatch.setattr(distributed, "_cpu_streams_record_events", lambda: False)
+    refusal = fsdp_refusal(torch.device("cpu"))
+    assert refusal is not None and "needs torch 2.7 or newer" in refusal
+    assert fsdp_refusal(torch.device("cuda")) is None
+
+
 @pytest.fixture(scope="module")
 def first_epochs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the spec and two runs of its one epoch: `fsdp` (2 processes, sharded)
@@ -103,6 +116,7 @@ def first_epochs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@CPU_FSDP
 @pytest.mark.slow  # two processes
 def test_two_sharded_processes_step_like_one(first_epochs: Path) -> None:
     saved = checkpoints.load(first_epochs / "fsdp" / "last.pt")
@@ -111,6 +125,7 @@ def test_two_sharded_processes_step_like_one(first_epochs: Path) -> None:
         assert_same_run(first_epochs / "alone" / name, first_epochs / "fsdp" / name)
 
 
+@CPU_FSDP
 @pytest.mark.slow  # two processes
 def test_a_sharded_run_resumes_alone_and_a_lone_run_sharded(first_epochs: Path,
                                                             tmp_path: Path) -> None:

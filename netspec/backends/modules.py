@@ -57,8 +57,10 @@ class Attention(nn.Module):
     through one packed projection `qkv`, as GPT-2's c_attn and torch's MultiheadAttention
     in_proj hold them: queries, keys, values in that order). `heads` query heads of
     `head_dim` features share `kv_heads` key and value heads (grouped-query attention when
-    fewer); rotary position embeddings rotate queries and keys when `rotary_base` is set.
-    F.scaled_dot_product_attention computes the heads; `out` projects them to [*B, T, out].
+    fewer: repeated for their query heads, which every torch version and ONNX exporter
+    takes, rather than SDPA's `enable_gqa`); rotary position embeddings rotate queries and
+    keys when `rotary_base` is set. F.scaled_dot_product_attention computes the heads;
+    `out` projects them to [*B, T, out].
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, kv_heads: int, out: int,
@@ -86,9 +88,10 @@ class Attention(nn.Module):
                                                          (v, self.kv_heads)))
         if self.rotary_base is not None:
             q, k = self._rotate(q), self._rotate(k)
+        if self.kv_heads != self.heads:  # each key/value head serves heads/kv_heads queries
+            k, v = (t.repeat_interleave(self.heads // self.kv_heads, dim=-3) for t in (k, v))
         y = nn.functional.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal,
-            enable_gqa=self.kv_heads != self.heads)
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
         return self.out(y.transpose(-3, -2).flatten(-2))
 
     def _split_heads(self, t: torch.Tensor, heads: int) -> torch.Tensor:

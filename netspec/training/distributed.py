@@ -33,6 +33,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from netspec.errors import TrainError
+
 
 @dataclass(frozen=True)
 class World:
@@ -175,8 +177,28 @@ class Sharded(Placement):
 
 
 def placement(strategy: str, world: World, device: torch.device) -> Placement:
-    """How this run holds its model: sharded for `fsdp` over several processes, else whole."""
-    return (Sharded if strategy == "fsdp" and world.distributed else Replicated)(world, device)
+    """How this run holds its model: sharded for `fsdp` over several processes, else whole.
+    TrainError where this torch cannot shard on `device`."""
+    if strategy != "fsdp" or not world.distributed:
+        return Replicated(world, device)
+    refusal = fsdp_refusal(device)
+    if refusal:
+        raise TrainError(refusal)
+    return Sharded(world, device)
+
+
+def _cpu_streams_record_events() -> bool:
+    return hasattr(torch.Stream, "record_event")
+
+
+def fsdp_refusal(device: torch.device) -> str | None:
+    """Why FSDP2 cannot run on `device` with this torch, if it cannot: on the CPU it waits
+    on streams' events, which CPU streams record from torch 2.7 on."""
+    if device.type == "cpu" and not _cpu_streams_record_events():
+        return (f"strategy: fsdp on the CPU needs torch 2.7 or newer (its CPU streams record "
+                f"the events FSDP waits on); this is torch {torch.__version__}: use strategy: "
+                "ddp, or a newer torch")
+    return None
 
 
 def units(model: torch.nn.Module) -> list[list[torch.nn.Module]]:
