@@ -188,7 +188,7 @@ def placement(strategy: str, world: World, device: torch.device) -> Placement:
 
 
 def _cpu_streams_record_events() -> bool:
-    return hasattr(torch.Stream, "record_event")
+    return hasattr(torch.cpu.Stream, "record_event")
 
 
 def fsdp_refusal(device: torch.device) -> str | None:
