@@ -163,8 +163,9 @@ class Report:
     def activation_bytes(self) -> int:
         """Memory of every tensor of one sample's forward pass (inputs and outputs of all
         layers) in float32, token ids in int64: an upper bound on what inference keeps alive."""
-        elements = sum(math.prod(s) * (ID_BYTES // BYTES_PER_ELEMENT if n in self.token_inputs
-                                       else 1) for n, s in self.inputs.items())
+        ids = self.token_inputs
+        elements = sum(math.prod(s) * (ID_BYTES // BYTES_PER_ELEMENT if n in ids else 1)
+                       for n, s in self.inputs.items())
         return BYTES_PER_ELEMENT * (elements + sum(math.prod(r.shape) for r in self.layers))
 
     def layer(self, name: str) -> LayerReport:

@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
-
 from netspec.ops.base import (
     RF,
     Cost,
@@ -70,7 +68,7 @@ class MultiheadAttention(Op):
     bias: bool = True
     rotary: bool = False
     """Rotary position embeddings (RoPE, rotating halves) applied to queries and keys."""
-    rotary_base: PosFloat = Field(10000.0)
+    rotary_base: PosFloat = 10000.0
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         for t in x:
@@ -222,9 +220,13 @@ class WindowAttention(Op):
         return Module(**self.torch_args(x, y))
 
     def label(self) -> str:
-        window, shift = self.sizes()
-        text = f"window attention {self.heads} heads, {fmt_pair(window)}"
-        return text + (f", shift {fmt_step(shift)}" if any(shift) else "")
+        return self._label(f"{self.heads} heads")
 
     def label_at(self, x: Sequence[Shape], y: Shape) -> str:
-        return self.label().replace(f"{self.heads} heads", f"{self.heads}x{x[0][-1] // self.heads}")
+        """`window attention 3x32, 7x7, shift 3`: heads x head size, window, shift."""
+        return self._label(f"{self.heads}x{x[0][-1] // self.heads}")
+
+    def _label(self, heads: str) -> str:
+        window, shift = self.sizes()
+        text = f"window attention {heads}, {fmt_pair(window)}"
+        return text + (f", shift {fmt_step(shift)}" if any(shift) else "")
