@@ -51,29 +51,14 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             op = op.model_copy(update={"shape": tuple(overrides.get(node.name, op.shape))})
         tensors = [Tensor(shapes[i], i, i in graph.inputs, fields[i] is not None, vocabs[i])
                    for i in node.inputs]
-        try:
-            y, vocabs[node.name] = output_of(node, op, tensors)
-        except ShapeError as exc:
-            error = Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
-                               exc.hint, code="shape")
-            if (error.where, error.message) not in said:  # the pieces of one `chunk` entry
-                said.add((error.where, error.message))
-                errors.append(error)
+        settled = settle(graph, node, op, tensors, weights, largest)
+        if isinstance(settled, Diagnostic):
+            if (settled.where, settled.message) not in said:  # the pieces of one `chunk` entry
+                said.add((settled.where, settled.message))
+                errors.append(settled)
             continue
+        y, vocabs[node.name], cost = settled
         x = [t.shape for t in tensors]
-        cost = op.cost(x, y)
-        weights[node.name] = op.weight_shape(x, y)
-        if node.tie is not None:
-            shared = _shared(graph, node, weights)
-            if isinstance(shared, Diagnostic):
-                errors.append(shared)
-                continue
-            cost = cost._replace(params=cost.params - shared)
-        too_big = _too_big(y, cost, largest)
-        if too_big:
-            errors.append(Diagnostic(node.where, node.name, too_big,
-                                     limits.raise_hint("tensor_elements"), code="limit"))
-            continue
         shapes[node.name] = y
         fields[node.name] = op.receptive_field([fields[i] for i in node.inputs], x, y)
         for note in op.notes(tensors, y):
@@ -93,6 +78,34 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
     report.warnings.extend(_big_linear(report, graph))
     report.warnings.sort(key=_position)
     return report
+
+
+def settle(graph: Graph, node: Node, op: Op, tensors: list[Tensor],
+           weights: dict[str, Shape | None], largest: int
+           ) -> tuple[Shape, int | None, Cost] | Diagnostic:
+    """One layer's output shape, vocabulary and cost for inputs `tensors`, or the error
+    that stops it: its shape rule, a `tie:` to a weight of another shape, or the limit
+    `tensor_elements` (`largest`). Records its weight's shape in `weights` for later ties.
+
+    The step every pass over the IR takes per layer (the report's, the sizes')."""
+    try:
+        y, vocab = output_of(node, op, tensors)
+    except ShapeError as exc:
+        return Diagnostic(node.loc.at(exc.key), node.name, str(exc) + _via(graph, node),
+                          exc.hint, code="shape")
+    x = [t.shape for t in tensors]
+    cost = op.cost(x, y)
+    weights[node.name] = op.weight_shape(x, y)
+    if node.tie is not None:
+        shared = _shared(graph, node, weights)
+        if isinstance(shared, Diagnostic):
+            return shared
+        cost = cost._replace(params=cost.params - shared)
+    too_big = _too_big(y, cost, largest)
+    if too_big:
+        return Diagnostic(node.where, node.name, too_big, limits.raise_hint("tensor_elements"),
+                          code="limit")
+    return y, vocab, cost
 
 
 def _shared(graph: Graph, node: Node, weights: Mapping[str, Shape | None]) -> int | Diagnostic:
@@ -158,7 +171,7 @@ def output_of(node: Node, op: Op, tensors: list[Tensor]) -> tuple[Shape, int | N
                          f"found {n}", hint="merge them first with `add` or `concat`")
     vocab = op.vocab if isinstance(op, Input) else ids_out(op, tensors)
     y = op.infer(tensors)
-    if not y or min(y) < 1:
+    if not y or any(d < 1 for d in y):
         raise ShapeError(f"the output shape {list(y)} has a dimension below 1")
     return y, vocab
 

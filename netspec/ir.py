@@ -86,9 +86,14 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     groups: dict[str, Group] = field(default_factory=dict)
-    reads_shapes: bool = False
-    """Whether a block read its inputs' shapes while expanding: the graph is then the one
-    for these input shapes, and other input shapes expand the spec again."""
+    shape_reads: frozenset[tuple[str, int | None]] = frozenset()
+    """The layers' shapes blocks read while expanding, as (layer, dim; None for the whole
+    shape): the graph is then the one for these input shapes, and other input shapes
+    expand the spec again."""
+
+    @property
+    def reads_shapes(self) -> bool:
+        return bool(self.shape_reads)
 
     def layers(self) -> list[Node]:
         """Every node but the inputs, in order."""

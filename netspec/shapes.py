@@ -42,15 +42,12 @@ def pool_out(size: int, kernel: int, stride: int, padding: int = 0, dilation: in
     return out
 
 
-def floor_loss(size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1) -> int:
-    """Input rows a floor-rounded window never reads: the tail left when the last window ends.
-
-    Rows of the right padding that go unread are not counted; only real input is.
-    """
-    span = size + 2 * padding - effective_kernel(kernel, dilation)
-    if span < 0:
-        return 0
-    return max(0, span % stride - padding)
+def floor_slack(size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1) -> int:
+    """How many more rows a floor-rounded window could lose before it drops real input:
+    `p - (in + 2p - d*(k-1) - 1) mod s`. The unread tail after the last window is the
+    right padding first; a negative slack is the input rows never read (for an input the
+    window fits, `in + 2p >= d*(k-1) + 1`)."""
+    return padding - (size + 2 * padding - effective_kernel(kernel, dilation)) % stride
 
 
 def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:

@@ -210,6 +210,12 @@ class Op(BaseModel):
         """Warnings about this layer at these shapes (none by default)."""
         return []
 
+    def floor_slacks(self, x: Sequence[Shape]) -> list[int]:
+        """For an op whose output size rounds down: per rounded dimension, how many input
+        rows it may leave unread before it drops real input (`shapes.floor_slack`); the
+        input is read whole when every slack is at least 0. Empty for other ops."""
+        return []
+
     def label(self) -> str:
         """Short text for tables and drawings: the op and its key arguments."""
         return self.kind()

@@ -124,7 +124,7 @@ class _Conv(_ConvBase):
         geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
                        self.dilation_size(), strict=True)
         out = tuple(conv_out(*g) for g in geometry)
-        if min(out) < 1:
+        if any(n < 1 for n in out):
             raise self.too_small(sizes, x[0].src)
         return (self.out, *out)
 
@@ -197,7 +197,7 @@ class _ConvTranspose(_ConvBase):
                 raise ShapeError(f"output_padding {e} must be smaller than the stride ({s}) or the "
                                  f"dilation ({d})", key="output_padding")
         out = self._sizes(sizes, extra)
-        if min(out) < 1:
+        if any(n < 1 for n in out):
             raise ShapeError(f"padding {fmt_spatial(self.padding_size())} leaves an output of "
                              f"{fmt_spatial(out)} from the {fmt_spatial(sizes)} input of {x[0].src}",
                              key="padding")
@@ -242,6 +242,10 @@ class _ConvTranspose(_ConvBase):
         return RF(grown.size, tuple(Fraction(j) / s for j, s in zip(grown.stride, strides, strict=True)))
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list:
+        return []
+
+    def floor_slacks(self, x: Sequence[Shape]) -> list[int]:
+        """None: every input pixel scatters a kernel, nothing is rounded away."""
         return []
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class _Pool(Window):
         geometry = zip(sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
                        self.dilation_size(), strict=True)
         out = tuple(pool_out(*g, ceil_mode=self.ceil_mode) for g in geometry)
-        if min(out) < 1:
+        if any(n < 1 for n in out):
             raise self.too_small(tuple(sizes), t.src)
         return (c, *out)
 

@@ -85,7 +85,7 @@ class Upsample(Op):
                 raise ShapeError(f"`scale` needs {len(sizes)} values, found {len(scales)}",
                                  key="scale")
             out = tuple(interpolate_out(n, s) for n, s in zip(sizes, scales, strict=True))
-            if min(out) < 1:
+            if any(n < 1 for n in out):
                 raise ShapeError(f"scale {self.scale} shrinks the {fmt_spatial(tuple(sizes))} "
                                  f"input from {x[0].src} to {fmt_spatial(out)}", key="scale")
         return (c, *out)
@@ -149,7 +149,7 @@ class _ZeroPad(Op):
         pairs = self.amounts()
         out = tuple(n + a + b for n, (a, b) in zip(sizes, pairs, strict=True))
         kept = tuple(n + min(a, 0) + min(b, 0) for n, (a, b) in zip(sizes, pairs, strict=True))
-        if min(out) < 1 or min(kept) < 0:
+        if any(n < 1 for n in out) or any(n < 0 for n in kept):
             shown = list(self.padding) if isinstance(self.padding, tuple) else self.padding
             raise ShapeError(f"padding {shown} crops away all of the {fmt_spatial(tuple(sizes))} "
                              f"input from {x[0].src}", key="padding")

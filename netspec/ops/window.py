@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from netspec.ops.base import RF, Note, Op, ShapeError, Tensor, spatial
-from netspec.shapes import Shape, effective_kernel, floor_loss, fmt_spatial
+from netspec.shapes import Shape, effective_kernel, floor_slack, fmt_spatial
 
 
 class Window(Op):
@@ -45,15 +45,24 @@ class Window(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return rf[0].window(self.spans(), self.stride_size()) if rf[0] else None
 
+    def floor_slacks(self, x: Sequence[Shape]) -> list[int]:
+        """Per spatial dim of a tiling window that rounds down, its `shapes.floor_slack`
+        (negative: the input rows it never reads). A window narrower than its stride skips
+        rows between windows by design, and one that rounds up reads every row: only
+        windows that tile their input can silently lose its tail."""
+        if self.rounds_up():
+            return []
+        return [floor_slack(n, k, s, p, d) for n, k, s, p, d, span in zip(
+            x[0][1:], self.kernel_size(), self.stride_size(), self.padding_size(),
+            self.dilation_size(), self.spans(), strict=True) if span >= s]
+
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         notes = []
         sizes = x[0].shape[1:]
         if not self.rounds_up():
-            # A window narrower than its stride skips rows between windows by design;
-            # only windows that tile their input can silently lose its tail.
-            lost = [floor_loss(n, k, s, p, d) if span >= s else 0 for n, k, s, p, d, span in zip(
-                sizes, self.kernel_size(), self.stride_size(), self.padding_size(),
-                self.dilation_size(), self.spans(), strict=True)]
+            slacks = iter(self.floor_slacks([x[0].shape]))
+            lost = [max(0, -next(slacks)) if span >= s else 0
+                    for s, span in zip(self.stride_size(), self.spans(), strict=True)]
             if any(lost):
                 notes.append(Note("floor-drops-input", _lost_message(lost, sizes, x[0].src), "stride"))
         if any(n == 1 and k > 1 for n, k in zip(sizes, self.kernel_size(), strict=True)):

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from netspec import init as init_scheme
-from netspec import limits
+from netspec import limits, symbolic
 from netspec.analysis import output_of
 from netspec.errors import Diagnostic, Where, clipped, did_you_mean, quote_list, shown
 from netspec.init import Init
@@ -129,7 +129,8 @@ class Expander:
         """Output shapes inferred so far (None: the node has none), for blocks that read
         their inputs' shapes; nodes are inferred in order, each once, on demand."""
         self.order: list[str] = []
-        self.reads_shapes = False
+        self.shape_reads: set[tuple[str, int | None]] = set()
+        """The shapes blocks read while expanding: (layer, dim), dim None for all of it."""
         self.multi: dict[str, int] = {}
         """Layers with several outputs (`chunk: 2`): name -> the count of its pieces, each a
         node of its own (`name.0`, `name.1`, ...)."""
@@ -144,7 +145,8 @@ class Expander:
         vocabs = self.spec.input_vocabs()
         for name, shape in input_shapes.items():
             loc = Locator(self.source, doc, "inputs" if self.spec.inputs else "input")
-            self.nodes[name] = Node(name, Input(shape=shape, vocab=vocabs.get(name)), (), loc,
+            declared = Input.model_construct(shape=tuple(shape), vocab=vocabs.get(name))
+            self.nodes[name] = Node(name, declared, (), loc,
                                     "input")
             self.order.append(name)
         self.input_count = len(input_shapes)
@@ -167,7 +169,7 @@ class Expander:
                            f"`{name}` is listed twice in `outputs`", "list each output once",
                            code="duplicate-output")
         return Graph(self.spec.name, self.nodes, list(input_shapes),
-                     [o for o in outputs if o], self.groups, self.reads_shapes)
+                     [o for o in outputs if o], self.groups, frozenset(self.shape_reads))
 
     # -- layer lists -------------------------------------------------------------------
 
@@ -446,7 +448,6 @@ class Expander:
     def shape_of(self, name: str) -> Shape:
         """The output shape of node `name`, inferred (with every node before it not yet
         inferred) by the analysis' own rule; _UnknownShape when it has none."""
-        self.reads_shapes = True
         while name not in self.shapes:
             node = self.nodes[self.order[len(self.shapes)]]
             inputs = [self.shapes.get(i) for i in node.inputs]
@@ -576,7 +577,7 @@ class Expander:
         if failed:
             return None
         try:
-            return cls.model_validate(args)
+            return cls.model_validate(symbolic.concrete(args))
         except ValidationError as exc:
             found = diagnostics(exc, cls, cls.kind(), path,
                                 lambda loc, at_key: arg_at(loc[0] if loc else None, at_key), written)
@@ -702,9 +703,17 @@ class Expander:
         if not inputs:
             return {}
         first = inputs[0]
-        return {"cin": expr.Lazy(lambda: self.shape_of(first)[0]),
-                "in_shape": expr.Lazy(lambda: list(self.shape_of(first))),
-                "in_shapes": expr.Lazy(lambda: [list(self.shape_of(i)) for i in inputs])}
+        return {"cin": expr.Lazy(lambda: self.read(first, 0)),
+                "in_shape": expr.Lazy(lambda: self.read(first)),
+                "in_shapes": expr.Lazy(lambda: [self.read(i) for i in inputs])}
+
+    def read(self, name: str, dim: int | None = None) -> Any:
+        """What a block reads of layer `name`'s shape: one dim, or all as a list. Sizes
+        that are symbolic (`netspec.sizes`) stay so through expressions, and are fixed to
+        their example value (guarded) where a layer's argument takes them."""
+        self.shape_reads.add((name, dim))
+        shape = self.shape_of(name)
+        return shape[0] if dim == 0 else list(shape)
 
     def block_args(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any],
                    full: str, loc: Locator) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from netspec import limits
 from netspec.errors import did_you_mean, shown
+from netspec.symbolic import Sym, concrete
 
 MAX_MAGNITUDE = 10**15  # larger results are certainly mistakes, and bound the work
 
@@ -160,9 +161,16 @@ def _parse(text: str) -> ast.expr:
     return tree
 
 
-def names_in(text: str) -> set[str]:
+def names_in(text: str) -> frozenset[str]:
     """The parameter names an expression reads."""
-    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)} - set(FUNCTIONS)
+    parse(text)  # the limit `expression_length`, checked on every call
+    return _names(text)
+
+
+@lru_cache(maxsize=4096)
+def _names(text: str) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(_parse(text))
+                     if isinstance(n, ast.Name)).difference(FUNCTIONS)
 
 
 def evaluate(text: str, env: Mapping[str, Any]) -> Any:
@@ -281,6 +289,7 @@ class _Eval:
         index = self.visit(node.slice)
         if not isinstance(items, list):
             raise self.fail(f"only a list can be indexed, found {shown(items)}")
+        index = concrete(index)
         if isinstance(index, bool) or not isinstance(index, int):
             raise self.fail(f"a list index is an integer, found {shown(index)}")
         if not -len(items) <= index < len(items):
@@ -290,6 +299,8 @@ class _Eval:
         return items[index]
 
     def number(self, value: Any) -> Any:
+        if isinstance(value, Sym):  # a size netspec.sizes follows symbolically
+            return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(f"expected a number, found {shown(value)}")
         return value

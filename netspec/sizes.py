@@ -1,0 +1,282 @@
+"""Which input sizes a network takes, in closed form: for each dimension of each input
+(the others as declared), the sizes for which every layer works, and those for which no
+layer drops input rows to floor rounding.
+
+The layers' own shape rules run on a symbolic size (`netspec.symbolic.Sym`) with one
+example value: the pass is exact wherever the guards it records hold, a periodic set of
+sizes (`netspec.sizeset`). Starting from the declared size, each pass classifies a whole
+region (it works there, with the same formulas, or fails at the same layer); the next
+pass starts at the least size not yet classified, until every size is. A net whose
+sizes netspec cannot follow in closed form (a period past `PERIOD_LIMIT`, a size used
+where a plain number is needed in too many places) is checked one size at a time up to
+`CHECKED_UP_TO` instead, and says so.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from netspec import limits
+from netspec.analysis import settle
+from netspec.errors import Diagnostic, SpecError
+from netspec.ir import Graph
+from netspec.ops import Input, Tensor
+from netspec.shapes import Shape, dims_label
+from netspec.sizeset import SizeSet, solve
+from netspec.spec.document import Spec
+from netspec.spec.expand import Expander
+from netspec.symbolic import Guard, Poly, Sym, Unsupported, guarded
+
+PASSES = 64
+"""Symbolic passes per dimension at most; past it the sizes are checked one by one."""
+CHECKED_UP_TO = 1024
+"""How far sizes are checked one by one when no closed form is found."""
+
+
+Regraph = Callable[[dict[str, Shape]], Graph]
+"""Expands the spec again for other input shapes (raises SpecError when it does not)."""
+
+
+class Outcome(NamedTuple):
+    """One pass at one size: whether every layer works (`error`: the first that does
+    not, None also when the spec did not expand), the shapes it inferred, and per rounding
+    window its slack (`shapes.floor_slack`; at least 0 reads every row)."""
+
+    ok: bool
+    shapes: dict[str, Shape]
+    slacks: list[tuple[str, Any]]
+    """(layer, slack) per rounded dim of each window."""
+    macs: Any = 0
+    failed: str | None = None
+    """The first layer that fails (None when all work, or the spec did not expand)."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """Sizes at which the network works by the same formulas: its outputs' shapes and its
+    multiply-accumulates, in the size's name (ints where they do not depend on it)."""
+
+    sizes: SizeSet
+    outputs: dict[str, Shape]
+    macs: Any
+
+
+@dataclass(frozen=True)
+class DimSizes:
+    """The sizes dimension `dim` of input `input` takes (its other dims as declared),
+    named `name` in formulas."""
+
+    input: str
+    dim: int
+    name: str
+    valid: SizeSet
+    lossless: SizeSet
+    regions: tuple[Region, ...] = ()
+    checked_up_to: int | None = None
+    """When the sizes were not all classified, the largest size up to which they were
+    (the sets hold sizes up to it only); None when every size was."""
+
+    def at(self, size: int) -> tuple[dict[str, tuple[int, ...]], int] | None:
+        """The output shapes and MACs at `size` by the formulas; None where it fails."""
+        for region in self.regions:
+            if size in region.sizes:
+                at = {self.name: size}
+                return ({o: tuple(_value(d, at) for d in shape)
+                         for o, shape in region.outputs.items()}, _value(region.macs, at))
+        return None
+
+    def nearest(self, size: int, lossless: bool) -> tuple[int | None, int | None]:
+        """The nearest sizes below and above `size` that work (or read every row)."""
+        chosen = self.lossless if lossless else self.valid
+        return chosen.below(size), chosen.above(size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.input, "dim": self.dim + 1, "name": self.name,
+                "checked_up_to": self.checked_up_to,
+                "valid": self.valid.describe(), "lossless": self.lossless.describe(),
+                "formulas": [{"sizes": r.sizes.describe(),
+                              "outputs": {o: [str(d) for d in shape]
+                                          for o, shape in r.outputs.items()},
+                              "macs": str(r.macs)} for r in self.regions]}
+
+
+def _value(d: Any, at: dict[str, int]) -> int:
+    return d.poly.value(at) if isinstance(d, Sym) else d
+
+
+def of(spec: Spec, graph: Graph) -> list[DimSizes]:
+    """The sizes of every dimension worth one (`dims_of`) of `spec` expanded as `graph`
+    (for its input shapes)."""
+    def regraph(shapes: dict[str, Shape]) -> Graph:
+        expander = Expander(spec, spec._source, spec._blocks)
+        expanded = expander.graph(shapes)
+        if expander.errors:
+            raise SpecError(expander.errors)
+        return expanded
+
+    return [explore(graph, name, dim, var, regraph) for name, dim, var in dims_of(graph)]
+
+
+def dims_of(graph: Graph) -> Iterator[tuple[str, int, str]]:
+    """The dimensions whose sizes are worth a closed form, with their names in formulas:
+    every dim of each input but an image's or a signal's channels (its first, for ranks
+    2 and up), named as shapes are (`H`, `W`, `L`; a token input's length `T`), after the
+    input when there are several (`x.H`)."""
+    for name in graph.inputs:
+        op = graph.nodes[name].op
+        assert isinstance(op, Input)
+        labels = ("T",) if op.vocab is not None else dims_label(len(op.shape))
+        first = 0 if len(op.shape) == 1 else 1
+        for d in range(first, len(op.shape)):
+            yield name, d, labels[d] if len(graph.inputs) == 1 else f"{name}.{labels[d]}"
+
+
+def trace(graph: Graph, name: str, dim: int, size: int | Sym) -> Outcome:
+    """Run every layer's shape rule with dimension `dim` of input `name` set to `size`;
+    stops at the first layer that fails."""
+    largest = limits.current().tensor_elements
+    shapes: dict[str, Shape] = {}
+    vocabs: dict[str, int | None] = {}
+    weights: dict[str, Shape | None] = {}
+    windows: list[tuple[str, Any, list[Shape]]] = []
+    tied = {n.tie for n in graph.nodes.values()}
+    seen: dict[Any, tuple[Shape, int | None, Any] | None] = {}
+    macs: Any = 0
+    for node in graph.nodes.values():
+        op = node.op
+        assert op is not None
+        if isinstance(op, Input) and node.name == name:
+            op = op.model_copy(update={"shape": _with(op.shape, dim, size)})
+        # A layer like one met before (same op, same inputs: a repeated block) gives the
+        # same result; its guards are recorded already.
+        x = [shapes[i] for i in node.inputs]
+        key = (_hashable(op), *x, *(vocabs[i] for i in node.inputs))
+        if node.tie is None and node.name not in tied and key in seen:
+            done = seen[key]
+        else:
+            tensors = [Tensor(s, i, i in graph.inputs, vocab=vocabs[i])
+                       for s, i in zip(x, node.inputs, strict=True)]
+            settled = settle(graph, node, op, tensors, weights, largest)
+            done = None if isinstance(settled, Diagnostic) else (
+                settled[0], settled[1], settled[2].macs)
+            seen[key] = done
+            windows.append((node.name, op, x))
+        if done is None:
+            return Outcome(False, shapes, [], failed=node.name)
+        shapes[node.name], vocabs[node.name], more = done
+        macs += more
+    return Outcome(True, shapes, [(n, s) for n, op, x in windows for s in op.floor_slacks(x)],
+                   macs)
+
+
+def _hashable(op: Any) -> Any:
+    """The op as a key: itself when hashable (most are), else its identity."""
+    try:
+        hash(op)
+    except TypeError:  # a list argument (reshape's shape)
+        return id(op)
+    return op
+
+
+def _with(shape: Shape, dim: int, size: int | Sym) -> Shape:
+    return (*shape[:dim], size, *shape[dim + 1:])  # type: ignore[return-value]
+
+
+def explore(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
+    """The sizes of dimension `dim` of input `name` (called `var` in formulas): see the
+    module docstring."""
+    try:
+        return _closed_form(graph, name, dim, var, regraph)
+    except Unsupported:
+        return _one_by_one(graph, name, dim, var, regraph)
+
+
+def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
+    unknown, valid, lossless = SizeSet.every(), SizeSet.empty(), SizeSet.empty()
+    regions: list[Region] = []
+    solved: dict[Guard, SizeSet] = {}
+
+    def region(guards: list[Guard]) -> SizeSet:
+        out = SizeSet.every()
+        for guard in dict.fromkeys(guards):
+            if guard not in solved:
+                solved[guard] = solve(guard, var)
+            out &= solved[guard]
+        return out
+
+    hint: int | None = _input_shape(graph, name)[dim]
+    expands = False  # whether the graph depends on this size (known after the first pass)
+    for _ in range(PASSES):
+        if hint is None:
+            return DimSizes(name, dim, var, valid, lossless, tuple(regions))
+        size = Sym.named(var, hint)
+        with guarded() as guards:
+            outcome = _pass(graph, name, dim, size, regraph if expands else None)
+        if not expands and _depends(graph, outcome.shapes):
+            expands = True
+            continue  # again, with the spec expanded for the symbolic size
+        here = region(guards)
+        if hint not in here:
+            raise Unsupported("a pass does not hold at its own size")
+        if outcome.ok:
+            regions.append(Region(here, {o: outcome.shapes[o] for o in graph.outputs
+                                         if o in outcome.shapes}, outcome.macs))
+            valid |= here
+            lossless |= here & region([_slack_guard(s) for _, s in outcome.slacks])
+        unknown -= here
+        hint = unknown.min()
+    # Passes after the first go up from the least unknown size: all below it are known.
+    known = SizeSet.upto(hint - 1)  # type: ignore[operator]
+    return DimSizes(name, dim, var, valid & known, lossless & known,
+                    tuple(Region(r.sizes & known, r.outputs, r.macs) for r in regions),
+                    checked_up_to=hint - 1)  # type: ignore[operator]
+
+
+def _pass(graph: Graph, name: str, dim: int, size: int | Sym, regraph: Regraph | None
+          ) -> Outcome:
+    """`trace` over `graph`, or with `regraph` over the spec expanded for this size."""
+    if regraph is not None:
+        shapes = {i: _input_shape(graph, i) for i in graph.inputs}
+        shapes[name] = _with(shapes[name], dim, size)
+        try:
+            graph = regraph(shapes)
+        except SpecError:
+            return Outcome(False, {}, [])
+    return trace(graph, name, dim, size)
+
+
+def _depends(graph: Graph, shapes: dict[str, Shape]) -> bool:
+    """Whether a shape the blocks read while expanding depends on the symbolic size."""
+    for node, dim in graph.shape_reads:
+        read = shapes.get(node, ())
+        if any(isinstance(v, Sym) for v in (read[:1] if dim == 0 else read)):
+            return True
+    return False
+
+
+def _input_shape(graph: Graph, name: str) -> Shape:
+    op = graph.nodes[name].op
+    assert isinstance(op, Input)
+    return op.shape
+
+
+def _slack_guard(slack: Any) -> Guard:
+    """`slack >= 0` as a guard (a constant slack gives a constant guard)."""
+    return Guard(slack.poly if isinstance(slack, Sym) else Poly.const(slack), "ge")
+
+
+def _one_by_one(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
+    valid, lossless = [], []
+    expands = bool(graph.shape_reads)
+    for size in range(1, CHECKED_UP_TO + 1):
+        outcome = _pass(graph, name, dim, size, regraph if expands else None)
+        if outcome.ok:
+            valid.append(size)
+            if all(s >= 0 for _, s in outcome.slacks):
+                lossless.append(size)
+    return DimSizes(name, dim, var, SizeSet.of(valid), SizeSet.of(lossless),
+                    checked_up_to=CHECKED_UP_TO)
