@@ -2,6 +2,7 @@
 
     spec = netspec.load("specs/lenet5.yaml")   # validate (positioned errors)
     report = netspec.check(spec)               # shapes, params, MACs, receptive fields
+    netspec.check(spec, params={"classes": 10}) # a parameter set (or scale="n": `scales:`)
     model = netspec.build(spec, seed=0)        # a torch.fx.GraphModule
     result = netspec.train(spec, epochs=20)    # checkpoints, metrics and plots in runs/NAME
     text = netspec.sample("runs/NAME")          # text from a language model trained on text
@@ -9,7 +10,7 @@
 Importing netspec, `load` and `check` never imports torch; `build`, `train` and `sample` do.
 """
 
-from netspec.api import build, check, diagnose, draw, fuse, load, sample, train
+from netspec.api import build, check, check_scales, diagnose, draw, fuse, load, sample, train
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.limits import Limits
 from netspec.report import Report
@@ -17,6 +18,6 @@ from netspec.spec.document import Spec
 from netspec.weights import WeightsError, load_weights
 
 __all__ = ["Diagnostic", "Limits", "Report", "Spec", "SpecError", "TrainError", "WeightsError",
-           "build", "check", "diagnose", "draw", "fuse", "load", "load_weights", "sample",
-           "train"]
+           "build", "check", "check_scales", "diagnose", "draw", "fuse", "load", "load_weights",
+           "sample", "train"]
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +17,15 @@ from netspec.ir import Graph
 from netspec.limits import Limits, applied
 from netspec.report import Report
 from netspec.shapes import Shape
-from netspec.spec.document import Spec
+from netspec.spec.document import ALL_SCALES, Choice, Spec
 from netspec.spec.expand import Expander
 from netspec.spec.library import collect_blocks
 from netspec.spec.source import Source, read_source
 from netspec.spec.validation import diagnostics, document_locator
 
 SpecSource = str | Path | Mapping[str, Any] | Spec
+Params = Mapping[str, Any]
+"""Parameter values by name, each read as a default in the spec's `params:` is."""
 
 if TYPE_CHECKING:
     import graphviz
@@ -30,31 +33,41 @@ if TYPE_CHECKING:
     from netspec.training.loop import TrainResult
 
 
-def load(source: SpecSource, limits: Limits | None = None) -> Spec:
+def load(source: SpecSource, limits: Limits | None = None, *, params: Params | None = None,
+         scale: str | None = None) -> Spec:
     """Read and validate a spec from a path, YAML text or a dict.
 
     Raises SpecError listing every problem in the document (syntax, schema, unknown ops
     and keys, bad references, names), each positioned at its YAML line and column.
     `limits` bounds what the document may ask for (`netspec.Limits`; the defaults when
     None); every API function takes it.
+
+    `scale` picks one of the spec's `scales:` by name, and `params` sets parameters by name
+    on top of it (`{"classes": 10, "width": "0.5 * 2"}`: each value read as a default in
+    `params:` is, of its default's type); parameters computed from them follow. Every API
+    function that takes a spec takes both. Given a loaded Spec, the document is expanded
+    again without being read again: `scale` replaces its scale and `params` add to its
+    values (a sweep loads a file once, then `check(spec, params=...)` per variant).
     """
-    spec, errors = parse(source, limits)
+    spec, errors = parse(source, limits, params=params, scale=scale)
     if errors or spec is None:
         raise SpecError(errors)
     return spec
 
 
 def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
-          fuse_bn: bool = False, limits: Limits | None = None) -> Report:
+          fuse_bn: bool = False, limits: Limits | None = None, *, params: Params | None = None,
+          scale: str | None = None) -> Report:
     """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
 
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
     mapping of input name to shape. `fuse_bn` reports the network with each BatchNorm
     folded into the conv before it (as `build(..., fuse_bn=True)` compiles it). Raises
     SpecError when a shape does not work out. `print(report)` prints the table of
-    `netspec check`; `report.table(depth=1)` collapses the block instances.
+    `netspec check`; `report.table(depth=1)` collapses the block instances. `params` and
+    `scale` choose parameter values (see `load`).
     """
-    spec = spec if isinstance(spec, Spec) else load(spec, limits)
+    spec = load(spec, limits, params=params, scale=scale)
     overrides = _input_overrides(spec, inputs)
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
@@ -64,9 +77,34 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     return report
 
 
+def check_scales(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
+                 fuse_bn: bool = False, limits: Limits | None = None, *,
+                 params: Params | None = None) -> list[tuple[str, Report]]:
+    """`check` at each of the spec's `scales:` (`netspec check --scale all`): a (scale,
+    report) pair per scale, in the spec's order, `params` set on top of each. The YAML is
+    read once. Raises SpecError when the spec declares no scales, or with the errors of
+    every scale that fails, each message naming its scale."""
+    spec = load(spec, limits, params=params)
+    if not spec.scales:
+        source = spec._source
+        raise SpecError([Diagnostic(source.where(source.data), "", "the spec declares no "
+                                    f"`scales:`, so `{ALL_SCALES}` has none to check",
+                                    code="unknown-key")])
+    reports, errors = [], []
+    for name in spec.scales:
+        try:
+            reports.append((name, check(spec, inputs, fuse_bn, limits, scale=name)))
+        except SpecError as exc:
+            errors += [replace(e, message=f"{e.message} (scale `{name}`)") for e in exc.errors]
+    if errors:
+        raise SpecError(errors)
+    return reports
+
+
 def build(spec: SpecSource, seed: int | None = None,
           inputs: Mapping[str, Shape] | Shape | None = None, fuse_bn: bool = False,
-          limits: Limits | None = None) -> Any:
+          limits: Limits | None = None, *, params: Params | None = None,
+          scale: str | None = None) -> Any:
     """Compile a spec into a `torch.fx.GraphModule` (this imports torch).
 
     Submodules carry the spec's layer names, so `state_dict` keys read like the spec; the
@@ -74,11 +112,12 @@ def build(spec: SpecSource, seed: int | None = None,
     weights reproducible without touching the global RNG; torch's default initialisation
     is used. `fuse_bn` returns the inference module (eval mode) with each BatchNorm folded
     into the conv before it. Raises the same positioned SpecError as `check` for an
-    invalid spec, and TypeError for a seed that is not an integer.
+    invalid spec, and TypeError for a seed that is not an integer. `params` and `scale`
+    choose parameter values (see `load`).
     """
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise TypeError(f"seed is an integer or None; found {type(seed).__name__}")
-    spec = spec if isinstance(spec, Spec) else load(spec, limits)
+    spec = load(spec, limits, params=params, scale=scale)
     report = check(spec, inputs, limits=limits)
     from netspec.backends.torchfx import to_graph_module
 
@@ -92,7 +131,8 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
           data: str | Mapping[str, Any] | None = None, compile: bool | None = None,
           strategy: str | None = None, on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
           verbose: bool = True, progress: bool | None = None,
-          limits: Limits | None = None) -> TrainResult:
+          limits: Limits | None = None, params: Params | None = None,
+          scale: str | None = None) -> TrainResult:
     """Train a spec's network as its `train:` section says (see `netspec.training.config`),
     each keyword overriding that section; returns a `TrainResult` (run folder, metrics
     history, best epoch, trained model). This imports torch.
@@ -103,9 +143,10 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
     True to stop there (the checkpoint is written first). Raises SpecError for an invalid
     spec and TrainError (a ValueError) for anything that keeps training from starting or
     going on, such as bad data, an output that does not fit the labels, a NaN loss or an
-    unreadable checkpoint.
+    unreadable checkpoint. `params` and `scale` choose parameter values (see `load`); the
+    checkpoints record them, and `sample` builds the model with them.
     """
-    spec = spec if isinstance(spec, Spec) else load(spec, limits)
+    spec = load(spec, limits, params=params, scale=scale)
     report = check(spec, limits=limits)
     from netspec.training.config import DataConfig, data_from_arg
     from netspec.training.loop import run
@@ -143,10 +184,12 @@ def sample(run: str | Path, *, prompt: str = "\n", length: int = 200, temperatur
 
 
 def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | None = None,
-         limits: Limits | None = None) -> Any:
+         limits: Limits | None = None, *, params: Params | None = None,
+         scale: str | None = None) -> Any:
     """The inference copy of a module built from `spec` (trained, say), each BatchNorm that
-    follows a conv folded into it; outputs equal the original's in eval mode."""
-    spec = spec if isinstance(spec, Spec) else load(spec, limits)
+    follows a conv folded into it; outputs equal the original's in eval mode. `params` and
+    `scale` choose parameter values (see `load`)."""
+    spec = load(spec, limits, params=params, scale=scale)
     from netspec.backends.torchfx import to_graph_module
 
     report = check(spec, inputs, fuse_bn=True, limits=limits)
@@ -158,7 +201,8 @@ def fuse(spec: SpecSource, model: Any, inputs: Mapping[str, Shape] | Shape | Non
 
 def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
          inputs: Mapping[str, Shape] | Shape | None = None,
-         limits: Limits | None = None) -> graphviz.Digraph:
+         limits: Limits | None = None, *, params: Params | None = None,
+         scale: str | None = None) -> graphviz.Digraph:
     """The network as a `graphviz.Digraph` (render it with `.pipe(format="svg")`, or write
     `.source`; rendering needs Graphviz's `dot`, the source does not).
 
@@ -166,9 +210,10 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
     instances are clusters; `depth` N collapses instances nested deeper than N into one
     node each (0: every top-level instance), None draws them all. `rankdir` is "TB" or "LR".
     An invalid spec still draws, its failing layers in red with their errors; raises
-    SpecError only when the document cannot be read at all.
+    SpecError only when the document cannot be read at all. `params` and `scale` choose
+    parameter values (see `load`).
     """
-    loaded, report, errors = diagnose(spec, inputs, limits=limits)
+    loaded, report, errors = diagnose(spec, inputs, limits=limits, params=params, scale=scale)
     if loaded is None:
         raise SpecError(errors)
     from netspec.backends.drawing import to_digraph
@@ -177,11 +222,12 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
 
 
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
-             fuse_bn: bool = False, limits: Limits | None = None
+             fuse_bn: bool = False, limits: Limits | None = None, *,
+             params: Params | None = None, scale: str | None = None
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw)."""
-    spec, errors = parse(source, limits)
+    spec, errors = parse(source, limits, params=params, scale=scale)
     if spec is None:
         return None, None, errors
     with gc_paused(), applied(limits):
@@ -195,17 +241,43 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 
 
-def parse(source: SpecSource, limits: Limits | None = None
-          ) -> tuple[Spec | None, list[Diagnostic]]:
+def parse(source: SpecSource, limits: Limits | None = None, *, params: Params | None = None,
+          scale: str | None = None) -> tuple[Spec | None, list[Diagnostic]]:
     """Lenient load: the spec (with its expanded graph) when the document is readable,
     and every error found; the graph keeps invalid layers as op-less nodes."""
-    if isinstance(source, Spec):
+    choice = _choice(source, params, scale)
+    if isinstance(source, Spec) and choice == source.choice:
         return source, []
     with gc_paused(), applied(limits):
-        return _parse(source)
+        if isinstance(source, Spec):
+            return _chosen(source, choice)
+        return _parse(source, choice)
 
 
-def _parse(source: str | Path | Mapping[str, Any]) -> tuple[Spec | None, list[Diagnostic]]:
+def _choice(source: SpecSource, params: Params | None, scale: str | None) -> Choice:
+    """The parameter values asked for, over those a loaded spec already has."""
+    if params is not None and not (isinstance(params, Mapping)
+                                   and all(isinstance(k, str) for k in params)):
+        raise TypeError(f"params maps parameter names to values; found {type(params).__name__}")
+    if scale is not None and not isinstance(scale, str):
+        raise TypeError(f"scale is a scale's name or None; found {type(scale).__name__}")
+    before = source.choice if isinstance(source, Spec) else Choice()
+    if params is None and scale is None:
+        return before
+    return Choice(before.scale if scale is None else scale, {**before.values, **(params or {})})
+
+
+def _chosen(spec: Spec, choice: Choice) -> tuple[Spec, list[Diagnostic]]:
+    """A loaded spec expanded again with other parameter values (its YAML not read again)."""
+    chosen = spec.model_copy()
+    chosen._choice = choice
+    expander = Expander(chosen, spec._source, spec._blocks)
+    chosen._graph = expander.graph(chosen.input_shapes())
+    return chosen, _once(expander.errors)
+
+
+def _parse(source: str | Path | Mapping[str, Any], choice: Choice
+           ) -> tuple[Spec | None, list[Diagnostic]]:
     try:
         src = _read(source)
     except SpecError as exc:
@@ -221,7 +293,7 @@ def _parse(source: str | Path | Mapping[str, Any]) -> tuple[Spec | None, list[Di
     train_errors = _check_train(spec, src)
     blocks, use_errors = collect_blocks(spec, src)
     expander = Expander(spec, src, blocks)
-    spec._source, spec._blocks = src, blocks
+    spec._source, spec._blocks, spec._choice = src, blocks, choice
     spec._graph = expander.graph(spec.input_shapes())
     return spec, _once([*train_errors, *use_errors, *expander.errors])
 

@@ -71,6 +71,51 @@ def limit_options(command: Callable[..., None]) -> Callable[..., None]:
     return with_limits
 
 
+def param_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command `--set NAME=VALUE` (repeatable) and `--scale NAME`: it is called with
+    `params` (each VALUE read as YAML, then as a default in the spec's `params:` is) and
+    `scale` (see `netspec.load`)."""
+    @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+                  help="Set one of the spec's params (repeatable), after --scale: "
+                       "classes=10, width=0.5*2, depths=[2,2,6,2].")
+    @click.option("--scale", metavar="NAME",
+                  help="Use one of the spec's `scales:` (named sets of param values).")
+    @functools.wraps(command)
+    def with_params(*args: Any, settings: tuple[str, ...], scale: str | None,
+                    **kwargs: Any) -> None:
+        command(*args, params=_settings(settings), scale=scale, **kwargs)
+    return with_params
+
+
+def _settings(settings: tuple[str, ...]) -> dict[str, Any] | None:
+    """`--set` options as parameter values: NAME=VALUE, VALUE read as YAML (a number, a
+    list, true, a word or an expression)."""
+    from netspec.errors import SpecError
+    from netspec.spec.source import read_source
+
+    values = {}
+    for setting in settings:
+        name, equals, text = setting.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{setting!r}: write NAME=VALUE (e.g. classes=10)",
+                                     param_hint="--set")
+        try:
+            values[name.strip()] = read_source(f"--set {name.strip()}", text).data
+        except SpecError as exc:
+            raise click.BadParameter(f"{setting!r}: {exc.errors[0].message}",
+                                     param_hint="--set") from None
+    return values or None
+
+
+def _one_scale(scale: str | None) -> None:
+    """Refuse `--scale all` where one network is meant (only `check` takes every scale)."""
+    from netspec.spec.document import ALL_SCALES
+
+    if scale == ALL_SCALES:
+        raise click.BadParameter(f"`{ALL_SCALES}` is for `netspec check`; name one scale",
+                                 param_hint="--scale")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netspec")
 @click.pass_context
@@ -85,6 +130,7 @@ def main(ctx: click.Context) -> None:
 
 @main.command()
 @limit_options
+@param_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
               help="Check at another input size: C,H,W or NAME=C,H,W (repeatable).")
@@ -97,14 +143,20 @@ def main(ctx: click.Context) -> None:
                    "`draw --depth N` does (0: every top-level block); JSON keeps `layers` "
                    "and adds the rows as `collapsed` [default: every layer].")
 def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
-          fuse_bn: bool, depth: int | None) -> None:
+          fuse_bn: bool, depth: int | None, params: dict[str, Any] | None,
+          scale: str | None) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
+    `--scale all` reports each of the spec's scales in a row (JSON: the report of each).
 
     Exit 0 when the spec is valid, 1 when it has errors (all of them are listed)."""
     from netspec.api import diagnose
+    from netspec.spec.document import ALL_SCALES
 
     overrides = _overrides(inputs)
-    _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn)
+    if scale == ALL_SCALES:
+        _check_scales(spec, overrides, fmt, fuse_bn, depth, params)
+        return
+    _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale)
     if errors:
         _fail(errors, fmt)
     assert report is not None
@@ -118,6 +170,7 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
 
 @main.command()
 @limit_options
+@param_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
               help="Picture to write: .svg, .png, .pdf, or .dot (the source; needs no "
@@ -130,7 +183,8 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
 @click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
               help="Draw at another input size: C,H,W or NAME=C,H,W (repeatable).")
 def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
-         inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> None:
+         inputs: tuple[tuple[str | None, tuple[int, ...]], ...], params: dict[str, Any] | None,
+         scale: str | None) -> None:
     """Draw SPEC with Graphviz: layers with their op and params, shapes on the edges, blocks
     as clusters. A spec with errors is drawn too (failing layers in red), then its errors
     are printed and the exit status is 1; it is 1 as well when Graphviz is missing. Past
@@ -138,11 +192,12 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
     from netspec.api import diagnose, graph_of
     from netspec.backends.drawing import FORMATS, GraphvizMissing, to_digraph, write
 
+    _one_scale(scale)
     target = Path(out) if out else Path(Path(spec).stem + ".svg")
     if target.suffix.lstrip(".").lower() not in FORMATS:
         raise click.BadParameter(f"{target.name!r}: write a .svg, .png, .pdf or .dot file",
                                  param_hint="--output")
-    loaded, report, errors = diagnose(spec, _overrides(inputs))
+    loaded, report, errors = diagnose(spec, _overrides(inputs), params=params, scale=scale)
     if loaded is None:
         _fail(errors, "table")
     graph = graph_of(loaded)  # type: ignore[arg-type]
@@ -156,6 +211,44 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
         _suggest_depth(spec, graph, report)
     if errors:
         _fail(errors, "table")
+
+
+def _check_scales(spec: str, inputs: Any, fmt: str, fuse_bn: bool, depth: int | None,
+                  params: dict[str, Any] | None) -> None:
+    """`check --scale all`: a row per scale (JSON: an object of each scale's report)."""
+    from netspec.api import check_scales
+    from netspec.errors import SpecError
+
+    try:
+        reports = check_scales(spec, inputs, fuse_bn, params=params)
+    except SpecError as exc:
+        _fail(exc.errors, fmt)
+    if fmt == "json":
+        click.echo(json.dumps({name: report.to_dict(depth) for name, report in reports}, indent=2))
+        return
+    click.echo(scales_table(reports))
+
+
+SCALE_COLUMNS: tuple[tuple[str, Callable[[str, Report], str]], ...] = (
+    ("scale", lambda name, report: name),
+    ("params", lambda name, report: f"{report.params:,}"),
+    ("MACs", lambda name, report: f"{report.macs:,}"),
+)
+"""`check --scale all`'s columns: a title, and the cell of a scale's row from its report."""
+
+
+def scales_table(reports: list[tuple[str, Report]]) -> str:
+    """One row per scale, numbers right-aligned, under the spec's name and input size."""
+    rows = [tuple(title for title, _ in SCALE_COLUMNS)]
+    rows += [tuple(cell(name, report) for _, cell in SCALE_COLUMNS) for name, report in reports]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SCALE_COLUMNS))]
+    first = reports[0][1]
+    inputs = ", ".join("x".join(map(str, shape)) for shape in first.inputs.values())
+    lines = [f"{first.name}: {len(reports)} scales at input {inputs}"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
 
 
 def _suggest_depth(spec: str, graph: Graph, report: Report | None) -> None:
@@ -178,6 +271,7 @@ def _suggest_depth(spec: str, graph: Graph, report: Report | None) -> None:
 
 @main.command(name="export")
 @limit_options
+@param_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "python"]), required=True,
               help="ONNX model, torch.export program (.pt2), or standalone PyTorch source.")
@@ -189,14 +283,16 @@ def _suggest_depth(spec: str, graph: Graph, report: Report | None) -> None:
 @click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
               help="Export at another input size: C,H,W or NAME=C,H,W (repeatable).")
 def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fuse_bn: bool,
-                   inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> None:
+                   inputs: tuple[tuple[str | None, tuple[int, ...]], ...],
+                   params: dict[str, Any] | None, scale: str | None) -> None:
     """Write SPEC as ONNX, a torch.export program or plain PyTorch source (eval mode, dynamic
     batch). Exit 1 on spec errors, weights that do not fit, or a missing exporter."""
     from netspec.api import diagnose
     from netspec.export import SUFFIXES, export
 
+    _one_scale(scale)
     overrides = _overrides(inputs)
-    loaded, _, errors = diagnose(spec, overrides)
+    loaded, _, errors = diagnose(spec, overrides, params=params, scale=scale)
     if errors or loaded is None:
         _fail(errors, "table")
     target = Path(out) if out else Path(Path(spec).stem + SUFFIXES[fmt])  # type: ignore[index]
@@ -210,6 +306,7 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 
 @main.command(name="train")
 @limit_options
+@param_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (in all, when resuming).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per step, over all processes.")
@@ -234,7 +331,8 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: float | None,
                   device: str | None, precision: str | None, out: str | None, seed: int | None,
                   data: str | None, compile_: bool | None, resume: str | None, nproc: int,
-                  strategy: str | None, quiet: bool) -> None:
+                  strategy: str | None, quiet: bool, params: dict[str, Any] | None,
+                  scale: str | None) -> None:
     """Train SPEC as its `train:` section says, each option overriding it: the check summary,
     a progress bar per epoch, one line per epoch, then OUT/last.pt, best.pt, metrics.jsonl,
     metrics.csv, curves.png and confusion.png. Ctrl-C or SIGTERM saves OUT/last.pt first.
@@ -244,7 +342,8 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
     from netspec.api import diagnose, train
     from netspec.errors import TrainError
 
-    loaded, report, errors = diagnose(spec)
+    _one_scale(scale)
+    loaded, report, errors = diagnose(spec, params=params, scale=scale)
     if errors or loaded is None or report is None:
         _fail(errors, "table")
     main_rank = os.environ.get("RANK", "0") == "0"

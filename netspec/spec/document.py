@@ -6,6 +6,8 @@ parameters are known.
 """
 
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import (
@@ -24,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netspec import limits
+from netspec.errors import did_you_mean, quote_list
 from netspec.ops.base import PosInt
 
 
@@ -37,10 +40,47 @@ def _bounded(name: str) -> str:
     return name
 
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"),
-                       AfterValidator(_bounded)]
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER), AfterValidator(_bounded)]
 """A block's, a parameter's or an input's name."""
 Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
+ALL_SCALES = "all"
+"""`--scale all`: every scale of the spec, so no scale may take this name."""
+
+
+def _scale_name(name: str) -> str:
+    if name == ALL_SCALES:
+        raise PydanticCustomError("reserved", "`{name}` means every scale (`--scale all`); "
+                                  "name the scale otherwise", {"name": name})
+    return name
+
+
+def _declared_param(name: str, info: ValidationInfo) -> str:
+    """A parameter a scale sets: one of the spec's `params` (when those are valid)."""
+    declared = info.data.get("params")
+    if declared is not None and name not in declared:
+        hint = did_you_mean(name, declared) or (
+            f"the spec's parameters: {quote_list(declared, near=name)}" if declared
+            else "declare it in `params:` first")
+        raise PydanticCustomError("unknown_name", "a scale sets `{name}`, which is not one of "
+                                  "the spec's `params`", {"name": name, "hint": hint})
+    return name
+
+
+ScaleName = Annotated[Identifier, AfterValidator(_scale_name)]
+Scale = dict[Annotated[Identifier, AfterValidator(_declared_param)], Any]
+"""A named set of parameter values (`s: {depth: 0.33, width: 0.5}`), each written as a
+default in `params:` is (a number, a list, a word, an expression)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The parameter values a load chose: a scale of the spec's `scales:` by name, then
+    `values` set by parameter name (`--set NAME=VALUE`, `load(..., params=...)`), which win.
+    A value is read as a default in `params:` is and keeps its default's type."""
+
+    scale: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Tokens(BaseModel):
@@ -91,6 +131,12 @@ class Spec(_Strict):
     inputs: Annotated[dict[Identifier, InputDecl], Field(min_length=1)] | None = None
     outputs: list[str] | None = None
     params: dict[Identifier, Any] = Field(default_factory=dict)
+    scales: dict[ScaleName, Scale] = Field(
+        default_factory=dict,
+        description="named sets of parameter values (`n: {depth: 0.33, width: 0.25}`), one "
+                    "chosen with `--scale NAME`",
+        json_schema_extra={"propertyNames": {"pattern": IDENTIFIER, "not": {"const": ALL_SCALES}}})
+    """Named size variants: each maps some of `params` to other values."""
     use: list[str] = Field(default_factory=list)
     """Files whose `blocks` this spec may call, relative to it (see `spec.library`)."""
     blocks: dict[Identifier, BlockDef] = Field(default_factory=dict)
@@ -110,6 +156,7 @@ class Spec(_Strict):
     _graph: Any = PrivateAttr(default=None)
     _blocks: Any = PrivateAttr(default=None)
     _training: Any = PrivateAttr(default=None)
+    _choice: Choice = PrivateAttr(default_factory=Choice)
 
     @field_validator("inputs")
     @classmethod
@@ -124,6 +171,11 @@ class Spec(_Strict):
             raise ValueError("declare the input shape: `input: [C, H, W]`, or "
                              "`inputs: {name: [C, H, W]}` for several")
         return self
+
+    @property
+    def choice(self) -> Choice:
+        """The scale and parameter values this spec was loaded with (`netspec.load`)."""
+        return self._choice
 
     @property
     def training(self) -> Any:

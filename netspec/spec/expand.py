@@ -41,7 +41,7 @@ from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op, ShapeError, Tensor, unknown_op_hint
 from netspec.shapes import Shape
 from netspec.spec import expr
-from netspec.spec.document import BlockDef, Spec
+from netspec.spec.document import ALL_SCALES, BlockDef, Spec
 from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics, field_names
@@ -153,7 +153,7 @@ class Expander:
         layers = _raw(doc, "layers", self.spec.layers)
         if self.certainly_too_many(layers):
             return Graph(self.spec.name, self.nodes, list(input_shapes), [], self.groups)
-        env = self.params(self.spec.params, {}, doc, "params", "")
+        env = self.chosen_params(doc)
         self.globals = env
         top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)),
                       init=self.init_of(doc, "", scope_init=None))
@@ -763,6 +763,75 @@ class Expander:
                 env[name] = evaluated
         return env
 
+    def chosen_params(self, doc: Any) -> dict[str, Any]:
+        """The spec's parameters, evaluated in order: each the value set by name
+        (`Spec.choice`), else the chosen scale's, else its default; so a parameter whose
+        default reads others follows the values they were given. A value given instead of
+        a default must have the default's type (a number for a number, ...)."""
+        choice, declared = self.spec.choice, self.spec.params
+        scale = self.scale(doc, choice.scale)
+        for name in choice.values:
+            if name not in declared:
+                hint = did_you_mean(name, declared) or (
+                    f"the spec's parameters: {quote_list(declared, near=name)}" if declared
+                    else "the spec declares no `params:`")
+                self.error(self.source.key_where(doc, "params"), "", f"no parameter "
+                           f"`{clipped(str(name))}` to set", hint, code="unknown-key")
+        env: dict[str, Any] = {}
+        for name, default in declared.items():
+            where = self.source.pos(doc, "params", name)
+            if name in choice.values:
+                value, origin = choice.values[name], f"parameter `{name}` is set to"
+            elif name in scale:
+                value, origin = scale[name], f"scale `{choice.scale}` sets `{name}` to"
+                where = self.source.pos(doc, "scales", choice.scale, name)
+            elif default is None:
+                continue
+            else:
+                value, origin = default, ""
+            evaluated = self.substitute(value, env, where, "")
+            if origin:  # on an error, the default: its readers are not wrong too
+                default = self.quietly(default, env, where)
+                if evaluated is _FAILED or not self.same_kind(evaluated, default, origin, where):
+                    evaluated = _FAILED if default is None else default
+            if evaluated is not _FAILED:
+                env[name] = evaluated
+        return env
+
+    def scale(self, doc: Any, name: str | None) -> dict[str, Any]:
+        """The values of the spec's scale `name` (none when None or not a scale: an error)."""
+        scales = self.spec.scales
+        if name is None or name in scales:
+            return scales[name] if name is not None else {}
+        hint = ("`--scale all` (`netspec.check_scales`) checks every scale; name one here"
+                if name == ALL_SCALES else did_you_mean(name, scales)
+                or (f"its scales: {quote_list(scales, near=name)}" if scales
+                    else "the spec declares no `scales:`"))
+        self.error(self.source.key_where(doc, "scales"), "", f"no scale named "
+                   f"`{clipped(str(name))}`", hint, code="unknown-key")
+        return {}
+
+    def same_kind(self, value: Any, default: Any, origin: str, where: At) -> bool:
+        """Whether `value` is of the kind of the parameter's `default` (anything is where
+        the default is null or cannot be computed; an integer is a number); an error if not.
+        `origin` says who gave the value (`parameter `x` is set to`)."""
+        wanted, found = _kind(default), _kind(value)
+        if wanted is None or found == wanted or (wanted == "a number" and found == "an integer"):
+            return True
+        self.error(where, "", f"{origin} {shown(value)}, "
+                   f"{found or 'a ' + type(value).__name__}, but its default is {wanted}",
+                   f"give it {wanted}", code="invalid-value")
+        return False
+
+    def quietly(self, value: Any, env: dict[str, Any], where: At) -> Any:
+        """`value` evaluated as a default, its errors left unsaid (None when it fails)."""
+        errors, self.errors = self.errors, []
+        try:
+            evaluated = self.substitute(value, env, where, "")
+        finally:
+            self.errors = errors
+        return None if evaluated is _FAILED else evaluated
+
     # -- expressions -------------------------------------------------------------------
 
     def evaluate(self, value: Any, env: dict[str, Any], where: At, prefix: str) -> Any:
@@ -805,6 +874,15 @@ class Expander:
 
 
 _FAILED = object()
+
+
+def _kind(value: Any) -> str | None:
+    """A parameter value's kind as messages name it (None: any kind goes in its place)."""
+    for kind, name in ((bool, "true or false"), (int, "an integer"), (float, "a number"),
+                       (list, "a list"), (str, "a word")):
+        if isinstance(value, kind):
+            return name
+    return None
 
 
 def _raw(doc: Any, key: str, validated: list[Any]) -> list[Any]:

@@ -17,15 +17,14 @@ from pydantic import ValidationError
 
 from netspec import init
 from netspec.ops import LAYER_OPS, Op
-from netspec.spec.document import BlockDef, Spec
+from netspec.spec.document import IDENTIFIER, BlockDef, Spec
 from netspec.spec.expand import META, RESERVED
 from netspec.training import config
 from netspec.training.config import TrainConfig
 
-_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _EXPRESSION = {"$ref": "#/$defs/expression"}
 _LAYER_KEYS: dict[str, Any] = {
-    "name": {"type": "string", "pattern": _IDENTIFIER, "not": {"enum": sorted(RESERVED)},
+    "name": {"type": "string", "pattern": IDENTIFIER, "not": {"enum": sorted(RESERVED)},
              "description": "the layer's name (else conv1, conv2, ...)"},
     "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
              "description": "the layer(s) it reads (else the previous one)"},
@@ -45,7 +44,7 @@ def spec_schema() -> dict[str, Any]:
     """The whole language: top-level keys, blocks, and one layer form per op."""
     defs: dict[str, Any] = {f"op_{cls.kind()}": _op_layer(cls) for cls in LAYER_OPS}
     ops = [cls.kind() for cls in LAYER_OPS]
-    block_name = {"type": "string", "pattern": _IDENTIFIER, "not": {"enum": ops}}
+    block_name = {"type": "string", "pattern": IDENTIFIER, "not": {"enum": ops}}
     defs["expression"] = {"type": "string",
                           "description": "an expression over parameters, e.g. `width * 4`"}
     defs["init"] = init.schema()

@@ -140,6 +140,9 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
         at_key = loc[-1:] == ("[key]",)
         return Diagnostic(locate(loc[:-1] if at_key else loc, at_key), path, f"`{key}` {err['msg']}",
                           limits.raise_hint(err["ctx"]["limit"]), code="limit")
+    if kind in _AT_KEY and loc[-1:] == ("[key]",):  # a name a key validator refused
+        return Diagnostic(locate(loc[:-1], True), path, err["msg"], err["ctx"].get("hint"),
+                          code=_AT_KEY[kind])
     if kind == "missing":
         return Diagnostic(locate(loc, False), path, f"{what} needs `{key}`", code="missing-key")
     if len(errs) > 1:
@@ -161,6 +164,10 @@ def _one(errs: list[dict[str, Any]], model: type[BaseModel], what: str, path: st
     return Diagnostic(locate(loc, False), path, message, hint, code="invalid-value")
 
 
+_AT_KEY = {"unknown_name": "bad-ref", "reserved": "invalid-value"}
+"""Errors of `document`'s key validators, whole sentences positioned at the key, with the
+code of their diagnostic (a scale naming no parameter is a reference, judged against the
+spec's `params`)."""
 _PLAIN = {
     "int_type": "expects an integer",
     "int_parsing": "expects an integer",

@@ -4,7 +4,9 @@ the architecture they were trained for.
 A checkpoint is a dict of plain values and tensors (read back with `weights_only=True`):
 
     format      1
-    spec        {"name", "text", "hash"}: the spec's YAML and the hash of its architecture
+    spec        {"name", "text", "hash"}: the spec's YAML and the hash of its architecture;
+                {"scale", "params"}: the scale and parameter values it was loaded with
+                (`Spec.choice`; absent from checkpoints written before they existed)
     config      the resolved `train:` section (a dict)
     epoch       epochs finished
     step        steps finished in the epoch after them (0 at an epoch's end)
@@ -483,6 +485,10 @@ def _check_spec(value: Any, where: str) -> None:
     for key in ("name", "text", "hash"):
         item = _item(value, where, key)
         _expect(isinstance(item, str), f"{where}.{key}", "text", item)
+    scale, params = value.get("scale"), value.get("params", {})
+    _expect(scale is None or isinstance(scale, str), f"{where}.scale", "a scale's name", scale)
+    _expect(isinstance(params, dict) and all(isinstance(k, str) for k in params),
+            f"{where}.params", "parameter values by name", params)
 
 
 def _check_config(value: Any, where: str) -> None:

@@ -67,8 +67,9 @@ def language_model(run: Path, spec_file: Path | None = None) -> tuple[torch.nn.M
         raise TrainError(f"{path} is not a language model: it was trained on {kind} data; "
                          f"netspec sample needs a run trained on `text` data")
     file = spec_file or Path(state["spec"].get("file") or "")
+    chosen = {"scale": state["spec"].get("scale"), "params": state["spec"].get("params")}
     try:
-        spec = load(file) if file.is_file() else load(state["spec"]["text"])
+        spec = load(file if file.is_file() else state["spec"]["text"], **chosen)
         report = check(spec)
     except SpecError as exc:
         where = file if file.is_file() else "the spec it holds"
