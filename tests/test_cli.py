@@ -16,6 +16,7 @@ from netspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.yaml"
+CONV1_LINE = next(n for n, line in enumerate(LENET.read_text().splitlines(), 1) if "conv2d" in line)
 
 
 def run(*args: str) -> Result:
@@ -114,7 +115,7 @@ def test_an_input_with_too_few_dimensions_says_to_fix_the_input():
     result = run("check", "--input", "3,16", str(LENET))
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines()[0] == (
-        f"{LENET}:6:13: error: conv1: conv2d expects a [C,H,W] input but input gives [3,16]; "
+        f"{LENET}:{CONV1_LINE}:13: error: conv1: conv2d expects a [C,H,W] input but input gives [3,16]; "
         "the net's first layer is conv2d, which needs [C,H,W] (3 numbers): give `input` 3 numbers")
 
 

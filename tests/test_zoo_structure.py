@@ -5,7 +5,6 @@ warnings that are real and the smallest input accepted. By analysis only, no tor
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -73,14 +72,14 @@ def test_mobilenet_residual_adds_only_at_stride_1_with_equal_channels():
     assert len(expands) == 16 and not any(e.startswith("stage1.") for e in expands)
 
 
-def test_mobilenet_width_can_be_set_in_the_text():
+@pytest.mark.parametrize(("scale", "width", "params"), [("x1_4", 1.4, 6_108_776),
+                                                     ("x0_5", 0.5, 1_968_680)])
+def test_mobilenet_width_is_a_param_and_its_scales_set_it(scale, width, params):
     """torchvision's mobilenet_v2(width_mult=1.4) and (width_mult=0.5) parameter counts
-    (tests/test_zoo_layers.py compares every layer at these widths with torchvision's)."""
-    text = spec_path("mobilenet_v2").read_text()
-    for width, params in (("1.4", 6_108_776), ("0.5", 1_968_680)):
-        edited = re.sub(r"params: \{width: 1\.0\}", f"params: {{width: {width}}}", text)
-        assert edited != text
-        assert netspec.check(edited).params == params
+    (tests/test_zoo_layers.py compares every layer at these widths with torchvision's, and
+    tests/test_zoo_scales.py the function of every scale)."""
+    assert netspec.check(spec_path("mobilenet_v2"), params={"width": width}).params == params
+    assert netspec.check(spec_path("mobilenet_v2"), scale=scale).params == params
 
 
 # -- GoogLeNet and SqueezeNet ------------------------------------------------------------
@@ -132,29 +131,19 @@ def test_the_smallest_input_torchvision_accepts_is_the_smallest_netspec_accepts(
 
 
 VITS = {  # torchvision's parameter counts and published GFLOPS at 224 (ViT_*_Weights meta)
-    "vit_b_32": ({"patch": 32}, 88_224_232, 4.409),
-    "vit_l_16": ({"dim": 1024, "layers": 24, "heads": 16, "mlp": 4096}, 304_326_632, 61.555),
-    "vit_l_32": ({"patch": 32, "dim": 1024, "layers": 24, "heads": 16, "mlp": 4096},
-                 306_535_400, 15.378),
-    "vit_h_14": ({"patch": 14, "dim": 1280, "layers": 32, "heads": 16, "mlp": 5120},
-                 632_045_800, 167.295),
+    "b_32": (88_224_232, 4.409),
+    "l_16": (304_326_632, 61.555),
+    "l_32": (306_535_400, 15.378),
+    "h_14": (632_045_800, 167.295),
 }
 
 
 @pytest.mark.parametrize("name", VITS)
-def test_torchvision_s_other_vits_are_params_in_the_text(name, tmp_path):
-    """The header's params give torchvision's other ViTs (tests/test_zoo_torchvision.py runs
-    vit_b_16 itself); the spec is written next to the block file it uses."""
-    changes, params, gflops = VITS[name]
-    text = spec_path("vit_b_16").read_text()
-    values = {"patch": 16, "dim": 768, "layers": 12, "heads": 12, "mlp": 3072, **changes}
-    edited = text.replace("params: {patch: 16, dim: 768, layers: 12, heads: 12, mlp: 3072}",
-                          "params: {" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}")
-    assert edited != text
-    (tmp_path / "blocks").mkdir()
-    (tmp_path / "blocks" / "vit.yaml").write_text((SPECS / "blocks" / "vit.yaml").read_text())
-    (tmp_path / f"{name}.yaml").write_text(edited)
-    report = netspec.check(tmp_path / f"{name}.yaml")
+def test_torchvision_s_other_vits_are_scales(name):
+    """The spec's scales give torchvision's other ViTs (tests/test_zoo_torchvision.py runs
+    vit_b_16 itself)."""
+    params, gflops = VITS[name]
+    report = netspec.check(spec_path("vit_b_16"), scale=name)
     assert (report.params, round(report.macs / 1e9, 3)) == (params, gflops)
 
 
