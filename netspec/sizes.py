@@ -104,6 +104,66 @@ class DimSizes:
                               "macs": str(r.macs)} for r in self.regions]}
 
 
+def lines(found: list[DimSizes], graph: Graph) -> list[str]:
+    """The section `netspec check --sizes` prints: per dimension, the sizes that work and
+    those that read every row, and for the size the input has, what fails or drops and
+    the nearest sizes that do not."""
+    out = ["input sizes (each dimension alone, the others as given):"]
+    for d in found:
+        size = _input_shape(graph, d.input)[d.dim]
+        known = "" if d.checked_up_to is None else f" (checked up to {d.checked_up_to:,})"
+        out.append(f"  {d.name:<4} works: {words(d.valid.describe(), d.name)}{known}")
+        out.append(f"  {'':<4} reads every row: {words(d.lossless.describe(), d.name)}")
+        out.append(f"  {'':<4} {d.name} = {size:,}: {_verdict(d, graph, size)}")
+    return out
+
+
+def _verdict(d: DimSizes, graph: Graph, size: int) -> str:
+    """What happens at `size`, with the nearest better sizes when it fails or drops rows."""
+    if size in d.lossless:
+        return "works, reads every row"
+    outcome = trace(graph, d.input, d.dim, size)
+    if size in d.valid:
+        lost = [(layer, -s) for layer, s in outcome.slacks if s < 0]
+        layer, rows = lost[0] if lost else ("?", 0)
+        what = f"drops {rows} row{'s' if rows != 1 else ''} at `{layer}`"
+        return f"{what}; nearest that read every row: {_pair(d.nearest(size, True))}"
+    where = f" at `{outcome.failed}`" if outcome.failed else ""
+    return f"fails{where}; nearest that work: {_pair(d.nearest(size, False))}"
+
+
+def _pair(sizes: tuple[int | None, int | None]) -> str:
+    shown = [f"{s:,}" for s in sizes if s is not None]
+    return ", ".join(shown) if shown else "none"
+
+
+def words(d: dict[str, Any], name: str) -> str:
+    """A `SizeSet.describe()` as people say it: `every H from 188`, `H = 188 + 16k`."""
+    if d["min"] is None:
+        return "none"
+    parts = []
+    if d["irregular_count"]:
+        more = d["irregular_count"] - len(d["irregular"])
+        parts.append(", ".join(f"{s:,}" for s in d["irregular"]) + (f" (and {more:,} more)"
+                                                                      if more else ""))
+    low, period = d["regular"], d["period"]
+    firsts = sorted(low + (d["min"] + o - low) % period for o in d["offsets"])
+    if d["max"] is not None and (not firsts or firsts[0] > d["max"]):
+        pass
+    elif firsts[0] == d["max"]:
+        parts.append(f"{firsts[0]:,}")
+        return "; and ".join(parts)
+    elif period == 1:
+        parts.append(f"every {name}" if low == 1 and d["max"] is None else
+                     f"every {name} from {low:,}")
+    else:
+        start = f"{firsts[0]:,}" if len(firsts) == 1 else \
+            "{" + ", ".join(f"{f:,}" for f in firsts) + "}"
+        parts.append(f"{name} = {start} + {period}k")
+    text = "; and ".join(parts) if parts else "none"
+    return text + (f", up to {d['max']:,}" if d["max"] is not None else "")
+
+
 def _value(d: Any, at: dict[str, int]) -> int:
     return d.poly.value(at) if isinstance(d, Sym) else d
 
@@ -124,13 +184,16 @@ def of(spec: Spec, graph: Graph) -> list[DimSizes]:
 def dims_of(graph: Graph) -> Iterator[tuple[str, int, str]]:
     """The dimensions whose sizes are worth a closed form, with their names in formulas:
     every dim of each input but an image's or a signal's channels (its first, for ranks
-    2 and up), named as shapes are (`H`, `W`, `L`; a token input's length `T`), after the
-    input when there are several (`x.H`)."""
+    2 and up), named as shapes are (`H`, `W`, `L`; a token input's last dim `T`), after
+    the input when there are several (`x.H`)."""
     for name in graph.inputs:
         op = graph.nodes[name].op
         assert isinstance(op, Input)
-        labels = ("T",) if op.vocab is not None else dims_label(len(op.shape))
-        first = 0 if len(op.shape) == 1 else 1
+        rank = len(op.shape)
+        if op.vocab is not None:  # ids: no channels; the last dim is the sequence
+            labels, first = (*(f"d{i}" for i in range(1, rank)), "T"), 0
+        else:
+            labels, first = dims_label(rank), 0 if rank == 1 else 1
         for d in range(first, len(op.shape)):
             yield name, d, labels[d] if len(graph.inputs) == 1 else f"{name}.{labels[d]}"
 

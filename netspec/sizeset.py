@@ -12,7 +12,6 @@ import heapq
 import itertools
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from netspec.symbolic import Guard, Unsupported
@@ -21,6 +20,8 @@ PERIOD_LIMIT = 1 << 16
 """The longest period netspec follows (a net with strides 2, 3, 5 and 7 in a row has 210);
 past it a set is Unsupported and sizes are checked one by one instead."""
 
+DESCRIBED_PERIOD = 64
+"""The longest period a finite set is described with (`SizeSet.simplest`)."""
 IRREGULAR_SHOWN = 32
 """Members off the pattern that a description lists (it counts them all)."""
 
@@ -114,7 +115,7 @@ class SizeSet:
                 hi2 = None if hi is None else _down(hi, r, period)
                 if hi2 is None or lo2 <= hi2:
                     mine.append((lo2, hi2))
-            out.append(tuple(mine))
+            out.append(_merge(mine, period))
         return tuple(out)
 
     def _combine(self, other: SizeSet, how: str) -> SizeSet:
@@ -196,10 +197,24 @@ class SizeSet:
                     best = value if best is None or value < best else best
         return best
 
+    def simplest(self) -> SizeSet:
+        """The same set with the period (up to DESCRIBED_PERIOD) that gives the fewest runs:
+        {2, 4, ..., 124} is one run of period 2, though 62 of period 1."""
+        best, runs = self, sum(map(len, self.parts))
+        for p in range(self.period * 2, DESCRIBED_PERIOD + 1, self.period):
+            lifted = self.lifted(p)
+            if sum(map(len, lifted)) < runs:
+                best, runs = SizeSet(p, lifted), sum(map(len, lifted))
+        return best
+
     def describe(self) -> dict[str, Any]:
         """The closed form. From `regular` on, the members are the sizes up to `max` (None:
         no end) that are `min + offset` mod `period` for one of the `offsets`; `irregular`
         lists the members below `regular` (a finite head off the pattern)."""
+        if self.max() is not None and sum(map(len, self.parts)) > 1:
+            simplest = self.simplest()
+            if simplest is not self:
+                return simplest.describe()
         low, high = self.min(), self.max()
         if low is None:
             return {"min": None, "max": None, "period": 1, "offsets": [], "regular": None,
@@ -224,42 +239,65 @@ class SizeSet:
 
 
 def solve(guard: Guard, name: str) -> SizeSet:
-    """The sizes of `name` (every other name fixed) for which `guard` holds."""
+    """The sizes of `name` (every other name fixed) for which `guard` holds.
+
+    Along each residue class `x = r + k*P` of a period P of its atoms, the guard's
+    polynomial is an ordinary polynomial in k (floors are affine there), of degree 2 at
+    most here (a size times a size: attention's weights at a width); where it is >= 0,
+    == 0 or != 0 is read off its real roots, checked exactly at the integers around them."""
     poly, relation = guard
     if poly.names() - {name}:
         raise Unsupported(f"`{poly}` depends on more than one size")
-    slope, period = poly.linear()
-    step = slope * period
-    assert step.denominator == 1
+    if poly.degree() > 2:
+        raise Unsupported(f"`{poly}` is of degree {poly.degree()} in the size")
+    period = poly.period()
+    if period > PERIOD_LIMIT:
+        raise Unsupported(f"`{poly}` repeats only every {period:,}")
     parts = []
     for r in range(period):
         base = r or period
-        parts.append(_solve_class(poly.value({name: base}), int(step), base, period, relation))
+        values = [poly.value({name: base + k * period}) for k in range(3)]
+        ks = _holds(values, relation)
+        parts.append(tuple((base + lo * period, None if hi is None else base + hi * period)
+                           for lo, hi in ks))
     return SizeSet(period, tuple(parts)).reduced()
 
 
-def _solve_class(v0: int, step: int, base: int, period: int, relation: str
-                 ) -> tuple[Interval, ...]:
-    """Which sizes `base + k*period` (k >= 0) satisfy the relation for the value
-    `v0 + k*step`."""
-    if relation == "ge":
-        if step == 0:
-            return ((base, None),) if v0 >= 0 else ()
-        if step > 0:
-            k = max(0, math.ceil(Fraction(-v0, step)))
-            return ((base + k * period, None),)
-        if v0 < 0:
-            return ()
-        return ((base, base + (v0 // -step) * period),)
-    # eq / ne: the value is zero at most once along the class (or everywhere)
-    if step == 0:
-        zero = v0 == 0
-        return ((base, None),) if zero == (relation == "eq") else ()
-    k, rem = divmod(-v0, step)
-    hit = base + k * period if rem == 0 and k >= 0 else None
-    if relation == "eq":
-        return ((hit, hit),) if hit is not None else ()
-    if hit is None:
-        return ((base, None),)
-    head = ((base, hit - period),) if hit > base else ()
-    return (*head, (hit + period, None))
+def _holds(values: list[int], relation: str) -> list[tuple[int, int | None]]:
+    """The k >= 0 where q(k) >= 0 (== 0, != 0), for the polynomial q of degree <= 2 with
+    q(0), q(1), q(2) = `values`, as intervals (hi None: no end)."""
+    q0, q1, q2 = values
+    a2, a1, a0 = q2 - 2 * q1 + q0, 4 * q1 - q2 - 3 * q0, 2 * q0  # 2q(k) = a2 k^2 + a1 k + a0
+
+    def q(k: int) -> int:
+        return a2 * k * k + a1 * k + a0
+
+    cuts = {0}
+    for root in _roots(a2, a1, a0):
+        if root > -2:
+            base = math.floor(root)
+            cuts |= {max(0, c) for c in range(base - 1, base + 3)}
+    starts = sorted(cuts)
+    test = {"ge": lambda v: v >= 0, "eq": lambda v: v == 0, "ne": lambda v: v != 0}[relation]
+    out: list[tuple[int, int | None]] = []
+    for i, lo in enumerate(starts):
+        # Every real root lies between two cuts one apart: a longer segment holds none,
+        # so q keeps the sign of its first integer throughout.
+        hi = starts[i + 1] - 1 if i + 1 < len(starts) else None
+        if test(q(lo)):
+            if out and out[-1][1] == lo - 1:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+    return out
+
+
+def _roots(a: int, b: int, c: int) -> list[float]:
+    """The real roots of a*k^2 + b*k + c (approximately: the callers check around them)."""
+    if a == 0:
+        return [] if b == 0 else [-c / b]
+    disc = b * b - 4 * a * c
+    if disc < 0:
+        return []
+    root = math.isqrt(disc)
+    return [(-b - root) / (2 * a), (-b + root) / (2 * a)]

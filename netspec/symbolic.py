@@ -170,16 +170,24 @@ class Poly:
         """For a polynomial of one name `x` that is quasi-affine (no product of two
         x-dependent atoms), `(slope, period)`: `p(x + period) = p(x) + slope * period` for
         every integer x. Unsupported otherwise."""
+        if self.degree() > 1:
+            raise Unsupported(f"`{self}` is not affine in the sizes")
         slope, period = Fraction(0), 1
         for mono, c in self.terms.items():
-            if not mono:
-                continue
-            if len(mono) > 1:
-                raise Unsupported(f"`{self}` is not affine in the sizes")
-            s, p = (Fraction(1), 1) if isinstance(mono[0], str) else mono[0].linear()
-            slope += c * s
-            period = math.lcm(period, p)
+            if mono:
+                s, p = _atom_linear(mono[0])
+                slope += c * s
+                period = math.lcm(period, p)
         return slope, period
+
+    def period(self) -> int:
+        """A period of every atom: along `x = r + k*period`, each atom is affine in k, so
+        the polynomial is a polynomial in k of its `degree()`. Unsupported when an atom
+        is not quasi-affine (a floor of a product)."""
+        return math.lcm(1, *(_atom_linear(a)[1] for mono in self.terms for a in mono))
+
+    def degree(self) -> int:
+        return max((len(mono) for mono in self.terms), default=0)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Poly) and self.terms == other.terms
@@ -195,6 +203,10 @@ class Poly:
         return self._text
 
     __repr__ = __str__
+
+
+def _atom_linear(atom: Atom) -> tuple[Fraction, int]:
+    return (Fraction(1), 1) if isinstance(atom, str) else atom.linear()
 
 
 def _lone_floor(p: Poly) -> tuple[Floor, int] | None:

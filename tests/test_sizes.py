@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
+import strategies
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -264,3 +265,46 @@ def test_declared_size_is_classified_first():
     spec = netspec.load("specs/lenet5.yaml")
     for d in sizes.of(spec, spec._graph):
         assert 32 in d.valid and d.at(32)[0] == netspec.check(spec).outputs
+
+
+# -- random networks: every op alone, chains and forks -----------------------------------
+
+def random_settings(examples: int) -> settings:
+    return settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                    max_examples=examples)
+
+
+@pytest.mark.parametrize("op", sorted(netspec.ops.OPS))
+@random_settings(4)
+@given(data=st.data())
+def test_every_op_alone(op, data):
+    case = data.draw(strategies.single_op_specs(op))
+    assert_sizes_hold(netspec.load(case.spec), upto=96, sample=2)
+
+
+@random_settings(15)
+@given(st.one_of(strategies.chain_specs(), strategies.fork_specs()))
+def test_random_networks(case):
+    assert_sizes_hold(netspec.load(case.spec), upto=128, sample=3)
+
+
+@pytest.mark.slow
+@random_settings(300)
+@given(st.one_of(strategies.chain_specs(), strategies.fork_specs()))
+def test_random_networks_to_1024(case):
+    assert_sizes_hold(netspec.load(case.spec), sample=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(expressions(), expressions(), st.integers(-3000, 3000),
+       st.sampled_from(["ge", "eq", "ne"]))
+def test_solving_a_quadratic_guard_is_trying_every_size(a, b, shift, relation):
+    """A size times a size (attention's weights at a width): still solved exactly."""
+    h = Sym.named("H", 10)
+    expr = apply(a, h, h) * apply(b, h, h) + shift
+    if not isinstance(expr, Sym):
+        return
+    holds = {"ge": lambda v: v >= 0, "eq": lambda v: v == 0, "ne": lambda v: v != 0}[relation]
+    solved = solve(Guard(expr.poly, relation), "H")
+    for n in range(1, 300):
+        assert (n in solved) == holds(expr.poly.value({"H": n})), (str(expr), relation, n)
