@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from netspec import sizes as input_sizes
 from netspec.allocation import gc_paused
 from netspec.analysis import analyse
 from netspec.errors import Diagnostic, SpecError, TrainError
@@ -57,7 +58,7 @@ def load(source: SpecSource, limits: Limits | None = None, *, params: Params | N
 
 def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
           fuse_bn: bool = False, limits: Limits | None = None, *, params: Params | None = None,
-          scale: str | None = None) -> Report:
+          scale: str | None = None, sizes: bool = False) -> Report:
     """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
 
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
@@ -65,13 +66,16 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     folded into the conv before it (as `build(..., fuse_bn=True)` compiles it). Raises
     SpecError when a shape does not work out. `print(report)` prints the table of
     `netspec check`; `report.table(depth=1)` collapses the block instances. `params` and
-    `scale` choose parameter values (see `load`).
+    `scale` choose parameter values (see `load`). With `sizes`, `report.sizes` holds
+    which input sizes work, per dimension (`netspec check --sizes`; netspec.sizes).
     """
     spec = load(spec, limits, params=params, scale=scale)
     overrides = _input_overrides(spec, inputs)
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
         report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
+        if sizes and not report.errors:
+            report.sizes = input_sizes.of(spec, graph, report.inputs)
     if report.errors:
         raise SpecError(report.errors)
     return report
@@ -79,11 +83,13 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
 
 def check_scales(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
                  fuse_bn: bool = False, limits: Limits | None = None, *,
-                 params: Params | None = None) -> list[tuple[str, Report]]:
+                 params: Params | None = None, sizes: bool = False
+                 ) -> list[tuple[str, Report]]:
     """`check` at each of the spec's `scales:` (`netspec check --scale all`): a (scale,
-    report) pair per scale, in the spec's order, `params` set on top of each. The YAML is
-    read once. Raises SpecError when the spec declares no scales, or with the errors of
-    every scale that fails, each message naming its scale."""
+    report) pair per scale, in the spec's order, `params` set on top of each (`sizes`:
+    with the input sizes each takes). The YAML is read once. Raises SpecError when the
+    spec declares no scales, or with the errors of every scale that fails, each message
+    naming its scale."""
     spec = load(spec, limits, params=params)
     if not spec.scales:
         source = spec._source
@@ -93,7 +99,8 @@ def check_scales(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = 
     reports, errors = [], []
     for name in spec.scales:
         try:
-            reports.append((name, check(spec, inputs, fuse_bn, limits, scale=name)))
+            reports.append((name, check(spec, inputs, fuse_bn, limits, scale=name,
+                                        sizes=sizes)))
         except SpecError as exc:
             errors += [replace(e, message=f"{e.message} (scale `{name}`)") for e in exc.errors]
     if errors:
@@ -223,10 +230,11 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
 
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
              fuse_bn: bool = False, limits: Limits | None = None, *,
-             params: Params | None = None, scale: str | None = None
+             params: Params | None = None, scale: str | None = None, sizes: bool = False
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
-    every layer they leave intact. For tools that show all problems (check, draw)."""
+    every layer they leave intact. For tools that show all problems (check, draw). With
+    `sizes`, a report without errors holds the input sizes that work (see `check`)."""
     spec, errors = parse(source, limits, params=params, scale=scale)
     if spec is None:
         return None, None, errors
@@ -237,6 +245,8 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
         except SpecError as exc:
             return spec, None, [*errors, *exc.errors]
         report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides)
+        if sizes and not errors and not report.errors:
+            report.sizes = input_sizes.of(spec, graph, report.inputs)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 

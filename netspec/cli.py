@@ -18,6 +18,7 @@ import click
 
 from netspec.errors import Diagnostic
 from netspec.limits import Limits, applied
+from netspec.sizes import summary
 
 if TYPE_CHECKING:
     from netspec.ir import Graph
@@ -142,9 +143,13 @@ def main(ctx: click.Context) -> None:
               help="Collapse block instances nested deeper than N into one row each, as "
                    "`draw --depth N` does (0: every top-level block); JSON keeps `layers` "
                    "and adds the rows as `collapsed` [default: every layer].")
+@click.option("--sizes", is_flag=True,
+              help="Also say which sizes each input dimension takes (the others as given): "
+                   "those that work, those that read every row, and the nearest ones to "
+                   "the input's own (JSON: `sizes`).")
 def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
           fuse_bn: bool, depth: int | None, params: dict[str, Any] | None,
-          scale: str | None) -> None:
+          scale: str | None, sizes: bool) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
     `--scale all` reports each of the spec's scales in a row (JSON: the report of each).
 
@@ -154,9 +159,10 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
 
     overrides = _overrides(inputs)
     if scale == ALL_SCALES:
-        _check_scales(spec, overrides, fmt, fuse_bn, depth, params)
+        _check_scales(spec, overrides, fmt, fuse_bn, depth, params, sizes)
         return
-    _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale)
+    _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale,
+                                 sizes=sizes)
     if errors:
         _fail(errors, fmt)
     assert report is not None
@@ -214,13 +220,14 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
 
 
 def _check_scales(spec: str, inputs: Any, fmt: str, fuse_bn: bool, depth: int | None,
-                  params: dict[str, Any] | None) -> None:
-    """`check --scale all`: a row per scale (JSON: an object of each scale's report)."""
+                  params: dict[str, Any] | None, sizes: bool) -> None:
+    """`check --scale all`: a row per scale with the sizes each takes (JSON: an object of
+    each scale's report, as `check --scale NAME` gives it)."""
     from netspec.api import check_scales
     from netspec.errors import SpecError
 
     try:
-        reports = check_scales(spec, inputs, fuse_bn, params=params)
+        reports = check_scales(spec, inputs, fuse_bn, params=params, sizes=fmt == "table" or sizes)
     except SpecError as exc:
         _fail(exc.errors, fmt)
     if fmt == "json":
@@ -233,6 +240,7 @@ SCALE_COLUMNS: tuple[tuple[str, Callable[[str, Report], str]], ...] = (
     ("scale", lambda name, report: name),
     ("params", lambda name, report: f"{report.params:,}"),
     ("MACs", lambda name, report: f"{report.macs:,}"),
+    ("sizes that work", lambda name, report: summary(report.sizes or [])),
 )
 """`check --scale all`'s columns: a title, and the cell of a scale's row from its report."""
 
@@ -246,7 +254,8 @@ def scales_table(reports: list[tuple[str, Report]]) -> str:
     inputs = ", ".join("x".join(map(str, shape)) for shape in first.inputs.values())
     lines = [f"{first.name}: {len(reports)} scales at input {inputs}"]
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1],
+                                                                          strict=True)), row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

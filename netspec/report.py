@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netspec.allocation import gc_paused
 from netspec.collapse import Collapsed, Unit
 from netspec.errors import Diagnostic, Where
 from netspec.ir import Graph, Node
 from netspec.shapes import Shape
+
+if TYPE_CHECKING:
+    from netspec.sizes import DimSizes
 
 BYTES_PER_ELEMENT = 4  # float32
 ID_BYTES = 8  # int64 token ids
@@ -109,6 +112,9 @@ class Report:
     """The analysed IR: its block instances are what `table(depth=N)` collapses."""
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    sizes: list[DimSizes] | None = None
+    """When asked for (`check(..., sizes=True)`): per input dimension, the sizes that work
+    and those that read every row (netspec.sizes); its JSON is `sizes`."""
 
     @property
     def token_inputs(self) -> dict[str, int]:
@@ -208,6 +214,7 @@ class Report:
             "layers": [r.to_dict() for r in self.layers],
             "warnings": [w.to_dict() for w in self.warnings],
             **extra,
+            **({} if self.sizes is None else {"sizes": [d.to_json() for d in self.sizes]}),
         }
 
     def table(self, depth: int | None = None) -> str:
@@ -312,8 +319,11 @@ def render_table(report: Report, depth: int | None = None) -> str:
         return "  ".join(cells).rstrip()
 
     rule = "─" * len(line(header))
+    from netspec.sizes import lines as sizes_lines  # it analyses: report is below it
+
+    found = [] if report.sizes is None else ["", *sizes_lines(report.sizes)]
     return "\n".join([_title(report), "", line(header), rule, *map(line, rows), rule,
-                      *_totals(report)])
+                      *_totals(report), *found])
 
 
 def _title(report: Report) -> str:

@@ -16,8 +16,8 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from netspec import limits
@@ -75,6 +75,11 @@ class DimSizes:
     name: str
     valid: SizeSet
     lossless: SizeSet
+    given: int = 0
+    """The size the input has (as declared, or as `--input` gives it)."""
+    verdict: str = ""
+    """What happens at `given`: works, or where it fails or drops rows, with the nearest
+    sizes that do not."""
     regions: tuple[Region, ...] = ()
     checked_up_to: int | None = None
     """When the sizes were not all classified, the largest size up to which they were
@@ -96,6 +101,10 @@ class DimSizes:
 
     def to_json(self) -> dict[str, Any]:
         return {"input": self.input, "dim": self.dim + 1, "name": self.name,
+                "given": self.given, "given_works": self.given in self.valid,
+                "given_reads_every_row": self.given in self.lossless,
+                "nearest_working": list(self.nearest(self.given, False)),
+                "nearest_reading_every_row": list(self.nearest(self.given, True)),
                 "checked_up_to": self.checked_up_to,
                 "valid": self.valid.describe(), "lossless": self.lossless.describe(),
                 "formulas": [{"sizes": r.sizes.describe(),
@@ -104,18 +113,26 @@ class DimSizes:
                               "macs": str(r.macs)} for r in self.regions]}
 
 
-def lines(found: list[DimSizes], graph: Graph) -> list[str]:
+def lines(found: list[DimSizes]) -> list[str]:
     """The section `netspec check --sizes` prints: per dimension, the sizes that work and
     those that read every row, and for the size the input has, what fails or drops and
     the nearest sizes that do not."""
     out = ["input sizes (each dimension alone, the others as given):"]
     for d in found:
-        size = _input_shape(graph, d.input)[d.dim]
         known = "" if d.checked_up_to is None else f" (checked up to {d.checked_up_to:,})"
         out.append(f"  {d.name:<4} works: {words(d.valid.describe(), d.name)}{known}")
         out.append(f"  {'':<4} reads every row: {words(d.lossless.describe(), d.name)}")
-        out.append(f"  {'':<4} {d.name} = {size:,}: {_verdict(d, graph, size)}")
+        out.append(f"  {'':<4} {d.name} = {d.given:,}: {d.verdict}")
     return out
+
+
+def summary(found: list[DimSizes]) -> str:
+    """The sizes that work, in one line: dimensions that take the same sizes together
+    (`H, W: every size from 188, up to 42,987`)."""
+    groups: dict[str, list[str]] = {}
+    for d in found:
+        groups.setdefault(words(d.valid.describe(), "size"), []).append(d.name)
+    return "; ".join(f"{', '.join(names)}: {text}" for text, names in groups.items())
 
 
 def _verdict(d: DimSizes, graph: Graph, size: int) -> str:
@@ -124,9 +141,10 @@ def _verdict(d: DimSizes, graph: Graph, size: int) -> str:
         return "works, reads every row"
     outcome = trace(graph, d.input, d.dim, size)
     if size in d.valid:
-        lost = [(layer, -s) for layer, s in outcome.slacks if s < 0]
-        layer, rows = lost[0] if lost else ("?", 0)
-        what = f"drops {rows} row{'s' if rows != 1 else ''} at `{layer}`"
+        layer, slack = next(((n, s) for n, s in outcome.slacks if s < 0), ("", 0))
+        what = f"drops {-slack} row{'s' if slack != -1 else ''} at `{layer}`"
+        if not d.lossless:
+            return f"{what}; no {d.name} reads every row while the other sizes stay"
         return f"{what}; nearest that read every row: {_pair(d.nearest(size, True))}"
     where = f" at `{outcome.failed}`" if outcome.failed else ""
     return f"fails{where}; nearest that work: {_pair(d.nearest(size, False))}"
@@ -168,9 +186,17 @@ def _value(d: Any, at: dict[str, int]) -> int:
     return d.poly.value(at) if isinstance(d, Sym) else d
 
 
-def of(spec: Spec, graph: Graph) -> list[DimSizes]:
-    """The sizes of every dimension worth one (`dims_of`) of `spec` expanded as `graph`
-    (for its input shapes)."""
+def of(spec: Spec, graph: Graph, inputs: Mapping[str, Shape] | None = None) -> list[DimSizes]:
+    """The sizes of every dimension worth one (`dims_of`) of `spec` expanded as `graph`,
+    around the input shapes `inputs` (by name; the declared ones by default)."""
+    if inputs:
+        nodes = dict(graph.nodes)
+        for name, shape in inputs.items():
+            op = nodes[name].op
+            assert op is not None
+            nodes[name] = replace(nodes[name], op=op.model_copy(update={"shape": tuple(shape)}))
+        graph = replace(graph, nodes=nodes)
+
     def regraph(shapes: dict[str, Shape]) -> Graph:
         expander = Expander(spec, spec._source, spec._blocks)
         expanded = expander.graph(shapes)
@@ -178,7 +204,9 @@ def of(spec: Spec, graph: Graph) -> list[DimSizes]:
             raise SpecError(expander.errors)
         return expanded
 
-    return [explore(graph, name, dim, var, regraph) for name, dim, var in dims_of(graph)]
+    found = [explore(graph, name, dim, var, regraph) for name, dim, var in dims_of(graph)]
+    return [replace(d, given=(given := _input_shape(graph, d.input)[d.dim]),
+                    verdict=_verdict(d, graph, given)) for d in found]
 
 
 def dims_of(graph: Graph) -> Iterator[tuple[str, int, str]]:
@@ -275,7 +303,7 @@ def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) 
     expands = False  # whether the graph depends on this size (known after the first pass)
     for _ in range(PASSES):
         if hint is None:
-            return DimSizes(name, dim, var, valid, lossless, tuple(regions))
+            return DimSizes(name, dim, var, valid, lossless, regions=tuple(regions))
         size = Sym.named(var, hint)
         with guarded() as guards:
             outcome = _pass(graph, name, dim, size, regraph if expands else None)
@@ -294,8 +322,8 @@ def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) 
         hint = unknown.min()
     # Passes after the first go up from the least unknown size: all below it are known.
     known = SizeSet.upto(hint - 1)  # type: ignore[operator]
-    return DimSizes(name, dim, var, valid & known, lossless & known,
-                    tuple(Region(r.sizes & known, r.outputs, r.macs) for r in regions),
+    kept = tuple(Region(r.sizes & known, r.outputs, r.macs) for r in regions)
+    return DimSizes(name, dim, var, valid & known, lossless & known, regions=kept,
                     checked_up_to=hint - 1)  # type: ignore[operator]
 
 

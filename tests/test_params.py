@@ -224,11 +224,19 @@ def test_check_scale_all_prints_a_row_per_scale(tmp_path):
     assert result.exit_code == 0, result.output
     head, titles, *rows = result.stdout.splitlines()
     assert head == "wide: 2 scales at input 3x8x8"
-    assert titles.split() == ["scale", "params", "MACs"]
+    assert titles.split() == ["scale", "params", "MACs", "sizes", "that", "work"]
     macs = {"small": 8 * 27 * 36 + 10 * 8 * 36, "big": 32 * 27 * 36 + 20 * 32 * 36}
+
+    def largest(c: int, classes: int) -> int:
+        """The largest side the 3x3 conv and the linear layer take: the linear layer's
+        classes * (6 c (H - 2) + 1) parameters stay within the limit tensor_elements."""
+        return (netspec.Limits().tensor_elements // classes - 1) // (6 * c) + 2
+
     assert [row.split() for row in rows] == [
-        ["small", f"{wide_params(0.5, 10):,}", f"{macs['small']:,}"],
-        ["big", f"{wide_params(2, 20):,}", f"{macs['big']:,}"]]
+        ["small", f"{wide_params(0.5, 10):,}", f"{macs['small']:,}",
+         *f"H, W: every size from 3, up to {largest(8, 10):,}".split()],
+        ["big", f"{wide_params(2, 20):,}", f"{macs['big']:,}",
+         *f"H, W: every size from 3, up to {largest(32, 20):,}".split()]]
     result = run("check", path, "--scale", "all", "--set", "classes=3", "--format", "json")
     reports = json.loads(result.stdout)
     assert list(reports) == ["small", "big"]
