@@ -51,6 +51,7 @@ class Outcome(NamedTuple):
     slacks: list[tuple[str, Any]]
     """(layer, slack) per rounded dim of each window."""
     macs: Any = 0
+    params: Any = 0
     failed: str | None = None
     """The first layer that fails (None when all work, or the spec did not expand)."""
 
@@ -75,6 +76,9 @@ class DimSizes:
     name: str
     valid: SizeSet
     lossless: SizeSet
+    same_weights: SizeSet
+    """The sizes that work with the parameters of the given size: those a built (or
+    trained) model takes as it is."""
     given: int = 0
     """The size the input has (as declared, or as `--input` gives it)."""
     verdict: str = ""
@@ -107,6 +111,7 @@ class DimSizes:
                 "nearest_reading_every_row": list(self.nearest(self.given, True)),
                 "checked_up_to": self.checked_up_to,
                 "valid": self.valid.describe(), "lossless": self.lossless.describe(),
+                "same_weights": self.same_weights.describe(),
                 "formulas": [{"sizes": r.sizes.describe(),
                               "outputs": {o: [str(d) for d in shape]
                                           for o, shape in r.outputs.items()},
@@ -122,6 +127,8 @@ def lines(found: list[DimSizes]) -> list[str]:
         known = "" if d.checked_up_to is None else f" (checked up to {d.checked_up_to:,})"
         out.append(f"  {d.name:<4} works: {words(d.valid.describe(), d.name)}{known}")
         out.append(f"  {'':<4} reads every row: {words(d.lossless.describe(), d.name)}")
+        out.append(f"  {'':<4} with the weights of {d.given:,}: "
+                   f"{words(d.same_weights.describe(), d.name)}")
         out.append(f"  {'':<4} {d.name} = {d.given:,}: {d.verdict}")
     return out
 
@@ -235,8 +242,9 @@ def trace(graph: Graph, name: str, dim: int, size: int | Sym) -> Outcome:
     weights: dict[str, Shape | None] = {}
     windows: list[tuple[str, Any, list[Shape]]] = []
     tied = {n.tie for n in graph.nodes.values()}
-    seen: dict[Any, tuple[Shape, int | None, Any] | None] = {}
+    seen: dict[Any, tuple[Shape, int | None, Any, Any] | None] = {}
     macs: Any = 0
+    params: Any = 0
     for node in graph.nodes.values():
         op = node.op
         assert op is not None
@@ -253,15 +261,16 @@ def trace(graph: Graph, name: str, dim: int, size: int | Sym) -> Outcome:
                        for s, i in zip(x, node.inputs, strict=True)]
             settled = settle(graph, node, op, tensors, weights, largest)
             done = None if isinstance(settled, Diagnostic) else (
-                settled[0], settled[1], settled[2].macs)
+                settled[0], settled[1], settled[2].macs, settled[2].params)
             seen[key] = done
             windows.append((node.name, op, x))
         if done is None:
             return Outcome(False, shapes, [], failed=node.name)
-        shapes[node.name], vocabs[node.name], more = done
+        shapes[node.name], vocabs[node.name], more, held = done
         macs += more
+        params += held
     return Outcome(True, shapes, [(n, s) for n, op, x in windows for s in op.floor_slacks(x)],
-                   macs)
+                   macs, params)
 
 
 def _hashable(op: Any) -> Any:
@@ -288,6 +297,8 @@ def explore(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> Di
 
 def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
     unknown, valid, lossless = SizeSet.every(), SizeSet.empty(), SizeSet.empty()
+    same = SizeSet.empty()
+    reference: int | None = None  # the parameter count at the given size
     regions: list[Region] = []
     solved: dict[Guard, SizeSet] = {}
 
@@ -303,7 +314,7 @@ def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) 
     expands = False  # whether the graph depends on this size (known after the first pass)
     for _ in range(PASSES):
         if hint is None:
-            return DimSizes(name, dim, var, valid, lossless, regions=tuple(regions))
+            return DimSizes(name, dim, var, valid, lossless, same, regions=tuple(regions))
         size = Sym.named(var, hint)
         with guarded() as guards:
             outcome = _pass(graph, name, dim, size, regraph if expands else None)
@@ -318,12 +329,16 @@ def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) 
                                          if o in outcome.shapes}, outcome.macs))
             valid |= here
             lossless |= here & region([_slack_guard(s) for _, s in outcome.slacks])
+            if reference is None and not regions[1:]:
+                reference = _value(outcome.params, {var: hint})
+            if reference is not None:
+                same |= here & region([_equal_guard(outcome.params, reference)])
         unknown -= here
         hint = unknown.min()
     # Passes after the first go up from the least unknown size: all below it are known.
     known = SizeSet.upto(hint - 1)  # type: ignore[operator]
     kept = tuple(Region(r.sizes & known, r.outputs, r.macs) for r in regions)
-    return DimSizes(name, dim, var, valid & known, lossless & known, regions=kept,
+    return DimSizes(name, dim, var, valid & known, lossless & known, same & known, regions=kept,
                     checked_up_to=hint - 1)  # type: ignore[operator]
 
 
@@ -355,19 +370,28 @@ def _input_shape(graph: Graph, name: str) -> Shape:
     return op.shape
 
 
+def _equal_guard(value: Any, target: int) -> Guard:
+    """`value == target` as a guard."""
+    return Guard(value.poly.plus(-target) if isinstance(value, Sym) else
+                 Poly.const(value - target), "eq")
+
+
 def _slack_guard(slack: Any) -> Guard:
     """`slack >= 0` as a guard (a constant slack gives a constant guard)."""
     return Guard(slack.poly if isinstance(slack, Sym) else Poly.const(slack), "ge")
 
 
 def _one_by_one(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
-    valid, lossless = [], []
+    valid, lossless, same = [], [], []
     expands = bool(graph.shape_reads)
+    given = _pass(graph, name, dim, _input_shape(graph, name)[dim], regraph if expands else None)
     for size in range(1, CHECKED_UP_TO + 1):
         outcome = _pass(graph, name, dim, size, regraph if expands else None)
         if outcome.ok:
             valid.append(size)
             if all(s >= 0 for _, s in outcome.slacks):
                 lossless.append(size)
+            if given.ok and outcome.params == given.params:
+                same.append(size)
     return DimSizes(name, dim, var, SizeSet.of(valid), SizeSet.of(lossless),
-                    checked_up_to=CHECKED_UP_TO)
+                    SizeSet.of(same), checked_up_to=CHECKED_UP_TO)

@@ -164,30 +164,31 @@ def test_floors_of_floors_fold():
 
 def concrete(spec, graph, name, dim, size):
     """The per-layer pass with a plain int size, expanding the spec again when a block
-    reads a shape: (ok, reads every row, outputs, MACs)."""
+    reads a shape: (ok, reads every row, outputs, MACs, params)."""
     shape = list(graph.nodes[name].op.shape)
     shape[dim] = size
     if graph.shape_reads:
         try:
             graph = netspec.api.graph_for(spec, {name: tuple(shape)})
         except SpecError:
-            return False, False, None, None
+            return False, False, None, None, None
     out = sizes.trace(graph, name, dim, size)
-    lossless = out.ok and all(s >= 0 for _, s in out.slacks)
-    outputs = {o: out.shapes[o] for o in graph.outputs} if out.ok else None
-    return out.ok, lossless, outputs, out.macs if out.ok else None
+    if not out.ok:
+        return False, False, None, None, None
+    lossless = all(s >= 0 for _, s in out.slacks)
+    return True, lossless, {o: out.shapes[o] for o in graph.outputs}, out.macs, out.params
 
 
 def by_check(spec, graph, name, dim, size):
-    """What `netspec.check` says at this size: (ok, no row dropped, outputs, MACs)."""
+    """What `netspec.check` says at this size: (ok, no row dropped, outputs, MACs, params)."""
     shape = list(graph.nodes[name].op.shape)
     shape[dim] = size
     try:
         report = netspec.check(spec, {name: tuple(shape)})
     except SpecError:
-        return False, False, None, None
+        return False, False, None, None, None
     dropped = any(w.code == "floor-drops-input" for w in report.warnings)
-    return True, not dropped, report.outputs, report.macs
+    return True, not dropped, report.outputs, report.macs, report.params
 
 
 def assert_sizes_hold(spec, upto=UPTO, sample=12, seed=0):
@@ -195,24 +196,25 @@ def assert_sizes_hold(spec, upto=UPTO, sample=12, seed=0):
     concrete pass; a sample (boundaries and random sizes) agrees with `check`."""
     graph = spec._graph
     rng = random.Random(seed)
+    params = netspec.check(spec).params
     for found in sizes.of(spec, graph):
         top = min(upto, found.checked_up_to or upto)
-        for size in range(1, top + 1):
-            ok, lossless, outputs, macs = concrete(spec, graph, found.input, found.dim, size)
-            assert (size in found.valid) == ok, (found.name, size)
-            assert (size in found.lossless) == lossless, (found.name, size)
-            if ok:
-                assert found.at(size) == (outputs, macs), (found.name, size)
         edges = {found.valid.min(), found.lossless.min(), found.valid.above(top // 2),
-                 found.lossless.above(top // 2), found.valid.below(top // 2)}
+                 found.lossless.above(top // 2), found.valid.below(top // 2),
+                 found.same_weights.min(), found.same_weights.max()}
         picks = {s for e in edges if e for s in (e - 1, e, e + 1)}
         picks |= {rng.randint(1, top) for _ in range(sample)}
-        for size in sorted(p for p in picks if 1 <= p <= top):
-            ok, lossless, outputs, macs = by_check(spec, graph, found.input, found.dim, size)
+        every = {size: concrete for size in range(1, top + 1)}
+        every.update({size: by_check for size in picks if 1 <= size <= top})
+        for size, oracle in every.items():
+            ok, lossless, outputs, macs, held = oracle(spec, graph, found.input, found.dim,
+                                                       size)
             assert (size in found.valid) == ok, (found.name, size)
             assert (size in found.lossless) == lossless, (found.name, size)
-            if ok:
+            assert (size in found.same_weights) == (ok and held == params), (found.name, size)
+            if ok and found.regions:
                 assert found.at(size) == (outputs, macs), (found.name, size)
+        assert found.regions or found.checked_up_to  # no formulas: said to be one by one
 
 
 def test_unet_works_from_188_and_reads_every_row_every_16th():
@@ -308,3 +310,33 @@ def test_solving_a_quadratic_guard_is_trying_every_size(a, b, shift, relation):
     solved = solve(Guard(expr.poly, relation), "H")
     for n in range(1, 300):
         assert (n in solved) == holds(expr.poly.value({"H": n})), (str(expr), relation, n)
+
+
+# -- torch confirms ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "params"), [("lenet5", {}), ("unet", {"width": 2}),
+                                                ("resnet18", {"classes": 3})])
+def test_torch_runs_exactly_the_sizes_said_to_work_with_its_weights(name, params):
+    """The built model (its weights fixed by the declared size) runs a batch of each size
+    near the boundaries iff the size works with those weights, with the output shapes the
+    formulas give; every other size fails in torch."""
+    torch = pytest.importorskip("torch")
+    spec = netspec.load(f"specs/{name}.yaml", params=params)
+    model = netspec.build(spec, seed=0).eval()
+    declared = spec._graph.nodes["input"].op.shape
+    found = sizes.of(spec, spec._graph)[0]  # the first spatial dim
+    edges = {found.valid.min(), found.same_weights.min(), found.same_weights.max(),
+             found.lossless.above(declared[1])}
+    picks = sorted({s + k for s in edges if s and s < 2048 for k in (-1, 0, 1, 5)
+                    if s + k >= 1})  # a few MB a batch (the largest sizes need 100s of GB)
+    assert len(picks) >= 4
+    for size in picks:
+        x = torch.zeros(1, *declared[:1], size, *declared[2:])
+        try:
+            with torch.no_grad():
+                y = model(x)
+        except RuntimeError:
+            y = None
+        assert (y is not None) == (size in found.same_weights), size
+        if y is not None:
+            assert tuple(y.shape[1:]) == next(iter(found.at(size)[0].values())), size
