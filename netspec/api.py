@@ -74,8 +74,9 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
         report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
-        if sizes and not report.errors:
+        if (sizes or (spec.sizes() and not overrides)) and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
+            report.formulas = None if overrides else input_sizes.formulas(spec, graph)
     if report.errors:
         raise SpecError(report.errors)
     return report
@@ -245,8 +246,9 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
         except SpecError as exc:
             return spec, None, [*errors, *exc.errors]
         report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides)
-        if sizes and not errors and not report.errors:
+        if (sizes or (spec.sizes() and not overrides)) and not errors and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
+            report.formulas = None if overrides else input_sizes.formulas(spec, graph)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 
@@ -280,10 +282,19 @@ def _choice(source: SpecSource, params: Params | None, scale: str | None) -> Cho
 def _chosen(spec: Spec, choice: Choice) -> tuple[Spec, list[Diagnostic]]:
     """A loaded spec expanded again with other parameter values (its YAML not read again)."""
     chosen = spec.model_copy()
-    chosen._choice = choice
-    expander = Expander(chosen, spec._source, spec._blocks)
-    chosen._graph = expander.graph(chosen.input_shapes())
-    return chosen, _once(expander.errors)
+    chosen._choice, chosen._examples = choice, {}
+    return chosen, _expand(chosen)
+
+
+def _expand(spec: Spec) -> list[Diagnostic]:
+    """Expand a parsed spec into its graph (`spec._graph`); the errors. A spec that names
+    sizes (`input: [3, H, W]`) is expanded at an example of each (netspec.sizes)."""
+    expander = Expander(spec, spec._source, spec._blocks)
+    spec._graph = expander.graph(spec.input_shapes())
+    if spec.sizes() and not expander.errors:
+        with gc_paused():
+            return _once(input_sizes.choose_examples(spec))
+    return _once(expander.errors)
 
 
 def _parse(source: str | Path | Mapping[str, Any], choice: Choice
@@ -302,10 +313,8 @@ def _parse(source: str | Path | Mapping[str, Any], choice: Choice
         return None, diagnostics(exc, Spec, "a spec", "", document_locator(src))
     train_errors = _check_train(spec, src)
     blocks, use_errors = collect_blocks(spec, src)
-    expander = Expander(spec, src, blocks)
     spec._source, spec._blocks, spec._choice = src, blocks, choice
-    spec._graph = expander.graph(spec.input_shapes())
-    return spec, _once([*train_errors, *use_errors, *expander.errors])
+    return spec, _once([*train_errors, *use_errors, *_expand(spec)])
 
 
 def _check_train(spec: Spec, src: Source) -> list[Diagnostic]:

@@ -14,7 +14,7 @@ from netspec.ir import Graph, Node
 from netspec.shapes import Shape
 
 if TYPE_CHECKING:
-    from netspec.sizes import DimSizes
+    from netspec.sizes import DimSizes, Formulas
 
 BYTES_PER_ELEMENT = 4  # float32
 ID_BYTES = 8  # int64 token ids
@@ -112,6 +112,10 @@ class Report:
     """The analysed IR: its block instances are what `table(depth=N)` collapses."""
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    formulas: Formulas | None = None
+    """For a spec that names its input sizes (`input: [3, H, W]`): every layer's shape,
+    params and MACs as formulas in them (netspec.sizes); the table shows them, its JSON
+    is `formulas`."""
     sizes: list[DimSizes] | None = None
     """When asked for (`check(..., sizes=True)`): per input dimension, the sizes that work
     and those that read every row (netspec.sizes); its JSON is `sizes`."""
@@ -215,6 +219,7 @@ class Report:
             "warnings": [w.to_dict() for w in self.warnings],
             **extra,
             **({} if self.sizes is None else {"sizes": [d.to_json() for d in self.sizes]}),
+            **({} if self.formulas is None else {"formulas": self.formulas.to_json()}),
         }
 
     def table(self, depth: int | None = None) -> str:
@@ -255,7 +260,9 @@ def human_bytes(n: int) -> str:
 
 
 def _dims(shape: Shape) -> str:
-    return "x".join(map(str, shape))
+    """`64x56x56`; a dimension given by a formula in parentheses: `64x(H-2)x(W-2)`."""
+    return "x".join(str(d) if isinstance(d, int) or str(d).isidentifier() else f"({d})"
+                    for d in shape)
 
 
 def _rf(rf: dict[str, list[int | float]] | None) -> str:
@@ -301,14 +308,19 @@ def _titles(view: Collapsed, sources: list[str]) -> list[str]:
 def render_table(report: Report, depth: int | None = None) -> str:
     """The inputs, the rows of `report.rows(depth)`, the totals."""
     header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)")
+    formulas = report.formulas if depth is None else None  # in the sizes a spec names
+    inputs = report.inputs if formulas is None else formulas.inputs
     rows: list[tuple[str, ...]] = [
         (name, "tokens" if name in report.token_inputs else "input", "", "", _dims(shape), "",
-         "", _rf(None)) for name, shape in report.inputs.items()]
+         "", _rf(None)) for name, shape in inputs.items()]
     previous = next(iter(report.inputs), None)
     for r in report.rows(depth):
         source = "" if r.inputs == [previous] else ", ".join(_relative(i, r.name) for i in r.inputs)
-        rows.append((r.name, r.label, r.torch or "", source, ", ".join(map(_dims, r.shapes)),
-                     f"{r.params:,}", f"{r.macs:,}", _rf(r.rf)))
+        shape, params, macs = (r.shapes[-1], r.params, r.macs) if formulas is None else \
+            formulas.layers[r.name]
+        rows.append((r.name, r.label, r.torch or "", source,
+                     ", ".join(map(_dims, [*r.shapes[:-1], shape])), _number(params),
+                     _number(macs), _rf(r.rf)))
         previous = r.name
     right = {5, 6}
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -323,7 +335,21 @@ def render_table(report: Report, depth: int | None = None) -> str:
 
     found = [] if report.sizes is None else ["", *sizes_lines(report.sizes)]
     return "\n".join([_title(report), "", line(header), rule, *map(line, rows), rule,
-                      *_totals(report), *found])
+                      *_totals(report), *_formula_totals(formulas), *found])
+
+
+def _formula_totals(formulas: Formulas | None) -> list[str]:
+    """The totals in the sizes a spec names (the lines above are at their examples)."""
+    if formulas is None:
+        return []
+    at = ", ".join(f"{n} = {v:,}" for n, v in formulas.examples.items())
+    return [f"in {', '.join(formulas.examples)} (the numbers above are at {at}):",
+            f"  params  {_number(formulas.params)}", f"  MACs    {_number(formulas.macs)}"]
+
+
+def _number(value: Any) -> str:
+    """An int with thousands separators; a formula as it is."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _title(report: Report) -> str:

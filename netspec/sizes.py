@@ -1,6 +1,7 @@
-"""Which input sizes a network takes, in closed form: for each dimension of each input
-(the others as declared), the sizes for which every layer works, and those for which no
-layer drops input rows to floor rounding.
+"""Which input sizes a network takes, in closed form: for each size of its inputs (one
+dimension, or every dimension a spec calls by one name, the others as declared), the
+sizes for which every layer works, those for which no layer drops input rows to floor
+rounding, and those that keep the weights of the given size.
 
 The layers' own shape rules run on a symbolic size (`netspec.symbolic.Sym`) with one
 example value: the pass is exact wherever the guards it records hold, a periodic set of
@@ -22,12 +23,12 @@ from typing import Any, NamedTuple
 
 from netspec import limits
 from netspec.analysis import settle
-from netspec.errors import Diagnostic, SpecError
+from netspec.errors import Diagnostic, SpecError, Where
 from netspec.ir import Graph
 from netspec.ops import Input, Tensor
 from netspec.shapes import Shape, dims_label
 from netspec.sizeset import SizeSet, solve
-from netspec.spec.document import Spec
+from netspec.spec.document import Named, Spec
 from netspec.spec.expand import Expander
 from netspec.symbolic import Guard, Poly, Sym, Unsupported, guarded
 
@@ -39,6 +40,8 @@ CHECKED_UP_TO = 1024
 
 Regraph = Callable[[dict[str, Shape]], Graph]
 """Expands the spec again for other input shapes (raises SpecError when it does not)."""
+Place = tuple[str, int]
+"""A dimension of an input: (input name, dim index in its per-sample shape)."""
 
 
 class Outcome(NamedTuple):
@@ -53,6 +56,8 @@ class Outcome(NamedTuple):
     macs: Any = 0
     params: Any = 0
     failed: str | None = None
+    costs: dict[str, tuple[Any, Any]] | None = None
+    """Each layer's (params, MACs), when the pass works."""
     """The first layer that fails (None when all work, or the spec did not expand)."""
 
 
@@ -68,11 +73,11 @@ class Region:
 
 @dataclass(frozen=True)
 class DimSizes:
-    """The sizes dimension `dim` of input `input` takes (its other dims as declared),
-    named `name` in formulas."""
+    """The sizes one input size takes, named `name` in formulas: the size of dimension
+    `dim` of input `input`, and of every other place the spec names alike (`places`;
+    the inputs' other dimensions as given)."""
 
-    input: str
-    dim: int
+    places: tuple[Place, ...]
     name: str
     valid: SizeSet
     lossless: SizeSet
@@ -88,6 +93,14 @@ class DimSizes:
     checked_up_to: int | None = None
     """When the sizes were not all classified, the largest size up to which they were
     (the sets hold sizes up to it only); None when every size was."""
+
+    @property
+    def input(self) -> str:
+        return self.places[0][0]
+
+    @property
+    def dim(self) -> int:
+        return self.places[0][1]
 
     def at(self, size: int) -> tuple[dict[str, tuple[int, ...]], int] | None:
         """The output shapes and MACs at `size` by the formulas; None where it fails."""
@@ -105,6 +118,7 @@ class DimSizes:
 
     def to_json(self) -> dict[str, Any]:
         return {"input": self.input, "dim": self.dim + 1, "name": self.name,
+                "places": [{"input": i, "dim": d + 1} for i, d in self.places],
                 "given": self.given, "given_works": self.given in self.valid,
                 "given_reads_every_row": self.given in self.lossless,
                 "nearest_working": list(self.nearest(self.given, False)),
@@ -146,7 +160,7 @@ def _verdict(d: DimSizes, graph: Graph, size: int) -> str:
     """What happens at `size`, with the nearest better sizes when it fails or drops rows."""
     if size in d.lossless:
         return "works, reads every row"
-    outcome = trace(graph, d.input, d.dim, size)
+    outcome = trace(graph, dict.fromkeys(d.places, size))
     if size in d.valid:
         layer, slack = next(((n, s) for n, s in outcome.slacks if s < 0), ("", 0))
         what = f"drops {-slack} row{'s' if slack != -1 else ''} at `{layer}`"
@@ -194,16 +208,116 @@ def _value(d: Any, at: dict[str, int]) -> int:
 
 
 def of(spec: Spec, graph: Graph, inputs: Mapping[str, Shape] | None = None) -> list[DimSizes]:
-    """The sizes of every dimension worth one (`dims_of`) of `spec` expanded as `graph`,
-    around the input shapes `inputs` (by name; the declared ones by default)."""
-    if inputs:
-        nodes = dict(graph.nodes)
-        for name, shape in inputs.items():
-            op = nodes[name].op
-            assert op is not None
-            nodes[name] = replace(nodes[name], op=op.model_copy(update={"shape": tuple(shape)}))
-        graph = replace(graph, nodes=nodes)
+    """The sizes of `spec` expanded as `graph`, around the input shapes `inputs` (by name;
+    the declared ones by default): one for each size the spec names (`input: [3, H, W]`),
+    then one for each other dimension worth one (`dims_of`)."""
+    graph = with_inputs(graph, inputs or {})
+    regraph = _regraph(spec)
+    named = spec.size_places()
+    covered = {p for places in named.values() for p in places}
+    wanted = [(tuple(places), name) for name, places in named.items()]
+    wanted += [(((i, d),), var) for i, d, var in dims_of(graph) if (i, d) not in covered]
+    found = [explore(graph, places, var, regraph) for places, var in wanted]
+    return [replace(d, given=(given := _input_shape(graph, d.input)[d.dim]),
+                    verdict=_verdict(d, graph, given)) for d in found]
 
+
+@dataclass(frozen=True)
+class Formulas:
+    """Every layer's output shape, parameters and MACs in the sizes a spec names, as they
+    are at its `examples` (and wherever the same formulas hold: the region of each size
+    around its example in `netspec.sizes.of`)."""
+
+    examples: dict[str, int]
+    inputs: dict[str, Shape]
+    layers: dict[str, tuple[Shape, Any, Any]]
+    """Layer name -> (shape, params, MACs)."""
+
+    @property
+    def params(self) -> Any:
+        return sum(p for _, p, _ in self.layers.values())
+
+    @property
+    def macs(self) -> Any:
+        return sum(m for _, _, m in self.layers.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"examples": self.examples, "params": str(self.params), "macs": str(self.macs),
+                "inputs": {n: [str(d) for d in shape] for n, shape in self.inputs.items()},
+                "layers": {n: {"shape": [str(d) for d in shape], "params": str(p),
+                               "macs": str(m)} for n, (shape, p, m) in self.layers.items()}}
+
+
+def formulas(spec: Spec, graph: Graph) -> Formulas | None:
+    """The formulas of `graph`, the spec expanded at the examples of the sizes it names
+    (None when it names none, or fails there)."""
+    examples = {n: spec.input_shapes()[p[0][0]][p[0][1]] for n, p in spec.size_places().items()}
+    if not examples:
+        return None
+    at = {place: Sym.named(name, examples[name])
+          for name, places in spec.size_places().items() for place in places}
+    with guarded():
+        outcome = trace(graph, at)
+    if not outcome.ok or outcome.costs is None:
+        return None
+    return Formulas(examples, {n: outcome.shapes[n] for n in graph.inputs},
+                    {n: (outcome.shapes[n], *outcome.costs[n])
+                     for n in outcome.costs if n not in graph.inputs})
+
+
+def choose_examples(spec: Spec) -> list[Diagnostic]:
+    """Give each size the spec names without an example (`input: [3, H, W]`) one: the
+    least size in its range that works and reads every row (else that works). First all
+    such sizes together (an image's H and W are mostly alike), then each alone with the
+    others at theirs. `spec._graph` is expanded for them. The error, at the size's first
+    place, when no size in its range works."""
+    regraph = _regraph(spec)
+    unset = {n: d for n, d in spec.sizes().items() if d.example is None}
+    places = spec.size_places()
+    steps = [list(unset)] if len(unset) > 1 else []
+    for names in [*steps, *([n] for n in unset)]:
+        found = explore(spec._graph, tuple(p for n in names for p in places[n]),
+                        ", ".join(names), regraph)
+        span = SizeSet.every()
+        for n in names:
+            span &= _span(unset[n])
+        pick = (found.lossless & span).min() or (found.valid & span).min()
+        if pick is None:
+            if len(names) > 1:
+                continue  # alone, each may still find one
+            named = unset[names[0]]
+            bound = f"{named.low}..{named.high or ''}"
+            known = "" if found.checked_up_to is None else \
+                f" (checked up to {found.checked_up_to:,})"
+            return [Diagnostic(_where(spec, places[named.name][0]), "", f"no size "
+                               f"{named.name} in {bound} works{known}, the other sizes "
+                               "at their examples", f"the sizes that do: "
+                               f"{words(found.valid.describe(), named.name)}", code="shape")]
+        spec._examples.update(dict.fromkeys(names, pick))
+        try:
+            spec._graph = regraph(spec.input_shapes())
+        except SpecError as exc:
+            return exc.errors
+    return []
+
+
+def _span(named: Named) -> SizeSet:
+    """The sizes `low..high` a named size may take."""
+    top = SizeSet.every() if named.high is None else SizeSet.upto(named.high)
+    return top - SizeSet.upto(named.low - 1)
+
+
+def _where(spec: Spec, place: Place) -> Where:
+    """Where the spec declares this input dimension."""
+    source, (name, dim) = spec._source, place
+    keys = ("inputs", name) if spec.inputs is not None else ("input",)
+    declared = spec.inputs[name] if spec.inputs is not None else spec.input
+    return source.where(source.data, *keys, *(("tokens",) if not isinstance(declared, list)
+                                              else ()), dim)
+
+
+def _regraph(spec: Spec) -> Regraph:
+    """Expands `spec` for other input shapes."""
     def regraph(shapes: dict[str, Shape]) -> Graph:
         expander = Expander(spec, spec._source, spec._blocks)
         expanded = expander.graph(shapes)
@@ -211,9 +325,19 @@ def of(spec: Spec, graph: Graph, inputs: Mapping[str, Shape] | None = None) -> l
             raise SpecError(expander.errors)
         return expanded
 
-    found = [explore(graph, name, dim, var, regraph) for name, dim, var in dims_of(graph)]
-    return [replace(d, given=(given := _input_shape(graph, d.input)[d.dim]),
-                    verdict=_verdict(d, graph, given)) for d in found]
+    return regraph
+
+
+def with_inputs(graph: Graph, inputs: Mapping[str, Shape]) -> Graph:
+    """`graph` with these inputs' shapes (by name) in place of its own."""
+    if not inputs:
+        return graph
+    nodes = dict(graph.nodes)
+    for name, shape in inputs.items():
+        op = nodes[name].op
+        assert op is not None
+        nodes[name] = replace(nodes[name], op=op.model_copy(update={"shape": tuple(shape)}))
+    return replace(graph, nodes=nodes)
 
 
 def dims_of(graph: Graph) -> Iterator[tuple[str, int, str]]:
@@ -233,8 +357,8 @@ def dims_of(graph: Graph) -> Iterator[tuple[str, int, str]]:
             yield name, d, labels[d] if len(graph.inputs) == 1 else f"{name}.{labels[d]}"
 
 
-def trace(graph: Graph, name: str, dim: int, size: int | Sym) -> Outcome:
-    """Run every layer's shape rule with dimension `dim` of input `name` set to `size`;
+def trace(graph: Graph, at: Mapping[Place, int | Sym]) -> Outcome:
+    """Run every layer's shape rule with the input dimensions `at` set to these sizes;
     stops at the first layer that fails."""
     largest = limits.current().tensor_elements
     shapes: dict[str, Shape] = {}
@@ -243,13 +367,13 @@ def trace(graph: Graph, name: str, dim: int, size: int | Sym) -> Outcome:
     windows: list[tuple[str, Any, list[Shape]]] = []
     tied = {n.tie for n in graph.nodes.values()}
     seen: dict[Any, tuple[Shape, int | None, Any, Any] | None] = {}
-    macs: Any = 0
-    params: Any = 0
+    costs: dict[str, tuple[Any, Any]] = {}
     for node in graph.nodes.values():
         op = node.op
         assert op is not None
-        if isinstance(op, Input) and node.name == name:
-            op = op.model_copy(update={"shape": _with(op.shape, dim, size)})
+        if isinstance(op, Input):
+            op = op.model_copy(update={"shape": tuple(
+                at.get((node.name, d), n) for d, n in enumerate(op.shape))})
         # A layer like one met before (same op, same inputs: a repeated block) gives the
         # same result; its guards are recorded already.
         x = [shapes[i] for i in node.inputs]
@@ -261,16 +385,16 @@ def trace(graph: Graph, name: str, dim: int, size: int | Sym) -> Outcome:
                        for s, i in zip(x, node.inputs, strict=True)]
             settled = settle(graph, node, op, tensors, weights, largest)
             done = None if isinstance(settled, Diagnostic) else (
-                settled[0], settled[1], settled[2].macs, settled[2].params)
+                settled[0], settled[1], settled[2].params, settled[2].macs)
             seen[key] = done
             windows.append((node.name, op, x))
         if done is None:
             return Outcome(False, shapes, [], failed=node.name)
-        shapes[node.name], vocabs[node.name], more, held = done
-        macs += more
-        params += held
+        shapes[node.name], vocabs[node.name], *cost = done
+        costs[node.name] = tuple(cost)  # type: ignore[assignment]
     return Outcome(True, shapes, [(n, s) for n, op, x in windows for s in op.floor_slacks(x)],
-                   macs, params)
+                   sum(m for _, m in costs.values()), sum(p for p, _ in costs.values()),
+                   costs=costs)
 
 
 def _hashable(op: Any) -> Any:
@@ -282,20 +406,17 @@ def _hashable(op: Any) -> Any:
     return op
 
 
-def _with(shape: Shape, dim: int, size: int | Sym) -> Shape:
-    return (*shape[:dim], size, *shape[dim + 1:])  # type: ignore[return-value]
-
-
-def explore(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
-    """The sizes of dimension `dim` of input `name` (called `var` in formulas): see the
-    module docstring."""
+def explore(graph: Graph, places: tuple[Place, ...], var: str, regraph: Regraph) -> DimSizes:
+    """The sizes of the input dimensions `places`, one size called `var` in formulas: see
+    the module docstring."""
     try:
-        return _closed_form(graph, name, dim, var, regraph)
+        return _closed_form(graph, places, var, regraph)
     except Unsupported:
-        return _one_by_one(graph, name, dim, var, regraph)
+        return _one_by_one(graph, places, var, regraph)
 
 
-def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
+def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Regraph
+                 ) -> DimSizes:
     unknown, valid, lossless = SizeSet.every(), SizeSet.empty(), SizeSet.empty()
     same = SizeSet.empty()
     reference: int | None = None  # the parameter count at the given size
@@ -310,14 +431,14 @@ def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) 
             out &= solved[guard]
         return out
 
-    hint: int | None = _input_shape(graph, name)[dim]
+    hint: int | None = _input_shape(graph, places[0][0])[places[0][1]]
     expands = False  # whether the graph depends on this size (known after the first pass)
     for _ in range(PASSES):
         if hint is None:
-            return DimSizes(name, dim, var, valid, lossless, same, regions=tuple(regions))
+            return DimSizes(places, var, valid, lossless, same, regions=tuple(regions))
         size = Sym.named(var, hint)
         with guarded() as guards:
-            outcome = _pass(graph, name, dim, size, regraph if expands else None)
+            outcome = _pass(graph, places, size, regraph if expands else None)
         if not expands and _depends(graph, outcome.shapes):
             expands = True
             continue  # again, with the spec expanded for the symbolic size
@@ -338,21 +459,22 @@ def _closed_form(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) 
     # Passes after the first go up from the least unknown size: all below it are known.
     known = SizeSet.upto(hint - 1)  # type: ignore[operator]
     kept = tuple(Region(r.sizes & known, r.outputs, r.macs) for r in regions)
-    return DimSizes(name, dim, var, valid & known, lossless & known, same & known, regions=kept,
+    return DimSizes(places, var, valid & known, lossless & known, same & known, regions=kept,
                     checked_up_to=hint - 1)  # type: ignore[operator]
 
 
-def _pass(graph: Graph, name: str, dim: int, size: int | Sym, regraph: Regraph | None
+def _pass(graph: Graph, places: tuple[Place, ...], size: int | Sym, regraph: Regraph | None
           ) -> Outcome:
     """`trace` over `graph`, or with `regraph` over the spec expanded for this size."""
+    at = dict.fromkeys(places, size)
     if regraph is not None:
-        shapes = {i: _input_shape(graph, i) for i in graph.inputs}
-        shapes[name] = _with(shapes[name], dim, size)
+        shapes = {i: tuple(at.get((i, d), n) for d, n in enumerate(_input_shape(graph, i)))
+                  for i in graph.inputs}
         try:
-            graph = regraph(shapes)
+            graph = regraph(shapes)  # type: ignore[arg-type]
         except SpecError:
             return Outcome(False, {}, [])
-    return trace(graph, name, dim, size)
+    return trace(graph, at)
 
 
 def _depends(graph: Graph, shapes: dict[str, Shape]) -> bool:
@@ -381,17 +503,18 @@ def _slack_guard(slack: Any) -> Guard:
     return Guard(slack.poly if isinstance(slack, Sym) else Poly.const(slack), "ge")
 
 
-def _one_by_one(graph: Graph, name: str, dim: int, var: str, regraph: Regraph) -> DimSizes:
+def _one_by_one(graph: Graph, places: tuple[Place, ...], var: str, regraph: Regraph
+                ) -> DimSizes:
     valid, lossless, same = [], [], []
-    expands = bool(graph.shape_reads)
-    given = _pass(graph, name, dim, _input_shape(graph, name)[dim], regraph if expands else None)
+    again = regraph if graph.shape_reads else None
+    given = _pass(graph, places, _input_shape(graph, places[0][0])[places[0][1]], again)
     for size in range(1, CHECKED_UP_TO + 1):
-        outcome = _pass(graph, name, dim, size, regraph if expands else None)
+        outcome = _pass(graph, places, size, again)
         if outcome.ok:
             valid.append(size)
             if all(s >= 0 for _, s in outcome.slacks):
                 lossless.append(size)
             if given.ok and outcome.params == given.params:
                 same.append(size)
-    return DimSizes(name, dim, var, SizeSet.of(valid), SizeSet.of(lossless),
-                    SizeSet.of(same), checked_up_to=CHECKED_UP_TO)
+    return DimSizes(places, var, SizeSet.of(valid), SizeSet.of(lossless), SizeSet.of(same),
+                    checked_up_to=CHECKED_UP_TO)

@@ -252,11 +252,13 @@ class Floor:
 
 
 def _text(p: Poly) -> str:
-    """`2*H - 3`, `floor((H+1)/2)`: monomials in atom order, the constant last."""
+    """`2*H - 3`, `floor((H+1)/2)`: monomials by degree, then in atom order; the
+    constant last."""
     if not p.terms:
         return "0"
     parts = []
-    for mono, c in sorted(p.terms.items(), key=lambda t: (not t[0], [_atom_key(a) for a in t[0]])):
+    for mono, c in sorted(p.terms.items(),
+                          key=lambda t: (-len(t[0]), [_atom_key(a) for a in t[0]])):
         body = "*".join(a if isinstance(a, str) else a.text for a in mono)
         if not mono:
             text = str(abs(c))

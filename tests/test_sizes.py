@@ -162,29 +162,34 @@ def test_floors_of_floors_fold():
 
 # -- networks: the closed form against every size ----------------------------------------
 
-def concrete(spec, graph, name, dim, size):
+def shapes_at(graph, places, size):
+    """The input shapes (by name) with these dimensions set to `size`."""
+    shapes = {n: list(graph.nodes[n].op.shape) for n in graph.inputs}
+    for name, dim in places:
+        shapes[name][dim] = size
+    return {n: tuple(s) for n, s in shapes.items()}
+
+
+def concrete(spec, graph, places, size):
     """The per-layer pass with a plain int size, expanding the spec again when a block
     reads a shape: (ok, reads every row, outputs, MACs, params)."""
-    shape = list(graph.nodes[name].op.shape)
-    shape[dim] = size
+    shapes = shapes_at(graph, places, size)
     if graph.shape_reads:
         try:
-            graph = netspec.api.graph_for(spec, {name: tuple(shape)})
+            graph = netspec.api.graph_for(spec, shapes)
         except SpecError:
             return False, False, None, None, None
-    out = sizes.trace(graph, name, dim, size)
+    out = sizes.trace(graph, dict.fromkeys(places, size))
     if not out.ok:
         return False, False, None, None, None
     lossless = all(s >= 0 for _, s in out.slacks)
     return True, lossless, {o: out.shapes[o] for o in graph.outputs}, out.macs, out.params
 
 
-def by_check(spec, graph, name, dim, size):
+def by_check(spec, graph, places, size):
     """What `netspec.check` says at this size: (ok, no row dropped, outputs, MACs, params)."""
-    shape = list(graph.nodes[name].op.shape)
-    shape[dim] = size
     try:
-        report = netspec.check(spec, {name: tuple(shape)})
+        report = netspec.check(spec, shapes_at(graph, places, size))
     except SpecError:
         return False, False, None, None, None
     dropped = any(w.code == "floor-drops-input" for w in report.warnings)
@@ -207,8 +212,7 @@ def assert_sizes_hold(spec, upto=UPTO, sample=12, seed=0):
         every = {size: concrete for size in range(1, top + 1)}
         every.update({size: by_check for size in picks if 1 <= size <= top})
         for size, oracle in every.items():
-            ok, lossless, outputs, macs, held = oracle(spec, graph, found.input, found.dim,
-                                                       size)
+            ok, lossless, outputs, macs, held = oracle(spec, graph, found.places, size)
             assert (size in found.valid) == ok, (found.name, size)
             assert (size in found.lossless) == lossless, (found.name, size)
             assert (size in found.same_weights) == (ok and held == params), (found.name, size)

@@ -6,6 +6,7 @@ parameters are known.
 """
 
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -16,10 +17,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     PrivateAttr,
     StringConstraints,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -43,7 +46,58 @@ def _bounded(name: str) -> str:
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER), AfterValidator(_bounded)]
 """A block's, a parameter's or an input's name."""
-Dims = Annotated[list[PosInt], Field(min_length=1, max_length=5)]
+SIZE_RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d*)\s*$")
+"""`32..1024`, or `32..` (no end): the sizes a named dimension may take."""
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """An input dimension the spec calls by a name (`H`): every dimension of that name
+    is one size, of `low..high` (None: no end), with `example` as given (`H: 224`) or
+    chosen (netspec.api: the least size in range that works and reads every row)."""
+
+    name: str
+    low: int = 1
+    high: int | None = None
+    example: int | None = None
+
+
+def _dim(value: Any) -> int | Named:
+    """One dimension of an input: a size, a name (`H`), a name with an example (`H: 224`)
+    or with a range (`H: 32..1024`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise PydanticCustomError("greater_than_equal", "must be at least {ge}", {"ge": 1})
+        return value
+    if isinstance(value, str) and re.match(IDENTIFIER, value):
+        return Named(_bounded(value))
+    if isinstance(value, dict) and len(value) == 1:
+        (name, size), = value.items()
+        if isinstance(name, str) and re.match(IDENTIFIER, name):
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 1:
+                return Named(_bounded(name), example=size)
+            found = SIZE_RANGE.match(size) if isinstance(size, str) else None
+            if found:
+                low, high = int(found[1]), int(found[2]) if found[2] else None
+                if low >= 1 and (high is None or high >= low):
+                    return Named(_bounded(name), low, high)
+            raise PydanticCustomError("size_range", "`{name}: {size}` is not a size or a range "
+                                      "of sizes such as `{name}: 32..1024`",
+                                      {"name": name, "size": str(size)})
+    raise PydanticCustomError("dim", "a dimension is a positive size, a name (`H`), or a name "
+                              "with an example (`H: 224`) or a range (`H: 32..1024`); found "
+                              "{value}", {"value": repr(value)})
+
+
+Dim = Annotated[int | Named, PlainValidator(_dim), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 1},
+    {"type": "string", "pattern": IDENTIFIER},
+    {"type": "object", "minProperties": 1, "maxProperties": 1,
+     "propertyNames": {"pattern": IDENTIFIER},
+     "additionalProperties": {"anyOf": [{"type": "integer", "minimum": 1},
+                                        {"type": "string", "pattern": SIZE_RANGE.pattern}]}},
+]})]
+Dims = Annotated[list[Dim], Field(min_length=1, max_length=5)]
 ALL_SCALES = "all"
 """`--scale all`: every scale of the spec, so no scale may take this name."""
 
@@ -157,6 +211,8 @@ class Spec(_Strict):
     _blocks: Any = PrivateAttr(default=None)
     _training: Any = PrivateAttr(default=None)
     _choice: Choice = PrivateAttr(default_factory=Choice)
+    _examples: dict[str, int] = PrivateAttr(default_factory=dict)
+    """The example size chosen for each named size without one (netspec.api)."""
 
     @field_validator("inputs")
     @classmethod
@@ -187,8 +243,34 @@ class Spec(_Strict):
         return self._training
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Declared input shapes by name (`input` for the single-input form)."""
-        return {name: tuple(d.tokens if isinstance(d, Tokens) else d)
+        """Declared input shapes by name (`input` for the single-input form); a named
+        dimension at its example size (`sizes()`)."""
+        examples = {n: self._examples.get(n, d.example or d.low) for n, d in self.sizes().items()}
+        return {name: tuple(examples[d.name] if isinstance(d, Named) else d for d in dims)
+                for name, dims in self._dims().items()}
+
+    def sizes(self) -> dict[str, Named]:
+        """The sizes the inputs name (`input: [3, H, W]`), each as first declared with
+        a range or an example (else as first named)."""
+        found: dict[str, Named] = {}
+        for dims in self._dims().values():
+            for d in dims:
+                if isinstance(d, Named) and (d.name not in found or (
+                        found[d.name] == Named(d.name) and d != found[d.name])):
+                    found[d.name] = d
+        return found
+
+    def size_places(self) -> dict[str, list[tuple[str, int]]]:
+        """Where each named size is: (input, dim index) pairs."""
+        places: dict[str, list[tuple[str, int]]] = {}
+        for name, dims in self._dims().items():
+            for i, d in enumerate(dims):
+                if isinstance(d, Named):
+                    places.setdefault(d.name, []).append((name, i))
+        return places
+
+    def _dims(self) -> dict[str, list[int | Named]]:
+        return {name: list(d.tokens if isinstance(d, Tokens) else d)
                 for name, d in self._declared().items()}
 
     def input_vocabs(self) -> dict[str, int]:
