@@ -282,17 +282,16 @@ def choose_examples(spec: Spec) -> list[Diagnostic]:
         for n in names:
             span &= _span(unset[n])
         pick = (found.lossless & span).min() or (found.valid & span).min()
+        if pick is None and len(names) > 1 and not found.valid:
+            continue  # none alike: alone, each may still find one
         if pick is None:
-            if len(names) > 1:
-                continue  # alone, each may still find one
-            named = unset[names[0]]
-            bound = f"{named.low}..{named.high or ''}"
+            bounds = ", ".join(f"{n} in {unset[n].low}..{unset[n].high or ''}" for n in names)
             known = "" if found.checked_up_to is None else \
                 f" (checked up to {found.checked_up_to:,})"
-            return [Diagnostic(_where(spec, places[named.name][0]), "", f"no size "
-                               f"{named.name} in {bound} works{known}, the other sizes "
-                               "at their examples", f"the sizes that do: "
-                               f"{words(found.valid.describe(), named.name)}", code="shape")]
+            alike = " alike" if len(names) > 1 else ""
+            return [Diagnostic(_where(spec, places[names[0]][0]), "", f"no size {bounds} "
+                               f"works{known}", f"the sizes that do{alike}: "
+                               f"{words(found.valid.describe(), found.name)}", code="shape")]
         spec._examples.update(dict.fromkeys(names, pick))
         try:
             spec._graph = regraph(spec.input_shapes())
