@@ -254,9 +254,13 @@ def solve(guard: Guard, name: str) -> SizeSet:
     if period > PERIOD_LIMIT:
         raise Unsupported(f"`{poly}` repeats only every {period:,}")
     parts = []
+    affine = poly.degree() <= 1
+    step = int(poly.linear()[0] * period) if affine else 0  # along a class: q(k) = q0 + step*k
     for r in range(period):
         base = r or period
-        values = [poly.value({name: base + k * period}) for k in range(3)]
+        q0 = poly.value({name: base})
+        values = [q0, q0 + step, q0 + 2 * step] if affine else \
+            [q0, *(poly.value({name: base + k * period}) for k in (1, 2))]
         ks = _holds(values, relation)
         parts.append(tuple((base + lo * period, None if hi is None else base + hi * period)
                            for lo, hi in ks))
@@ -268,6 +272,8 @@ def _holds(values: list[int], relation: str) -> list[tuple[int, int | None]]:
     q(0), q(1), q(2) = `values`, as intervals (hi None: no end)."""
     q0, q1, q2 = values
     a2, a1, a0 = q2 - 2 * q1 + q0, 4 * q1 - q2 - 3 * q0, 2 * q0  # 2q(k) = a2 k^2 + a1 k + a0
+    if a2 == 0:
+        return _holds_affine(q0, q1 - q0, relation)
 
     def q(k: int) -> int:
         return a2 * k * k + a1 * k + a0
@@ -290,6 +296,24 @@ def _holds(values: list[int], relation: str) -> list[tuple[int, int | None]]:
             else:
                 out.append((lo, hi))
     return out
+
+
+def _holds_affine(q0: int, step: int, relation: str) -> list[tuple[int, int | None]]:
+    """`_holds` for q(k) = q0 + step*k, in closed form."""
+    if step == 0:
+        holds = {"ge": q0 >= 0, "eq": q0 == 0, "ne": q0 != 0}[relation]
+        return [(0, None)] if holds else []
+    if relation == "ge":
+        if step > 0:
+            return [(max(0, -(q0 // step)), None)]  # k >= ceil(-q0 / step)
+        return [(0, q0 // -step)] if q0 >= 0 else []
+    k, rest = divmod(-q0, step)
+    zero = k if rest == 0 and k >= 0 else None
+    if relation == "eq":
+        return [(zero, zero)] if zero is not None else []
+    if zero is None:
+        return [(0, None)]
+    return [*([(0, zero - 1)] if zero > 0 else []), (zero + 1, None)]
 
 
 def _roots(a: int, b: int, c: int) -> list[float]:
