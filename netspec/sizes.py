@@ -30,7 +30,7 @@ from netspec.shapes import Shape, dims_label
 from netspec.sizeset import SizeSet, solve
 from netspec.spec.document import Named, Spec
 from netspec.spec.expand import Expander
-from netspec.symbolic import Guard, Poly, Sym, Unsupported, guarded
+from netspec.symbolic import Guard, Poly, Sym, Unsupported, guarded, guards_log
 
 PASSES = 64
 """Symbolic passes per dimension at most; past it the sizes are checked one by one."""
@@ -356,16 +356,64 @@ def dims_of(graph: Graph) -> Iterator[tuple[str, int, str]]:
             yield name, d, labels[d] if len(graph.inputs) == 1 else f"{name}.{labels[d]}"
 
 
-def trace(graph: Graph, at: Mapping[Place, int | Sym]) -> Outcome:
+class Memo:
+    """What layers gave in earlier passes over the same sizes: per layer and input shapes
+    (as formulas, whatever the example), the guards its rules recorded and what they gave.
+    A later pass whose example meets those guards takes the same branches, so it takes
+    the result as it is (a pass that fails at layer 20 reruns no rule of layers 1-19)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, list[tuple[tuple[Guard, ...], Any, dict[str, int], Any]]] = {}
+
+    def get(self, key: Any, at: dict[str, int]) -> tuple[tuple[Guard, ...], Any] | None:
+        """The result for `key` whose guards hold with the names at these examples."""
+        for guards, frozen, examples, result in self.entries.get(key, ()):
+            if examples == at:  # met in this pass
+                return guards, result
+            if all(_holds_at(g, at) for g in guards):
+                return guards, _thaw(frozen, at)
+        return None
+
+    def put(self, key: Any, guards: list[Guard], result: Any, at: dict[str, int]) -> None:
+        self.entries.setdefault(key, []).append((tuple(guards), _freeze(result), at, result))
+
+
+def _holds_at(guard: Guard, at: dict[str, int]) -> bool:
+    value = guard.poly.value(at)
+    return value >= 0 if guard.relation == "ge" else (value == 0) == (guard.relation == "eq")
+
+
+def _freeze(value: Any) -> Any:
+    """`value` with each Sym as its polynomial (the same whatever the example)."""
+    if isinstance(value, Sym):
+        return value.poly
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any, at: dict[str, int]) -> Any:
+    """`_freeze` undone at an example."""
+    if isinstance(value, Poly):
+        return Sym.of(value, value.value(at))
+    if isinstance(value, tuple):
+        return tuple(_thaw(v, at) for v in value)
+    return value
+
+
+def trace(graph: Graph, at: Mapping[Place, int | Sym], memo: Memo | None = None) -> Outcome:
     """Run every layer's shape rule with the input dimensions `at` set to these sizes;
-    stops at the first layer that fails."""
+    stops at the first layer that fails. A layer met before (in this pass, or in an
+    earlier one given its `memo`) is not run again when it can be taken from it."""
     largest = limits.current().tensor_elements
     shapes: dict[str, Shape] = {}
     vocabs: dict[str, int | None] = {}
     weights: dict[str, Shape | None] = {}
     windows: list[tuple[str, Any, list[Shape]]] = []
     tied = {n.tie for n in graph.nodes.values()}
-    seen: dict[Any, tuple[Shape, int | None, Any, Any] | None] = {}
+    memo = memo or Memo()
+    examples = {str(v.poly): v.hint for v in at.values() if isinstance(v, Sym)}
+    log = guards_log()
     costs: dict[str, tuple[Any, Any]] = {}
     for node in graph.nodes.values():
         op = node.op
@@ -373,22 +421,26 @@ def trace(graph: Graph, at: Mapping[Place, int | Sym]) -> Outcome:
         if isinstance(op, Input):
             op = op.model_copy(update={"shape": tuple(
                 at.get((node.name, d), n) for d, n in enumerate(op.shape))})
-        # A layer like one met before (same op, same inputs: a repeated block) gives the
-        # same result; its guards are recorded already.
         x = [shapes[i] for i in node.inputs]
-        key = (_hashable(op), *x, *(vocabs[i] for i in node.inputs))
-        if node.tie is None and node.name not in tied and key in seen:
-            done = seen[key]
+        key = (_hashable(op), *_freeze(tuple(x)), *(vocabs[i] for i in node.inputs))
+        found = None if node.tie is not None or node.name in tied else memo.get(key, examples)
+        if found is not None:
+            guards, done = found
+            if log is not None:
+                log.extend(guards)
         else:
             tensors = [Tensor(s, i, i in graph.inputs, vocab=vocabs[i])
                        for s, i in zip(x, node.inputs, strict=True)]
-            settled = settle(graph, node, op, tensors, weights, largest)
+            with guarded() as mine:
+                settled = settle(graph, node, op, tensors, weights, largest)
+            if log is not None:
+                log.extend(mine)
             done = None if isinstance(settled, Diagnostic) else (
                 settled[0], settled[1], settled[2].params, settled[2].macs)
-            seen[key] = done
-            windows.append((node.name, op, x))
+            memo.put(key, mine, done, examples)
         if done is None:
             return Outcome(False, shapes, [], failed=node.name)
+        windows.append((node.name, op, x))
         shapes[node.name], vocabs[node.name], *cost = done
         costs[node.name] = tuple(cost)  # type: ignore[assignment]
     return Outcome(True, shapes, [(n, s) for n, op, x in windows for s in op.floor_slacks(x)],
@@ -421,14 +473,33 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
     reference: int | None = None  # the parameter count at the given size
     regions: list[Region] = []
     solved: dict[Guard, SizeSet] = {}
+    memo = Memo()
+
+    previous: list[tuple[Guard, SizeSet]] = []  # the last pass's guards, intersected in turn
 
     def region(guards: list[Guard]) -> SizeSet:
+        """Where all `guards` hold. Passes share their first guards (the layers before
+        the one where they part), so the intersection resumes where the last one parted."""
+        unique = list(dict.fromkeys(guards))
+        same = 0
+        while same < min(len(unique), len(previous)) and unique[same] == previous[same][0]:
+            same += 1
+        del previous[same:]
+        out = previous[-1][1] if previous else SizeSet.every()
+        for guard in unique[same:]:
+            if guard not in solved:
+                solved[guard] = solve(guard, var)
+            out = out & solved[guard]
+            previous.append((guard, out))
+        return out.reduced()
+
+    def lossless_region(slacks: list[Any]) -> SizeSet:
         out = SizeSet.every()
-        for guard in dict.fromkeys(guards):
+        for guard in dict.fromkeys(_slack_guard(s) for _, s in slacks):
             if guard not in solved:
                 solved[guard] = solve(guard, var)
             out &= solved[guard]
-        return out
+        return out.reduced()
 
     hint: int | None = _input_shape(graph, places[0][0])[places[0][1]]
     expands = False  # whether the graph depends on this size (known after the first pass)
@@ -437,7 +508,7 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
             return DimSizes(places, var, valid, lossless, same, regions=tuple(regions))
         size = Sym.named(var, hint)
         with guarded() as guards:
-            outcome = _pass(graph, places, size, regraph if expands else None)
+            outcome = _pass(graph, places, size, regraph if expands else None, memo)
         if not expands and _depends(graph, outcome.shapes):
             expands = True
             continue  # again, with the spec expanded for the symbolic size
@@ -448,11 +519,11 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
             regions.append(Region(here, {o: outcome.shapes[o] for o in graph.outputs
                                          if o in outcome.shapes}, outcome.macs))
             valid |= here
-            lossless |= here & region([_slack_guard(s) for _, s in outcome.slacks])
+            lossless |= here & lossless_region(outcome.slacks)
             if reference is None and not regions[1:]:
                 reference = _value(outcome.params, {var: hint})
             if reference is not None:
-                same |= here & region([_equal_guard(outcome.params, reference)])
+                same |= here & solve(_equal_guard(outcome.params, reference), var)
         unknown -= here
         hint = unknown.min()
     # Passes after the first go up from the least unknown size: all below it are known.
@@ -462,8 +533,8 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
                     checked_up_to=hint - 1)  # type: ignore[operator]
 
 
-def _pass(graph: Graph, places: tuple[Place, ...], size: int | Sym, regraph: Regraph | None
-          ) -> Outcome:
+def _pass(graph: Graph, places: tuple[Place, ...], size: int | Sym, regraph: Regraph | None,
+          memo: Memo | None = None) -> Outcome:
     """`trace` over `graph`, or with `regraph` over the spec expanded for this size."""
     at = dict.fromkeys(places, size)
     if regraph is not None:
@@ -473,7 +544,7 @@ def _pass(graph: Graph, places: tuple[Place, ...], size: int | Sym, regraph: Reg
             graph = regraph(shapes)  # type: ignore[arg-type]
         except SpecError:
             return Outcome(False, {}, [])
-    return trace(graph, at)
+    return trace(graph, at, memo)
 
 
 def _depends(graph: Graph, shapes: dict[str, Shape]) -> bool:

@@ -129,7 +129,7 @@ class SizeSet:
                 parts.append(_merge([*a[r], *b[r]], period))
             else:
                 parts.append(_merge(list(_intersect(a[r], _complement(b[r], r, period))), period))
-        return SizeSet(period, tuple(parts)).reduced()
+        return SizeSet(period, tuple(parts))
 
     def __and__(self, other: SizeSet) -> SizeSet:
         return self._combine(other, "and")

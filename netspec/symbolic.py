@@ -289,6 +289,11 @@ def guarded() -> Iterator[list[Guard]]:
         _LOG.reset(token)
 
 
+def guards_log() -> list[Guard] | None:
+    """The list `guarded()` is collecting into, if any."""
+    return _LOG.get()
+
+
 def _record(poly: Poly, relation: Relation) -> None:
     log = _LOG.get()
     if log is not None:
