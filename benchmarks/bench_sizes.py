@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import timeit
 from pathlib import Path
 
 import netspec
@@ -28,12 +28,7 @@ SPECS = ("lenet5", "unet", "resnet50", "resnet152", "efficientnet_b0", "densenet
 def timed(fn, runs: int) -> float:
     """Median seconds of `fn()` over `runs` calls, after one warm-up call."""
     fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timeit.repeat(fn, number=1, repeat=runs))
 
 
 def one_by_one(graph, upto: int) -> int:

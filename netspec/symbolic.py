@@ -79,21 +79,13 @@ class Poly:
     def __add__(self, other: Poly) -> Poly:
         terms = dict(self.terms)
         for mono, c in other.terms.items():
-            total = terms.get(mono, 0) + c
-            if total:
-                terms[mono] = total
-            else:
-                terms.pop(mono, None)
+            _accumulate(terms, mono, c)
         return Poly(terms)
 
     def __sub__(self, other: Poly) -> Poly:
         terms = dict(self.terms)
         for mono, c in other.terms.items():
-            total = terms.get(mono, 0) - c
-            if total:
-                terms[mono] = total
-            else:
-                terms.pop(mono, None)
+            _accumulate(terms, mono, -c)
         return Poly(terms)
 
     def plus(self, c: int) -> Poly:
@@ -101,11 +93,7 @@ class Poly:
         if not c:
             return self
         terms = dict(self.terms)
-        total = terms.get((), 0) + c
-        if total:
-            terms[()] = total
-        else:
-            del terms[()]
+        _accumulate(terms, (), c)
         return Poly(terms)
 
     def scaled(self, factor: int) -> Poly:
@@ -116,11 +104,7 @@ class Poly:
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
                 mono = tuple(sorted(m1 + m2, key=_atom_key)) if m1 and m2 else m1 or m2
-                total = terms.get(mono, 0) + c1 * c2
-                if total:
-                    terms[mono] = total
-                else:
-                    terms.pop(mono, None)
+                _accumulate(terms, mono, c1 * c2)
         return Poly(terms)
 
     def floordiv(self, d: int) -> Poly:
@@ -203,6 +187,15 @@ class Poly:
         return self._text
 
     __repr__ = __str__
+
+
+def _accumulate(terms: dict[Monomial, int], mono: Monomial, c: int) -> None:
+    """Add `c * mono` to `terms`, dropping a monomial whose coefficient becomes 0."""
+    total = terms.get(mono, 0) + c
+    if total:
+        terms[mono] = total
+    else:
+        terms.pop(mono, None)
 
 
 def _atom_linear(atom: Atom) -> tuple[Fraction, int]:
@@ -497,13 +490,4 @@ def concrete(value: Any) -> Any:
         return type(value)(concrete(v) for v in value)
     if isinstance(value, dict):
         return {k: concrete(v) for k, v in value.items()}
-    return value
-
-
-def hint(value: Any) -> Any:
-    """`value` with every Sym replaced by its hint, unguarded (for messages and counts)."""
-    if isinstance(value, Sym):
-        return value.hint
-    if isinstance(value, list | tuple):
-        return type(value)(hint(v) for v in value)
     return value
