@@ -145,7 +145,8 @@ def _rows(entries: list[Any], blocks: dict[str, Any], depth: int, level: int,
     A `repeat` is an instance at `level` holding its copies one level down; copies whose
     parameters single out `i == 0`, or whose first copy has layers the second has not (a
     projection, where the first reads other channels), give two rows (the first, the rest
-    rolled), else one. `layers` holds the network's layer names."""
+    rolled), else one (its copies counted among `layers`, the network's layer names: a
+    `repeat` may be an expression)."""
     count = 0
     for entry in entries:
         op = entry if isinstance(entry, str) else next(k for k in entry if k not in ENTRY_KEYS)
@@ -157,7 +158,8 @@ def _rows(entries: list[Any], blocks: dict[str, Any], depth: int, level: int,
             copies = [{n.removeprefix(f"{entry['name']}.{k}.") for n in layers
                        if n.startswith(f"{entry['name']}.{k}.")} for k in (0, 1)]
             first_differs = "i == 0" in json.dumps(entry[op]) or copies[0] != copies[1]
-            count += 2 if first_differs and entry["repeat"] > 1 else 1
+            repeat = len({n.split(".")[1] for n in layers if n.startswith(f"{entry['name']}.")})
+            count += 2 if first_differs and repeat > 1 else 1
         else:
             count += _rows(blocks[op]["layers"], blocks, depth, level + 1, layers)
     return count

@@ -83,6 +83,32 @@ At = Pos | Locator | _Deferred
 """A position found only when an error needs it."""
 
 
+MEMO_SIZE = 4096
+"""Expansions kept per block for replay (`Expander.block`), at most."""
+SHAPE_WORDS = frozenset({"cin", "in_shape", "in_shapes"})
+"""The parameters through which a block reads its inputs' shapes."""
+
+
+@dataclass(slots=True)
+class _Instance:
+    """A block instance as expanded: named `full`, reading `inputs`, inside the groups
+    `groups_above`; its layers and groups, pieces of layers with several outputs
+    (`Expander.multi`), the shapes it read, and the shape inference of the expansion that
+    recorded it (`shapes` and `vocabs` go on filling as that expansion goes on; none for a
+    block that reads no shape, whose key holds none, so its layers may have others)."""
+
+    full: str
+    inputs: tuple[str, ...]
+    groups_above: tuple[str, ...]
+    output: str
+    nodes: list[Node]
+    groups: list[Group]
+    multi: dict[str, int]
+    reads: frozenset[tuple[str, int | None]]
+    shapes: dict[str, Shape | None]
+    vocabs: dict[str, int | None]
+
+
 class _Abort(Exception):
     """Stop expanding: a limit was hit (already reported)."""
 
@@ -131,6 +157,8 @@ class Expander:
         self.order: list[str] = []
         self.shape_reads: set[tuple[str, int | None]] = set()
         """The shapes blocks read while expanding: (layer, dim), dim None for all of it."""
+        self.block_words: dict[int, frozenset[str]] = {}
+        """`words` of each block called so far, by the id of its BlockSource (in `blocks`)."""
         self.multi: dict[str, int] = {}
         """Layers with several outputs (`chunk: 2`): name -> the count of its pieces, each a
         node of its own (`name.0`, `name.1`, ...)."""
@@ -667,14 +695,107 @@ class Expander:
                        f"{'s' if len(block.inputs) > 1 else ''} ({', '.join(block.inputs)}) "
                        f"but gets {len(inputs)}", code="arity")
             return broken()
+        memo = found.instances
+        if memo.get(None) is not self.limits:  # recorded under other limits: they may differ
+            memo.clear()
+            memo[None] = self.limits
+        key = self.instance_key(found, given, inputs, scope) if not (frozen or init) else None
+        if key is not None and key in memo:
+            return self.replay(memo[key], full, inputs, scope, loc)
+        start = (len(self.order), len(self.groups), len(self.multi), len(self.errors))
         caller, self.source = self.source, found.source
+        reads, self.shape_reads = self.shape_reads, set()
         try:
-            return self.block_body(kind, block, body_doc, loc, given, full, inputs, scope,
-                                   frozen, init)
+            output = self.block_body(kind, block, body_doc, loc, given, full, inputs, scope,
+                                     frozen, init)
         except _UnknownShape:
             return broken()
         finally:
             self.source = caller
+            reads, self.shape_reads = self.shape_reads, reads | self.shape_reads
+        if key is not None and len(self.errors) == start[3]:
+            if len(memo) > MEMO_SIZE:
+                memo.clear()
+                memo[None] = self.limits
+            memo[key] = _Instance(
+                full, tuple(inputs), scope.groups, output,
+                [self.nodes[name] for name in self.order[start[0]:]],
+                [self.groups[name] for name in list(self.groups)[start[1]:]],
+                {name: self.multi[name] for name in list(self.multi)[start[2]:]},
+                frozenset(reads), self.shapes if self.words(found) & SHAPE_WORDS else {},
+                self.vocabs)
+        return output
+
+    def instance_key(self, found: BlockSource, given: dict[str, Any], inputs: list[str],
+                     scope: _Scope) -> Any:
+        """All a block instance's expansion depends on besides its name, its inputs' names
+        and the limits (`block` keeps instances per limits), so that an instance of the same
+        key is the same layers renamed: its arguments, the spec's parameters its YAML (or a
+        block it calls) may read, its inputs' shapes where it may read them, and the blocks
+        calling it. None where one of these is no plain value (a symbolic size), or a shape
+        is not known."""
+        words = self.words(found)
+        values = _plain([sorted(given.items()),
+                         [(name, self.globals[name]) for name in sorted(words & self.globals.keys())]])
+        if values is None:
+            return None
+        key: tuple[Any, ...] = (values, scope.stack, tuple(self.multi.get(n) for n in inputs))
+        if words & SHAPE_WORDS:
+            shapes = []
+            for name in inputs:
+                try:
+                    shape = self.shape_of(name)
+                except _UnknownShape:
+                    return None
+                if not all(type(d) is int for d in shape):
+                    return None
+                shapes.append((shape, self.vocabs.get(name), isinstance(self.nodes[name].op, Input)))
+            key += (tuple(shapes),)
+        return key
+
+    def words(self, found: BlockSource) -> frozenset[str]:
+        """The words of a block's YAML and of every block it may call, transitively."""
+        if id(found) not in self.block_words:
+            words, todo = set(found.words), [w for w in found.words if w in self.blocks]
+            seen = set(todo)
+            while todo:
+                more = self.blocks[todo.pop()].words
+                words |= more
+                todo += [w for w in more if w in self.blocks and w not in seen]
+                seen.update(more & self.blocks.keys())
+            self.block_words[id(found)] = frozenset(words)
+        return self.block_words[id(found)]
+
+    def replay(self, record: _Instance, full: str, inputs: list[str], scope: _Scope,
+               call: Locator) -> str:
+        """Add a recorded block instance again, named `full` and reading `inputs`; with the
+        shapes inferred for its layers when they were recorded, where those are known."""
+        wired = dict(zip(record.inputs, inputs, strict=True))
+
+        def renamed(name: str) -> str:
+            return wired.get(name) or full + name[len(record.full):]
+
+        for group in record.groups:
+            top = group.name == record.full
+            self.groups[renamed(group.name)] = Group(
+                renamed(group.name), group.block, group.params,
+                (scope.groups[-1] if scope.groups else None) if top else renamed(group.parent or ""),
+                call if top else group.call)
+        shapes = bool(record.shapes) and len(self.shapes) == len(self.order) and all(
+            node.name in record.shapes for node in record.nodes)
+        outer = len(record.groups_above)
+        for node in record.nodes:
+            name = self.add(Node(renamed(node.name), node.op, tuple(map(renamed, node.inputs)),
+                                 node.loc, node.kind,
+                                 (*scope.groups, *map(renamed, node.groups[outer:])), node.frozen,
+                                 node.init, tie=None if node.tie is None else renamed(node.tie)))
+            if shapes:
+                self.shapes[name] = record.shapes[node.name]
+                if node.name in record.vocabs:
+                    self.vocabs[name] = record.vocabs[node.name]
+        self.multi.update((renamed(name), count) for name, count in record.multi.items())
+        self.shape_reads.update((renamed(name), dim) for name, dim in record.reads)
+        return renamed(record.output)
 
     def block_body(self, kind: str, block: BlockDef, body_doc: Any, call: Locator,
                    given: dict[str, Any], full: str, inputs: list[str], scope: _Scope,
@@ -874,6 +995,22 @@ class Expander:
 
 
 _FAILED = object()
+
+
+def _plain(value: Any) -> Any:
+    """`value` as a hashable key whose equality is the value's (`True` and `1`, `1` and
+    `1.0` differ), or None when it holds anything but numbers, strings, booleans, None,
+    lists and tuples (a symbolic size, say)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return kind, value
+    if kind is list or kind is tuple:
+        items = [_plain(v) for v in value]
+        return None if None in items else (kind, tuple(items))
+    return None
+
+
+_SCALARS = frozenset({bool, int, float, str, type(None)})
 
 
 def _kind(value: Any) -> str | None:

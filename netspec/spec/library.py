@@ -13,7 +13,9 @@ about.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,34 @@ class Library(_Strict):
 
 @dataclass(frozen=True)
 class BlockSource:
-    """A block definition and the YAML it was read from (for positions)."""
+    """A block definition and the YAML it was read from (for positions).
+
+    `instances` keeps the expansions of its instances for replay (`expand.Expander.block`):
+    a spec loaded once and expanded again with other parameter values shares them."""
 
     definition: BlockDef
     source: Source
     raw: Any
+    instances: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """Every name-like word its YAML writes, keys and values: a superset of the
+        parameters, shapes and blocks its expansion can read."""
+        found: set[str] = set()
+        stack = [self.raw]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                stack += [*value, *value.values()]
+            elif isinstance(value, list):
+                stack += value
+            elif isinstance(value, str):
+                found.update(_WORD.findall(value))
+        return frozenset(found)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def collect_blocks(spec: Spec, source: Source) -> tuple[dict[str, BlockSource], list[Diagnostic]]:
