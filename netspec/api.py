@@ -350,19 +350,33 @@ def graph_of(spec: Spec) -> Graph:
 
 
 def graph_for(spec: Spec, inputs: Mapping[str, Shape] | None) -> Graph:
-    """The IR for these input shapes: the loaded one, unless a block read its inputs' shapes
-    while expanding and `inputs` changes one; the spec then expands again for them. Raises
-    SpecError when it no longer expands (a parameter computed from a shape fails)."""
+    """The IR for these input shapes: the loaded one, unless a block read a shape while
+    expanding that these inputs change (ResNet's blocks read channels, which a new image
+    size leaves alone); the spec then expands again for them. Raises SpecError when it no
+    longer expands (a parameter computed from a shape fails)."""
     graph: Graph = spec._graph
     declared = spec.input_shapes()
     if not inputs or not graph.reads_shapes or all(
-            tuple(declared[n]) == tuple(s) for n, s in inputs.items()):
+            tuple(declared[n]) == tuple(s) for n, s in inputs.items()) or \
+            _reads_alike(graph, declared, inputs):
         return graph
     expander = Expander(spec, spec._source, spec._blocks)
     graph = expander.graph({**declared, **inputs})
     if expander.errors:
         raise SpecError(_once(expander.errors))
     return graph
+
+
+def _reads_alike(graph: Graph, declared: Mapping[str, Shape], inputs: Mapping[str, Shape]
+                 ) -> bool:
+    """Whether every shape the blocks read while expanding `graph` is the same with these
+    inputs (then so is every choice they made: the graph is theirs too)."""
+    if any(len(declared[n]) != len(s) for n, s in inputs.items()):
+        return False
+    at = {(n, d): size for n, shape in inputs.items() for d, size in enumerate(shape)}
+    shapes = input_sizes.trace(graph, at).shapes
+    return all(node in shapes and (shapes[node][0] if dim == 0 else tuple(shapes[node])) == read
+               for (node, dim), read in graph.shape_reads.items())
 
 
 def _read(source: str | Path | Mapping[str, Any]) -> Source:

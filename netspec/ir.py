@@ -86,10 +86,10 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     groups: dict[str, Group] = field(default_factory=dict)
-    shape_reads: frozenset[tuple[str, int | None]] = frozenset()
-    """The layers' shapes blocks read while expanding, as (layer, dim; None for the whole
-    shape): the graph is then the one for these input shapes, and other input shapes
-    expand the spec again."""
+    shape_reads: dict[tuple[str, int | None], Any] = field(default_factory=dict)
+    """The layers' shapes blocks read while expanding: (layer, dim; None for the whole
+    shape) -> the value read. The graph is the one for input shapes at which the layers
+    have these shapes; at others the spec expands again."""
 
     @property
     def reads_shapes(self) -> bool:

@@ -104,7 +104,7 @@ class _Instance:
     nodes: list[Node]
     groups: list[Group]
     multi: dict[str, int]
-    reads: frozenset[tuple[str, int | None]]
+    reads: tuple[tuple[tuple[str, int | None], Any], ...]
     shapes: dict[str, Shape | None]
     vocabs: dict[str, int | None]
 
@@ -155,7 +155,7 @@ class Expander:
         """Output shapes inferred so far (None: the node has none), for blocks that read
         their inputs' shapes; nodes are inferred in order, each once, on demand."""
         self.order: list[str] = []
-        self.shape_reads: set[tuple[str, int | None]] = set()
+        self.shape_reads: dict[tuple[str, int | None], Any] = {}
         """The shapes blocks read while expanding: (layer, dim), dim None for all of it."""
         self.block_words: dict[int, frozenset[str]] = {}
         """`words` of each block called so far, by the id of its BlockSource (in `blocks`)."""
@@ -197,7 +197,7 @@ class Expander:
                            f"`{name}` is listed twice in `outputs`", "list each output once",
                            code="duplicate-output")
         return Graph(self.spec.name, self.nodes, list(input_shapes),
-                     [o for o in outputs if o], self.groups, frozenset(self.shape_reads))
+                     [o for o in outputs if o], self.groups, dict(self.shape_reads))
 
     # -- layer lists -------------------------------------------------------------------
 
@@ -704,7 +704,7 @@ class Expander:
             return self.replay(memo[key], full, inputs, scope, loc)
         start = (len(self.order), len(self.groups), len(self.multi), len(self.errors))
         caller, self.source = self.source, found.source
-        reads, self.shape_reads = self.shape_reads, set()
+        reads, self.shape_reads = self.shape_reads, {}
         try:
             output = self.block_body(kind, block, body_doc, loc, given, full, inputs, scope,
                                      frozen, init)
@@ -712,7 +712,7 @@ class Expander:
             return broken()
         finally:
             self.source = caller
-            reads, self.shape_reads = self.shape_reads, reads | self.shape_reads
+            reads, self.shape_reads = self.shape_reads, {**reads, **self.shape_reads}
         if key is not None and len(self.errors) == start[3]:
             if len(memo) > MEMO_SIZE:
                 memo.clear()
@@ -722,7 +722,7 @@ class Expander:
                 [self.nodes[name] for name in self.order[start[0]:]],
                 [self.groups[name] for name in list(self.groups)[start[1]:]],
                 {name: self.multi[name] for name in list(self.multi)[start[2]:]},
-                frozenset(reads), self.shapes if self.words(found) & SHAPE_WORDS else {},
+                tuple(reads.items()), self.shapes if self.words(found) & SHAPE_WORDS else {},
                 self.vocabs)
         return output
 
@@ -794,7 +794,8 @@ class Expander:
                 if node.name in record.vocabs:
                     self.vocabs[name] = record.vocabs[node.name]
         self.multi.update((renamed(name), count) for name, count in record.multi.items())
-        self.shape_reads.update((renamed(name), dim) for name, dim in record.reads)
+        self.shape_reads.update(((renamed(name), dim), value)
+                                for (name, dim), value in record.reads)
         return renamed(record.output)
 
     def block_body(self, kind: str, block: BlockDef, body_doc: Any, call: Locator,
@@ -832,8 +833,9 @@ class Expander:
         """What a block reads of layer `name`'s shape: one dim, or all as a list. Sizes
         that are symbolic (`netspec.sizes`) stay so through expressions, and are fixed to
         their example value (guarded) where a layer's argument takes them."""
-        self.shape_reads.add((name, dim))
+        self.shape_reads[(name, dim)] = None  # unknown, unless it is inferred
         shape = self.shape_of(name)
+        self.shape_reads[(name, dim)] = shape[0] if dim == 0 else tuple(shape)
         return shape[0] if dim == 0 else list(shape)
 
     def block_args(self, kind: str, block: BlockDef, value: Any, env: dict[str, Any],
