@@ -315,3 +315,34 @@ def test_train_records_the_values_in_its_checkpoints(tmp_path):
     assert result.model.fc3.out_features == 12
     spec = checkpoints.load(tmp_path / "run" / "last.pt")["spec"]
     assert (spec["scale"], spec["params"]) == (None, {"classes": 12})
+
+
+LM = """\
+name: lm
+input: {tokens: [16], vocab: 256}
+params: {hidden: 64}
+scales: {small: {hidden: 16}}
+layers:
+  - embedding: [256, 8]
+  - linear: hidden
+  - relu
+  - linear: 256
+train: {epochs: 1, batch_size: 32, device: cpu, data: {text: corpus.txt}}
+"""
+
+
+@pytest.mark.slow
+def test_sample_builds_the_model_a_run_trained_with_its_scale_and_values(tmp_path):
+    """A byte model trained at `--scale small --set hidden=24` samples: its checkpoint's
+    architecture (24 hidden features, not the file's 64 nor the scale's 16) is rebuilt."""
+    pytest.importorskip("sklearn")
+    (tmp_path / "lm.yaml").write_text(LM)
+    (tmp_path / "corpus.txt").write_text("".join(f"x{i} = y{i % 7}\n" for i in range(300)))
+    result = run("train", tmp_path / "lm.yaml", "--scale", "small", "--set", "hidden=24",
+                 "--out", tmp_path / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert netspec.check(tmp_path / "lm.yaml", scale="small",
+                         params={"hidden": 24}).layer("fc1").shape == (16, 24)
+    result = run("sample", tmp_path / "run", "--prompt", "x1", "--length", "8")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("x1")

@@ -119,6 +119,9 @@ def test_both_refuse(validator, layer):
     {"layers": ["relu"]},
     {"input": [3], "inputs": {"x": [3]}, "layers": ["relu"]},
     {"inputs": {}, "layers": ["relu"]},
+    {"input": [3], "params": {"w": 1}, "scales": {"n": 3}, "layers": ["relu"]},
+    {"input": [3], "params": {"w": 1}, "scales": {"all": {"w": 2}}, "layers": ["relu"]},
+    {"input": [3], "params": {"w": 1}, "scales": {"0_5": {"w": 2}}, "layers": ["relu"]},
 ], ids=repr)
 def test_both_refuse_a_document(validator, doc):
     assert not validator.is_valid(doc)
