@@ -449,12 +449,21 @@ def trace(graph: Graph, at: Mapping[Place, int | Sym], memo: Memo | None = None)
 
 
 def _hashable(op: Any) -> Any:
-    """The op as a key: itself when hashable (most are), else its identity."""
+    """The op as a key: itself when hashable (most are), else its type and arguments with
+    lists as tuples (reshape's shape; never its identity, which a later op may reuse)."""
     try:
         hash(op)
-    except TypeError:  # a list argument (reshape's shape)
-        return id(op)
+    except TypeError:
+        return (type(op), _tupled(op.model_dump()))
     return op
+
+
+def _tupled(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_tupled(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _tupled(v)) for k, v in value.items())
+    return value
 
 
 def explore(graph: Graph, places: tuple[Place, ...], var: str, regraph: Regraph) -> DimSizes:

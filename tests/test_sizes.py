@@ -259,7 +259,7 @@ def test_unet_works_from_188_and_reads_every_row_every_16th():
         assert d.lossless.describe()["period"] == 16
 
 
-@pytest.mark.parametrize("name", ["lenet5", "unet", "resnet18", "gpt_tiny"])
+@pytest.mark.parametrize("name", ["lenet5", "unet", "resnet18", "gpt_tiny", "vit_tiny"])
 def test_sizes_hold_for_every_size(name):
     assert_sizes_hold(netspec.load(f"specs/{name}.yaml"), upto=256, sample=6)
 
