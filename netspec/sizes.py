@@ -8,9 +8,10 @@ example value: the pass is exact wherever the guards it records hold, a periodic
 sizes (`netspec.sizeset`). Starting from the declared size, each pass classifies a whole
 region (it works there, with the same formulas, or fails at the same layer); the next
 pass starts at the least size not yet classified, until every size is. A net whose
-sizes netspec cannot follow in closed form (a period past `PERIOD_LIMIT`, a size used
-where a plain number is needed in too many places) is checked one size at a time up to
-`CHECKED_UP_TO` instead, and says so.
+sizes netspec cannot follow in closed form (a period past `sizeset.PERIOD_LIMIT`, a
+product of three sizes) is checked one size at a time up to `CHECKED_UP_TO` instead; one
+that needs more than `PASSES` passes (a block that reads a size to make its layers) is
+known up to the least size not yet classified. Either says how far it got.
 
 Nothing here imports torch.
 """
@@ -45,20 +46,20 @@ Place = tuple[str, int]
 
 
 class Outcome(NamedTuple):
-    """One pass at one size: whether every layer works (`error`: the first that does
-    not, None also when the spec did not expand), the shapes it inferred, and per rounding
-    window its slack (`shapes.floor_slack`; at least 0 reads every row)."""
+    """One pass at one size: whether every layer works, the shapes it inferred, per
+    rounding window its slack, and the totals."""
 
     ok: bool
     shapes: dict[str, Shape]
     slacks: list[tuple[str, Any]]
-    """(layer, slack) per rounded dim of each window."""
+    """(layer, slack) per rounded dim of each window (`shapes.floor_slack`; at least 0
+    reads every row)."""
     macs: Any = 0
     params: Any = 0
     failed: str | None = None
+    """The first layer that fails (None when all work, or the spec did not expand)."""
     costs: dict[str, tuple[Any, Any]] | None = None
     """Each layer's (params, MACs), when the pass works."""
-    """The first layer that fails (None when all work, or the spec did not expand)."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,8 @@ class DimSizes:
     sizes that do not."""
     regions: tuple[Region, ...] = ()
     checked_up_to: int | None = None
-    """When the sizes were not all classified, the largest size up to which they were
-    (the sets hold sizes up to it only); None when every size was."""
+    """When the sizes were not all classified, the largest size up to which all were
+    (above it, the sets hold the sizes classified so far); None when every size was."""
 
     @property
     def input(self) -> str:
@@ -511,6 +512,7 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
         return out.reduced()
 
     hint: int | None = _input_shape(graph, places[0][0])[places[0][1]]
+    given = hint
     expands = False  # whether the graph depends on this size (known after the first pass)
     for _ in range(PASSES):
         if hint is None:
@@ -529,16 +531,14 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
                                          if o in outcome.shapes}, outcome.macs))
             valid |= here
             lossless |= here & lossless_region(outcome.slacks)
-            if reference is None and not regions[1:]:
+            if hint == given:
                 reference = _value(outcome.params, {var: hint})
             if reference is not None:
                 same |= here & solve(_equal_guard(outcome.params, reference), var)
         unknown -= here
         hint = unknown.min()
     # Passes after the first go up from the least unknown size: all below it are known.
-    known = SizeSet.upto(hint - 1)  # type: ignore[operator]
-    kept = tuple(Region(r.sizes & known, r.outputs, r.macs) for r in regions)
-    return DimSizes(places, var, valid & known, lossless & known, same & known, regions=kept,
+    return DimSizes(places, var, valid, lossless, same, regions=tuple(regions),
                     checked_up_to=hint - 1)  # type: ignore[operator]
 
 

@@ -223,6 +223,9 @@ def assert_sizes_hold(spec, upto=UPTO, sample=12, seed=0):
             if ok and found.regions:
                 assert found.at(size) == (outputs, macs), (found.name, size)
         assert found.regions or found.checked_up_to  # no formulas: said to be one by one
+        for size in found.valid.members(upto):  # above checked_up_to: those classified
+            if size > top:
+                assert concrete(spec, graph, found.places, size)[0], (found.name, size)
 
 
 def test_unet_works_from_188_and_reads_every_row_every_16th():
