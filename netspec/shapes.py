@@ -50,6 +50,19 @@ def floor_slack(size: int, kernel: int, stride: int, padding: int = 0, dilation:
     return padding - (size + 2 * padding - effective_kernel(kernel, dilation)) % stride
 
 
+def slice_length(size: int, start: int | None, end: int | None, step: int) -> int:
+    """`len(range(*slice(start, end, step).indices(size)))` for `step >= 1`, by arithmetic
+    alone (a symbolic size stays symbolic): negative bounds count from the end, bounds
+    past the ends are clamped."""
+
+    def bound(value: int | None, default: int) -> int:
+        if value is None:
+            return default
+        return min(value, size) if value >= 0 else max(value + size, 0)
+
+    return max(0, (bound(end, size) - bound(start, 0) + step - 1) // step)
+
+
 def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
     """PyTorch's `padding='same'` split for stride 1: total `d*(k-1)`, the extra on the right."""
     total = dilation * (kernel - 1)

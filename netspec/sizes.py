@@ -33,7 +33,7 @@ from netspec.spec.document import Named, Spec
 from netspec.spec.expand import Expander
 from netspec.symbolic import Guard, Poly, Sym, Unsupported, guarded, guards_log
 
-PASSES = 64
+PASSES = 128
 """Symbolic passes per dimension at most; past it the sizes are checked one by one."""
 CHECKED_UP_TO = 1024
 """How far sizes are checked one by one when no closed form is found."""

@@ -26,7 +26,7 @@ from netspec.ops.base import (
     TorchCall,
     sample_dim,
 )
-from netspec.shapes import Shape, fmt_shape
+from netspec.shapes import Shape, fmt_shape, slice_length
 
 
 class _Rearrange(Op):
@@ -167,7 +167,7 @@ class Slice(Op):
     def infer(self, x: Sequence[Tensor]) -> Shape:
         shape = x[0].shape
         i = sample_dim(self.dim, shape)
-        kept = len(range(*slice(self.start, self.end, self.step).indices(shape[i])))
+        kept = slice_length(shape[i], self.start, self.end, self.step)
         if kept == 0:
             raise ShapeError(f"{self.label()} keeps nothing of dim {self.dim} ({shape[i]}) of "
                              f"{fmt_shape(shape)} from {x[0].src}", key="start")
