@@ -275,6 +275,11 @@ def choose_examples(spec: Spec) -> list[Diagnostic]:
     regraph = _regraph(spec)
     unset = {n: d for n, d in spec.sizes().items() if d.example is None}
     places = spec.size_places()
+    for name, named in unset.items():
+        if named.high is not None and named.high < named.low:
+            return [Diagnostic(_where(spec, places[name][0]), "", f"the range "
+                               f"{named.low}..{named.high} of {name} holds no size",
+                               "write the least size first", code="bad-range")]
     steps = [list(unset)] if len(unset) > 1 else []
     for names in [*steps, *([n] for n in unset)]:
         found = explore(spec._graph, tuple(p for n in names for p in places[n]),

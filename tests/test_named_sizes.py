@@ -120,7 +120,8 @@ def test_no_size_in_range_is_an_error_at_the_name(named):
 
 
 @pytest.mark.parametrize(("dims", "message"), [
-    ("[1, H: 5..2, W]", "`H: 5..2` is not a size or a range of sizes"),
+    ("[1, H: 5..2, W]", "the range 5..2 of H holds no size"),
+    ("[1, H: 0..2, W]", "`H: 0..2` is not a size or a range of sizes"),
     ("[1, h-1, W]", "a dimension is a positive size, a name (`H`)"),
     ("[1, H: 0, W]", "`H: 0` is not a size"),
 ])

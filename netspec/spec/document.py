@@ -46,8 +46,9 @@ def _bounded(name: str) -> str:
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER), AfterValidator(_bounded)]
 """A block's, a parameter's or an input's name."""
-SIZE_RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d*)\s*$")
-"""`32..1024`, or `32..` (no end): the sizes a named dimension may take."""
+SIZE_RANGE = re.compile(r"^\s*([1-9]\d*)\s*\.\.\s*(\d*)\s*$")
+"""`32..1024`, or `32..` (no end): the sizes a named dimension may take (an end below the
+start leaves none: `netspec.sizes.choose_examples` says so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +79,7 @@ def _dim(value: Any) -> int | Named:
                 return Named(_bounded(name), example=size)
             found = SIZE_RANGE.match(size) if isinstance(size, str) else None
             if found:
-                low, high = int(found[1]), int(found[2]) if found[2] else None
-                if low >= 1 and (high is None or high >= low):
-                    return Named(_bounded(name), low, high)
+                return Named(_bounded(name), int(found[1]), int(found[2]) if found[2] else None)
             raise PydanticCustomError("size_range", "`{name}: {size}` is not a size or a range "
                                       "of sizes such as `{name}: 32..1024`",
                                       {"name": name, "size": str(size)})
