@@ -18,7 +18,6 @@ import click
 
 from netspec.errors import Diagnostic
 from netspec.limits import Limits, applied
-from netspec.sizes import summary
 
 if TYPE_CHECKING:
     from netspec.ir import Graph
@@ -240,9 +239,15 @@ SCALE_COLUMNS: tuple[tuple[str, Callable[[str, Report], str]], ...] = (
     ("scale", lambda name, report: name),
     ("params", lambda name, report: f"{report.params:,}"),
     ("MACs", lambda name, report: f"{report.macs:,}"),
-    ("sizes that work", lambda name, report: summary(report.sizes or [])),
+    ("sizes that work", lambda name, report: _sizes_summary(report)),
 )
 """`check --scale all`'s columns: a title, and the cell of a scale's row from its report."""
+
+
+def _sizes_summary(report: Report) -> str:
+    from netspec.sizes import summary  # analysis: only `check --scale all` needs it
+
+    return summary(report.sizes or [])
 
 
 def scales_table(reports: list[tuple[str, Report]]) -> str:

@@ -502,18 +502,19 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
         del previous[same:]
         out = previous[-1][1] if previous else SizeSet.every()
         for guard in unique[same:]:
-            if guard not in solved:
-                solved[guard] = solve(guard, var)
-            out = out & solved[guard]
+            out = out & solved_once(guard)
             previous.append((guard, out))
         return out.reduced()
+
+    def solved_once(guard: Guard) -> SizeSet:
+        if guard not in solved:
+            solved[guard] = solve(guard, var)
+        return solved[guard]
 
     def lossless_region(slacks: list[Any]) -> SizeSet:
         out = SizeSet.every()
         for guard in dict.fromkeys(_slack_guard(s) for _, s in slacks):
-            if guard not in solved:
-                solved[guard] = solve(guard, var)
-            out &= solved[guard]
+            out &= solved_once(guard)
         return out.reduced()
 
     hint: int | None = _input_shape(graph, places[0][0])[places[0][1]]
@@ -539,7 +540,7 @@ def _closed_form(graph: Graph, places: tuple[Place, ...], var: str, regraph: Reg
             if hint == given:
                 reference = _value(outcome.params, {var: hint})
             if reference is not None:
-                same |= here & solve(_equal_guard(outcome.params, reference), var)
+                same |= here & solved_once(_equal_guard(outcome.params, reference))
         unknown -= here
         hint = unknown.min()
     # Passes after the first go up from the least unknown size: all below it are known.
