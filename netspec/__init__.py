@@ -11,13 +11,14 @@ Importing netspec, `load` and `check` never imports torch; `build`, `train` and 
 """
 
 from netspec.api import build, check, check_scales, diagnose, draw, fuse, load, sample, train
+from netspec.diff import Diff, DiffError, diff
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.limits import Limits
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.weights import WeightsError, load_weights
 
-__all__ = ["Diagnostic", "Limits", "Report", "Spec", "SpecError", "TrainError", "WeightsError",
-           "build", "check", "check_scales", "diagnose", "draw", "fuse", "load", "load_weights",
-           "sample", "train"]
+__all__ = ["Diagnostic", "Diff", "DiffError", "Limits", "Report", "Spec", "SpecError", "TrainError",
+           "WeightsError", "build", "check", "check_scales", "diagnose", "diff", "draw", "fuse",
+           "load", "load_weights", "sample", "train"]
 __version__ = "0.1.0"

@@ -173,6 +173,70 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
         click.echo(warning.format(), err=True)
 
 
+@main.command(name="diff")
+@limit_options
+@param_options
+@click.argument("spec_a", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("spec_b", metavar="[B]", required=False, type=click.Path(dir_okay=False))
+@click.option("--set-b", "settings_b", multiple=True, metavar="NAME=VALUE",
+              help="Set one of B's params only (repeatable), over --set.")
+@click.option("--scale-b", metavar="NAME", help="B's scale, instead of --scale's.")
+@click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
+              help="Compare at another input size: C,H,W or NAME=C,H,W (repeatable).")
+@click.option("--input-b", "inputs_b", type=ShapeParam(), multiple=True,
+              help="B's input size, over --input's (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Human table or JSON.")
+@click.option("--all", "all_layers", is_flag=True,
+              help="List every layer, not only those that differ (JSON always does).")
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Compare rows, not layers: block instances nested deeper than N as one "
+                   "row each, as `check --depth N` shows them [default: every layer].")
+def diff_command(spec_a: str, spec_b: str | None, settings_b: tuple[str, ...],
+                 scale_b: str | None, inputs: tuple[tuple[str | None, tuple[int, ...]], ...],
+                 inputs_b: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
+                 all_layers: bool, depth: int | None, params: dict[str, Any] | None,
+                 scale: str | None) -> None:
+    """Compare spec A with spec B layer by layer: added, removed and changed layers with
+    their shape, params and MACs, then the totals. B defaults to A, to compare one spec at
+    two values: `--set`, `--scale` and `--input` apply to both, `--set-b`, `--scale-b` and
+    `--input-b` to B only (`netspec diff specs/resnet50.yaml --set-b width_per_group=32`).
+
+    Exit 0 when both specs are valid, whether or not they differ; 1 when either has
+    errors (each says the side it is in)."""
+    from netspec.diff import DiffError, diff
+    from netspec.spec.document import ALL_SCALES
+
+    _one_scale(scale)
+    if scale_b == ALL_SCALES:
+        raise click.BadParameter(f"`{ALL_SCALES}` is for `netspec check`; name one scale",
+                                 param_hint="--scale-b")
+    params_b = _for_b("--set-b", _settings, settings_b)
+    try:
+        result = diff(spec_a, spec_b, inputs=_overrides(inputs),
+                      inputs_b=_for_b("--input-b", _overrides, inputs_b), params=params,
+                      params_b=params_b, scale=scale, scale_b=scale_b)
+    except DiffError as exc:
+        if fmt == "json":
+            click.echo(json.dumps({"errors": exc.to_dicts()}, indent=2))
+            sys.exit(1)
+        _fail(exc.errors, fmt)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(depth), indent=2))
+        return
+    click.echo(result.table(depth, all_layers))
+
+
+def _for_b(hint: str, read: Callable[[Any], Any], value: Any) -> Any:
+    """`read(value)` for an option of B's that reads as its option for both sides does;
+    a usage error names `hint`, the option given."""
+    try:
+        return read(value)
+    except click.BadParameter as exc:
+        exc.param_hint = hint
+        raise
+
+
 @main.command()
 @limit_options
 @param_options
