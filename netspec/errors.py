@@ -10,17 +10,22 @@ from __future__ import annotations
 import difflib
 import reprlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """A 1-based position in a spec file."""
+    """A 1-based position in a spec file, and where the text it is about ends (the line and
+    column just past its last character; 0 when unknown: an empty range at the start).
+    A mapping or list written in block style ends where its first key or item does, so
+    an editor underlines `conv2d` of a layer, not every line of it."""
 
     file: str
     line: int
     column: int
+    end_line: int = field(default=0, compare=False)
+    end_column: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -48,13 +53,11 @@ class Diagnostic:
         return f"{self.where}: {self.severity}: {self.text}"
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "file": self.where.file,
-            "line": self.where.line,
-            "column": self.where.column,
-            "path": self.path,
-            "message": self.message,
-        }
+        out: dict[str, object] = {"file": self.where.file, "line": self.where.line,
+                                  "column": self.where.column}
+        if self.where.end_line:
+            out["end_line"], out["end_column"] = self.where.end_line, self.where.end_column
+        out["path"], out["message"] = self.path, self.message
         if self.hint:
             out["hint"] = self.hint
         if self.code:

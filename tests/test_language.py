@@ -365,3 +365,19 @@ def test_reading_every_piece_at_once_is_an_error(spec_text):
     assert "the layer before it, `chunk1`, has 3 outputs (`chunk1.0`, `chunk1.1`, `chunk1.2`)" \
         in error.message
     assert error.hint == "name the one it reads: `from: chunk1.0`"
+
+
+@pytest.mark.parametrize(("line", "word"), [
+    ("  - conv2d: {out: 8, kernal: 3}", "kernal"),             # an unknown key: the key
+    ("  - conv2d: {out: 8, kernel: 9}", "9"),                  # a bad value: the value
+    ("  - linaer: 10", "linaer"),                              # an unknown op: its name
+    ("  - conv2d: {out: 8, kernel: 3, stride: [1, 1, 1]}", "[1, 1, 1]"),  # a flow list: all of it
+])
+def test_an_error_ends_where_the_text_it_is_about_ends(line: str, word: str):
+    text = f"input: [3, 4, 4]\nlayers:\n{line}\n"
+    errors = netspec.api.diagnose(text)[2]
+    assert len(errors) == 1
+    where = errors[0].where
+    start = line.index(word) + 1
+    assert (where.line, where.column, where.end_line, where.end_column) == \
+        (3, start, 3, start + len(word))

@@ -192,7 +192,18 @@ class Source:
         if node is None:  # a dict given as data (no position), else the document's start
             known = self.text is not None or self.data is None
             return Where(self.file, int(known), int(known))
-        return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        end = _first_line_end(node)
+        return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                     end.line + 1, end.column + 1)
+
+
+def _first_line_end(node: yaml.Node) -> yaml.Mark:
+    """Where the text of `node` ends: a scalar's or a flow collection's end, a block
+    collection's first key or item's (its other lines are told apart by their own nodes)."""
+    while isinstance(node, yaml.CollectionNode) and not node.flow_style and node.value:
+        first = node.value[0]
+        node = first[0] if isinstance(node, yaml.MappingNode) else first
+    return node.end_mark
 
 
 def _child(node: yaml.Node, key: Hashable) -> yaml.Node | None:
