@@ -540,8 +540,9 @@ def _layer_lines(rows: Sequence[LayerDiff]) -> list[str]:
         return "  ".join(c.rjust(w) if k in _RIGHT else c.ljust(w)
                          for k, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
 
-    rule = "─" * len(line(_HEADER))
-    return [line(_HEADER), rule, *map(line, cells[1:]), rule]
+    lines = [*map(line, cells)]
+    rule = "─" * max(map(len, lines))
+    return [lines[0], rule, *lines[1:], rule]
 
 
 def _cells(row: LayerDiff) -> tuple[str, ...]:
