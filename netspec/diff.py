@@ -377,10 +377,7 @@ def _pairs(a: Sequence[Item], b: Sequence[Item]) -> list[tuple[int, int]]:
     n, m = len(a), len(b)
     if not n or not m:
         return []
-    ids: dict[Hashable, int] = {}
-    ops_a, ops_b = ([ids.setdefault((x.block, x.op), len(ids)) for x in s] for s in (a, b))
-    defs_a, defs_b = ([ids.setdefault(x.definition, len(ids)) for x in s] for s in (a, b))
-    names_a, names_b = ([ids.setdefault(("name", x.name), len(ids)) for x in s] for s in (a, b))
+    (ops_a, defs_a, names_a), (ops_b, defs_b, names_b) = _interned(a, b)
     width = max(n, m) if n * m <= FULL else abs(n - m) + BAND
     unreachable = -1
     prev = [unreachable] * (m + 1)
@@ -408,6 +405,17 @@ def _pairs(a: Sequence[Item], b: Sequence[Item]) -> list[tuple[int, int]]:
         prev = cur
         moves.append((lo, move))
     return _traced(moves, n, m)
+
+
+def _interned(a: Sequence[Item], b: Sequence[Item]) -> list[tuple[list[int], ...]]:
+    """Each side's ops, definitions and names as small ints, equal where they are equal
+    (the alignment compares them for every pair of layers)."""
+    ids: dict[Hashable, int] = {}
+    keys: tuple[Callable[[Item], Hashable], ...] = (
+        lambda x: ("op", x.block, x.op), lambda x: ("definition", x.definition),
+        lambda x: ("name", x.name))
+    return [tuple([ids.setdefault(key(x), len(ids)) for x in side] for key in keys)
+            for side in (a, b)]
 
 
 def _band(i: int, n: int, m: int, width: int) -> tuple[int, int]:
@@ -472,8 +480,9 @@ def _item(report: Report, row: Row, layers: Mapping[str, LayerReport]) -> Item:
 def _layer_args(node: Node) -> dict[str, Any]:
     """A layer's definition: its op's arguments as the spec names them, and its `init`,
     `frozen` and `tie` when set."""
-    args = {} if node.op is None else node.op.model_dump(mode="json", by_alias=True,
-                                                         exclude={"op"})
+    fields = {} if node.op is None else type(node.op).model_fields
+    args = {field.alias or key: _jsonable(getattr(node.op, key))
+            for key, field in fields.items() if key != "op"}
     extra = {"init": node.init, "frozen": node.frozen or None, "tie": node.tie}
     return {**args, **{k: _jsonable(v) for k, v in extra.items() if v is not None}}
 
@@ -556,8 +565,12 @@ def _cells(row: LayerDiff) -> tuple[str, ...]:
 
 
 def _either(a: Item | None, b: Item | None, text: Callable[[Item], str]) -> str:
-    """The side's value where one side has the layer or both agree, else `A's → B's`."""
-    shown = [text(i) for i in (a, b) if i is not None]
+    """The side's value where one side has the layer, else `_arrow` of both."""
+    return _arrow([text(i) for i in (a, b) if i is not None])
+
+
+def _arrow(shown: list[str]) -> str:
+    """One text where all agree, else `A's → B's`."""
     return shown[0] if len(set(shown)) == 1 else " → ".join(shown)
 
 
@@ -594,12 +607,8 @@ def _total_lines(totals: Sequence[Total], a: Report, b: Report) -> list[str]:
              for r in rows]
     for title, (x, y) in (("inputs", (a.inputs, b.inputs)), ("outputs", (a.outputs, b.outputs))):
         shown = [", ".join(f"{n} {_dims(s)}" for n, s in side.items()) for side in (x, y)]
-        lines.append(f"{title.ljust(widths[0])}  {_either_text(*shown)}")
+        lines.append(f"{title.ljust(widths[0])}  {_arrow(shown)}")
     return lines
-
-
-def _either_text(a: str, b: str) -> str:
-    return a if a == b else f"{a} → {b}"
 
 
 def _signed(n: int) -> str:
