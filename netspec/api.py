@@ -24,7 +24,9 @@ from netspec.spec.library import collect_blocks
 from netspec.spec.source import Source, read_source
 from netspec.spec.validation import diagnostics, document_locator
 
-SpecSource = str | Path | Mapping[str, Any] | Spec
+SpecSource = str | Path | Mapping[str, Any] | Spec | Source
+"""A spec: a path, YAML text, a mapping, a loaded Spec, or YAML already read (a `Source`:
+an editor's text under its file's name, `read_source(path, text)`)."""
 Params = Mapping[str, Any]
 """Parameter values by name, each read as a default in the spec's `params:` is."""
 
@@ -297,7 +299,7 @@ def _expand(spec: Spec) -> list[Diagnostic]:
     return _once(expander.errors)
 
 
-def _parse(source: str | Path | Mapping[str, Any], choice: Choice
+def _parse(source: str | Path | Mapping[str, Any] | Source, choice: Choice
            ) -> tuple[Spec | None, list[Diagnostic]]:
     try:
         src = _read(source)
@@ -379,7 +381,9 @@ def _reads_alike(graph: Graph, declared: Mapping[str, Shape], inputs: Mapping[st
                for (node, dim), read in graph.shape_reads.items())
 
 
-def _read(source: str | Path | Mapping[str, Any]) -> Source:
+def _read(source: str | Path | Mapping[str, Any] | Source) -> Source:
+    if isinstance(source, Source):
+        return source
     if not isinstance(source, str | Path | Mapping):
         raise TypeError(f"a spec is a path, YAML text, a mapping or a Spec; found "
                         f"{type(source).__name__}")

@@ -533,6 +533,26 @@ def schema(output: Any) -> None:
     output.write(json.dumps(spec_schema(), indent=2) + "\n")
 
 
+@main.command(name="lsp")
+def lsp_command() -> None:
+    """Serve the language server (LSP) on stdin/stdout, for editors: errors, shapes,
+    hover, completion, definitions and renames as you type (needs `netspec[lsp]`)."""
+    lsp_main()
+
+
+def lsp_main() -> None:
+    """`netspec lsp`, also installed as `netspec-lsp` for editors that start a server by
+    the path of one program, with no arguments."""
+    try:
+        from netspec.lsp.server import main as serve
+    except ImportError as exc:
+        click.echo(f"error: netspec lsp needs pygls ({exc}); install it with "
+                   "pip install 'netspec[lsp]'", err=True)
+        sys.exit(1)
+    gc.enable()  # a server runs for hours: its garbage is collected as usual
+    serve()
+
+
 def _overrides(inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> Any:
     if not inputs:
         return None

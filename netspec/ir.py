@@ -86,6 +86,8 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     groups: dict[str, Group] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    """The spec's parameters as the expansion evaluated them (set, scaled or default)."""
     shape_reads: dict[tuple[str, int | None], Any] = field(default_factory=dict)
     """The layers' shapes blocks read while expanding: (layer, dim; None for the whole
     shape) -> the value read. The graph is the one for input shapes at which the layers

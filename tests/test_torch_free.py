@@ -1,5 +1,5 @@
-"""`netspec check`, `netspec diff` and the analysis API never import torch: checking must stay
-instant."""
+"""`netspec check`, `netspec diff`, the language server and the analysis API never import
+torch: checking must stay instant."""
 
 from __future__ import annotations
 
@@ -30,3 +30,38 @@ def test_the_check_and_diff_commands_do_not_import_torch(command):
                          text=True)
     assert out.returncode == 0, out.stderr
     assert out.stderr.strip().splitlines()[-1] == "False"
+
+
+SERVE_WITHOUT_TORCH = """
+import json, sys
+from pathlib import Path
+from netspec.lsp.server import server
+
+class Sink:
+    def __init__(self): self.messages = []
+    def write(self, data): self.messages.append(json.loads(data.split(b"\\r\\n\\r\\n", 1)[1]))
+    def close(self): pass
+
+sink = Sink()
+server.protocol.set_writer(sink)
+def send(message):
+    server.protocol.handle_message(server.protocol.structure_message({"jsonrpc": "2.0", **message}))
+path = Path(sys.argv[1])
+doc = {"uri": path.as_uri()}
+send({"id": 0, "method": "initialize", "params": {"processId": None, "capabilities": {}}})
+send({"method": "textDocument/didOpen", "params": {"textDocument": {
+    **doc, "languageId": "yaml", "version": 1, "text": path.read_text()}}})
+at = {"textDocument": doc, "position": {"line": 6, "character": 5}}
+send({"id": 1, "method": "textDocument/hover", "params": at})
+send({"id": 2, "method": "textDocument/completion", "params": at})
+send({"id": 3, "method": "textDocument/inlayHint", "params": {"textDocument": doc, "range": {
+    "start": {"line": 0, "character": 0}, "end": {"line": 99, "character": 0}}}})
+answered = sorted(m["id"] for m in sink.messages if "id" in m and m.get("result"))
+print(answered, "torch" in sys.modules)
+"""
+
+
+def test_the_server_does_not_import_torch():
+    out = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_TORCH, str(SPEC)],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[0,", "1,", "2,", "3]", "False"]

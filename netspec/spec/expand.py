@@ -180,7 +180,7 @@ class Expander:
         self.input_count = len(input_shapes)
         layers = _raw(doc, "layers", self.spec.layers)
         if self.certainly_too_many(layers):
-            return Graph(self.spec.name, self.nodes, list(input_shapes), [], self.groups)
+            return Graph(self.spec.name, self.nodes, list(input_shapes), [], self.groups, {})
         env = self.chosen_params(doc)
         self.globals = env
         top = _Scope("", env, {n: n for n in input_shapes}, next(iter(input_shapes)),
@@ -197,7 +197,7 @@ class Expander:
                            f"`{name}` is listed twice in `outputs`", "list each output once",
                            code="duplicate-output")
         return Graph(self.spec.name, self.nodes, list(input_shapes),
-                     [o for o in outputs if o], self.groups, dict(self.shape_reads))
+                     [o for o in outputs if o], self.groups, env, dict(self.shape_reads))
 
     # -- layer lists -------------------------------------------------------------------
 

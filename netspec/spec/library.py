@@ -86,7 +86,9 @@ class _Collector:
     def __init__(self, root: Source):
         path = Path(root.file)
         self.root = path.name
-        self.folder = path.resolve().parent if path.is_file() else None
+        # a file, or an editor's buffer named by its absolute path (saved or not yet)
+        known = path.is_file() or (path.is_absolute() and path.parent.is_dir())
+        self.folder = path.resolve().parent if known else None
         self.limits = limits.current()
         self.blocks: dict[str, BlockSource] = {}
         self.errors: list[Diagnostic] = []

@@ -11,6 +11,8 @@ and shapes.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -198,3 +200,53 @@ def _expression_items(node: dict[str, Any]) -> dict[str, Any]:
     if node.get("type") == "array" and isinstance(node.get("items"), dict):
         return {**node, "items": _allow_expression(node["items"])}
     return node
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """One argument of an op, as an editor shows it: `kernel`, `int ≥ 1, or a list`."""
+
+    name: str
+    type: str
+    default: str | None
+    """The default as YAML writes it; None when the argument is required."""
+
+
+def arguments(cls: type[Op]) -> list[Argument]:
+    """The op's arguments in the order its model declares them, each with its type and
+    default (from the same JSON Schema `netspec schema` gives editors)."""
+    schema = cls.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    return [Argument(name, _type_text(prop),
+                     None if name in required else _yaml_text(prop.get("default")))
+            for name, prop in schema["properties"].items() if name != "op"]
+
+
+def description(cls: type[Op]) -> str:
+    """The first paragraph of the op's docstring, on one line."""
+    text = (cls.__doc__ or cls.kind()).strip().split("\n\n")[0]
+    return " ".join(text.split())
+
+
+def _type_text(prop: dict[str, Any]) -> str:
+    """A JSON Schema type in words: `int ≥ 1`, `bool`, `one of nearest, bilinear`."""
+    if "anyOf" in prop:
+        kinds = [_type_text(p) for p in prop["anyOf"] if p.get("type") != "null"]
+        return " or ".join(dict.fromkeys(kinds))
+    if "enum" in prop:
+        return "one of " + ", ".join(str(v) for v in prop["enum"])
+    kind = prop.get("type")
+    if kind == "array":
+        return f"list of {_type_text(prop.get('items', {}))}"
+    word = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}.get(
+        str(kind), str(kind or "any"))
+    for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
+                      ("exclusiveMaximum", "<")):
+        if key in prop:
+            word += f" {sign} {prop[key]}"
+    return word
+
+
+def _yaml_text(value: Any) -> str:
+    """A default as YAML writes it (`null`, `true`, `[1, 1]`, `zeros`)."""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -9,14 +9,16 @@ keeps a link to its node, so any value found wrong later can be traced back to i
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import re
 import stat
 import sys
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 import yaml
@@ -216,6 +218,21 @@ def _child(node: yaml.Node, key: Hashable) -> yaml.Node | None:
     return None
 
 
+_EDITED: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("edited",
+                                                                                    default=MappingProxyType({}))
+
+
+@contextlib.contextmanager
+def editing(texts: Mapping[str, str]) -> Iterator[None]:
+    """Within it, `read_source` reads these texts instead of the files at their paths
+    (absolute, resolved): an editor's unsaved buffers, as `use:` should see them."""
+    token = _EDITED.set(texts)
+    try:
+        yield
+    finally:
+        _EDITED.reset(token)
+
+
 def read_source(origin: str | Path, text: str | None = None) -> Source:
     """Parse YAML text (read from `origin` when `text` is None) into a positioned `Source`.
 
@@ -224,6 +241,8 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     """
     file = str(origin)
     max_bytes = limits.current().spec_bytes
+    if text is None and _EDITED.get():
+        text = _EDITED.get().get(str(Path(origin).resolve()))
     if text is None:
         try:
             raw = _read_file(origin, max_bytes + 1)
