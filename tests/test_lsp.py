@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+import yaml
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
+from tiers import zoo
 
 import netspec
 
@@ -394,3 +396,32 @@ async def test_an_edit_of_a_comment_or_a_used_file_is_seen(client: LanguageClien
         f"# 3x16x16 -> 8x12x12, {8 * (3 * 25 + 1)} params"
     closed(client, block_uri)
     closed(client, spec_uri)
+
+
+def item_lines(path: Path) -> list[int]:
+    """The 1-based line of each item of a spec's top-level `layers:` list (read by PyYAML)."""
+    root = yaml.compose(path.read_text())
+    layers = next(v for k, v in root.value if k.value == "layers")
+    return [item.start_mark.line + 1 for item in layers.value]
+
+
+@pytest.mark.parametrize("path", zoo(sorted(SPECS.glob("*.yaml"))), ids=lambda p: p.stem)
+async def test_every_zoo_spec_is_served(client: LanguageClient, path: Path):
+    """Diagnostics are check's warnings, every layer line has a hint and a hover, and the
+    outline lists every layer entry and block."""
+    report = netspec.check(path)
+    uri = await opened(client, path)
+    assert len(client.diagnostics[uri]) == len(report.warnings)
+    assert not [d for d in client.diagnostics[uri] if d.severity == types.DiagnosticSeverity.Error]
+    lines = item_lines(path)
+    found = await hints(client, uri, 10_000)
+    assert set(lines) <= set(found)
+    for line in lines:
+        column = len(path.read_text().splitlines()[line - 1]) - len(
+            path.read_text().splitlines()[line - 1].lstrip()) + 3
+        assert await hover(client, uri, line, column), line
+    outline = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        types.TextDocumentIdentifier(uri)))
+    own = yaml.safe_load(path.read_text()).get("blocks", {})
+    assert len(outline) == len(lines) + len(own)
+    closed(client, uri)
