@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 
 from netspec import limits
 from netspec.errors import Diagnostic, Where
 from netspec.ir import Graph, Node
-from netspec.ops import RF, Cost, Input, Op, ShapeError, Tensor
+from netspec.ops import RF, Cost, Input, Note, Op, ShapeError, Tensor
 from netspec.ops.base import ids_out
 from netspec.report import LayerReport, Report
 from netspec.shapes import Shape
@@ -21,18 +22,54 @@ from netspec.shapes import Shape
 BIG_LINEAR_SHARE = 0.5  # a linear layer holding more than this share of all parameters
 
 
-def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the analysis found for one layer, with what it depended on: the op, its input
+    tensors and their receptive fields, and its tie (see `analyse`'s `previous`)."""
+
+    op: Op
+    tensors: tuple[Tensor, ...]
+    fields_in: tuple[RF | None, ...]
+    tie: str | None
+    largest: int
+    shape: Shape
+    vocab: int | None
+    cost: Cost
+    weight: Shape | None
+    field: RF | None
+    notes: tuple[Note, ...]
+    rf: dict[str, list[int | float]] | None
+    """`field` as the report's JSON gives it."""
+    torch: str | None
+
+    def holds_for(self, op: Op, tensors: tuple[Tensor, ...], fields_in: tuple[RF | None, ...],
+                  tie: str | None, largest: int) -> bool:
+        """Whether a layer of this op, inputs and tie would find the same (an untied one:
+        a tie reads another layer's weight)."""
+        return (tie is None and self.tie is None and largest == self.largest
+                and self.tensors == tensors and self.fields_in == fields_in
+                and (self.op is op or self.op == op))
+
+
+def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None,
+            previous: Report | None = None) -> Report:
     """Infer every node's shape, cost and receptive field; collect errors and warnings.
 
     `inputs` overrides declared input shapes by name. Errors never stop the pass: a layer
     whose inputs failed is skipped silently, so each independent mistake is reported once.
     A layer whose output or weights pass the limit `tensor_elements` is an error too.
+
+    `previous`, a report of an earlier graph of the same spec (before an edit), lends its
+    findings to each layer of the same name whose op, inputs (shapes, sources, fields) and
+    tie are the same: only what an edit changed is analysed again (the language server).
     """
     largest = limits.current().tensor_elements
     shapes: dict[str, Shape] = {}
     fields: dict[str, RF | None] = {}
     vocabs: dict[str, int | None] = {}
     weights: dict[str, Shape | None] = {}
+    before = previous.steps if previous is not None else {}
+    steps: dict[str, Step] = {}
     rows: list[LayerReport] = []
     errors: list[Diagnostic] = []
     said: set[tuple[Where, str]] = set()
@@ -49,23 +86,25 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
             continue
         if isinstance(op, Input):
             op = op.model_copy(update={"shape": tuple(overrides.get(node.name, op.shape))})
-        tensors = [Tensor(shapes[i], i, i in graph.inputs, fields[i] is not None, vocabs[i])
-                   for i in node.inputs]
-        settled = settle(graph, node, op, tensors, weights, largest)
-        if isinstance(settled, Diagnostic):
-            if (settled.where, settled.message) not in said:  # the pieces of one `chunk` entry
-                said.add((settled.where, settled.message))
-                errors.append(settled)
+        tensors = tuple(Tensor(shapes[i], i, i in graph.inputs, fields[i] is not None, vocabs[i])
+                        for i in node.inputs)
+        fields_in = tuple(fields[i] for i in node.inputs)
+        step = before.get(node.name)
+        if step is None or not step.holds_for(op, tensors, fields_in, node.tie, largest):
+            step = _step(graph, node, op, tensors, fields_in, weights, largest)
+        if isinstance(step, Diagnostic):
+            if (step.where, step.message) not in said:  # the pieces of one `chunk` entry
+                said.add((step.where, step.message))
+                errors.append(step)
             continue
-        y, vocabs[node.name], cost = settled
-        x = [t.shape for t in tensors]
-        shapes[node.name] = y
-        fields[node.name] = op.receptive_field([fields[i] for i in node.inputs], x, y)
-        for note in op.notes(tensors, y):
+        steps[node.name] = step
+        shapes[node.name], vocabs[node.name], fields[node.name] = step.shape, step.vocab, step.field
+        weights[node.name] = step.weight
+        for note in step.notes:
             warnings.append(Diagnostic(node.loc.at(note.key), node.name, note.message,
                                        severity="warning", code=note.code))
         if node.name not in graph.inputs:
-            rows.append(_row(node, cost, x, y, fields[node.name]))
+            rows.append(_row(node, step))
     report = Report(
         name=graph.name,
         inputs={n: shapes[n] for n in graph.inputs if n in shapes},
@@ -74,10 +113,25 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None) -> Report:
         graph=graph,
         errors=sorted(errors, key=_position),
         warnings=warnings,
+        steps=steps,
     )
     report.warnings.extend(_big_linear(report, graph))
     report.warnings.sort(key=_position)
     return report
+
+
+def _step(graph: Graph, node: Node, op: Op, tensors: tuple[Tensor, ...],
+          fields_in: tuple[RF | None, ...], weights: dict[str, Shape | None], largest: int
+          ) -> Step | Diagnostic:
+    """One layer analysed: `settle`, then its receptive field and notes."""
+    settled = settle(graph, node, op, list(tensors), weights, largest)
+    if isinstance(settled, Diagnostic):
+        return settled
+    y, vocab, cost = settled
+    field = op.receptive_field(list(fields_in), [t.shape for t in tensors], y)
+    return Step(op, tensors, fields_in, node.tie, largest, y, vocab, cost, weights[node.name],
+                field, tuple(op.notes(list(tensors), y)), _rf_json(field),
+                op.torch_module(len(tensors)))
 
 
 def settle(graph: Graph, node: Node, op: Op, tensors: list[Tensor],
@@ -176,15 +230,14 @@ def output_of(node: Node, op: Op, tensors: list[Tensor]) -> tuple[Shape, int | N
     return y, vocab
 
 
-def _row(node: Node, cost: Cost, x: list[Shape], shape: Shape, rf: RF | None) -> LayerReport:
-    op = node.op
-    assert op is not None
+def _row(node: Node, step: Step) -> LayerReport:
+    cost = step.cost
     return LayerReport(
-        name=node.name, op=op.kind(), torch=op.torch_module(len(node.inputs)),
-        inputs=list(node.inputs), shape=shape,
-        params=cost.params, trainable=0 if node.frozen else cost.params, buffers=cost.buffers,
-        macs=cost.macs, bias_adds=cost.bias_adds, rf=_rf_json(rf), node=node,
-        attention_macs=cost.attention_macs, scores=cost.scores, input_shapes=tuple(x),
+        name=node.name, op=step.op.kind(), torch=step.torch, inputs=list(node.inputs),
+        shape=step.shape, params=cost.params, trainable=0 if node.frozen else cost.params,
+        buffers=cost.buffers, macs=cost.macs, bias_adds=cost.bias_adds, rf=step.rf, node=node,
+        attention_macs=cost.attention_macs, scores=cost.scores,
+        input_shapes=tuple(t.shape for t in step.tensors),
     )
 
 

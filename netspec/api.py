@@ -233,11 +233,14 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
 
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
              fuse_bn: bool = False, limits: Limits | None = None, *,
-             params: Params | None = None, scale: str | None = None, sizes: bool = False
+             params: Params | None = None, scale: str | None = None, sizes: bool = False,
+             previous: Report | None = None
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw). With
-    `sizes`, a report without errors holds the input sizes that work (see `check`)."""
+    `sizes`, a report without errors holds the input sizes that work (see `check`).
+    `previous`, the report of an earlier text of the spec (an editor's, before an edit):
+    the layers an edit left alone are taken from it, not analysed again."""
     spec, errors = parse(source, limits, params=params, scale=scale)
     if spec is None:
         return None, None, errors
@@ -247,7 +250,8 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
             graph = graph_for(spec, overrides)
         except SpecError as exc:
             return spec, None, [*errors, *exc.errors]
-        report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides)
+        report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides,
+                         None if fuse_bn else previous)
         if (sizes or (spec.sizes() and not overrides)) and not errors and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)

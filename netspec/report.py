@@ -14,6 +14,7 @@ from netspec.ir import Graph, Node
 from netspec.shapes import Shape
 
 if TYPE_CHECKING:
+    from netspec.analysis import Step
     from netspec.sizes import DimSizes, Formulas
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -119,6 +120,9 @@ class Report:
     sizes: list[DimSizes] | None = None
     """When asked for (`check(..., sizes=True)`): per input dimension, the sizes that work
     and those that read every row (netspec.sizes); its JSON is `sizes`."""
+    steps: dict[str, Step] = field(default_factory=dict, repr=False)
+    """Each analysed layer's findings with what they depended on, for the next analysis
+    of the spec after an edit (`analyse(..., previous=report)`)."""
 
     @property
     def token_inputs(self) -> dict[str, int]:

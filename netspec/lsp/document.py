@@ -115,7 +115,7 @@ def analyse(path: str, text: str, edited: Mapping[str, str] | None = None,
     if is_library(source.data):
         return _library(path, text, source)
     with editing(edited or {}):
-        spec, report, errors = diagnose(source)
+        spec, report, errors = diagnose(source, previous=previous.report if previous else None)
     found = [*errors, *(report.warnings if report else [])]
     if spec is None or spec._graph is None:
         return Analysis(path, text, found, spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 from netspec import limits
 from netspec.errors import Diagnostic, SpecError, clipped
 from netspec.spec.document import BlockDef, Identifier, Spec, _Strict
-from netspec.spec.source import Source, not_regular, read_source
+from netspec.spec.source import Source, edited_text, not_regular, read_bytes, read_source
 from netspec.spec.validation import diagnostics, document_locator
 
 
@@ -69,13 +69,49 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def collect_blocks(spec: Spec, source: Source) -> tuple[dict[str, BlockSource], list[Diagnostic]]:
-    """Every block the spec can call: its own, over those of the files it uses."""
+    """Every block the spec can call: its own, over those of the files it uses.
+
+    A used file is read once while it stays the same (on disk, or in an editor's buffer):
+    its blocks keep the instances they expanded (`BlockSource.instances`), so the next load
+    of a spec that uses it (the next keystroke in an editor) replays them. Not where one
+    of the spec's own blocks takes a name a used block may call: that block could differ."""
     collector = _Collector(source)
     with contextlib.suppress(_TooManyIncludes):  # reported; the blocks found so far are kept
         collector.visit(source, spec.use, ())
     raw = source.data.get("blocks", {}) if isinstance(source.data, dict) else {}
     own = {name: BlockSource(block, source, raw.get(name)) for name, block in spec.blocks.items()}
-    return {**collector.blocks, **own}, collector.errors
+    used = collector.blocks
+    if any(own.keys() & block.words for block in used.values()):
+        used = {name: replace(block, instances={}) for name, block in used.items()}
+    return {**used, **own}, collector.errors
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A block file as read, while its stamp stays the same."""
+
+    stamp: tuple[Any, ...] | None
+    source: Source
+    library: Library
+    blocks: dict[str, BlockSource]
+
+
+_READS: dict[Path, _Read] = {}
+READS_KEPT = 64
+"""Block files kept read (the least recently read are dropped first)."""
+
+
+def _stamp(path: Path) -> tuple[Any, ...] | None:
+    """The file's text: an editor's, or its bytes (reading them costs a fraction of
+    parsing them; a modification time can miss a quick rewrite); None when it cannot be
+    read (then `read_source` says why)."""
+    text = edited_text(path)
+    if text is not None:
+        return ("edited", text)
+    try:
+        return ("file", read_bytes(path, limits.current().spec_bytes + 1))
+    except (OSError, ValueError):
+        return None
 
 
 class _TooManyIncludes(Exception):
@@ -129,26 +165,36 @@ class _Collector:
 
     def read(self, path: Path, chain: tuple[Path, ...]) -> None:
         """Read the block file `path` and, through its own `use:`, those it uses."""
-        try:
-            used = read_source(path)
-            library = Library.model_validate(used.data if used.data is not None else {})
-        except SpecError as exc:
-            self.errors.extend(exc.errors)
-            return
-        except ValidationError as exc:
-            self.errors.extend(diagnostics(exc, Library, "a block file", "",
-                                           document_locator(used)))
-            return
-        self.visit(used, library.use, (*chain, path))
-        raw = used.data.get("blocks", {}) if isinstance(used.data, dict) else {}
-        for name, block in library.blocks.items():
+        stamp = _stamp(path)
+        known = _READS.get(path)
+        if known is None or known.stamp != stamp or stamp is None:
+            try:
+                used = read_source(path)
+                library = Library.model_validate(used.data if used.data is not None else {})
+            except SpecError as exc:
+                self.errors.extend(exc.errors)
+                return
+            except ValidationError as exc:
+                self.errors.extend(diagnostics(exc, Library, "a block file", "",
+                                               document_locator(used)))
+                return
+            raw = used.data.get("blocks", {}) if isinstance(used.data, dict) else {}
+            known = _Read(stamp, used, library, {
+                name: BlockSource(block, used, raw.get(name))
+                for name, block in library.blocks.items()})
+            _READS[path] = known
+            while len(_READS) > READS_KEPT:
+                del _READS[next(iter(_READS))]
+        used = known.source
+        self.visit(used, known.library.use, (*chain, path))
+        for name, block in known.blocks.items():
             earlier = self.blocks.get(name)
             if earlier is not None and earlier.source.file != used.file:
                 self.errors.append(Diagnostic(
-                    used.where(raw, name), "", f"block `{name}` is defined in both "
-                    f"{earlier.source.file} and {used.file}", code="duplicate-block"))
+                    used.where(used.data["blocks"], name), "", f"block `{name}` is defined in "
+                    f"both {earlier.source.file} and {used.file}", code="duplicate-block"))
                 continue
-            self.blocks[name] = BlockSource(block, used, raw.get(name))
+            self.blocks[name] = block
 
     def resolve(self, source: Source, index: int, ref: str, chain: tuple[Path, ...]) -> Path | None:
         """The file `ref` names, or None after an error (outside the allowed folders, a

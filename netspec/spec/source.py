@@ -233,6 +233,11 @@ def editing(texts: Mapping[str, str]) -> Iterator[None]:
         _EDITED.reset(token)
 
 
+def edited_text(path: Path) -> str | None:
+    """The editor's text of the file at `path` (absolute, resolved) while `editing`."""
+    return _EDITED.get().get(str(path)) if _EDITED.get() else None
+
+
 def read_source(origin: str | Path, text: str | None = None) -> Source:
     """Parse YAML text (read from `origin` when `text` is None) into a positioned `Source`.
 
@@ -245,7 +250,7 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
         text = _EDITED.get().get(str(Path(origin).resolve()))
     if text is None:
         try:
-            raw = _read_file(origin, max_bytes + 1)
+            raw = read_bytes(origin, max_bytes + 1)
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
             message = f"cannot read spec: {getattr(exc, 'strerror', None) or exc}"
             raise SpecError([Diagnostic(Where(file, 1, 1), "", message)]) from None
@@ -314,7 +319,7 @@ def not_regular(mode: int) -> str | None:
     return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
-def _read_file(path: str | Path, size: int) -> bytes:
+def read_bytes(path: str | Path, size: int) -> bytes:
     """At most `size` bytes of the regular file `path`; OSError for anything else. The file
     is checked before it is opened and again once open (it may have been swapped), and
     opened without blocking, so a named pipe cannot hang the reader."""
