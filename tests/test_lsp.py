@@ -15,6 +15,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from tiers import zoo
 
 import netspec
+from netspec.lsp.complete import LAYER_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -422,6 +423,32 @@ async def test_every_zoo_spec_is_served(client: LanguageClient, path: Path):
         assert await hover(client, uri, line, column), line
     outline = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
         types.TextDocumentIdentifier(uri)))
-    own = yaml.safe_load(path.read_text()).get("blocks", {})
+    document = yaml.safe_load(path.read_text())
+    own = document.get("blocks", {})
     assert len(outline) == len(lines) + len(own)
+    for line, item in zip(lines, document["layers"], strict=True):
+        kind = item if isinstance(item, str) else next(k for k in item if k not in LAYER_KEYS)
+        column = column_of(path.read_text(), line, kind) + 1
+        found = await client.text_document_definition_async(types.DefinitionParams(
+            types.TextDocumentIdentifier(uri), types.Position(line - 1, column - 1)))
+        assert len(found) == 1, (line, kind)
+        if kind not in netspec.ops.OPS:  # a block call: its definition, in whichever file
+            target = Path(found[0].uri.removeprefix("file://"))
+            assert target.read_text().splitlines()[found[0].range.start.line].strip().startswith(
+                f"{kind}:")
+    text = path.read_text().splitlines(keepends=True)
+    dash = text[lines[0] - 1].index("-")  # a new first item of `layers:`, as the others
+    await edited(client, uri, "".join([*text[:lines[0] - 1], " " * dash + "- \n",
+                                       *text[lines[0] - 1:]]))
+    offered = await complete(client, uri, lines[0], dash + 3)
+    assert set(netspec.ops.OPS) | {k for k, _ in _blocks_of(path)} <= set(offered)
     closed(client, uri)
+
+
+def _blocks_of(path: Path) -> list[tuple[str, Path]]:
+    """The blocks a spec can call (its own and its used files'), read with PyYAML."""
+    document = yaml.safe_load(path.read_text())
+    found = [(name, path) for name in document.get("blocks", {})]
+    for used in document.get("use", []):
+        found += _blocks_of(path.parent / used)
+    return found

@@ -344,7 +344,7 @@ def definition(path: str, text: str, analyses: list[Analysis], line: int, column
     if found.kind == "reference" and found.reference is not None:
         return [found.reference.target]
     if found.kind == "block" or (found.entry is not None and found.entry.kind in index.blocks
-                                 and found.kind == "layer"):
+                                 and found.kind in ("layer", "line")):
         name = found.name or (found.entry.kind if found.entry else "")
         return [index.blocks[name]] if name in index.blocks else []
     if found.kind == "param" and found.param is not None:
