@@ -81,6 +81,12 @@ class Analysis:
         return {a + k + 1: b + k + 1 for a, b, size in matcher.get_matching_blocks()
                 for k in range(size)}
 
+    def line_before(self, text: str, line: int) -> int | None:
+        """The line of this analysis's text that `line` of `text` was (None: a new one)."""
+        if text == self.text:
+            return line
+        return next((old for old, new in self.line_map(text).items() if new == line), None)
+
 
 NETSPEC_KEYS = frozenset({"input", "inputs", "layers", "blocks", "use"})
 

@@ -10,7 +10,7 @@ those of the open specs that use it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netspec.errors import Where
@@ -80,12 +80,8 @@ def find(path: str, text: str, analyses: list[Analysis], line: int, column: int)
 
 def _find(analysis: Analysis, path: str, text: str, line: int, column: int) -> Found | None:
     index = analysis.outline
-    if index is None:
-        return None
-    back = {new: old for old, new in analysis.line_map(text).items()} \
-        if analysis.path == path else None
-    old = back.get(line) if back is not None else line
-    if old is None:
+    old = analysis.line_before(text, line) if analysis.path == path else line
+    if index is None or old is None:
         return None
     for ref in index.references:
         if ref.where.file == path and _covers(ref.where, old, column):
@@ -217,17 +213,11 @@ def hover(path: str, text: str, analyses: list[Analysis], line: int, column: int
         return Hover(_param_markdown(found.param), found.where)
     assert found.entry is not None
     body = _layers_markdown(analysis, found.entry)
-    if found.kind == "layer" and found.entry.kind in OPS and _covers(found.entry.where, *_old(
-            analysis, path, text, line, column)):
+    old = analysis.line_before(text, line) if analysis.path == path else line
+    if found.kind == "layer" and found.entry.kind in OPS and old is not None and _covers(
+            found.entry.where, old, column):
         body += "\n\n---\n\n" + op_markdown(found.entry.kind)
     return Hover(body, found.where)
-
-
-def _old(analysis: Analysis, path: str, text: str, line: int, column: int) -> tuple[int, int]:
-    if analysis.path != path:
-        return line, column
-    back = {new: old for old, new in analysis.line_map(text).items()}
-    return back.get(line, line), column
 
 
 def _entry_defined_at(analysis: Analysis, where: Where) -> Entry | None:
@@ -451,13 +441,6 @@ def _text_at(analysis: Analysis, where: Where) -> str:
         return ""
     return lines[where.line - 1][where.column - 1:where.end_column - 1]
 
-
-def entries_in(analyses: list[Analysis], path: str) -> Iterator[tuple[Analysis, Entry]]:
-    """Every layer entry written in `path`, with the analysis that made it."""
-    for analysis in analyses:
-        for entry in analysis.outline.all_entries() if analysis.outline else ():
-            if entry.where.file == path:
-                yield analysis, entry
 
 
 # -- the outline of a file ------------------------------------------------------------
