@@ -452,3 +452,22 @@ def _blocks_of(path: Path) -> list[tuple[str, Path]]:
     for used in document.get("use", []):
         found += _blocks_of(path.parent / used)
     return found
+
+
+async def test_a_did_you_mean_hint_is_a_quick_fix(client: LanguageClient, tmp_path):
+    text = ("input: [1, 8, 8]\nparams: {width: 4}\nlayers:\n  - conv2d: {out: width, kernal: 3}\n"
+            "    name: stem\n  - linaer: 10\n  - add: [stme, input]\n")
+    uri = await opened(client, tmp_path / "typos.yaml", text)
+    fixed = text
+    for diagnostic in client.diagnostics[uri]:
+        actions = await client.text_document_code_action_async(types.CodeActionParams(
+            types.TextDocumentIdentifier(uri), diagnostic.range,
+            types.CodeActionContext([diagnostic])))
+        for action in actions or []:
+            (edit,) = action.edit.changes[uri]
+            line = fixed.splitlines()[edit.range.start.line]
+            fixed = fixed.replace(line, line[:edit.range.start.character] + edit.new_text
+                                  + line[edit.range.end.character:])
+    assert fixed == text.replace("kernal", "kernel").replace("linaer", "linear") \
+        .replace("stme", "stem")
+    closed(client, uri)

@@ -443,6 +443,21 @@ def _text_at(analysis: Analysis, where: Where) -> str:
 
 
 
+# -- quick fixes ----------------------------------------------------------------------
+
+_SUGGESTION = re.compile(r"did you mean (?:the block )?`([^`]+)`")
+
+
+def quick_fix(message: str, written: str) -> str | None:
+    """The word to write instead of `written` (the text a diagnostic underlines) when its
+    hint suggests one: only where the message quotes that very text, so that a hint about
+    another word than the one underlined is never applied to it."""
+    found = _SUGGESTION.search(message)
+    if found is None or not written or f"`{written}`" not in message or found.group(1) == written:
+        return None
+    return found.group(1)
+
+
 # -- the outline of a file ------------------------------------------------------------
 
 

@@ -252,6 +252,29 @@ def rename(ls: NetspecServer, params: types.RenameParams) -> types.WorkspaceEdit
         for file, places in edits.items()})
 
 
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+def code_action(ls: NetspecServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """A quick fix for each diagnostic whose hint says what was meant (`kernal` -> `kernel`)."""
+    document = ls.workspace.get_text_document(params.text_document.uri)
+    actions = []
+    for found in params.context.diagnostics:
+        span = found.range
+        if found.source != "netspec" or span.start.line != span.end.line:
+            continue
+        line = document.lines[span.start.line] if span.start.line < len(document.lines) else ""
+        start, end = (ls.workspace.position_codec.position_from_client_units(document.lines, p)
+                      for p in (span.start, span.end))
+        word = features.quick_fix(found.message, line[start.character:end.character])
+        if word is not None:
+            actions.append(types.CodeAction(
+                f"Replace with `{word}`", kind=types.CodeActionKind.QuickFix,
+                diagnostics=[found], is_preferred=True,
+                edit=types.WorkspaceEdit(changes={params.text_document.uri: [
+                    types.TextEdit(span, word)]})))
+    return actions
+
+
 _SYMBOLS = {"layer": types.SymbolKind.Field, "call": types.SymbolKind.Module,
             "block": types.SymbolKind.Class}
 
