@@ -471,3 +471,14 @@ async def test_a_did_you_mean_hint_is_a_quick_fix(client: LanguageClient, tmp_pa
     assert fixed == text.replace("kernal", "kernel").replace("linaer", "linear") \
         .replace("stme", "stem")
     closed(client, uri)
+
+
+async def test_completion_at_the_top_offers_the_spec_s_keys_once(client: LanguageClient, tmp_path):
+    text = "input: [1, 8, 8]\nlayers:\n  - flatten\npa\n"
+    uri = await opened(client, tmp_path / "top.yaml", text)
+    found = await client.text_document_completion_async(types.CompletionParams(
+        types.TextDocumentIdentifier(uri), types.Position(3, 2)))
+    labels = [i.label for i in found.items]
+    assert {"params", "blocks", "use", "train", "scales", "outputs"} <= set(labels)
+    assert len(labels) == len(set(labels))
+    closed(client, uri)

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from netspec.lsp.document import Analysis
-from netspec.lsp.features import dims, op_markdown
+from netspec.lsp.features import dims, op_markdown, without_comment
 from netspec.ops import OPS
 from netspec.spec.document import Spec
 from netspec.spec.expand import META
@@ -75,9 +75,7 @@ class _Line:
 
 
 def _parse_line(number: int, raw: str) -> _Line:
-    from netspec.lsp.features import _code
-
-    code = _code(raw).rstrip()
+    code = without_comment(raw).rstrip()
     return _Line(number, len(code) - len(code.lstrip()), code.strip())
 
 
@@ -134,8 +132,7 @@ def complete(path: str, text: str, analyses: list[Analysis], line: int, column: 
     if key_here is None:
         return _params(analysis, path, line) if _in_value(prefix) else []
     if not parents:
-        return [Item(k, "key", "spec key", _field_doc(Spec, k)) for k in Spec.model_fields
-                ] + [Item("train", "key", "training section", "how `netspec train` trains it")]
+        return [Item(k, "key", "spec key", _field_doc(Spec, k)) for k in Spec.model_fields]
     if key_here.group(1) is not None:  # `- word`: an item of a list
         owner = next((p.key for p in parents if p.key), None)
         if owner == "outputs":

@@ -385,7 +385,7 @@ def _param_uses(analysis: Analysis, param: Param, declaration: bool) -> list[Whe
             continue
         if span is None and index.block_at(file, number) is not None:
             continue
-        for match in re.finditer(rf"(?<![\w.]){re.escape(param.name)}(?!\w)", _code(text)):
+        for match in re.finditer(rf"(?<![\w.]){re.escape(param.name)}(?!\w)", without_comment(text)):
             where = Where(file, number, match.start() + 1, number, match.end() + 1)
             is_key = text[match.end():].lstrip().startswith(":")
             if where != param.where and not is_key:
@@ -393,7 +393,7 @@ def _param_uses(analysis: Analysis, param: Param, declaration: bool) -> list[Whe
     return ([param.where] if declaration else []) + uses
 
 
-def _code(line: str) -> str:
+def without_comment(line: str) -> str:
     """A line without its comment (a `#` after a space, outside quotes)."""
     quote = None
     for i, ch in enumerate(line):
