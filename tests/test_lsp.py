@@ -334,6 +334,10 @@ async def test_references_and_rename_of_a_layer(client: LanguageClient, tmp_path
         context=types.ReferenceContext(True), text_document=types.TextDocumentIdentifier(uri),
         position=at_ref))
     assert sorted(r.range.start.line for r in refs) == [3, 5, 6]
+    span = await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+        types.TextDocumentIdentifier(uri), at_ref))
+    assert (span.start.line, span.start.character, span.end.character) == \
+        (5, column_of(text, 6, "a,") - 1, column_of(text, 6, "a,"))
     edit = await client.text_document_rename_async(types.RenameParams(
         types.TextDocumentIdentifier(uri), at_ref, "skip"))
     changes = edit.changes[uri]
@@ -353,6 +357,9 @@ async def test_rename_of_an_automatic_name_is_refused(client: LanguageClient, tm
     with pytest.raises(Exception, match="automatic name"):
         await client.text_document_rename_async(types.RenameParams(
             types.TextDocumentIdentifier(uri), types.Position(3, 11), "x"))
+    with pytest.raises(Exception, match="only a layer's name"):  # on a keyword
+        await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+            types.TextDocumentIdentifier(uri), types.Position(0, 1)))
     closed(client, uri)
 
 

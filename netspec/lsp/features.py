@@ -413,23 +413,39 @@ def _lines_of(analysis: Analysis, file: str) -> list[str]:
     return []
 
 
-def rename(path: str, text: str, analyses: list[Analysis], line: int, column: int,
-           new: str) -> dict[str, list[Where]] | str:
-    """The places to write `new` in, by file, to rename the layer at the cursor (its `name:`
-    and every reference to it); or why it cannot be renamed."""
+def renamable(path: str, text: str, analyses: list[Analysis], line: int, column: int
+              ) -> tuple[Analysis, Entry, Where] | str:
+    """The layer a rename at the cursor renames (the cursor on its `name:` or on a
+    reference to it), with the span of the name under the cursor; or why there is none."""
     found = find(path, text, analyses, line, column)
-    if found is None or found.kind not in ("layer", "reference", "line"):
-        return "only a layer can be renamed here"
+    if found is None or found.kind not in ("layer", "reference"):
+        return "only a layer's name or a reference to it can be renamed"
     target = _target(found)
     entry = _entry_defined_at(found.analysis, target) if target else None
     if entry is None or entry.definition == entry.where:
         return "the layer has an automatic name: give it `name:` first"
+    if found.reference is not None:
+        return found.analysis, entry, found.reference.where
+    old = found.analysis.line_before(text, line) if found.analysis.path == path else line
+    if old is None or not _covers(entry.definition, old, column):
+        return "put the cursor on the layer's name to rename it"
+    return found.analysis, entry, entry.definition
+
+
+def rename(path: str, text: str, analyses: list[Analysis], line: int, column: int,
+           new: str) -> dict[str, list[Where]] | str:
+    """The places to write `new` in, by file, to rename the layer at the cursor (its `name:`
+    and every reference to it); or why it cannot be renamed."""
+    target = renamable(path, text, analyses, line, column)
+    if isinstance(target, str):
+        return target
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", new):
         return f"`{new}` is not a layer name (letters, digits and _, not first a digit)"
-    assert found.analysis.outline is not None
-    old = _text_at(found.analysis, entry.definition)
+    analysis, entry, _ = target
+    assert analysis.outline is not None
+    old = _text_at(analysis, entry.definition)
     edits: dict[str, list[Where]] = {}
-    for where in [entry.definition, *(r.where for r in found.analysis.outline.references
+    for where in [entry.definition, *(r.where for r in analysis.outline.references
                                       if r.target == entry.definition and r.name == old)]:
         edits.setdefault(where.file, []).append(where)
     return edits

@@ -239,6 +239,16 @@ def _locations(ls: NetspecServer, params: types.TextDocumentPositionParams,
     return [positions.location(w) for w in find(path, text, analyses, line, column)]
 
 
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+def prepare_rename(ls: NetspecServer, params: types.PrepareRenameParams) -> types.Range | None:
+    """The name a rename at the cursor would change (the editor shows it), or none."""
+    path, text, analyses, line, column = ls.at(params.text_document.uri, params.position)
+    target = features.renamable(path, text, analyses, line, column)
+    if isinstance(target, str):
+        raise ValueError(target)
+    return ls.positions().range(target[2])
+
+
 @server.feature(types.TEXT_DOCUMENT_RENAME)
 def rename(ls: NetspecServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
     path, text, analyses, line, column = ls.at(params.text_document.uri, params.position)
