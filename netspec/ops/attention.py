@@ -16,6 +16,19 @@ window_attention (Swin): `[H, W, C] -> [H, W, C]`, self-attention inside each wi
     params: qkv 3C^2 + 3C, projection C^2 + C, relative position bias (2wh-1)(2ww-1)H;
     buffers: the relative position index, (wh ww)^2. MACs: 4 T C^2 for the projections,
     and T * wh*ww * C for each of the scores and the weighted values.
+
+Backward, as torch runs it on the CPU (float32) and its flop counter counts it: the
+projections like `linear` layers (weight gradients when trained; the output projection's
+input gradient always, the others' where their input requires grad), and products of
+H*T*S*d MACs each (T*wh*ww*C for windows) for the attention itself. Which products
+depends on the kernel F.scaled_dot_product_attention takes:
+    fused (the CPU's flash kernel: [*B, T, D] inputs with one leading dim, the batch, and
+        no dropout in training): five, whatever requires grad, as torch's
+        sdpa_backward_flop_count counts them: the scores recomputed, the gradients of the
+        weights and of V, of Q and of K (CUDA's fused kernels count the same);
+    math (more leading dims, dropout, window attention's 5-d windows): the autograd of
+        two matmuls: the weights' gradient, V's when the keys and values require grad,
+        Q's when the queries do, K's when the keys do.
 """
 
 
@@ -27,6 +40,7 @@ from typing import Any, ClassVar, Literal
 from netspec.ops.base import (
     RF,
     Cost,
+    GradCost,
     NonNegInts,
     Op,
     PosFloat,
@@ -121,6 +135,27 @@ class MultiheadAttention(Op):
                     bias_adds=lead * (t * q + s * kv + t * out) if self.bias else 0,
                     scores=lead * self.heads * t * s)
 
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """The projections' gradients and the attention products' (module docstring)."""
+        queries_grad, keys_grad = trainable or needs_input_grad[0], trainable or needs_input_grad[-1]
+        if not (queries_grad or keys_grad):
+            return GradCost()
+        query, context = x[0], x[-1]
+        (t, features), (s, context_features) = query[-2:], context[-2:]
+        lead, q, kv = math.prod(query[:-2]), self.heads * self.dim(query), 2 * self.groups * self.dim(query)
+        if len(x) == 1:  # one packed projection: one input gradient
+            projected = t * features * (q + kv) if needs_input_grad[0] else 0
+        else:
+            projected = (t * features * q if needs_input_grad[0] else 0) + \
+                (s * context_features * kv if needs_input_grad[1] else 0)
+        cost = self.cost(x, y)
+        product = cost.attention_macs // 2  # H*T*S*d, one of the forward's two
+        fused = len(query) == 2 and self.dropout == 0
+        products = 5 if fused else 1 + queries_grad + 2 * keys_grad
+        return GradCost(input_macs=lead * (t * q * y[-1] + projected) + products * product,
+                        weight_macs=cost.macs - cost.attention_macs if trainable else 0)
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -205,6 +240,18 @@ class WindowAttention(Op):
                     attention_macs=attention,
                     bias_adds=4 * tokens * features if self.bias else 0,
                     scores=tokens * per_window * self.heads)
+
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """The projections' gradients, and four attention products: torch's math path
+        (module docstring), queries, keys and values all coming from the one input."""
+        if not (trainable or needs_input_grad[0]):
+            return GradCost()
+        cost = self.cost(x, y)
+        projections = cost.macs - cost.attention_macs  # qkv 3/4 of it, the output's 1/4
+        into_input = projections if needs_input_grad[0] else projections // 4
+        return GradCost(input_macs=into_input + 2 * cost.attention_macs,
+                        weight_macs=projections if trainable else 0)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

@@ -5,6 +5,8 @@ refused) whose methods give everything the pipeline needs about it:
 
     infer(x)            -> output shape (per sample), or ShapeError naming the argument at fault
     cost(x, y)          -> parameters, buffers and multiply-accumulates (DESIGN.md's convention)
+    grad_cost(x, y, ...) -> the multiply-accumulates of its backward pass (netspec.train_step)
+    differentiable_inputs(n) -> which inputs a gradient flows back into
     receptive_field()   -> how the receptive field grows through it
     notes(x, y)         -> warnings worth a person's attention
     label()             -> the short text drawings and tables show
@@ -95,6 +97,25 @@ class Cost(NamedTuple):
     """The share of `macs` in attention's products (scores Q K^T, weights times V)."""
     scores: int = 0
     """Elements of the attention scores (heads x T x S per sample), held in training."""
+
+
+class GradCost(NamedTuple):
+    """Multiply-accumulates of one layer's backward pass, by `Cost`'s convention (a
+    product's MAC counts 1; bias gradients, norms, activations, pooling, merges 0), as
+    torch's FlopCounterMode counts the backward kernels torch runs.
+
+    `input_macs`: the products giving gradients of activations: the layer's inputs that
+    require grad, and the tensors inside it (attention's output projection, queries, keys,
+    values and scores). `weight_macs`: those giving its weights' gradients, when trained."""
+
+    input_macs: int = 0
+    weight_macs: int = 0
+
+    @classmethod
+    def of_product(cls, macs: int, input_grad: bool, weight_grad: bool) -> "GradCost":
+        """The backward of one product with weights (conv, linear) of `macs` forward MACs:
+        the input's gradient and the weights' are each a product of as many MACs."""
+        return cls(macs if input_grad else 0, macs if weight_grad else 0)
 
 
 Ratio = int | Fraction
@@ -196,6 +217,19 @@ class Op(BaseModel):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         """Parameters, buffers and MACs for inputs `x` producing `y` (zero by default)."""
         return Cost()
+
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """MACs of this layer's backward pass for inputs `x` producing `y`, when a gradient
+        reaches its output: `needs_input_grad[i]` says whether input i requires one, and
+        `trainable` whether the layer's weights are trained (zero by default: the ops whose
+        backward torch's flop counter counts nothing for)."""
+        return GradCost()
+
+    def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
+        """Per input (of `inputs`), whether the output depends on its values, so that a
+        gradient flows back into it; False for an input read only for its shape."""
+        return (True,) * inputs
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """The output's receptive field; pointwise ops keep their input's."""

@@ -6,6 +6,12 @@ Costs (weights `[out, C_in/groups, *k]`, torch.nn.Conv2d):
     MACs   = prod(S') * out * C_in/groups * prod(k)
 Transposed (weights `[C_in, out/groups, *k]`): each input pixel scatters a kernel, so
     MACs   = prod(S) * C_in * out/groups * prod(k)     (as torch.utils.flop_counter counts).
+Backward (one aten.convolution_backward): the input gradient is the transposed
+convolution of the output gradient with the weights, the weight gradient the convolution
+of the input with the output gradient; each takes the forward's MACs, transposed or not.
+torch's flop counter (conv_backward_flop) counts the weight gradient `groups` times over:
+its transposed shapes lose the group division (pytorch/pytorch#183405 proposes dividing it out);
+netspec counts the products computed.
 """
 
 
@@ -19,6 +25,7 @@ from pydantic import Field, PlainValidator, WithJsonSchema
 from netspec.ops.base import (
     RF,
     Cost,
+    GradCost,
     NonNegInts,
     PosInt,
     PosInts,
@@ -85,6 +92,11 @@ class _ConvBase(Window):
         channels_match(self, self.in_, c_in, t)
         _check_groups(self.groups, c_in, self.out, t)
         return c_in, tuple(sizes)
+
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """Each gradient a convolution of the forward's MACs (see the module docstring)."""
+        return GradCost.of_product(self.cost(x, y).macs, needs_input_grad[0], trainable)
 
     def _label(self, word: str) -> str:
         text = f"{word} {fmt_pair(self.kernel_size())}"

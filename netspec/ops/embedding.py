@@ -92,6 +92,10 @@ class SinusoidalPositions(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
+    def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
+        """The table depends on its input's length only."""
+        return (False,) * inputs
+
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
         from netspec.backends.modules import SinusoidalPositions as Module
 

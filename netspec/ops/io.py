@@ -62,6 +62,10 @@ class Parameter(Op):
         """Learned values see no input."""
         return None
 
+    def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
+        """Its input gives the batch size only."""
+        return (False,) * inputs
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"shape": tuple(self.shape)}
 

@@ -4,6 +4,9 @@ linear: `[..., F] -> [..., out]` on the last dimension (torch.nn.Linear);
     params = F * out + out (bias), MACs = prod(leading dims) * F * out.
 flatten: merges dims start..end (torch convention: batch is dim 0) into one.
 matmul: `[*B, n, k] @ [*B, k, m] -> [*B, n, m]`; MACs = prod(B) * n * k * m.
+Backward: linear's input gradient (grad_y W) and weight gradient (grad_y^T x) are each an
+aten.mm of the forward's MACs; matmul's gradient of either input (grad_y b^T, a^T grad_y,
+over the broadcast batch B before it is summed back) too.
 """
 
 
@@ -17,6 +20,7 @@ from pydantic import Field
 from netspec.ops.base import (
     RF,
     Cost,
+    GradCost,
     Note,
     Op,
     PosInt,
@@ -54,6 +58,11 @@ class Linear(Op):
         params = features * self.out + (self.out if self.bias else 0)
         return Cost(params=params, macs=math.prod(x[0][:-1]) * features * self.out,
                     bias_adds=math.prod(y) if self.bias else 0)
+
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """Each gradient one product of the forward's MACs (the bias's is a sum: 0)."""
+        return GradCost.of_product(self.cost(x, y).macs, needs_input_grad[0], trainable)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
@@ -137,6 +146,11 @@ class MatMul(Op):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         """Each output element is a dot product of length k: prod(B) * n * m * k MACs."""
         return Cost(macs=math.prod(y) * x[0][-1])
+
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """One product of the forward's MACs per input requiring a gradient."""
+        return GradCost(input_macs=sum(needs_input_grad) * self.cost(x, y).macs)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

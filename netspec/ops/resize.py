@@ -90,6 +90,10 @@ class Upsample(Op):
                                  f"input from {x[0].src} to {fmt_spatial(out)}", key="scale")
         return (c, *out)
 
+    def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
+        """A second input gives the size only."""
+        return (True, False)[:inputs]
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Units get closer by the scale; interpolating modes read two neighbours per axis."""
         if rf[0] is None:
@@ -203,6 +207,10 @@ class CenterCrop(Op):
             raise ShapeError(f"cannot crop the {fmt_spatial(tuple(sizes))} input from {x[0].src} "
                              f"to a larger {fmt_spatial(tuple(target))}", key="size")
         return (c, *target)
+
+    def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
+        """A second input gives the size only."""
+        return (True, False)[:inputs]
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         from netspec.backends import functional
