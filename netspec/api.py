@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from netspec import sizes as input_sizes
+from netspec import train_step
 from netspec.allocation import gc_paused
 from netspec.analysis import analyse
 from netspec.errors import Diagnostic, SpecError, TrainError
@@ -76,6 +77,7 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
         report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
+        train_step.cost(report, spec._training)
         if (sizes or (spec.sizes() and not overrides)) and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)
@@ -252,6 +254,7 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
             return spec, None, [*errors, *exc.errors]
         report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides,
                          None if fuse_bn else previous)
+        train_step.cost(report, spec._training)
         if (sizes or (spec.sizes() and not overrides)) and not errors and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)

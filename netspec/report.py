@@ -43,6 +43,11 @@ class LayerReport:
     """Elements of the attention scores per sample (heads x T x S)."""
     input_shapes: tuple[Shape, ...] = ()
     """The shapes of its inputs, for a label that tells what they imply."""
+    grad_input_macs: int = 0
+    """MACs of its backward pass giving gradients of activations (its inputs' that require
+    grad, attention's inner tensors'), per sample (netspec.train_step)."""
+    grad_weight_macs: int = 0
+    """MACs of its backward pass giving its weights' gradients, when trained, per sample."""
     """The IR node: its op gives the label, its locator the YAML line, when asked for."""
 
     @property
@@ -61,7 +66,8 @@ class LayerReport:
                 "shape": list(self.shape), "params": self.params, "buffers": self.buffers,
                 "macs": self.macs, "attention_macs": self.attention_macs,
                 "scores": self.scores, "rf": self.rf, "label": self.label,
-                "line": self.where.line}
+                "line": self.where.line, "grad_input_macs": self.grad_input_macs,
+                "grad_weight_macs": self.grad_weight_macs}
 
 
 @dataclass(slots=True)
@@ -123,6 +129,11 @@ class Report:
     steps: dict[str, Step] = field(default_factory=dict, repr=False)
     """Each analysed layer's findings with what they depended on, for the next analysis
     of the spec after an edit (`analyse(..., previous=report)`)."""
+    optimizer: str | None = None
+    """The optimizer `optimizer_flops` counts for (netspec.train_step)."""
+    optimizer_flops: int = 0
+    """Arithmetic operations of one optimizer step over the trained parameters (per step,
+    not per sample; elementwise: torch's flop counter counts none)."""
 
     @property
     def token_inputs(self) -> dict[str, int]:
@@ -167,6 +178,26 @@ class Report:
     def flops(self) -> int:
         """Two FLOPs (a multiply and an add) per MAC."""
         return 2 * self.macs
+
+    @property
+    def grad_input_macs(self) -> int:
+        """The backward's MACs giving gradients of activations, per sample."""
+        return sum(r.grad_input_macs for r in self.layers)
+
+    @property
+    def grad_weight_macs(self) -> int:
+        """The backward's MACs giving the trained weights' gradients, per sample."""
+        return sum(r.grad_weight_macs for r in self.layers)
+
+    @property
+    def train_macs(self) -> int:
+        """MACs of a training step's forward and backward passes, per sample."""
+        return self.macs + self.grad_input_macs + self.grad_weight_macs
+
+    @property
+    def train_flops(self) -> int:
+        """Two FLOPs per MAC of `train_macs` (the optimizer's are `optimizer_flops`)."""
+        return 2 * self.train_macs
 
     @property
     def param_bytes(self) -> int:
@@ -219,6 +250,12 @@ class Report:
             "score_bytes": self.score_bytes,
             "param_bytes": self.param_bytes,
             "activation_bytes": self.activation_bytes,
+            "grad_input_macs": self.grad_input_macs,
+            "grad_weight_macs": self.grad_weight_macs,
+            "train_macs": self.train_macs,
+            "train_flops": self.train_flops,
+            "optimizer": self.optimizer,
+            "optimizer_flops": self.optimizer_flops,
             "layers": [r.to_dict() for r in self.layers],
             "warnings": [w.to_dict() for w in self.warnings],
             **extra,
