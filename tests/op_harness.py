@@ -14,6 +14,12 @@ A row names an op and its arguments as a spec writes them, the per-sample input 
 
 A disagreement on the netspec side raises `NetspecDisagrees`, so a row marked with `bug()`
 expects exactly that failure: a wrong hand-worked row (torch disagreeing) still fails.
+
+`check_row_training` is the rows' training column: the module netspec compiles runs a
+forward and a backward pass under `training_counter()`, which must count the report's
+forward MACs and backward MACs (`grad_input_macs + grad_weight_macs`), two FLOPs each.
+A network's inputs never require grad: for a layer whose inputs do, each input passes
+through a `prelu` first (one trained parameter, no MACs either way) in the spec.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 import netspec
 
@@ -620,3 +626,95 @@ def check_refused(case: ErrorCase) -> None:
     message = netspec_error(case)
     if case.message not in message:
         raise NetspecDisagrees(f"netspec says {message!r}, expected {case.message!r}")
+
+
+# -- the training column ---------------------------------------------------------------
+
+aten = torch.ops.aten
+
+
+def _raw(formula: Callable[..., int]) -> Callable[..., int]:
+    """A formula of torch's flop registry (it takes tensors) as a custom mapping entry."""
+    def count(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        return formula(*args, out_val=out_val, **kwargs)
+    count._get_raw = True  # type: ignore[attr-defined]  # FlopCounterMode's flag: no shape wrapper
+    return count
+
+
+def _conv_backward_per_group(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """torch's conv_backward_flop with its weight-gradient term divided by `groups`: its
+    transposed shapes lose the group division, counting a grouped convolution's weight
+    gradient `groups` times over (pytorch/pytorch#183405 proposes the same division)."""
+    formula = flop_registry[aten.convolution_backward]
+    groups, (input_grad, weight_grad) = args[9], args[10][:2]
+    inputs = formula(*args[:10], [input_grad, False, False], *args[11:], out_val=out_val, **kwargs)
+    weights = formula(*args[:10], [False, weight_grad, False], *args[11:], out_val=out_val,
+                      **kwargs)
+    return inputs + weights // groups
+
+
+_conv_backward_per_group._get_raw = True  # type: ignore[attr-defined]
+
+TRAINING_COUNTS = {
+    # the CPU's flash kernel, which torch's registry leaves out: its formulas for the
+    # fused kernels (sdpa_flop; sdpa_backward_flop, which recomputes the scores)
+    aten._scaled_dot_product_flash_attention_for_cpu:
+        _raw(flop_registry[aten._scaled_dot_product_flash_attention]),
+    aten._scaled_dot_product_flash_attention_for_cpu_backward:
+        _raw(flop_registry[aten._scaled_dot_product_flash_attention_backward]),
+    aten.convolution_backward: _conv_backward_per_group,
+}
+"""FlopCounterMode's formulas, completed for a CPU training step (see the entries)."""
+
+
+def training_counter() -> FlopCounterMode:
+    """torch's flop counter with `TRAINING_COUNTS`."""
+    return FlopCounterMode(display=False, custom_mapping=TRAINING_COUNTS)
+
+
+def random_inputs(inputs: Sequence[Shape], vocab: int | None) -> list[torch.Tensor]:
+    """A batch per input: floats, or ids below `vocab`."""
+    if vocab is not None:
+        return [torch.randint(0, vocab, (BATCH, *s)) for s in inputs]
+    return [torch.randn(BATCH, *s) for s in inputs]
+
+
+def counted_step(module: nn.Module, xs: Sequence[torch.Tensor]) -> FlopCounterMode:
+    """The counter after a forward pass and, when a gradient can flow, `sum().backward()`."""
+    with training_counter() as counter:
+        y = module(*xs)
+        outputs = [t for t in (y if isinstance(y, tuple) else (y,)) if t.requires_grad]
+        if outputs:
+            sum(t.sum() for t in outputs).backward()
+    return counter
+
+
+def spec_requiring_grad(op: str, args: Args, inputs: Sequence[Shape]) -> dict[str, Any]:
+    """`spec_for`'s one-layer spec with a `prelu` before the layer on each input, so that
+    its inputs require grad."""
+    names = list(INPUT_NAMES[:len(inputs)])
+    spec = spec_for(op, args, inputs)
+    declared = {"inputs": dict(zip(names, [list(s) for s in inputs], strict=True))}
+    ahead = [{"prelu": {}, "name": f"{n}_grad", "from": n} for n in names]
+    return {"name": "t", **declared,
+            "layers": [*ahead, {**spec["layers"][0], "from": [f"{n}_grad" for n in names]}]}
+
+
+def check_row_training(case: OpCase, input_grad: bool) -> None:
+    """The compiled layer's forward and backward FLOPs, as the training counter counts them,
+    must be twice the report's MACs of both passes (per sample, times the batch); with
+    `input_grad`, its inputs require grad."""
+    spec = spec_requiring_grad(case.op, case.args, case.inputs) if input_grad else \
+        spec_for(case.op, case.args, case.inputs, case.vocab)
+    torch.manual_seed(0)
+    counter = counted_step(netspec.build(spec, seed=0),
+                           random_inputs(case.inputs, case.vocab))
+    report = netspec.check(spec)
+    layer = report.layers[-1]
+    found = {str(k): v for k, v in counter.get_flop_counts().get("Global", {}).items()}
+    if counter.get_total_flops() != 2 * BATCH * report.train_macs:
+        raise NetspecDisagrees(
+            f"torch counts {found}, {counter.get_total_flops()} FLOPs; netspec "
+            f"{report.train_macs} MACs (forward {layer.macs}, input gradients "
+            f"{layer.grad_input_macs}, weight gradients {layer.grad_weight_macs}) x {BATCH} "
+            "samples x 2")
