@@ -4,6 +4,7 @@ in full or seen from a block depth (`netspec.collapse`)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -300,8 +301,9 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _dims(shape: Shape) -> str:
-    """`64x56x56`; a dimension given by a formula in parentheses: `64x(H-2)x(W-2)`."""
+def dims_text(shape: Sequence[object]) -> str:
+    """`64x56x56`, as tables, hints and messages print a per-sample shape; a dimension
+    given by a formula in parentheses: `64x(H-2)x(W-2)`."""
     return "x".join(str(d) if isinstance(d, int) or str(d).isidentifier() else f"({d})"
                     for d in shape)
 
@@ -352,7 +354,7 @@ def render_table(report: Report, depth: int | None = None) -> str:
     formulas = report.formulas if depth is None else None  # in the sizes a spec names
     inputs = report.inputs if formulas is None else formulas.inputs
     rows: list[tuple[str, ...]] = [
-        (name, "tokens" if name in report.token_inputs else "input", "", "", _dims(shape), "",
+        (name, "tokens" if name in report.token_inputs else "input", "", "", dims_text(shape), "",
          "", _rf(None)) for name, shape in inputs.items()]
     previous = next(iter(report.inputs), None)
     for r in report.rows(depth):
@@ -360,7 +362,7 @@ def render_table(report: Report, depth: int | None = None) -> str:
         shape, params, macs = (r.shapes[-1], r.params, r.macs) if formulas is None else \
             formulas.layers[r.name]
         rows.append((r.name, r.label, r.torch or "", source,
-                     ", ".join(map(_dims, [*r.shapes[:-1], shape])), _number(params),
+                     ", ".join(map(dims_text, [*r.shapes[:-1], shape])), _number(params),
                      _number(macs), _rf(r.rf)))
         previous = r.name
     right = {5, 6}
@@ -394,8 +396,8 @@ def _number(value: Any) -> str:
 
 
 def _title(report: Report) -> str:
-    ins = ", ".join(f"{n} {_dims(s)}" for n, s in report.inputs.items())
-    outs = ", ".join(f"{n} {_dims(s)}" for n, s in report.outputs.items())
+    ins = ", ".join(f"{n} {dims_text(s)}" for n, s in report.inputs.items())
+    outs = ", ".join(f"{n} {dims_text(s)}" for n, s in report.outputs.items())
     return f"{report.name}: {ins} → {outs}"
 
 

@@ -24,8 +24,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from netspec.lsp.document import Analysis
-from netspec.lsp.features import dims, op_markdown, without_comment
+from netspec.lsp.features import op_markdown, without_comment
 from netspec.ops import OPS
+from netspec.report import dims_text
 from netspec.spec.document import Spec
 from netspec.spec.expand import META
 from netspec.spec.schema import arguments, description
@@ -245,7 +246,7 @@ def _layers(analysis: Analysis | None, path: str, line: int) -> list[Item]:
     items: dict[str, Item] = {}
     if block is None:
         for name in graph.inputs:
-            items[name] = Item(name, "layer", "input " + dims(graph.nodes[name].op.shape)
+            items[name] = Item(name, "layer", "input " + dims_text(graph.nodes[name].op.shape)
                                if graph.nodes[name].op is not None else "input")
     else:
         raw = analysis.spec._blocks[block].raw if analysis.spec else None
@@ -273,7 +274,7 @@ def _local_names(analysis: Analysis, entry: Any, in_block: bool) -> Iterator[tup
             prefix = owner + "."
             if not full.startswith(prefix):
                 continue
-        shape = dims(analysis.layers[full].shape) if full in analysis.layers else ""
+        shape = dims_text(analysis.layers[full].shape) if full in analysis.layers else ""
         yield full[len(prefix):], shape
         if in_block:
             return

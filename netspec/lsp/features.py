@@ -10,14 +10,13 @@ those of the open specs that use it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netspec.errors import Where
 from netspec.lsp.document import Analysis
 from netspec.ops import OPS
 from netspec.outline import Entry, Param, Reference
-from netspec.report import LayerReport
+from netspec.report import LayerReport, dims_text
 from netspec.spec.schema import arguments, description
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -38,11 +37,6 @@ class Hint:
 class Hover:
     markdown: str
     where: Where
-
-
-def dims(shape: Iterable[object]) -> str:
-    """`64x56x56`, as the table prints a per-sample shape."""
-    return "x".join(str(d) for d in shape)
 
 
 def _covers(where: Where, line: int, column: int) -> bool:
@@ -162,7 +156,7 @@ def _hint(analysis: Analysis, entries: list[Entry]) -> tuple[str, str]:
                 parts.append(f"{calls[0][0]} -> {calls[-1][1]}{times}, {params:,} params")
                 tips.append(f"{entry.kind}: {len(calls)} instance(s)")
             continue
-        shapes = list(dict.fromkeys(dims(analysis.layers[n].shape) for n in entry.nodes
+        shapes = list(dict.fromkeys(dims_text(analysis.layers[n].shape) for n in entry.nodes
                                     if n in analysis.layers))
         if shapes:
             parts.append(" | ".join(shapes) if len(shapes) <= 4
@@ -183,10 +177,10 @@ def _call(analysis: Analysis, group: str) -> tuple[str, str, int, int, int] | No
         return None
     feeds = [i for n in members for i in n.inputs if i not in inside]
     first = graph.nodes[feeds[0]] if feeds else None
-    shape_in = (dims(analysis.layers[first.name].shape) if first and first.name in analysis.layers
-                else dims(first.op.shape) if first is not None and first.name in graph.inputs
+    shape_in = (dims_text(analysis.layers[first.name].shape) if first and first.name in analysis.layers
+                else dims_text(first.op.shape) if first is not None and first.name in graph.inputs
                 and first.op is not None else "?")
-    return (shape_in, dims(layers[-1].shape), sum(x.params for x in layers),
+    return (shape_in, dims_text(layers[-1].shape), sum(x.params for x in layers),
             sum(x.macs for x in layers), len(layers))
 
 
@@ -232,8 +226,8 @@ def _layers_markdown(analysis: Analysis, entry: Entry) -> str:
     if not layers:
         return f"`{entry.kind}`: not analysed (see its error)"
     if len(layers) == 1:
-        return _layer_markdown(layers[0])
-    rows = [f"| `{x.name}` | {_inputs(x)} → {dims(x.shape)} | {x.params:,} | {x.macs:,} |"
+        return _layer_markdown(layers[0]) + _formulas(analysis, layers[0].name)
+    rows = [f"| `{x.name}` | {_inputs(x)} → {dims_text(x.shape)} | {x.params:,} | {x.macs:,} |"
             for x in layers[:INSTANCES_SHOWN]]
     more = len(layers) - INSTANCES_SHOWN
     head = (f"**{len(layers)} layers** from this line · `{entry.kind}`"
@@ -248,21 +242,32 @@ def _torch(layer: LayerReport) -> str:
 
 
 def _inputs(layer: LayerReport) -> str:
-    return ", ".join(dims(s) for s in layer.input_shapes) or "—"
+    return ", ".join(dims_text(s) for s in layer.input_shapes) or "—"
 
 
 def _layer_markdown(layer: LayerReport) -> str:
     lines = [f"**{layer.name}** · `{layer.op}`{_torch(layer)}", "",
              f"`{layer.label}`", "",
-             f"{_inputs(layer)} → **{dims(layer.shape)}**", "",
+             f"{_inputs(layer)} → **{dims_text(layer.shape)}**", "",
              f"params {layer.params:,}"
              + (f" ({layer.trainable:,} trainable)" if layer.trainable != layer.params else "")
              + (f" · buffers {layer.buffers:,}" if layer.buffers else "")
              + f" · MACs {layer.macs:,}"]
     if layer.rf:
         size, stride = layer.rf["size"], layer.rf["stride"]
-        lines += ["", f"receptive field {dims(size)}, stride {dims(stride)}"]
+        lines += ["", f"receptive field {dims_text(size)}, stride {dims_text(stride)}"]
     return "\n".join(lines)
+
+
+def _formulas(analysis: Analysis, layer: str) -> str:
+    """For a spec that names its input sizes: the layer's shape, params and MACs in them."""
+    formulas = analysis.report.formulas if analysis.report is not None else None
+    if formulas is None or layer not in formulas.layers:
+        return ""
+    shape, params, macs = formulas.layers[layer]
+    at = ", ".join(f"{n} = {v}" for n, v in formulas.examples.items())
+    return (f"\n\nin the sizes named: **{dims_text(shape)}**, params `{params}`, MACs `{macs}` "
+            f"(the figures above at {at})")
 
 
 def _block_markdown(analysis: Analysis, name: str, entry: Entry | None) -> str:

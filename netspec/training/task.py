@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from netspec.report import dims_text
 from netspec.training.config import LossConfig
 
 
@@ -88,10 +89,10 @@ def make_task(config: LossConfig, output: str, shape: tuple[int, ...], targets: 
     if config.kind == "cross_entropy":
         if len(shape) != 1:
             raise TaskError(f"cross_entropy needs class scores: the output `{output}` has shape "
-                            f"{_dims(shape)}; end the network with a linear layer (or flatten)")
+                            f"{dims_text(shape)}; end the network with a linear layer (or flatten)")
         if targets.is_floating_point() or per_sample:
             raise TaskError(f"cross_entropy needs one class index per sample; the data has "
-                            f"{targets.dtype} targets of shape {_dims(per_sample) or 'scalar'}")
+                            f"{targets.dtype} targets of shape {dims_text(per_sample) or 'scalar'}")
         count = max(len(classes), int(targets.max()) + 1 if len(targets) else 0)
         if count > shape[0] or int(targets.min()) < 0:
             raise TaskError(f"the output `{output}` has {shape[0]} values but the data has "
@@ -100,8 +101,8 @@ def make_task(config: LossConfig, output: str, shape: tuple[int, ...], targets: 
         return Task(config, 1, shape[0], _unused_outputs(output, shape[0], count))
     want = per_sample or (1,)
     if int(torch.tensor(want).prod()) != size:
-        raise TaskError(f"{config.kind} compares the output `{output}` ({_dims(shape)}) with "
-                        f"targets of shape {_dims(want)} per sample; they must have as many values")
+        raise TaskError(f"{config.kind} compares the output `{output}` ({dims_text(shape)}) with "
+                        f"targets of shape {dims_text(want)} per sample; they must have as many values")
     binary = targets.is_floating_point() or (int(targets.min()) >= 0 and int(targets.max()) <= 1)
     if config.kind == "bce_with_logits" and not binary:
         raise TaskError("bce_with_logits needs 0/1 targets; the data's labels go up to "
@@ -115,7 +116,7 @@ def check_language_model(output: str, shape: tuple[int, ...], length: int, vocab
     if len(shape) != 2 or shape[0] != length or shape[1] < vocab:
         raise TaskError(f"a language model gives {vocab} scores (one per token) at each of its "
                         f"{length} positions: the output `{output}` must be {length}x{vocab}, "
-                        f"found {_dims(shape)}; end the network with `linear: {vocab}` on "
+                        f"found {dims_text(shape)}; end the network with `linear: {vocab}` on "
                         f"[{length}, D] vectors")
 
 
@@ -128,7 +129,3 @@ def _unused_outputs(output: str, values: int, classes: int) -> tuple[str, ...]:
         f"outputs {classes}..{values - 1} are never the target, and the loss still trains them"
     return (f"the output `{output}` has {values} values but the data has {classes} classes; "
             f"{unused} towards low scores",)
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
