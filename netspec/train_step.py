@@ -48,8 +48,11 @@ def cost(report: Report, train: Any = None) -> Report:
         weights = not graph.nodes[node.tie].frozen if node.tie is not None else own
         requires[row.name] = step.vocab is None and (weights or own or any(flows))
         if requires[row.name] and row.name in reached:
-            grad = step.op.grad_cost([t.shape for t in step.tensors], step.shape, flows, weights)
-            row.grad_input_macs, row.grad_weight_macs = grad
+            key = (tuple(flows), weights)
+            if key not in step.grads:
+                step.grads[key] = step.op.grad_cost([t.shape for t in step.tensors], step.shape,
+                                                    flows, weights)
+            row.grad_input_macs, row.grad_weight_macs = step.grads[key]
     kind, ops = _optimizer(train)
     report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
     return report
