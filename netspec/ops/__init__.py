@@ -28,7 +28,7 @@ from netspec.ops.activation import (
     Tanh,
 )
 from netspec.ops.attention import MultiheadAttention, WindowAttention
-from netspec.ops.base import RF, Cost, GradCost, Note, Op, ShapeError, Tensor, TorchCall
+from netspec.ops.base import RF, Cost, GradCost, Note, Op, Saved, ShapeError, Tensor, TorchCall
 from netspec.ops.conv import (
     Conv1d,
     Conv2d,
@@ -165,4 +165,4 @@ def any_layer_op() -> Any:
 
 
 __all__ = ["KNOWN_AS", "LAYER_OPS", "OPS", "RF", "Cost", "GradCost", "Input", "Note", "Op",
-           "ShapeError", "Tensor", "TorchCall", "any_layer_op", "unknown_op_hint"]
+           "Saved", "ShapeError", "Tensor", "TorchCall", "any_layer_op", "unknown_op_hint"]

@@ -1,22 +1,49 @@
 """Activations and output normalisers. Elementwise, shape-preserving, no MACs; PReLU alone
 has parameters (1, or one per channel). The gated unit `glu` halves its `dim`:
-`[..., 2n] -> [..., n]`, the first half times act(the second)."""
+`[..., 2n] -> [..., n]`, the first half times act(the second).
+
+Saved for the backward (derivatives.yaml, as torch runs it): the output of relu, sigmoid,
+tanh, softmax and log_softmax, the input of the others. In place, the input's memory becomes
+the output: relu, leaky_relu and elu keep that result, the others a copy of the input
+taken before it is overwritten. glu keeps its input and act(second half), a tensor of its
+own.
+"""
 
 
+import math
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import Cost, Op, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.ops.base import Cost, Op, Saved, ShapeError, Tensor, TorchCall, sample_dim
 from netspec.shapes import Shape, fmt_shape
 
 
 class _Activation(Op):
     family: ClassVar[str] = "activation"
+    keeps: ClassVar[Literal["input", "output"]] = "input"
+    """The tensor its backward reads (module docstring)."""
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(output=True) if self.keeps == "output" else Saved(inputs=(0,))
 
 
 class _InPlace(_Activation):
+    keeps_in_place: ClassVar[Literal["output", "copy"]] = "copy"
+    """In place: the result its backward reads, or a copy of the input it overwrites."""
+
     inplace: bool = False
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        if not self.inplace:
+            return super().saved(x, y, needs_input_grad, trainable)
+        return Saved(output=True) if self.keeps_in_place == "output" else \
+            Saved(floats=math.prod(x[0]))
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0 if self.inplace else None
 
 
 class ReLU(_InPlace):
@@ -24,6 +51,8 @@ class ReLU(_InPlace):
 
     op: Literal["relu"] = "relu"
     torch_class: ClassVar[str] = "ReLU"
+    keeps: ClassVar[Literal["input", "output"]] = "output"
+    keeps_in_place: ClassVar[Literal["output", "copy"]] = "output"
 
 
 class ReLU6(_InPlace):
@@ -38,6 +67,7 @@ class LeakyReLU(_InPlace):
 
     op: Literal["leaky_relu"] = "leaky_relu"
     torch_class: ClassVar[str] = "LeakyReLU"
+    keeps_in_place: ClassVar[Literal["output", "copy"]] = "output"
     positional: ClassVar[tuple[str, ...]] = ("negative_slope",)
     negative_slope: float = 0.01
 
@@ -47,6 +77,7 @@ class ELU(_InPlace):
 
     op: Literal["elu"] = "elu"
     torch_class: ClassVar[str] = "ELU"
+    keeps_in_place: ClassVar[Literal["output", "copy"]] = "output"
     positional: ClassVar[tuple[str, ...]] = ("alpha",)
     alpha: float = 1.0
 
@@ -93,6 +124,7 @@ class Sigmoid(_Activation):
 
     op: Literal["sigmoid"] = "sigmoid"
     torch_class: ClassVar[str] = "Sigmoid"
+    keeps: ClassVar[Literal["input", "output"]] = "output"
 
 
 class Tanh(_Activation):
@@ -100,6 +132,7 @@ class Tanh(_Activation):
 
     op: Literal["tanh"] = "tanh"
     torch_class: ClassVar[str] = "Tanh"
+    keeps: ClassVar[Literal["input", "output"]] = "output"
 
 
 class PReLU(_Activation):
@@ -123,6 +156,7 @@ class _Normaliser(_Activation):
     """Softmax-like: normalises along `dim` (torch convention: batch is dim 0; 1 = channels)."""
 
     positional: ClassVar[tuple[str, ...]] = ("dim",)
+    keeps: ClassVar[Literal["input", "output"]] = "output"
     dim: int = 1
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
@@ -164,6 +198,11 @@ class GLU(_Activation):
             raise ShapeError(f"glu halves dim {self.dim} ({shape[i]}) of {fmt_shape(shape)} from "
                              f"{x[0].src}: it must be even", key="dim")
         return (*shape[:i], shape[i] // 2, *shape[i + 1:])
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Its input (both halves: each is the other's factor's) and act(second half)."""
+        return Saved(inputs=(0,), floats=math.prod(y))
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         from netspec.backends import functional

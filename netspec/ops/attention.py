@@ -29,6 +29,20 @@ depends on the kernel F.scaled_dot_product_attention takes:
     math (more leading dims, dropout, window attention's 5-d windows): the autograd of
         two matmuls: the weights' gradient, V's when the keys and values require grad,
         Q's when the queries do, K's when the keys do.
+
+Saved for the backward, per sample (P = prod(B)), besides the projections' inputs (when
+trained) and the rotary tables ((T + S) * d floats whatever the batch):
+    fused: Q, K and V (views of the projections' outputs, whose memory is then kept whole:
+        T*(H*d + 2*G*d) for the packed one; tensors of their own when rotated, H*T*d and
+        G*S*d, or repeated for grouped-query attention, H*S*d each), the output H*T*d and
+        its logsumexp H*T; the output projection keeps a copy of the output when Q was
+        rotated (the kernel's output is laid out as Q is), else a view of it;
+    math: Q and K scaled (H*T*d, H*S*d), V as a copy for the batched product (H*S*d; with
+        one head V is a view, and the projection's output is kept whole), the attention
+        weights H*T*S (and, with dropout, its mask and the weights dropped, H*T*S each),
+        the output projection a copy of the output (T*H*d);
+    window attention (math, with its mask): each window's tokens (T*C, a copy), the
+        projections' and products' tensors as above (T*C each, T*wh*ww*H weights).
 """
 
 
@@ -47,6 +61,7 @@ from netspec.ops.base import (
     PosInt,
     PosInts,
     Probability,
+    Saved,
     ShapeError,
     Tensor,
     fmt_pair,
@@ -156,6 +171,36 @@ class MultiheadAttention(Op):
         return GradCost(input_macs=lead * (t * q * y[-1] + projected) + products * product,
                         weight_macs=cost.macs - cost.attention_macs if trainable else 0)
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """The kernel's tensors (module docstring), per path."""
+        query, context = x[0], x[-1]
+        (t, _), (s, _) = query[-2:], context[-2:]
+        lead, d, heads, groups = math.prod(query[:-2]), self.dim(query), self.heads, self.groups
+        inputs = tuple(range(len(x))) if trainable else ()
+        fixed = (t + s) * d if self.rotary else 0
+        if len(query) > 2 or self.dropout > 0:  # the math path
+            weights = lead * heads * t * s
+            floats = lead * heads * d * (t + s) + weights * (2 if self.dropout else 1) \
+                + (lead * t * heads * d if trainable else 0)
+            if heads == 1:  # V, a view the batched product takes: the projection kept
+                floats += lead * (t * 3 * d if len(x) == 1 else s * 2 * d)
+            else:
+                floats += lead * heads * s * d
+            return Saved(inputs=inputs, floats=floats, fixed=fixed,
+                         masks=weights if self.dropout else 0)
+        grouped = groups < heads
+        floats = heads * t * d + heads * t  # the output, its logsumexp
+        floats += heads * t * d if self.rotary else 0  # Q rotated
+        floats += 2 * heads * s * d if grouped else groups * s * d if self.rotary else 0
+        floats += heads * t * d if self.rotary and trainable else 0  # the output's copy
+        q, kv = heads * d, 2 * groups * d
+        if len(x) == 1:
+            floats += t * (q + kv) if not self.rotary or not grouped else 0
+        else:
+            floats += (0 if self.rotary else t * q) + (0 if grouped else s * kv)
+        return Saved(inputs=inputs, floats=floats, fixed=fixed)
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -252,6 +297,17 @@ class WindowAttention(Op):
         into_input = projections if needs_input_grad[0] else projections // 4
         return GradCost(input_macs=into_input + 2 * cost.attention_macs,
                         weight_macs=projections if trainable else 0)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """The math path's tensors over the windows (module docstring)."""
+        (height, width, features), (wh, ww) = x[0], self.sizes()[0]
+        tokens = (-(-height // wh) * wh) * (-(-width // ww) * ww)
+        weights = tokens * wh * ww * self.heads
+        values = 3 if self.heads == 1 else 1  # one head: V a view, the projection kept
+        floats = (2 + values) * tokens * features + weights * (2 if self.dropout else 1) \
+            + (2 * tokens * features if trainable else 0)  # the windows' copy, the output's
+        return Saved(floats=floats, masks=weights if self.dropout else 0)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

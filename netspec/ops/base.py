@@ -6,6 +6,8 @@ refused) whose methods give everything the pipeline needs about it:
     infer(x)            -> output shape (per sample), or ShapeError naming the argument at fault
     cost(x, y)          -> parameters, buffers and multiply-accumulates (DESIGN.md's convention)
     grad_cost(x, y, ...) -> the multiply-accumulates of its backward pass (netspec.train_step)
+    saved(x, y, ...)    -> what autograd keeps of it for the backward pass (netspec.train_step)
+    aliases(x, y)       -> the input whose memory its output shares (a view, an in-place op)
     differentiable_inputs(n) -> which inputs a gradient flows back into
     receptive_field()   -> how the receptive field grows through it
     notes(x, y)         -> warnings worth a person's attention
@@ -118,6 +120,28 @@ class GradCost(NamedTuple):
         return cls(macs if input_grad else 0, macs if weight_grad else 0)
 
 
+class Saved(NamedTuple):
+    """What autograd keeps of one layer for its backward pass, per sample, as torch does on
+    the CPU (found with `torch.autograd.graph.saved_tensors_hooks`: tests/test_train_memory.py).
+    Its parameters are not counted here (they are the weights).
+
+    A tensor that several layers keep is held once, so tensors are named by whose memory
+    they are: `inputs`, the indices of the layer's inputs it keeps (the memory of the layer
+    that made each, or of the tensor a view of it reads); `output`, its own output. The
+    tensors it makes for itself are counted in elements: `floats` (float32: intermediates,
+    statistics, a channel dropout's noise), `indices` (int64: max pooling's argmax) and
+    `masks` (dropout's mask: a float tensor on the CPU, bool on CUDA). `fixed` counts the
+    float32 elements it keeps whatever the batch (batch norm's mean and inverse deviation,
+    rotary embedding's tables)."""
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    floats: int = 0
+    indices: int = 0
+    masks: int = 0
+    fixed: int = 0
+
+
 Ratio = int | Fraction
 
 
@@ -191,6 +215,12 @@ class Op(BaseModel):
     short_inputs: ClassVar[bool] = False
     """The short form lists inputs, not arguments: `- add: [x, conv2]`."""
     token_ids: ClassVar[TokenIds] = "refused"
+    reorders: ClassVar[bool] = False
+    """Its output is a view of its input in another order (permute, transpose): a reshape
+    of it copies."""
+    reshapes: ClassVar[bool] = False
+    """Its output is its input in another shape (flatten, reshape, unflatten): a view, or a
+    copy of a reordered input."""
     """What the op does with inputs of token ids: computes on floats only (`refused`),
     moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
     vectors (`looked_up`: embedding, which takes nothing else), or reads only the batch
@@ -225,6 +255,18 @@ class Op(BaseModel):
         `trainable` whether the layer's weights are trained (zero by default: the ops whose
         backward torch's flop counter counts nothing for)."""
         return GradCost()
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """What autograd keeps of this layer for its backward pass (see `Saved`), when its
+        output requires grad; arguments as `grad_cost`'s. Nothing by default: the ops whose
+        backward needs no tensor (add, concat, views, padding, interpolation)."""
+        return Saved()
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        """The input whose memory the output is (a view of it, or the input changed in
+        place), or None for an output of its own."""
+        return None
 
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """Per input (of `inputs`), whether the output depends on its values, so that a

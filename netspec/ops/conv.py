@@ -12,6 +12,10 @@ of the input with the output gradient; each takes the forward's MACs, transposed
 torch's flop counter (conv_backward_flop) counts the weight gradient `groups` times over:
 its transposed shapes lose the group division (pytorch/pytorch#183405 proposes dividing it out);
 netspec counts the products computed.
+Saved for the backward (with its weights, whichever requires grad): its input; where torch
+pads the input first, the padded copy instead: a padding mode other than zeros (reflect and
+replicate keep their input too, for their own backward) and a 'same' padding of odd total,
+whose extra pixel on the right torch pads alone.
 """
 
 
@@ -29,6 +33,7 @@ from netspec.ops.base import (
     NonNegInts,
     PosInt,
     PosInts,
+    Saved,
     ShapeError,
     Tensor,
     channels_match,
@@ -151,6 +156,24 @@ class _Conv(_ConvBase):
                                  f"must be {phrase} the {fmt_pair(sizes)} input from {t.src}",
                                  key="padding")
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Its input, or the copy torch pads first (module docstring)."""
+        c, *sizes = x[0]
+        if self.padding_mode != "zeros":
+            pads = [sum(same_padding(k, d)) for k, d in
+                    zip(self.kernel_size(), self.dilation_size(), strict=True)] \
+                if self.padding == "same" else [2 * p for p in self.padding_size()]
+            kept = (0,) if needs_input_grad[0] and self.padding_mode != "circular" else ()
+            return Saved(inputs=kept, floats=c * math.prod(n + p for n, p in
+                                                           zip(sizes, pads, strict=True)))
+        if self.padding == "same":
+            odd = [right - left for left, right in (same_padding(k, d) for k, d in
+                   zip(self.kernel_size(), self.dilation_size(), strict=True))]
+            if any(odd):
+                return Saved(floats=c * math.prod(n + e for n, e in zip(sizes, odd, strict=True)))
+        return Saved(inputs=(0,))
+
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         per_output = x[0][0] // self.groups * math.prod(self.kernel_size())
         params = self.out * per_output + (self.out if self.bias else 0)
@@ -242,6 +265,10 @@ class _ConvTranspose(_ConvBase):
         params = x[0][0] * per_input + (self.out if self.bias else 0)
         return Cost(params=params, macs=math.prod(x[0]) * per_input,
                     bias_adds=math.prod(y) if self.bias else 0)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(inputs=(0,))
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Output units `s` apart share inputs: the stride shrinks by `s`, and one output unit

@@ -1,11 +1,17 @@
-"""Dropout: zeroes units with probability p in training only. Shape-preserving, free."""
+"""Dropout: zeroes units with probability p in training only. Shape-preserving, free.
+
+Saved for the backward: dropout's mask, one element per unit (on the CPU a float tensor,
+input * mask; on CUDA native_dropout's bool mask); channel dropout's and drop path's noise,
+one float per channel or per sample. At p = 0 dropout is its input (nothing kept).
+"""
 
 
+import math
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import Op, Probability, Tensor, expect_rank
+from netspec.ops.base import Op, Probability, Saved, Tensor, expect_rank
 from netspec.shapes import Shape
 
 
@@ -16,6 +22,15 @@ class _Dropout(Op):
 
     p: Probability = 0.5
     inplace: bool = False
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        if self.p == 0:
+            return Saved()
+        return Saved(fixed=1) if self.p == 1 else Saved(masks=math.prod(x[0]))
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0 if self.inplace or self.p == 0 else None
 
     def label(self) -> str:
         return f"{self.kind()} {self.p:g}"
@@ -45,6 +60,13 @@ class DropPath(_Dropout):
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"p": self.p}
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved() if self.p == 0 else Saved(floats=1)
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0 if self.p == 0 else None
+
 
 class _ChannelDropout(_Dropout):
     """Zero whole channels of `[C, *S]` (S of `dims` sizes) with probability p."""
@@ -54,6 +76,10 @@ class _ChannelDropout(_Dropout):
     def infer(self, x: Sequence[Tensor]) -> Shape:
         expect_rank(self, x[0], self.dims + 1)
         return x[0].shape
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved() if self.p == 0 else Saved(floats=x[0][0])
 
 
 class Dropout1d(_ChannelDropout):

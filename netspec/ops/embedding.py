@@ -6,6 +6,7 @@ sinusoidal_positions: ids `[*S, T]` or vectors `[*S, T, D]` -> the fixed table `
            (dim = D by default) of Vaswani et al. 2017: feature 2i of position p is
            sin(p / base^(2i/dim)), feature 2i+1 its cosine; no parameters, no buffers
            (computed in forward), the same for every sample
+Saved for the backward: embedding keeps its ids (int64) when its table is trained.
 """
 
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, ShapeError, Tensor, TokenIds
+from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, Saved, ShapeError, Tensor, TokenIds
 from netspec.shapes import Shape
 
 
@@ -46,6 +47,10 @@ class Embedding(Op):
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=self.vocab * self.dim)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(inputs=(0,)) if trainable else Saved()
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

@@ -7,6 +7,10 @@ matmul: `[*B, n, k] @ [*B, k, m] -> [*B, n, m]`; MACs = prod(B) * n * k * m.
 Backward: linear's input gradient (grad_y W) and weight gradient (grad_y^T x) are each an
 aten.mm of the forward's MACs; matmul's gradient of either input (grad_y b^T, a^T grad_y,
 over the broadcast batch B before it is summed back) too.
+Saved for the backward: linear keeps its input when its weights are trained (the input's
+gradient needs the weights alone); matmul keeps each input whose partner requires grad, as
+a copy broadcast to the output's batch B when its own leading dims differ from B. flatten
+is a view of its input (a copy after a permute or transpose).
 """
 
 
@@ -24,6 +28,7 @@ from netspec.ops.base import (
     Note,
     Op,
     PosInt,
+    Saved,
     ShapeError,
     Tensor,
     TokenIds,
@@ -64,6 +69,10 @@ class Linear(Op):
         """Each gradient one product of the forward's MACs (the bias's is a sum: 0)."""
         return GradCost.of_product(self.cost(x, y).macs, needs_input_grad[0], trainable)
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(inputs=(0,)) if trainable else Saved()
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -91,6 +100,7 @@ class Flatten(Op):
     """Merge dims `start_dim..end_dim` into one (torch.nn.Flatten; batch is dim 0)."""
 
     op: Literal["flatten"] = "flatten"
+    reshapes: ClassVar[bool] = True
     torch_class: ClassVar[str] = "Flatten"
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
@@ -107,6 +117,9 @@ class Flatten(Op):
             raise ShapeError(f"start_dim {self.start_dim} comes after end_dim {self.end_dim}",
                              key="start_dim")
         return (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
@@ -151,6 +164,19 @@ class MatMul(Op):
                   trainable: bool) -> GradCost:
         """One product of the forward's MACs per input requiring a gradient."""
         return GradCost(input_macs=sum(needs_input_grad) * self.cost(x, y).macs)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Each input whose partner requires grad; broadcast to the output's leading dims,
+        a copy of its own."""
+        kept, copies = [], 0
+        for i, partner in ((0, 1), (1, 0)):
+            if needs_input_grad[partner]:
+                if x[i][:-2] == y[:-2]:
+                    kept.append(i)
+                else:
+                    copies += math.prod(y[:-2]) * x[i][-2] * x[i][-1]
+        return Saved(inputs=tuple(kept), floats=copies)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

@@ -3,9 +3,13 @@
 add/mul: per-sample shapes broadcast as torch does (aligned from the right, 1 stretches),
     so `[C,H,W] * [C,1,1]` (squeeze-and-excitation) works; the batch must agree.
 concat:  shapes equal except along `dim` (torch convention: 1 = channels), which adds up.
+Saved for the backward: nothing for add and concat; mul, folded pairwise (`a * b * c` is
+`(a * b) * c`), keeps each factor whose partner requires grad, the partial products being
+tensors of its own. identity is its input.
 """
 
 
+import math
 import operator
 from collections.abc import Sequence
 from types import ModuleType
@@ -14,6 +18,7 @@ from typing import ClassVar, Literal
 from netspec.ops.base import (
     RF,
     Op,
+    Saved,
     ShapeError,
     Tensor,
     TokenIds,
@@ -58,6 +63,9 @@ class Identity(Op):
     prefix: ClassVar[str] = "id"
     token_ids: ClassVar[TokenIds] = "kept"
 
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0
+
 
 class _Broadcast(Op):
     family: ClassVar[str] = "merge"
@@ -95,6 +103,23 @@ class Mul(_Broadcast):
     """Elementwise product of two or more tensors, as in attention gates."""
 
     op: Literal["mul"] = "mul"
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Pairwise from the left: each product keeps a factor when the other requires grad."""
+        kept: list[int] = []
+        floats, shape, grad = 0, x[0], needs_input_grad[0]
+        for i in range(1, len(x)):
+            if needs_input_grad[i]:  # keeps the left factor: input 0, or a partial product
+                if i == 1:
+                    kept.append(0)
+                else:
+                    floats += math.prod(shape)
+            if grad:
+                kept.append(i)
+            shape = tuple(max(m, n) for m, n in zip(shape, x[i], strict=True))
+            grad = grad or needs_input_grad[i]
+        return Saved(inputs=tuple(sorted(set(kept))), floats=floats)
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(operator.mul, pairwise=True)

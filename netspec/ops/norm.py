@@ -6,6 +6,13 @@ Shapes are unchanged. Costs as torch counts them, for C channels:
 layernorm and rmsnorm normalise each sample over its trailing dims S: params prod(S) (the
 scale) and prod(S) more for layernorm's bias, when affine.
 Normalisation is not a multiply-accumulate: 0 MACs by DESIGN.md's convention.
+Saved for the backward (training mode, on the CPU): the input, and statistics per group
+normalised: batch norm's mean and inverse deviation per channel (2C, whatever the batch);
+instance norm runs batch norm over the batch's B*C channels, so per sample 2C, plus its
+affine weight and running statistics repeated per sample (C each); group norm 2 per group,
+layer norm 2 per normalised row. rmsnorm, composed of elementwise ops on the CPU, keeps the
+input and 1/rms per row when the input requires grad, and the normalised input (prod(S)
+per row) when its scale is trained.
 """
 
 
@@ -22,6 +29,7 @@ from netspec.ops.base import (
     PosFloat,
     PosInt,
     Probability,
+    Saved,
     ShapeError,
     Tensor,
     channels_match,
@@ -51,6 +59,11 @@ class _RunningNorm(Op):
         c = x[0][0]
         return Cost(params=2 * c if self.affine else 0,
                     buffers=2 * c + 1 if self.track_running_stats else 0)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Its input, and the batch's mean and inverse deviation per channel."""
+        return Saved(inputs=(0,), fixed=2 * x[0][0])
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(num_features=x[0][0], eps=self.eps, momentum=self.momentum,
@@ -99,6 +112,12 @@ class _InstanceNorm(_RunningNorm):
                              f"{x[0].src} ({fmt_shape(shape)}), which torch refuses",
                              hint="instance norm needs more than one element per channel")
         return shape
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Its input; per sample's channels the statistics, the weight and the running
+        statistics repeated over the batch (module docstring)."""
+        return Saved(inputs=(0,), floats=x[0][0] * (2 + self.affine + 2 * self.track_running_stats))
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if math.prod(y[1:]) == 1:
@@ -157,6 +176,10 @@ class GroupNorm(Op):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=2 * x[0][0] if self.affine else 0)
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(inputs=(0,), floats=2 * self.groups)
+
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if y[0] // self.groups * math.prod(y[1:]) == 1:
             return [Note("single-element-norm", f"each group of {x[0].src} holds one value: "
@@ -196,6 +219,10 @@ class _TrailingNorm(Op):
     def normalized(self, x: Shape) -> Shape:
         return tuple(self.shape) if self.shape is not None else x[len(x) - self.dims:]
 
+    def rows(self, x: Shape) -> int:
+        """How many rows of `normalized(x)` a sample holds."""
+        return math.prod(x) // math.prod(self.normalized(x))
+
     def infer(self, x: Sequence[Tensor]) -> Shape:
         shape = x[0].shape
         if self.shape is None and self.dims > len(shape):
@@ -223,6 +250,14 @@ class RMSNorm(_TrailingNorm):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=math.prod(self.normalized(x[0])) if self.elementwise_affine else 0)
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """The input and 1/rms per row for the input's gradient, the normalised input for
+        the scale's (module docstring)."""
+        into_input = Saved(inputs=(0,), floats=self.rows(x[0])) if needs_input_grad[0] else Saved()
+        scaled = math.prod(x[0]) if self.elementwise_affine and trainable else 0
+        return into_input._replace(floats=into_input.floats + scaled)
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
                     elementwise_affine=self.elementwise_affine)
@@ -242,6 +277,11 @@ class LayerNorm(_TrailingNorm):
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         n = math.prod(self.normalized(x[0]))
         return Cost(params=n * (1 + self.bias) if self.elementwise_affine else 0)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """Its input, and the mean and inverse deviation of each row."""
+        return Saved(inputs=(0,), floats=2 * self.rows(x[0]))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,

@@ -2,9 +2,12 @@
 and adaptive avg/max pool 1d/2d (a fixed output size). No parameters, no MACs.
 
 Shapes per sample: `[C, *S] -> [C, *S']`, with S' from `shapes.pool_out` (ATen's rule).
+Saved for the backward: the input, and max pooling's argmax per output element (int64);
+an adaptive average pool to one element per channel (a mean) keeps nothing.
 """
 
 
+import math
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -16,6 +19,7 @@ from netspec.ops.base import (
     Op,
     PosInt,
     PosInts,
+    Saved,
     ShapeError,
     Tensor,
     expect_rank,
@@ -84,6 +88,10 @@ class _MaxPool(_Pool):
     word: ClassVar[str] = "maxpool"
     dilation: PosInts = 1
 
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(inputs=(0,), indices=math.prod(y))
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(kernel_size=self.kernel_size(), stride=self.stride_size(),
                     padding=self.padding_size(), dilation=self.dilation_size(),
@@ -97,6 +105,10 @@ class _AvgPool(_Pool):
     """Whether torch also refuses an input smaller than the window before padding
     (avg_pool3d does; the 1-d and 2-d pools pad first)."""
     count_include_pad: bool = True
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        return Saved(inputs=(0,))
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         shape = super().infer(x)
@@ -218,6 +230,12 @@ class _AdaptivePool(Op):
                  for n, m in zip(x[0][1:], y[1:], strict=True)]
         steps = [ratio(n, m) for n, m in zip(x[0][1:], y[1:], strict=True)]
         return rf[0].window(spans, steps)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        if self.word == "adaptive maxpool":
+            return Saved(inputs=(0,), indices=math.prod(y))
+        return Saved() if math.prod(y[1:]) == 1 else Saved(inputs=(0,))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"output_size": self.size}

@@ -9,6 +9,8 @@ slice:     dim `dim` of size n -> len(range(start, end, step)) after Python's cl
 select:    dim `dim` removed, keeping the item at `index`
 chunk:     dim `dim` of size n -> piece `index` of `chunks` pieces ceil(n / chunks) long
 split:     dim `dim` of size n = sum(sizes) -> piece `index`, sizes[index] long
+Each is a view of its input (autograd keeps nothing), but a reshape or unflatten of a
+permuted or transposed tensor, which torch copies.
 """
 
 
@@ -33,6 +35,9 @@ class _Rearrange(Op):
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
 
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Values no longer sit on the input's spatial grid: the field ends, as at flatten."""
         return None
@@ -42,6 +47,7 @@ class Permute(_Rearrange):
     """The dims in the order `dims` gives, the batch first (torch.permute)."""
 
     op: Literal["permute"] = "permute"
+    reorders: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("dims",)
 
     dims: list[int]
@@ -70,6 +76,7 @@ class Transpose(_Rearrange):
     """Dims `dim0` and `dim1` swapped, the batch staying first (torch.transpose)."""
 
     op: Literal["transpose"] = "transpose"
+    reorders: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("dim0", "dim1")
 
     dim0: int
@@ -110,6 +117,7 @@ class Reshape(_Rearrange):
     """A sample's values in another shape, the batch kept (`x.reshape(N, *shape)`)."""
 
     op: Literal["reshape"] = "reshape"
+    reshapes: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("shape",)
 
     shape: list[int]
@@ -131,6 +139,7 @@ class Unflatten(_Rearrange):
     """Dim `dim` split into `sizes` (torch.nn.Unflatten)."""
 
     op: Literal["unflatten"] = "unflatten"
+    reshapes: ClassVar[bool] = True
     torch_class: ClassVar[str] = "Unflatten"
     positional: ClassVar[tuple[str, ...]] = ("dim", "sizes")
 
@@ -157,6 +166,9 @@ class Slice(Op):
     op: Literal["slice"] = "slice"
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0
     positional: ClassVar[tuple[str, ...]] = ("dim", "start", "end", "step")
 
     dim: int
@@ -230,6 +242,9 @@ class _Pieces(Op):
 
     dim: int = 1
     index: int | None = None
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0
 
     def lengths(self, n: int, where: str) -> list[int]:
         """The pieces' lengths along a dim of length `n`; ShapeError when they do not fit."""

@@ -208,6 +208,10 @@ class CenterCrop(Op):
                              f"to a larger {fmt_spatial(tuple(target))}", key="size")
         return (c, *target)
 
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        """A view (torch.narrow) of its first input."""
+        return 0
+
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """A second input gives the size only."""
         return (True, False)[:inputs]
