@@ -16,6 +16,7 @@ from netspec.shapes import Shape
 
 if TYPE_CHECKING:
     from netspec.analysis import Step
+    from netspec.ops import Saved
     from netspec.sizes import DimSizes, Formulas
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -49,6 +50,16 @@ class LayerReport:
     grad, attention's inner tensors'), per sample (netspec.train_step)."""
     grad_weight_macs: int = 0
     """MACs of its backward pass giving its weights' gradients, when trained, per sample."""
+    saved_bytes: int = 0
+    """Bytes per sample that autograd keeps for the backward pass of what this layer made:
+    its output when a layer keeps it (a view's memory is its input's layer's), and the
+    tensors it keeps of its own (masks, indices, statistics) (netspec.train_step)."""
+    saved_fixed_bytes: int = 0
+    """Bytes it keeps for the backward pass whatever the batch (batch norm's statistics)."""
+    keeps: Saved | None = None
+    """What its op keeps for the backward pass (`Op.saved`); None when it runs none."""
+    input_grads: tuple[bool, ...] = ()
+    """Per input, whether a gradient flows into it (when it runs a backward)."""
     """The IR node: its op gives the label, its locator the YAML line, when asked for."""
 
     @property
@@ -68,7 +79,34 @@ class LayerReport:
                 "macs": self.macs, "attention_macs": self.attention_macs,
                 "scores": self.scores, "rf": self.rf, "label": self.label,
                 "line": self.where.line, "grad_input_macs": self.grad_input_macs,
-                "grad_weight_macs": self.grad_weight_macs}
+                "grad_weight_macs": self.grad_weight_macs, "saved_bytes": self.saved_bytes,
+                "saved_fixed_bytes": self.saved_fixed_bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainMemory:
+    """The memory of one training step, in bytes (netspec.train_step.memory): float32
+    weights (with buffers), their gradients and the optimizer's state (torch's automatic
+    mixed precision keeps all three in float32, and keeps a 16-bit copy of each weight it
+    casts, `cast_weights`), the input batch with its labels, what autograd keeps for the
+    backward pass (`saved`: `saved_per_sample` times the batch, plus `saved_fixed`), and the
+    `peak` the step reaches, in its `peak_at` phase: forward, backward or optimizer."""
+
+    batch: int
+    precision: str
+    weights: int
+    gradients: int
+    optimizer_state: int
+    cast_weights: int
+    inputs: int
+    saved: int
+    saved_per_sample: int
+    saved_fixed: int
+    peak: int
+    peak_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -135,6 +173,8 @@ class Report:
     optimizer_flops: int = 0
     """Arithmetic operations of one optimizer step over the trained parameters (per step,
     not per sample; elementwise: torch's flop counter counts none)."""
+    memory: TrainMemory | None = None
+    """The memory of one training step (netspec.train_step.memory); its JSON `train_memory`."""
 
     @property
     def token_inputs(self) -> dict[str, int]:
@@ -257,6 +297,7 @@ class Report:
             "train_flops": self.train_flops,
             "optimizer": self.optimizer,
             "optimizer_flops": self.optimizer_flops,
+            **({} if self.memory is None else {"train_memory": self.memory.to_dict()}),
             "layers": [r.to_dict() for r in self.layers],
             "warnings": [w.to_dict() for w in self.warnings],
             **extra,

@@ -14,15 +14,26 @@ trained layer after them computes no input gradient.
 The optimizer's work is elementwise, so torch's FlopCounterMode counts none of it;
 `optimizer_ops` counts it per trained parameter from torch's own update code.
 
-Nothing here imports torch. The training memory of issue 19 belongs here too: what a step
-keeps per layer follows from the same facts (what requires grad, what runs backward).
+The memory of a step (`memory`) follows from the same facts. Autograd keeps, for each
+layer that runs a backward, what its op's `saved` names; a tensor kept by several layers
+(a convolution's output read by a batch norm and a shortcut) is one block of memory, found
+by following views (`Op.aliases`) to the layer whose memory it is. Beside the weights, their
+gradients and the optimizer's state, a step holds the input batch and labels, and what the
+forward pass keeps until the backward frees it layer by layer while gradients arrive; the
+peak is the largest sum over the step, walking the forward, the backward and the optimizer
+as netspec's training loop runs them (the gradients of the step before are freed after the
+forward, `zero_grad(set_to_none=True)`).
+
+Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from netspec.ir import Graph
+from netspec.report import ID_BYTES, TrainMemory
 
 if TYPE_CHECKING:
     from netspec.report import Report
@@ -31,12 +42,26 @@ DEFAULT_OPTIMIZER = ("adamw", 0.01)
 """The optimizer (and weight decay) `netspec train` uses when a spec has no `train:`
 section: TrainConfig's default, named here so checking such a spec imports no training
 config (tests/test_train_flops.py holds the two equal)."""
+DEFAULT_BATCH = 64
+"""TrainConfig's default `batch_size` (tests/test_train_memory.py holds the two equal)."""
+FLOAT = 4  # float32: activations, weights, gradients and optimizer state
+HALF = 2  # bfloat16 / float16: the weights autocast casts
+MASK_BYTES = {"cpu": FLOAT, "cuda": 1}
+"""Bytes of an element of dropout's mask: CPU dropout multiplies by a float mask, CUDA's
+native_dropout keeps a bool one."""
+STATE_PER_PARAMETER = {"sgd": 0, "sgd_momentum": 1, "adam": 2, "adamw": 2}
+"""Optimizer state, in tensors the size of the trained parameters: SGD's momentum buffer,
+Adam's exp_avg and exp_avg_sq (and a one-element `step` per parameter tensor, not counted)."""
+AUTOCAST_FAMILIES = frozenset({"conv", "linear", "attention"})
+"""Layers whose weights autocast casts to 16 bits (convolutions, linear layers, attention's
+projections): the cast copy is kept for the backward pass."""
 
 
-def cost(report: Report, train: Any = None) -> Report:
+def cost(report: Report, train: Any = None, batch: int | None = None) -> Report:
     """Fill in `report`'s training-step costs: each layer's `grad_input_macs` and
-    `grad_weight_macs`, and the `optimizer_flops` of `train.optimizer` (a TrainConfig;
-    None: the default optimizer) over the trained parameters. Returns the report."""
+    `grad_weight_macs`, the `optimizer_flops` of `train.optimizer` (a TrainConfig;
+    None: the default optimizer) over the trained parameters, and the step's `memory` at
+    `batch` samples (default: `train.batch_size`, 64 without `train:`). Returns the report."""
     graph = report.graph
     requires = dict.fromkeys(graph.inputs, False)
     reached = _reaching_outputs(report)
@@ -53,9 +78,165 @@ def cost(report: Report, train: Any = None) -> Report:
                 step.grads[key] = step.op.grad_cost([t.shape for t in step.tensors], step.shape,
                                                     flows, weights)
             row.grad_input_macs, row.grad_weight_macs = step.grads[key]
+            row.keeps = step.op.saved([t.shape for t in step.tensors], step.shape, flows, weights)
+            row.input_grads = tuple(flows)
     kind, ops = _optimizer(train)
     report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
+    memory(report, train, batch)
     return report
+
+
+def memory(report: Report, train: Any = None, batch: int | None = None, device: str = "cpu"
+           ) -> TrainMemory:
+    """The memory of one training step of `batch` samples (default: the spec's
+    `train.batch_size`) with `train`'s optimizer and precision, on `device` (`cpu` or
+    `cuda`: dropout's masks differ), after `cost` found what runs backward; sets each
+    layer's `saved_bytes` and `saved_fixed_bytes` and returns `report.memory`."""
+    batch = batch or (train.batch_size if train is not None else DEFAULT_BATCH)
+    precision = train.precision if train is not None else "auto"
+    low = precision in ("bf16", "fp16")
+    blocks = _Blocks(report, MASK_BYTES[device])
+    weights = report.param_bytes
+    gradients = FLOAT * report.trainable_params
+    state = FLOAT * report.trainable_params * _state_tensors(train)
+    casts = HALF * sum(r.params for r in report.layers
+                       if low and r.keeps is not None and r.node.op.family in AUTOCAST_FAMILIES)
+    held = weights + state + batch * blocks.inputs  # through the whole step
+    forward = held + gradients + casts + batch * blocks.forward_peak()
+    backward = held + casts + blocks.backward_peak(report, batch)
+    stepping = held + gradients + batch * blocks.outputs + FLOAT * 2 * max(
+        (r.trainable for r in report.layers), default=0)
+    peak, at = max((forward, "forward"), (backward, "backward"), (stepping, "optimizer"))
+    report.memory = TrainMemory(
+        batch=batch, precision=precision, weights=weights, gradients=gradients,
+        optimizer_state=state, cast_weights=casts, inputs=batch * blocks.inputs,
+        saved=batch * blocks.saved + blocks.fixed, saved_per_sample=blocks.saved,
+        saved_fixed=blocks.fixed, peak=peak, peak_at=at)
+    return report.memory
+
+
+def _state_tensors(train: Any) -> int:
+    """The optimizer's state in copies of the trained parameters."""
+    if train is None:
+        return STATE_PER_PARAMETER[DEFAULT_OPTIMIZER[0]]
+    config = train.optimizer
+    if config.kind == "sgd":
+        return STATE_PER_PARAMETER["sgd_momentum" if config.options.momentum else "sgd"]
+    return STATE_PER_PARAMETER[config.kind]
+
+
+class _Blocks:
+    """The activations of one sample's step as blocks of memory: each layer's output (a
+    view's is its input's block), what autograd keeps, and when each is freed."""
+
+    def __init__(self, report: Report, mask_bytes: int) -> None:
+        graph = report.graph
+        self.order = [r.name for r in report.layers]
+        self.rows = {r.name: r for r in report.layers}
+        ids = report.token_inputs
+        self.size: dict[str, int] = {n: math.prod(s) * (ID_BYTES if n in ids else FLOAT)
+                                     for n, s in report.inputs.items()}
+        self.block: dict[str, str] = {n: n for n in report.inputs}
+        reordered: set[str] = set()
+        for row in report.layers:
+            op, x = row.node.op, row.input_shapes
+            shared = op.aliases(x, row.shape) if op is not None else None
+            source = self.block.get(row.node.inputs[shared]) if shared is not None else None
+            if source is not None and not (op.reshapes and row.node.inputs[0] in reordered):
+                self.block[row.name] = source
+                if op.reorders or row.node.inputs[0] in reordered:
+                    reordered.add(row.name)
+            else:
+                self.block[row.name] = row.name
+                self.size[row.name] = math.prod(row.shape) * FLOAT
+        self.kept: dict[str, list[str]] = {}  # block -> the layers keeping it
+        self.own: dict[str, int] = {}  # layer -> bytes of its own tensors kept
+        for row in report.layers:
+            if row.keeps is None:
+                continue
+            names = [row.node.inputs[i] for i in row.keeps.inputs]
+            names += [row.name] if row.keeps.output else []
+            for block in {self.block[n] for n in names}:
+                self.kept.setdefault(block, []).append(row.name)
+            self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
+                                  + mask_bytes * row.keeps.masks)
+        for row in report.layers:
+            row.saved_bytes = self.own.get(row.name, 0) + \
+                (self.size[row.name] if row.name in self.kept else 0)
+            row.saved_fixed_bytes = FLOAT * row.keeps.fixed if row.keeps is not None else 0
+        self.inputs = sum(self.size[n] for n in report.inputs) + _label_bytes(report)
+        self.fixed = sum(r.saved_fixed_bytes for r in report.layers)
+        outputs = {self.block[o] for o in graph.outputs if o in self.block}
+        self.outputs = sum(self.size[b] for b in outputs if b not in report.inputs)
+        self.loss = sum(math.prod(report.outputs[o]) * FLOAT for o in report.outputs)
+        """The loss's log-probabilities (cross-entropy keeps them for its backward)."""
+        self.saved = sum(r.saved_bytes for r in report.layers) + self.loss
+        self.output_blocks = outputs
+
+    def forward_peak(self) -> int:
+        """The most the forward pass holds (inputs apart), at the end of a layer: what
+        layers kept so far, the blocks later layers or the outputs still read, and the loss's."""
+        last: dict[str, int] = {}
+        for step, name in enumerate(self.order):
+            for i in self.rows[name].node.inputs:
+                last[self.block[i]] = step
+        live: dict[str, int] = {}
+        peak = 0
+        for step, name in enumerate(self.order):
+            block = self.block[name]
+            if block == name:
+                live[block] = self.size[block]
+            peak = max(peak, sum(live.values()) + sum(self.own.get(n, 0) for n in self.order[:step + 1]))
+            for gone in [b for b, s in last.items() if s == step]:
+                if gone not in self.kept and gone not in self.output_blocks:
+                    live.pop(gone, None)
+        return max(peak, sum(live.values()) + sum(self.own.values()) + self.loss)
+
+    def backward_peak(self, report: Report, batch: int) -> int:
+        """The most the backward pass holds (inputs apart): the blocks still kept (a block
+        is freed by the backward of the first layer keeping it), each layer's own tensors
+        until its backward, the gradients of the weights so far, and the activations'
+        gradients in flight: a layer's output's until its backward, its inputs' from it;
+        for `batch` samples."""
+        kept = {b: len(ls) for b, ls in self.kept.items()}
+        live = sum(self.size[b] for b in kept if b not in report.inputs) + sum(self.own.values())
+        live += self.outputs - sum(self.size[b] for b in self.output_blocks if b in kept)
+        grads = {o: math.prod(report.outputs[o]) * FLOAT for o in report.outputs}
+        peak = batch * (live + self.loss + 2 * sum(grads.values()))  # the loss's backward
+        weights = 0
+        for name in reversed(self.order):
+            row = self.rows[name]
+            if row.keeps is None:
+                continue
+            incoming = grads.pop(name, 0)
+            made = [i for i, flows in zip(row.node.inputs, row.input_grads, strict=True)
+                    if flows and i not in grads]
+            new = sum(math.prod(self.rows[i].shape) * FLOAT for i in made)
+            view = row.node.op.aliases(row.input_shapes, row.shape) is not None and \
+                not getattr(row.node.op, "inplace", False)
+            weights += FLOAT * row.trainable
+            flight = sum(grads.values()) + incoming + (0 if view else new)
+            peak = max(peak, batch * (live + flight) + weights)
+            for i in made:
+                grads[i] = math.prod(self.rows[i].shape) * FLOAT
+            live -= self.own.get(name, 0)
+            for block, layers in self.kept.items():
+                if name in layers:
+                    kept[block] -= 1
+                    if kept[block] == 0 and block not in report.inputs \
+                            and block not in self.output_blocks:
+                        live -= self.size[block]
+        return peak
+
+
+def _label_bytes(report: Report) -> int:
+    """The labels of one sample for a cross-entropy over the outputs' classes (int64): one
+    per position of a sequence's `[T, V]` logits, per pixel of `[C, H, W]`, one for `[C]`."""
+    total = 0
+    for shape in report.outputs.values():
+        classes = shape[-1] if len(shape) == 2 else shape[0]
+        total += ID_BYTES * (math.prod(shape) // classes)
+    return total
 
 
 def _reaching_outputs(report: Report) -> set[str]:

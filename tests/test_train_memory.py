@@ -1,0 +1,193 @@
+"""The memory of a training step (netspec.train_step.memory), against torch.
+
+torch is the oracle:
+
+* every op-table row (tests/test_op_tables.py), its input requiring grad and not: what
+  autograd keeps for the backward pass of the compiled layer in training mode, seen by
+  `torch.autograd.graph.saved_tensors_hooks` (each tensor's storage once, parameters and
+  buffers apart), run at two batch sizes to tell the bytes per sample from the bytes kept
+  whatever the batch, must be the layer's `Op.saved` rule, byte for byte;
+* the optimizer's state is what torch's optimizer holds after a step;
+* the zoo's small specs take real training steps (forward, loss, zero_grad, backward,
+  optimizer step, as netspec's training loop orders them): the peak of the second step,
+  measured by torch's MemTracker (every tensor's storage, on the CPU), must be the
+  report's `peak` within 5%.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from op_harness import OpCase, spec_for, spec_requiring_grad
+from test_op_tables import TABLES
+from tiers import zoo
+from torch.distributed._tools.mem_tracker import MemTracker
+from torch.nn import functional
+
+import netspec
+from netspec import train_step
+from netspec.report import ID_BYTES, Report
+from netspec.training.config import TrainConfig
+from netspec.training.optim import make_optimizer
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- per op: what autograd keeps ---------------------------------------------------------
+
+
+def _kept_by_torch(case: OpCase, input_grad: bool, batch: int) -> list[int]:
+    """The bytes of each storage autograd keeps in a training-mode forward pass of the
+    compiled layer, parameters and buffers apart (and, with `input_grad`, the network's
+    inputs, which the prelu before the layer keeps), sorted."""
+    spec = spec_requiring_grad(case.op, case.args, case.inputs) if input_grad else \
+        spec_for(case.op, case.args, case.inputs, case.vocab)
+    model = netspec.build(spec, seed=0).train()
+    held = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    xs = [torch.randn(batch, *s) if case.vocab is None else
+          torch.randint(0, case.vocab, (batch, *s)) for s in case.inputs]
+    if input_grad:
+        held |= {x.untyped_storage().data_ptr() for x in xs}
+    kept: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in held:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    torch.manual_seed(0)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(*xs)
+    return sorted(kept.values())
+
+
+def _kept_by_netspec(report: Report) -> tuple[int, int]:
+    """(bytes per sample, bytes whatever the batch) the report's last layer keeps: the
+    memory of each input and of the output it keeps (one block when the output is a view
+    of an input), and its own tensors."""
+    row = report.layers[-1]
+    if row.keeps is None:
+        return 0, 0
+    sizes = {**{n: math.prod(s) * (ID_BYTES if n in report.token_inputs else 4)
+                for n, s in report.inputs.items()},
+             **{r.name: math.prod(r.shape) * 4 for r in report.layers}}
+    blocks = {row.node.inputs[i] for i in row.keeps.inputs}
+    if row.keeps.output:
+        shared = row.node.op.aliases(row.input_shapes, row.shape)
+        blocks.add(row.name if shared is None else row.node.inputs[shared])
+    own = row.saved_bytes - (sizes[row.name] if row.name in blocks else 0)
+    return sum(sizes[b] for b in blocks) + own, row.saved_fixed_bytes
+
+
+@pytest.mark.parametrize("input_grad", [False, True], ids=["no_input_grad", "input_grad"])
+@pytest.mark.parametrize("case", TABLES)
+def test_op_row_keeps_what_autograd_keeps(case, input_grad):
+    if input_grad and case.vocab is not None:
+        pytest.skip("token ids never require grad")
+    two, three = _kept_by_torch(case, input_grad, 2), _kept_by_torch(case, input_grad, 3)
+    assert len(two) == len(three)
+    per_sample = sum(three) - sum(two)
+    fixed = sum(two) - 2 * per_sample
+    spec = spec_requiring_grad(case.op, case.args, case.inputs) if input_grad else \
+        spec_for(case.op, case.args, case.inputs, case.vocab)
+    assert _kept_by_netspec(netspec.check(spec)) == (per_sample, fixed)
+
+
+# -- the optimizer's state -----------------------------------------------------------------
+
+OPTIMIZERS = [{"sgd": {"momentum": 0.0}}, {"sgd": {"momentum": 0.9}}, {"adam": {}}, {"adamw": {}}]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=str)
+def test_optimizer_state_is_what_torch_s_optimizer_holds(optimizer):
+    """After a step, the state's tensors the size of a parameter (not Adam's one-element
+    `step` counters) add up to the report's `optimizer_state`."""
+    spec = netspec.load({"name": "small", "input": [1, 12, 12], "layers": [
+        {"conv2d": {"out": 6, "kernel": 5}}, "relu", "flatten", {"linear": 10, "frozen": True}],
+        "train": {"optimizer": optimizer}})
+    model = netspec.build(spec, seed=0)
+    step = make_optimizer(spec.training.optimizer,
+                          [p for p in model.parameters() if p.requires_grad])
+    model(torch.randn(2, 1, 12, 12)).sum().backward()
+    step.step()
+    held = sum(t.untyped_storage().nbytes() for state in step.state.values()
+               for t in state.values() if isinstance(t, torch.Tensor) and t.numel() > 1)
+    memory = train_step.memory(netspec.check(spec), spec.training, batch=2)
+    assert memory.optimizer_state == held
+    assert memory.gradients == 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_a_spec_without_train_takes_the_default_batch_and_optimizer():
+    assert TrainConfig().batch_size == train_step.DEFAULT_BATCH
+    report = netspec.check(SPECS / "lenet5.yaml")
+    assert report.memory.batch == train_step.DEFAULT_BATCH
+    assert report.memory.optimizer_state == 2 * 4 * report.trainable_params  # AdamW
+    assert report.to_dict()["train_memory"]["peak"] == report.memory.peak
+
+
+# -- the zoo: a real step's peak -----------------------------------------------------------
+
+STEPS = {  # spec: input shape (None: its own), batch
+    "lenet5": (None, 64),
+    "resnet18": ((3, 32, 32), 16),
+    "vit_tiny": (None, 8),
+    "gpt_tiny": (None, 8),
+}
+TOLERANCE = 0.05
+
+
+def _loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the last dim (a sequence's logits flattened over positions)."""
+    return functional.cross_entropy(y.reshape(-1, y.shape[-1]), labels.reshape(-1))
+
+
+def measured_peak(spec: netspec.Spec, shape, batch: int) -> int:
+    """MemTracker's peak over the second of two training steps, every device tensor
+    counted (weights, gradients, optimizer state, the batch and labels, activations)."""
+    report = netspec.check(spec, shape)
+    model = netspec.build(spec, seed=0, inputs=shape).train()
+    optimizer = make_optimizer(spec.training.optimizer,
+                               [p for p in model.parameters() if p.requires_grad])
+    torch.manual_seed(0)
+    (name, size), = report.inputs.items()
+    vocab = report.token_inputs.get(name)
+    x = torch.randn(batch, *size) if vocab is None else torch.randint(0, vocab, (batch, *size))
+    out = next(iter(report.outputs.values()))
+    labels = torch.randint(0, out[-1], (batch, *out[:-1]))
+
+    def step() -> None:
+        loss = _loss(model(x), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer, x, labels)
+    with tracker:
+        step()
+    return tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]
+
+
+@pytest.mark.parametrize(("name", "shape", "batch"),
+                         zoo((name, *STEPS[name]) for name in STEPS), ids=str)
+def test_the_zoo_s_peak_is_what_torch_allocates(name, shape, batch):
+    spec = netspec.load(SPECS / f"{name}.yaml")
+    memory = train_step.memory(netspec.check(spec, shape), spec.training, batch=batch)
+    truth = measured_peak(spec, shape, batch)
+    assert abs(memory.peak - truth) <= TOLERANCE * truth, \
+        f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
