@@ -259,13 +259,14 @@ def _number(value: Fraction | int) -> int | float:
 
 def _big_linear(report: Report, graph: Graph) -> list[Diagnostic]:
     out = []
+    total = report.params  # a sum over the layers: once, not per layer
     for row in report.layers:
-        if row.op == "linear" and report.params and row.params > BIG_LINEAR_SHARE * report.params:
-            share = row.params / report.params
+        if row.op == "linear" and total and row.params > BIG_LINEAR_SHARE * total:
+            share = row.params / total
             out.append(Diagnostic(
                 graph.nodes[row.name].where, row.name,
                 f"this linear layer holds {share:.0%} of all parameters "
-                f"({row.params:,} of {report.params:,})",
+                f"({row.params:,} of {total:,})",
                 "a global average pool or a smaller flatten before it shrinks it",
                 severity="warning", code="big-linear"))
     return out

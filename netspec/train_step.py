@@ -175,57 +175,68 @@ class _Blocks:
 
     def forward_peak(self) -> int:
         """The most the forward pass holds (inputs apart), at the end of a layer: what
-        layers kept so far, the blocks later layers or the outputs still read, and the loss's."""
+        layers kept so far, the blocks later layers or the outputs still read, and the loss's.
+        Linear in the layers: running totals, each block freed at its last reader."""
         last: dict[str, int] = {}
         for step, name in enumerate(self.order):
             for i in self.rows[name].node.inputs:
                 last[self.block[i]] = step
+        freed: dict[int, list[str]] = {}
+        for block, step in last.items():
+            freed.setdefault(step, []).append(block)
         live: dict[str, int] = {}
-        peak = 0
+        live_bytes = own_bytes = peak = 0
         for step, name in enumerate(self.order):
             block = self.block[name]
             if block == name:
+                live_bytes += self.size[block] - live.get(block, 0)
                 live[block] = self.size[block]
-            peak = max(peak, sum(live.values()) + sum(self.own.get(n, 0) for n in self.order[:step + 1]))
-            for gone in [b for b, s in last.items() if s == step]:
+            own_bytes += self.own.get(name, 0)
+            peak = max(peak, live_bytes + own_bytes)
+            for gone in freed.get(step, ()):
                 if gone not in self.kept and gone not in self.output_blocks:
-                    live.pop(gone, None)
-        return max(peak, sum(live.values()) + sum(self.own.values()) + self.loss)
+                    live_bytes -= live.pop(gone, 0)
+        return max(peak, live_bytes + own_bytes + self.loss)
 
     def backward_peak(self, report: Report, batch: int) -> int:
         """The most the backward pass holds (inputs apart): the blocks still kept (a block
         is freed by the backward of the first layer keeping it), each layer's own tensors
         until its backward, the gradients of the weights so far, and the activations'
         gradients in flight: a layer's output's until its backward, its inputs' from it;
-        for `batch` samples."""
+        for `batch` samples. Linear in the layers: running totals."""
         kept = {b: len(ls) for b, ls in self.kept.items()}
+        keeping: dict[str, list[str]] = {}  # layer -> the blocks it keeps
+        for block, layers in self.kept.items():
+            for layer in layers:
+                keeping.setdefault(layer, []).append(block)
         live = sum(self.size[b] for b in kept if b not in report.inputs) + sum(self.own.values())
         live += self.outputs - sum(self.size[b] for b in self.output_blocks if b in kept)
         grads = {o: math.prod(report.outputs[o]) * FLOAT for o in report.outputs}
-        peak = batch * (live + self.loss + 2 * sum(grads.values()))  # the loss's backward
+        in_flight = sum(grads.values())
+        peak = batch * (live + self.loss + 2 * in_flight)  # the loss's backward
         weights = 0
         for name in reversed(self.order):
             row = self.rows[name]
             if row.keeps is None:
                 continue
             incoming = grads.pop(name, 0)
+            in_flight -= incoming
             made = [i for i, flows in zip(row.node.inputs, row.input_grads, strict=True)
                     if flows and i not in grads]
             new = sum(math.prod(self.rows[i].shape) * FLOAT for i in made)
             view = row.node.op.aliases(row.input_shapes, row.shape) is not None and \
                 not getattr(row.node.op, "inplace", False)
             weights += FLOAT * row.trainable
-            flight = sum(grads.values()) + incoming + (0 if view else new)
-            peak = max(peak, batch * (live + flight) + weights)
+            peak = max(peak, batch * (live + in_flight + incoming + (0 if view else new)) + weights)
             for i in made:
                 grads[i] = math.prod(self.rows[i].shape) * FLOAT
+                in_flight += grads[i]
             live -= self.own.get(name, 0)
-            for block, layers in self.kept.items():
-                if name in layers:
-                    kept[block] -= 1
-                    if kept[block] == 0 and block not in report.inputs \
-                            and block not in self.output_blocks:
-                        live -= self.size[block]
+            for block in keeping.get(name, ()):
+                kept[block] -= 1
+                if kept[block] == 0 and block not in report.inputs \
+                        and block not in self.output_blocks:
+                    live -= self.size[block]
         return peak
 
 

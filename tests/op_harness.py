@@ -718,3 +718,12 @@ def check_row_training(case: OpCase, input_grad: bool) -> None:
             f"{report.train_macs} MACs (forward {layer.macs}, input gradients "
             f"{layer.grad_input_macs}, weight gradients {layer.grad_weight_macs}) x {BATCH} "
             "samples x 2")
+
+
+def with_input_grad(tables: Sequence[ParameterSet]) -> list[ParameterSet]:
+    """Each row as (case, input_grad) params: its input not requiring grad, and requiring
+    it, except rows of token ids (ids never require grad)."""
+    return [pytest.param(param.values[0], grad, id=f"{param.id}-{'input_grad' if grad else 'no_input_grad'}",
+                         marks=param.marks)
+            for param in tables for grad in (False, True)
+            if not (grad and param.values[0].vocab is not None)]

@@ -28,6 +28,7 @@ from op_harness import (
     random_inputs,
     spec_for,
     training_counter,
+    with_input_grad,
 )
 from test_op_tables import TABLES
 from tiers import zoo
@@ -57,11 +58,8 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("input_grad", [False, True], ids=["no_input_grad", "input_grad"])
-@pytest.mark.parametrize("case", TABLES)
+@pytest.mark.parametrize(("case", "input_grad"), with_input_grad(TABLES))
 def test_op_row_training_step(case, input_grad):
-    if input_grad and case.vocab is not None:
-        pytest.skip("token ids never require grad")
     check_row_training(case, input_grad)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from op_harness import OpCase, spec_for, spec_requiring_grad
+from op_harness import OpCase, spec_for, spec_requiring_grad, with_input_grad
 from test_op_tables import TABLES
 from tiers import zoo
 from torch.distributed._tools.mem_tracker import MemTracker
@@ -93,11 +93,8 @@ def _kept_by_netspec(report: Report) -> tuple[int, int]:
     return sum(sizes[b] for b in blocks) + own, row.saved_fixed_bytes
 
 
-@pytest.mark.parametrize("input_grad", [False, True], ids=["no_input_grad", "input_grad"])
-@pytest.mark.parametrize("case", TABLES)
+@pytest.mark.parametrize(("case", "input_grad"), with_input_grad(TABLES))
 def test_op_row_keeps_what_autograd_keeps(case, input_grad):
-    if input_grad and case.vocab is not None:
-        pytest.skip("token ids never require grad")
     two, three = _kept_by_torch(case, input_grad, 2), _kept_by_torch(case, input_grad, 3)
     assert len(two) == len(three)
     per_sample = sum(three) - sum(two)
