@@ -17,7 +17,7 @@ from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.fuse import fold_graph, fold_weights
 from netspec.ir import Graph
 from netspec.limits import Limits, applied
-from netspec.report import Report
+from netspec.report import LargestBatch, Report
 from netspec.shapes import Shape
 from netspec.spec.document import ALL_SCALES, Choice, Spec
 from netspec.spec.expand import Expander
@@ -61,7 +61,8 @@ def load(source: SpecSource, limits: Limits | None = None, *, params: Params | N
 
 def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
           fuse_bn: bool = False, limits: Limits | None = None, *, params: Params | None = None,
-          scale: str | None = None, sizes: bool = False) -> Report:
+          scale: str | None = None, sizes: bool = False, batch: int | None = None,
+          memory: int | None = None, device: str = "cpu") -> Report:
     """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
 
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
@@ -71,13 +72,18 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     `netspec check`; `report.table(depth=1)` collapses the block instances. `params` and
     `scale` choose parameter values (see `load`). With `sizes`, `report.sizes` holds
     which input sizes work, per dimension (`netspec check --sizes`; netspec.sizes).
+
+    A training step's FLOPs and memory are in the report too (netspec.train_step), for
+    `batch` samples (default: the spec's `train.batch_size`) on `device` (`cpu` or
+    `cuda`); given a `memory` budget in bytes, `report.largest_batch` is the largest
+    batch whose step fits in it (`check --batch`, `--memory`, `--device`).
     """
     spec = load(spec, limits, params=params, scale=scale)
     overrides = _input_overrides(spec, inputs)
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
         report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
-        train_step.cost(report, spec._training)
+        _training(report, spec, batch, memory, device)
         if (sizes or (spec.sizes() and not overrides)) and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)
@@ -236,7 +242,8 @@ def draw(spec: SpecSource, depth: int | None = None, rankdir: str = "TB",
 def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
              fuse_bn: bool = False, limits: Limits | None = None, *,
              params: Params | None = None, scale: str | None = None, sizes: bool = False,
-             previous: Report | None = None
+             previous: Report | None = None, batch: int | None = None,
+             memory: int | None = None, device: str = "cpu"
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw). With
@@ -254,12 +261,29 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
             return spec, None, [*errors, *exc.errors]
         report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides,
                          None if fuse_bn else previous)
-        train_step.cost(report, spec._training)
+        _training(report, spec, batch, memory, device)
         if (sizes or (spec.sizes() and not overrides)) and not errors and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
+
+
+def _training(report: Report, spec: Spec, batch: int | None, budget: int | None,
+              device: str) -> None:
+    """A training step's costs at `batch` on `device`, and the largest batch in `budget`."""
+    for name, value in (("batch", batch), ("memory", budget)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 1):
+            raise TypeError(f"{name} is a positive integer or None; found {value!r}")
+    if device not in train_step.MASK_BYTES:
+        raise ValueError(f"device is one of {', '.join(train_step.MASK_BYTES)}; found {device!r}")
+    train_step.cost(report, spec._training, batch, device)
+    if budget is not None:
+        found = train_step.largest_batch(report, budget, spec._training, device)
+        report.largest_batch = LargestBatch(found, budget, train_step.MARGIN, device)
+        if batch is not None:  # the step as asked, its largest batch apart
+            train_step.memory(report, spec._training, batch, device)
 
 
 def parse(source: SpecSource, limits: Limits | None = None, *, params: Params | None = None,

@@ -7,6 +7,7 @@ import gc
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -22,6 +23,43 @@ from netspec.limits import Limits, applied
 if TYPE_CHECKING:
     from netspec.ir import Graph
     from netspec.report import Report
+
+_BYTES = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
+
+
+class ByteSize(click.ParamType):
+    """A memory budget: `24GiB`, `16 GB`, `512MiB` (powers of 1,024 with `i`, of 1,000
+    without), or bytes (`1000000`)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        if isinstance(value, int):
+            return value
+        found = _BYTES.fullmatch(str(value))
+        if found is None:
+            self.fail(f"{value!r} is not an amount of memory; write e.g. 24GiB, 16GB or 512MiB",
+                      param, ctx)
+        number, prefix, binary = found.groups()
+        power = "kmgtp".find(prefix.lower()) + 1 if prefix else 0
+        size = int(float(number) * (1024 if binary else 1000) ** power)
+        if size < 1:
+            self.fail(f"{value!r}: the budget must be at least one byte", param, ctx)
+        return size
+
+
+class DeviceParam(click.ParamType):
+    """`cpu`, `cuda` or `cuda:N`: where a training step runs (its memory differs)."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(value)):
+            self.fail(f"{value!r}: the device is cpu, cuda or cuda:N", param, ctx)
+        return str(value)
+
 
 MAX_SHOWN = 100
 """Errors printed at most: a hostile file can hold a million mistakes."""
@@ -146,9 +184,19 @@ def main(ctx: click.Context) -> None:
               help="Also say which sizes each input dimension takes (the others as given): "
                    "those that work, those that read every row, and the nearest ones to "
                    "the input's own (JSON: `sizes`).")
+@click.option("--batch", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Show a training step of N samples: each layer's kept activations and "
+                   "backward MACs, the step's FLOPs and memory [default: the spec's "
+                   "train.batch_size, in the JSON only].")
+@click.option("--memory", "budget", type=ByteSize(), default=None, metavar="SIZE",
+              help="Also find the largest batch whose training step fits in SIZE (24GiB, "
+                   "16GB, 512MiB) [default with --device cuda: the device's free memory].")
+@click.option("--device", type=DeviceParam(), default="cpu", show_default=True,
+              help="Where the training step runs (cpu, cuda, cuda:N): dropout's masks differ.")
 def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
           fuse_bn: bool, depth: int | None, params: dict[str, Any] | None,
-          scale: str | None, sizes: bool) -> None:
+          scale: str | None, sizes: bool, batch: int | None, budget: int | None,
+          device: str) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
     `--scale all` reports each of the spec's scales in a row (JSON: the report of each).
 
@@ -160,17 +208,36 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
     if scale == ALL_SCALES:
         _check_scales(spec, overrides, fmt, fuse_bn, depth, params, sizes)
         return
+    if budget is None and device.startswith("cuda"):
+        budget = _free_memory(device)
     _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale,
-                                 sizes=sizes)
+                                 sizes=sizes, batch=batch, memory=budget,
+                                 device=device.split(":")[0])
     if errors:
         _fail(errors, fmt)
     assert report is not None
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(depth), indent=2))
         return
-    click.echo(report.table(depth))
+    click.echo(report.table(depth, training=batch is not None or budget is not None))
     for warning in report.warnings:
         click.echo(warning.format(), err=True)
+
+
+def _free_memory(device: str) -> int:
+    """The free memory of a CUDA device, in bytes (this imports torch); exit 1 without one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        click.echo(f"error: --device {device}: no CUDA device here (torch "
+                   f"{torch.__version__}); give the budget with --memory", err=True)
+        sys.exit(1)
+    index = int(device.partition(":")[2] or torch.cuda.current_device())
+    if index >= torch.cuda.device_count():
+        click.echo(f"error: --device {device}: there are {torch.cuda.device_count()} CUDA "
+                   "devices", err=True)
+        sys.exit(1)
+    return torch.cuda.mem_get_info(index)[0]
 
 
 @main.command(name="diff")

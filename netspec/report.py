@@ -109,6 +109,20 @@ class TrainMemory:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@dataclass(frozen=True, slots=True)
+class LargestBatch:
+    """The largest batch whose training step's estimated peak takes at most `margin` of a
+    memory `budget` in bytes (0: not even one sample)."""
+
+    batch: int
+    budget: int
+    margin: float
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 @dataclass(slots=True)
 class Row:
     """One row of the table seen from a depth: a layer, or a block instance collapsed (with
@@ -175,6 +189,9 @@ class Report:
     not per sample; elementwise: torch's flop counter counts none)."""
     memory: TrainMemory | None = None
     """The memory of one training step (netspec.train_step.memory); its JSON `train_memory`."""
+    largest_batch: LargestBatch | None = None
+    """When asked for with a memory budget (`check --memory 24GiB`): the largest batch whose
+    training step fits (netspec.train_step.largest_batch); its JSON `largest_batch`."""
 
     @property
     def token_inputs(self) -> dict[str, int]:
@@ -298,6 +315,8 @@ class Report:
             "optimizer": self.optimizer,
             "optimizer_flops": self.optimizer_flops,
             **({} if self.memory is None else {"train_memory": self.memory.to_dict()}),
+            **({} if self.largest_batch is None
+               else {"largest_batch": self.largest_batch.to_dict()}),
             "layers": [r.to_dict() for r in self.layers],
             "warnings": [w.to_dict() for w in self.warnings],
             **extra,
@@ -305,13 +324,14 @@ class Report:
             **({} if self.formulas is None else {"formulas": self.formulas.to_json()}),
         }
 
-    def table(self, depth: int | None = None) -> str:
+    def table(self, depth: int | None = None, training: bool = False) -> str:
         """An aligned, human table: its inputs, one row per layer, then the totals; with
         `depth` N the rows of `rows(N)`, the totals unchanged. `print(report)` prints
         `table()` (`netspec check`), `print(report.table(depth=1))` what
-        `netspec check --depth 1` prints."""
+        `netspec check --depth 1` prints. With `training`, a training step too (`check
+        --batch`): each row's kept activations and backward MACs, the step's totals."""
         with gc_paused():
-            return render_table(self, depth)
+            return render_table(self, depth, training)
 
     def __str__(self) -> str:
         """The table `netspec check` prints, as `print(report)` shows it."""
@@ -389,24 +409,34 @@ def _titles(view: Collapsed, sources: list[str]) -> list[str]:
     return names
 
 
-def render_table(report: Report, depth: int | None = None) -> str:
-    """The inputs, the rows of `report.rows(depth)`, the totals."""
-    header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)")
+def render_table(report: Report, depth: int | None = None, training: bool = False) -> str:
+    """The inputs, the rows of `report.rows(depth)`, the totals; with `training` (and a
+    report that has a training step), each row's kept activations and backward MACs too."""
+    training = training and report.memory is not None
+    header = ("layer", "op", "torch", "from", "shape", "params", "MACs", "RF (size /stride)",
+              *(("kept for backward", "backward MACs") if training else ()))
+    layers = {r.name: r for r in report.layers} if training else {}
+    batch = report.memory.batch if report.memory is not None else 0
     formulas = report.formulas if depth is None else None  # in the sizes a spec names
     inputs = report.inputs if formulas is None else formulas.inputs
     rows: list[tuple[str, ...]] = [
         (name, "tokens" if name in report.token_inputs else "input", "", "", dims_text(shape), "",
-         "", _rf(None)) for name, shape in inputs.items()]
+         "", _rf(None), *(("", "") if training else ())) for name, shape in inputs.items()]
     previous = next(iter(report.inputs), None)
     for r in report.rows(depth):
         source = "" if r.inputs == [previous] else ", ".join(_relative(i, r.name) for i in r.inputs)
         shape, params, macs = (r.shapes[-1], r.params, r.macs) if formulas is None else \
             formulas.layers[r.name]
+        kept = [] if not training else [layers[n] for n in r.layers]
         rows.append((r.name, r.label, r.torch or "", source,
                      ", ".join(map(dims_text, [*r.shapes[:-1], shape])), _number(params),
-                     _number(macs), _rf(r.rf)))
+                     _number(macs), _rf(r.rf),
+                     *((human_bytes(sum(x.saved_bytes * batch + x.saved_fixed_bytes
+                                        for x in kept)),
+                        _number(sum(x.grad_input_macs + x.grad_weight_macs for x in kept)))
+                       if training else ())))
         previous = r.name
-    right = {5, 6}
+    right = {5, 6, 8, 9}
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -419,7 +449,32 @@ def render_table(report: Report, depth: int | None = None) -> str:
 
     found = [] if report.sizes is None else ["", *sizes_lines(report.sizes)]
     return "\n".join([_title(report), "", line(header), rule, *map(line, rows), rule,
-                      *_totals(report), *_formula_totals(formulas), *found])
+                      *_totals(report), *_formula_totals(formulas), *found,
+                      *(_training_totals(report) if training else [])])
+
+
+def _training_totals(report: Report) -> list[str]:
+    """One training step: its FLOPs, its memory and where it peaks, the largest batch."""
+    memory = report.memory
+    assert memory is not None
+    batch = memory.batch
+    lines = ["", f"training step: batch {batch:,}, {report.optimizer}, {memory.precision}",
+             f"  FLOPs   {human(batch * report.train_flops + report.optimizer_flops)}: forward "
+             f"{human(batch * report.flops)}, backward "
+             f"{human(2 * batch * (report.grad_input_macs + report.grad_weight_macs))}, "
+             f"optimizer {human(report.optimizer_flops)}",
+             f"  memory  peak {human_bytes(memory.peak)} (in the {memory.peak_at}): weights "
+             f"{human_bytes(memory.weights)}, gradients {human_bytes(memory.gradients)}, "
+             f"optimizer state {human_bytes(memory.optimizer_state)}, kept activations "
+             f"{human_bytes(memory.saved)}, the batch {human_bytes(memory.inputs)}"
+             + (f", 16-bit weights {human_bytes(memory.cast_weights)}"
+                if memory.cast_weights else "")]
+    found = report.largest_batch
+    if found is not None:
+        share = f"{found.margin:.0%} of {human_bytes(found.budget)}"
+        lines.append(f"  largest batch {found.batch:,} on {found.device}: its peak within {share}"
+                     if found.batch else f"  no batch fits in {share} on {found.device}")
+    return lines
 
 
 def _formula_totals(formulas: Formulas | None) -> list[str]:

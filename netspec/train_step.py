@@ -57,11 +57,13 @@ AUTOCAST_FAMILIES = frozenset({"conv", "linear", "attention"})
 projections): the cast copy is kept for the backward pass."""
 
 
-def cost(report: Report, train: Any = None, batch: int | None = None) -> Report:
+def cost(report: Report, train: Any = None, batch: int | None = None, device: str = "cpu"
+         ) -> Report:
     """Fill in `report`'s training-step costs: each layer's `grad_input_macs` and
     `grad_weight_macs`, the `optimizer_flops` of `train.optimizer` (a TrainConfig;
     None: the default optimizer) over the trained parameters, and the step's `memory` at
-    `batch` samples (default: `train.batch_size`, 64 without `train:`). Returns the report."""
+    `batch` samples (default: `train.batch_size`, 64 without `train:`) on `device`
+    (`cpu` or `cuda`: see `memory`). Returns the report."""
     graph = report.graph
     requires = dict.fromkeys(graph.inputs, False)
     reached = _reaching_outputs(report)
@@ -82,8 +84,36 @@ def cost(report: Report, train: Any = None, batch: int | None = None) -> Report:
             row.input_grads = tuple(flows)
     kind, ops = _optimizer(train)
     report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
-    memory(report, train, batch)
+    memory(report, train, batch, device)
     return report
+
+
+MARGIN = 0.9
+"""The share of a memory budget the largest batch's estimated peak may take: the rest is
+for what the estimate leaves out (the allocator's rounding and caching, kernels'
+workspaces, the framework's own)."""
+BATCH_LIMIT = 2**24
+"""The largest batch `largest_batch` considers."""
+
+
+def largest_batch(report: Report, budget: int, train: Any = None, device: str = "cpu",
+                  margin: float = MARGIN) -> int:
+    """The largest batch whose training step's estimated peak fits in `margin` of `budget`
+    bytes (0: not even one sample). The peak grows with the batch, so a binary search over
+    `memory`; the report's memory is left at the batch found (or 1 when none fits)."""
+    allowed = margin * budget
+    low, high = 0, 1
+    while high <= BATCH_LIMIT and memory(report, train, high, device).peak <= allowed:
+        low, high = high, 2 * high
+    high = min(high, BATCH_LIMIT + 1)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if memory(report, train, middle, device).peak <= allowed:
+            low = middle
+        else:
+            high = middle
+    memory(report, train, max(low, 1), device)
+    return low
 
 
 def memory(report: Report, train: Any = None, batch: int | None = None, device: str = "cpu"
