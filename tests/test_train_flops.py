@@ -292,8 +292,12 @@ def test_optimizer_flops_are_torch_s_update_op_by_op(optimizer):
     per_parameter = train_step.optimizer_ops(config.kind, getattr(config.options, "momentum", 0),
                                              getattr(config.options, "nesterov", False),
                                              config.options.weight_decay)
-    assert ops.ops == per_parameter * report.trainable_params
-    assert report.optimizer_flops == ops.ops
+    # older torch (2.6) writes AdamW apart from Adam (`_single_tensor_adamw`), and there
+    # scales the weights by 1 - lr * weight_decay even when the decay is 0: one more
+    separate_adamw = not issubclass(torch.optim.AdamW, torch.optim.Adam)
+    extra = int(config.kind == "adamw" and not config.options.weight_decay and separate_adamw)
+    assert ops.ops == (per_parameter + extra) * report.trainable_params
+    assert report.optimizer_flops == per_parameter * report.trainable_params
     assert report.optimizer == config.kind
 
 
