@@ -138,11 +138,23 @@ def test_a_spec_without_train_takes_the_default_batch_and_optimizer():
 
 # -- the zoo: a real step's peak -----------------------------------------------------------
 
-STEPS = {  # spec: input shape (None: its own), batch
+STEPS = {  # spec: input shape (None: its own), batch; most where activations weigh most
     "lenet5": (None, 64),
     "resnet18": ((3, 32, 32), 16),
     "vit_tiny": (None, 8),
     "gpt_tiny": (None, 8),
+    "mobilenet_v2": ((3, 96, 96), 16),
+    "mobilenet_v3_small": ((3, 32, 32), 4),
+    "efficientnet_b0": ((3, 96, 96), 16),
+    "densenet121": ((3, 64, 64), 16),
+    "convnext_tiny": ((3, 64, 64), 16),
+    "inception_v3": ((3, 75, 75), 8),
+    "regnet_y_400mf": ((3, 32, 32), 4),
+    "shufflenet_v2_x1_0": ((3, 32, 32), 4),
+    "squeezenet1_1": ((3, 64, 64), 4),
+    "vgg11_bn": ((3, 32, 32), 4),
+    "swin_t": ((3, 64, 64), 16),
+    "unet": ((1, 188, 188), 2),
 }
 TOLERANCE = 0.05
 
