@@ -56,11 +56,14 @@ print(sum(p.numel() for p in model.parameters()), len(shapes))
 """
 
 
-def deep_spec(layers: int) -> str:
-    """A chain of `layers` layers (3x3 conv and ReLU in turn) on 8x32x32, written out in full."""
-    lines = ["name: deep", "input: [8, 32, 32]", "layers:"]
+def deep_spec(layers: int, kind: str = "conv") -> str:
+    """A chain of `layers` layers written out in full: 3x3 conv and ReLU in turn on 8x32x32
+    (`conv`), or linear and ReLU on 16 features (`linear`)."""
+    shape, layer = {"conv": ("[8, 32, 32]", "conv2d: {out: 8, kernel: 3, padding: 1}"),
+                    "linear": ("[16]", "linear: 16")}[kind]
+    lines = ["name: deep", f"input: {shape}", "layers:"]
     for i in range(layers):
-        lines.append("  - conv2d: {out: 8, kernel: 3, padding: 1}" if i % 2 == 0 else "  - relu")
+        lines.append(f"  - {layer}" if i % 2 == 0 else "  - relu")
     return "\n".join(lines) + "\n"
 
 
@@ -111,6 +114,7 @@ def main() -> None:
     sizes = (1_250, 2_500, 5_000, 10_000)
     for n in sizes:
         (tmp / f"deep{n}.yaml").write_text(deep_spec(n))
+        (tmp / f"mlp{n}.yaml").write_text(deep_spec(n, "linear"))
 
     print(f"## Whole process (median of {args.runs}, {sys.platform}, Python "
           f"{sys.version.split()[0]})\n")
@@ -132,14 +136,18 @@ def main() -> None:
     print(f"\nVGG-16: netspec check is **{peer / ours:.1f}x** faster than a torch-based summary.\n")
 
     print("## Scaling (load + check in one process)\n")
-    print("| layers | seconds | µs per layer |\n|---:|---:|---:|")
-    per_layer = []
+    print("| layers | conv, ReLU: seconds | µs per layer | linear, ReLU: seconds | µs per layer |")
+    print("|---:|---:|---:|---:|---:|")
+    per_layer: dict[str, list[float]] = {"deep": [], "mlp": []}
     for n in sizes:
-        seconds = in_process(tmp / f"deep{n}.yaml", max(3, args.runs // 2))
-        per_layer.append(seconds / n)
-        print(f"| {n:,} | {seconds:.3f} | {seconds / n * 1e6:.1f} |")
-    print(f"\nTime per layer at 10,000 vs 1,250 layers: {per_layer[-1] / per_layer[0]:.2f}x "
-          "(1.0 = linear).")
+        cells = []
+        for kind, times in per_layer.items():
+            seconds = in_process(tmp / f"{kind}{n}.yaml", max(3, args.runs // 2))
+            times.append(seconds / n)
+            cells += [f"{seconds:.3f}", f"{seconds / n * 1e6:.1f}"]
+        print(f"| {n:,} | {' | '.join(cells)} |")
+    growth = ", ".join(f"{kind} {times[-1] / times[0]:.2f}x" for kind, times in per_layer.items())
+    print(f"\nTime per layer at 10,000 vs 1,250 layers: {growth} (1.0 = linear).")
 
 
 if __name__ == "__main__":
