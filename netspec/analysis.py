@@ -15,7 +15,7 @@ from netspec import limits
 from netspec.errors import Diagnostic, Where
 from netspec.ir import Graph, Node
 from netspec.ops import RF, Cost, Input, Note, Op, ShapeError, Tensor
-from netspec.ops.base import GradCost, ids_out
+from netspec.ops.base import GradCost, Saved, ids_out
 from netspec.report import LayerReport, Report
 from netspec.shapes import Shape
 
@@ -41,10 +41,10 @@ class Step:
     rf: dict[str, list[int | float]] | None
     """`field` as the report's JSON gives it."""
     torch: str | None
-    grads: dict[tuple[tuple[bool, ...], bool], GradCost] = field(default_factory=dict,
-                                                                 compare=False)
-    """Its op's `grad_cost` by which inputs and whether the weights take gradients, as
-    `netspec.train_step` asked (kept with the step: reused as it is)."""
+    backward: dict[tuple[tuple[bool, ...], bool], tuple[GradCost, Saved]] = field(
+        default_factory=dict, compare=False)
+    """Its op's `grad_cost` and `saved` by which inputs and whether the weights take
+    gradients, as `netspec.train_step` asked (kept with the step: reused as it is)."""
 
     def holds_for(self, op: Op, tensors: tuple[Tensor, ...], fields_in: tuple[RF | None, ...],
                   tie: str | None, largest: int) -> bool:

@@ -76,11 +76,11 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
         requires[row.name] = step.vocab is None and (weights or own or any(flows))
         if requires[row.name] and row.name in reached:
             key = (tuple(flows), weights)
-            if key not in step.grads:
-                step.grads[key] = step.op.grad_cost([t.shape for t in step.tensors], step.shape,
-                                                    flows, weights)
-            row.grad_input_macs, row.grad_weight_macs = step.grads[key]
-            row.keeps = step.op.saved([t.shape for t in step.tensors], step.shape, flows, weights)
+            if key not in step.backward:
+                x = [t.shape for t in step.tensors]
+                step.backward[key] = (step.op.grad_cost(x, step.shape, flows, weights),
+                                      step.op.saved(x, step.shape, flows, weights))
+            (row.grad_input_macs, row.grad_weight_macs), row.keeps = step.backward[key]
             row.input_grads = tuple(flows)
     kind, ops = _optimizer(train)
     report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
