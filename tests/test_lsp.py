@@ -15,7 +15,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from tiers import zoo
 
 import netspec
-from netspec.lsp.complete import LAYER_KEYS
+from netspec.spec.expand import META
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -434,7 +434,7 @@ async def test_every_zoo_spec_is_served(client: LanguageClient, path: Path):
     own = document.get("blocks", {})
     assert len(outline) == len(lines) + len(own)
     for line, item in zip(lines, document["layers"], strict=True):
-        kind = item if isinstance(item, str) else next(k for k in item if k not in LAYER_KEYS)
+        kind = item if isinstance(item, str) else next(k for k in item if k not in META)
         column = column_of(path.read_text(), line, kind) + 1
         found = await client.text_document_definition_async(types.DefinitionParams(
             types.TextDocumentIdentifier(uri), types.Position(line - 1, column - 1)))

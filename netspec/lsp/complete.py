@@ -28,17 +28,7 @@ from netspec.lsp.features import op_markdown, without_comment
 from netspec.ops import OPS
 from netspec.report import dims_text
 from netspec.spec.document import Spec
-from netspec.spec.expand import META
-from netspec.spec.schema import arguments, description
-
-LAYER_KEYS = {"name": "the layer's name (else conv1, conv2, ...)",
-              "from": "the layer(s) it reads (else the previous one)",
-              "repeat": "chain this many copies; `i` is the copy's index",
-              "if": "keep the layer only when this holds",
-              "frozen": "exclude its parameters from training",
-              "tie": "an earlier layer whose weight this one shares",
-              "init": "how its weights start"}
-assert set(LAYER_KEYS) == set(META)
+from netspec.spec.schema import arguments, description, layer_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +196,7 @@ def _op_keys(op: str, prefix: str) -> list[Item]:
 
 
 def _meta_keys() -> list[Item]:
-    return [Item(key, "key", "layer key", doc) for key, doc in LAYER_KEYS.items()]
+    return [Item(key, "key", "layer key", doc) for key, doc in layer_keys().items()]
 
 
 def _choices_for(op: str, key: str | None) -> list[Item]:

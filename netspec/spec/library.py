@@ -166,7 +166,7 @@ class _Collector:
     def read(self, path: Path, chain: tuple[Path, ...]) -> None:
         """Read the block file `path` and, through its own `use:`, those it uses."""
         stamp = _stamp(path)
-        known = _READS.get(path)
+        known = _READS.pop(path, None)  # put back last: the most recently read
         if known is None or known.stamp != stamp or stamp is None:
             try:
                 used = read_source(path)
@@ -182,9 +182,9 @@ class _Collector:
             known = _Read(stamp, used, library, {
                 name: BlockSource(block, used, raw.get(name))
                 for name, block in library.blocks.items()})
-            _READS[path] = known
-            while len(_READS) > READS_KEPT:
-                del _READS[next(iter(_READS))]
+        _READS[path] = known
+        while len(_READS) > READS_KEPT:
+            del _READS[next(iter(_READS))]
         used = known.source
         self.visit(used, known.library.use, (*chain, path))
         for name, block in known.blocks.items():

@@ -36,10 +36,17 @@ _LAYER_KEYS: dict[str, Any] = {
            "description": "keep the layer only when this holds"},
     "frozen": {"type": "boolean", "description": "exclude its parameters from training"},
     "tie": {"type": "string", "description": "an earlier layer whose weight this one shares"},
-    "init": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/init"}]},
+    "init": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/init"}],
+             "description": "how its weights start (else torch's default)"},
 }
 _META = {key: _LAYER_KEYS[key] for key in META}
 """The keys any layer may have besides its op (`expand.META`, described)."""
+
+
+def layer_keys() -> dict[str, str]:
+    """The keys any layer may have besides its op, each with its description (as
+    `netspec schema` gives them to editors)."""
+    return {key: prop["description"] for key, prop in _META.items()}
 
 
 def spec_schema() -> dict[str, Any]:

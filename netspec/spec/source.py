@@ -218,8 +218,8 @@ def _child(node: yaml.Node, key: Hashable) -> yaml.Node | None:
     return None
 
 
-_EDITED: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("edited",
-                                                                                    default=MappingProxyType({}))
+_EDITED: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "edited", default=MappingProxyType({}))
 
 
 @contextlib.contextmanager
@@ -247,7 +247,7 @@ def read_source(origin: str | Path, text: str | None = None) -> Source:
     file = str(origin)
     max_bytes = limits.current().spec_bytes
     if text is None and _EDITED.get():
-        text = _EDITED.get().get(str(Path(origin).resolve()))
+        text = edited_text(Path(origin).resolve())
     if text is None:
         try:
             raw = read_bytes(origin, max_bytes + 1)
