@@ -144,10 +144,11 @@ def build(spec: SpecSource, seed: int | None = None,
 
 
 def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | None = None,
-          batch_size: int | None = None, lr: float | None = None, device: str | None = None,
+          batch_size: int | str | None = None, lr: float | None = None, device: str | None = None,
           precision: str | None = None, out: str | Path | None = None, seed: int | None = None,
           data: str | Mapping[str, Any] | None = None, compile: bool | None = None,
-          strategy: str | None = None, on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+          strategy: str | None = None, channels_last: bool | str | None = None,
+          memory: int | None = None, on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
           verbose: bool = True, progress: bool | None = None,
           limits: Limits | None = None, params: Params | None = None,
           scale: str | None = None) -> TrainResult:
@@ -162,8 +163,12 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
     spec and TrainError (a ValueError) for anything that keeps training from starting or
     going on, such as bad data, an output that does not fit the labels, a NaN loss or an
     unreadable checkpoint. `params` and `scale` choose parameter values (see `load`); the
-    checkpoints record them, and `sample` builds the model with them.
+    checkpoints record them, and `sample` builds the model with them. `batch_size="auto"`
+    trains with the largest batch that fits in `memory` bytes (default: what the device has
+    free; see `netspec.training.autobatch`).
     """
+    if memory is not None and (type(memory) is not int or memory < 1):
+        raise TypeError(f"memory is a positive number of bytes or None; found {memory!r}")
     spec = load(spec, limits, params=params, scale=scale)
     report = check(spec, limits=limits)
     from netspec.training.config import DataConfig, data_from_arg
@@ -172,6 +177,7 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
     overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                                  "device": device, "precision": precision, "seed": seed,
                                  "compile": compile, "strategy": strategy,
+                                 "channels_last": channels_last,
                                  "out": None if out is None else str(out)}
     if data is not None:
         try:
@@ -181,7 +187,7 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
             raise TrainError(str(exc)) from None
     with applied(limits):  # the data's limits too
         return run(spec, report, overrides, None if resume is None else Path(resume), on_epoch,
-                   verbose, progress)
+                   verbose, progress, memory)
 
 
 def sample(run: str | Path, *, prompt: str = "\n", length: int = 200, temperature: float = 1.0,

@@ -449,12 +449,31 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
     click.echo(f"wrote {path}", err=True)
 
 
+class BatchSizeParam(click.ParamType):
+    """`--batch-size`: a positive number of samples, or `auto` (the largest that fits)."""
+
+    name = "n|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int | str:
+        if value == "auto":
+            return value
+        if str(value).isdigit() and int(value) >= 1:
+            return int(value)
+        self.fail(f"{value!r} is not a positive integer or `auto`", param, ctx)
+
+
 @main.command(name="train")
 @limit_options
 @param_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (in all, when resuming).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Samples per step, over all processes.")
+@click.option("--batch-size", type=BatchSizeParam(),
+              help="Samples per step, over all processes; auto: the largest whose step's "
+                   "estimated peak takes at most 90% of the memory there is.")
+@click.option("--memory", "budget", type=ByteSize(), metavar="SIZE",
+              help="The memory a batch size of auto is chosen for, per process (24GiB, 512MiB) "
+                   "[default: the GPU's free memory; on the CPU, the available memory].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Base learning rate.")
 @click.option("--device", help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
@@ -465,6 +484,9 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 @click.option("--data", help="digits, synthetic, an image folder, a .npz file, a folder of MNIST "
                              "IDX files, or KIND:PATH [default: the spec's, else digits].")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Lay the model and image batches out channels-last (NHWC) [default: the "
+                   "spec's, else on a CUDA GPU only].")
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue the run saved in this checkpoint (OUT/last.pt).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
@@ -473,11 +495,12 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
               help="With several processes: ddp (a whole model on each) or fsdp (sharded "
                    "weights, for a model too big for one device) [default: the spec's, else ddp].")
 @click.option("--quiet", "-q", is_flag=True, help="No summary, progress bar or epoch lines.")
-def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: float | None,
-                  device: str | None, precision: str | None, out: str | None, seed: int | None,
-                  data: str | None, compile_: bool | None, resume: str | None, nproc: int,
-                  strategy: str | None, quiet: bool, params: dict[str, Any] | None,
-                  scale: str | None) -> None:
+def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
+                  budget: int | None, lr: float | None, device: str | None,
+                  precision: str | None, out: str | None, seed: int | None, data: str | None,
+                  compile_: bool | None, channels_last: bool | None, resume: str | None,
+                  nproc: int, strategy: str | None, quiet: bool,
+                  params: dict[str, Any] | None, scale: str | None) -> None:
     """Train SPEC as its `train:` section says, each option overriding it: the check summary,
     a progress bar per epoch, one line per epoch, then OUT/last.pt, best.pt, metrics.jsonl,
     metrics.csv, curves.png and confusion.png. Ctrl-C or SIGTERM saves OUT/last.pt first.
@@ -506,7 +529,8 @@ def train_command(spec: str, epochs: int | None, batch_size: int | None, lr: flo
     try:
         result = train(loaded, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr,
                        device=device, precision=precision, out=out, seed=seed, data=data,
-                       compile=compile_, strategy=strategy, verbose=not quiet)
+                       compile=compile_, strategy=strategy, channels_last=channels_last,
+                       memory=budget, verbose=not quiet)
     except TrainError as exc:  # every rank meets it: rank 0 says it
         if main_rank:
             click.echo(f"{spec}: error: {exc}", err=True)

@@ -7,7 +7,7 @@ options are optional, exactly like layers:
 
     train:
       epochs: 20
-      batch_size: 64
+      batch_size: 64                           # or: auto, the largest that fits in memory
       data: {digits: {augment: {crop: 2}}}     # or: data: digits, data: {text: stdlib}
       loss: {cross_entropy: {label_smoothing: 0.1}}
       optimizer: {adamw: {lr: 3e-3, weight_decay: 1e-4}}
@@ -25,12 +25,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
 
-from netspec.errors import closest
+from netspec.errors import closest, did_you_mean, shown
 
 PosInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -324,6 +325,19 @@ def _device(name: str) -> str:
 Device = Annotated[str, AfterValidator(_device),
                    WithJsonSchema({"type": "string", "pattern": f"^({_DEVICE})$"})]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+AUTO = "auto"
+
+
+def _batch_size(value: Any) -> int | str:
+    if value == AUTO or (type(value) is int and value >= 1):
+        return value
+    near = did_you_mean(value, [AUTO])
+    raise ValueError(f"expects a positive integer or `{AUTO}`, found {shown(value)}"
+                     + (f"; {near}" if near else ""))
+
+
+BatchSize = Annotated[int | str, PlainValidator(_batch_size), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 1}, {"const": AUTO}]})]
 Strategy = Literal["ddp", "fsdp"]
 
 
@@ -335,7 +349,15 @@ class TrainConfig(_Strict):
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(adamw=AdamW()))
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(cosine=Cosine()))
     epochs: PosInt = 10
-    batch_size: PosInt = 64
+    batch_size: BatchSize = 64
+    """Samples per step, over all processes. `auto`: the largest batch whose training step's
+    estimated peak (netspec.train_step) takes at most 90% of the memory there is, chosen
+    when `netspec train` starts: the device's free memory on a CUDA GPU, the machine's
+    available memory on the CPU (Linux's MemAvailable, shared by the processes on the
+    machine), or a budget given with `--memory SIZE`; at most the training set. With
+    several processes, each one's batch is found (the smallest over the ranks) and the
+    batch is that times the process count. The run's checkpoints record the number chosen,
+    and a resume keeps it."""
     clip_grad: PosFloat | None = None
     """Clip the gradients' global L2 norm to this value."""
     seed: NonNegInt = 0
@@ -347,6 +369,11 @@ class TrainConfig(_Strict):
     gradient scaler for fp16)."""
     compile: bool = False
     """Compile the model with torch.compile."""
+    channels_last: bool | Literal["auto"] = "auto"
+    """Lay the model's weights and each input batch out channels-last (NHWC: torch's
+    `channels_last` for image inputs (C, H, W), `channels_last_3d` for volumes (C, D, H, W);
+    other inputs keep their layout): faster convolutions on GPUs' tensor cores. The same
+    bytes either way, so the memory estimate holds for both. `auto`: on a CUDA GPU only."""
     strategy: Strategy = "ddp"
     """How several processes share the model (`--nproc`): `ddp` keeps a whole copy on each
     and averages the gradients; `fsdp` shards the weights, gradients and optimizer state
@@ -363,9 +390,9 @@ class TrainConfig(_Strict):
 
     def override(self, **changes: Any) -> TrainConfig:
         """A copy with command-line overrides applied (None = keep): `epochs`,
-        `batch_size`, `lr`, `device`, `precision`, `out`, `seed`, `compile`, `strategy`, and
-        `data` (an already-validated DataConfig). Raises pydantic's ValidationError for bad
-        values."""
+        `batch_size` (a number or `auto`), `lr`, `device`, `precision`, `out`, `seed`,
+        `compile`, `channels_last`, `strategy`, and `data` (an already-validated DataConfig).
+        Raises pydantic's ValidationError for bad values."""
         values = {k: v for k, v in changes.items() if v is not None}
         lr = values.pop("lr", None)
         data = self.model_dump(exclude_none=True)

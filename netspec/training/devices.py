@@ -62,12 +62,23 @@ class Precision:
         return torch.amp.GradScaler(self.device.type, enabled=self.name == "fp16")
 
 
-def tune(device: torch.device) -> bool:
-    """Set the backend up for speed on `device` (cudnn.benchmark, TF32 on CUDA) and say
-    whether to lay tensors out channels_last there (tensor cores prefer NHWC)."""
-    if device.type != "cuda":
-        return False
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    return True
+def tune(device: torch.device) -> None:
+    """Set the backend up for speed on `device`: cudnn.benchmark and TF32 on CUDA."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+CHANNELS_LAST = {3: torch.channels_last, 4: torch.channels_last_3d}
+"""The channels-last layout of a batch by its samples' dimensions: images (C, H, W) and
+volumes (C, D, H, W)."""
+
+
+def memory_format(choice: bool | str, device: torch.device, sample_dims: int
+                  ) -> torch.memory_format | None:
+    """The layout of the model and its batches: channels-last when `choice` says so (`auto`:
+    on CUDA, where tensor cores prefer it) and the samples are images or volumes; None:
+    torch's default (contiguous)."""
+    wanted = device.type == "cuda" if choice == "auto" else choice
+    return CHANNELS_LAST.get(sample_dims) if wanted else None

@@ -65,6 +65,14 @@ class World:
             return flag
         return bool(self.sum(torch.tensor([int(flag)], device=device)).item())
 
+    def least(self, value: int, device: torch.device) -> int:
+        """The smallest of `value` over every rank: all ranks take the same."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return int(tensor.item())
+
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -31,11 +31,11 @@ from pydantic import ValidationError
 from netspec.errors import TrainError
 from netspec.report import Report
 from netspec.spec.document import Spec
-from netspec.training import checkpoints
+from netspec.training import autobatch, checkpoints
 from netspec.training import resume as resumption
-from netspec.training.config import TrainConfig, data_root
+from netspec.training.config import AUTO, TrainConfig, data_root
 from netspec.training.data import Data, DataError, load_data
-from netspec.training.devices import Precision, pick_device, tune
+from netspec.training.devices import Precision, memory_format, pick_device, tune
 from netspec.training.distributed import World, join, placement
 from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line, perplexity
 from netspec.training.optim import (
@@ -169,35 +169,42 @@ def _by_ctrl_c(error: BaseException | None) -> bool:
 
 def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | None = None,
         on_epoch: EpochEnd | None = None, verbose: bool = True,
-        progress: bool | None = None) -> TrainResult:
+        progress: bool | None = None, memory: int | None = None) -> TrainResult:
     """Train `spec` (already checked: `report`) with its `train:` section changed by
     `overrides` (see `TrainConfig.override`), or continue the run saved in `resume` with
     those settings (see `netspec.training.resume`). The run folder is claimed before anything
-    is written (see `netspec.training.runs`). Raises TrainError for anything that stops a run
-    from starting or going on; the message says what and where."""
+    is written (see `netspec.training.runs`). `memory`: the budget in bytes a `batch_size:
+    auto` is chosen for (netspec.training.autobatch; default: what the device has free).
+    Raises TrainError for anything that stops a run from starting or going on; the message
+    says what and where."""
     try:
         config = spec.training.override(**overrides)
     except ValidationError as exc:
         raise TrainError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                    for e in exc.errors())) from None
     resumed = _Resumed.read(Path(resume), spec, config) if resume is not None else None
+    if resumed is not None:
+        config = resumed.config
     folder = _claim(spec.name, overrides.get("out") or (None if resume else config.out),
                     Path(resume) if resume is not None else None)
     try:
         if folder.claimed:
             checkpoints.remove_temporary(folder.path)
-        return Trainer(spec, report, config, folder.path, resumed, verbose, progress).fit(on_epoch)
+        return Trainer(spec, report, config, folder.path, resumed, verbose, progress,
+                       memory).fit(on_epoch)
     finally:
         folder.release()
 
 
 @dataclass(frozen=True)
 class _Resumed:
-    """A checkpoint to continue: its state, the run's own settings, and what differs."""
+    """A checkpoint to continue: its state, the run's own settings, the settings it
+    continues with (`batch_size: auto` is the run's batch), and what differs."""
 
     path: Path
     state: dict[str, Any]
     saved: TrainConfig
+    config: TrainConfig
     changes: list[str]
 
     @classmethod
@@ -211,7 +218,8 @@ class _Resumed:
         except checkpoints.CheckpointError as exc:
             raise TrainError(str(exc)) from None
         saved = resumption.saved_settings(state["config"], str(path))
-        return cls(path, state, saved, resumption.changes(saved, config, state["step"]))
+        config = resumption.same_batch(saved, config)
+        return cls(path, state, saved, config, resumption.changes(saved, config, state["step"]))
 
 
 def _claim(name: str, chosen: str | None, resume: Path | None) -> RunFolder:
@@ -246,7 +254,7 @@ class Trainer:
 
     def __init__(self, spec: Spec, report: Report, config: TrainConfig, out: Path,
                  resume: _Resumed | None = None, verbose: bool = True,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, memory: int | None = None) -> None:
         from netspec.api import build
 
         self.spec, self.config, self.out = spec, config, out
@@ -259,13 +267,16 @@ class Trainer:
         self.world: World = join(self.device.type)
         self.verbose = verbose and self.world.main
         self.progress = progress
+        (name, shape), = self._single(report.inputs, "input").items()
+        (output, out_shape), = self._single(report.outputs, "output").items()
+        tune(self.device)
+        self.memory_format = memory_format(config.channels_last, self.device, len(shape))
+        self.data = self._load_data(shape, out_shape, report.token_inputs.get(name))
+        if config.batch_size == AUTO:
+            self.config = config = self._auto_batch(report, memory)
         if config.batch_size % self.world.size:
             raise TrainError(f"batch size {config.batch_size} does not split over "
                              f"{self.world.size} processes; use a multiple of {self.world.size}")
-        (name, shape), = self._single(report.inputs, "input").items()
-        (output, out_shape), = self._single(report.outputs, "output").items()
-        self.channels_last = tune(self.device) and len(shape) == 3  # NHWC is for images
-        self.data = self._load_data(shape, out_shape, report.token_inputs.get(name))
         try:
             self.task = make_task(config.loss, output, out_shape, self.data.targets("train"),
                                   self.data.classes, self.data.vocab)
@@ -281,8 +292,8 @@ class Trainer:
 
         self._seed()
         self.model = build(spec, seed=config.seed).to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.memory_format is not None:
+            self.model = self.model.to(memory_format=self.memory_format)
         self.placement = placement(config.strategy, self.world, self.device)
         self.placement.prepare(self.model)
         local_batch = config.batch_size // self.world.size
@@ -320,6 +331,16 @@ class Trainer:
                              classes=out_shape[0] if len(out_shape) == 1 else None, vocab=vocab)
         except DataError as exc:
             raise TrainError(str(exc)) from None
+
+    def _auto_batch(self, report: Report, memory: int | None) -> TrainConfig:
+        """The settings with `batch_size: auto` chosen (netspec.training.autobatch), at the
+        precision this run resolved; the choice is printed."""
+        with_precision = self.config.model_copy(update={"precision": self.precision.name})
+        batch, line = autobatch.choose(report, with_precision, self.device, self.world,
+                                       self.data.train_size, memory)
+        if self.verbose:
+            print(line, flush=True)
+        return self.config.model_copy(update={"batch_size": batch})
 
     def _seed(self) -> None:
         """Seed every generator, each rank its own stream: it draws dropout's masks alone, as
@@ -412,8 +433,8 @@ class Trainer:
         start_time, start_images = time.perf_counter(), 0
         steps = enumerate(loader.epoch(epoch, pos.step), pos.step + 1)
         for step, (x, y) in steps:
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            if self.memory_format is not None:
+                x = x.contiguous(memory_format=self.memory_format)
             with self.precision.autocast():
                 out = self.net(x).float()
                 loss = task.loss(out, y)
@@ -498,8 +519,8 @@ class Trainer:
         tally = _Tally(self.device)
         confusion = torch.zeros(k * k, dtype=torch.long, device=self.device) if k else None
         for x, y in self.val_loader.epoch(0):
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            if self.memory_format is not None:
+                x = x.contiguous(memory_format=self.memory_format)
             with self.precision.autocast():
                 out = self.net(x).float()
             tally.add(0, task.loss(out, y), task.correct(out, y), len(y), len(y) * task.units)

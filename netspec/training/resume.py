@@ -5,6 +5,7 @@ now, with the command's options on top. Nothing stored in the checkpoint chooses
 read: the data is the spec's (or `--data`'s), resolved against the spec's folder. Where the
 settings differ from the run's own (the checkpoint's), each key is listed, old -> new, with
 what it does; those a run cannot change are refused before anything is loaded into it.
+A `batch_size: auto` is the run's own batch, chosen when it started, wherever it resumes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from netspec.errors import TrainError
-from netspec.training.config import TrainConfig
+from netspec.training.config import AUTO, TrainConfig
 
 _CHOICES = ("data", "loss", "optimizer", "schedule")
 """Settings written `{kind: options}`: another kind is one change, not one per option."""
@@ -31,6 +32,13 @@ def saved_settings(saved: Any, path: str) -> TrainConfig:
         where = ".".join(map(str, first["loc"])) or "train"
         raise TrainError(f"{path}: its training settings are not valid ({where}: "
                          f"{first['msg'][:200]}); it is not a checkpoint netspec wrote") from None
+
+
+def same_batch(saved: TrainConfig, config: TrainConfig) -> TrainConfig:
+    """`config`, its `batch_size: auto` replaced by the run's batch (`saved`'s)."""
+    if config.batch_size != AUTO:
+        return config
+    return config.model_copy(update={"batch_size": saved.batch_size})
 
 
 def changes(saved: TrainConfig, config: TrainConfig, step: int) -> list[str]:
