@@ -24,6 +24,7 @@ from netspec.spec.expand import Expander
 from netspec.spec.library import collect_blocks
 from netspec.spec.source import Source, read_source
 from netspec.spec.validation import diagnostics, document_locator
+from netspec.throughput import Throughput, estimate
 
 SpecSource = str | Path | Mapping[str, Any] | Spec | Source
 """A spec: a path, YAML text, a mapping, a loaded Spec, or YAML already read (a `Source`:
@@ -62,7 +63,8 @@ def load(source: SpecSource, limits: Limits | None = None, *, params: Params | N
 def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
           fuse_bn: bool = False, limits: Limits | None = None, *, params: Params | None = None,
           scale: str | None = None, sizes: bool = False, batch: int | None = None,
-          memory: int | None = None, device: str = "cpu") -> Report:
+          memory: int | None = None, device: str = "cpu", throughput: Throughput | None = None,
+          samples: int | None = None) -> Report:
     """Infer every shape, count params/buffers/MACs and receptive fields, without torch.
 
     `inputs` overrides the declared input shapes: one shape for a single-input spec, or a
@@ -76,14 +78,17 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     A training step's FLOPs and memory are in the report too (netspec.train_step), for
     `batch` samples (default: the spec's `train.batch_size`) on `device` (`cpu` or
     `cuda`); given a `memory` budget in bytes, `report.largest_batch` is the largest
-    batch whose step fits in it (`check --batch`, `--memory`, `--device`).
+    batch whose step fits in it (`check --batch`, `--memory`, `--device`). Given a device's
+    `throughput` (`netspec.throughput.profile("h100-sxm")`, or `measured()` as `netspec
+    bench` saved it), `report.step_time` estimates the step's time and an epoch's, of
+    `samples` training samples (default: the spec's data's, when known without reading it).
     """
     spec = load(spec, limits, params=params, scale=scale)
     overrides = _input_overrides(spec, inputs)
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
         report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
-        _training(report, spec, batch, memory, device)
+        _training(report, spec, batch, memory, device, throughput, samples)
         if (sizes or (spec.sizes() and not overrides)) and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)
@@ -249,13 +254,15 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
              fuse_bn: bool = False, limits: Limits | None = None, *,
              params: Params | None = None, scale: str | None = None, sizes: bool = False,
              previous: Report | None = None, batch: int | None = None,
-             memory: int | None = None, device: str = "cpu"
+             memory: int | None = None, device: str = "cpu",
+             throughput: Throughput | None = None, samples: int | None = None
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw). With
     `sizes`, a report without errors holds the input sizes that work (see `check`).
     `previous`, the report of an earlier text of the spec (an editor's, before an edit):
-    the layers an edit left alone are taken from it, not analysed again."""
+    the layers an edit left alone are taken from it, not analysed again. `batch`, `memory`,
+    `device`, `throughput` and `samples`: a training step's, as `check` takes them."""
     spec, errors = parse(source, limits, params=params, scale=scale)
     if spec is None:
         return None, None, errors
@@ -267,7 +274,7 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
             return spec, None, [*errors, *exc.errors]
         report = analyse(fold_graph(graph)[0] if fuse_bn and not errors else graph, overrides,
                          None if fuse_bn else previous)
-        _training(report, spec, batch, memory, device)
+        _training(report, spec, batch, memory, device, throughput, samples)
         if (sizes or (spec.sizes() and not overrides)) and not errors and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)
@@ -276,9 +283,11 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
 
 
 def _training(report: Report, spec: Spec, batch: int | None, budget: int | None,
-              device: str) -> None:
-    """A training step's costs at `batch` on `device`, and the largest batch in `budget`."""
-    for name, value in (("batch", batch), ("memory", budget)):
+              device: str, throughput: Throughput | None = None, samples: int | None = None
+              ) -> None:
+    """A training step's costs at `batch` on `device`, and the largest batch in `budget`;
+    with a `throughput`, the time of the step and of an epoch of `samples`."""
+    for name, value in (("batch", batch), ("memory", budget), ("samples", samples)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or value < 1):
             raise TypeError(f"{name} is a positive integer or None; found {value!r}")
@@ -290,6 +299,10 @@ def _training(report: Report, spec: Spec, batch: int | None, budget: int | None,
         report.largest_batch = LargestBatch(found, budget, train_step.MARGIN, device)
         if batch is not None:  # the step as asked, its largest batch apart
             train_step.memory(report, spec._training, batch, device)
+    if throughput is not None:
+        timed = estimate(report, spec._training, throughput, samples)
+        report.step_time, report.step_time_hint = (None, timed) if isinstance(timed, str) \
+            else (timed, None)
 
 
 def parse(source: SpecSource, limits: Limits | None = None, *, params: Params | None = None,

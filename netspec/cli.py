@@ -23,6 +23,7 @@ from netspec.limits import Limits, applied
 if TYPE_CHECKING:
     from netspec.ir import Graph
     from netspec.report import Report
+    from netspec.throughput import Throughput
 
 _BYTES = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
 
@@ -193,10 +194,16 @@ def main(ctx: click.Context) -> None:
                    "16GB, 512MiB) [default with --device cuda: the device's free memory].")
 @click.option("--device", type=DeviceParam(), default="cpu", show_default=True,
               help="Where the training step runs (cpu, cuda, cuda:N): dropout's masks differ.")
+@click.option("--device-profile", "profile", metavar="NAME",
+              help="Estimate the step's time on this GPU from its datasheet (h100-sxm, a100-80gb, "
+                   "rtx4090, ...) [default: --device as `netspec bench` measured it].")
+@click.option("--samples", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Training samples per epoch, for the epoch's time [default: the spec's data's "
+                   "when known without reading it].")
 def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt: str,
           fuse_bn: bool, depth: int | None, params: dict[str, Any] | None,
           scale: str | None, sizes: bool, batch: int | None, budget: int | None,
-          device: str) -> None:
+          device: str, profile: str | None, samples: int | None) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
     `--scale all` reports each of the spec's scales in a row (JSON: the report of each).
 
@@ -210,18 +217,35 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
         return
     if budget is None and device.startswith("cuda"):
         budget = _free_memory(device)
+    timed = any(x is not None for x in (batch, budget, profile, samples))
+    figures, hint = _throughput(profile, device.split(":")[0]) if timed else (None, None)
     _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale,
                                  sizes=sizes, batch=batch, memory=budget,
-                                 device=device.split(":")[0])
+                                 device=device.split(":")[0], throughput=figures, samples=samples)
     if errors:
         _fail(errors, fmt)
     assert report is not None
+    report.step_time_hint = report.step_time_hint or hint
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(depth), indent=2))
         return
     click.echo(report.table(depth, training=batch is not None or budget is not None))
     for warning in report.warnings:
         click.echo(warning.format(), err=True)
+
+
+def _throughput(profile: str | None, device: str) -> tuple[Throughput | None, str | None]:
+    """The figures a step's time is estimated with: the GPU `profile` names (exit 1 when it
+    names none), else what `netspec bench` measured of `device`; or why there are none."""
+    from netspec import throughput
+
+    if profile is None:
+        return throughput.measured(device)
+    try:
+        return throughput.profile(profile), None
+    except LookupError as exc:
+        click.echo(f"error: --device-profile: {exc}", err=True)
+        sys.exit(1)
 
 
 def _free_memory(device: str) -> int:
@@ -238,6 +262,32 @@ def _free_memory(device: str) -> int:
                    "devices", err=True)
         sys.exit(1)
     return torch.cuda.mem_get_info(index)[0]
+
+
+@main.command()
+@click.option("--device", type=DeviceParam(), default="cpu", show_default=True,
+              help="What to measure: this machine's CPU, or a CUDA device (cuda, cuda:N).")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="How long each measurement repeats.")
+def bench(device: str, seconds: float) -> None:
+    """Measure what this machine's CPU (or a CUDA device) does per second, with torch: a
+    float32 matrix product's and a convolution's FLOP/s and the memory bandwidth, each the
+    median of repetitions for about SECONDS; print them and save them where `netspec check
+    --batch N` finds them to estimate a training step's time ($NETSPEC_THROUGHPUT, else
+    $XDG_CACHE_HOME/netspec/throughput.json).
+
+    Exit 0 when measured, 1 without torch or without the CUDA device."""
+    if importlib.util.find_spec("torch") is None:
+        raise click.ClickException("netspec bench needs torch: pip install 'netspec[train]'")
+    from netspec import throughput
+
+    if device.startswith("cuda"):
+        _free_memory(device)  # exits 1 without the device
+    figures, lines = throughput.measure(device, seconds)
+    click.echo(f"{device}: {figures.name}")
+    for line in lines:
+        click.echo(f"  {line}")
+    click.echo(f"wrote {throughput.save(figures, device.split(':')[0])}")
 
 
 @main.command(name="diff")

@@ -123,6 +123,43 @@ class LargestBatch:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@dataclass(frozen=True, slots=True)
+class StepTime:
+    """The estimated time of one training step of `batch` samples on `device`, in seconds
+    (netspec.throughput.estimate): its `forward` and `backward` passes and its `optimizer`,
+    at the device's `precision` rate (fp32, tf32, bf16 or fp16) and bandwidth, whose
+    `source` is a datasheet or a measurement; `compute_bound`, the share of the step spent
+    in kernels bound by arithmetic (the rest by memory). An epoch of `samples` training
+    samples (`samples_from` says where that figure comes from, or why there is none) takes
+    `epoch` seconds. Time between kernels, data loading and the loss are left out."""
+
+    device: str
+    source: str
+    precision: str
+    batch: int
+    forward: float
+    backward: float
+    optimizer: float
+    compute_bound: float
+    samples: int | None
+    samples_from: str
+    epoch: float | None
+
+    @property
+    def step(self) -> float:
+        """Seconds per training step."""
+        return self.forward + self.backward + self.optimizer
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Steps of an epoch (the last may be short)."""
+        return None if self.samples is None else -(-self.samples // self.batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "steps_per_epoch": self.steps_per_epoch,
+                **{name: getattr(self, name) for name in self.__slots__}}
+
+
 @dataclass(slots=True)
 class Row:
     """One row of the table seen from a depth: a layer, or a block instance collapsed (with
@@ -192,6 +229,12 @@ class Report:
     largest_batch: LargestBatch | None = None
     """When asked for with a memory budget (`check --memory 24GiB`): the largest batch whose
     training step fits (netspec.train_step.largest_batch); its JSON `largest_batch`."""
+    step_time: StepTime | None = None
+    """When asked for with a device's throughput (`check --batch`): the estimated time of a
+    step and an epoch (netspec.throughput.estimate); its JSON `step_time`."""
+    step_time_hint: str | None = None
+    """When a time was asked for but cannot be estimated: why, and what to do (`netspec
+    bench`); its JSON `step_time_hint`."""
 
     @property
     def token_inputs(self) -> dict[str, int]:
@@ -317,6 +360,8 @@ class Report:
             **({} if self.memory is None else {"train_memory": self.memory.to_dict()}),
             **({} if self.largest_batch is None
                else {"largest_batch": self.largest_batch.to_dict()}),
+            **({} if self.step_time is None else {"step_time": self.step_time.to_dict()}),
+            **({} if self.step_time_hint is None else {"step_time_hint": self.step_time_hint}),
             "layers": [r.to_dict() for r in self.layers],
             "warnings": [w.to_dict() for w in self.warnings],
             **extra,
@@ -474,7 +519,30 @@ def _training_totals(report: Report) -> list[str]:
         share = f"{found.margin:.0%} of {human_bytes(found.budget)}"
         lines.append(f"  largest batch {found.batch:,} on {found.device}: its peak within {share}"
                      if found.batch else f"  no batch fits in {share} on {found.device}")
-    return lines
+    return lines + _time_lines(report.step_time, report.step_time_hint)
+
+
+def _time_lines(time: StepTime | None, hint: str | None) -> list[str]:
+    """The estimated time of a step and an epoch, or why there is none."""
+    if time is None:
+        return [] if hint is None else [f"  time    unknown: {hint}"]
+    lines = [f"  time    {seconds(time.step)} per step: forward {seconds(time.forward)}, "
+             f"backward {seconds(time.backward)}, optimizer {seconds(time.optimizer)} "
+             f"({time.compute_bound:.0%} of it bound by arithmetic, the rest by memory)",
+             f"          on {time.device}, {time.precision}: {time.source}"]
+    if time.epoch is None:
+        return [*lines, f"  epoch   unknown: {time.samples_from}"]
+    return [*lines, f"  epoch   {seconds(time.epoch)}: {time.steps_per_epoch:,} steps of "
+                    f"{time.samples:,} samples ({time.samples_from})"]
+
+
+def seconds(value: float) -> str:
+    """85.2 µs, 0.84 ms, 12.3 s, 4.2 min, 3.1 h: a duration at a glance."""
+    for least, scale, unit in ((7200, 3600, "h"), (120, 60, "min"), (1, 1, "s"),
+                               (1e-3, 1e-3, "ms")):
+        if value >= least:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value * 1e6:.3g} µs"
 
 
 def _formula_totals(formulas: Formulas | None) -> list[str]:

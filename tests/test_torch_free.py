@@ -3,6 +3,8 @@ torch: checking must stay instant."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,24 @@ def test_the_check_and_diff_commands_do_not_import_torch(command):
     out = subprocess.run([sys.executable, "-c", code, str(SPEC), command], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("options", [["--device-profile", "h100-sxm"], ["--samples", "100"]])
+def test_check_estimating_a_step_s_time_does_not_import_torch(options, tmp_path):
+    """From a GPU's datasheet figures, or from the file `netspec bench` wrote."""
+    cache = tmp_path / "throughput.json"
+    cache.write_text('{"cpu": {"name": "cpu", "source": "test", "conv": {"fp32": 1e10}, '
+                     '"matmul": {"fp32": 1e10}, "bandwidth": 1e10, "gpu": false}}')
+    code = ("import json, sys; from netspec.cli import main\n"
+            "try:\n    main(sys.argv[1:])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "finally:\n    print('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, "check", str(SPEC), "--batch", "8",
+                          "--format", "json", *options], capture_output=True, text=True,
+                         env={**os.environ, "NETSPEC_THROUGHPUT": str(cache)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["step_time"]["step"] > 0
     assert out.stderr.strip().splitlines()[-1] == "False"
 
 
