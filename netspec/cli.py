@@ -272,7 +272,7 @@ def _free_memory(device: str) -> int:
 def bench(device: str, seconds: float) -> None:
     """Measure what this machine's CPU (or a CUDA device) does per second, with torch: a
     float32 matrix product's and a convolution's FLOP/s and the memory bandwidth, each the
-    median of repetitions for about SECONDS; print them and save them where `netspec check
+    median of repetitions for about --seconds; print them and save them where `netspec check
     --batch N` finds them to estimate a training step's time ($NETSPEC_THROUGHPUT, else
     $XDG_CACHE_HOME/netspec/throughput.json).
 
