@@ -116,7 +116,6 @@ def test_a_budget_too_small_for_one_sample_stops_before_training(tmp_path: Path)
     assert "Traceback" not in result.output and not (tmp_path / "run" / "last.pt").exists()
 
 
-@needs_check_to_read_auto
 def test_batch_size_auto_on_the_command_line_overrides_the_spec(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, SPEC.replace("batch_size: auto", "batch_size: 32"))
     result = CliRunner().invoke(main, ["train", str(spec), "--batch-size", "auto", "--memory",
