@@ -75,6 +75,9 @@ class Group:
     parent: str | None
     call: Locator | None = None
     """Where the instance is called (a block's layers point into its definition)."""
+    checkpoint: bool = False
+    """Whether the training step keeps only the instance's inputs and recomputes its
+    layers in the backward pass (`checkpoint: true` on the call)."""
 
 
 @dataclass(slots=True)
@@ -100,3 +103,8 @@ class Graph:
     def layers(self) -> list[Node]:
         """Every node but the inputs, in order."""
         return [n for n in self.nodes.values() if n.name not in self.inputs]
+
+    def checkpoint_of(self, node: Node) -> str | None:
+        """The outermost checkpointed block instance `node` is in, or None. Its layers are
+        consecutive in the graph and named under it (`layer1.0.conv1` in `layer1.0`)."""
+        return next((g for g in node.groups if self.groups[g].checkpoint), None)

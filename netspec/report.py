@@ -50,6 +50,9 @@ class LayerReport:
     grad, attention's inner tensors'), per sample (netspec.train_step)."""
     grad_weight_macs: int = 0
     """MACs of its backward pass giving its weights' gradients, when trained, per sample."""
+    recompute_macs: int = 0
+    """MACs of its forward pass run again in the backward pass, per sample: a layer of a
+    checkpointed block instance (`checkpoint: true`) that torch recomputes."""
     saved_bytes: int = 0
     """Bytes per sample that autograd keeps for the backward pass of what this layer made:
     its output when a layer keeps it (a view's memory is its input's layer's), and the
@@ -80,7 +83,7 @@ class LayerReport:
                 "scores": self.scores, "rf": self.rf, "label": self.label,
                 "line": self.where.line, "grad_input_macs": self.grad_input_macs,
                 "grad_weight_macs": self.grad_weight_macs, "saved_bytes": self.saved_bytes,
-                "saved_fixed_bytes": self.saved_fixed_bytes}
+                "saved_fixed_bytes": self.saved_fixed_bytes, "recompute_macs": self.recompute_macs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,9 +294,15 @@ class Report:
         return sum(r.grad_weight_macs for r in self.layers)
 
     @property
+    def recompute_macs(self) -> int:
+        """The forward MACs checkpointed block instances run again in the backward."""
+        return sum(r.recompute_macs for r in self.layers)
+
+    @property
     def train_macs(self) -> int:
-        """MACs of a training step's forward and backward passes, per sample."""
-        return self.macs + self.grad_input_macs + self.grad_weight_macs
+        """MACs of a training step's forward and backward passes (recomputation included),
+        per sample."""
+        return self.macs + self.grad_input_macs + self.grad_weight_macs + self.recompute_macs
 
     @property
     def train_flops(self) -> int:
@@ -353,6 +362,7 @@ class Report:
             "activation_bytes": self.activation_bytes,
             "grad_input_macs": self.grad_input_macs,
             "grad_weight_macs": self.grad_weight_macs,
+            "recompute_macs": self.recompute_macs,
             "train_macs": self.train_macs,
             "train_flops": self.train_flops,
             "optimizer": self.optimizer,
@@ -506,7 +516,9 @@ def _training_totals(report: Report) -> list[str]:
     lines = ["", f"training step: batch {batch:,}, {report.optimizer}, {memory.precision}",
              f"  FLOPs   {human(batch * report.train_flops + report.optimizer_flops)}: forward "
              f"{human(batch * report.flops)}, backward "
-             f"{human(2 * batch * (report.grad_input_macs + report.grad_weight_macs))}, "
+             f"{human(2 * batch * (report.train_macs - report.macs))}"
+             + (f" ({human(2 * batch * report.recompute_macs)} recomputing checkpointed blocks)"
+                if report.recompute_macs else "") + ", "
              f"optimizer {human(report.optimizer_flops)}",
              f"  memory  peak {human_bytes(memory.peak)} (in the {memory.peak_at}): weights "
              f"{human_bytes(memory.weights)}, gradients {human_bytes(memory.gradients)}, "

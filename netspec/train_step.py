@@ -82,6 +82,9 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
                                       step.op.saved(x, step.shape, flows, weights))
             (row.grad_input_macs, row.grad_weight_macs), row.keeps = step.backward[key]
             row.input_grads = tuple(flows)
+    again = {name for layers in replayed(report).values() for name in layers}
+    for row in report.layers:
+        row.recompute_macs = row.macs if row.name in again else 0
     kind, ops = _optimizer(train)
     report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
     memory(report, train, batch, device)
@@ -155,14 +158,26 @@ def _state_tensors(train: Any) -> int:
     return STATE_PER_PARAMETER[config.kind]
 
 
+Key = str | tuple[str, str]
+"""A block of memory: a layer's (or an input's) output, by name; or `(block, instance)`,
+the copy a checkpointed block instance's recomputation makes of a block made inside it."""
+
+
 class _Blocks:
     """The activations of one sample's step as blocks of memory: each layer's output (a
-    view's is its input's block), what autograd keeps, and when each is freed."""
+    view's is its input's block), what autograd keeps, and when each is freed.
+
+    A checkpointed block instance (`checkpoint: true`) keeps nothing of its layers through
+    the forward pass: `torch.utils.checkpoint` holds the instance's inputs instead, until
+    its backward is done. Just before the backward of its last layer keeping a tensor, its
+    layers run again up to that one (torch stops there) and keep what they keep, as new
+    copies of what is made inside it; its inputs are not copied."""
 
     def __init__(self, report: Report, mask_bytes: int) -> None:
         graph = report.graph
         self.order = [r.name for r in report.layers]
         self.rows = {r.name: r for r in report.layers}
+        self.region = {r.name: graph.checkpoint_of(r.node) for r in report.layers}
         ids = report.token_inputs
         self.size: dict[str, int] = {n: math.prod(s) * (ID_BYTES if n in ids else FLOAT)
                                      for n, s in report.inputs.items()}
@@ -179,7 +194,14 @@ class _Blocks:
             else:
                 self.block[row.name] = row.name
                 self.size[row.name] = math.prod(row.shape) * FLOAT
-        self.kept: dict[str, list[str]] = {}  # block -> the layers keeping it
+        self.members = replayed(report)
+        first: dict[str, str] = {}  # instance -> its first layer keeping a tensor
+        reads: dict[str, set[str]] = {}  # instance -> the blocks of its inputs
+        for region, layers in self.members.items():
+            first[region] = next(name for name in layers if _keeps_tensor(self.rows[name]))
+            reads[region] = {b for name in layers for b in map(self.block.__getitem__,
+                             self.rows[name].node.inputs) if self.region.get(b) != region}
+        self.kept: dict[Key, list[str]] = {}  # block -> the layers keeping it
         self.own: dict[str, int] = {}  # layer -> bytes of its own tensors kept
         for row in report.layers:
             if row.keeps is None:
@@ -187,13 +209,19 @@ class _Blocks:
             names = [row.node.inputs[i] for i in row.keeps.inputs]
             names += [row.name] if row.keeps.output else []
             for block in {self.block[n] for n in names}:
-                self.kept.setdefault(block, []).append(row.name)
+                self.kept.setdefault(self._key(block, self.region[row.name]), []).append(row.name)
             self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
                                   + mask_bytes * row.keeps.masks)
+        for region, layer in first.items():
+            for block in reads[region]:
+                keepers = self.kept.setdefault(block, [])
+                keepers += [] if layer in keepers else [layer]
         for row in report.layers:
-            row.saved_bytes = self.own.get(row.name, 0) + \
+            forward = self.region[row.name] is None
+            row.saved_bytes = (self.own.get(row.name, 0) if forward else 0) + \
                 (self.size[row.name] if row.name in self.kept else 0)
-            row.saved_fixed_bytes = FLOAT * row.keeps.fixed if row.keeps is not None else 0
+            row.saved_fixed_bytes = FLOAT * row.keeps.fixed \
+                if row.keeps is not None and forward else 0
         self.inputs = sum(self.size[n] for n in report.inputs) + _label_bytes(report)
         self.fixed = sum(r.saved_fixed_bytes for r in report.layers)
         outputs = {self.block[o] for o in graph.outputs if o in self.block}
@@ -203,12 +231,22 @@ class _Blocks:
         self.saved = sum(r.saved_bytes for r in report.layers) + self.loss
         self.output_blocks = outputs
 
-    def forward_peak(self) -> int:
-        """The most the forward pass holds (inputs apart), at the end of a layer: what
-        layers kept so far, the blocks later layers or the outputs still read, and the loss's.
-        Linear in the layers: running totals, each block freed at its last reader."""
+    def _key(self, block: str, region: str | None) -> Key:
+        """The block a layer in `region` keeps: a copy when the instance made it."""
+        return (block, region) if region is not None and self.region.get(block) == region \
+            else block
+
+    def _bytes(self, key: Key) -> int:
+        return self.size[key if isinstance(key, str) else key[0]]
+
+    def _walk(self, order: list[str], held: set[Key] | dict[Key, list[str]], own: bool,
+              region: str | None = None) -> tuple[int, int]:
+        """Run `order`'s layers forward: each block made is freed at its last reader there
+        unless `held` (as `region`'s copy); returns the most held at the end of a layer
+        (with the layers' own kept tensors if `own`), and what is held at the end.
+        Linear in the layers: running totals."""
         last: dict[str, int] = {}
-        for step, name in enumerate(self.order):
+        for step, name in enumerate(order):
             for i in self.rows[name].node.inputs:
                 last[self.block[i]] = step
         freed: dict[int, list[str]] = {}
@@ -216,58 +254,133 @@ class _Blocks:
             freed.setdefault(step, []).append(block)
         live: dict[str, int] = {}
         live_bytes = own_bytes = peak = 0
-        for step, name in enumerate(self.order):
+        for step, name in enumerate(order):
             block = self.block[name]
             if block == name:
                 live_bytes += self.size[block] - live.get(block, 0)
                 live[block] = self.size[block]
-            own_bytes += self.own.get(name, 0)
+            own_bytes += self.own.get(name, 0) if own and self.region[name] == region else 0
             peak = max(peak, live_bytes + own_bytes)
             for gone in freed.get(step, ()):
-                if gone not in self.kept and gone not in self.output_blocks:
+                if self._key(gone, region) not in held and gone not in self.output_blocks:
                     live_bytes -= live.pop(gone, 0)
-        return max(peak, live_bytes + own_bytes + self.loss)
+        return peak, live_bytes + own_bytes
+
+    def forward_peak(self) -> int:
+        """The most the forward pass holds (inputs apart), at the end of a layer: what
+        layers kept so far, the blocks later layers or the outputs still read, and the loss's."""
+        peak, end = self._walk(self.order, self.kept, own=True)
+        return max(peak, end + self.loss)
+
+    def recompute(self, region: str) -> tuple[int, int]:
+        """What a checkpointed instance's recomputation holds (its inputs apart): at its
+        most, and at its end (the copies its layers keep, and their own tensors)."""
+        layers = self.members[region]
+        peak, _ = self._walk(layers, self.kept, own=True, region=region)
+        end = sum(self._bytes(k) for k in self.kept if not isinstance(k, str) and k[1] == region)
+        return peak, end + sum(self.own.get(name, 0) for name in layers)
 
     def backward_peak(self, report: Report, batch: int) -> int:
         """The most the backward pass holds (inputs apart): the blocks still kept (a block
         is freed by the backward of the first layer keeping it), each layer's own tensors
         until its backward, the gradients of the weights so far, and the activations'
         gradients in flight: a layer's output's until its backward, its inputs' from it;
-        for `batch` samples. Linear in the layers: running totals."""
+        a checkpointed instance's recomputation; for `batch` samples. Linear in the
+        layers: running totals."""
         kept = {b: len(ls) for b, ls in self.kept.items()}
-        keeping: dict[str, list[str]] = {}  # layer -> the blocks it keeps
+        keeping: dict[str, list[Key]] = {}  # layer -> the blocks it keeps
         for block, layers in self.kept.items():
             for layer in layers:
                 keeping.setdefault(layer, []).append(block)
-        live = sum(self.size[b] for b in kept if b not in report.inputs) + sum(self.own.values())
+        live = sum(self.size[b] for b in kept if isinstance(b, str) and b not in report.inputs)
+        live += sum(v for name, v in self.own.items() if self.region[name] is None)
         live += self.outputs - sum(self.size[b] for b in self.output_blocks if b in kept)
-        grads = {o: math.prod(report.outputs[o]) * FLOAT for o in report.outputs}
-        in_flight = sum(grads.values())
-        peak = batch * (live + self.loss + 2 * in_flight)  # the loss's backward
+        grads = _Gradients()
+        for o in report.outputs:
+            grads.make(o, math.prod(report.outputs[o]) * FLOAT)
+        peak = batch * (live + self.loss + 2 * grads.bytes)  # the loss's backward
         weights = 0
         for name in reversed(self.order):
             row = self.rows[name]
             if row.keeps is None:
                 continue
-            incoming = grads.pop(name, 0)
-            in_flight -= incoming
-            made = [i for i, flows in zip(row.node.inputs, row.input_grads, strict=True)
-                    if flows and i not in grads]
-            new = sum(math.prod(self.rows[i].shape) * FLOAT for i in made)
-            view = row.node.op.aliases(row.input_shapes, row.shape) is not None and \
-                not getattr(row.node.op, "inplace", False)
+            region = self.region[name]
+            if region is not None and self.members[region][-1:] == [name]:
+                top, end = self.recompute(region)
+                peak = max(peak, batch * (live + grads.bytes + top) + weights)
+                live += end
+            incoming = grads.take(name)  # held until this backward ends
+            passes = row.node.op.passes_gradient(row.input_shapes, row.shape)
+            made = [(i, through) for i, flows, through in
+                    zip(row.node.inputs, row.input_grads, passes, strict=True)
+                    if flows and i not in grads.of]
+            new = sum(math.prod(self.rows[i].shape) * FLOAT for i, through in made
+                      if not (through and incoming is not None))
             weights += FLOAT * row.trainable
-            peak = max(peak, batch * (live + in_flight + incoming + (0 if view else new)) + weights)
-            for i in made:
-                grads[i] = math.prod(self.rows[i].shape) * FLOAT
-                in_flight += grads[i]
+            peak = max(peak, batch * (live + grads.bytes + new) + weights)
+            for i, through in made:
+                if through and incoming is not None:
+                    grads.share(i, incoming)
+                else:
+                    grads.make(i, math.prod(self.rows[i].shape) * FLOAT)
+            grads.release(incoming)
             live -= self.own.get(name, 0)
             for block in keeping.get(name, ()):
                 kept[block] -= 1
                 if kept[block] == 0 and block not in report.inputs \
                         and block not in self.output_blocks:
-                    live -= self.size[block]
+                    live -= self._bytes(block)
         return peak
+
+
+class _Gradients:
+    """The activations' gradients in flight in a backward pass, per sample: one tensor
+    may be the gradient of several values (add hands its output's to its inputs)."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, int] = {}  # value -> its gradient tensor
+        self.size: dict[int, int] = {}  # tensor -> bytes
+        self.users: dict[int, int] = {}  # tensor -> the values and backwards holding it
+        self.bytes = 0  # in flight: the tensors held
+
+    def make(self, value: str, size: int) -> None:
+        tensor = len(self.size)
+        self.size[tensor], self.users[tensor] = size, 0
+        self.share(value, tensor)
+
+    def share(self, value: str, tensor: int) -> None:
+        self.of[value] = tensor
+        self.users[tensor] += 1
+        self.bytes += self.size[tensor] if self.users[tensor] == 1 else 0
+
+    def take(self, value: str) -> int | None:
+        """The gradient a layer's backward reads, held by the backward (until `release`)."""
+        return self.of.pop(value, None)
+
+    def release(self, tensor: int | None) -> None:
+        if tensor is not None:
+            self.users[tensor] -= 1
+            self.bytes -= self.size[tensor] if self.users[tensor] == 0 else 0
+
+
+def _keeps_tensor(row: Any) -> bool:
+    """Whether a layer's backward unpacks a saved tensor (an activation, or its weight)."""
+    return row.keeps is not None and (any(row.keeps) or row.params > 0)
+
+
+def replayed(report: Report) -> dict[str, list[str]]:
+    """The layers each checkpointed block instance runs again in the backward pass: its
+    layers up to the last one keeping a tensor (torch's recomputation stops there), none
+    if none keeps one (the instance keeps nothing)."""
+    inside: dict[str, list[str]] = {}
+    last: dict[str, int] = {}
+    for row in report.layers:
+        region = report.graph.checkpoint_of(row.node)
+        if region is not None:
+            inside.setdefault(region, []).append(row.name)
+            if _keeps_tensor(row):
+                last[region] = len(inside[region])
+    return {region: layers[:last[region]] for region, layers in inside.items() if region in last}
 
 
 def _label_bytes(report: Report) -> int:

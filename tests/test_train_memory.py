@@ -178,11 +178,13 @@ def measured_peak(spec: netspec.Spec, shape, batch: int) -> int:
     out = next(iter(report.outputs.values()))
     labels = torch.randint(0, out[-1], (batch, *out[:-1]))
 
-    def step() -> None:
-        loss = _loss(model(x), labels)
+    def step() -> None:  # as netspec's loop: the outputs held to the end (for accuracy)
+        out = model(x)
+        loss = _loss(out, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        assert out.shape[0] == batch
 
     step()
     tracker = MemTracker()

@@ -4,6 +4,7 @@ the torch backend (and modules it builds) import this."""
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 
 
 def center_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -48,3 +49,34 @@ def gated(x: torch.Tensor, dim: int, activation: str) -> torch.Tensor:
     torch.nn.functional."""
     a, b = x.chunk(2, dim=dim)
     return a * getattr(torch.nn.functional, activation)(b)
+
+
+def checkpointed(block, *inputs: torch.Tensor, state: torch.nn.Module | None = None
+                 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """`block(*inputs)` (a module or a function), keeping only `inputs` for the backward
+    pass, which calls `block` again to recompute what its layers keep
+    (`torch.utils.checkpoint`, non-reentrant: the random state is replayed, so dropout
+    drops alike). The recomputation leaves the buffers of `state` (default: `block`, a
+    module) as the forward left them, so batch norm's running statistics move once per
+    step, as without checkpointing. Where autograd records nothing (`no_grad`,
+    inference), a plain call."""
+    if not torch.is_grad_enabled():
+        return block(*inputs)
+    owner = state if state is not None else block
+    calls = 0
+
+    def run(*args: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        nonlocal calls
+        calls += 1
+        if calls == 1 or not isinstance(owner, torch.nn.Module):
+            return block(*args)
+        buffers = list(owner.buffers())
+        kept = [b.clone() for b in buffers]
+        try:
+            return block(*args)
+        finally:
+            with torch.no_grad():
+                for buffer, value in zip(buffers, kept, strict=True):
+                    buffer.copy_(value)
+
+    return torch.utils.checkpoint.checkpoint(run, *inputs, use_reentrant=False)

@@ -282,16 +282,47 @@ class _Forward:
     def lines(self) -> list[str]:
         params = [self._input_var(name) for name in self.graph.inputs]
         body = [*_docstring(_signature_doc(self.graph, self.shapes), _INDENT * 2)]
-        for node in self.graph.layers():
-            self.var[node.name] = self._result_var(node.name)
-            comment = fmt_batch_shape(self.shapes[node.name])
-            body += _statement(f"{self.var[node.name]} = ", self._value(node), "", comment)
+        layers = self.graph.layers()
+        start = 0
+        while start < len(layers):
+            region = self.graph.checkpoint_of(layers[start])
+            end = start + 1
+            while region is not None and end < len(layers) and \
+                    self.graph.checkpoint_of(layers[end]) == region:
+                end += 1
+            if region is None:
+                body += self._layer(layers[start], depth=2)
+            else:
+                body += self._checkpoint(region, layers[start:end])
+            start = end
         outputs = [self.var[o] for o in self.graph.outputs]
         body.append(f"{_INDENT * 2}return {', '.join(outputs)}")
         tensor = "torch.Tensor"
         returns = tensor if len(outputs) == 1 else f"tuple[{', '.join([tensor] * len(outputs))}]"
         head = _Call("def forward", [_Atom("self"), *(_Atom(f"{p}: {tensor}") for p in params)])
         return [*_statement("", head, f" -> {returns}:", None, depth=1), *body]
+
+    def _layer(self, node: Node, depth: int) -> list[str]:
+        self.var[node.name] = self._result_var(node.name)
+        comment = fmt_batch_shape(self.shapes[node.name])
+        return _statement(f"{self.var[node.name]} = ", self._value(node), "", comment, depth)
+
+    def _checkpoint(self, region: str, nodes: Sequence[Node]) -> list[str]:
+        """A checkpointed block instance: a function of its layers, called through
+        `checkpointed` (as `netspec.build` calls it)."""
+        made = {n.name for n in nodes}
+        reads = list(dict.fromkeys(self.var[i] for n in nodes for i in n.inputs if i not in made))
+        body = [line for node in nodes for line in self._layer(node, depth=3)]
+        out = [self.var[n.name] for n in nodes if n.name in self.graph.outputs
+               or any(r not in made for r in self.uses.get(n.name, ()))]
+        function = self.names.take(identifier(region))
+        head = _Call(f"def {function}", [_Atom(r) for r in reads])
+        call = _Call(self._function(functional.checkpointed),
+                     [_Atom(function), *map(_Atom, reads),
+                      _Atom(f"state={_module_path(self.tree, region.split('.'))}")])
+        return [*_statement("", head, ":", None, depth=2), *body,
+                f"{_INDENT * 3}return {', '.join(out)}",
+                *_statement(f"{', '.join(out)} = ", call, "", None, depth=2)]
 
     def _input_var(self, name: str) -> str:
         chained = len(self.graph.inputs) == 1 and self._chained(name)

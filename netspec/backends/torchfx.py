@@ -7,6 +7,7 @@ graph at run time: `print(model.code)` shows it.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 
@@ -14,7 +15,8 @@ import torch
 import torch.fx
 
 from netspec import init as init_scheme
-from netspec.ir import Graph
+from netspec.backends import functional
+from netspec.ir import Graph, Node
 from netspec.ops import TorchCall
 from netspec.report import Report
 from netspec.shapes import Shape
@@ -34,26 +36,72 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
     fx = torch.fx.Graph()
     values: dict[str, torch.fx.Node] = {name: fx.placeholder(identifier(name))
                                         for name in graph.inputs}
-    for node in graph.layers():
-        assert node.op is not None, "build() compiles checked specs only"
-        x = [shapes[i] for i in node.inputs]
-        made = node.op.to_torch(torch, x, shapes[node.name])
-        args = [values[i] for i in node.inputs]
-        if isinstance(made, TorchCall):
-            values[node.name] = _call(fx, made, args, node.name)
-            continue
-        if node.init is not None:
-            init_scheme.apply(torch, made, node.init)
-        if node.frozen:
-            made.requires_grad_(False)
-        if node.tie is not None:  # one tensor: initialised, trained and counted once
-            made.weight = root.get_submodule(node.tie).weight
-        _attach(root, node.name, made)
-        values[node.name] = fx.create_node("call_module", node.name, tuple(args), {},
-                                           name=identifier(node.name))
+    layers = graph.layers()
+    last_read = {i: k for k, n in enumerate(layers) for i in n.inputs} | \
+        dict.fromkeys(graph.outputs, len(layers))
+    start = 0
+    while start < len(layers):
+        region = graph.checkpoint_of(layers[start])
+        end = start + 1
+        while region is not None and end < len(layers) and \
+                graph.checkpoint_of(layers[end]) == region:
+            end += 1
+        if region is None:
+            _emit(fx, root, "", layers[start], values, shapes)
+        else:
+            out = [n.name for n in layers[start:end] if last_read.get(n.name, 0) >= end]
+            _checkpoint(fx, root, region, layers[start:end], out, values, shapes)
+        start = end
     outputs = [values[o] for o in graph.outputs]
     fx.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return torch.fx.GraphModule(root, fx, class_name=class_name(graph.name))
+
+
+def _emit(fx: torch.fx.Graph, root: torch.nn.Module, prefix: str, node: Node,
+          values: dict[str, torch.fx.Node], shapes: dict[str, Shape]) -> None:
+    """Add `node`'s layer to `fx`: its module at its name in `root`, called from `fx` by
+    its name under `prefix` (where `fx`'s module sits), or its function."""
+    assert node.op is not None, "build() compiles checked specs only"
+    made = node.op.to_torch(torch, [shapes[i] for i in node.inputs], shapes[node.name])
+    args = [values[i] for i in node.inputs]
+    if isinstance(made, TorchCall):
+        values[node.name] = _call(fx, made, args, node.name)
+        return
+    if node.init is not None:
+        init_scheme.apply(torch, made, node.init)
+    if node.frozen:
+        made.requires_grad_(False)
+    if node.tie is not None:  # one tensor: initialised, trained and counted once
+        made.weight = root.get_submodule(node.tie).weight
+    _attach(root, node.name, made)
+    values[node.name] = fx.create_node("call_module", node.name[len(prefix):], tuple(args), {},
+                                       name=identifier(node.name))
+
+
+def _checkpoint(fx: torch.fx.Graph, root: torch.nn.Module, region: str, nodes: Sequence[Node],
+                out: Sequence[str], values: dict[str, torch.fx.Node],
+                shapes: dict[str, Shape]) -> None:
+    """Add a checkpointed block instance, its layers `nodes` of which later layers read
+    `out`: a GraphModule at `region` (the layers' names and so the `state_dict` keys
+    unchanged), which `fx` calls through `functional.checkpointed`."""
+    inner = torch.fx.Graph()
+    made = {n.name for n in nodes}
+    reads = list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in made))
+    local = {name: inner.placeholder(identifier(name)) for name in reads}
+    _attach(root, region, torch.nn.Module())
+    for node in nodes:
+        _emit(inner, root, f"{region}.", node, local, shapes)
+    inner.output(local[out[0]] if len(out) == 1 else tuple(local[o] for o in out))
+    module = torch.fx.GraphModule(root.get_submodule(region), inner, class_name=class_name(region))
+    parent, _, leaf = region.rpartition(".")
+    root.get_submodule(parent).add_module(leaf, module)
+    block = fx.create_node("get_attr", region, name=identifier(region))
+    called = fx.create_node("call_function", functional.checkpointed,
+                            (block, *(values[i] for i in reads)),
+                            name=identifier(out[0]) if len(out) == 1 else None)
+    for index, name in enumerate(out):
+        values[name] = called if len(out) == 1 else fx.create_node(
+            "call_function", operator.getitem, (called, index), name=identifier(name))
 
 
 def _call(fx: torch.fx.Graph, call: TorchCall, args: Sequence[torch.fx.Node],

@@ -20,6 +20,7 @@ checking a spec stays free of it.
 """
 
 
+import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from types import ModuleType
@@ -267,6 +268,16 @@ class Op(BaseModel):
         """The input whose memory the output is (a view of it, or the input changed in
         place), or None for an output of its own."""
         return None
+
+    def passes_gradient(self, x: Sequence[Shape], y: Shape) -> tuple[bool, ...]:
+        """Per input, whether its gradient is the output's gradient itself (or a view of
+        it), so the backward makes no tensor for it: the input a view of the whole reads
+        (not an in-place op's, whose backward makes one; not a slice's, whose backward
+        makes one of the input's size)."""
+        shared = self.aliases(x, y)
+        whole = shared is not None and math.prod(x[shared]) == math.prod(y) and \
+            not getattr(self, "inplace", False)
+        return tuple(whole and i == shared for i in range(len(x)))
 
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """Per input (of `inputs`), whether the output depends on its values, so that a

@@ -95,6 +95,10 @@ class Add(_Broadcast):
 
     op: Literal["add"] = "add"
 
+    def passes_gradient(self, x: Sequence[Shape], y: Shape) -> tuple[bool, ...]:
+        """The output's gradient is each input's, but where an input broadcasts (summed)."""
+        return tuple(tuple(s) == tuple(y) for s in x)
+
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(operator.add, pairwise=True)
 

@@ -10,8 +10,12 @@ optional meta keys:
       if: stride != 1                  # keep the layer only when the expression holds
       frozen: true                     # exclude its parameters from training
       init: kaiming_normal             # initialise its weights (see netspec.init)
+      checkpoint: true                 # a block call: recompute its layers in the backward
 
-`frozen` and `init` on a block call apply to every layer inside it.
+`frozen` and `init` on a block call apply to every layer inside it. `checkpoint` (a block
+call's, true, false or an expression) keeps only the instance's inputs for the backward
+pass and recomputes its layers there (`torch.utils.checkpoint`); each copy of a repeated
+call is its own checkpoint, and one inside a checkpointed instance is part of it.
 
 Names are scoped: inside a block instance `layer2.0`, `conv1` means `layer2.0.conv1`.
 Parameters are scoped lexically: a block's layers see the spec's `params` and the block's
@@ -46,7 +50,7 @@ from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics, field_names
 
-META = ("name", "from", "repeat", "if", "frozen", "init", "tie")
+META = ("name", "from", "repeat", "if", "frozen", "init", "tie", "checkpoint")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED = frozenset({
     "T_destination", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init",
@@ -284,6 +288,8 @@ class Expander:
         frozen = scope.frozen or meta.get("frozen") is True
         init = self.init_of(entry, label, scope.init) if "init" in meta else scope.init
         tie = self.tie_of(meta, scope, entry, label, block is not None and cls is None)
+        checkpoint = self.checkpoint_of(meta, scope, entry, label, cls is None and block is not None,
+                                        op_key if cls is not None else None)
         prev: list[str] = []
         outer = scope
         if block is not None and cls is None and name is not None and repeat > 1:
@@ -301,7 +307,7 @@ class Expander:
                 wired, prev = inputs is not None, inputs or []
             if block is not None and cls is None:
                 out = self.block(op_key, block, value, env, full, prev, outer, entry_loc,
-                                 wired, frozen, init)
+                                 wired, frozen, init, checkpoint)
             else:
                 op = self.make_op(cls, value, env, full, entry_loc) if cls else None
                 op = op if wired else None  # an unresolved input: reported, not cascaded
@@ -326,6 +332,23 @@ class Expander:
                        "tie a layer inside the block", code="bad-tie")
             return None
         return self.resolve(meta["tie"], scope, where, label)
+
+    def checkpoint_of(self, meta: dict[str, Any], scope: _Scope, entry: Any, label: str,
+                      is_block: bool, op: str | None) -> bool:
+        """Whether `checkpoint:` (true, false or an expression) asks to recompute a block
+        call's layers in the backward pass (on the layer of an `op`: an error)."""
+        if "checkpoint" not in meta:
+            return False
+        where = self.source.pos(entry, "checkpoint")
+        value = self.evaluate(meta["checkpoint"], scope.env, where, label)
+        if value is not None and not isinstance(value, bool):
+            self.error(where, label, f"`checkpoint` must be true or false, found {shown(value)}",
+                       code="invalid-value")
+        elif value and op is not None:
+            self.error(where, label, f"`checkpoint` recomputes a block's layers in the backward "
+                       f"pass; `{op}` is an op, not a block", "call a block holding the layer "
+                       "with `checkpoint: true`", code="invalid-value")
+        return value is True and is_block
 
     def split(self, entry: dict[Any, Any], scope: _Scope, where: At
               ) -> tuple[str | None, Any, dict[str, Any]]:
@@ -659,8 +682,9 @@ class Expander:
 
     def block(self, kind: str, found: BlockSource, value: Any, env: dict[str, Any], full: str,
               inputs: list[str], scope: _Scope, loc: Locator, wired: bool, frozen: bool,
-              init: Init | None) -> str:
-        """Expand one block instance under the name `full`; return its output node's name.
+              init: Init | None, checkpoint: bool = False) -> str:
+        """Expand one block instance under the name `full` (recomputed in the backward pass
+        with `checkpoint`); return its output node's name.
 
         An instance that cannot be expanded (bad inputs or parameters, recursion) becomes
         one op-less node, so what reads it reports nothing more."""
@@ -700,6 +724,7 @@ class Expander:
             memo.clear()
             memo[None] = self.limits
         key = self.instance_key(found, given, inputs, scope) if not (frozen or init) else None
+        key = None if key is None else (*key, checkpoint)
         if key is not None and key in memo:
             return self.replay(memo[key], full, inputs, scope, loc)
         start = (len(self.order), len(self.groups), len(self.multi), len(self.errors))
@@ -707,7 +732,7 @@ class Expander:
         reads, self.shape_reads = self.shape_reads, {}
         try:
             output = self.block_body(kind, block, body_doc, loc, given, full, inputs, scope,
-                                     frozen, init)
+                                     frozen, init, checkpoint)
         except _UnknownShape:
             return broken()
         finally:
@@ -780,7 +805,7 @@ class Expander:
             self.groups[renamed(group.name)] = Group(
                 renamed(group.name), group.block, group.params,
                 (scope.groups[-1] if scope.groups else None) if top else renamed(group.parent or ""),
-                call if top else group.call)
+                call if top else group.call, group.checkpoint)
         shapes = bool(record.shapes) and len(self.shapes) == len(self.order) and all(
             node.name in record.shapes for node in record.nodes)
         outer = len(record.groups_above)
@@ -800,14 +825,14 @@ class Expander:
 
     def block_body(self, kind: str, block: BlockDef, body_doc: Any, call: Locator,
                    given: dict[str, Any], full: str, inputs: list[str], scope: _Scope,
-                   frozen: bool, init: Init | None) -> str:
+                   frozen: bool, init: Init | None, checkpoint: bool) -> str:
         """Expand a block's layers (in the file that defines them) under `full`."""
         # Lexical scope: the spec's parameters and the block's own, never its caller's; and
         # the shapes of the block's inputs, unless a parameter takes their names.
         seen = {**self.input_shapes(inputs), **self.globals, **given}
         inner_env = self.params(block.params, seen, body_doc, "params", full, given=given)
         self.groups[full] = Group(full, kind, given, scope.groups[-1] if scope.groups else None,
-                                  call)
+                                  call, checkpoint)
         names = dict(zip(block.inputs, inputs, strict=True))
         inner = _Scope(f"{full}.", inner_env, names, inputs[0] if inputs else None,
                        (*scope.groups, full), (*scope.stack, kind), frozen, init)

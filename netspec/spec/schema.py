@@ -38,9 +38,14 @@ _LAYER_KEYS: dict[str, Any] = {
     "tie": {"type": "string", "description": "an earlier layer whose weight this one shares"},
     "init": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/init"}],
              "description": "how its weights start (else torch's default)"},
+    "checkpoint": {"anyOf": [{"type": "boolean"}, _EXPRESSION],
+                   "description": "a block call's: keep only its inputs for the backward pass "
+                                  "and recompute its layers there"},
 }
 _META = {key: _LAYER_KEYS[key] for key in META}
 """The keys any layer may have besides its op (`expand.META`, described)."""
+_OP_META = {key: value for key, value in _META.items() if key != "checkpoint"}
+"""The keys an op's layer may have besides its op (`checkpoint` is a block call's)."""
 
 
 def layer_keys() -> dict[str, str]:
@@ -171,7 +176,7 @@ def _op_layer(cls: type[Op]) -> dict[str, Any]:
     layer = {
         "type": "object",
         "description": (cls.__doc__ or cls.kind()).strip().splitlines()[0],
-        "properties": {cls.kind(): {"anyOf": forms}, **_META},
+        "properties": {cls.kind(): {"anyOf": forms}, **_OP_META},
         "required": [cls.kind()],
         "additionalProperties": False,
     }
