@@ -50,9 +50,9 @@ class LayerReport:
     grad, attention's inner tensors'), per sample (netspec.train_step)."""
     grad_weight_macs: int = 0
     """MACs of its backward pass giving its weights' gradients, when trained, per sample."""
-    recompute_macs: int = 0
-    """MACs of its forward pass run again in the backward pass, per sample: a layer of a
-    checkpointed block instance (`checkpoint: true`) that torch recomputes."""
+    recomputed: bool = False
+    """Whether the backward pass runs its forward again: a layer of a checkpointed block
+    instance (`checkpoint: true`) that torch recomputes (netspec.train_step)."""
     saved_bytes: int = 0
     """Bytes per sample that autograd keeps for the backward pass of what this layer made:
     its output when a layer keeps it (a view's memory is its input's layer's), and the
@@ -76,6 +76,11 @@ class LayerReport:
     def where(self) -> Where:
         return self.node.where
 
+    @property
+    def recompute_macs(self) -> int:
+        """Its forward MACs run again in the backward pass, per sample."""
+        return self.macs if self.recomputed else 0
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "torch": self.torch, "inputs": self.inputs,
                 "shape": list(self.shape), "params": self.params, "buffers": self.buffers,
@@ -83,7 +88,8 @@ class LayerReport:
                 "scores": self.scores, "rf": self.rf, "label": self.label,
                 "line": self.where.line, "grad_input_macs": self.grad_input_macs,
                 "grad_weight_macs": self.grad_weight_macs, "saved_bytes": self.saved_bytes,
-                "saved_fixed_bytes": self.saved_fixed_bytes, "recompute_macs": self.recompute_macs}
+                "saved_fixed_bytes": self.saved_fixed_bytes, "recomputed": self.recomputed,
+                "recompute_macs": self.recompute_macs}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ The estimate (`estimate`) is a roofline per layer: each layer's forward and each
 backward take max(FLOPs / rate, bytes moved / bandwidth), where
 
 - FLOPs are 2 x the MACs of `netspec.train_step` (the forward's `macs`, the backward's
-  `grad_input_macs` and `grad_weight_macs`), at the convolution rate for convolutions and
+  `grad_input_macs` and `grad_weight_macs`; a layer of a checkpointed block runs its
+  forward once more in the backward), at the convolution rate for convolutions and
   the matrix-product rate for every other layer;
 - bytes are what its kernels read and write once each: the forward reads its inputs and
   weights and writes its output; the backward reads its output's gradient, its inputs and
@@ -368,8 +369,10 @@ def estimate(report: Report, train: Any, figures: Throughput, samples: int | Non
         times = [(2 * batch * row.macs / flops, ahead / figures.bandwidth),
                  (2 * batch * (row.grad_input_macs + row.grad_weight_macs) / flops,
                   back / figures.bandwidth)]
+        if row.recomputed:  # a checkpointed block's layer runs forward again
+            times.append(times[0])
         forward += max(times[0])
-        backward += max(times[1])
+        backward += sum(max(pair) for pair in times[1:])
         compute += sum(work for work, moved in times if work >= moved)
     optimizer = FLOAT * optimizer_accesses(train) * report.trainable_params / figures.bandwidth
     step = forward + backward + optimizer

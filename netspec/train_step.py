@@ -84,7 +84,7 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
             row.input_grads = tuple(flows)
     again = {name for layers in replayed(report).values() for name in layers}
     for row in report.layers:
-        row.recompute_macs = row.macs if row.name in again else 0
+        row.recomputed = row.name in again
     kind, ops = _optimizer(train)
     report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
     memory(report, train, batch, device)
@@ -122,10 +122,12 @@ def largest_batch(report: Report, budget: int, train: Any = None, device: str = 
 def memory(report: Report, train: Any = None, batch: int | None = None, device: str = "cpu"
            ) -> TrainMemory:
     """The memory of one training step of `batch` samples (default: the spec's
-    `train.batch_size`) with `train`'s optimizer and precision, on `device` (`cpu` or
-    `cuda`: dropout's masks differ), after `cost` found what runs backward; sets each
-    layer's `saved_bytes` and `saved_fixed_bytes` and returns `report.memory`."""
-    batch = batch or (train.batch_size if train is not None else DEFAULT_BATCH)
+    `train.batch_size`, DEFAULT_BATCH for `auto`) with `train`'s optimizer and precision,
+    on `device` (`cpu` or `cuda`: dropout's masks differ), after `cost` found what runs
+    backward; sets each layer's `saved_bytes` and `saved_fixed_bytes` and returns
+    `report.memory`."""
+    batch = batch or (train.batch_size if train is not None and train.batch_size != "auto"
+                      else DEFAULT_BATCH)  # auto: chosen when training starts
     precision = train.precision if train is not None else "auto"
     low = precision in ("bf16", "fp16")
     blocks = _Blocks(report, MASK_BYTES[device])

@@ -25,7 +25,7 @@ from op_harness import training_counter
 from test_train_memory import TOLERANCE, measured_peak
 
 import netspec
-from netspec import train_step
+from netspec import throughput, train_step
 from netspec.backends.source import python_source
 from netspec.errors import SpecError
 
@@ -236,3 +236,16 @@ def test_the_peak_is_what_torch_allocates_and_less_is_kept(name, shape, batch, t
         netspec.load(residual_net(False))
     assert memory.saved < train_step.memory(netspec.check(plain, shape), plain.training,
                                             batch=batch).saved
+
+
+def test_the_time_estimate_runs_the_recomputed_forward_again():
+    """A checkpointed block's layers take their forward time once more in the backward:
+    the forward is unchanged, the backward longer by at most the whole forward."""
+    figures = throughput.profile("h100-sxm")
+    on, off = (netspec.check(residual_net(flag), batch=32) for flag in (True, False))
+    time_on, time_off = (throughput.estimate(r, None, figures) for r in (on, off))
+    assert time_on.forward == time_off.forward
+    assert time_off.backward < time_on.backward <= time_off.backward + time_on.forward
+    recomputed = {r.name for r in on.layers if r.recomputed}
+    assert recomputed and all(r.recompute_macs == r.macs for r in on.layers
+                              if r.name in recomputed)

@@ -49,21 +49,6 @@ def largest(spec: Path, budget: int) -> int:
     return train_step.largest_batch(netspec.check(loaded, batch=1), budget, loaded.training)
 
 
-def _check_reads_auto() -> bool:
-    try:
-        netspec.check(textwrap.dedent(SPEC))
-    except TypeError:
-        return False
-    return True
-
-
-needs_check_to_read_auto = pytest.mark.xfail(
-    not _check_reads_auto(), strict=True,
-    reason="the training-step estimate of `check` (train_step.memory, at the spec's batch) "
-           "does not yet read `batch_size: auto`: it should take DEFAULT_BATCH")
-
-
-@needs_check_to_read_auto
 def test_auto_trains_with_the_largest_batch_that_fits_and_records_it(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     expected = largest(spec, BUDGET)
@@ -78,7 +63,6 @@ def test_auto_trains_with_the_largest_batch_that_fits_and_records_it(tmp_path: P
     assert state["step"] == 0 and state["epoch"] == 1
 
 
-@needs_check_to_read_auto
 def test_a_resume_keeps_the_run_s_batch_and_sees_no_change(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     first = netspec.train(spec, memory=BUDGET, out=tmp_path / "run", verbose=False)
@@ -95,7 +79,6 @@ def test_a_resume_keeps_the_run_s_batch_and_sees_no_change(tmp_path: Path) -> No
                       resume=tmp_path / "run" / "last.pt")
 
 
-@needs_check_to_read_auto
 def test_auto_is_at_most_the_training_set(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     result = netspec.train(spec, batch_size="auto", memory=2**30, out=tmp_path / "run",
@@ -104,7 +87,6 @@ def test_auto_is_at_most_the_training_set(tmp_path: Path) -> None:
     assert len(result.history) == 1
 
 
-@needs_check_to_read_auto
 def test_a_budget_too_small_for_one_sample_stops_before_training(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     result = CliRunner().invoke(main, ["train", str(spec), "--memory", "32KiB", "--out",
@@ -125,7 +107,6 @@ def test_batch_size_auto_on_the_command_line_overrides_the_spec(tmp_path: Path) 
         largest(spec, BUDGET)
 
 
-@needs_check_to_read_auto
 def test_check_on_an_auto_spec_estimates_at_the_default_and_finds_the_largest(
         tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
