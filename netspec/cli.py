@@ -235,8 +235,9 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
 
 
 def _throughput(profile: str | None, device: str) -> tuple[Throughput | None, str | None]:
-    """The figures a step's time is estimated with: the GPU `profile` names (exit 1 when it
-    names none), else what `netspec bench` measured of `device`; or why there are none."""
+    """The figures a step's time is estimated with: the GPU `profile` names (a usage error,
+    exit 2, when it names none), else what `netspec bench` measured of `device`; or why
+    there are none."""
     from netspec import throughput
 
     if profile is None:
@@ -244,8 +245,7 @@ def _throughput(profile: str | None, device: str) -> tuple[Throughput | None, st
     try:
         return throughput.profile(profile), None
     except LookupError as exc:
-        click.echo(f"error: --device-profile: {exc}", err=True)
-        sys.exit(1)
+        raise click.BadParameter(str(exc), param_hint="--device-profile") from None
 
 
 def _free_memory(device: str) -> int:
