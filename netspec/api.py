@@ -99,13 +99,16 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
 
 def check_scales(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
                  fuse_bn: bool = False, limits: Limits | None = None, *,
-                 params: Params | None = None, sizes: bool = False
+                 params: Params | None = None, sizes: bool = False, batch: int | None = None,
+                 memory: int | None = None, device: str = "cpu",
+                 throughput: Throughput | None = None, samples: int | None = None
                  ) -> list[tuple[str, Report]]:
     """`check` at each of the spec's `scales:` (`netspec check --scale all`): a (scale,
     report) pair per scale, in the spec's order, `params` set on top of each (`sizes`:
-    with the input sizes each takes). The YAML is read once. Raises SpecError when the
-    spec declares no scales, or with the errors of every scale that fails, each message
-    naming its scale."""
+    with the input sizes each takes; `batch`, `memory`, `device`, `throughput` and
+    `samples`: each scale's training step, as `check` takes them). The YAML is read once.
+    Raises SpecError when the spec declares no scales, or with the errors of every scale
+    that fails, each message naming its scale."""
     spec = load(spec, limits, params=params)
     if not spec.scales:
         source = spec._source
@@ -116,7 +119,9 @@ def check_scales(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = 
     for name in spec.scales:
         try:
             reports.append((name, check(spec, inputs, fuse_bn, limits, scale=name,
-                                        sizes=sizes)))
+                                        sizes=sizes, batch=batch, memory=memory,
+                                        device=device, throughput=throughput,
+                                        samples=samples)))
         except SpecError as exc:
             errors += [replace(e, message=f"{e.message} (scale `{name}`)") for e in exc.errors]
     if errors:

@@ -205,23 +205,26 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
           scale: str | None, sizes: bool, batch: int | None, budget: int | None,
           device: str, profile: str | None, samples: int | None) -> None:
     """Validate SPEC and report every layer's shape, params, MACs and receptive field.
-    `--scale all` reports each of the spec's scales in a row (JSON: the report of each).
+    `--scale all` reports each of the spec's scales in a row, with `--batch` or `--memory`
+    its training step's figures too (JSON: the report of each).
 
     Exit 0 when the spec is valid, 1 when it has errors (all of them are listed)."""
     from netspec.api import diagnose
     from netspec.spec.document import ALL_SCALES
 
     overrides = _overrides(inputs)
-    if scale == ALL_SCALES:
-        _check_scales(spec, overrides, fmt, fuse_bn, depth, params, sizes)
-        return
     if budget is None and device.startswith("cuda"):
         budget = _free_memory(device)
     timed = any(x is not None for x in (batch, budget, profile, samples))
     figures, hint = _throughput(profile, device.split(":")[0]) if timed else (None, None)
+    step = {"batch": batch, "memory": budget, "device": device.split(":")[0],
+            "throughput": figures, "samples": samples}
+    training = batch is not None or budget is not None
+    if scale == ALL_SCALES:
+        _check_scales(spec, overrides, fmt, fuse_bn, depth, params, sizes, step, hint, training)
+        return
     _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale,
-                                 sizes=sizes, batch=batch, memory=budget,
-                                 device=device.split(":")[0], throughput=figures, samples=samples)
+                                 sizes=sizes, **step)
     if errors:
         _fail(errors, fmt)
     assert report is not None
@@ -229,7 +232,7 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(depth), indent=2))
         return
-    click.echo(report.table(depth, training=batch is not None or budget is not None))
+    click.echo(report.table(depth, training=training))
     for warning in report.warnings:
         click.echo(warning.format(), err=True)
 
@@ -400,20 +403,26 @@ def draw(spec: str, out: str | None, depth: int | None, rankdir: str,
 
 
 def _check_scales(spec: str, inputs: Any, fmt: str, fuse_bn: bool, depth: int | None,
-                  params: dict[str, Any] | None, sizes: bool) -> None:
-    """`check --scale all`: a row per scale with the sizes each takes (JSON: an object of
-    each scale's report, as `check --scale NAME` gives it)."""
+                  params: dict[str, Any] | None, sizes: bool, step: dict[str, Any],
+                  hint: str | None, training: bool) -> None:
+    """`check --scale all`: a row per scale with the sizes each takes, and with `training`
+    its training step's figures (`step`: the step's options, as `api.check` takes them;
+    `hint`: why a step's time cannot be estimated). JSON: an object of each scale's
+    report, as `check --scale NAME` gives it with the same options."""
     from netspec.api import check_scales
     from netspec.errors import SpecError
 
     try:
-        reports = check_scales(spec, inputs, fuse_bn, params=params, sizes=fmt == "table" or sizes)
+        reports = check_scales(spec, inputs, fuse_bn, params=params,
+                               sizes=fmt == "table" or sizes, **step)
     except SpecError as exc:
         _fail(exc.errors, fmt)
+    for _, report in reports:
+        report.step_time_hint = report.step_time_hint or hint
     if fmt == "json":
         click.echo(json.dumps({name: report.to_dict(depth) for name, report in reports}, indent=2))
         return
-    click.echo(scales_table(reports))
+    click.echo(scales_table(reports, training))
 
 
 SCALE_COLUMNS: tuple[tuple[str, Callable[[str, Report], str]], ...] = (
@@ -422,7 +431,8 @@ SCALE_COLUMNS: tuple[tuple[str, Callable[[str, Report], str]], ...] = (
     ("MACs", lambda name, report: f"{report.macs:,}"),
     ("sizes that work", lambda name, report: _sizes_summary(report)),
 )
-"""`check --scale all`'s columns: a title, and the cell of a scale's row from its report."""
+"""`check --scale all`'s columns: a title, and the cell of a scale's row from its report;
+with a training step, `report.scale_steps`' columns go before the last."""
 
 
 def _sizes_summary(report: Report) -> str:
@@ -431,11 +441,18 @@ def _sizes_summary(report: Report) -> str:
     return summary(report.sizes or [])
 
 
-def scales_table(reports: list[tuple[str, Report]]) -> str:
-    """One row per scale, numbers right-aligned, under the spec's name and input size."""
-    rows = [tuple(title for title, _ in SCALE_COLUMNS)]
-    rows += [tuple(cell(name, report) for _, cell in SCALE_COLUMNS) for name, report in reports]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(SCALE_COLUMNS))]
+def scales_table(reports: list[tuple[str, Report]], training: bool = False) -> str:
+    """One row per scale, numbers right-aligned, under the spec's name and input size; with
+    `training`, each scale's training step too, and what it assumes under the table."""
+    from netspec.report import scale_steps
+
+    titles = [title for title, _ in SCALE_COLUMNS]
+    columns = [[cell(name, report) for name, report in reports] for _, cell in SCALE_COLUMNS]
+    steps, notes = scale_steps([report for _, report in reports]) if training else ([], [])
+    titles[-1:-1] = [title for title, _ in steps]
+    columns[-1:-1] = [cells for _, cells in steps]
+    rows = [tuple(titles), *zip(*columns, strict=True)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(titles))]
     first = reports[0][1]
     inputs = ", ".join("x".join(map(str, shape)) for shape in first.inputs.values())
     lines = [f"{first.name}: {len(reports)} scales at input {inputs}"]
@@ -443,7 +460,7 @@ def scales_table(reports: list[tuple[str, Report]]) -> str:
         cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1],
                                                                           strict=True)), row[-1]]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return "\n".join([*lines, *notes])
 
 
 def _suggest_depth(spec: str, graph: Graph, report: Report | None) -> None:

@@ -554,6 +554,41 @@ def _time_lines(time: StepTime | None, hint: str | None) -> list[str]:
                     f"{time.samples:,} samples ({time.samples_from})"]
 
 
+def scale_steps(reports: Sequence[Report]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """The training steps of a spec's scales, as `check --scale all --batch N` shows them:
+    columns, each a title and a cell per report (a column no report fills is left out), and
+    the lines under the table saying what the steps share: the optimizer and precision, the
+    memory budget, the device's figures and the samples of an epoch."""
+    def step(r: Report) -> tuple[str, ...]:
+        memory, found, time = r.memory, r.largest_batch, r.step_time
+        assert memory is not None
+        return (f"{memory.batch:,}", human(memory.batch * r.train_flops + r.optimizer_flops),
+                human_bytes(memory.peak), memory.peak_at,
+                "" if found is None else f"{found.batch:,}",
+                "" if time is None else seconds(time.step),
+                "" if time is None or time.epoch is None else seconds(time.epoch))
+
+    titles = ("batch", "step FLOPs", "peak memory", "peaks in", "largest batch", "step time",
+              "epoch")
+    cells = zip(*map(step, reports), strict=True)
+    columns = [(title, list(column)) for title, column in zip(titles, cells, strict=True)
+               if any(column)]
+    first = reports[0]
+    found, time = first.largest_batch, first.step_time
+    assert first.memory is not None
+    notes = [f"training step: {first.optimizer}, {first.memory.precision}"]
+    if found is not None:
+        notes.append(f"largest batch: its peak within {found.margin:.0%} of "
+                     f"{human_bytes(found.budget)} on {found.device}")
+    if time is not None:
+        notes.append(f"time on {time.device}, {time.precision}: {time.source}")
+        notes.append(f"epoch: unknown: {time.samples_from}" if time.samples is None else
+                     f"epoch: {time.samples:,} samples ({time.samples_from})")
+    elif first.step_time_hint is not None:
+        notes.append(f"time unknown: {first.step_time_hint}")
+    return columns, ["", *notes]
+
+
 def seconds(value: float) -> str:
     """85.2 µs, 0.84 ms, 12.3 s, 4.2 min, 3.1 h: a duration at a glance."""
     for least, scale, unit in ((7200, 3600, "h"), (120, 60, "min"), (1, 1, "s"),
