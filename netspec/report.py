@@ -315,6 +315,10 @@ class Report:
         """Two FLOPs per MAC of `train_macs` (the optimizer's are `optimizer_flops`)."""
         return 2 * self.train_macs
 
+    def step_flops(self, batch: int) -> int:
+        """FLOPs of one training step of `batch` samples: both passes and the optimizer."""
+        return batch * self.train_flops + self.optimizer_flops
+
     @property
     def param_bytes(self) -> int:
         """Memory of parameters and buffers in float32."""
@@ -520,7 +524,7 @@ def _training_totals(report: Report) -> list[str]:
     assert memory is not None
     batch = memory.batch
     lines = ["", f"training step: batch {batch:,}, {report.optimizer}, {memory.precision}",
-             f"  FLOPs   {human(batch * report.train_flops + report.optimizer_flops)}: forward "
+             f"  FLOPs   {human(report.step_flops(batch))}: forward "
              f"{human(batch * report.flops)}, backward "
              f"{human(2 * batch * (report.train_macs - report.macs))}"
              + (f" ({human(2 * batch * report.recompute_macs)} recomputing checkpointed blocks)"
@@ -562,7 +566,7 @@ def scale_steps(reports: Sequence[Report]) -> tuple[list[tuple[str, list[str]]],
     def step(r: Report) -> tuple[str, ...]:
         memory, found, time = r.memory, r.largest_batch, r.step_time
         assert memory is not None
-        return (f"{memory.batch:,}", human(memory.batch * r.train_flops + r.optimizer_flops),
+        return (f"{memory.batch:,}", human(r.step_flops(memory.batch)),
                 human_bytes(memory.peak), memory.peak_at,
                 "" if found is None else f"{found.batch:,}",
                 "" if time is None else seconds(time.step),

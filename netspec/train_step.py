@@ -318,6 +318,10 @@ class _Blocks:
                     if flows and i not in grads.of]
             new = sum(math.prod(self.rows[i].shape) * FLOAT for i, through in made
                       if not (through and incoming is not None))
+            scratch = row.node.op.backward_scratch(row.input_shapes, row.shape, row.input_grads,
+                                                   row.trainable > 0)
+            peak = max(peak, batch * (live + grads.bytes + FLOAT * scratch.floats)
+                       + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable
             peak = max(peak, batch * (live + grads.bytes + new) + weights)
             for i, through in made:

@@ -104,6 +104,76 @@ def test_op_row_keeps_what_autograd_keeps(case, input_grad):
     assert _kept_by_netspec(netspec.check(spec)) == (per_sample, fixed)
 
 
+# -- every op row: a real step's peak --------------------------------------------------------
+
+STEP_BATCH = 16
+ROW_TOLERANCE = {"window_attention": 0.20, "multihead_attention": 0.10}
+"""Attention's math path (window attention; several leading dims or dropout) holds more
+in its backward than the attention weights' gradient (copies of the shifted and padded
+maps, of the scaled queries and keys), not modelled: its rows peak up to 16% (window
+attention) and 9% above the estimate. The others are within TOLERANCE (most within
+0.1%), the fused path of attention among them."""
+
+
+def _row_loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy as netspec's memory model takes it: over the last dim of `[T, V]`
+    logits, over the channels of `[C, *S]` (and of `[C]`)."""
+    if y.dim() == 3:
+        return functional.cross_entropy(y.reshape(-1, y.shape[-1]), labels.reshape(-1))
+    return functional.cross_entropy(y, labels)
+
+
+def _row_step_peak(spec: dict, batch: int) -> int:
+    """MemTracker's peak over the second of two AdamW steps of `spec`, its outputs held to
+    the end as netspec's loop holds them."""
+    report = netspec.check(spec)
+    model = netspec.build(spec, seed=0).train()
+    optimizer = make_optimizer(TrainConfig().optimizer,
+                               [p for p in model.parameters() if p.requires_grad])
+    torch.manual_seed(0)
+    xs = [torch.randn(batch, *s) for s in report.inputs.values()]
+    (out,) = report.outputs.values()
+    classes, positions = (out[-1], out[:-1]) if len(out) == 2 else (out[0], out[1:])
+    labels = torch.randint(0, classes, (batch, *positions))
+
+    def step() -> None:
+        y = model(*xs)
+        loss = _row_loss(y, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        assert y.shape[0] == batch
+
+    step()
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer, *xs, labels)
+    with tracker:
+        step()
+    return tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]
+
+
+def _steps(case: OpCase) -> bool:
+    """Whether a loss over the row's network has a backward: one output (of floats),
+    which a gradient reaches (not `sinusoidal_positions`', which reads no input value)."""
+    if case.vocab is not None:
+        return False
+    report = netspec.check(spec_requiring_grad(case.op, case.args, case.inputs))
+    return len(report.outputs) == 1 and report.layers[-1].keeps is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in TABLES if _steps(c.values[0])])
+def test_op_row_step_peaks_as_torch_allocates(case):
+    """Each op row after a prelu (so a gradient flows into it), a whole AdamW step: what
+    its backward holds in its midst (`Op.backward_scratch`) as well as what it keeps."""
+    spec = spec_requiring_grad(case.op, case.args, case.inputs)
+    report = netspec.check(spec)
+    estimate = train_step.memory(report, None, batch=STEP_BATCH).peak
+    truth = _row_step_peak(spec, STEP_BATCH)
+    tolerance = ROW_TOLERANCE.get(case.op, TOLERANCE)
+    assert abs(estimate - truth) <= tolerance * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
 # -- the optimizer's state -----------------------------------------------------------------
 
 OPTIMIZERS = [{"sgd": {"momentum": 0.0}}, {"sgd": {"momentum": 0.9}}, {"adam": {}}, {"adamw": {}}]

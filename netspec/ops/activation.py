@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import Cost, Op, Saved, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.ops.base import Cost, Op, Saved, Scratch, ShapeError, Tensor, TorchCall, sample_dim
 from netspec.shapes import Shape, fmt_shape
 
 
@@ -147,6 +147,12 @@ class PReLU(_Activation):
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         return Cost(params=x[0][0] if self.per_channel else 1)
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """torch's fused kernel makes both gradients, whichever are needed: the input's,
+        and the slope's elementwise before it is summed."""
+        return Scratch(floats=2 * math.prod(x[0]))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"num_parameters": x[0][0] if self.per_channel else 1, "init": self.init}

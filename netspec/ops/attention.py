@@ -62,6 +62,7 @@ from netspec.ops.base import (
     PosInts,
     Probability,
     Saved,
+    Scratch,
     ShapeError,
     Tensor,
     fmt_pair,
@@ -201,6 +202,22 @@ class MultiheadAttention(Op):
             floats += (0 if self.rotary else t * q) + (0 if grouped else s * kv)
         return Saved(inputs=inputs, floats=floats, fixed=fixed)
 
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """The fused kernel's backward, once the output projection's is done (its weight
+        gradients made, the layer's output gradient freed): the attention output's
+        gradient as the kernel lays it out, and the gradients of Q, K and V (K's and V's
+        per query head when repeated). The math path: the attention weights' gradient."""
+        query, context = x[0], x[-1]
+        (t, _), (s, _) = query[-2:], context[-2:]
+        if len(query) > 2 or self.dropout > 0:
+            return Scratch(floats=math.prod(query[:-2]) * self.heads * t * s)
+        d = self.dim(query)
+        keys = (self.heads if self.groups < self.heads else self.groups) * d
+        projection = self.heads * d * y[-1] + (y[-1] if self.bias else 0)
+        return Scratch(floats=2 * t * self.heads * d + 2 * s * keys - math.prod(y),
+                       weights=projection if trainable else 0)
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -308,6 +325,12 @@ class WindowAttention(Op):
         floats = (2 + values) * tokens * features + weights * (2 if self.dropout else 1) \
             + (2 * tokens * features if trainable else 0)  # the windows' copy, the output's
         return Saved(floats=floats, masks=weights if self.dropout else 0)
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """The math path's: the attention weights' gradient (shifted or padded maps hold
+        copies besides, not modelled: up to 3 tokens x features more)."""
+        return Scratch(floats=self.cost(x, y).scores)
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

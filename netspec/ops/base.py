@@ -143,6 +143,15 @@ class Saved(NamedTuple):
     fixed: int = 0
 
 
+class Scratch(NamedTuple):
+    """What a layer's backward holds at its most, in the middle of it: `floats` float32
+    elements per sample (intermediate gradients, the input gradients made so far), and
+    the elements of its trained weights whose gradients exist by then."""
+
+    floats: int = 0
+    weights: int = 0
+
+
 Ratio = int | Fraction
 
 
@@ -263,6 +272,14 @@ class Op(BaseModel):
         output requires grad; arguments as `grad_cost`'s. Nothing by default: the ops whose
         backward needs no tensor (add, concat, views, padding, interpolation)."""
         return Saved()
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """The most its backward pass holds at once besides what it keeps and its output's
+        gradient, where that is more than the input gradients it returns (arguments as
+        `grad_cost`'s): measured against torch per op (tests/test_train_memory.py). None
+        by default: a kernel that writes the input gradients and no more."""
+        return Scratch()
 
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         """The input whose memory the output is (a view of it, or the input changed in

@@ -19,6 +19,7 @@ from netspec.ops.base import (
     RF,
     Op,
     Saved,
+    Scratch,
     ShapeError,
     Tensor,
     TokenIds,
@@ -124,6 +125,13 @@ class Mul(_Broadcast):
             shape = tuple(max(m, n) for m, n in zip(shape, x[i], strict=True))
             grad = grad or needs_input_grad[i]
         return Saved(inputs=tuple(sorted(set(kept))), floats=floats)
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """A broadcast factor's gradient is the output's size before it is summed."""
+        grads = [math.prod(s) for s, needed in zip(x, needs_input_grad, strict=True) if needed]
+        broadcast = any(g < math.prod(y) for g in grads)
+        return Scratch(floats=sum(grads) + math.prod(y)) if broadcast else Scratch()
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(operator.mul, pairwise=True)

@@ -30,6 +30,7 @@ from netspec.ops.base import (
     PosInt,
     Probability,
     Saved,
+    Scratch,
     ShapeError,
     Tensor,
     channels_match,
@@ -257,6 +258,15 @@ class RMSNorm(_TrailingNorm):
         into_input = Saved(inputs=(0,), floats=self.rows(x[0])) if needs_input_grad[0] else Saved()
         scaled = math.prod(x[0]) if self.elementwise_affine and trainable else 0
         return into_input._replace(floats=into_input.floats + scaled)
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """torch computes it op by op (the output's gradient is freed after the first):
+        the input's gradient takes three tensors of the input's size at once (four
+        without the scale)."""
+        if not needs_input_grad[0]:
+            return Scratch()
+        return Scratch(floats=(3 if self.elementwise_affine else 4) * math.prod(x[0]))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
