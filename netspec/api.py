@@ -87,7 +87,9 @@ def check(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
     overrides = _input_overrides(spec, inputs)
     with gc_paused(), applied(limits):
         graph = graph_for(spec, overrides)
-        report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides)
+        report = analyse(fold_graph(graph)[0] if fuse_bn else graph, overrides,
+                         previous=spec._analysed.get("report"))
+        spec._analysed["report"] = report
         _training(report, spec, batch, memory, device, throughput, samples)
         if (sizes or (spec.sizes() and not overrides)) and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
@@ -264,7 +266,8 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
              ) -> tuple[Spec | None, Report | None, list[Diagnostic]]:
     """Everything wrong with a spec in one go: document errors and the shape errors of
     every layer they leave intact. For tools that show all problems (check, draw). With
-    `sizes`, a report without errors holds the input sizes that work (see `check`).
+    `sizes`, the report holds the input sizes that work (see `check`): when it has no
+    errors, or when the input shapes given (`inputs`) are what fails.
     `previous`, the report of an earlier text of the spec (an editor's, before an edit):
     the layers an edit left alone are taken from it, not analysed again. `batch`, `memory`,
     `device`, `throughput` and `samples`: a training step's, as `check` takes them."""
@@ -283,6 +286,8 @@ def diagnose(source: SpecSource, inputs: Mapping[str, Shape] | Shape | None = No
         if (sizes or (spec.sizes() and not overrides)) and not errors and not report.errors:
             report.sizes = input_sizes.of(spec, graph, report.inputs)
             report.formulas = None if overrides else input_sizes.formulas(spec, graph)
+        elif sizes and overrides and not errors:  # the sizes asked for fail: which work
+            report.sizes = input_sizes.of(spec, graph, report.inputs)
     return spec, report, sorted([*errors, *report.errors],
                                 key=lambda d: (d.where.file, d.where.line, d.where.column))
 

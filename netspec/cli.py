@@ -23,6 +23,7 @@ from netspec.limits import Limits, applied
 if TYPE_CHECKING:
     from netspec.ir import Graph
     from netspec.report import Report
+    from netspec.sizes import DimSizes
     from netspec.throughput import Throughput
 
 _BYTES = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
@@ -226,7 +227,7 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
     _, report, errors = diagnose(spec, overrides, fuse_bn=fuse_bn, params=params, scale=scale,
                                  sizes=sizes, **step)
     if errors:
-        _fail(errors, fmt)
+        _fail(errors, fmt, report.sizes if report is not None else None)
     assert report is not None
     report.step_time_hint = report.step_time_hint or hint
     if fmt == "json":
@@ -722,13 +723,20 @@ def _overrides(inputs: tuple[tuple[str | None, tuple[int, ...]], ...]) -> Any:
     return {name: shape for name, shape in inputs}
 
 
-def _fail(errors: list[Diagnostic], fmt: str) -> None:
+def _fail(errors: list[Diagnostic], fmt: str, sizes: list[DimSizes] | None = None) -> None:
+    """Print `errors` (and, for `check --sizes` at input sizes that fail, which sizes
+    work: `sizes`), and exit 1."""
     if fmt == "json":
-        click.echo(json.dumps({"errors": [e.to_dict() for e in errors]}, indent=2))
+        found = {} if sizes is None else {"sizes": [d.to_json() for d in sizes]}
+        click.echo(json.dumps({"errors": [e.to_dict() for e in errors], **found}, indent=2))
     else:
         for error in errors[:MAX_SHOWN]:
             click.echo(error.format(), err=True)
         count = len(errors)
         more = f" ({count - MAX_SHOWN:,} more not shown)" if count > MAX_SHOWN else ""
         click.echo(f"{count:,} error{'s' if count > 1 else ''}{more}", err=True)
+        if sizes is not None:
+            from netspec.sizes import lines
+
+            click.echo("\n".join(["", *lines(sizes)]), err=True)
     sys.exit(1)

@@ -169,7 +169,10 @@ def _verdict(d: DimSizes, graph: Graph, size: int) -> str:
             return f"{what}; no {d.name} reads every row while the other sizes stay"
         return f"{what}; nearest that read every row: {_pair(d.nearest(size, True))}"
     where = f" at `{outcome.failed}`" if outcome.failed else ""
-    return f"fails{where}; nearest that work: {_pair(d.nearest(size, False))}"
+    nearest = d.nearest(size, False)
+    if nearest == (None, None):
+        return f"fails{where}; no {d.name} works while the other sizes stay"
+    return f"fails{where}; nearest that work: {_pair(nearest)}"
 
 
 def _pair(sizes: tuple[int | None, int | None]) -> str:
