@@ -23,15 +23,19 @@ class Locator:
     source: Source
     entry: Any
     key: Any = None
+    found: Where | None = field(default=None, compare=False, repr=False)
+    """The layer's position once asked (a source's text does not change)."""
 
     def at(self, arg: str | None = None) -> Where:
         """The argument `arg`'s value when the layer wrote it, else the layer entry."""
-        if self.key is None:
-            return self.source.where(self.entry)
-        value = self.entry[self.key] if isinstance(self.entry, dict) else None
+        value = self.entry[self.key] if self.key is not None and isinstance(self.entry, dict) \
+            else None
         if arg is not None and isinstance(value, dict) and arg in value:
             return self.source.where(value, arg)
-        return self.source.where(self.entry, self.key)
+        if self.found is None:
+            self.found = self.source.where(self.entry) if self.key is None else \
+                self.source.where(self.entry, self.key)
+        return self.found
 
     def meta(self, key: str) -> Where:
         """The layer's meta key `key` (`tie`, `from`) where written, else the layer entry."""

@@ -179,7 +179,7 @@ class _Blocks:
         graph = report.graph
         self.order = [r.name for r in report.layers]
         self.rows = {r.name: r for r in report.layers}
-        self.region = {r.name: graph.checkpoint_of(r.node) for r in report.layers}
+        self.region = _regions(report)  # layer -> its checkpointed instance, if in one
         ids = report.token_inputs
         self.size: dict[str, int] = {n: math.prod(s) * (ID_BYTES if n in ids else FLOAT)
                                      for n, s in report.inputs.items()}
@@ -196,7 +196,7 @@ class _Blocks:
             else:
                 self.block[row.name] = row.name
                 self.size[row.name] = math.prod(row.shape) * FLOAT
-        self.members = replayed(report)
+        self.members = replayed(report, self.region)
         first: dict[str, str] = {}  # instance -> its first layer keeping a tensor
         reads: dict[str, set[str]] = {}  # instance -> the blocks of its inputs
         for region, layers in self.members.items():
@@ -211,7 +211,8 @@ class _Blocks:
             names = [row.node.inputs[i] for i in row.keeps.inputs]
             names += [row.name] if row.keeps.output else []
             for block in {self.block[n] for n in names}:
-                self.kept.setdefault(self._key(block, self.region[row.name]), []).append(row.name)
+                self.kept.setdefault(self._key(block, self.region.get(row.name)),
+                                     []).append(row.name)
             self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
                                   + mask_bytes * row.keeps.masks)
         for region, layer in first.items():
@@ -219,7 +220,7 @@ class _Blocks:
                 keepers = self.kept.setdefault(block, [])
                 keepers += [] if layer in keepers else [layer]
         for row in report.layers:
-            forward = self.region[row.name] is None
+            forward = row.name not in self.region
             row.saved_bytes = (self.own.get(row.name, 0) if forward else 0) + \
                 (self.size[row.name] if row.name in self.kept else 0)
             row.saved_fixed_bytes = FLOAT * row.keeps.fixed \
@@ -261,7 +262,7 @@ class _Blocks:
             if block == name:
                 live_bytes += self.size[block] - live.get(block, 0)
                 live[block] = self.size[block]
-            own_bytes += self.own.get(name, 0) if own and self.region[name] == region else 0
+            own_bytes += self.own.get(name, 0) if own and self.region.get(name) == region else 0
             peak = max(peak, live_bytes + own_bytes)
             for gone in freed.get(step, ()):
                 if self._key(gone, region) not in held and gone not in self.output_blocks:
@@ -295,7 +296,7 @@ class _Blocks:
             for layer in layers:
                 keeping.setdefault(layer, []).append(block)
         live = sum(self.size[b] for b in kept if isinstance(b, str) and b not in report.inputs)
-        live += sum(v for name, v in self.own.items() if self.region[name] is None)
+        live += sum(v for name, v in self.own.items() if name not in self.region)
         live += self.outputs - sum(self.size[b] for b in self.output_blocks if b in kept)
         grads = _Gradients()
         for o in report.outputs:
@@ -306,7 +307,7 @@ class _Blocks:
             row = self.rows[name]
             if row.keeps is None:
                 continue
-            region = self.region[name]
+            region = self.region.get(name)
             if region is not None and self.members[region][-1:] == [name]:
                 top, end = self.recompute(region)
                 peak = max(peak, batch * (live + grads.bytes + top) + weights)
@@ -374,14 +375,24 @@ def _keeps_tensor(row: Any) -> bool:
     return row.keeps is not None and (any(row.keeps) or row.params > 0)
 
 
-def replayed(report: Report) -> dict[str, list[str]]:
+def _regions(report: Report) -> dict[str, str]:
+    """Each layer in a checkpointed block instance: the outermost such instance."""
+    graph = report.graph
+    if not any(group.checkpoint for group in graph.groups.values()):
+        return {}
+    found = ((row.name, graph.checkpoint_of(row.node)) for row in report.layers)
+    return {name: region for name, region in found if region is not None}
+
+
+def replayed(report: Report, regions: dict[str, str] | None = None) -> dict[str, list[str]]:
     """The layers each checkpointed block instance runs again in the backward pass: its
     layers up to the last one keeping a tensor (torch's recomputation stops there), none
-    if none keeps one (the instance keeps nothing)."""
+    if none keeps one (the instance keeps nothing). `regions`: `_regions(report)`."""
+    regions = _regions(report) if regions is None else regions
     inside: dict[str, list[str]] = {}
     last: dict[str, int] = {}
     for row in report.layers:
-        region = report.graph.checkpoint_of(row.node)
+        region = regions.get(row.name)
         if region is not None:
             inside.setdefault(region, []).append(row.name)
             if _keeps_tensor(row):

@@ -2,8 +2,10 @@
 expanded again per variant without its YAML being read again, and a block instance whose
 expansion is one already done (the same block and arguments, the spec parameters its YAML
 may read, its inputs' shapes where it may read them) is that expansion replayed under its
-own name. Each test compares with every instance expanded afresh (the replay turned off):
-the same layers, ops, inputs, groups, positions and report."""
+own name; and the analysis of the variant before lends its findings to each layer a
+variant leaves as it was. Each test compares with every variant loaded from its file and
+every instance expanded afresh (the replay turned off): the same layers, ops, inputs,
+groups, positions and report."""
 
 from __future__ import annotations
 

@@ -212,6 +212,10 @@ class Spec(_Strict):
     _choice: Choice = PrivateAttr(default_factory=Choice)
     _examples: dict[str, int] = PrivateAttr(default_factory=dict)
     """The example size chosen for each named size without one (netspec.api)."""
+    _analysed: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """The last report `check` made of this document or of a copy of it with other
+    parameter values (the copies share it): its findings are lent to the next, so a sweep
+    analyses again only the layers a variant changes (netspec.api.check)."""
 
     @field_validator("inputs")
     @classmethod
