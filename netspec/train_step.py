@@ -209,12 +209,14 @@ class _Blocks:
             if row.keeps is None:
                 continue
             names = [row.node.inputs[i] for i in row.keeps.inputs]
-            names += [row.name] if row.keeps.output else []
+            copied = [n for n in names if row.node.op.folds and n in reordered]
+            names = [n for n in names if n not in copied] + ([row.name] if row.keeps.output else [])
             for block in {self.block[n] for n in names}:
                 self.kept.setdefault(self._key(block, self.region.get(row.name)),
                                      []).append(row.name)
             self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
-                                  + mask_bytes * row.keeps.masks)
+                                  + mask_bytes * row.keeps.masks
+                                  + sum(FLOAT * math.prod(self.rows[n].shape) for n in copied))
         for region, layer in first.items():
             for block in reads[region]:
                 keepers = self.kept.setdefault(block, [])

@@ -80,6 +80,7 @@ class MultiheadAttention(Op):
     op: Literal["multihead_attention"] = "multihead_attention"
     torch_class: ClassVar[str] = "Attention"
     family: ClassVar[str] = "attention"
+    folds: ClassVar[bool] = True
     prefix: ClassVar[str] = "attn"
     positional: ClassVar[tuple[str, ...]] = ("heads",)
     arity: ClassVar[tuple[int, int | None]] = (1, 2)

@@ -231,6 +231,9 @@ class Op(BaseModel):
     reshapes: ClassVar[bool] = False
     """Its output is its input in another shape (flatten, reshape, unflatten): a view, or a
     copy of a reordered input."""
+    folds: ClassVar[bool] = False
+    """It multiplies its (first) input, folded to a matrix, by a weight (linear, attention's
+    projections): what it keeps of a reordered input is a copy of its own."""
     """What the op does with inputs of token ids: computes on floats only (`refused`),
     moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
     vectors (`looked_up`: embedding, which takes nothing else), or reads only the batch

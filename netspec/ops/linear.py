@@ -46,6 +46,7 @@ class Linear(Op):
     op: Literal["linear"] = "linear"
     torch_class: ClassVar[str] = "Linear"
     family: ClassVar[str] = "linear"
+    folds: ClassVar[bool] = True
     prefix: ClassVar[str] = "fc"
     positional: ClassVar[tuple[str, ...]] = ("out",)
 
