@@ -21,11 +21,13 @@ backward take max(FLOPs / rate, bytes moved / bandwidth), where
 - the optimizer is elementwise, so memory-bound: `optimizer_accesses` element reads and
   writes per trained parameter, as torch's update code makes them.
 
-It leaves out the time between kernels (launches, Python, the autograd engine), the loss,
-data loading and augmentation, and caches: small layers run at the rates of large ones
-here, so for small networks and batches the real step is slower than the estimate. A
-datasheet's peak is not reached by real kernels either: on a GPU the estimate is a lower
-bound. Nothing here imports torch but `measure`.
+Each layer's forward, and each backward, also takes the device's `overhead`: what a layer
+costs whatever its size (dispatch, autograd's bookkeeping, a kernel's launch), measured by
+`netspec bench` on a chain of tiny layers; a datasheet gives none, so on a GPU profile it
+counts 0. It leaves out the loss, the optimizer's per-tensor bookkeeping, data loading and
+augmentation, and caches (small layers run at the rates of large ones here). A
+datasheet's peak is not reached by real kernels either: on a GPU profile the estimate is
+a lower bound. Nothing here imports torch but `measure`.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from __future__ import annotations
 import datetime
 import difflib
 import functools
+import itertools
 import json
 import math
 import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +62,10 @@ class Throughput:
     matrix products (linear layers, attention) by precision (`fp32`, `tf32`, `bf16`,
     `fp16`: a precision missing is one the device lacks or that was not measured), and
     `bandwidth`, bytes per second to and from its memory. `source` says where the figures
-    come from; `gpu`, whether mixed precision (`precision: auto`) trains in bf16 on it."""
+    come from; `gpu`, whether mixed precision (`precision: auto`) trains in bf16 on it.
+    `overhead`: the seconds a layer's forward and a layer's backward take whatever their
+    size (dispatch, autograd's bookkeeping, a kernel's launch), as `netspec bench` measures
+    them; 0 where not measured (a datasheet's figures: the estimate is a lower bound)."""
 
     name: str
     source: str
@@ -67,6 +73,27 @@ class Throughput:
     matmul: Mapping[str, float]
     bandwidth: float
     gpu: bool
+    overhead: Mapping[str, float] = field(default_factory=lambda: {"forward": 0.0,
+                                                                   "backward": 0.0})
+    curves: Mapping[str, list[list[float]]] = field(default_factory=dict)
+    """Measured `[FLOPs of one call, FLOP/s]` points of `conv` and `matmul` in float32,
+    smallest call first: a small kernel runs far below the peak (`rate_at`)."""
+
+    def rate_at(self, kind: str, precision: str, flops: float) -> float:
+        """FLOP/s of a `kind` (`conv`, `matmul`) kernel of `flops` at `precision`: along
+        the measured curve (log-log between its points; below the smallest, that call's
+        time; above the largest, its rate), never above the peak."""
+        peak = (self.conv if kind == "conv" else self.matmul)[precision]
+        points = self.curves.get(kind) if precision == "fp32" else None
+        if not points or flops <= 0:
+            return peak
+        if flops <= points[0][0]:
+            return min(peak, flops / (points[0][0] / points[0][1]))
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            if flops <= x1:
+                share = math.log(flops / x0) / math.log(x1 / x0)
+                return min(peak, math.exp(math.log(y0) + share * math.log(y1 / y0)))
+        return min(peak, points[-1][1])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +215,13 @@ def _figures(saved: Any) -> Throughput:
     rates = [*figures.conv.values(), *figures.matmul.values(), figures.bandwidth]
     if not all(isinstance(r, int | float) and r > 0 for r in rates) or not figures.matmul:
         raise ValueError("a rate that is not a positive number")
+    if set(figures.overhead) != {"forward", "backward"} or not all(
+            isinstance(t, int | float) and t >= 0 for t in figures.overhead.values()):
+        raise ValueError("an overhead that is not a number of seconds")
+    points = [p for curve in figures.curves.values() for p in curve]
+    if not all(isinstance(p, list) and len(p) == 2 and all(
+            isinstance(v, int | float) and v > 0 for v in p) for p in points):
+        raise ValueError("a rate curve's point that is not [FLOPs, FLOP/s]")
     return figures
 
 
@@ -215,8 +249,18 @@ MEASURED = {
 3x3 convolution's batch, channels (in and out) and side; a copy's bytes (beyond caches)."""
 
 
+CURVE = {"matmul": (32, 64, 128, 256, 512), "conv": ((8, 4, 16), (8, 8, 28), (8, 16, 28),
+                                                      (8, 32, 56))}
+"""The smaller kernels `measure` times on the CPU for its rate curves: square matrix
+products' sides; 3x3 convolutions' batch, channels and side."""
+SMALL_LAYERS = 50
+"""Layers of the chain whose time per layer is a layer's overhead: small enough that the
+arithmetic is nothing."""
+
+
 def measure(device: str = "cpu", seconds: float = 1.0) -> tuple[Throughput, list[str]]:
-    """Time, with torch, a matrix product, a convolution's forward and backward and a copy
+    """Time, with torch, a matrix product, a convolution's forward and backward, a copy,
+    and a chain of tiny layers forward and backward (what a layer costs whatever its size)
     on `device` (`cpu`, `cuda` or `cuda:N`), each repeated for about `seconds`; the median
     repetition gives the rate. In float32 (on CUDA with TF32 on, as `netspec train` sets
     it), and on CUDA in bfloat16 too. Returns the figures and a line on each."""
@@ -236,14 +280,14 @@ def measure(device: str = "cpu", seconds: float = 1.0) -> tuple[Throughput, list
         threads = torch.get_num_threads()
         name = f"{_cpu_name()}, {threads} thread{'s' if threads > 1 else ''}"
 
-    def timed(run: Callable[[], object]) -> float:
-        """The median seconds of `run`, repeated for about `seconds` after a warm-up."""
+    def timed(run: Callable[[], object], span: float = seconds) -> float:
+        """The median seconds of `run`, repeated for about `span` after a warm-up."""
         sync = torch.cuda.synchronize if kind == "cuda" else (lambda: None)
         run()
         sync()
         times: list[float] = []
         began = time.perf_counter()
-        while len(times) < 3 or time.perf_counter() - began < seconds:
+        while len(times) < 3 or time.perf_counter() - began < span:
             start = time.perf_counter()
             run()
             sync()
@@ -252,6 +296,15 @@ def measure(device: str = "cpu", seconds: float = 1.0) -> tuple[Throughput, list
 
     def conv_step(x: torch.Tensor, w: torch.Tensor) -> None:
         torch.nn.functional.conv2d(x, w, padding=1).sum().backward()
+
+    small = torch.nn.Sequential(*(torch.nn.Linear(4, 4) for _ in range(SMALL_LAYERS))).to(where)
+    tiny = torch.randn(1, 4, device=where)
+
+    def small_forward() -> torch.Tensor:
+        return small(tiny)
+
+    def small_step() -> None:
+        small(tiny).sum().backward()
 
     n, (batch, channels, side) = sizes["matmul"], sizes["conv"]
     conv_flops = 3 * 2 * batch * channels * channels * 9 * side * side  # padding 1
@@ -270,13 +323,39 @@ def measure(device: str = "cpu", seconds: float = 1.0) -> tuple[Throughput, list
     bandwidth = 2 * sizes["copy"] / timed(lambda: target.copy_(source))
     lines.append(f"bandwidth    {bandwidth / G:,.1f} GB/s  a copy of {sizes['copy'] // 2**20:,} "
                  "MiB (read and written)")
+    curves: dict[str, list[list[float]]] = {}
+    if kind == "cpu":  # a GPU's small kernels are bound by their launch: `overhead`
+        for side in CURVE["matmul"]:
+            a, b = (torch.randn(side, side, device=where) for _ in range(2))
+            work = 2 * side**3
+            curves.setdefault("matmul", []).append(
+                [work, work / timed(functools.partial(torch.matmul, a, b), seconds / 4)])
+        for batch_, channels_, side in CURVE["conv"]:
+            x, w = (torch.randn(*shape, device=where, requires_grad=True)
+                    for shape in ((batch_, channels_, side, side), (channels_, channels_, 3, 3)))
+            work = 3 * 2 * batch_ * channels_**2 * 9 * side**2
+            curves.setdefault("conv", []).append(
+                [work, work / timed(functools.partial(conv_step, x, w), seconds / 4)])
+        for kind_, points in curves.items():
+            lines.append(f"{kind_:12} " + ", ".join(f"{_rate(rate)} at {_flops(work)}"
+                                                  for work, rate in points))
+    forward = timed(small_forward) / SMALL_LAYERS
+    backward = max(timed(small_step) / SMALL_LAYERS - forward, 0.0)
+    lines.append(f"per layer    {forward * 1e6:,.1f} µs forward, {backward * 1e6:,.1f} µs backward "
+                 f"(a chain of {SMALL_LAYERS} 4x4 linear layers on one sample)")
     today = datetime.date.today().isoformat()
     return Throughput(name, f"measured by netspec bench on {today} (torch {torch.__version__})",
-                      conv, matmul, bandwidth, gpu=kind == "cuda"), lines
+                      conv, matmul, bandwidth, gpu=kind == "cuda",
+                      overhead={"forward": forward, "backward": backward},
+                      curves=curves), lines
 
 
 def _rate(flops: float) -> str:
     return f"{flops / T:,.2f} TFLOP/s" if flops >= T else f"{flops / G:,.1f} GFLOP/s"
+
+
+def _flops(work: float) -> str:
+    return f"{work / 1e6:,.1f} MFLOP" if work < G else f"{work / G:,.1f} GFLOP"
 
 
 def _cpu_name() -> str:
@@ -363,16 +442,16 @@ def estimate(report: Report, train: Any, figures: Throughput, samples: int | Non
     batch = report.memory.batch if report.memory is not None else DEFAULT_BATCH
     forward = backward = compute = 0.0
     for row in report.layers:
-        flops = figures.conv[rate] if row.node.op is not None and row.node.op.family == "conv" \
-            else figures.matmul[rate]
+        kind = "conv" if row.node.op is not None and row.node.op.family == "conv" else "matmul"
         ahead, back = _layer_bytes(row, batch, HALF if rate in ("bf16", "fp16") else FLOAT)
-        times = [(2 * batch * row.macs / flops, ahead / figures.bandwidth),
-                 (2 * batch * (row.grad_input_macs + row.grad_weight_macs) / flops,
-                  back / figures.bandwidth)]
+        work = [2 * batch * row.macs, 2 * batch * (row.grad_input_macs + row.grad_weight_macs)]
+        times = [(flops / figures.rate_at(kind, rate, flops) if flops else 0.0, moved / figures.bandwidth)
+                 for flops, moved in zip(work, (ahead, back), strict=True)]
         if row.recomputed:  # a checkpointed block's layer runs forward again
             times.append(times[0])
-        forward += max(times[0])
-        backward += sum(max(pair) for pair in times[1:])
+        forward += max(times[0]) + figures.overhead["forward"]
+        backward += sum(max(pair) for pair in times[1:]) + figures.overhead["forward"] * (
+            len(times) - 2) + (figures.overhead["backward"] if row.keeps is not None else 0)
         compute += sum(work for work, moved in times if work >= moved)
     optimizer = FLOAT * optimizer_accesses(train) * report.trainable_params / figures.bandwidth
     step = forward + backward + optimizer

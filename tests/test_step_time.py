@@ -155,6 +155,34 @@ def test_each_layer_takes_the_slower_of_its_arithmetic_and_its_memory():
     assert max(compute.step, memory.step) < both.step < compute.step + memory.step
 
 
+def test_each_layer_pass_takes_the_measured_overhead_too():
+    """Every layer's forward takes `overhead["forward"]` more; each layer running a backward
+    (both linear layers and the relu between: they all lead to a trained weight)
+    `overhead["backward"]`."""
+    plain = tiny(2, figures(1e9, 1e9)).step_time
+    device = figures(1e9, 1e9)
+    slow = Throughput(device.name, device.source, device.conv, device.matmul, device.bandwidth,
+                      device.gpu, overhead={"forward": 1e-5, "backward": 3e-5})
+    timed = tiny(2, slow).step_time
+    assert plain is not None and timed is not None
+    assert timed.forward == pytest.approx(plain.forward + 3 * 1e-5)
+    assert timed.backward == pytest.approx(plain.backward + 3 * 3e-5)
+
+
+def test_a_small_kernel_runs_at_its_measured_rate():
+    """Log-log between measured points; below the smallest, that call's time; above the
+    largest, its rate; never above the peak; only in float32, where it was measured."""
+    curve = [[1e6, 1e9], [1e8, 1e10]]
+    device = Throughput("cpu", "a test", {"fp32": 5e10}, {"fp32": 5e9, "bf16": 5e9}, 1e9,
+                        False, curves={"conv": curve, "matmul": curve})
+    assert device.rate_at("conv", "fp32", 1e7) == pytest.approx(10 ** 9.5)  # halfway, log-log
+    assert device.rate_at("conv", "fp32", 1e5) == pytest.approx(1e5 / (1e6 / 1e9))
+    assert device.rate_at("conv", "fp32", 1e12) == pytest.approx(1e10)
+    assert device.rate_at("matmul", "fp32", 1e12) == 5e9  # the peak caps the curve
+    assert device.rate_at("matmul", "bf16", 1e5) == 5e9
+    assert figures(1e9, 1e9).rate_at("conv", "fp32", 1.0) == 1e9  # no curve: the peak
+
+
 def test_an_epoch_is_its_steps_with_a_short_last_one():
     time = tiny(2, figures(1e9, 1e9), samples=101).step_time
     assert time is not None and time.samples == 101 and time.samples_from == "--samples"
@@ -202,9 +230,15 @@ def test_bench_measures_and_keeps_positive_figures(cache: Path):
     assert code == 0, err
     assert out.splitlines()[-1] == f"wrote {cache}"
     assert [line.split()[0] for line in out.splitlines()[1:-1]] == \
-        ["matmul", "convolution", "bandwidth"]
+        ["matmul", "convolution", "bandwidth", "matmul", "conv", "per"]
     kept = json.loads(cache.read_text())["cpu"]
     assert kept["matmul"]["fp32"] > 0 and kept["conv"]["fp32"] > 0 and kept["bandwidth"] > 0
+    assert kept["overhead"]["forward"] > 0 and kept["overhead"]["backward"] >= 0
+    for kind, sizes in throughput.CURVE.items():  # each kernel's FLOPs, from its size
+        work = [2 * n**3 for n in sizes] if kind == "matmul" else \
+            [3 * 2 * b * c * c * 9 * side**2 for b, c, side in sizes]
+        assert [p[0] for p in kept["curves"][kind]] == work
+        assert all(p[1] > 0 for p in kept["curves"][kind])
     assert kept["source"].startswith("measured by netspec bench on ")
     read, hint = throughput.measured("cpu")
     assert hint is None and read == Throughput(**kept)
@@ -263,6 +297,18 @@ def test_negative_figures_are_refused(cache: Path):
     write(cache, bandwidth=-1.0)
     figures_read, hint = throughput.measured("cpu")
     assert figures_read is None and hint is not None and "not a positive number" in hint
+    write(cache, overhead={"forward": -1.0, "backward": 0.0})
+    assert "not a number of seconds" in str(throughput.measured("cpu")[1])
+    write(cache, curves={"conv": [[1.0]]})
+    assert "not [FLOPs, FLOP/s]" in str(throughput.measured("cpu")[1])
+
+
+def test_figures_kept_before_overheads_and_curves_were_measured_still_read(cache: Path):
+    kept = {k: v for k, v in write(cache).to_dict().items() if k not in ("overhead", "curves")}
+    cache.write_text(json.dumps({"cpu": kept}))
+    read, hint = throughput.measured("cpu")
+    assert hint is None and read is not None and read.overhead == {"forward": 0.0,
+                                                                   "backward": 0.0}
 
 
 def test_a_cuda_step_reads_the_cuda_measurement(cache: Path):
