@@ -191,7 +191,7 @@ class _Blocks:
             source = self.block.get(row.node.inputs[shared]) if shared is not None else None
             if source is not None and not (op.reshapes and row.node.inputs[0] in reordered):
                 self.block[row.name] = source
-                if op.reorders or row.node.inputs[0] in reordered:
+                if op.reorders_data(x) or row.node.inputs[0] in reordered:
                     reordered.add(row.name)
             else:
                 self.block[row.name] = row.name

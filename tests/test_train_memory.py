@@ -181,6 +181,8 @@ MIXING = {  # a layer over a transposed input (MLP-Mixer's token mixing): it kee
     "attention": {"name": "mixing", "input": [16, 24], "layers": [
         {"transpose": {"dim0": 1, "dim1": 2}}, {"multihead_attention": {"heads": 4}},
         {"linear": 10}]},
+    "a size-1 dim moved": {"name": "moved", "input": [3, 1, 18], "layers": [  # no copy
+        {"transpose": {"dim0": -1, "dim1": -2}}, {"linear": 2}]},
 }
 
 
@@ -188,7 +190,8 @@ MIXING = {  # a layer over a transposed input (MLP-Mixer's token mixing): it kee
 @pytest.mark.parametrize("name", MIXING)
 def test_a_transposed_input_is_kept_as_a_copy(name):
     """torch folds the input of a linear layer (or of attention's projections) to a matrix,
-    and a transposed one is copied to be folded: the copy is what autograd keeps."""
+    and a transposed one is copied to be folded: the copy is what autograd keeps. Moving a
+    dim of one element reorders nothing: no copy."""
     spec = MIXING[name]
     estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
     truth = _row_step_peak(spec, STEP_BATCH)

@@ -227,7 +227,7 @@ class Op(BaseModel):
     token_ids: ClassVar[TokenIds] = "refused"
     reorders: ClassVar[bool] = False
     """Its output is a view of its input in another order (permute, transpose): a reshape
-    of it copies."""
+    of it copies (where `reorders_data`)."""
     reshapes: ClassVar[bool] = False
     """Its output is its input in another shape (flatten, reshape, unflatten): a view, or a
     copy of a reordered input."""
@@ -288,6 +288,11 @@ class Op(BaseModel):
         """The input whose memory the output is (a view of it, or the input changed in
         place), or None for an output of its own."""
         return None
+
+    def reorders_data(self, x: Sequence[Shape]) -> bool:
+        """Whether its output, a view, is laid out otherwise than a tensor of its shape
+        made anew (`reorders`: permute and transpose tell when)."""
+        return self.reorders
 
     def passes_gradient(self, x: Sequence[Shape], y: Shape) -> tuple[bool, ...]:
         """Per input, whether its gradient is the output's gradient itself (or a view of

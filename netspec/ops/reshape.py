@@ -43,11 +43,27 @@ class _Rearrange(Op):
         return None
 
 
-class Permute(_Rearrange):
+
+class _Reorder(_Rearrange):
+    """A view of its input's dims in another order."""
+
+    reorders: ClassVar[bool] = True
+
+    def order(self, shape: Shape) -> list[int]:
+        """Which of the input's per-sample dims each output dim is."""
+        raise NotImplementedError
+
+    def reorders_data(self, x: Sequence[Shape]) -> bool:
+        """Whether the dims of more than one element change order (a size-1 dim moves
+        nothing: the view is then laid out as a contiguous tensor is)."""
+        moved = [d for d in self.order(x[0]) if x[0][d] > 1]
+        return moved != sorted(moved)
+
+
+class Permute(_Reorder):
     """The dims in the order `dims` gives, the batch first (torch.permute)."""
 
     op: Literal["permute"] = "permute"
-    reorders: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("dims",)
 
     dims: list[int]
@@ -65,6 +81,10 @@ class Permute(_Rearrange):
                              key="dims", hint="dims count the batch as 0: start with 0")
         return tuple(shape[d - 1] for d in order[1:])
 
+    def order(self, shape: Shape) -> list[int]:
+        rank = len(shape) + 1
+        return [d % rank - 1 for d in self.dims[1:]]
+
     def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(torch.permute, {"dims": tuple(self.dims)})
 
@@ -72,11 +92,10 @@ class Permute(_Rearrange):
         return f"permute {self.dims}"
 
 
-class Transpose(_Rearrange):
+class Transpose(_Reorder):
     """Dims `dim0` and `dim1` swapped, the batch staying first (torch.transpose)."""
 
     op: Literal["transpose"] = "transpose"
-    reorders: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("dim0", "dim1")
 
     dim0: int
@@ -87,6 +106,12 @@ class Transpose(_Rearrange):
         i, j = sample_dim(self.dim0, x[0].shape, "dim0"), sample_dim(self.dim1, x[0].shape, "dim1")
         shape[i], shape[j] = shape[j], shape[i]
         return tuple(shape)
+
+    def order(self, shape: Shape) -> list[int]:
+        dims = list(range(len(shape)))
+        i, j = sample_dim(self.dim0, shape, "dim0"), sample_dim(self.dim1, shape, "dim1")
+        dims[i], dims[j] = dims[j], dims[i]
+        return dims
 
     def to_torch(self, torch: Any, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(torch.transpose, {"dim0": self.dim0, "dim1": self.dim1})
