@@ -70,3 +70,16 @@ def spec_text():
         return netspec.load(textwrap.dedent(text).strip() + "\n")
 
     return load
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module of small tensors: a pool's threads waiting on each
+    other cost far more than these kernels (a hundred times more on a busy two-core
+    machine). `pytestmark = pytest.mark.usefixtures("one_thread")` takes it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

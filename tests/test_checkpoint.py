@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import torch
 from op_harness import training_counter
-from test_train_memory import TOLERANCE, measured_peak
+from test_train_memory import TOLERANCE, step_peak
 
 import netspec
 from netspec import throughput, train_step
@@ -30,15 +30,8 @@ from netspec.backends.source import python_source
 from netspec.errors import SpecError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread (a pool's threads waiting on each other cost more)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def residual_net(checkpoint: Any = True, dropout: float = 0.2) -> dict[str, Any]:
@@ -229,7 +222,7 @@ def test_the_peak_is_what_torch_allocates_and_less_is_kept(name, shape, batch, t
     report = netspec.check(spec, shape)
     assert report.recompute_macs > 0
     memory = train_step.memory(report, spec.training, batch=batch)
-    truth = measured_peak(spec, shape, batch)
+    truth = step_peak(spec, shape, batch)
     assert abs(memory.peak - truth) <= TOLERANCE * truth, \
         f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
     plain = netspec.load(SPECS / f"{name}.yaml") if name != "residual_net" else \

@@ -43,19 +43,11 @@ from netspec.report import Report
 from netspec.training.config import TrainConfig
 from netspec.training.optim import make_optimizer
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread. A pool's threads waiting on each other cost far more than
-    these kernels (a hundred times more on a busy two-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(("case", "input_grad"), with_input_grad(TABLES))

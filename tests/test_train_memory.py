@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -33,17 +34,11 @@ from netspec.report import ID_BYTES, Report
 from netspec.training.config import TrainConfig
 from netspec.training.optim import make_optimizer
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # -- per op: what autograd keeps ---------------------------------------------------------
@@ -115,7 +110,7 @@ attention) and 9% above the estimate. The others are within TOLERANCE (most with
 0.1%), the fused path of attention among them."""
 
 
-def _row_loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy as netspec's memory model takes it: over the last dim of `[T, V]`
     logits, over the channels of `[C, *S]` (and of `[C]`)."""
     if y.dim() == 3:
@@ -123,22 +118,32 @@ def _row_loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return functional.cross_entropy(y, labels)
 
 
-def _row_step_peak(spec: dict, batch: int) -> int:
-    """MemTracker's peak over the second of two AdamW steps of `spec`, its outputs held to
-    the end as netspec's loop holds them."""
-    report = netspec.check(spec)
-    model = netspec.build(spec, seed=0).train()
-    optimizer = make_optimizer(TrainConfig().optimizer,
+def step_peak(spec: netspec.Spec | dict, shape: Any = None, batch: int = STEP_BATCH,
+              layout: torch.memory_format | None = None) -> int:
+    """MemTracker's peak over the second of two CPU training steps of `spec` at `shape`,
+    every tensor counted (weights, gradients, optimizer state, the batch and labels,
+    activations), as netspec's loop runs them: the spec's optimizer (AdamW without
+    `train:`), the outputs held to the end (for the accuracy), the loss `_loss`. With
+    `layout`, the model and the batch in that memory format."""
+    spec = spec if isinstance(spec, netspec.Spec) else netspec.load(spec)
+    report = netspec.check(spec, shape)
+    model = netspec.build(spec, seed=0, inputs=shape).train()
+    if layout is not None:
+        model = model.to(memory_format=layout)
+    optimizer = make_optimizer(spec.training.optimizer,
                                [p for p in model.parameters() if p.requires_grad])
     torch.manual_seed(0)
-    xs = [torch.randn(batch, *s) for s in report.inputs.values()]
+    ids = report.token_inputs
+    xs = [torch.randint(0, ids[n], (batch, *s)) if n in ids else torch.randn(batch, *s)
+          for n, s in report.inputs.items()]
+    xs = xs if layout is None else [x.contiguous(memory_format=layout) for x in xs]
     (out,) = report.outputs.values()
     classes, positions = (out[-1], out[:-1]) if len(out) == 2 else (out[0], out[1:])
     labels = torch.randint(0, classes, (batch, *positions))
 
     def step() -> None:
         y = model(*xs)
-        loss = _row_loss(y, labels)
+        loss = _loss(y, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -169,7 +174,7 @@ def test_op_row_step_peaks_as_torch_allocates(case):
     spec = spec_requiring_grad(case.op, case.args, case.inputs)
     report = netspec.check(spec)
     estimate = train_step.memory(report, None, batch=STEP_BATCH).peak
-    truth = _row_step_peak(spec, STEP_BATCH)
+    truth = step_peak(spec)
     tolerance = ROW_TOLERANCE.get(case.op, TOLERANCE)
     assert abs(estimate - truth) <= tolerance * truth, f"netspec {estimate:,}, torch {truth:,}"
 
@@ -194,7 +199,7 @@ def test_a_transposed_input_is_kept_as_a_copy(name):
     dim of one element reorders nothing: no copy."""
     spec = MIXING[name]
     estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
-    truth = _row_step_peak(spec, STEP_BATCH)
+    truth = step_peak(spec)
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
@@ -253,46 +258,11 @@ STEPS = {  # spec: input shape (None: its own), batch; most where activations we
 TOLERANCE = 0.05
 
 
-def _loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the last dim (a sequence's logits flattened over positions)."""
-    return functional.cross_entropy(y.reshape(-1, y.shape[-1]), labels.reshape(-1))
-
-
-def measured_peak(spec: netspec.Spec, shape, batch: int) -> int:
-    """MemTracker's peak over the second of two training steps, every device tensor
-    counted (weights, gradients, optimizer state, the batch and labels, activations)."""
-    report = netspec.check(spec, shape)
-    model = netspec.build(spec, seed=0, inputs=shape).train()
-    optimizer = make_optimizer(spec.training.optimizer,
-                               [p for p in model.parameters() if p.requires_grad])
-    torch.manual_seed(0)
-    (name, size), = report.inputs.items()
-    vocab = report.token_inputs.get(name)
-    x = torch.randn(batch, *size) if vocab is None else torch.randint(0, vocab, (batch, *size))
-    out = next(iter(report.outputs.values()))
-    labels = torch.randint(0, out[-1], (batch, *out[:-1]))
-
-    def step() -> None:  # as netspec's loop: the outputs held to the end (for accuracy)
-        out = model(x)
-        loss = _loss(out, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        assert out.shape[0] == batch
-
-    step()
-    tracker = MemTracker()
-    tracker.track_external(model, optimizer, x, labels)
-    with tracker:
-        step()
-    return tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]
-
-
 @pytest.mark.parametrize(("name", "shape", "batch"),
                          zoo((name, *STEPS[name]) for name in STEPS), ids=str)
 def test_the_zoo_s_peak_is_what_torch_allocates(name, shape, batch):
     spec = netspec.load(SPECS / f"{name}.yaml")
     memory = train_step.memory(netspec.check(spec, shape), spec.training, batch=batch)
-    truth = measured_peak(spec, shape, batch)
+    truth = step_peak(spec, shape, batch)
     assert abs(memory.peak - truth) <= TOLERANCE * truth, \
         f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
