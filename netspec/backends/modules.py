@@ -78,6 +78,12 @@ class Attention(nn.Module):
         self.out = nn.Linear(queries, out, bias=bias)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # One expression: the heads' output and the projections' are freed as soon as
+        # nothing but autograd needs them (not held by locals through the output projection).
+        return self.out(self._attend(x, context).transpose(-3, -2).flatten(-2))
+
+    def _attend(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """The heads' output, [*B, heads, T, head_dim]."""
         keys = self.kv_heads * self.head_dim
         if context is None:
             q, k, v = self.qkv(x).split([self.heads * self.head_dim, keys, keys], dim=-1)
@@ -90,9 +96,8 @@ class Attention(nn.Module):
             q, k = self._rotate(q), self._rotate(k)
         if self.kv_heads != self.heads:  # each key/value head serves heads/kv_heads queries
             k, v = (t.repeat_interleave(self.heads // self.kv_heads, dim=-3) for t in (k, v))
-        y = nn.functional.scaled_dot_product_attention(
+        return nn.functional.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
-        return self.out(y.transpose(-3, -2).flatten(-2))
 
     def _split_heads(self, t: torch.Tensor, heads: int) -> torch.Tensor:
         """[*B, T, heads * head_dim] -> [*B, heads, T, head_dim]."""
@@ -168,26 +173,36 @@ class WindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, dim = x.shape
-        (wh, ww), tokens = self.window, self.window[0] * self.window[1]
-        x = nn.functional.pad(x, (0, 0, 0, -width % ww, 0, -height % wh))
-        padded = x.shape[1:3]
+        (wh, ww) = self.window
+        padded = (height + -height % wh, width + -width % ww)
         shift = [s if w < n else 0 for s, w, n in zip(self.shift, self.window, padded, strict=True)]
-        if any(shift):
-            x = torch.roll(x, (-shift[0], -shift[1]), dims=(1, 2))
-        windows = self._windows(x)  # [N, windows, wh*ww, dim]
-        q, k, v = self.qkv(windows).unflatten(-1, (3, self.heads, -1)).permute(3, 0, 1, 4, 2, 5)
-        bias = self.relative_position_bias_table[self.relative_position_index]
-        mask = bias.view(tokens, tokens, self.heads).permute(2, 0, 1)  # [heads, t, t]
-        if any(shift):
-            mask = mask + self._regions_mask(padded, shift, x.device).to(mask.dtype)[:, None]
-        y = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
-        y = self.proj(y.transpose(-3, -2).flatten(-2))  # [N, windows, wh*ww, dim]
+        # One expression: the shifted map, its windows and the heads' output are freed as
+        # soon as nothing but autograd needs them (not held by locals to the end).
+        y = self.proj(self._attend(self._windows(self._placed(x, shift)), padded, shift)
+                      .transpose(-3, -2).flatten(-2))  # [N, windows, wh*ww, dim]
         y = y.view(batch, padded[0] // wh, padded[1] // ww, wh, ww, dim).transpose(2, 3)
         y = y.reshape(batch, *padded, dim)
         if any(shift):
             y = torch.roll(y, (shift[0], shift[1]), dims=(1, 2))
         return y[:, :height, :width]
+
+    def _placed(self, x: torch.Tensor, shift: list[int]) -> torch.Tensor:
+        """[N, H, W, C] padded to whole windows, rolled back by `shift`."""
+        (height, width), (wh, ww) = x.shape[1:3], self.window
+        x = nn.functional.pad(x, (0, 0, 0, -width % ww, 0, -height % wh))
+        return torch.roll(x, (-shift[0], -shift[1]), dims=(1, 2)) if any(shift) else x
+
+    def _attend(self, windows: torch.Tensor, padded: tuple[int, int], shift: list[int]
+                ) -> torch.Tensor:
+        """The heads' output over [N, windows, wh*ww, C]: [N, windows, heads, wh*ww, C/heads]."""
+        tokens = self.window[0] * self.window[1]
+        q, k, v = self.qkv(windows).unflatten(-1, (3, self.heads, -1)).permute(3, 0, 1, 4, 2, 5)
+        bias = self.relative_position_bias_table[self.relative_position_index]
+        mask = bias.view(tokens, tokens, self.heads).permute(2, 0, 1)  # [heads, t, t]
+        if any(shift):
+            mask = mask + self._regions_mask(padded, shift, windows.device).to(mask.dtype)[:, None]
+        return nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
 
     def _windows(self, x: torch.Tensor) -> torch.Tensor:
         """[N, H, W, C] with H, W whole windows -> [N, windows, wh*ww, C], row by row."""
