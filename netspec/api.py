@@ -24,7 +24,6 @@ from netspec.spec.expand import Expander
 from netspec.spec.library import collect_blocks
 from netspec.spec.source import Source, read_source
 from netspec.spec.validation import diagnostics, document_locator
-from netspec.throughput import Throughput, estimate
 
 SpecSource = str | Path | Mapping[str, Any] | Spec | Source
 """A spec: a path, YAML text, a mapping, a loaded Spec, or YAML already read (a `Source`:
@@ -35,6 +34,7 @@ Params = Mapping[str, Any]
 if TYPE_CHECKING:
     import graphviz
 
+    from netspec.throughput import Throughput
     from netspec.training.loop import TrainResult
 
 
@@ -310,6 +310,8 @@ def _training(report: Report, spec: Spec, batch: int | None, budget: int | None,
         if batch is not None:  # the step as asked, its largest batch apart
             train_step.memory(report, spec._training, batch, device)
     if throughput is not None:
+        from netspec.throughput import estimate
+
         timed = estimate(report, spec._training, throughput, samples)
         report.step_time, report.step_time_hint = (None, timed) if isinstance(timed, str) \
             else (timed, None)

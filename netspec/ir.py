@@ -108,6 +108,18 @@ class Graph:
         """Every node but the inputs, in order."""
         return [n for n in self.nodes.values() if n.name not in self.inputs]
 
+    def runs(self) -> list[tuple[str | None, list[Node]]]:
+        """The layers in order: a checkpointed block instance's together under its name
+        (its layers are consecutive), every other layer alone under None."""
+        found: list[tuple[str | None, list[Node]]] = []
+        for node in self.layers():
+            region = self.checkpoint_of(node)
+            if region is not None and found and found[-1][0] == region:
+                found[-1][1].append(node)
+            else:
+                found.append((region, [node]))
+        return found
+
     def checkpoint_of(self, node: Node) -> str | None:
         """The outermost checkpointed block instance `node` is in, or None. Its layers are
         consecutive in the graph and named under it (`layer1.0.conv1` in `layer1.0`)."""

@@ -140,7 +140,7 @@ class StepTime:
     `source` is a datasheet or a measurement; `compute_bound`, the share of the step spent
     in kernels bound by arithmetic (the rest by memory). An epoch of `samples` training
     samples (`samples_from` says where that figure comes from, or why there is none) takes
-    `epoch` seconds. Time between kernels, data loading and the loss are left out."""
+    `epoch` seconds. Data loading and the loss are left out."""
 
     device: str
     source: str

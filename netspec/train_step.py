@@ -221,6 +221,10 @@ class _Blocks:
             for block in reads[region]:
                 keepers = self.kept.setdefault(block, [])
                 keepers += [] if layer in keepers else [layer]
+        self.copies: dict[str, int] = {}  # instance -> bytes of the copies its layers keep
+        for key in self.kept:
+            if not isinstance(key, str):
+                self.copies[key[1]] = self.copies.get(key[1], 0) + self.size[key[0]]
         for row in report.layers:
             forward = row.name not in self.region
             row.saved_bytes = (self.own.get(row.name, 0) if forward else 0) + \
@@ -244,12 +248,12 @@ class _Blocks:
     def _bytes(self, key: Key) -> int:
         return self.size[key if isinstance(key, str) else key[0]]
 
-    def _walk(self, order: list[str], held: set[Key] | dict[Key, list[str]], own: bool,
-              region: str | None = None) -> tuple[int, int]:
-        """Run `order`'s layers forward: each block made is freed at its last reader there
-        unless `held` (as `region`'s copy); returns the most held at the end of a layer
-        (with the layers' own kept tensors if `own`), and what is held at the end.
-        Linear in the layers: running totals."""
+    def _walk(self, order: list[str], region: str | None = None) -> tuple[int, int]:
+        """Run `order`'s layers forward (in `region`: a checkpointed instance's
+        recomputation): each block made is freed at its last reader there unless kept (as
+        `region`'s copy); returns the most held at the end of a layer, the layers' own kept
+        tensors included, and what is held at the end. Linear in the layers: running
+        totals."""
         last: dict[str, int] = {}
         for step, name in enumerate(order):
             for i in self.rows[name].node.inputs:
@@ -264,26 +268,25 @@ class _Blocks:
             if block == name:
                 live_bytes += self.size[block] - live.get(block, 0)
                 live[block] = self.size[block]
-            own_bytes += self.own.get(name, 0) if own and self.region.get(name) == region else 0
+            own_bytes += self.own.get(name, 0) if self.region.get(name) == region else 0
             peak = max(peak, live_bytes + own_bytes)
             for gone in freed.get(step, ()):
-                if self._key(gone, region) not in held and gone not in self.output_blocks:
+                if self._key(gone, region) not in self.kept and gone not in self.output_blocks:
                     live_bytes -= live.pop(gone, 0)
         return peak, live_bytes + own_bytes
 
     def forward_peak(self) -> int:
         """The most the forward pass holds (inputs apart), at the end of a layer: what
         layers kept so far, the blocks later layers or the outputs still read, and the loss's."""
-        peak, end = self._walk(self.order, self.kept, own=True)
+        peak, end = self._walk(self.order)
         return max(peak, end + self.loss)
 
     def recompute(self, region: str) -> tuple[int, int]:
         """What a checkpointed instance's recomputation holds (its inputs apart): at its
         most, and at its end (the copies its layers keep, and their own tensors)."""
         layers = self.members[region]
-        peak, _ = self._walk(layers, self.kept, own=True, region=region)
-        end = sum(self._bytes(k) for k in self.kept if not isinstance(k, str) and k[1] == region)
-        return peak, end + sum(self.own.get(name, 0) for name in layers)
+        peak, _ = self._walk(layers, region)
+        return peak, self.copies.get(region, 0) + sum(self.own.get(name, 0) for name in layers)
 
     def backward_peak(self, report: Report, batch: int) -> int:
         """The most the backward pass holds (inputs apart): the blocks still kept (a block
@@ -382,8 +385,8 @@ def _regions(report: Report) -> dict[str, str]:
     graph = report.graph
     if not any(group.checkpoint for group in graph.groups.values()):
         return {}
-    found = ((row.name, graph.checkpoint_of(row.node)) for row in report.layers)
-    return {name: region for name, region in found if region is not None}
+    return {node.name: region for region, nodes in graph.runs() if region is not None
+            for node in nodes}
 
 
 def replayed(report: Report, regions: dict[str, str] | None = None) -> dict[str, list[str]]:

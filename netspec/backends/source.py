@@ -282,19 +282,9 @@ class _Forward:
     def lines(self) -> list[str]:
         params = [self._input_var(name) for name in self.graph.inputs]
         body = [*_docstring(_signature_doc(self.graph, self.shapes), _INDENT * 2)]
-        layers = self.graph.layers()
-        start = 0
-        while start < len(layers):
-            region = self.graph.checkpoint_of(layers[start])
-            end = start + 1
-            while region is not None and end < len(layers) and \
-                    self.graph.checkpoint_of(layers[end]) == region:
-                end += 1
-            if region is None:
-                body += self._layer(layers[start], depth=2)
-            else:
-                body += self._checkpoint(region, layers[start:end])
-            start = end
+        for region, nodes in self.graph.runs():
+            body += self._layer(nodes[0], depth=2) if region is None else \
+                self._checkpoint(region, nodes)
         outputs = [self.var[o] for o in self.graph.outputs]
         body.append(f"{_INDENT * 2}return {', '.join(outputs)}")
         tensor = "torch.Tensor"

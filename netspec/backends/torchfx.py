@@ -39,19 +39,14 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
     layers = graph.layers()
     last_read = {i: k for k, n in enumerate(layers) for i in n.inputs} | \
         dict.fromkeys(graph.outputs, len(layers))
-    start = 0
-    while start < len(layers):
-        region = graph.checkpoint_of(layers[start])
-        end = start + 1
-        while region is not None and end < len(layers) and \
-                graph.checkpoint_of(layers[end]) == region:
-            end += 1
+    done = 0
+    for region, nodes in graph.runs():
+        done += len(nodes)
         if region is None:
-            _emit(fx, root, "", layers[start], values, shapes)
+            _emit(fx, root, "", nodes[0], values, shapes)
         else:
-            out = [n.name for n in layers[start:end] if last_read.get(n.name, 0) >= end]
-            _checkpoint(fx, root, region, layers[start:end], out, values, shapes)
-        start = end
+            out = [n.name for n in nodes if last_read.get(n.name, 0) >= done]
+            _checkpoint(fx, root, region, nodes, out, values, shapes)
     outputs = [values[o] for o in graph.outputs]
     fx.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return torch.fx.GraphModule(root, fx, class_name=class_name(graph.name))
