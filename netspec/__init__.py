@@ -16,9 +16,9 @@ from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.limits import Limits
 from netspec.report import Report
 from netspec.spec.document import Spec
-from netspec.weights import WeightsError, load_weights
+from netspec.weights import WeightsError, WeightsReport, load_weights
 
 __all__ = ["Diagnostic", "Diff", "DiffError", "Limits", "Report", "Spec", "SpecError", "TrainError",
-           "WeightsError", "build", "check", "check_scales", "diagnose", "diff", "draw", "fuse",
-           "load", "load_weights", "sample", "train"]
+           "WeightsError", "WeightsReport", "build", "check", "check_scales", "diagnose", "diff",
+           "draw", "fuse", "load", "load_weights", "sample", "train"]
 __version__ = "0.1.0"

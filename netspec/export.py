@@ -68,7 +68,7 @@ def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path |
     if weights is not None:
         from netspec.weights import load_weights
 
-        load_weights(model, weights)
+        load_weights(model, weights, strict=True)
     model = fuse(spec, model, inputs) if fuse_bn else model.eval()
     examples = example_inputs(spec, inputs)
     if fmt == "onnx":

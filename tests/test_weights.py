@@ -41,7 +41,7 @@ def test_files_with_code_are_refused(tmp_path, pair):
     path = tmp_path / "evil.pt"
     torch.save({"model": pair[1].state_dict(), "thing": Path("x")}, path)  # needs real unpickling
     with pytest.raises(netspec.WeightsError, match="not a readable weights file"):
-        netspec.load_weights(pair[0], path)
+        netspec.load_weights(pair[0], path, strict=True)
 
 
 def test_shape_mismatches_name_every_key_and_leave_the_model_alone(pair):
@@ -52,7 +52,7 @@ def test_shape_mismatches_name_every_key_and_leave_the_model_alone(pair):
     theirs[keys[-2]] = torch.zeros(12, 84)
     before = model.get_submodule("conv1").weight.clone()
     with pytest.raises(netspec.WeightsError) as info:
-        netspec.load_weights(model, theirs)
+        netspec.load_weights(model, theirs, strict=True)
     assert info.value.mismatches == [
         "conv1.weight: [6, 1, 5, 5] here, [6, 1, 3, 3] in the weights (0.weight)",
         f"fc3.weight: [10, 84] here, [12, 84] in the weights ({keys[-2]})",
@@ -64,17 +64,17 @@ def test_missing_and_extra_tensors_are_listed(pair):
     model, hand = pair
     theirs = dict(list(hand.state_dict().items())[:-1])
     with pytest.raises(netspec.WeightsError, match="9 tensors for the model's 10") as info:
-        netspec.load_weights(model, theirs)
+        netspec.load_weights(model, theirs, strict=True)
     assert info.value.mismatches == ["fc3.bias [10]: nothing in the weights"]
     theirs = {**hand.state_dict(), "extra.weight": torch.zeros(2)}
     with pytest.raises(netspec.WeightsError) as info:
-        netspec.load_weights(model, theirs)
+        netspec.load_weights(model, theirs, strict=True)
     assert info.value.mismatches == ["extra.weight [2]: nothing in the model"]
 
 
 def test_missing_file(pair, tmp_path):
     with pytest.raises(netspec.WeightsError, match="no such weights file"):
-        netspec.load_weights(pair[0], tmp_path / "nope.pt")
+        netspec.load_weights(pair[0], tmp_path / "nope.pt", strict=True)
 
 
 def test_a_learned_tensor_loads_one_held_without_the_leading_1():
