@@ -576,7 +576,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
     Exit 0 when training ends, 1 on errors (spec, data, checkpoint, NaN loss), 130 or 143
     when interrupted by SIGINT or SIGTERM."""
     from netspec.api import diagnose, train
-    from netspec.errors import TrainError
+    from netspec.errors import SpecError, TrainError
 
     _one_scale(scale)
     loaded, report, errors = diagnose(spec, params=params, scale=scale)
@@ -602,6 +602,10 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
     except TrainError as exc:  # every rank meets it: rank 0 says it
         if main_rank:
             click.echo(f"{spec}: error: {exc}", err=True)
+        sys.exit(1)
+    except SpecError as exc:  # a `train:` key found wrong when it is used (init_from's file)
+        if main_rank:
+            _fail(exc.errors, "table")
         sys.exit(1)
     except KeyboardInterrupt:  # before training started, or a second Ctrl-C
         if main_rank:

@@ -382,6 +382,13 @@ class TrainConfig(_Strict):
     out: str | None = None
     """Run folder for checkpoints, metrics and plots (default: runs/NAME, numbered when it
     exists already)."""
+    init_from: Annotated[str, Field(min_length=1)] | None = None
+    """Weights to start from, relative to the spec's folder: a state_dict file, or a
+    checkpoint holding one (a netspec run's `best.pt`). Loaded before the first step, by name,
+    then by order and shape (`netspec.load_weights`); a tensor whose shape differs (a new
+    classifier) keeps its initialisation, and the run says which did. Not read on a resume,
+    which restores the run's own weights. Checked when training starts: a missing or
+    unreadable file, or one holding no state_dict, is an error at this key."""
 
     @property
     def lr(self) -> float:
@@ -391,7 +398,8 @@ class TrainConfig(_Strict):
     def override(self, **changes: Any) -> TrainConfig:
         """A copy with command-line overrides applied (None = keep): `epochs`,
         `batch_size` (a number or `auto`), `lr`, `device`, `precision`, `out`, `seed`,
-        `compile`, `channels_last`, `strategy`, and `data` (an already-validated DataConfig).
+        `compile`, `channels_last`, `strategy`, `init_from`, and `data` (an already-validated
+        DataConfig).
         Raises pydantic's ValidationError for bad values."""
         values = {k: v for k, v in changes.items() if v is not None}
         lr = values.pop("lr", None)

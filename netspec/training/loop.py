@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from netspec.errors import TrainError
+from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.training import autobatch, checkpoints
@@ -49,6 +49,7 @@ from netspec.training.plots import plot_confusion, plot_curves
 from netspec.training.progress import ProgressBar
 from netspec.training.runs import RunFolder
 from netspec.training.task import TaskError, make_task
+from netspec.weights import WeightsError, WeightsReport, load_weights
 
 LOG_EVERY = 10
 """Steps between reads of the running loss (progress bar, NaN check, stop requests)."""
@@ -70,6 +71,8 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     """What training accepted but may not be meant (images converted to the input's
     channels, outputs no label names); each was printed as `warning: ...` when it started."""
+    transferred: WeightsReport | None = None
+    """Where each tensor of `init_from` went (None without one, and on a resume)."""
 
 
 class _Tally:
@@ -291,7 +294,9 @@ class Trainer:
                 print(f"warning: {warning}", file=sys.stderr)
 
         self._seed()
-        self.model = build(spec, seed=config.seed).to(self.device)
+        self.model = build(spec, seed=config.seed)
+        self.transferred = self._init_from() if resume is None else None
+        self.model = self.model.to(self.device)
         if self.memory_format is not None:
             self.model = self.model.to(memory_format=self.memory_format)
         self.placement = placement(config.strategy, self.world, self.device)
@@ -331,6 +336,36 @@ class Trainer:
                              classes=out_shape[0] if len(out_shape) == 1 else None, vocab=vocab)
         except DataError as exc:
             raise TrainError(str(exc)) from None
+
+    def _init_from(self) -> WeightsReport | None:
+        """Load `init_from` into the new model (see `netspec.load_weights`) and print where
+        its tensors went. A file that cannot be read, holds no state_dict, or of which nothing
+        fits is an error at the spec's `init_from` (a SpecError), or a TrainError when the
+        path came from an override rather than the spec."""
+        path = self.config.init_from
+        if path is None:
+            return None
+        source = self.spec._source
+        try:
+            transferred = load_weights(self.model, data_root(source.file if source else "<dict>")
+                                       / path)
+        except WeightsError as exc:
+            raise self._init_error(str(exc)) from None
+        if not transferred:
+            raise self._init_error(f"{path}: nothing in it fits this model "
+                                   f"({transferred.summary()})")
+        if self.verbose:
+            print(transferred.summary(), flush=True)
+        return transferred
+
+    def _init_error(self, message: str) -> SpecError | TrainError:
+        """An error about `init_from`, at its place in the spec when the spec set it."""
+        spec, source = self.spec, self.spec._source
+        written = spec.train.get("init_from") if isinstance(spec.train, dict) else None
+        if source is None or written != self.config.init_from:
+            return TrainError(f"init_from: {message}")
+        return SpecError([Diagnostic(source.where(spec.train, "init_from"), "",
+                                     f"`train.init_from`: {message}")])
 
     def _auto_batch(self, report: Report, memory: int | None) -> TrainConfig:
         """The settings with `batch_size: auto` chosen (netspec.training.autobatch), at the
@@ -418,7 +453,8 @@ class Trainer:
         if stopped and self.verbose and stopped != "callback":
             print(f"stopped by {stopped} at epoch {pos.epoch + 1}, step {pos.step}; "
                   f"resume with --resume {self.out / 'last.pt'}")
-        return TrainResult(self.out, pos.history, pos.best, self.model, stopped, self.warnings)
+        return TrainResult(self.out, pos.history, pos.best, self.model, stopped, self.warnings,
+                           self.transferred)
 
     def _train_epoch(self, stop: _Stop) -> bool:
         """Run the current epoch from its current step; False when stopped by a signal."""
