@@ -22,3 +22,12 @@ __all__ = ["Diagnostic", "Diff", "DiffError", "Limits", "Report", "Spec", "SpecE
            "WeightsError", "WeightsReport", "build", "check", "check_scales", "diagnose", "diff",
            "draw", "fuse", "load", "load_weights", "sample", "train"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """`netspec.summary`, loaded on first use (it imports torch)."""
+    if name == "summary":
+        from netspec.importer.summary import summary
+
+        return summary
+    raise AttributeError(f"module 'netspec' has no attribute {name!r}")

@@ -517,6 +517,47 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
     click.echo(f"wrote {path}", err=True)
 
 
+@main.command(name="import")
+@click.argument("source", metavar="MODULE:CALLABLE")
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False), required=True,
+              help="The spec file to write.")
+@click.option("--input", "-i", "shape", type=ShapeParam(), default="3,224,224", show_default=True,
+              help="Per-sample input shape C,H,W the model is traced at.")
+@click.option("--partial", is_flag=True,
+              help="Write what can be expressed; mark the rest with placeholders.")
+def import_command(source: str, out: str, shape: tuple[str | None, tuple[int, ...]],
+                   partial: bool) -> None:
+    """Write the PyTorch model SOURCE (`torchvision.models:resnet50`,
+    `mypkg.nets:Net(width=32)`) as a spec. Exit 1, listing each module and op netspec
+    cannot express, unless --partial."""
+    from netspec.importer import ImportFailure, import_model
+
+    try:
+        imported = import_model(source, shape[1], partial=partial)
+    except ImportFailure as exc:
+        raise click.ClickException(str(exc)) from None
+    Path(out).write_text(imported.text)
+    for missing in imported.unexpressed:
+        click.echo(f"placeholder: {missing}", err=True)
+    click.echo(f"wrote {out}", err=True)
+
+
+@main.command(name="summary")
+@click.argument("source", metavar="MODULE:CALLABLE")
+@click.option("--input", "-i", "shape", type=ShapeParam(), required=True,
+              help="Per-sample input shape, C,H,W.")
+def summary_command(source: str, shape: tuple[str | None, tuple[int, ...]]) -> None:
+    """Print SOURCE's layers, shapes, parameters and MACs as `check` does (through
+    `import`, running nothing), or a meta-device trace where it cannot be imported."""
+    from netspec.importer import ImportFailure
+    from netspec.importer.summary import summary
+
+    try:
+        click.echo(summary(source, shape[1]))
+    except ImportFailure as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 class BatchSizeParam(click.ParamType):
     """`--batch-size`: a positive number of samples, or `auto` (the largest that fits)."""
 

@@ -14,6 +14,7 @@ refused) whose methods give everything the pipeline needs about it:
     label()             -> the short text drawings and tables show
     to_torch(torch, x, y) -> the torch module (or function call) computing it
     torch_class         -> the torch.nn class it compiles to (None for functional ops)
+    from_torch(module)  -> its arguments read back off such a module (`netspec import`)
 
 `to_torch` receives the `torch` package from the backend: op modules never import torch, so
 checking a spec stays free of it.
@@ -214,6 +215,9 @@ class Op(BaseModel):
     op: str
     torch_class: ClassVar[str | None] = None
     """The torch.nn class the op compiles to; None when it compiles to a function."""
+    torch_names: ClassVar[dict[str, str]] = {}
+    """Arguments its torch module holds under another name (`out` as `out_channels`):
+    what `from_torch` reads."""
     family: ClassVar[str] = "other"
     """Colour group for drawings: conv, pool, norm, activation, dropout, linear, resize, merge."""
     prefix: ClassVar[str] = ""
@@ -350,6 +354,25 @@ class Op(BaseModel):
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
         """The `torch.nn.Module` (or `TorchCall`) computing this layer for inputs `x`."""
         return getattr(torch.nn, self.torch_class)(**self.torch_args(x, y))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_torch(cls, module: Any) -> dict[str, Any]:
+        """The op's arguments as a module of `torch_class` holds them, for reading a torch
+        model back as a spec (`netspec import`): each argument from the attribute of its
+        name (`torch_names` maps those torch names otherwise), a tensor as true and None as
+        false where the argument is a flag (`bias`), tuples as lists. Arguments the module
+        does not hold are left to their defaults; the importer checks that the op rebuilds
+        the very module."""
+        args: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            attr = cls.torch_names.get(name, name)
+            if name == "op" or not hasattr(module, attr):
+                continue
+            value = getattr(module, attr)
+            if isinstance(info.default, bool) and not isinstance(value, bool):
+                value = value is not None  # a weight tensor, or None: whether there is one
+            args[info.alias or name] = list(value) if isinstance(value, tuple) else value
+        return args
 
     def args(self) -> dict[str, Any]:
         """The arguments that differ from their defaults, as a spec would write them."""

@@ -79,6 +79,7 @@ def _check_groups(groups: int, c_in: int, out: int, t: Tensor) -> None:
 
 class _ConvBase(Window):
     family: ClassVar[str] = "conv"
+    torch_names: ClassVar[dict[str, str]] = {"out": "out_channels", "kernel": "kernel_size"}
     prefix: ClassVar[str] = "conv"
     positional: ClassVar[tuple[str, ...]] = ("out", "kernel", "stride", "padding")
 

@@ -45,6 +45,7 @@ class Linear(Op):
 
     op: Literal["linear"] = "linear"
     torch_class: ClassVar[str] = "Linear"
+    torch_names: ClassVar[dict[str, str]] = {"out": "out_features"}
     family: ClassVar[str] = "linear"
     folds: ClassVar[bool] = True
     prefix: ClassVar[str] = "fc"

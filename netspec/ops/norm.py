@@ -159,6 +159,7 @@ class GroupNorm(Op):
 
     op: Literal["groupnorm"] = "groupnorm"
     torch_class: ClassVar[str] = "GroupNorm"
+    torch_names: ClassVar[dict[str, str]] = {"groups": "num_groups"}
     family: ClassVar[str] = "norm"
     prefix: ClassVar[str] = "gn"
     positional: ClassVar[tuple[str, ...]] = ("groups",)
@@ -203,6 +204,7 @@ class _TrailingNorm(Op):
 
     family: ClassVar[str] = "norm"
     positional: ClassVar[tuple[str, ...]] = ("dims",)
+    torch_names: ClassVar[dict[str, str]] = {"shape": "normalized_shape"}
 
     dims: PosInt = 1
     shape: Annotated[list[PosInt], Field(min_length=1)] | None = None

@@ -39,6 +39,7 @@ exception, and training needs it)."""
 
 class _Pool(Window):
     family: ClassVar[str] = "pool"
+    torch_names: ClassVar[dict[str, str]] = {"kernel": "kernel_size"}
     positional: ClassVar[tuple[str, ...]] = ("kernel", "stride", "padding")
     word: ClassVar[str]
 
@@ -203,6 +204,7 @@ class _AdaptivePool(Op):
     """Pools each region so the output has exactly `size` (null keeps that input size)."""
 
     family: ClassVar[str] = "pool"
+    torch_names: ClassVar[dict[str, str]] = {"size": "output_size"}
     positional: ClassVar[tuple[str, ...]] = ("size",)
     dims: ClassVar[int]
     word: ClassVar[str]

@@ -1,0 +1,54 @@
+"""`netspec import`: a PyTorch model read back as a spec (see `trace`, `blocks`, `render`).
+
+    text = import_model("torchvision.models:resnet50", (3, 224, 224)).text
+
+Imports torch: only `netspec import`, `netspec summary` and `netspec.summary` load it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from netspec.importer.errors import ImportFailure, Unexpressed
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A spec's text, and what of the model it could not express (placeholders in the text)."""
+
+    text: str
+    unexpressed: list[Unexpressed]
+
+
+def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
+                 name: str | None = None) -> Imported:
+    """The spec of `model` (a torch.nn.Module, or a reference `pkg.mod:factory(args)`) for
+    per-sample inputs of `shape`. Raises ImportFailure listing what the language cannot
+    express, unless `partial`: then each such computation is an `identity` placeholder
+    marked with a comment naming its module."""
+    from netspec.importer.blocks import Writer
+    from netspec.importer.reference import resolve
+    from netspec.importer.render import spec_text
+    from netspec.importer.trace import read
+
+    source = model if isinstance(model, str) else type(model).__name__
+    module = resolve(model) if isinstance(model, str) else model
+    traced = read(module, tuple(shape))
+    if traced.unexpressed and not partial:
+        raise ImportFailure(f"{source}: {len(traced.unexpressed)} computation(s) netspec cannot "
+                            "express (--partial writes the rest):", traced.unexpressed)
+    writer = Writer(traced)
+    writer.build()
+    default = source.partition(":")[2].partition("(")[0] or source
+    return Imported(spec_text(writer, name or default.lower(), tuple(shape), source),
+                    traced.unexpressed)
+
+
+def torch_key(key: str) -> str:
+    """The model's `state_dict` key of an imported spec's: `features._0.weight` ->
+    `features.0.weight` (a Sequential's children are named `_0`, `_1`...)."""
+    return re.sub(r"(?<=^)_(\d+)(?=\.|$)|(?<=\.)_(\d+)(?=\.|$)", lambda m: m.group(1) or m.group(2), key)
+
+
+__all__ = ["ImportFailure", "Imported", "Unexpressed", "import_model", "torch_key"]

@@ -1,0 +1,32 @@
+"""Small torch models for tests/test_import.py, named as `importing.nets:Net(width=8)`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """conv, norm, relu twice (one Sequential per stage), pooled to `classes` logits."""
+
+    def __init__(self, width: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.stages = nn.Sequential(*(nn.Sequential(nn.Conv2d(3 if k == 0 else width, width, 3, padding=1),
+                                                    nn.BatchNorm2d(width), nn.ReLU())
+                                      for k in range(2)))
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(x), 1), 1))
+
+
+class Swapped(nn.Module):
+    """A conv, then a mean over height and width as a Tensor method (`x.mean((2, 3))`):
+    no netspec op is read from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean((2, 3))
