@@ -6,21 +6,24 @@
     model = netspec.build(spec, seed=0)        # a torch.fx.GraphModule
     result = netspec.train(spec, epochs=20)    # checkpoints, metrics and plots in runs/NAME
     text = netspec.sample("runs/NAME")          # text from a language model trained on text
+    netspec.predict(spec, "runs/NAME", ["cat.png"])  # the likeliest classes of images
 
-Importing netspec, `load` and `check` never imports torch; `build`, `train` and `sample` do.
+Importing netspec, `load` and `check` never imports torch; `build`, `train`, `sample` and
+`predict` do.
 """
 
 from netspec.api import build, check, check_scales, diagnose, draw, fuse, load, sample, train
 from netspec.diff import Diff, DiffError, diff
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.limits import Limits
+from netspec.predict import PredictError, Prediction, predict
 from netspec.report import Report
 from netspec.spec.document import Spec
 from netspec.weights import WeightsError, WeightsReport, load_weights
 
-__all__ = ["Diagnostic", "Diff", "DiffError", "Limits", "Report", "Spec", "SpecError", "TrainError",
-           "WeightsError", "WeightsReport", "build", "check", "check_scales", "diagnose", "diff",
-           "draw", "fuse", "load", "load_weights", "sample", "train"]
+__all__ = ["Diagnostic", "Diff", "DiffError", "Limits", "PredictError", "Prediction", "Report", "Spec",
+           "SpecError", "TrainError", "WeightsError", "WeightsReport", "build", "check", "check_scales",
+           "diagnose", "diff", "draw", "fuse", "load", "load_weights", "predict", "sample", "train"]
 __version__ = "0.1.0"
 
 

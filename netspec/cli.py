@@ -664,6 +664,38 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
                        f"wrote {result.out}/", err=True)
 
 
+@main.command(name="predict")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path())
+@click.option("--weights", required=True, type=click.Path(),
+              help="The run's checkpoint (best.pt), or its run folder.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Classes shown per input, likeliest first.")
+def predict_command(spec: str, inputs: tuple[str, ...], weights: str, top_k: int) -> None:
+    """Print the likeliest classes of each INPUT (an image, a .npy array, or a folder of
+    them) with their probabilities, preparing each as training did: resized to the input
+    size, normalised with the mean and std the checkpoint recorded, named by its classes.
+
+    Exit 0 when every input is classified; 1 on spec errors, a checkpoint that does not fit,
+    or an input that cannot be read (named)."""
+    missing = [name for name in ("torch", "numpy", "PIL") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(f"netspec predict needs {', '.join(missing)}: "
+                                   "pip install 'netspec[train]'")
+    from netspec.errors import SpecError
+    from netspec.predict import PredictError, predict
+
+    try:
+        predictions = predict(spec, weights, inputs, top_k=top_k)
+    except SpecError as exc:
+        _fail(exc.errors, "table")
+    except PredictError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for prediction in predictions:
+        click.echo(prediction.line())
+
+
 @main.command(name="sample")
 @limit_options
 @click.argument("run", type=click.Path())

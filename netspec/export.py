@@ -14,6 +14,7 @@ outputs.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
@@ -65,17 +66,33 @@ def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path |
         path.write_text(python_source(spec, inputs, fuse_bn=fuse_bn))
         return path
     model = build(spec, seed=0, inputs=inputs)
+    data = None
     if weights is not None:
+        from netspec.predict import read_trained
         from netspec.weights import load_weights
 
-        load_weights(model, weights, strict=True)
+        state_dict, data = read_trained(weights)
+        load_weights(model, state_dict, strict=True)
+    metadata = preparation(spec, inputs, data)
     model = fuse(spec, model, inputs) if fuse_bn else model.eval()
     examples = example_inputs(spec, inputs)
     if fmt == "onnx":
-        _to_onnx(spec, model, examples, path)
+        _to_onnx(spec, model, examples, path, metadata)
     else:
-        _to_pt2(model, examples, path)
+        _to_pt2(model, examples, path, metadata)
     return path
+
+
+def preparation(spec: Spec, inputs: Mapping[str, Shape] | Shape | None,
+                data: Mapping[str, Any] | None) -> dict[str, str]:
+    """What an export records of how its input is made (`netspec.predict.Preparation`): the
+    input size (C, H, W; by name when there are several inputs) and, from a training
+    checkpoint's `data`, the mean, std and class names; each a JSON string."""
+    from netspec.predict import Preparation
+
+    sizes = {name: list(shape) for name, shape in check(spec, inputs).inputs.items()}
+    size: Any = next(iter(sizes.values())) if len(sizes) == 1 else sizes
+    return Preparation.of(size, data).metadata()
 
 
 def require(*modules: str, purpose: str) -> None:
@@ -114,16 +131,24 @@ def _dynamic_batch(examples: tuple[Any, ...]) -> tuple[dict[int, Any], ...]:
     return tuple({0: batch} for _ in examples)
 
 
-def _to_pt2(model: Any, examples: tuple[Any, ...], path: Path) -> None:
+PT2_METADATA = "netspec.json"
+"""The extra file of a `.pt2` export holding its preparation: a JSON object of the
+metadata's JSON strings (`torch.export.load(path, extra_files={PT2_METADATA: ""})`)."""
+
+
+def _to_pt2(model: Any, examples: tuple[Any, ...], path: Path, metadata: dict[str, str]) -> None:
     import torch
 
     program = torch.export.export(model, examples, dynamic_shapes=_dynamic_batch(examples))
-    torch.export.save(program, path)
+    torch.export.save(program, path, extra_files={PT2_METADATA: json.dumps(metadata)})
 
 
-def _to_onnx(spec: Spec, model: Any, examples: tuple[Any, ...], path: Path) -> None:
+def _to_onnx(spec: Spec, model: Any, examples: tuple[Any, ...], path: Path,
+             metadata: dict[str, str]) -> None:
     """ONNX through `torch.export` (dynamo), at torch's recommended opset; the weights sit in
-    the file unless they are too large for one protobuf."""
+    the file unless they are too large for one protobuf. `metadata` goes to the model's
+    metadata_props."""
+    import onnx
     import torch
 
     graph = spec._graph
@@ -137,6 +162,9 @@ def _to_onnx(spec: Spec, model: Any, examples: tuple[Any, ...], path: Path) -> N
         torch.onnx.export(model, examples, str(path), dynamo=True, external_data=large,
                           input_names=list(graph.inputs), output_names=list(graph.outputs),
                           dynamic_shapes=_dynamic_batch(examples), verbose=False)
+    proto = onnx.load(str(path), load_external_data=False)  # external weights stay where they are
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.save(proto, str(path))
 
 
 @contextmanager

@@ -81,6 +81,12 @@ class WeightsReport(Mapping[str, str]):
 def read_state_dict(path: str | Path) -> dict[str, Any]:
     """A state_dict from a file: a bare one, or a checkpoint holding one under `model` or
     `state_dict`. Only tensors and plain containers are unpickled (weights_only)."""
+    return state_dict_in(read_file(path), path)
+
+
+def read_file(path: str | Path) -> Any:
+    """What a weights file holds, unpickling only tensors and plain containers
+    (weights_only); WeightsError for a missing or unreadable file."""
     import torch
 
     try:
@@ -92,6 +98,12 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # torch reports refused pickles and corrupt files alike
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path}: not a readable weights file ({first})", []) from None
+    return data
+
+
+def state_dict_in(data: Any, path: str | Path) -> dict[str, Any]:
+    """The state_dict in what the file `path` held (`read_file`): the whole, or the one
+    under `model` or `state_dict`; WeightsError when there is none."""
     for key in ("model", "state_dict"):
         if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
             data = data[key]
