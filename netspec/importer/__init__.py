@@ -27,6 +27,8 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
     per-sample inputs of `shape`. Raises ImportFailure listing what the language cannot
     express, unless `partial`: then each such computation is an `identity` placeholder
     marked with a comment naming its module."""
+    from netspec.api import load
+    from netspec.errors import SpecError
     from netspec.importer.blocks import Writer
     from netspec.importer.reference import resolve
     from netspec.importer.render import spec_text
@@ -41,8 +43,14 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
     writer = Writer(traced)
     writer.build()
     default = source.partition(":")[2].partition("(")[0] or source
-    return Imported(spec_text(writer, name or default.lower(), tuple(shape), source),
-                    traced.unexpressed)
+    text = spec_text(writer, name or default.lower(), tuple(shape), source)
+    try:
+        load(text)
+    except SpecError as exc:  # a structure the writer cannot yet say: refuse, never write it
+        raise ImportFailure(f"{source}: the spec written for it does not load (netspec "
+                            "import cannot yet express its structure):",
+                            [Unexpressed("", d.format()) for d in exc.errors[:5]]) from None
+    return Imported(text, traced.unexpressed)
 
 
 def torch_key(key: str) -> str:

@@ -92,9 +92,9 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
         if node.op == "output":
             output = node.args[0]
             continue
-        path, leaf = _where(node)
+        path = _where(node)
         scope = _scope(scopes, path, model)
-        entry = _entry(node, model, leaf, scope)
+        entry = _entry(node, model, scope)
         if entry.missing is not None:
             missing.append(entry.missing)
         scope.entries.append(entry)
@@ -104,7 +104,20 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     if not isinstance(output, torch.fx.Node):
         raise ImportFailure("the model returns no single tensor (a tuple or a dict); netspec "
                             "import reads models of one output")
-    return Traced(root, placeholders[0], output, missing)
+    return Traced(root, placeholders[0], output, missing + _unread(model, graph))
+
+
+def _unread(model: torch.nn.Module, graph: torch.fx.Graph) -> list[Unexpressed]:
+    """The modules whose tensors the traced forward never reads (GoogLeNet's auxiliary
+    classifiers, run in training only): a spec of the forward would drop their keys."""
+    called = {str(n.target) for n in graph.nodes if n.op == "call_module"}
+    unread: dict[str, None] = {}
+    for key in model.state_dict():
+        owner = key.rpartition(".")[0]
+        if owner not in called:
+            unread.setdefault(next((p for p in _chain(owner)[1:] if not any(
+                c == p or c.startswith(p + ".") for c in called)), owner))
+    return [Unexpressed(path, "holds tensors the traced forward never reads") for path in unread]
 
 
 def _shapes(model: torch.nn.Module, graph: torch.fx.Graph, shape: tuple[int, ...]) -> None:
@@ -118,13 +131,13 @@ def _shapes(model: torch.nn.Module, graph: torch.fx.Graph, shape: tuple[int, ...
                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
-def _where(node: torch.fx.Node) -> tuple[str, str | None]:
-    """The path of the module whose forward made `node`, and for a module call the called
-    module's own path (`layer1.0.relu`; `@1` marks its second call)."""
-    stack = list(node.meta.get("nn_module_stack", {}))
+def _where(node: torch.fx.Node) -> str:
+    """The path of the module whose forward made `node` (fx's `@1` marks of a module's
+    later calls dropped)."""
+    stack = [key.partition("@")[0] for key in node.meta.get("nn_module_stack", {})]
     if node.op == "call_module":
-        return (stack[-2] if len(stack) > 1 else ""), stack[-1] if stack else str(node.target)
-    return (stack[-1] if stack else ""), None
+        return stack[-2] if len(stack) > 1 else ""
+    return stack[-1] if stack else ""
 
 
 def _chain(path: str) -> list[str]:
@@ -148,10 +161,11 @@ def local(name: str) -> str:
     return f"_{name}" if name[:1].isdigit() else name
 
 
-def _entry(node: torch.fx.Node, model: torch.nn.Module, leaf: str | None, scope: Scope) -> Entry:
+def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope) -> Entry:
     if node.op == "call_module":
         module = model.get_submodule(str(node.target))
-        base, _, call = (leaf or "").rpartition("@")
+        calls = list(node.meta.get("nn_module_stack", {}))
+        base, _, call = (calls[-1] if calls else "").rpartition("@")
         name = local(str(node.target).rpartition(".")[2]) + (f"_{call}" if base and call else "")
         if base and call and any(True for _ in module.parameters()):
             return _missing(node, name, scope, f"{type(module).__name__} called again (shared weights)")
