@@ -18,11 +18,15 @@ Formulas used (PyTorch documentation):
     attention params and MACs from its definition (`_attention`)
 """
 
+import json
 import math
+import warnings
 from typing import Any
 
 import pytest
-from op_harness import TORCH_BUILDERS, OpCase, check_row, row
+from op_harness import TORCH_BUILDERS, OpCase, check_row, row, spec_for
+
+import netspec
 
 from netspec.ops import LAYER_OPS
 
@@ -496,6 +500,21 @@ TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SO
 @pytest.mark.parametrize("case", TABLES)
 def test_op_row(case: OpCase) -> None:
     check_row(case)
+
+
+@pytest.mark.parametrize("case", TABLES)
+def test_op_row_dumps_as_json_that_loads_back(case: OpCase) -> None:
+    """What training hashes every epoch (`architecture_hash`): each op's arguments as JSON
+    (a per-dimension tuple as a list), without pydantic's serializer warnings; those the
+    spec set load back to the same op."""
+    spec = netspec.load(spec_for(case.op, case.args, case.inputs, case.vocab))
+    netspec.check(spec)
+    (op,) = [node.op for node in spec._graph.layers() if node.kind == case.op]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        json.dumps(op.model_dump(mode="json"))
+        written = op.model_dump(mode="json", exclude_unset=True)
+    assert type(op).model_validate(json.loads(json.dumps(written))) == op
 
 
 @pytest.mark.parametrize("op", [cls.kind() for cls in LAYER_OPS])

@@ -27,7 +27,15 @@ from fractions import Fraction
 from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Strict,
+    WithJsonSchema,
+)
 
 from netspec.shapes import Shape, dims_label, fmt_shape
 
@@ -55,11 +63,18 @@ def _int_list_schema(minimum: int | None) -> dict[str, Any]:
     return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
 
 
+TUPLES_AS_LISTS = PlainSerializer(lambda value: list(value) if isinstance(value, tuple) else value,
+                                  when_used="json")
+"""A per-dimension tuple dumps to JSON as the list a spec writes (without it, pydantic
+warns that a list is not the field's `tuple[int, ...]`)."""
+
+
 def int_or_list(minimum: int | None) -> Any:
     """An int applying to every spatial dimension, or one int per dimension."""
     return Annotated[
         int | tuple[int, ...],
         PlainValidator(_int_list_validator(minimum)),
+        TUPLES_AS_LISTS,
         WithJsonSchema(_int_list_schema(minimum)),
     ]
 

@@ -28,6 +28,7 @@ from pydantic import Field, PlainValidator, WithJsonSchema
 
 from netspec.ops.base import (
     RF,
+    TUPLES_AS_LISTS,
     Cost,
     GradCost,
     NonNegInts,
@@ -61,6 +62,7 @@ def _padding(value: Any) -> Any:
 ConvPadding = Annotated[
     int | tuple[int, ...] | Literal["same", "valid"],
     PlainValidator(_padding),
+    TUPLES_AS_LISTS,
     WithJsonSchema({"anyOf": [
         {"type": "integer", "minimum": 0},
         {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},

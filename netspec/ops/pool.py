@@ -15,6 +15,7 @@ from pydantic import PlainValidator, WithJsonSchema
 
 from netspec.ops.base import (
     RF,
+    TUPLES_AS_LISTS,
     NonNegInts,
     Op,
     PosInt,
@@ -192,6 +193,7 @@ def _output_size(value: Any) -> Any:
 OutputSize = Annotated[
     int | tuple[int | None, ...],
     PlainValidator(_output_size),
+    TUPLES_AS_LISTS,
     WithJsonSchema({"anyOf": [
         {"type": "integer", "minimum": 1},
         {"type": "array", "minItems": 1,
