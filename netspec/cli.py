@@ -11,7 +11,9 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -166,6 +168,27 @@ def main(ctx: click.Context) -> None:
     if gc.isenabled():
         gc.disable()
         ctx.call_on_close(gc.enable)
+    ctx.with_resource(_plugin_warnings())
+
+
+@contextmanager
+def _plugin_warnings() -> Iterator[None]:
+    """Print a plugin refused (netspec.ops.plugins) as `warning: plugin ...` on stderr,
+    not in Python's warning format (the other warnings as before)."""
+    with warnings.catch_warnings():
+        python_shows = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+                 ) -> None:
+            from netspec.ops.plugins import PluginWarning  # loaded already: a command uses ops
+
+            if issubclass(category, PluginWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                python_shows(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 @main.command()

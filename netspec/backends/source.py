@@ -22,6 +22,7 @@ import itertools
 import keyword
 import math
 import operator
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from netspec.api import SpecSource, check, load
 from netspec.backends import functional, modules
 from netspec.backends.torchfx import class_name, identifier
 from netspec.ir import Graph, Node
-from netspec.ops import Op, TorchCall
+from netspec.ops import OPS, Op, TorchCall
 from netspec.shapes import Shape
 from netspec.spec.document import Spec
 
@@ -68,7 +69,8 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
     init = _init_lines(tree, shapes)
     name = class_name(graph.name)
     doc = f"The spec `{graph.name}` as plain PyTorch: {report.params:,} parameters."
-    parts = [_module_doc(graph.name, name) + "\nimport torch\nfrom torch import nn\n"]
+    parts = [_module_doc(graph.name, name) + "\nimport torch\nfrom torch import nn\n"
+             + "".join(f"import {m}\n" for m in _plugin_modules(graph, shapes))]
     parts += [_helper_source(fn) for fn in _with_dependencies(writer.helpers)]
     parts += [_helper_source(cls) for cls in _own_classes(graph)]
     parts.append("\n".join([
@@ -205,14 +207,18 @@ def _constructor(node: Node, shapes: Mapping[str, Shape]) -> _Expr:
     op = _op(node)
     cls = op.torch_module(len(node.inputs))
     assert cls is not None
-    args = op.torch_args([shapes[i] for i in node.inputs], shapes[node.name])
-    defaults = _defaults(_module_class(cls))
+    x, y = [shapes[i] for i in node.inputs], shapes[node.name]
+    args = op.torch_args(x, y)
+    module = _plugin_code(op, x, y) if _is_plugin(op) else _module_class(cls)
+    defaults = _defaults(module)
     items: list[_Expr] = []
     for key, value in args.items():
         written = _collapse(value) if key in _SPATIAL_ARGS else value
         if key in defaults and _same(written, defaults[key]):
             continue
         items.append(_Atom(f"{key}={_literal(written)}"))
+    if _is_plugin_code(module):
+        return _Call(_qualified(module), items)
     return _Call(f"nn.{cls}" if hasattr(torch.nn, cls) else cls, items)
 
 
@@ -224,9 +230,43 @@ def _module_class(name: str) -> type:
 def _own_classes(graph: Graph) -> list[type]:
     """netspec's own module classes the graph's layers compile to, in first use order: the
     file defines them, as it copies helpers."""
-    names = [_op(n).torch_module(len(n.inputs)) for n in graph.layers()]
+    names = [_op(n).torch_module(len(n.inputs)) for n in graph.layers() if not _is_plugin(_op(n))]
     return [getattr(modules, name) for name in dict.fromkeys(names)
             if name is not None and not hasattr(torch.nn, name)]
+
+
+def _is_plugin(op: Op) -> bool:
+    """Whether a plugin defines the op (netspec.ops.plugins): its torch code is the plugin's."""
+    return op.kind() not in OPS.builtin
+
+
+def _plugin_code(op: Op, x: Sequence[Shape], y: Shape) -> Any:
+    """The class of a plugin op's module, or the function its `TorchCall` calls."""
+    made = op.to_torch(torch, x, y)
+    return made.fn if isinstance(made, TorchCall) else type(made)
+
+
+def _is_plugin_code(code: Any) -> bool:
+    return getattr(code, "__module__", "torch").partition(".")[0] not in ("torch", "netspec")
+
+
+def _plugin_modules(graph: Graph, shapes: Mapping[str, Shape]) -> list[str]:
+    """The modules holding the plugin ops' torch code, which the file imports: the plugins
+    must be installed where it runs (their code is theirs to ship, not copied)."""
+    codes = (_plugin_code(op, [shapes[i] for i in n.inputs], shapes[n.name])
+             for n in graph.layers() if _is_plugin(op := _op(n)))
+    return sorted({_qualified(code).rpartition(".")[0] for code in codes if _is_plugin_code(code)})
+
+
+def _qualified(code: Any) -> str:
+    """`netspec_gates.modules.SwishGate`: a plugin's class or function by its import path;
+    ValueError when it has none (defined in a script, inside a function or a class)."""
+    module, name = code.__module__, code.__qualname__
+    if module == "__main__" or getattr(sys.modules.get(module), name, None) is not code:
+        raise ValueError(f"the python export imports a plugin op's torch code, but "
+                         f"{module}.{name} cannot be imported by that name: define it at the "
+                         "top level of the plugin's package")
+    return f"{module}.{name}"
 
 
 @functools.cache
@@ -367,6 +407,8 @@ class _Forward:
         for prefix, namespace in (("torch", torch), ("torch.nn.functional", torch.nn.functional)):
             if getattr(namespace, name, None) is fn:
                 return f"{prefix}.{name}"
+        if _is_plugin_code(fn):
+            return _qualified(fn)
         raise NotImplementedError(f"the python export cannot write a call of {fn!r}")
 
 

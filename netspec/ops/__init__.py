@@ -1,10 +1,12 @@
 """The op registry: every layer type a spec can name, listed explicitly.
 
-Adding a layer type is one class in one of these modules plus one line here.
+Adding a layer type is one class in one of these modules plus one line here; a package adds
+its own through the entry-point group `netspec.ops` (netspec.ops.plugins).
 """
 
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -53,6 +55,7 @@ from netspec.ops.norm import (
     LayerNorm,
     RMSNorm,
 )
+from netspec.ops.plugins import PluginProblem, Plugins, PluginWarning, discover
 from netspec.ops.pool import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -99,7 +102,50 @@ LAYER_OPS: tuple[type[Op], ...] = (
 )  # fmt: skip
 """The ops a spec's `layers` may use, in the order documentation lists them."""
 
-OPS: dict[str, type[Op]] = {cls.kind(): cls for cls in LAYER_OPS}
+
+
+class Registry(Mapping[str, type[Op]]):
+    """Every op a spec may name, by name: the built-ins, then the plugins' (see
+    netspec.ops.plugins), loaded once and only when needed: a name no built-in has, or a
+    walk over every op. Looking up a built-in never loads them."""
+
+    def __init__(self, builtin: Iterable[type[Op]]):
+        self.builtin: dict[str, type[Op]] = {cls.kind(): cls for cls in builtin}
+        self.plugins: Plugins | None = None
+
+    def loaded(self) -> Plugins:
+        """The plugins' ops and problems, loaded (and each problem warned of) on first call."""
+        if self.plugins is None:
+            self.plugins = discover(self.builtin)
+            for problem in self.plugins.problems:
+                warnings.warn(str(problem), PluginWarning, stacklevel=2)
+        return self.plugins
+
+    def problem(self, kind: str) -> PluginProblem | None:
+        """Why a plugin's op named `kind` is missing, if a refused entry point concerns it."""
+        return next((p for p in self.loaded().problems if kind in p.ops), None)
+
+    def __getitem__(self, kind: str) -> type[Op]:
+        found = self.builtin.get(kind)
+        return found if found is not None else self.loaded().ops[kind]
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        found = self.builtin.get(kind)
+        return found if found is not None else self.loaded().ops.get(kind, default)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self.builtin or kind in self.loaded().ops
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.builtin
+        yield from self.loaded().ops
+
+    def __len__(self) -> int:
+        return len(self.builtin) + len(self.loaded().ops)
+
+
+OPS = Registry(LAYER_OPS)
+"""Every op by name, the plugins' after the built-ins."""
 
 
 KNOWN_AS: dict[str, str] = {
@@ -126,6 +172,9 @@ def unknown_op_hint(word: str, blocks: Iterable[str] = ()) -> str:
     closest op or block by spelling, with what that op computes (a near spelling may be
     another function: `hsigmoid` is not `sigmoid`)."""
     key = word.lower()
+    problem = OPS.problem(word)
+    if problem is not None:
+        return str(problem)
     if key in KNOWN_AS:
         return f"netspec calls it `{KNOWN_AS[key]}`"
     families = _families()
@@ -158,11 +207,13 @@ def _computes(cls: type[Op]) -> str:
 
 
 def any_layer_op() -> Any:
-    """The discriminated union of every layer op's canonical model (tag: `op`)."""
+    """The discriminated union of every layer op's canonical model (tag: `op`), plugins'
+    included."""
     from typing import Union
 
-    return Annotated[Union[LAYER_OPS], Field(discriminator="op")]  # noqa: UP007
+    return Annotated[Union[tuple(OPS.values())], Field(discriminator="op")]  # noqa: UP007
 
 
 __all__ = ["KNOWN_AS", "LAYER_OPS", "OPS", "RF", "Cost", "GradCost", "Input", "Note", "Op",
-           "Saved", "ShapeError", "Tensor", "TorchCall", "any_layer_op", "unknown_op_hint"]
+           "PluginWarning", "Registry", "Saved", "ShapeError", "Tensor", "TorchCall",
+           "any_layer_op", "unknown_op_hint"]

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from netspec import init
-from netspec.ops import LAYER_OPS, Op
+from netspec.ops import OPS, Op
 from netspec.spec.document import IDENTIFIER, BlockDef, Spec
 from netspec.spec.expand import META, RESERVED
 from netspec.training import config
@@ -55,9 +55,10 @@ def layer_keys() -> dict[str, str]:
 
 
 def spec_schema() -> dict[str, Any]:
-    """The whole language: top-level keys, blocks, and one layer form per op."""
-    defs: dict[str, Any] = {f"op_{cls.kind()}": _op_layer(cls) for cls in LAYER_OPS}
-    ops = [cls.kind() for cls in LAYER_OPS]
+    """The whole language: top-level keys, blocks, and one layer form per op (the
+    installed plugins' included)."""
+    defs: dict[str, Any] = {f"op_{kind}": _op_layer(cls) for kind, cls in OPS.items()}
+    ops = list(OPS)
     block_name = {"type": "string", "pattern": IDENTIFIER, "not": {"enum": ops}}
     defs["expression"] = {"type": "string",
                           "description": "an expression over parameters, e.g. `width * 4`"}
@@ -70,7 +71,7 @@ def spec_schema() -> dict[str, Any]:
         "not": {"propertyNames": {"enum": list(META)}},  # a key besides META names the block
     }
     defs["layer"] = {"anyOf": [
-        {"enum": [cls.kind() for cls in LAYER_OPS if not _needs_arguments(cls)],
+        {"enum": [kind for kind, cls in OPS.items() if not _needs_arguments(cls)],
          "description": "an op without arguments, e.g. `relu`"},
         {**block_name, "description": "a block without parameters"},
         *({"$ref": f"#/$defs/op_{op}"} for op in ops),
