@@ -25,17 +25,7 @@ import netspec
 from netspec.ops import OPS, plugins, unknown_op_hint
 
 PLUGIN = Path(__file__).resolve().parent / "plugin_pkg"
-SPEC = textwrap.dedent("""\
-    name: gated
-    input: [3, 12, 10]
-    layers:
-      - conv2d: {out: 6, kernel: 3}
-      - swish_gate: {kernel: 5}
-      - swish_gate
-      - adaptive_avgpool2d: 1
-      - flatten
-      - linear: 4
-    """)
+SPEC = (PLUGIN / "gated.yaml").read_text()
 
 
 def entry(name: str, value: str) -> EntryPoint:
