@@ -32,11 +32,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from netspec.errors import Diagnostic
 from netspec.ir import Graph
 from netspec.report import ID_BYTES, TrainMemory
 
 if TYPE_CHECKING:
-    from netspec.report import Report
+    from netspec.report import LayerReport, Report
 
 DEFAULT_OPTIMIZER = ("adamw", 0.01)
 """The optimizer (and weight decay) `netspec train` uses when a spec has no `train:`
@@ -82,6 +83,13 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
                                       step.op.saved(x, step.shape, flows, weights))
             (row.grad_input_macs, row.grad_weight_macs), row.keeps = step.backward[key]
             row.input_grads = tuple(flows)
+    for row in without_gradient(report, reached):
+        report.warnings.append(Diagnostic(
+            row.node.loc.at(), row.name,
+            f"its {row.trainable:,} trained parameters get no gradient: no output depends on "
+            "its values, so training leaves them as they start",
+            hint="freeze it (`frozen: true`), or read its values in a later layer",
+            severity="warning", code="no-gradient"))
     again = {name for layers in replayed(report).values() for name in layers}
     for row in report.layers:
         row.recomputed = row.name in again
@@ -413,6 +421,15 @@ def _label_bytes(report: Report) -> int:
         classes = shape[-1] if len(shape) == 2 else shape[0]
         total += ID_BYTES * (math.prod(shape) // classes)
     return total
+
+
+def without_gradient(report: Report, reached: set[str] | None = None) -> list[LayerReport]:
+    """The layers with trained parameters that no gradient reaches, in order: no output
+    depends on their values (a later layer reads only their shape, as
+    `sinusoidal_positions` does, or nothing reads them). `reached`: the layers a gradient
+    reaches, if known."""
+    reached = _reaching_outputs(report) if reached is None else reached
+    return [row for row in report.layers if row.trainable and row.name not in reached]
 
 
 def _reaching_outputs(report: Report) -> set[str]:

@@ -406,3 +406,25 @@ def test_scientific_notation_reads_as_a_number(spec_text) -> None:
         train: {optimizer: {adamw: {lr: 3e-4, weight_decay: 5E-2}}}
     """)
     assert spec.training.lr == 3e-4 and spec.training.optimizer.options.weight_decay == 0.05
+
+
+NO_WEIGHTS = "no layer has trainable parameters (every one frozen, or none has weights)"
+
+
+@pytest.mark.parametrize(("layers", "why"), [
+    ("[relu, flatten]", NO_WEIGHTS),
+    ("[{linear: 10, frozen: true}]", NO_WEIGHTS),
+    ("[flatten, {linear: 8}, {reshape: [2, 4]}, {sinusoidal_positions: {dim: 4}}, flatten]",
+     "no gradient reaches its trained parameters, as no output depends on their values (fc1)"),
+])
+def test_a_network_with_nothing_to_train_is_refused_before_anything_is_written(
+        tmp_path: Path, layers: str, why: str) -> None:
+    """Not torch's empty-optimizer or no-grad_fn traceback: exit 1 naming the reason (and
+    the layers no gradient reaches), the run folder never made."""
+    spec = tmp_path / "idle.yaml"
+    spec.write_text(f"name: idle\ninput: [1, 4, 4]\nlayers: {layers}\n")
+    result = CliRunner().invoke(main, ["train", str(spec), "--data", "synthetic",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert result.stderr == f"{spec}: error: idle has nothing to train: {why}\n"
+    assert not (tmp_path / "run").exists()

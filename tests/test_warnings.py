@@ -115,3 +115,15 @@ def test_a_groupnorm_over_single_values_is_flagged(spec_text, shape, groups, sin
     bias = norm.bias.view(1, -1, *[1] * (len(dims) - 1)).expand_as(x)
     assert torch.allclose(norm(x), bias, atol=1e-3) == single
     assert len(found) == int(single)
+
+
+def test_trained_parameters_no_gradient_reaches_are_named_with_their_count(spec_text):
+    """A layer read by `sinusoidal_positions` (which reads only its input's shape) before
+    the net's trained head: its weights never train, the head's do."""
+    text = ("input: [8]\nlayers:\n  - {linear: 8, name: early}\n  - reshape: [2, 4]\n"
+            "  - sinusoidal_positions: {dim: 4}\n  - flatten\n  - {linear: 3, name: head}\n")
+    [warning] = warnings(spec_text, text, "no-gradient")
+    assert (warning.path, warning.where.line) == ("early", 3)
+    assert warning.message.startswith(f"its {8 * 8 + 8:,} trained parameters get no gradient")
+    frozen = text.replace("name: early}", "name: early, frozen: true}")
+    assert warnings(spec_text, frozen, "no-gradient") == []

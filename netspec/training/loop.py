@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from netspec import train_step
 from netspec.errors import Diagnostic, SpecError, TrainError
 from netspec.report import Report
 from netspec.spec.document import Spec
@@ -185,6 +186,7 @@ def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | No
     except ValidationError as exc:
         raise TrainError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                    for e in exc.errors())) from None
+    _require_gradients(spec, report)
     resumed = _Resumed.read(Path(resume), spec, config) if resume is not None else None
     if resumed is not None:
         config = resumed.config
@@ -197,6 +199,20 @@ def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | No
                        memory).fit(on_epoch)
     finally:
         folder.release()
+
+
+def _require_gradients(spec: Spec, report: Report) -> None:
+    """TrainError unless a gradient reaches some trained parameter: a network with none
+    (every layer frozen, or no weights) or whose outputs depend on none has nothing to
+    train."""
+    if not report.trainable_params:
+        raise TrainError(f"{spec.name} has nothing to train: no layer has trainable parameters "
+                         "(every one frozen, or none has weights)")
+    untrained = train_step.without_gradient(report)
+    if sum(row.trainable for row in untrained) == report.trainable_params:
+        raise TrainError(f"{spec.name} has nothing to train: no gradient reaches its trained "
+                         f"parameters, as no output depends on their values "
+                         f"({', '.join(row.name for row in untrained)})")
 
 
 @dataclass(frozen=True)
