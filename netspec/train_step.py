@@ -192,18 +192,23 @@ class _Blocks:
         self.size: dict[str, int] = {n: math.prod(s) * (ID_BYTES if n in ids else FLOAT)
                                      for n, s in report.inputs.items()}
         self.block: dict[str, str] = {n: n for n in report.inputs}
-        reordered: set[str] = set()
+        reordered: set[str] = set()  # views a fold or a reshape copies
+        strided: set[str] = set()  # views laid out otherwise than a tensor of their shape
         for row in report.layers:
             op, x = row.node.op, row.input_shapes
             shared = op.aliases(x, row.shape) if op is not None else None
             source = self.block.get(row.node.inputs[shared]) if shared is not None else None
             if source is not None and not (op.reshapes and row.node.inputs[0] in reordered):
                 self.block[row.name] = source
-                if op.reorders_data(x) or row.node.inputs[0] in reordered:
+                if op.reorders_data(x, row.shape) or row.node.inputs[0] in reordered:
                     reordered.add(row.name)
+                if row.name in reordered or row.node.inputs[shared] in strided \
+                        or math.prod(row.shape) < math.prod(x[shared]):
+                    strided.add(row.name)
             else:
                 self.block[row.name] = row.name
-                self.size[row.name] = math.prod(row.shape) * FLOAT
+                self.size[row.name] = (op.storage(x, row.shape) if op is not None
+                                       else math.prod(row.shape)) * FLOAT
         self.members = replayed(report, self.region)
         first: dict[str, str] = {}  # instance -> its first layer keeping a tensor
         reads: dict[str, set[str]] = {}  # instance -> the blocks of its inputs
@@ -213,6 +218,7 @@ class _Blocks:
                              self.rows[name].node.inputs) if self.region.get(b) != region}
         self.kept: dict[Key, list[str]] = {}  # block -> the layers keeping it
         self.own: dict[str, int] = {}  # layer -> bytes of its own tensors kept
+        self.scratch: dict[str, int] = {}  # layer -> bytes its forward makes and frees
         for row in report.layers:
             if row.keeps is None:
                 continue
@@ -222,6 +228,9 @@ class _Blocks:
             for block in {self.block[n] for n in names}:
                 self.kept.setdefault(self._key(block, self.region.get(row.name)),
                                      []).append(row.name)
+            self.scratch[row.name] = FLOAT * row.node.op.forward_scratch(
+                row.input_shapes, row.shape, row.input_grads, row.trainable > 0,
+                row.node.inputs[0] in strided)
             self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
                                   + mask_bytes * row.keeps.masks
                                   + sum(FLOAT * math.prod(self.rows[n].shape) for n in copied))
@@ -259,8 +268,9 @@ class _Blocks:
     def _walk(self, order: list[str], region: str | None = None) -> tuple[int, int]:
         """Run `order`'s layers forward (in `region`: a checkpointed instance's
         recomputation): each block made is freed at its last reader there unless kept (as
-        `region`'s copy); returns the most held at the end of a layer, the layers' own kept
-        tensors included, and what is held at the end. Linear in the layers: running
+        `region`'s copy); returns the most held at the end of a layer or in its midst
+        (`Op.forward_scratch`), the layers' own kept tensors included, and what is held at
+        the end. Linear in the layers: running
         totals."""
         last: dict[str, int] = {}
         for step, name in enumerate(order):
@@ -272,12 +282,12 @@ class _Blocks:
         live: dict[str, int] = {}
         live_bytes = own_bytes = peak = 0
         for step, name in enumerate(order):
-            block = self.block[name]
+            block, held = self.block[name], live_bytes
             if block == name:
                 live_bytes += self.size[block] - live.get(block, 0)
                 live[block] = self.size[block]
             own_bytes += self.own.get(name, 0) if self.region.get(name) == region else 0
-            peak = max(peak, live_bytes + own_bytes)
+            peak = max(peak, live_bytes + own_bytes, held + own_bytes + self.scratch.get(name, 0))
             for gone in freed.get(step, ()):
                 if self._key(gone, region) not in self.kept and gone not in self.output_blocks:
                     live_bytes -= live.pop(gone, 0)
@@ -327,9 +337,9 @@ class _Blocks:
                 live += end
             incoming = grads.take(name)  # held until this backward ends
             passes = row.node.op.passes_gradient(row.input_shapes, row.shape)
-            made = [(i, through) for i, flows, through in
-                    zip(row.node.inputs, row.input_grads, passes, strict=True)
-                    if flows and i not in grads.of]
+            made = list({i: (i, through) for i, flows, through in  # one per value read
+                         zip(row.node.inputs, row.input_grads, passes, strict=True)
+                         if flows and i not in grads.of}.values())
             new = sum(math.prod(self.rows[i].shape) * FLOAT for i, through in made
                       if not (through and incoming is not None))
             scratch = row.node.op.backward_scratch(row.input_shapes, row.shape, row.input_grads,

@@ -27,7 +27,6 @@ import pytest
 from op_harness import TORCH_BUILDERS, OpCase, check_row, row, spec_for
 
 import netspec
-
 from netspec.ops import LAYER_OPS
 
 # torch's performance note on padding='same' with an even kernel
@@ -465,6 +464,12 @@ ATTENTION = [
                    heads=2),
     _attention_row({"heads": 4, "kv_heads": 1, "rotary": True, "rotary_base": 500.0},
                    [[7, 16], [3, 12]], [7, 16], t=7, d=16, heads=4, kv_heads=1, s=3, e=12),
+    # the math path (more leading dims, dropout) with each variant of its locals
+    _attention_row({"heads": 4, "kv_heads": 2, "rotary": True}, [3, 5, 8], [3, 5, 8], t=5, d=8,
+                   heads=4, kv_heads=2, lead=3),
+    _attention_row({"heads": 1, "rotary": True}, [2, 6, 8], [2, 6, 8], t=6, d=8, heads=1, lead=2),
+    _attention_row({"heads": 2, "dropout": 0.1}, [[2, 6, 8], [2, 4, 6]], [2, 6, 8], t=6, d=8,
+                   heads=2, s=4, e=6, lead=2),
 ]
 
 def _window_attention(h: int, w: int, c: int, heads: int, wh: int, ww: int, bias: bool = True

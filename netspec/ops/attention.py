@@ -168,8 +168,7 @@ class MultiheadAttention(Op):
                 (s * context_features * kv if needs_input_grad[1] else 0)
         cost = self.cost(x, y)
         product = cost.attention_macs // 2  # H*T*S*d, one of the forward's two
-        fused = len(query) == 2 and self.dropout == 0
-        products = 5 if fused else 1 + queries_grad + 2 * keys_grad
+        products = 5 if self._fused(query) else 1 + queries_grad + 2 * keys_grad
         return GradCost(input_macs=lead * (t * q * y[-1] + projected) + products * product,
                         weight_macs=cost.macs - cost.attention_macs if trainable else 0)
 
@@ -181,14 +180,11 @@ class MultiheadAttention(Op):
         lead, d, heads, groups = math.prod(query[:-2]), self.dim(query), self.heads, self.groups
         inputs = tuple(range(len(x))) if trainable else ()
         fixed = (t + s) * d if self.rotary else 0
-        if len(query) > 2 or self.dropout > 0:  # the math path
+        if not self._fused(query):  # the math path
             weights = lead * heads * t * s
             floats = lead * heads * d * (t + s) + weights * (2 if self.dropout else 1) \
                 + (lead * t * heads * d if trainable else 0)
-            if heads == 1:  # V, a view the batched product takes: the projection kept
-                floats += lead * (t * 3 * d if len(x) == 1 else s * 2 * d)
-            else:
-                floats += lead * heads * s * d
+            floats += lead * self._values(x)
             return Saved(inputs=inputs, floats=floats, fixed=fixed,
                          masks=weights if self.dropout else 0)
         grouped = groups < heads
@@ -203,21 +199,67 @@ class MultiheadAttention(Op):
             floats += (0 if self.rotary else t * q) + (0 if grouped else s * kv)
         return Saved(inputs=inputs, floats=floats, fixed=fixed)
 
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """The math path's forward holds, besides what it keeps: the projections the
+        module's views of them hold (not the packed one when queries are rotated and keys
+        repeated; not one kept whole, with one head), the queries scaled or rotated (one
+        copy held by the kernel or the module), the keys rotated or repeated; and at its
+        most the scores beside the weights (V's copy not made yet) or the heads' output.
+        The output projection's copy is not made yet. The fused kernel keeps all it
+        holds."""
+        query, context = x[0], x[-1]
+        if self._fused(query):
+            return 0
+        (t, _), (s, _) = query[-2:], context[-2:]
+        d, heads, groups = self.dim(query), self.heads, self.groups
+        grouped, one = groups < heads, heads == 1
+        if len(x) == 1:
+            held = 0 if one or (self.rotary and grouped) else t * (heads + 2 * groups) * d
+        else:
+            held = (0 if self.rotary else t * heads * d) + (0 if one or grouped else 2 * s * groups * d)
+        held += heads * t * d + (heads * s * d if grouped or self.rotary else 0)
+        values = heads * s * d if not (one or grouped) else 0
+        most = max(heads * t * s - values, heads * t * d) - (heads * t * d if trainable else 0)
+        return math.prod(query[:-2]) * (held + most)
+
+    def _fused(self, query: Shape) -> bool:
+        """Whether F.scaled_dot_product_attention takes the fused kernel in training (one
+        leading dim, no dropout), not the math path."""
+        return len(query) == 2 and self.dropout == 0
+
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
         """The fused kernel's backward, once the output projection's is done (its weight
-        gradients made, the layer's output gradient freed): the attention output's
-        gradient as the kernel lays it out, and the gradients of Q, K and V (K's and V's
-        per query head when repeated). The math path: the attention weights' gradient."""
+        gradients made, the layer's output gradient and the projection's copy of a rotated
+        output freed): the attention output's gradient as the kernel lays it out, and the
+        gradients of Q, K and V (K's and V's per query head when repeated). The math path's
+        at the softmax's backward: the attention weights' gradient and the scores', beside
+        V's; by then V (or what it is a view of), the weights dropped and the output
+        projection's copy of the heads' output are freed."""
         query, context = x[0], x[-1]
         (t, _), (s, _) = query[-2:], context[-2:]
-        if len(query) > 2 or self.dropout > 0:
-            return Scratch(floats=math.prod(query[:-2]) * self.heads * t * s)
         d = self.dim(query)
-        keys = (self.heads if self.groups < self.heads else self.groups) * d
         projection = self.heads * d * y[-1] + (y[-1] if self.bias else 0)
-        return Scratch(floats=2 * t * self.heads * d + 2 * s * keys - math.prod(y),
-                       weights=projection if trainable else 0)
+        weights = projection if trainable else 0
+        copied = self.heads * t * d if trainable and (self.rotary or not self._fused(query)) else 0
+        if not self._fused(query):
+            scores = self.heads * t * s
+            freed = self._values(x) - self.heads * s * d + (scores if self.dropout else 0) + copied
+            return Scratch(floats=math.prod(query[:-2]) * (2 * scores - freed) - math.prod(y),
+                           weights=weights)
+        keys = (self.heads if self.groups < self.heads else self.groups) * d
+        return Scratch(floats=2 * t * self.heads * d + 2 * s * keys - math.prod(y) - copied,
+                       weights=weights)
+
+    def _values(self, x: Sequence[Shape]) -> int:
+        """V as the math path keeps it, per leading index: a copy for the batched product
+        (H*S*d; repeated for grouped-query heads), or with one head, V a view, the
+        projection it is a view of."""
+        (t, _), (s, _), d = x[0][-2:], x[-1][-2:], self.dim(x[0])
+        if self.heads > 1:
+            return self.heads * s * d
+        return t * 3 * d if len(x) == 1 else s * 2 * d
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
@@ -319,19 +361,37 @@ class WindowAttention(Op):
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
         """The math path's tensors over the windows (module docstring)."""
-        (height, width, features), (wh, ww) = x[0], self.sizes()[0]
-        tokens = (-(-height // wh) * wh) * (-(-width // ww) * ww)
-        weights = tokens * wh * ww * self.heads
-        values = 3 if self.heads == 1 else 1  # one head: V a view, the projection kept
-        floats = (2 + values) * tokens * features + weights * (2 if self.dropout else 1) \
-            + (2 * tokens * features if trainable else 0)  # the windows' copy, the output's
+        weights = self.cost(x, y).scores
+        floats = (2 + self._values()) * self._padded(x) + weights * (2 if self.dropout else 1) \
+            + (2 * self._padded(x) if trainable else 0)  # the windows' copy, the output's
         return Saved(floats=floats, masks=weights if self.dropout else 0)
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
-        """The math path's: the attention weights' gradient (shifted or padded maps hold
-        copies besides, not modelled: up to 3 tokens x features more)."""
-        return Scratch(floats=self.cost(x, y).scores)
+        """At the softmax's backward: the attention weights' gradient and the scores',
+        beside V's gradient; by then the output's gradient is freed, and so are V (or with
+        one head the projection it is a view of) and the output projection's copy of the
+        heads' output."""
+        freed = self._values() - 1 + (1 if trainable else 0)
+        features = x[0][-1]
+        return Scratch(floats=2 * self.cost(x, y).scores - freed * self._padded(x)
+                       - math.prod(y),
+                       weights=features * features + (features if self.bias else 0)
+                       if trainable else 0)
+
+    def _values(self) -> int:
+        """V's tokens x features kept: a copy for the batched product, or with one head
+        (V a view) the whole projection."""
+        return 3 if self.heads == 1 else 1
+
+    def storage(self, x: Sequence[Shape], y: Shape) -> int:
+        """The map padded to whole windows: the output is a crop of it."""
+        return self._padded(x)
+
+    def _padded(self, x: Sequence[Shape]) -> int:
+        """Elements of the input padded to whole windows (T tokens x C)."""
+        (height, width, features), (wh, ww) = x[0], self.sizes()[0]
+        return (-(-height // wh) * wh) * (-(-width // ww) * ww) * features
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

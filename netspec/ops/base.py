@@ -295,6 +295,15 @@ class Op(BaseModel):
         backward needs no tensor (add, concat, views, padding, interpolation)."""
         return Saved()
 
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """Float32 elements per sample its forward pass holds at its most besides its inputs
+        and what it keeps (arguments as `grad_cost`'s; `strided`: its first input is a view
+        laid out otherwise than a tensor of its shape), where that is more than its output:
+        tensors made and freed within it. None by default: a kernel that writes its output
+        and no more."""
+        return 0
+
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
         """The most its backward pass holds at once besides what it keeps and its output's
@@ -303,15 +312,25 @@ class Op(BaseModel):
         by default: a kernel that writes the input gradients and no more."""
         return Scratch()
 
+    def storage(self, x: Sequence[Shape], y: Shape) -> int:
+        """Elements of the memory its output, when of its own, occupies: its shape's, unless
+        the output is a view into a larger result (window attention's crop of the map
+        padded to whole windows)."""
+        return math.prod(y)
+
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         """The input whose memory the output is (a view of it, or the input changed in
         place), or None for an output of its own."""
         return None
 
-    def reorders_data(self, x: Sequence[Shape]) -> bool:
-        """Whether its output, a view, is laid out otherwise than a tensor of its shape
-        made anew (`reorders`: permute and transpose tell when)."""
-        return self.reorders
+    def reorders_data(self, x: Sequence[Shape], y: Shape) -> bool:
+        """Whether its output, a view, is laid out so that folding it to a matrix (or
+        reshaping it) copies: its dims in another order (`reorders`: permute and transpose
+        say when), or part of a dim before the last (a slice, a piece, a crop)."""
+        shared = self.aliases(x, y)
+        if self.reorders or shared is None or len(x[shared]) != len(y):
+            return self.reorders
+        return any(n < m for n, m in zip(y[:-1], x[shared][:-1], strict=True))
 
     def passes_gradient(self, x: Sequence[Shape], y: Shape) -> tuple[bool, ...]:
         """Per input, whether its gradient is the output's gradient itself (or a view of

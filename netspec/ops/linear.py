@@ -75,6 +75,13 @@ class Linear(Op):
               trainable: bool) -> Saved:
         return Saved(inputs=(0,)) if trainable else Saved()
 
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """Over a strided view of more than one dim, torch multiplies (copying the view
+        when it does not fold) and then adds the bias into a second output: two outputs
+        at once."""
+        return 2 * math.prod(y) if strided and self.bias and len(x[0]) > 1 else 0
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 

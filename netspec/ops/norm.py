@@ -265,9 +265,12 @@ class RMSNorm(_TrailingNorm):
                          trainable: bool) -> Scratch:
         """torch computes it op by op (the output's gradient is freed after the first):
         the input's gradient takes three tensors of the input's size at once (four
-        without the scale)."""
+        without the scale); the scale's alone, the product of the output's gradient and
+        the normalised input it sums over the batch."""
         if not needs_input_grad[0]:
-            return Scratch()
+            scale = self.elementwise_affine and trainable
+            return Scratch(floats=math.prod(x[0]), weights=self.cost(x, y).params) if scale \
+                else Scratch()
         return Scratch(floats=(3 if self.elementwise_affine else 4) * math.prod(x[0]))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:

@@ -53,7 +53,7 @@ class _Reorder(_Rearrange):
         """Which of the input's per-sample dims each output dim is."""
         raise NotImplementedError
 
-    def reorders_data(self, x: Sequence[Shape]) -> bool:
+    def reorders_data(self, x: Sequence[Shape], y: Shape) -> bool:
         """Whether the dims of more than one element change order (a size-1 dim moves
         nothing: the view is then laid out as a contiguous tensor is)."""
         moved = [d for d in self.order(x[0]) if x[0][d] > 1]
@@ -237,6 +237,11 @@ class Select(_Rearrange):
 
     dim: int
     index: int
+
+    def reorders_data(self, x: Sequence[Shape], y: Shape) -> bool:
+        """An item of a dim before the last two: the dims around it no longer fold
+        together."""
+        return sample_dim(self.dim, x[0]) < len(x[0]) - 2
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         shape = x[0].shape
