@@ -2,7 +2,8 @@
 check, draw, build, export, schema, the language server and the hints all see, with the
 figures the plugin's own torch module gives; broken plugins are named, not crashes.
 
-The plugin is tests/plugin_pkg (netspec-gates: `swish_gate`). In-process tests hand the
+The plugin is tests/plugin_pkg (netspec-gates: `swish_gate`, a module with a parameter,
+and `scaled_tanh`, a function call). In-process tests hand the
 registry entry points directly and restore it after; the others run netspec in a
 subprocess over a real distribution: installed with pip (slow), or a dist-info folder
 written here, which is all `importlib.metadata` reads of an installed one.
@@ -28,6 +29,10 @@ PLUGIN = Path(__file__).resolve().parent / "plugin_pkg"
 SPEC = (PLUGIN / "gated.yaml").read_text()
 
 
+GATES = {"swish_gate": "netspec_gates.ops:SwishGate", "scaled_tanh": "netspec_gates.ops:ScaledTanh"}
+"""netspec-gates' entry points (tests/plugin_pkg/pyproject.toml)."""
+
+
 def entry(name: str, value: str) -> EntryPoint:
     return EntryPoint(name, value, plugins.GROUP)
 
@@ -37,7 +42,7 @@ def gates(monkeypatch: pytest.MonkeyPatch) -> None:
     """netspec-gates' entry point loaded into the registry, for this test only."""
     monkeypatch.syspath_prepend(str(PLUGIN))
     monkeypatch.setattr(OPS, "plugins", plugins.load(
-        [entry("swish_gate", "netspec_gates.ops:SwishGate")], OPS.builtin))
+        [entry(name, value) for name, value in GATES.items()], OPS.builtin))
 
 
 def torch_figures(layer_module, shape) -> tuple[tuple[int, ...], int, int]:
@@ -66,6 +71,12 @@ def test_a_plugin_op_is_checked_and_built_from_its_one_class(gates):
     assert sum(p.numel() for p in model.parameters()) == report.params
     chain = (model.conv1, model.swish_gate1, model.swish_gate2)
     assert rows["swish_gate2"].rf == {"size": [seen(chain)] * 2, "stride": [1, 1]}
+    capped = rows["scaled_tanh1"]
+    assert (capped.label, capped.torch, capped.params) == ("scaled_tanh 2.5", None, 0)
+    from netspec_gates.functional import scaled_tanh
+
+    [call] = [n for n in model.graph.nodes if n.name == "scaled_tanh1"]
+    assert (call.target, call.kwargs) == (scaled_tanh, {"scale": 2.5})
 
 
 def seen(chain) -> int:
@@ -95,7 +106,9 @@ def test_the_schema_completion_hover_and_hints_list_a_plugin_op(gates):
     assert "swish_gate" in {i.label for i in complete("a.yaml", text, [], 3, 8) if i.kind == "op"}
     assert "| `kernel` | int ≥ 1 | `3` |" in op_markdown("swish_gate")
     assert unknown_op_hint("swish_gat").startswith("did you mean `swish_gate` (x * sigmoid(")
-    assert unknown_op_hint("xyzzy").endswith(f"lists the {len(OPS.builtin) + 1} ops")
+    assert unknown_op_hint("xyzzy") == (f"`netspec schema` lists the {len(OPS.builtin) + 2} ops "
+                                        f"({len(OPS.builtin)} built in, as the README's ops "
+                                        "table, and 2 from plugins)")
 
 
 def test_a_plugin_op_s_arguments_are_validated_by_its_model(gates):
@@ -108,6 +121,25 @@ def test_looking_up_built_in_ops_loads_no_plugin(monkeypatch):
     monkeypatch.setattr(OPS, "plugins", None)
     netspec.check(netspec.load("input: [3, 8, 8]\nlayers: [relu, flatten, {linear: 2}]"))
     assert OPS.plugins is None
+
+
+def test_an_entry_point_may_name_a_module_or_a_list_of_op_classes(monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGIN))
+    from netspec_gates.ops import ScaledTanh, SwishGate
+
+    module = plugins.load([entry("gates", "netspec_gates.ops")], OPS.builtin)
+    assert module == ({"swish_gate": SwishGate, "scaled_tanh": ScaledTanh}, ())
+    monkeypatch.setattr(sys.modules["netspec_gates.ops"], "ALL", [ScaledTanh, SwishGate],
+                        raising=False)
+    listed = plugins.load([entry("gates", "netspec_gates.ops:ALL")], OPS.builtin)
+    assert listed == ({"scaled_tanh": ScaledTanh, "swish_gate": SwishGate}, ())
+
+
+def test_the_readme_shows_the_plugin_s_ops_as_they_are():
+    readme = (PLUGIN.parent.parent / "README.md").read_text()
+    shown = readme.split("# tests/plugin_pkg/netspec_gates/ops.py")[1].split("```")[0]
+    source = (PLUGIN / "netspec_gates" / "ops.py").read_text()
+    assert source.endswith(shown.partition("\n")[2])
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -162,7 +194,7 @@ RELU_AGAIN = """
 def test_broken_plugins_warn_and_fail_only_the_specs_that_need_them(tmp_path):
     site = tmp_path / "site"
     shutil.copytree(PLUGIN / "netspec_gates", site / "netspec_gates")
-    distribution(site, "netspec-gates", {"swish_gate": "netspec_gates.ops:SwishGate"})
+    distribution(site, "netspec-gates", GATES)
     distribution(site, "netspec-broken", {"wobble": "netspec_broken.ops:Wobble"})
     distribution(site, "netspec-relu", {"relu": "my_relu:MyReLU"}, {"my_relu": RELU_AGAIN})
     (tmp_path / "uses.yaml").write_text("input: [3, 8, 8]\nlayers: [wobble, swish_gate]\n")
@@ -188,7 +220,7 @@ def test_broken_plugins_warn_and_fail_only_the_specs_that_need_them(tmp_path):
 def test_two_plugins_giving_one_op_name_are_both_refused(tmp_path):
     site = tmp_path / "site"
     shutil.copytree(PLUGIN / "netspec_gates", site / "netspec_gates")
-    distribution(site, "netspec-gates", {"swish_gate": "netspec_gates.ops:SwishGate"})
+    distribution(site, "netspec-gates", GATES)
     other = (PLUGIN / "netspec_gates" / "ops.py").read_text().replace("class SwishGate",
                                                                       "class OtherGate")
     distribution(site, "other-gates", {"gates": "other_gates"}, {"other_gates": other})
@@ -217,7 +249,7 @@ def check_two(site: Path, op: str) -> subprocess.CompletedProcess[str]:
 def test_checking_with_a_plugin_op_neither_imports_torch_nor_loads_unused_plugins(tmp_path):
     site = tmp_path / "site"
     shutil.copytree(PLUGIN / "netspec_gates", site / "netspec_gates")
-    distribution(site, "netspec-gates", {"swish_gate": "netspec_gates.ops:SwishGate"})
+    distribution(site, "netspec-gates", GATES)
     out = check_two(site, "swish_gate")
     assert out.stdout.split() == ["True", "False"], out.stderr
 
@@ -274,7 +306,9 @@ def test_an_installed_plugin_is_seen_by_every_command(installed, tmp_path):
     run("export", "gated.yaml", "--format", "python")
     source = (tmp_path / "gated.py").read_text()
     assert "import netspec_gates.modules\n" in source
+    assert "import netspec_gates.functional\n" in source
     assert "self.swish_gate1 = netspec_gates.modules.SwishGate(channels=6, kernel=5)" in source
+    assert "x = netspec_gates.functional.scaled_tanh(x, scale=2.5)  # (N, 4)" in source
     out = python(textwrap.dedent("""\
         import json, torch, netspec, onnxruntime
         from netspec_gates.modules import SwishGate

@@ -185,7 +185,10 @@ def unknown_op_hint(word: str, blocks: Iterable[str] = ()) -> str:
                 f"input's rank")
     match = closest(word, [*OPS, *blocks])
     if match is None:
-        return f"`netspec schema` or the README's ops table lists the {len(OPS)} ops"
+        added = len(OPS) - len(OPS.builtin)
+        return (f"`netspec schema` lists the {len(OPS)} ops ({len(OPS.builtin)} built in, as "
+                f"the README's ops table, and {added} from plugins)") if added else (
+            f"`netspec schema` or the README's ops table lists the {len(OPS)} ops")
     if match not in OPS:
         return f"did you mean the block `{match}`?"
     return f"did you mean `{match}` ({_computes(OPS[match])})?"

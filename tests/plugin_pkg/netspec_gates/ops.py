@@ -1,7 +1,8 @@
-"""The `swish_gate` op: declared as netspec's built-in ops are, in one class, without torch.
+"""The `swish_gate` and `scaled_tanh` ops: declared as netspec's built-in ops are, each in
+one class, without torch.
 
-`netspec check` imports this module (through the `netspec.ops` entry point) and never
-torch: `to_torch` imports the module that computes the op when a network is built.
+`netspec check` imports this module (through the `netspec.ops` entry points) and never
+torch: `to_torch` imports the code that computes the op when a network is built.
 """
 
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
-from netspec.ops.base import RF, Cost, Op, PosInt, Tensor, expect_rank
+from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, Tensor, TorchCall, expect_rank
 from netspec.shapes import Shape
 
 
@@ -54,3 +55,21 @@ class SwishGate(Op):
         from netspec_gates.modules import SwishGate
 
         return SwishGate(**self.torch_args(x, y))
+
+
+class ScaledTanh(Op):
+    """scale * tanh(x / scale): values softly capped at +-scale (Gemma 2's logit soft-capping),
+    a function call (netspec_gates.functional.scaled_tanh)."""
+
+    op: Literal["scaled_tanh"] = "scaled_tanh"
+    scale: PosFloat = 1.0
+    family: ClassVar[str] = "activation"
+    positional: ClassVar[tuple[str, ...]] = ("scale",)
+
+    def label(self) -> str:
+        return f"scaled_tanh {self.scale:g}"
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
+        from netspec_gates.functional import scaled_tanh
+
+        return TorchCall(scaled_tanh, {"scale": self.scale})
