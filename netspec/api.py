@@ -163,7 +163,7 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
           memory: int | None = None, on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
           verbose: bool = True, progress: bool | None = None,
           limits: Limits | None = None, params: Params | None = None,
-          scale: str | None = None) -> TrainResult:
+          scale: str | None = None, init_from: str | Path | None = None) -> TrainResult:
     """Train a spec's network as its `train:` section says (see `netspec.training.config`),
     each keyword overriding that section; returns a `TrainResult` (run folder, metrics
     history, best epoch, trained model). This imports torch.
@@ -177,7 +177,10 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
     unreadable checkpoint. `params` and `scale` choose parameter values (see `load`); the
     checkpoints record them, and `sample` builds the model with them. `batch_size="auto"`
     trains with the largest batch that fits in `memory` bytes (default: what the device has
-    free; see `netspec.training.autobatch`).
+    free; see `netspec.training.autobatch`). `init_from` overrides `train.init_from`: weights
+    to start from (relative to the working directory, not the spec), loaded by name, then
+    order and shape (`load_weights`); `TrainResult.transferred` says where each went. It is
+    not read on a resume.
     """
     if memory is not None and (type(memory) is not int or memory < 1):
         raise TypeError(f"memory is a positive number of bytes or None; found {memory!r}")
@@ -190,7 +193,9 @@ def train(spec: SpecSource, *, resume: str | Path | None = None, epochs: int | N
                                  "device": device, "precision": precision, "seed": seed,
                                  "compile": compile, "strategy": strategy,
                                  "channels_last": channels_last,
-                                 "out": None if out is None else str(out)}
+                                 "out": None if out is None else str(out),
+                                 "init_from": None if init_from is None
+                                 else str(Path(init_from).absolute())}
     if data is not None:
         try:
             overrides["data"] = (data_from_arg(data, spec.training.data) if isinstance(data, str)

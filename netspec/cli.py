@@ -621,6 +621,10 @@ class BatchSizeParam(click.ParamType):
                    "spec's, else on a CUDA GPU only].")
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue the run saved in this checkpoint (OUT/last.pt).")
+@click.option("--init-from", type=click.Path(dir_okay=False),
+              help="Start from these weights (a state_dict or checkpoint), loaded by name, "
+                   "then order and shape [default: the spec's train.init_from]; not read on "
+                   "a resume.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to train with (signals reach every one).")
 @click.option("--strategy", type=click.Choice(["ddp", "fsdp"]),
@@ -631,7 +635,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
                   budget: int | None, lr: float | None, device: str | None,
                   precision: str | None, out: str | None, seed: int | None, data: str | None,
                   compile_: bool | None, channels_last: bool | None, resume: str | None,
-                  nproc: int, strategy: str | None, quiet: bool,
+                  init_from: str | None, nproc: int, strategy: str | None, quiet: bool,
                   params: dict[str, Any] | None, scale: str | None) -> None:
     """Train SPEC as its `train:` section says, each option overriding it: the check summary,
     a progress bar per epoch, one line per epoch, then OUT/last.pt, best.pt, metrics.jsonl,
@@ -662,7 +666,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
         result = train(loaded, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr,
                        device=device, precision=precision, out=out, seed=seed, data=data,
                        compile=compile_, strategy=strategy, channels_last=channels_last,
-                       memory=budget, verbose=not quiet)
+                       memory=budget, verbose=not quiet, init_from=init_from)
     except TrainError as exc:  # every rank meets it: rank 0 says it
         if main_rank:
             click.echo(f"{spec}: error: {exc}", err=True)

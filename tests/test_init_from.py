@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 import netspec
 from netspec.cli import main
+from netspec.training.config import TrainConfig
+from netspec.training.resume import changes
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -101,9 +103,48 @@ def test_a_resume_restores_the_run_and_does_not_read_init_from_again(tmp_path):
     assert first.exit_code == 0, first.stderr
     assert "transferred 4/4" in first.stdout
     (tmp_path / "base.pt").unlink()
-    resumed = _train(spec, "--resume", str(tmp_path / "run" / "last.pt"), "--epochs", "2")
+    resumed = _train(spec, "--resume", str(tmp_path / "run" / "last.pt"), "--epochs", "2",
+                     "--init-from", str(tmp_path / "elsewhere.pt"))
     assert resumed.exit_code == 0, resumed.stderr
-    assert "transferred" not in resumed.stdout
+    assert "transferred" not in resumed.stdout and "init_from" not in resumed.stderr
+
+
+def test_another_init_from_is_no_change_to_a_resumed_run():
+    saved = TrainConfig.model_validate({"epochs": 1, "init_from": "base.pt"})
+    assert changes(saved, saved.override(init_from="/elsewhere/other.pt"), step=4) == []
+    [line] = changes(saved, saved.override(init_from="other.pt", epochs=2), step=4)
+    assert line.startswith("epochs: 1 -> 2: ")
+
+
+def test_the_cli_option_overrides_the_spec_relative_to_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    spec = _tiny(tmp_path / "specs", "missing.pt")  # the spec's own would fail
+    (tmp_path / "weights").mkdir()
+    torch.save(netspec.build(spec, seed=3).state_dict(), tmp_path / "weights" / "base.pt")
+    monkeypatch.chdir(tmp_path)
+    result = _train(spec, "--init-from", "weights/base.pt")
+    assert result.exit_code == 0, result.stderr
+    assert "transferred 4/4" in result.stdout
+
+
+def test_a_missing_init_from_option_is_named_and_exits_1(tmp_path, monkeypatch):
+    spec = _tiny(tmp_path, "base.pt")
+    torch.save(netspec.build(spec, seed=3).state_dict(), tmp_path / "base.pt")
+    monkeypatch.chdir(tmp_path)
+    result = _train(spec, "--init-from", "nothing.pt")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{spec}: error: init_from: {tmp_path / 'nothing.pt'}: "
+                                    "no such weights file")
+    assert "Traceback" not in result.stderr and not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_the_api_takes_init_from(tmp_path):
+    spec = _tiny(tmp_path, "missing.pt")
+    base = netspec.build(spec, seed=3).state_dict()
+    torch.save(base, tmp_path / "base.pt")
+    result = netspec.train(spec, out=tmp_path / "run", verbose=False, epochs=1,
+                           init_from=tmp_path / "base.pt")
+    assert result.transferred is not None and len(result.transferred) == len(base)
 
 
 def test_the_api_returns_the_report(tmp_path):

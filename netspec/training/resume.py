@@ -19,8 +19,10 @@ from netspec.training.config import AUTO, TrainConfig
 
 _CHOICES = ("data", "loss", "optimizer", "schedule")
 """Settings written `{kind: options}`: another kind is one change, not one per option."""
-_NOT_COMPARED = {"out"}
-"""Where a run writes is chosen by `--out` and `--resume`, not compared."""
+_NOT_COMPARED = {"out", "init_from"}
+"""Where a run writes is chosen by `--out` and `--resume`, not compared; `init_from` is read
+only when a run starts (a resume restores the run's own weights), so another one changes
+nothing."""
 
 
 def saved_settings(saved: Any, path: str) -> TrainConfig:
