@@ -123,6 +123,31 @@ def test_looking_up_built_in_ops_loads_no_plugin(monkeypatch):
     assert OPS.plugins is None
 
 
+def test_the_python_export_says_when_it_cannot_import_a_plugin_s_torch_code(monkeypatch):
+    """A module class defined inside a function has no import path to write."""
+    from typing import Literal
+
+    from netspec.backends.source import python_source
+    from netspec.ops.base import Op
+
+    class Local(Op):
+        op: Literal["local"] = "local"
+        torch_class = "Scale"
+
+        def to_torch(self, torch, x, y):
+            class Scale(torch.nn.Module):
+                def forward(self, x):
+                    return 2 * x
+
+            return Scale()
+
+    monkeypatch.setattr(OPS, "plugins", plugins.Plugins({"local": Local}, ()))
+    with pytest.raises(ValueError, match=r"the python export imports a plugin op's torch code, "
+                       r"but (tests\.)?test_plugins\.test_the_python_export_says.*<locals>\.Scale "
+                       r"cannot be imported by that name"):
+        python_source(netspec.load("input: [4]\nlayers: [local]"))
+
+
 def test_an_entry_point_may_name_a_module_or_a_list_of_op_classes(monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGIN))
     from netspec_gates.ops import ScaledTanh, SwishGate
