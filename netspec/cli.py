@@ -692,6 +692,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
 
 
 @main.command(name="predict")
+@limit_options
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path())
 @click.option("--weights", required=True, type=click.Path(),

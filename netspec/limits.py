@@ -61,6 +61,11 @@ class Limits:
     read. Training keeps two bytes on the device per byte of text."""
     text_files: int = 100_000
     """Files a `text` data source's folder may hold, counted as the folder is walked."""
+    predict_files: int = 10_000
+    """Input files one `netspec predict` reads, folders' files counted as they are walked."""
+    predict_file_bytes: int = 64 * 2**20
+    """Bytes one input file of `netspec predict` may have; a larger one is refused from its
+    size, before any input is read."""
     use_folders: tuple[Path, ...] = ()
     """Folders besides the spec's own tree that `use:` may read from."""
 

@@ -13,17 +13,14 @@ and std, which the checkpoint records with the class names (`data` in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from netspec.api import SpecSource, build, load
+from netspec.limits import Limits, applied, current, raise_hint
 
-MAX_FILES = 10_000
-"""Files one call reads at most (folders are counted as they are walked)."""
-MAX_FILE_BYTES = 64 * 2**20
-"""Bytes one input file may have; larger ones are refused before they are read."""
 BATCH = 32
 """Inputs run through the model at a time."""
 NPY = ".npy"
@@ -82,20 +79,29 @@ class Prediction:
 
 
 def predict(spec: SpecSource, weights: str | Path, files: Iterable[str | Path],
-            top_k: int = 5) -> list[Prediction]:
+            top_k: int = 5, limits: Limits | None = None) -> list[Prediction]:
     """The `top_k` likeliest classes of each input under `files` (images, `.npy` arrays, and
     folders of them, walked in sorted order), from the network `spec` describes with the
     weights of the netspec checkpoint `weights` (a file, or a run folder: its best.pt, else
-    last.pt). The spec is built with the parameters the run was trained with. Raises
-    SpecError for an invalid spec and PredictError naming the file for a checkpoint that
-    does not fit or an input that cannot be read (one of more than MAX_FILE_BYTES too)."""
+    last.pt). The spec is built with the parameters the run was trained with. `limits`
+    bounds the spec and the inputs (`predict_files`, `predict_file_bytes`; see
+    `netspec.Limits`). Raises SpecError for an invalid spec and PredictError naming the file
+    for a checkpoint that does not fit or an input that cannot be read or passes a limit."""
+    if type(top_k) is not int or top_k < 1:
+        raise PredictError(f"top_k is a positive integer, found {top_k!r}")
+    with applied(limits):
+        inputs = gather(files)
+        return _predict(spec, weights, inputs, top_k)
+
+
+def _predict(spec: SpecSource, weights: str | Path, inputs: list[Path],
+             top_k: int) -> list[Prediction]:
+    """`predict` on the gathered input files."""
     import torch
 
     from netspec.training import checkpoints
     from netspec.weights import WeightsError, load_weights
 
-    if type(top_k) is not int or top_k < 1:
-        raise PredictError(f"top_k is a positive integer, found {top_k!r}")
     try:
         path = checkpoints.locate(Path(weights))
         state = checkpoints.load(path)
@@ -108,7 +114,6 @@ def predict(spec: SpecSource, weights: str | Path, files: Iterable[str | Path],
         raise PredictError(str(exc)) from None
     shape = _input_shape(loaded)
     preparation = Preparation.of(shape, state["data"])
-    inputs = list(gather(files))
     predictions: list[Prediction] = []
     model.eval()
     for start in range(0, len(inputs), BATCH):
@@ -161,46 +166,58 @@ def _names(classes: list[str] | None, count: int) -> list[str]:
     return known + [str(i) for i in range(len(known), count)]
 
 
-def gather(paths: Iterable[str | Path]) -> Iterator[Path]:
+def gather(paths: Iterable[str | Path]) -> list[Path]:
     """The input files: each path given, and the images and `.npy` files under each folder
     (hidden ones aside, sorted). PredictError for a path that does not exist, a folder with
-    no inputs, or more than MAX_FILES files."""
+    no inputs, more files than the limit `predict_files` (counted as folders are walked), or
+    a file larger than `predict_file_bytes` (from its size: nothing is read here)."""
     from netspec.training.data import IMAGE_SUFFIXES
 
-    count = 0
+    most, found = current().predict_files, []
     for given in map(Path, paths):
         if given.is_dir():
-            found = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith(".")
-                           and (p.suffix.lower() in IMAGE_SUFFIXES or p.suffix == NPY))
-            if not found:
+            inside = []
+            for path in given.rglob("*"):
+                if path.is_file() and not path.name.startswith(".") and \
+                        (path.suffix.lower() in IMAGE_SUFFIXES or path.suffix == NPY):
+                    inside.append(path)
+                    _count(len(found) + len(inside), most, given)
+            if not inside:
                 raise PredictError(f"{given}: a folder with no images or .npy files")
+            found += sorted(inside)
         elif given.is_file():
-            found = [given]
+            found.append(given)
+            _count(len(found), most, given)
         else:
             raise PredictError(f"{given}: no such file or folder")
-        count += len(found)
-        if count > MAX_FILES:
-            raise PredictError(f"more than {MAX_FILES:,} inputs (at {given}); predict on fewer "
-                               "at a time")
-        yield from found
+    largest = current().predict_file_bytes
+    for path in found:
+        size = path.stat().st_size
+        if size > largest:
+            raise PredictError(f"{path}: {size:,} bytes, more than {largest:,}, the limit "
+                               f"`predict_file_bytes`; {raise_hint('predict_file_bytes')}")
+    return found
+
+
+def _count(count: int, most: int, given: Path) -> None:
+    """PredictError when `count` inputs, the last from `given`, pass the limit `most`."""
+    if count > most:
+        raise PredictError(f"more than {most:,} inputs (at {given}), the limit `predict_files`; "
+                           f"{raise_hint('predict_files')}")
 
 
 def read_input(path: Path, shape: tuple[int, ...]) -> Any:
     """One input of `shape` (C, H, W for images), in the model's scale before
     normalisation; PredictError naming the file when it cannot be used."""
-    from netspec.training.data import _MODES, DataError, _as_float, _read_image
+    from netspec.training.data import MODES, DataError, as_float, read_image
 
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise PredictError(f"{path}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} an "
-                           "input may have")
     try:
         if path.suffix == NPY:
-            return _as_float(_fit_array(_read_array(path), shape, path))
-        if len(shape) != 3 or shape[0] not in _MODES:
+            return as_float(_fit_array(_read_array(path), shape, path))
+        if len(shape) != 3 or shape[0] not in MODES:
             raise PredictError(f"{path}: images fit inputs of 1 or 3 channels (C, H, W); the "
                                f"spec's input is {list(shape)}: give .npy arrays")
-        return _as_float(_read_image(str(path), _MODES[shape[0]], shape[1:]))
+        return as_float(read_image(str(path), MODES[shape[0]], shape[1:]))
     except DataError as exc:
         raise PredictError(str(exc)) from None
 
@@ -221,12 +238,12 @@ def _read_array(path: Path) -> Any:
 def _fit_array(x: Any, shape: tuple[int, ...], path: Path) -> Any:
     """An array of the input's shape as it is; an image array ((H, W) or (C, h, w)) resized
     as training resizes arrays (`netspec.training.data`)."""
-    from netspec.training.data import _fit_images
+    from netspec.training.data import fit_images
 
     if tuple(x.shape) == shape:
         return x
     if len(shape) == 3 and x.dim() in (2, 3):
         image = x[None, None] if x.dim() == 2 else x[None]
-        return _fit_images(image, shape, f"{path}: an array of shape {list(x.shape)}")[0]
+        return fit_images(image, shape, f"{path}: an array of shape {list(x.shape)}")[0]
     raise PredictError(f"{path}: an array of shape {list(x.shape)} does not fit the input "
                        f"{list(shape)}")

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 import netspec
 from netspec import limits
@@ -159,10 +159,51 @@ def test_the_cli_takes_limits_and_refuses_unknown_ones(tmp_path: Path) -> None:
         assert result.exit_code == 2 and why in result.output
 
 
-@pytest.mark.parametrize("command", ["draw", "export", "train"])
+@pytest.mark.parametrize("command", ["draw", "export", "train", "predict"])
 def test_every_command_that_reads_a_spec_takes_limits(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert "--limit NAME=N" in result.output and "--allow-use DIR" in result.output
+
+
+def predict_with(tmp_path: Path, *args: str) -> Result:
+    """`netspec predict` of a small classifier with weights that are not there: a limit
+    refuses the inputs before the weights are looked for."""
+    spec = tmp_path / "net.yaml"
+    spec.write_text(HEAD + "layers: [flatten, {linear: 3}]\n")
+    return CliRunner().invoke(main, ["predict", str(spec), "--weights", str(tmp_path / "no.pt"),
+                                     *args])
+
+
+def test_predict_files_counts_the_inputs_in_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.npy").write_bytes(b"")
+    refused = predict_with(tmp_path, "--limit", "predict_files=2", str(folder))
+    assert (refused.exit_code, refused.stderr) == (1, (
+        f"error: more than 2 inputs (at {folder}), the limit `predict_files`; "
+        f"{limits.raise_hint('predict_files')}\n"))
+    raised = predict_with(tmp_path, "--limit", "predict_files=3", str(folder))
+    assert raised.exit_code == 1 and "limit `predict_files`" not in raised.stderr
+    assert "no.pt" in raised.stderr  # past the limit, to the weights
+    with pytest.raises(netspec.PredictError, match="limit `predict_files`"):
+        netspec.predict(tmp_path / "net.yaml", tmp_path / "no.pt", [folder],
+                        limits=Limits(predict_files=2))
+
+
+def test_predict_file_bytes_is_each_input_s_size(tmp_path: Path) -> None:
+    big = tmp_path / "big.npy"
+    with big.open("wb") as sparse:  # no bytes written: only the size is read
+        sparse.truncate(DEFAULTS.predict_file_bytes + 1)
+    refused = predict_with(tmp_path, str(big))
+    assert (refused.exit_code, refused.stderr) == (1, (
+        f"error: {big}: {DEFAULTS.predict_file_bytes + 1:,} bytes, more than "
+        f"{DEFAULTS.predict_file_bytes:,}, the limit `predict_file_bytes`; "
+        f"{limits.raise_hint('predict_file_bytes')}\n"))
+    raised = predict_with(tmp_path, "--limit", f"predict_file_bytes={DEFAULTS.predict_file_bytes + 1}",
+                          str(big))
+    assert raised.exit_code == 1 and "limit `predict_file_bytes`" not in raised.stderr
+    assert "no.pt" in raised.stderr
 
 
 @pytest.mark.slow

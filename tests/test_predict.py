@@ -90,7 +90,7 @@ def test_the_command_prints_the_top_k_of_every_image_in_folders_and_files(run):
 
 
 @pytest.mark.slow  # the module's run trains once: 5-8 s on a busy 2-core machine
-def test_a_bad_input_is_named_and_exits_1(run, tmp_path, monkeypatch):
+def test_a_bad_input_is_named_and_exits_1(run, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     runner = CliRunner()
@@ -106,8 +106,7 @@ def test_a_bad_input_is_named_and_exits_1(run, tmp_path, monkeypatch):
     result = runner.invoke(main, [*args, str(tmp_path / "wrong.npy")])
     assert result.exit_code == 1 and "an array of shape [2, 3, 4, 5] does not fit the input [3, 8, 8]" \
         in result.stderr
-    monkeypatch.setattr(predicting, "MAX_FILES", 5)
-    result = runner.invoke(main, [*args, str(run / "images")])
+    result = runner.invoke(main, [*args, "--limit", "predict_files=5", str(run / "images")])
     assert result.exit_code == 1 and "more than 5 inputs" in result.stderr
 
 

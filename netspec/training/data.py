@@ -62,7 +62,7 @@ _MIN_STD = 1e-6
 """A channel that varies less than this (a constant one) is centred but not scaled."""
 _CHUNK = 1024
 """Samples converted at a time when resizing or measuring (bounds the float copies)."""
-_MODES = {1: "L", 3: "RGB"}
+MODES = {1: "L", 3: "RGB"}
 """Pillow mode per input channel count."""
 BYTES = 256
 """The vocabulary of text data: a token is one byte of its UTF-8 encoding."""
@@ -89,7 +89,7 @@ class _ImageFiles(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor | str:
         try:
-            return _read_image(self.files[i], self.mode, self.size)
+            return read_image(self.files[i], self.mode, self.size)
         except DataError as exc:
             return str(exc)
 
@@ -280,7 +280,7 @@ class _Transform:
 
     def __call__(self, x: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
         """x: (B, ...) samples as stored; draws: (B, 3) their rows of `draws`, or None."""
-        x = (_as_float(x) - self.mean) / self.std
+        x = (as_float(x) - self.mean) / self.std
         return x if draws is None else _augment(x, self.crop, self.flip, draws)
 
 
@@ -364,7 +364,7 @@ def _digits(shape: tuple[int, int, int]) -> _Source:
 
     digits = load_digits()
     x = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
-    samples = _Samples(_fit_images(x, shape, "digits"), torch.from_numpy(digits.target).long())
+    samples = _Samples(fit_images(x, shape, "digits"), torch.from_numpy(digits.target).long())
     return _Source(samples, [str(i) for i in range(10)], "digits")
 
 
@@ -372,7 +372,7 @@ def _folder(path: Path, shape: tuple[int, int, int]) -> _Source:
     """Class folders under `path`, or under `path/train` and `path/val` when both exist."""
     if not path.is_dir():
         raise DataError(f"folder data: {path} is not a folder")
-    mode = _MODES.get(shape[0])
+    mode = MODES.get(shape[0])
     if mode is None:
         raise DataError(f"image folders give 1 (grayscale) or 3 (RGB) channels; the spec's input "
                         f"has {shape[0]}")
@@ -451,7 +451,7 @@ def _npz(path: Path, shape: tuple[int, int, int]) -> _Source:
     targets, classes = _targets(y, what)
     images = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
     images = images.unsqueeze(1) if x.ndim == 3 else images
-    return _Source(_Samples(_fit_images(images, shape, what), targets), classes, what)
+    return _Source(_Samples(fit_images(images, shape, what), targets), classes, what)
 
 
 def _npz_arrays(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -554,7 +554,7 @@ def _idx_pair(folder: Path, prefix: str, shape: tuple[int, int, int]) -> _Sample
                         f"{len(y)} labels")
     targets = _labels(y, f"IDX file {labels}")
     pixels = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32)).unsqueeze(1)
-    return _Samples(_fit_images(pixels, shape, f"mnist {folder}"), targets)
+    return _Samples(fit_images(pixels, shape, f"mnist {folder}"), targets)
 
 
 def _idx_path(folder: Path, prefix: str, kind: str, rank: int) -> Path | None:
@@ -716,7 +716,7 @@ def _image_shape(shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
     return shape[0], shape[1], shape[2]
 
 
-def _fit_images(x: torch.Tensor, shape: tuple[int, int, int], what: str) -> torch.Tensor:
+def fit_images(x: torch.Tensor, shape: tuple[int, int, int], what: str) -> torch.Tensor:
     """(N, c, h, w) images resized to the input's (H, W), one channel repeated for three."""
     channels = x.shape[1]
     if channels != shape[0] and (channels, shape[0]) != (1, 3):
@@ -783,7 +783,7 @@ def _workers(configured: int | None) -> int:
 
 # -- statistics, normalisation, augmentation ---------------------------------------------------
 
-def _as_float(x: torch.Tensor) -> torch.Tensor:
+def as_float(x: torch.Tensor) -> torch.Tensor:
     """Samples in the model's scale: 8-bit images in [0, 1], anything else as float32."""
     return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
@@ -804,7 +804,7 @@ def _channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[list[float], list[fl
     varies gets std 1."""
     count, mean, m2 = 0, torch.zeros(()), torch.zeros(())
     for chunk in chunks:
-        values = _as_float(chunk).double().transpose(0, 1).reshape(chunk.shape[1], -1)
+        values = as_float(chunk).double().transpose(0, 1).reshape(chunk.shape[1], -1)
         var, avg = torch.var_mean(values, dim=1, correction=0)
         n = values.shape[1]
         delta, total = avg - mean, count + n
@@ -833,7 +833,7 @@ def _augment(x: torch.Tensor, crop: int, flip: bool, draws: torch.Tensor) -> tor
 
 # -- image files -------------------------------------------------------------------------------
 
-def _read_image(path: str, mode: str, size: tuple[int, int]) -> torch.Tensor:
+def read_image(path: str, mode: str, size: tuple[int, int]) -> torch.Tensor:
     """One image as a (C, H, W) uint8 tensor: converted to `mode`, resized (bilinear) to `size`
     (H, W). Raises DataError naming the file when Pillow cannot read it."""
     try:
