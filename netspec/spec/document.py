@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -46,6 +47,26 @@ def _bounded(name: str) -> str:
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER), AfterValidator(_bounded)]
 """A block's, a parameter's or an input's name."""
+LAYER_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*)$"
+"""A layer's name: an identifier, or a non-negative integer as torch names the children of
+nn.Sequential and nn.ModuleList (`name: 0`), so a layer can take its module's name and
+`state_dict` keys follow. An integer has one spelling (`0`, not `00`): `name: 0` and
+`name: '0'` are one name."""
+
+
+def as_name(value: Any) -> Any:
+    """A layer name or reference as written: a YAML integer (`name: 0`, `from: 0`) is the
+    name of its digits, the one `name: '0'` gives (netspec has no positional references, so
+    an integer can only be a name); anything else is left to be checked as it is."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return value
+
+
+LayerRef = Annotated[str, BeforeValidator(as_name)]
+"""A reference to a layer (`outputs`): its name, `block.layer` or `split.0`."""
+LayerName = Annotated[str, BeforeValidator(as_name), StringConstraints(pattern=LAYER_NAME),
+                      AfterValidator(_bounded)]
 SIZE_RANGE = re.compile(r"^\s*([1-9]\d*)\s*\.\.\s*(\d*)\s*$")
 """`32..1024`, or `32..` (no end): the sizes a named dimension may take (an end below the
 start leaves none: `netspec.sizes.choose_examples` says so)."""
@@ -167,7 +188,7 @@ class BlockDef(_Strict):
     params: dict[Identifier, Any] = Field(default_factory=dict)
     inputs: list[Identifier] = Field(default_factory=lambda: ["input"], min_length=1)
     layers: list[Any] = Field(min_length=1)
-    output: Identifier | None = None
+    output: LayerName | None = None
 
 
 class Spec(_Strict):
@@ -182,7 +203,7 @@ class Spec(_Strict):
     description: str | None = None
     input: InputDecl | None = None
     inputs: Annotated[dict[Identifier, InputDecl], Field(min_length=1)] | None = None
-    outputs: list[str] | None = None
+    outputs: list[LayerRef] | None = None
     params: dict[Identifier, Any] = Field(default_factory=dict)
     scales: dict[ScaleName, Scale] = Field(
         default_factory=dict,

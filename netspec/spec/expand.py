@@ -45,7 +45,7 @@ from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op, ShapeError, Tensor, unknown_op_hint
 from netspec.shapes import Shape
 from netspec.spec import expr
-from netspec.spec.document import ALL_SCALES, BlockDef, Spec
+from netspec.spec.document import ALL_SCALES, LAYER_NAME, BlockDef, Spec, as_name
 from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics, field_names
@@ -239,7 +239,7 @@ class Expander:
 
     def body(self, layers: list[Any], scope: _Scope, parent: Any, key: str) -> None:
         for entry in layers:
-            name = entry.get("name") if isinstance(entry, dict) else None
+            name = as_name(entry.get("name")) if isinstance(entry, dict) else None
             if isinstance(name, str):
                 scope.declared.setdefault(name, self.source.pos(entry, "name"))
         for index, entry in enumerate(layers):
@@ -259,7 +259,7 @@ class Expander:
                        f"found {shown(entry)}", "e.g. `- relu` or `- conv2d: {out: 64, kernel: 3}`",
                        code="bad-layer")
             return
-        written = meta.get("name")
+        written = as_name(meta.get("name"))
         stem = OPS[op_key].stem() if op_key in OPS else clipped(op_key)
         label = scope.prefix + (clipped(written) if isinstance(written, str)
                                 else self.next_auto(stem, scope))
@@ -356,7 +356,7 @@ class Expander:
         keys = [k for k in entry if k not in META]
         known = [k for k in keys if k in OPS or k in self.blocks]
         strays = [k for k in keys if k not in known]
-        written = entry.get("name")
+        written = as_name(entry.get("name"))
         if isinstance(written, str):
             path = scope.prefix + clipped(written)
         elif len(known) == 1:
@@ -429,6 +429,9 @@ class Expander:
             return scope_init
 
     def layer_name(self, name: Any, scope: _Scope, entry: Any, label: str) -> str | None:
+        """The name `name:` gives (an integer as its digits), or None when there is none or
+        it is refused (reported)."""
+        name = as_name(name)
         if name is None:
             return None
         longest = self.limits.name_length
@@ -437,10 +440,10 @@ class Expander:
                        f"{len(name):,} characters, more than {longest:,} (limit `name_length`)",
                        limits.raise_hint("name_length"), code="limit")
             return None
-        if not isinstance(name, str) or not IDENTIFIER.match(name):
+        if not isinstance(name, str) or not re.match(LAYER_NAME, name):
             self.error(self.source.pos(entry, "name"), label,
-                       f"layer name {shown(name)} must be an identifier (letters, digits, _)",
-                       code="bad-name")
+                       f"layer name {shown(name)} must be an identifier (letters, digits, _) "
+                       "or an integer such as 0", code="bad-name")
             return None
         if name in RESERVED:
             self.error(self.source.pos(entry, "name"), label,
@@ -588,8 +591,11 @@ class Expander:
 
     def resolve(self, ref: Any, scope: _Scope, where: At, path: str) -> str | None:
         """The full node name a reference means in `scope`, or None after an error."""
+        ref = as_name(ref)
         if not isinstance(ref, str):
-            self.error(where, path, f"an input is a layer name, found {shown(ref)}",
+            hint = f"quote it: `'{ref}'` (YAML reads {ref} as a number)" \
+                if isinstance(ref, float) else None
+            self.error(where, path, f"an input is a layer name, found {shown(ref)}", hint,
                        code="bad-ref")
             return None
         if ref in scope.names:
