@@ -167,6 +167,23 @@ def test_the_readme_shows_the_plugin_s_ops_as_they_are():
     assert source.endswith(shown.partition("\n")[2])
 
 
+def test_an_op_whose_arguments_have_no_schema_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "opaque.py").write_text(textwrap.dedent("""\
+        from collections.abc import Callable
+        from typing import Literal
+        from netspec.ops.base import Op
+
+        class Opaque(Op):
+            op: Literal["opaque"] = "opaque"
+            fn: Callable[[int], int] = abs
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    [problem] = plugins.load([entry("opaque", "opaque:Opaque")], OPS.builtin).problems
+    assert problem.message.startswith("Opaque's arguments have no JSON Schema, which editors "
+                                      "read: PydanticInvalidForJsonSchema: Cannot generate a "
+                                      "JsonSchema for core_schema.CallableSchema")
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("json:dumps", "names <function dumps"),
     ("json", "module json defines no op class"),

@@ -146,6 +146,11 @@ def _check_class(item: Any) -> None:
     if not OP_NAME.match(kind) or kind in META:
         raise _NotOps(f"{item.__name__}'s op name `{clipped(kind, 40)}` is not one a spec can "
                       f"write: lower case letters, digits and `_`, and none of {', '.join(META)}")
+    try:  # builds the model too: what loading, the schema, completion and hover all read
+        item.model_json_schema(by_alias=True)
+    except Exception as exc:
+        raise _NotOps(f"{item.__name__}'s arguments have no JSON Schema, which editors read: "
+                      f"{type(exc).__name__}: {clipped(str(exc).splitlines()[0], 120)}") from None
 
 
 def _default_op(cls: type[Op]) -> Any:
