@@ -514,7 +514,9 @@ def _suggest_depth(spec: str, graph: Graph, report: Report | None) -> None:
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
               help="Output file [default: SPEC's stem + .onnx / .pt2 / .py, here].")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Checkpoint to export (a state_dict, or a dict with one under 'model').")
+              help="Checkpoint to export (a state_dict, or a dict with one under 'model'); a "
+                   "training checkpoint's mean, std and classes go along. The python format "
+                   "writes no weights: they are checked to fit and give its constants.")
 @click.option("--fuse-bn", is_flag=True, help="Fold each BatchNorm into the conv before it.")
 @click.option("--input", "-i", "inputs", type=ShapeParam(), multiple=True,
               help="Export at another input size: C,H,W or NAME=C,H,W (repeatable).")

@@ -3,7 +3,8 @@ tools run.
 
     onnx    an ONNX model (torch's dynamo exporter; needs `pip install 'netspec[export]'`)
     pt2     a `torch.export` program (`torch.export.load(path).module()(x)`)
-    python  standalone PyTorch source (`netspec.backends.source.python_source`)
+    python  standalone PyTorch source (`netspec.backends.source.python_source`), the
+            preparation as the constants INPUT_SIZE, MEAN, STD and CLASSES
 
 The exported network computes in eval mode (dropout off, batch norm on its running
 statistics). Its inputs are the spec's, `(N, *shape)` each with the batch `N` dynamic, and
@@ -45,7 +46,10 @@ def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path |
 
     `weights` is a checkpoint file read by `netspec.load_weights` (a state_dict, or a dict
     holding one under "model"; keys that differ from the spec's are matched by order and
-    shape); without it the weights are `netspec.build(spec, seed=0)`'s. `inputs` sets the
+    shape); without it the weights are `netspec.build(spec, seed=0)`'s. Every format records
+    the input's preparation (`preparation`): the input size, and the mean, std and class
+    names of a training checkpoint. The python format writes code, not weights: `weights`
+    is checked to fit and gives the constants. `inputs` sets the
     input shapes as in `check` (the batch stays dynamic). Raises SpecError for an invalid
     spec, ValueError for an unknown format, WeightsError (a ValueError) listing every tensor
     that does not fit, and ImportError naming the missing packages when the ONNX exporter is
@@ -58,21 +62,13 @@ def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path |
     path = Path(out)
     spec = spec if isinstance(spec, Spec) else load(spec)
     if fmt == "python":
-        if weights is not None:
-            raise ValueError("the python format writes code, not weights: load the checkpoint "
-                             "into the generated module with `load_state_dict`")
         from netspec.backends.source import python_source
 
-        path.write_text(python_source(spec, inputs, fuse_bn=fuse_bn))
+        data = None if weights is None else _trained(spec, inputs, weights)[1]
+        path.write_text(python_source(spec, inputs, fuse_bn=fuse_bn,
+                                      metadata=preparation(spec, inputs, data)))
         return path
-    model = build(spec, seed=0, inputs=inputs)
-    data = None
-    if weights is not None:
-        from netspec.predict import read_trained
-        from netspec.weights import load_weights
-
-        state_dict, data = read_trained(weights)
-        load_weights(model, state_dict, strict=True)
+    model, data = _trained(spec, inputs, weights)
     metadata = preparation(spec, inputs, data)
     model = fuse(spec, model, inputs) if fuse_bn else model.eval()
     examples = example_inputs(spec, inputs)
@@ -81,6 +77,21 @@ def export(spec: SpecSource, fmt: Format, out: str | Path, weights: str | Path |
     else:
         _to_pt2(model, examples, path, metadata)
     return path
+
+
+def _trained(spec: Spec, inputs: Mapping[str, Shape] | Shape | None, weights: str | Path | None
+             ) -> tuple[Any, Mapping[str, Any] | None]:
+    """The spec's module with `weights` loaded strictly (seed 0's without them), and the
+    training checkpoint's `data` record (None for a bare state_dict, or no weights)."""
+    model = build(spec, seed=0, inputs=inputs)
+    if weights is None:
+        return model, None
+    from netspec.predict import read_trained
+    from netspec.weights import load_weights
+
+    state_dict, data = read_trained(weights)
+    load_weights(model, state_dict, strict=True)
+    return model, data
 
 
 def preparation(spec: Spec, inputs: Mapping[str, Shape] | Shape | None,

@@ -4,6 +4,7 @@ what `netspec.build` computes, with the same weights."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import py_compile
 import shutil
 import subprocess
@@ -299,6 +300,9 @@ def ruff() -> list[str]:
 def test_python_source_is_ruff_clean(tmp_path):
     for name, spec in SOURCES.items():
         (tmp_path / f"{name.replace('-', '_')}_net.py").write_text(python_source(spec))
+    many = {"input_size": "[3, 224, 224]", "mean": "[0.485, 0.456, 0.406]",
+            "std": "[0.229, 0.224, 0.225]", "classes": json.dumps([f"class {i}" for i in range(1000)])}
+    (tmp_path / "with_constants.py").write_text(python_source(LENET, metadata=many))
     result = subprocess.run([*ruff(), "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"),
                              str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -323,16 +327,70 @@ def test_python_source_reads_like_the_spec():
     assert "def center_crop(" not in code
 
 
-def test_export_python_writes_the_source(tmp_path):
+def test_export_python_writes_the_source_with_the_input_size(tmp_path):
     out = export(LENET, "python", tmp_path / "net.py")
-    assert out.read_text() == python_source(LENET)
+    assert out.read_text() == python_source(LENET, metadata={"input_size": "[1, 32, 32]"})
+    module = import_file(out)
+    assert (module.INPUT_SIZE, module.MEAN, module.STD, module.CLASSES) == ([1, 32, 32], None, None, None)
+
+
+TINY = """
+name: tiny
+input: [3, 8, 8]
+layers:
+  - conv2d: {out: 4, kernel: 3}
+  - flatten
+  - linear: 4
+train:
+  epochs: 1
+  batch_size: 8
+  data: {synthetic: {size: 32}}
+"""
+
+
+@pytest.mark.slow  # trains an epoch: 2-5 s on a busy machine
+def test_the_python_export_of_a_trained_run_carries_its_preparation(tmp_path):
+    """The constants are the checkpoint's; its weights, loaded into the exported class,
+    compute what the built network with them computes."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    netspec.train(spec, out=tmp_path / "run", verbose=False)
+    out = tmp_path / "tiny_net.py"
+    result = CliRunner().invoke(main, ["export", str(spec), "--format", "python", "-o", str(out),
+                                       "--weights", str(tmp_path / "run" / "best.pt")])
+    assert result.exit_code == 0, result.output
+    module = import_file(out)
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert module.INPUT_SIZE == [3, 8, 8]
+    assert state["data"] == {"mean": module.MEAN, "std": module.STD, "classes": module.CLASSES}
+    written = module.Tiny().eval()
+    written.load_state_dict(state["model"])
+    built = netspec.build(spec).eval()
+    built.load_state_dict(state["model"])
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(written(x), built(x))
+
+
+def test_a_python_export_refuses_weights_that_do_not_fit(tmp_path):
+    out = tmp_path / "net.py"
+    other = netspec.build(LENET, seed=0, params=None).state_dict()
+    other["fc1.weight"] = torch.zeros(120, 256)
+    result = CliRunner().invoke(main, ["export", str(LENET), "--format", "python", "-o", str(out),
+                                       "--weights", str(checkpoint(tmp_path, other))])
+    assert result.exit_code == 1 and "fc1.weight: [120, 400] here, [120, 256] in the weights" \
+        in result.output
+    assert "Traceback" not in result.output and not out.exists()
+    bare = netspec.build(LENET, seed=5).state_dict()  # a bare state_dict: no preparation
+    export(LENET, "python", out, weights=checkpoint(tmp_path, bare))
+    assert import_file(out).MEAN is None
 
 
 def test_the_export_command_writes_the_file_or_says_why_not(tmp_path):
     out = tmp_path / "net.py"
     result = CliRunner().invoke(main, ["export", str(LENET), "--format", "python", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.read_text() == python_source(LENET)
+    assert out.read_text() == export(LENET, "python", tmp_path / "api.py").read_text()
     bad = ROOT / "tests" / "bad" / "unknown_op.yaml"
     result = CliRunner().invoke(main, ["export", str(bad), "--format", "python",
                                        "-o", str(tmp_path / "b.py")])
@@ -402,8 +460,6 @@ def test_fused_exports_compute_what_the_unfused_module_does(tmp_path):
 def test_bad_requests_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown export format 'tflite'"):
         export(LENET, "tflite", tmp_path / "x")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="writes code, not weights"):
-        export(LENET, "python", tmp_path / "x.py", weights=tmp_path / "ckpt.pt")
 
 
 def test_onnx_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):

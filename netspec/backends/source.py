@@ -19,9 +19,11 @@ import builtins
 import functools
 import inspect
 import itertools
+import json
 import keyword
 import math
 import operator
+import pprint
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -51,13 +53,15 @@ _RETURN = "<return>"
 
 
 def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None = None,
-                  fuse_bn: bool = False) -> str:
+                  fuse_bn: bool = False, metadata: Mapping[str, str] | None = None) -> str:
     """Standalone PyTorch source computing `spec` (raises SpecError for an invalid spec);
     with `fuse_bn`, the inference network whose BatchNorms are folded into their convs.
 
     Shapes in the comments are those of the spec's inputs (or of `inputs`, as in `check`),
     `N` standing for the batch. The module is `class <Name>(nn.Module)`, named like
-    `netspec.build`'s; `<Name>()` takes no arguments.
+    `netspec.build`'s; `<Name>()` takes no arguments. `metadata`, the preparation an export
+    records (`netspec.export.preparation`: JSON strings by name), becomes the constants
+    INPUT_SIZE, MEAN, STD and CLASSES before the class (None where it holds no value).
     """
     spec = spec if isinstance(spec, Spec) else load(spec)
     report = check(spec, inputs, fuse_bn=fuse_bn)
@@ -71,6 +75,8 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
     doc = f"The spec `{graph.name}` as plain PyTorch: {report.params:,} parameters."
     parts = [_module_doc(graph.name, name) + "\nimport torch\nfrom torch import nn\n"
              + "".join(f"import {m}\n" for m in _plugin_modules(graph, shapes))]
+    if metadata is not None:  # one blank line after the imports, as isort wants before code
+        parts[0] += "\n" + _constants(metadata)
     parts += [_helper_source(fn) for fn in _with_dependencies(writer.helpers)]
     parts += [_helper_source(cls) for cls in _own_classes(graph)]
     parts.append("\n".join([
@@ -84,6 +90,27 @@ def python_source(spec: SpecSource, inputs: Mapping[str, Shape] | Shape | None =
         *forward,
     ]) + "\n")
     return "\n\n".join(parts)
+
+
+_CONSTANTS = {
+    "input_size": "The input's size, batch excluded (C, H, W for images; by name when there are several).",
+    "mean": "Per-channel mean of the training data in [0, 1] (None: exported without a training "
+            "checkpoint): an 8-bit image x goes in as (x / 255 - MEAN) / STD.",
+    "std": "Per-channel standard deviation of the training data in [0, 1] (None: as MEAN).",
+    "classes": "The outputs' class names, in order (None: as MEAN).",
+}
+"""The python export's constants (upper-cased), with their docstrings."""
+
+
+def _constants(metadata: Mapping[str, str]) -> str:
+    """`metadata`'s values as module constants, each with its docstring; None where absent."""
+    lines: list[str] = []
+    for key, doc in _CONSTANTS.items():
+        head = f"{key.upper()} = "
+        value = json.loads(metadata[key]) if key in metadata else None
+        text = pprint.pformat(value, width=WIDTH - len(head), compact=True)
+        lines += [head + text.replace("\n", "\n" + " " * len(head)), *_docstring(doc, "")]
+    return "\n".join(lines) + "\n"
 
 
 def _module_doc(name: str, class_name: str) -> str:
