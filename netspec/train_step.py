@@ -83,6 +83,7 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
                                       step.op.saved(x, step.shape, flows, weights))
             (row.grad_input_macs, row.grad_weight_macs), row.keeps = step.backward[key]
             row.input_grads = tuple(flows)
+    report.errors.extend(_inplace_conflicts(report))
     for row in without_gradient(report, reached):
         report.warnings.append(Diagnostic(
             row.node.loc.at(), row.name,
@@ -431,6 +432,45 @@ def _label_bytes(report: Report) -> int:
         classes = shape[-1] if len(shape) == 2 else shape[0]
         total += ID_BYTES * (math.prod(shape) // classes)
     return total
+
+
+def _inplace_conflicts(report: Report) -> list[Diagnostic]:
+    """An in-place layer overwrites its input's memory: an error where an earlier layer
+    keeps that memory for its backward pass (torch stops the backward: "modified by an
+    inplace operation") or a later layer reads the old value (it would read the new)."""
+    overwriting = [row for row in report.layers if getattr(row.node.op, "inplace", False)
+                   and row.node.op.aliases(row.input_shapes, row.shape) == 0]
+    if not overwriting:
+        return []
+    block = {name: name for name in report.inputs}
+    position = dict.fromkeys(report.inputs, -1)
+    for at, row in enumerate(report.layers):
+        shared = row.node.op.aliases(row.input_shapes, row.shape)
+        block[row.name] = block[row.node.inputs[shared]] if shared is not None else row.name
+        position[row.name] = at
+    errors = []
+    for row in overwriting:
+        memory, at = block[row.name], position[row.name]
+        old = [n for n in block if block[n] == memory and position[n] < at]
+        for other in report.layers:
+            if other is row:
+                continue
+            if position[other.name] < at:
+                kept = [] if other.keeps is None else \
+                    [other.node.inputs[i] for i in other.keeps.inputs] + \
+                    ([other.name] if other.keeps.output else [])
+                clash = next((n for n in kept if n in old), None)
+                why = "keeps for its backward pass: torch would stop the backward"
+            else:
+                clash = next((n for n in other.node.inputs if n in old), None)
+                why = "reads after it (the new values, not the old)"
+            if clash is not None:
+                errors.append(Diagnostic(
+                    row.node.loc.at("inplace"), row.name,
+                    f"`inplace: true` overwrites `{clash}`, which `{other.name}` {why}",
+                    hint="drop `inplace`", code="inplace-conflict"))
+                break
+    return errors
 
 
 def without_gradient(report: Report, reached: set[str] | None = None) -> list[LayerReport]:
