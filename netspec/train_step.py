@@ -348,7 +348,8 @@ class _Blocks:
             peak = max(peak, batch * (live + grads.bytes + FLOAT * scratch.floats)
                        + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable
-            peak = max(peak, batch * (live + grads.bytes + new) + weights)
+            peak = max(peak, batch * (live + grads.bytes + new - FLOAT * scratch.released)
+                       + weights)
             for i, through in made:
                 if through and incoming is not None:
                     grads.share(i, incoming)

@@ -379,6 +379,16 @@ class WindowAttention(Op):
                        weights=features * features + (features if self.bias else 0)
                        if trainable else 0)
 
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """At the scores' bias add: the scores and the scores biased at once, beside the
+        queries scaled (held by the kernel) and the projection (held by the views of it;
+        with one head, kept anyway); V's copy, the weights and the output projection's copy
+        are not made yet: with more heads, the projection and Q less V's copy, 3 T*C."""
+        tokens = self._padded(x)
+        held = 3 * tokens if self.heads > 1 else tokens
+        return held + self.cost(x, y).scores - (tokens if trainable else 0)
+
     def _values(self) -> int:
         """V's tokens x features kept: a copy for the batched product, or with one head
         (V a view) the whole projection."""

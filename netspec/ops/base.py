@@ -162,10 +162,14 @@ class Saved(NamedTuple):
 class Scratch(NamedTuple):
     """What a layer's backward holds at its most, in the middle of it: `floats` float32
     elements per sample (intermediate gradients, the input gradients made so far), and
-    the elements of its trained weights whose gradients exist by then."""
+    the elements of its trained weights whose gradients exist by then; `released`, float32
+    elements per sample of what it keeps and of its output's gradient that it frees before
+    its last input gradient is made, less what it then holds besides them (an n-ary mul
+    frees each pairwise product's as it goes)."""
 
     floats: int = 0
     weights: int = 0
+    released: int = 0
 
 
 Ratio = int | Fraction

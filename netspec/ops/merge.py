@@ -128,10 +128,33 @@ class Mul(_Broadcast):
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
-        """A broadcast factor's gradient is the output's size before it is summed."""
-        grads = [math.prod(s) for s, needed in zip(x, needs_input_grad, strict=True) if needed]
-        broadcast = any(g < math.prod(y) for g in grads)
-        return Scratch(floats=sum(grads) + math.prod(y)) if broadcast else Scratch()
+        """torch multiplies pairwise from the left and runs the pairs' backwards from the
+        last: each makes its right factor's gradient and, where a factor on its left
+        requires grad, the left product's (a broadcast one through a temporary of the pair's
+        output size), then frees its output's gradient and the left product it kept. The
+        most held during a pair's backward (`floats`), and what is freed by the end beyond
+        the gradients still held then (`released`), both beside what it keeps and its
+        output's gradient."""
+        grads = [math.prod(s) if needed else 0 for s, needed in zip(x, needs_input_grad, strict=True)]
+        extra = most = 0
+        incoming = math.prod(y)
+        for j in range(len(x) - 1, 0, -1):
+            out, left = math.prod(self._partial(x, j + 1)), math.prod(self._partial(x, j))
+            into_left = left if any(needs_input_grad[:j]) else 0
+            temp = out if (grads[j] and grads[j] < out) or (into_left and left < out) else 0
+            most = max(most, extra + grads[j] + into_left + temp)
+            kept = left if j >= 2 and needs_input_grad[j] else 0
+            extra += grads[j] + into_left - incoming - kept
+            incoming = into_left
+        return Scratch(floats=most, released=sum(grads) - extra)
+
+    @staticmethod
+    def _partial(x: Sequence[Shape], count: int) -> Shape:
+        """The shape of the product of the first `count` factors."""
+        shape = x[0]
+        for factor in x[1:count]:
+            shape = tuple(max(m, n) for m, n in zip(shape, factor, strict=True))
+        return shape
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(operator.mul, pairwise=True)
