@@ -98,7 +98,7 @@ def compare(name: str, batch: int) -> float:
     assert layers(model) == layers(ref)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
     assert sum(b.numel() for b in model.buffers()) == sum(b.numel() for b in ref.buffers())
-    netspec.load_weights(model, ref.state_dict())
+    netspec.load_weights(model, ref.state_dict(), strict=True)
     assert model.lm_head.weight is model.wte.weight  # loading keeps the tie
     x = ids(name, batch)
     with torch.no_grad():

@@ -127,7 +127,7 @@ def test_compiled_module_computes_torchvision_s_function_at_an_odd_size(name: st
     size = (3, 131, 97)
     ref = reference(name)
     model = netspec.build(spec_path(name), seed=1, inputs=size).eval()
-    netspec.load_weights(model, ref.state_dict())
+    netspec.load_weights(model, ref.state_dict(), strict=True)
     x = torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ref(x), model(x)

@@ -91,7 +91,7 @@ def test_the_scale_computes_torchvision_s_function(spec: str, scale: str, argume
     assert (report.params, report.buffers) == (count(ref.parameters()), count(ref.buffers()))
     net = netspec.build(path, scale=scale).eval()
     assert weighted_layers(net) == weighted_layers(ref)
-    load_weights(net, ref.state_dict())
+    load_weights(net, ref.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ref(x), net(x)

@@ -133,7 +133,7 @@ def test_the_spec_computes_torchvision_s_function(name: str) -> None:
     assert (report.params, report.buffers) == (count(ref.parameters()), count(ref.buffers()))
     net = netspec.build(SPECS / f"{name}.yaml").eval()
     assert weighted_layers(net) == weighted_layers(ref)
-    load_weights(net, ref.state_dict())
+    load_weights(net, ref.state_dict(), strict=True)
     x = torch.randn(2, *REFERENCES[name][2], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ref(x), net(x)
@@ -180,7 +180,7 @@ def test_vit_attention_is_torchvision_s_in_weights_and_macs(name: str) -> None:
     from torchvision import models
 
     ref = models.vit_b_16()
-    pairs = load_weights(netspec.build(SPECS / f"{name}.yaml"), ref.state_dict())
+    pairs = load_weights(netspec.build(SPECS / f"{name}.yaml"), ref.state_dict(), strict=True)
     theirs = [k for k in ref.state_dict() if ".self_attention." in k]
     assert [pairs[k].split(".self_attention.")[1] for k in pairs if ".self_attention." in k] == \
         ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"] * 12

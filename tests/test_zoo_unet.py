@@ -82,7 +82,7 @@ def test_compiled_net_computes_the_reference(spec, size):
     torch.manual_seed(0)
     reference = UNet().eval()
     model = netspec.build(spec, inputs=size).eval()
-    netspec.load_weights(model, reference.state_dict())
+    netspec.load_weights(model, reference.state_dict(), strict=True)
     x = torch.randn(1, *size)
     with torch.no_grad():
         out = model(x)
