@@ -1,8 +1,8 @@
 """`netspec import` and `netspec summary`: a torch model read back as a spec.
 
 torch is the oracle: an imported spec checks to the model's parameter and buffer counts,
-builds with the model's `state_dict` keys (a Sequential's `0` written `_0`, mapped back by
-`torch_key`), loads the model's weights strictly and computes its outputs. Models come
+builds with the model's very `state_dict` keys (a Sequential's `0` is the layer `name: 0`),
+loads the model's weights strictly and computes its outputs. Models come
 from tests/importing/nets.py and from torchvision (NETSPEC_TORCHVISION, as the zoo tests)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 import netspec
 from netspec.cli import main
-from netspec.importer import ImportFailure, import_model, torch_key
+from netspec.importer import ImportFailure, import_model
 from netspec.importer.reference import parse_reference
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -51,8 +51,8 @@ def same_function(spec: str, model: torch.nn.Module, shape: tuple[int, ...]) -> 
                                                sum(b.numel() for b in model.buffers()))
     net = netspec.build(spec).eval()
     theirs = model.state_dict()
-    assert sorted(torch_key(k) for k in net.state_dict()) == sorted(theirs)
-    net.load_state_dict({k: theirs[torch_key(k)] for k in net.state_dict()}, strict=True)
+    assert list(net.state_dict()) == list(theirs)
+    net.load_state_dict(theirs, strict=True)
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want, got = model(x), net(x)
@@ -117,10 +117,12 @@ def test_reference_arguments_are_literals() -> None:
         ("a.b", "Net", [3], {"width": [1, 2], "name": "x"})
 
 
-def test_torch_key_maps_sequential_names_back() -> None:
-    assert torch_key("features._0.weight") == "features.0.weight"
-    assert torch_key("_3._1.bias") == "3.1.bias"
-    assert torch_key("layer1.0.conv_1.weight") == "layer1.0.conv_1.weight"
+def test_a_sequential_s_children_keep_their_integer_names() -> None:
+    imported = import_model("importing.nets:Net(width=4)", (3, 8, 8)).text
+    assert "name: 0" in imported and "_0" not in imported
+    from importing.nets import Net
+
+    assert list(netspec.build(imported).state_dict()) == list(Net(width=4).state_dict())
 
 
 def test_summary_prints_check_s_table_through_import() -> None:
@@ -128,14 +130,25 @@ def test_summary_prints_check_s_table_through_import() -> None:
     assert result.exit_code == 0, result.output
     want = str(netspec.check(import_model("importing.nets:Net(width=8)", (3, 16, 16)).text))
     assert result.output.strip() == want.strip()
-    assert "meta-device" not in result.output
+    assert result.output.startswith("net: input 3x16x16") and "meta-device" not in result.output
+
+
+@pytest.mark.needs("torchvision")
+def test_summary_is_titled_with_the_callable_s_name() -> None:
+    from torchvision import models
+
+    result = run("summary", "torchvision.models:resnet18", "--input", "3,32,32")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("resnet18: input 3x32x32")
+    params = sum(p.numel() for p in models.resnet18().parameters())
+    assert f"params {params:,}" in " ".join(result.output.split())
 
 
 def test_summary_falls_back_to_a_meta_trace_and_says_so() -> None:
     from importing.nets import Swapped
 
     text = netspec.summary(Swapped(), (3, 8, 8))
-    assert text.startswith("meta-device trace (not imported")
+    assert text.startswith("swapped: meta-device trace (not imported")
     assert "conv" in text and "[4, 6, 6]" in text and f"params {3 * 4 * 9 + 4:,}" in text
 
 

@@ -6,7 +6,6 @@ Imports torch: only `netspec import`, `netspec summary` and `netspec.summary` lo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
     from netspec.api import load
     from netspec.errors import SpecError
     from netspec.importer.blocks import Writer
-    from netspec.importer.reference import resolve
+    from netspec.importer.reference import model_name, resolve
     from netspec.importer.render import spec_text
     from netspec.importer.trace import read
 
@@ -42,8 +41,7 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
                             "express (--partial writes the rest):", traced.unexpressed)
     writer = Writer(traced)
     writer.build()
-    default = source.partition(":")[2].partition("(")[0] or source
-    text = spec_text(writer, name or default.lower(), tuple(shape), source)
+    text = spec_text(writer, name or model_name(model), tuple(shape), source)
     try:
         load(text)
     except SpecError as exc:  # a structure the writer cannot yet say: refuse, never write it
@@ -53,10 +51,4 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
     return Imported(text, traced.unexpressed)
 
 
-def torch_key(key: str) -> str:
-    """The model's `state_dict` key of an imported spec's: `features._0.weight` ->
-    `features.0.weight` (a Sequential's children are named `_0`, `_1`...)."""
-    return re.sub(r"(?<=^)_(\d+)(?=\.|$)|(?<=\.)_(\d+)(?=\.|$)", lambda m: m.group(1) or m.group(2), key)
-
-
-__all__ = ["ImportFailure", "Imported", "Unexpressed", "import_model", "torch_key"]
+__all__ = ["ImportFailure", "Imported", "Unexpressed", "import_model"]

@@ -1,8 +1,8 @@
 """Scopes read off a torch model, written as a spec: each module class becomes one block
 (instances that lack a layer others have keep it under `if:`; arguments that differ become
 parameters), a Sequential of one block's instances chained becomes a `repeat`, and every
-layer keeps its module's name, so the built spec's `state_dict` keys are the model's (but
-for a Sequential's `0` written `_0`: layer names are identifiers)."""
+layer keeps its module's name (a Sequential's `0` as `name: 0`), so the built spec's
+`state_dict` keys are the model's."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ class Writer:
         items = self.form(seq)
         chained = all(it.refs == (("input",) if k == 0 else (items[k - 1].name,))
                       for k, it in enumerate(items))
-        numbered = [it.name for it in items] == [f"_{k}" for k in range(len(items))]
+        numbered = [it.name for it in items] == [str(k) for k in range(len(items))]
         outputs = self._outputs(seq)
         if chained and numbered and outputs == [items[-1].name] and len(items) > 1:
             self.repeats[seq.path] = (self.block_of[children[0].path], len(items))  # type: ignore[union-attr]

@@ -42,6 +42,13 @@ def parse_reference(text: str) -> tuple[str, str, list[Any], dict[str, Any]]:
     return module, tree.func.id, args, kwargs
 
 
+def model_name(model: Any) -> str:
+    """The name a model's spec takes: the callable a reference names (`resnet50` for
+    `torchvision.models:resnet50`, `net` for `mypkg:Net(width=32)`), else the module's
+    class (`resnet`)."""
+    return (parse_reference(model)[1] if isinstance(model, str) else type(model).__name__).lower()
+
+
 def resolve(text: str) -> Any:
     """The torch module `text` names, made by importing its module and calling it."""
     import torch

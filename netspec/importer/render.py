@@ -16,6 +16,12 @@ def scalar(value: Any) -> str:
     return text.removesuffix("\n...").removesuffix("...").strip()
 
 
+def names(refs: tuple[str, ...]) -> str:
+    """Layer names in YAML: one or a list, a module's `0` as the integer `0` (the same name)."""
+    written = [int(r) if r.isdigit() else r for r in refs]
+    return scalar(written[0] if len(written) == 1 else written)
+
+
 def line(item: Item, prev: Item | None, args: dict[str, Any], when: str | None,
          prev_when: str | None, first_reads: tuple[str, ...]) -> str:
     """One layer: `- {conv2d: {out: 64, kernel: 3}, name: conv1}` (with `from`, `if`,
@@ -25,7 +31,7 @@ def line(item: Item, prev: Item | None, args: dict[str, Any], when: str | None,
     reads_previous = item.refs == ((prev.name,) if prev else first_reads) and \
         (prev is None or prev_when is None or prev_when == when)
     if cls is not None and cls.short_inputs and not args and len(item.refs) > 1:
-        parts.append(f"{item.kind}: {scalar(list(item.refs))}")
+        parts.append(f"{item.kind}: {names(item.refs)}")
         reads_previous = True
     elif args:
         parts.append(f"{item.kind}: {{" + ", ".join(f"{k}: {v}" for k, v in args.items()) + "}")
@@ -33,7 +39,7 @@ def line(item: Item, prev: Item | None, args: dict[str, Any], when: str | None,
         parts.append(item.kind)
     parts.append(f"name: {item.name}")
     if not reads_previous:
-        parts.append(f"from: {scalar(item.refs[0] if len(item.refs) == 1 else list(item.refs))}")
+        parts.append(f"from: {names(item.refs)}")
     if item.repeat > 1:
         parts.append(f"repeat: {item.repeat}")
     if when:
@@ -83,8 +89,8 @@ def spec_text(writer: Writer, name: str, shape: tuple[int, ...], source: str) ->
     """The whole spec: a header naming the source, input, blocks, layers."""
     root = writer.traced.root
     items = writer.form(root)
-    lines = [f"# Imported by `netspec import {source}`: layer names are the module's (a",
-             "# Sequential's 0, 1, ... written _0, _1), so state_dict keys match but for that.",
+    lines = [f"# Imported by `netspec import {source}`: layer names are the module's,",
+             "# so state_dict keys are the same.",
              f"name: {name}", f"input: {scalar(list(shape))}"]
     outputs = writer._outputs(root)
     if outputs and outputs[0] != items[-1].name:

@@ -15,19 +15,19 @@ def summary(model: Any, shape: tuple[int, ...]) -> str:
     """The summary table of `model` (a torch.nn.Module or `pkg.mod:factory(args)`) for
     per-sample inputs of `shape`."""
     from netspec.api import check
-    from netspec.importer.reference import resolve
+    from netspec.importer.reference import model_name, resolve
 
     module = resolve(model) if isinstance(model, str) else model
     try:
-        text = import_model(module, shape).text
+        text = import_model(module, shape, name=model_name(model)).text
     except ImportFailure as exc:
-        return _meta_table(module, shape, str(exc).splitlines()[0])
+        return _meta_table(module, shape, model_name(model), str(exc).splitlines()[0])
     return str(check(text))
 
 
-def _meta_table(module: Any, shape: tuple[int, ...], why: str) -> str:
+def _meta_table(module: Any, shape: tuple[int, ...], name: str, why: str) -> str:
     """Leaf modules in the order they ran on the meta device: name, class, output shape,
-    parameters; the totals under them."""
+    parameters; the totals under them; titled `name` as check's table is."""
     import copy
 
     import torch
@@ -49,7 +49,7 @@ def _meta_table(module: Any, shape: tuple[int, ...], why: str) -> str:
         for h in hooks:
             h.remove()
     width = max([len(r[0]) for r in rows] + [5])
-    lines = [f"meta-device trace (not imported: {why})",
+    lines = [f"{name}: meta-device trace (not imported: {why})",
              f"{'layer':<{width}}  {'torch':<20}  {'shape':<18}  {'params':>12}"]
     lines += [f"{n:<{width}}  {c:<20}  {s:<18}  {p:>12,}" for n, c, s, p in rows]
     total = sum(p.numel() for p in module.parameters())

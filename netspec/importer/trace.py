@@ -152,13 +152,8 @@ def _scope(scopes: dict[str, Scope], path: str, model: torch.nn.Module) -> Scope
         parent = _scope(scopes, path.rpartition(".")[0], model)
         scope = Scope(path, type(model.get_submodule(path)).__qualname__)
         scopes[path] = scope
-        parent.entries.append(Entry(local(path.rpartition(".")[2]), "", {}, [], scope))
+        parent.entries.append(Entry(path.rpartition(".")[2], "", {}, [], scope))
     return scopes[path]
-
-
-def local(name: str) -> str:
-    """A module's name as a spec layer name: Sequential's `0` as `_0` (names are identifiers)."""
-    return f"_{name}" if name[:1].isdigit() else name
 
 
 def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope) -> Entry:
@@ -166,7 +161,9 @@ def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope) -> Entry:
         module = model.get_submodule(str(node.target))
         calls = list(node.meta.get("nn_module_stack", {}))
         base, _, call = (calls[-1] if calls else "").rpartition("@")
-        name = local(str(node.target).rpartition(".")[2]) + (f"_{call}" if base and call else "")
+        name = str(node.target).rpartition(".")[2]
+        if base and call:  # a stateless module called again: a layer of its own, no tensors
+            name = _fresh(f"{name}_{call}" if name.isidentifier() else f"call{name}_{call}", scope)
         if base and call and any(True for _ in module.parameters()):
             return _missing(node, name, scope, f"{type(module).__name__} called again (shared weights)")
         found = module_op(module, _in(node), _out(node))
