@@ -139,8 +139,25 @@ class Writer:
             for s in ready:
                 groups.setdefault(self._group_key(s), []).append(s)
             for members in groups.values():
-                self._add_block(members)
+                for alike in self._alike(members):
+                    self._add_block(alike)
             pending = [s for s in pending if s not in ready]
+
+    def _alike(self, members: list[Scope]) -> list[list[Scope]]:
+        """`members` in parts within which each layer name is one layer (one op reading the
+        same values), so one block can hold them: a Conv2dNormActivation whose `2` is a ReLU
+        and one whose `2` is a Hardswish are two blocks."""
+        parts: list[tuple[dict[str, Any], list[Scope]]] = []
+        for scope in members:
+            keys = {it.name: it.key() for it in self.form(scope)}
+            for seen, part in parts:
+                if all(seen.get(name, key) == key for name, key in keys.items()):
+                    seen.update(keys)
+                    part.append(scope)
+                    break
+            else:
+                parts.append((keys, [scope]))
+        return [part for _, part in parts]
 
     def _group_key(self, scope: Scope) -> Any:
         ins = len(self.inputs[scope.path])
@@ -246,8 +263,15 @@ class Writer:
                     block.calls.setdefault(s.path, {})[param] = given[0] if v is None else v
         for s in block.instances:
             block.calls.setdefault(s.path, {})
-        outputs = self._outputs(block.instances[0])
-        block.output = outputs[0] if outputs and outputs[0] != union[-1].name else None
+        block.output = self._output(block.instances, forms)
+
+    def _output(self, instances: list[Scope], forms: list[list[Item]]) -> str | None:
+        """A block's `output:`, None where each instance returns its own last layer (the
+        default, also where a later layer is left out by `if:`: a residual's `add`)."""
+        outputs = [self._outputs(s)[:1] for s in instances]
+        if all(out in ([], [form[-1].name]) for out, form in zip(outputs, forms, strict=True)):
+            return None
+        return outputs[0][0] if outputs[0] else None
 
 
 def _snake(name: str) -> str:

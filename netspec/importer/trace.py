@@ -78,6 +78,8 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
         raise ImportFailure(f"torch.fx cannot trace the model: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     _shapes(model, graph, shape)
+    if _global_pools(graph):
+        _shapes(model, graph, shape)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise ImportFailure(f"the model's forward takes {len(placeholders)} inputs; netspec "
@@ -129,6 +131,47 @@ def _shapes(model: torch.nn.Module, graph: torch.fx.Graph, shape: tuple[int, ...
     except Exception as exc:
         raise ImportFailure(f"the model does not run on a {list(shape)} input: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _global_pools(graph: torch.fx.Graph) -> int:
+    """Rewrite each mean over all spatial dims (`x.mean([2, 3])`, `torch.mean(x, (-2, -1),
+    keepdim=True)`: MNASNet's head) as the layers netspec says it with, an adaptive average
+    pool to size 1, then (without keepdim) a flatten from dim 1; return how many."""
+    count = 0
+    for node in list(graph.nodes):
+        pooled = _pool_of_mean(node)
+        if pooled is None:
+            continue
+        fn, keep = pooled
+        with graph.inserting_before(node):
+            value = graph.call_function(fn, (node.args[0], 1))
+            if not keep:
+                value.meta = dict(node.meta)
+                value = graph.call_function(torch.flatten, (value, 1))
+        value.meta = dict(node.meta)
+        node.replace_all_uses_with(value)
+        graph.erase_node(node)
+        count += 1
+    return count
+
+
+def _pool_of_mean(node: torch.fx.Node) -> tuple[Any, bool] | None:
+    """(the adaptive average pool, keepdim) when `node` means its input over every spatial
+    dim of a batch of [C, *spatial] maps (1 to 3 spatial dims), else None."""
+    if (node.op, node.target) not in (("call_method", "mean"), ("call_function", torch.mean)):
+        return None
+    if not isinstance(node.args[0], torch.fx.Node):
+        return None
+    given = dict(zip(("dim", "keepdim"), node.args[1:], strict=False)) | dict(node.kwargs)
+    rank = len(_out(node.args[0])) + 1
+    dims = given.get("dim")
+    dims = [dims] if isinstance(dims, int) else dims
+    if set(given) - {"dim", "keepdim"} or not isinstance(dims, list | tuple) or not 3 <= rank <= 5:
+        return None
+    if sorted(d % rank for d in dims) != list(range(2, rank)) or len(dims) != rank - 2:
+        return None
+    fn = getattr(torch.nn.functional, f"adaptive_avg_pool{rank - 2}d")
+    return fn, bool(given.get("keepdim", False))
 
 
 def _where(node: torch.fx.Node) -> str:

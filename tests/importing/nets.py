@@ -21,12 +21,27 @@ class Net(nn.Module):
 
 
 class Swapped(nn.Module):
-    """A conv, then a mean over height and width as a Tensor method (`x.mean((2, 3))`):
-    no netspec op is read from it."""
+    """A conv, then a cumulative sum over channels as a Tensor method (`x.cumsum(1)`): no
+    netspec op is read from it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).mean((2, 3))
+        return self.conv(x).cumsum(1)
+
+
+class Means(nn.Module):
+    """Means over every spatial dim, as MNASNet's head and squeeze-excitation take them:
+    `x.mean([2, 3])` and `torch.mean(x, (-2, -1), keepdim=True)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        y = y * torch.mean(y, (-2, -1), keepdim=True)
+        return self.fc(y.mean([2, 3]))
