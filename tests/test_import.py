@@ -78,6 +78,28 @@ def test_a_mean_over_space_is_a_global_pool() -> None:
     same_function(text, Means(), (3, 8, 8))
 
 
+def test_dims_moved_by_functions_and_methods_are_permute_and_transpose() -> None:
+    from importing.nets import Reordered
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Reordered", (3, 4, 6)).text
+    assert "permute: {dims: [0, 2, 3, 1]}" in text and "permute: {dims: [0, 3, 1, 2]}" in text
+    assert "transpose: {dim0: 2, dim1: 3}" in text
+    same_function(text, Reordered(), (3, 4, 6))
+
+
+@pytest.mark.needs("torchvision")
+def test_torchvision_s_stochastic_depth_is_drop_path() -> None:
+    from importing.nets import Residual
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Residual", (3, 8, 8)).text
+    assert "drop_path: {p: 0.25}" in text
+    same_function(text, Residual(), (3, 8, 8))
+    with pytest.raises(ImportFailure, match="stochastic_depth with mode 'batch'"):
+        import_model("importing.nets:Residual(mode='batch')", (3, 8, 8))
+
+
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:
     out = tmp_path / "net.yaml"
     result = run("import", "importing.nets:Net(width=4, classes=3)", "-o", str(out),

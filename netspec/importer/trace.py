@@ -21,7 +21,7 @@ import inspect
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_origin
 
 import torch
 import torch.fx
@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from torch.fx.passes.shape_prop import ShapeProp
 
 from netspec.importer.errors import ImportFailure, Unexpressed
-from netspec.ops import LAYER_OPS, Op, TorchCall
+from netspec.ops import LAYER_OPS, OPS, Op, TorchCall
 
 
 @dataclass
@@ -317,9 +317,15 @@ def _function_op(node: torch.fx.Node) -> Op | str:
             return _call_op(op_cls, node)
         name = getattr(fn, "__name__", str(fn))
         shown = f"{getattr(fn, '__module__', '') or 'torch'}.{name}"
+        foreign = FOREIGN.get(shown)
+        if foreign is not None:
+            return foreign(inspect.signature(fn).bind(*node.args, **node.kwargs).arguments)
     elif node.op == "call_method":
         name, fn = str(node.target), None
         shown = f"Tensor.{name}"
+        op_cls = next((c for f, c in _calls().items() if getattr(f, "__name__", "") == name), None)
+        if op_cls is not None:  # x.permute(0, 2, 3, 1): the method of the op's function
+            return _call_op(op_cls, node)
     else:
         return f"{node.op} {node.target}"
     module = _module_form(name, fn, node)
@@ -329,30 +335,64 @@ def _function_op(node: torch.fx.Node) -> Op | str:
 
 
 def _calls() -> dict[Any, type[Op]]:
-    """The functions ops compile to, from each op's own `to_torch` at its defaults."""
+    """The functions ops compile to, from each op's own `to_torch`."""
     table: dict[Any, type[Op]] = {}
     for cls in LAYER_OPS:
-        if cls.torch_class is not None:
-            continue
-        try:
-            made = cls.model_construct().to_torch(torch, [], ())
-        except Exception:  # needs arguments or shapes to say: not one of the plain calls
-            continue
-        if isinstance(made, TorchCall):
-            table.setdefault(made.fn, cls)
+        call = _call_of(cls)
+        if call is not None:
+            table.setdefault(call.fn, cls)
     return table
 
 
+def _call_of(cls: type[Op]) -> TorchCall | None:
+    """The call `cls` compiles to, read off its `to_torch` at its defaults and its required
+    arguments zero or empty (only the function and the keywords it passes are read); None
+    for an op compiling to a module or needing shapes to say."""
+    if cls.torch_class is not None:
+        return None
+    blank = {name: [] if get_origin(info.annotation) is list else 0
+             for name, info in cls.model_fields.items() if info.is_required()}
+    try:
+        made = cls.model_construct(**blank).to_torch(torch, [], ())
+    except Exception:  # needs arguments or shapes to say: not one of the plain calls
+        return None
+    return made if isinstance(made, TorchCall) else None
+
+
 def _call_op(cls: type[Op], node: torch.fx.Node) -> Op | str:
-    """The op of a call of its function: its tensor arguments are inputs, the keyword
-    arguments its `TorchCall` passes are read from the call (`torch.cat(xs, 1)`: dim 1)."""
-    call = cls.model_construct().to_torch(torch, [], ())
-    extra = [a for a in node.args if not isinstance(a, torch.fx.Node | list | tuple)]
+    """The op of a call of its function (or of the Tensor method of its name): its tensor
+    arguments are inputs, the keyword arguments its `TorchCall` passes are read from the
+    call (`torch.cat(xs, 1)`: dim 1; `x.permute(0, 2, 3, 1)`: dims as torch packs them)."""
+    call = _call_of(cls)
+    assert call is not None
+    extra = [a for a in node.args if not _holds_values(a)]
+    if len(call.kwargs) == 1 and len(extra) > 1 and all(isinstance(a, int) for a in extra):
+        extra = [extra]
     args = dict(zip(call.kwargs, extra, strict=False)) | {k: v for k, v in node.kwargs.items()
                                                           if k in call.kwargs}
     if set(node.kwargs) - set(call.kwargs) or len(extra) > len(call.kwargs):
         return f"{getattr(node.target, '__name__', node.target)} with arguments {cls.kind()} has not"
     return _validated(cls, args) or f"{cls.kind()}({args})"
+
+
+def _holds_values(arg: Any) -> bool:
+    """Whether a call's argument is a tensor of the graph or a list holding some."""
+    if isinstance(arg, list | tuple):
+        return any(isinstance(a, torch.fx.Node) for a in arg)
+    return isinstance(arg, torch.fx.Node)
+
+
+def _drop_path(args: dict[str, Any]) -> Op | str:
+    """torchvision's `stochastic_depth(x, p, mode)`: drop_path where it drops whole samples
+    (mode "row"; "batch" drops the whole batch, which no op does)."""
+    if args.get("mode") != "row":
+        return f"stochastic_depth with mode {args.get('mode')!r} (drop_path is mode 'row')"
+    return _validated(OPS["drop_path"], {"p": args["p"]}) or f"stochastic_depth p={args['p']}"
+
+
+FOREIGN = {"torchvision.ops.stochastic_depth.stochastic_depth": _drop_path}
+"""Functions of other libraries that fx keeps as calls (`torch.fx.wrap`), by module and
+name, and the op each computes."""
 
 
 FUNCTION_DEFAULTS = {"flatten": {"start_dim": 0}}

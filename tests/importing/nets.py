@@ -45,3 +45,31 @@ class Means(nn.Module):
         y = self.conv(x)
         y = y * torch.mean(y, (-2, -1), keepdim=True)
         return self.fc(y.mean([2, 3]))
+
+
+class Reordered(nn.Module):
+    """Dims moved by functions and Tensor methods, as ConvNeXt and Swin move them: a linear
+    layer over channels of an NHWC view, and back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(torch.permute(x, [0, 2, 3, 1]))  # (N, H, W, 4)
+        return y.permute(0, 3, 1, 2).transpose(2, 3)  # (N, 4, W, H)
+
+
+class Residual(nn.Module):
+    """A residual branch under torchvision's StochasticDepth (EfficientNet's), imported as
+    drop_path: the identity in eval, whole samples dropped in training."""
+
+    def __init__(self, p: float = 0.25, mode: str = "row") -> None:
+        super().__init__()
+        from torchvision.ops import StochasticDepth
+
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.drop = StochasticDepth(p, mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(self.conv(x))
