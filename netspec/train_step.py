@@ -83,7 +83,8 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
                                       step.op.saved(x, step.shape, flows, weights))
             (row.grad_input_macs, row.grad_weight_macs), row.keeps = step.backward[key]
             row.input_grads = tuple(flows)
-    report.errors.extend(_inplace_conflicts(report))
+    for conflict in _inplace_conflicts(report):
+        (report.errors if conflict.severity == "error" else report.warnings).append(conflict)
     for row in without_gradient(report, reached):
         report.warnings.append(Diagnostic(
             row.node.loc.at(), row.name,
@@ -436,9 +437,10 @@ def _label_bytes(report: Report) -> int:
 
 
 def _inplace_conflicts(report: Report) -> list[Diagnostic]:
-    """An in-place layer overwrites its input's memory: an error where an earlier layer
-    keeps that memory for its backward pass (torch stops the backward: "modified by an
-    inplace operation") or a later layer reads the old value (it would read the new)."""
+    """An in-place layer overwrites its input's memory: an error where a later layer reads
+    the old value (it would read the new, in inference too); a warning where an earlier
+    layer keeps that memory for its backward pass (torch stops the backward: "modified by
+    an inplace operation"), which `netspec train` refuses."""
     overwriting = [row for row in report.layers if getattr(row.node.op, "inplace", False)
                    and row.node.op.aliases(row.input_shapes, row.shape) == 0]
     if not overwriting:
@@ -461,15 +463,15 @@ def _inplace_conflicts(report: Report) -> list[Diagnostic]:
                     [other.node.inputs[i] for i in other.keeps.inputs] + \
                     ([other.name] if other.keeps.output else [])
                 clash = next((n for n in kept if n in old), None)
-                why = "keeps for its backward pass: torch would stop the backward"
+                why, severity = "keeps for its backward pass: training would stop", "warning"
             else:
                 clash = next((n for n in other.node.inputs if n in old), None)
-                why = "reads after it (the new values, not the old)"
+                why, severity = "reads after it (the new values, not the old)", "error"
             if clash is not None:
                 errors.append(Diagnostic(
                     row.node.loc.at("inplace"), row.name,
                     f"`inplace: true` overwrites `{clash}`, which `{other.name}` {why}",
-                    hint="drop `inplace`", code="inplace-conflict"))
+                    hint="drop `inplace`", severity=severity, code="inplace-conflict"))
                 break
     return errors
 

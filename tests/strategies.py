@@ -838,8 +838,42 @@ def fork_specs(draw: Draw) -> Case:
         last = add(*_next_layer(draw, known[last], f"z{i}"))
     # sometimes a branch is an output too: the compiled module returns a tuple
     outputs = [last, draw(st.sampled_from(ends))] if draw(st.booleans()) else None
+    _in_place_only_where_alone(layers, outputs or [])
     del known["input"]
     return Case(spec(x, layers, outputs), known)
+
+
+VIEWS = frozenset({"slice", "select", "chunk", "split", "center_crop", "identity", "flatten",
+                   "reshape", "unflatten", "permute", "transpose"})
+"""Ops whose output is a view of their input's memory (and in-place layers, and dropout of
+p 0)."""
+
+
+def _in_place_only_where_alone(layers: list[Layer], outputs: list[str]) -> None:
+    """Drops `inplace` from a layer whose input's memory (through views) another layer or
+    an output also reads: overwriting it would change what they read, which netspec
+    refuses."""
+    root: dict[str, str] = {"input": "input"}
+    readers: dict[str, int] = {}
+    previous = "input"
+    for entry in layers:
+        op, args = next((k, v) for k, v in entry.items() if k not in ("name", "from", "frozen"))
+        source = entry.get("from", previous)
+        sources = source if isinstance(source, list) else [source]
+        view = op in VIEWS or (isinstance(args, dict) and (args.get("inplace") or args.get("p") == 0))
+        root[entry["name"]] = root[sources[0]] if view else entry["name"]
+        for name in sources:
+            readers[root[name]] = readers.get(root[name], 0) + 1
+        previous = entry["name"]
+    for name in outputs:
+        readers[root[name]] = readers.get(root[name], 0) + 1
+    previous = "input"
+    for entry in layers:
+        args = next(v for k, v in entry.items() if k not in ("name", "from", "frozen"))
+        source = entry.get("from", previous)
+        if isinstance(args, dict) and args.get("inplace") and readers[root[source]] > 1:
+            args["inplace"] = False
+        previous = entry["name"]
 
 
 # -- near the limits -------------------------------------------------------------------

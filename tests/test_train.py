@@ -408,6 +408,19 @@ def test_scientific_notation_reads_as_a_number(spec_text) -> None:
     assert spec.training.lr == 3e-4 and spec.training.optimizer.options.weight_decay == 0.05
 
 
+def test_an_in_place_layer_a_backward_cannot_run_past_is_refused_at_its_line(
+        tmp_path: Path) -> None:
+    """Not torch's "modified by an inplace operation" traceback after the first step."""
+    spec = tmp_path / "inplace.yaml"
+    spec.write_text("input: [1, 4, 4]\nlayers:\n  - flatten\n  - linear: 8\n  - sigmoid\n"
+                    "  - relu: {inplace: true}\n  - linear: 10\n")
+    result = CliRunner().invoke(main, ["train", str(spec), "--data", "synthetic",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert f"{spec}:6:21: error: relu1: `inplace: true` overwrites `sigmoid1`" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
 NO_WEIGHTS = "no layer has trainable parameters (every one frozen, or none has weights)"
 
 

@@ -127,3 +127,14 @@ def test_trained_parameters_no_gradient_reaches_are_named_with_their_count(spec_
     assert warning.message.startswith(f"its {8 * 8 + 8:,} trained parameters get no gradient")
     frozen = text.replace("name: early}", "name: early, frozen: true}")
     assert warnings(spec_text, frozen, "no-gradient") == []
+
+
+def test_an_in_place_layer_overwriting_what_a_backward_needs_is_named(spec_text):
+    """A sigmoid keeps its output for its backward pass; a relu in place after it overwrites
+    it: valid for inference, a warning naming both (training refuses it)."""
+    text = "input: [8]\nlayers:\n  - linear: 8\n  - sigmoid\n  - relu: {inplace: true}\n"
+    [warning] = warnings(spec_text, text, "inplace-conflict")
+    assert (warning.path, warning.where.line) == ("relu1", 5)
+    assert warning.message == ("`inplace: true` overwrites `sigmoid1`, which `sigmoid1` keeps "
+                               "for its backward pass: training would stop")
+    assert warnings(spec_text, text.replace("sigmoid", "batchnorm1d"), "inplace-conflict") == []

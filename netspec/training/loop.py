@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,9 +202,14 @@ def run(spec: Spec, report: Report, overrides: dict[str, Any], resume: Path | No
 
 
 def _require_gradients(spec: Spec, report: Report) -> None:
-    """TrainError unless a gradient reaches some trained parameter: a network with none
-    (every layer frozen, or no weights) or whose outputs depend on none has nothing to
-    train."""
+    """TrainError unless a gradient reaches some trained parameter (a network with none,
+    every layer frozen or no weights, or whose outputs depend on none has nothing to
+    train); SpecError, positioned, unless the backward pass can run (no in-place layer
+    overwrites what another keeps for it: check's `inplace-conflict` warning)."""
+    conflicts = [replace(w, severity="error") for w in report.warnings
+                 if w.code == "inplace-conflict"]
+    if conflicts:
+        raise SpecError(conflicts)
     if not report.trainable_params:
         raise TrainError(f"{spec.name} has nothing to train: no layer has trainable parameters "
                          "(every one frozen, or none has weights)")
