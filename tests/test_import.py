@@ -88,6 +88,25 @@ def test_dims_moved_by_functions_and_methods_are_permute_and_transpose() -> None
     same_function(text, Reordered(), (3, 4, 6))
 
 
+def test_a_concatenation_of_one_map_is_that_map() -> None:
+    from importing.nets import Dense
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Dense", (3, 8, 8)).text
+    assert "- {identity, name: identity}" in text
+    same_function(text, Dense(), (3, 8, 8))
+
+
+def test_modules_of_a_container_keep_its_name_or_are_refused() -> None:
+    from importing.nets import Stack
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Stack", (3, 8, 8)).text
+    same_function(text, Stack(), (3, 8, 8))  # keys blocks.0.weight, ...
+    with pytest.raises(ImportFailure, match="convs: `concat` is defined later"):
+        import_model("importing.nets:Dense(listed=True)", (3, 8, 8))
+
+
 @pytest.mark.needs("torchvision")
 def test_torchvision_s_stochastic_depth_is_drop_path() -> None:
     from importing.nets import Residual

@@ -176,10 +176,14 @@ def _pool_of_mean(node: torch.fx.Node) -> tuple[Any, bool] | None:
 
 def _where(node: torch.fx.Node) -> str:
     """The path of the module whose forward made `node` (fx's `@1` marks of a module's
-    later calls dropped)."""
+    later calls dropped); for a module called through a container whose own forward is
+    never run (`for block in self.blocks: x = block(x)` over an nn.ModuleList), that
+    container, so the module keeps its name (`blocks.0`)."""
     stack = [key.partition("@")[0] for key in node.meta.get("nn_module_stack", {})]
     if node.op == "call_module":
-        return stack[-2] if len(stack) > 1 else ""
+        caller = stack[-2] if len(stack) > 1 else ""
+        parent = str(node.target).rpartition(".")[0]
+        return parent if parent.startswith(f"{caller}." if caller else "") else caller
     return stack[-1] if stack else ""
 
 
@@ -365,6 +369,8 @@ def _call_op(cls: type[Op], node: torch.fx.Node) -> Op | str:
     call (`torch.cat(xs, 1)`: dim 1; `x.permute(0, 2, 3, 1)`: dims as torch packs them)."""
     call = _call_of(cls)
     assert call is not None
+    if call.packed and len(_reads(node)) == 1:  # torch.cat([x], 1), DenseNet's first layer: x
+        return OPS["identity"]()
     extra = [a for a in node.args if not _holds_values(a)]
     if len(call.kwargs) == 1 and len(extra) > 1 and all(isinstance(a, int) for a in extra):
         extra = [extra]

@@ -73,3 +73,39 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop(self.conv(x))
+
+
+class Dense(nn.Module):
+    """DenseNet's pattern: each conv reads the concatenation of all the maps before it, the
+    first a list of one (`torch.cat([x], 1)`: x itself). With `listed`, the convs sit in an
+    nn.ModuleList called between the root's concatenations: a block cannot hold them."""
+
+    def __init__(self, listed: bool = False) -> None:
+        super().__init__()
+        convs = [nn.Conv2d(3 + 2 * k, 2, 3, padding=1) for k in range(3)]
+        if listed:
+            self.convs = nn.ModuleList(convs)
+        else:
+            for k, conv in enumerate(convs):
+                self.add_module(f"conv{k}", conv)
+        self.listed = listed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = [x]
+        for conv in self.convs if self.listed else (self.conv0, self.conv1, self.conv2):
+            maps.append(conv(torch.cat(maps, 1)))
+        return torch.cat(maps, 1)
+
+
+class Stack(nn.Module):
+    """Convs in an nn.ModuleList run in a loop (its own forward never runs): their keys are
+    `blocks.0.weight`, ..."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Conv2d(3, 3, 3, padding=1) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
