@@ -26,7 +26,7 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
     per-sample inputs of `shape`. Raises ImportFailure listing what the language cannot
     express, unless `partial`: then each such computation is an `identity` placeholder
     marked with a comment naming its module."""
-    from netspec.api import load
+    from netspec.api import check
     from netspec.errors import SpecError
     from netspec.importer.blocks import Writer
     from netspec.importer.reference import model_name, resolve
@@ -43,11 +43,17 @@ def import_model(model: Any, shape: tuple[int, ...], *, partial: bool = False,
     writer.build()
     text = spec_text(writer, name or model_name(model), tuple(shape), source)
     try:
-        load(text)
+        report = check(text)
     except SpecError as exc:  # a structure the writer cannot yet say: refuse, never write it
-        raise ImportFailure(f"{source}: the spec written for it does not load (netspec "
+        raise ImportFailure(f"{source}: the spec written for it does not check (netspec "
                             "import cannot yet express its structure):",
                             [Unexpressed("", d.format()) for d in exc.errors[:5]]) from None
+    held = (sum(p.numel() for p in module.parameters()), sum(b.numel() for b in module.buffers()))
+    if not traced.unexpressed and (report.params, report.buffers) != held:
+        raise ImportFailure(f"{source}: the spec written for it holds {report.params:,} "
+                            f"parameters and {report.buffers:,} buffer values, the model "
+                            f"{held[0]:,} and {held[1]:,} (netspec import cannot yet express "
+                            "its structure)")
     return Imported(text, traced.unexpressed)
 
 

@@ -7,6 +7,7 @@ layer keeps its module's name (a Sequential's `0` as `name: 0`), so the built sp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,12 +145,13 @@ class Writer:
             pending = [s for s in pending if s not in ready]
 
     def _alike(self, members: list[Scope]) -> list[list[Scope]]:
-        """`members` in parts within which each layer name is one layer (one op reading the
-        same values), so one block can hold them: a Conv2dNormActivation whose `2` is a ReLU
-        and one whose `2` is a Hardswish are two blocks."""
+        """`members` in parts that one block can hold: a repeat's arguments are expressions
+        of its own `i`, so the instances of a part repeat with the same ones (MobileNetV3's
+        blocks of three Conv2dNormActivation, their widths differing) and never pass them
+        as the block's parameters."""
         parts: list[tuple[dict[str, Any], list[Scope]]] = []
         for scope in members:
-            keys = {it.name: it.key() for it in self.form(scope)}
+            keys = {it.name: it.args for it in self.form(scope) if it.repeat > 1}
             for seen, part in parts:
                 if all(seen.get(name, key) == key for name, key in keys.items()):
                     seen.update(keys)
@@ -239,7 +241,8 @@ class Writer:
             if negated in flags:
                 block.when[index] = f"not {flags[negated]}"
             else:
-                flag = flags.get(pattern) or _ident(f"has_{union[index].name.lstrip('_')}")
+                flag = flags.get(pattern) or _unused(f"has_{union[index].name}", block.params,
+                                                     flags.values())
                 flags[pattern] = flag
                 block.when[index] = flag
         for pattern, flag in flags.items():
@@ -254,7 +257,8 @@ class Writer:
                 given = [v for v in values if v is not None]
                 if all(v == given[0] for v in given):
                     continue
-                param = shared.get(values) or _ident(f"{union[index].name.lstrip('_')}_{arg}")
+                param = shared.get(values) or _unused(f"{union[index].name}_{arg}", block.params,
+                                                      flags.values())
                 shared[values] = param
                 block.slots[(index, arg)] = param
                 block.params[param] = None
@@ -281,6 +285,17 @@ def _snake(name: str) -> str:
 def _ident(text: str) -> str:
     text = re.sub(r"\W", "_", text)
     return text if text[:1].isalpha() else f"p{text}"
+
+
+def _unused(stem: str, *taken: Iterable[str]) -> str:
+    """A parameter name from `stem` that none of `taken` holds: `has_2`, then `has_2_2`
+    (a block whose `2` is a ReLU in some instances and a Hardswish in others)."""
+    used = {name for names in taken for name in names}
+    name, k = _ident(stem), 1
+    while name in used:
+        k += 1
+        name = _ident(f"{stem}_{k}")
+    return name
 
 
 def _expr(value: Any) -> str:
