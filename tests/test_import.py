@@ -162,6 +162,17 @@ def test_bad_references_are_refused_in_one_line(text: str, message: str) -> None
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_a_module_in_the_current_directory_is_found(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "here_nets.py").write_text("from torch import nn\n\n\ndef tiny():\n"
+                                           "    return nn.Sequential(nn.Linear(3, 2))\n")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", "here_nets:tiny", "--input", "3", "-o", "tiny.yaml")
+    assert result.exit_code == 0, result.output
+    assert netspec.check(tmp_path / "tiny.yaml").params == 3 * 2 + 2
+    assert str(tmp_path) not in sys.path
+
+
 def test_reference_arguments_are_literals() -> None:
     assert parse_reference("a.b:Net(3, width=[1, 2], name='x')") == \
         ("a.b", "Net", [3], {"width": [1, 2], "name": "x"})

@@ -2,13 +2,17 @@
 
 The part after the colon is parsed with `ast`: a name, or a call of one whose arguments are
 literals (numbers, strings, booleans, None, lists, tuples, dicts), each read with
-`ast.literal_eval`. Nothing of it is evaluated as code; the module is imported and the
-callable called with those arguments."""
+`ast.literal_eval`. Nothing of it is evaluated as code; the module is imported (the current
+directory searched first, as `python -m` does) and the callable called with those
+arguments."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
+import sys
+from types import ModuleType
 from typing import Any
 
 from netspec.importer.errors import ImportFailure
@@ -49,13 +53,27 @@ def model_name(model: Any) -> str:
     return (parse_reference(model)[1] if isinstance(model, str) else type(model).__name__).lower()
 
 
+def _imported(name: str) -> ModuleType:
+    """The module `name`, the current directory searched first (`mypkg.nets` in the project
+    one runs `netspec import` in), as `python -m` finds modules."""
+    here = os.getcwd()
+    added = here not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(here)
+
+
 def resolve(text: str) -> Any:
     """The torch module `text` names, made by importing its module and calling it."""
     import torch
 
     module_name, attr, args, kwargs = parse_reference(text)
     try:
-        module = importlib.import_module(module_name)
+        module = _imported(module_name)
     except ImportError as exc:
         raise ImportFailure(f"{text!r}: cannot import {module_name} ({exc})") from None
     factory = getattr(module, attr, None)
