@@ -96,7 +96,7 @@ def cost(report: Report, train: Any = None, batch: int | None = None, device: st
     for row in report.layers:
         row.recomputed = row.name in again
     kind, ops = _optimizer(train)
-    report.optimizer, report.optimizer_flops = kind, ops * report.trainable_params
+    report.optimizer, report.optimizer_flops = kind, ops * _trained(report)
     memory(report, train, batch, device)
     return report
 
@@ -142,8 +142,9 @@ def memory(report: Report, train: Any = None, batch: int | None = None, device: 
     low = precision in ("bf16", "fp16")
     blocks = _Blocks(report, MASK_BYTES[device])
     weights = report.param_bytes
-    gradients = FLOAT * report.trainable_params
-    state = FLOAT * report.trainable_params * _state_tensors(train)
+    trained = _trained(report)
+    gradients = FLOAT * trained
+    state = FLOAT * trained * _state_tensors(train)
     casts = HALF * sum(r.params for r in report.layers
                        if low and r.keeps is not None and r.node.op.family in AUTOCAST_FAMILIES)
     held = weights + state + batch * blocks.inputs  # through the whole step
@@ -434,6 +435,12 @@ def _label_bytes(report: Report) -> int:
         classes = shape[-1] if len(shape) == 2 else shape[0]
         total += ID_BYTES * (math.prod(shape) // classes)
     return total
+
+
+def _trained(report: Report) -> int:
+    """The trained parameters a gradient reaches: those the optimizer updates and keeps
+    state for (torch skips a parameter whose gradient is None)."""
+    return sum(row.trainable for row in report.layers if row.keeps is not None)
 
 
 def _inplace_conflicts(report: Report) -> list[Diagnostic]:

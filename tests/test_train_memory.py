@@ -369,3 +369,18 @@ def test_random_networks_step_peak_as_torch_allocates(case: Any) -> None:
 def test_storage_peak_counts_as_memtracker_does(spec):
     """The two measurers of a real step agree to the byte."""
     assert step_peak(spec, tracker="storages") == step_peak(spec)
+
+
+def test_weights_no_gradient_reaches_hold_no_gradient_or_optimizer_state():
+    """torch's optimizers skip a parameter whose gradient is None: the early linear layer
+    (read by `sinusoidal_positions` for its shape only) counts in the weights alone, and
+    in a real step's peak as netspec estimates it."""
+    spec = {"name": "t", "input": [8], "layers": [
+        {"linear": 8, "name": "early"}, {"reshape": [2, 4]}, {"sinusoidal_positions": {"dim": 4}},
+        "flatten", {"linear": 3, "name": "head"}]}
+    report = netspec.check(spec)
+    memory = train_step.memory(report, None, batch=STEP_BATCH)
+    head, early = 8 * 3 + 3, 8 * 8 + 8
+    assert memory.weights == 4 * (head + early)
+    assert (memory.gradients, memory.optimizer_state) == (4 * head, 2 * 4 * head)
+    assert abs(memory.peak - step_peak(spec)) <= TOLERANCE * memory.peak
