@@ -209,7 +209,7 @@ def test_summary_falls_back_to_a_meta_trace_and_says_so() -> None:
     from importing.nets import Swapped
 
     text = netspec.summary(Swapped(), (3, 8, 8))
-    assert text.startswith("swapped: meta-device trace (not imported")
+    assert text.startswith("swapped: meta-device trace (not imported: (root): Tensor.cumsum")
     assert "conv" in text and "[4, 6, 6]" in text and f"params {3 * 4 * 9 + 4:,}" in text
 
 
@@ -220,6 +220,30 @@ def test_resnet18_imports_and_matches_torchvision() -> None:
     text = import_model("torchvision.models:resnet18", (3, 32, 32)).text
     torch.manual_seed(0)
     same_function(text, models.resnet18(), (3, 32, 32))
+
+
+@pytest.mark.needs("torchvision")
+def test_the_python_export_of_an_imported_resnet18_is_torchvision_s(tmp_path: Path) -> None:
+    import importlib.util
+
+    from torchvision import models
+
+    from netspec.backends.source import python_source
+
+    code = python_source(import_model("torchvision.models:resnet18", (3, 32, 32)).text)
+    assert "self.layer2[0].downsample.append(nn.Conv2d(" in code
+    (tmp_path / "r18.py").write_text(code)
+    spec = importlib.util.spec_from_file_location("r18", tmp_path / "r18.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    theirs = models.resnet18().eval()
+    written = module.Resnet18().eval()
+    written.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(written(x), theirs(x))
 
 
 @pytest.mark.slow

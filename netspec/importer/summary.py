@@ -21,7 +21,8 @@ def summary(model: Any, shape: tuple[int, ...]) -> str:
     try:
         text = import_model(module, shape, name=model_name(model)).text
     except ImportFailure as exc:
-        return _meta_table(module, shape, model_name(model), str(exc).splitlines()[0])
+        why = str(exc.unexpressed[0]) if exc.unexpressed else str(exc).splitlines()[0]
+        return _meta_table(module, shape, model_name(model), why)
     return str(check(text))
 
 
