@@ -119,6 +119,16 @@ def test_torchvision_s_stochastic_depth_is_drop_path() -> None:
         import_model("importing.nets:Residual(mode='batch')", (3, 8, 8))
 
 
+def test_a_chunk_s_pieces_are_read_by_name() -> None:
+    from importing.nets import Halves
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Halves", (4, 8, 8)).text
+    assert "- {chunk: {chunks: 2}, name: chunk}" in text
+    assert "from: chunk.1" in text and "concat: [chunk.0, conv]" in text
+    same_function(text, Halves(), (4, 8, 8))
+
+
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:
     out = tmp_path / "net.yaml"
     result = run("import", "importing.nets:Net(width=4, classes=3)", "-o", str(out),

@@ -20,6 +20,7 @@ import copy
 import inspect
 import operator
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, get_origin
 
@@ -42,6 +43,8 @@ class Entry:
     reads: list[torch.fx.Node]
     scope: Scope | None = None
     missing: Unexpressed | None = None
+    pieces: bool = False
+    """Whether it has several outputs (`chunk`), read as `name.0`, `name.1`."""
 
 
 @dataclass
@@ -73,7 +76,7 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     """Trace `model` (in eval mode) for one sample of per-sample `shape`."""
     model = model.eval()
     try:
-        graph = torch.fx.Tracer().trace(model)
+        graph = _tracer().trace(model)
     except Exception as exc:  # fx refuses data-dependent control flow and more
         raise ImportFailure(f"torch.fx cannot trace the model: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -87,6 +90,7 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     root = Scope("", type(model).__qualname__)
     scopes = {"": root}
     missing: list[Unexpressed] = []
+    pieces: dict[torch.fx.Node, tuple[str, str]] = {}
     output = None
     for node in graph.nodes:
         if node.op == "placeholder":
@@ -94,9 +98,17 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
         if node.op == "output":
             output = node.args[0]
             continue
+        if node.target is operator.getitem and node.args[0] in pieces:  # x1, x2 = x.chunk(2, 1)
+            path, name = pieces[node.args[0]]  # type: ignore[index]
+            scopes[path].made[node] = f"{name}.{node.args[1]}"
+            for at in _chain(path):
+                scopes[at].inside.add(node)
+            continue
         path = _where(node)
         scope = _scope(scopes, path, model)
         entry = _entry(node, model, scope)
+        if entry.pieces:
+            pieces[node] = (path, entry.name)
         if entry.missing is not None:
             missing.append(entry.missing)
         scope.entries.append(entry)
@@ -219,7 +231,7 @@ def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope) -> Entry:
         name = _fresh(found.kind() if isinstance(found, Op) else str(found), scope)
     if isinstance(found, Op):
         args = found.model_dump(by_alias=True, exclude={"op"})
-        return Entry(name, found.kind(), args, _reads(node))
+        return Entry(name, found.kind(), args, _reads(node), pieces=found.pieces() is not None)
     return _missing(node, name, scope, found)
 
 
@@ -321,12 +333,16 @@ def _function_op(node: torch.fx.Node) -> Op | str:
             return _call_op(op_cls, node)
         name = getattr(fn, "__name__", str(fn))
         shown = f"{getattr(fn, '__module__', '') or 'torch'}.{name}"
+        if fn is torch.chunk:
+            return _chunks(dict(zip(("chunks", "dim"), node.args[1:], strict=False)) | node.kwargs)
         foreign = FOREIGN.get(shown)
         if foreign is not None:
             return foreign(inspect.signature(fn).bind(*node.args, **node.kwargs).arguments)
     elif node.op == "call_method":
         name, fn = str(node.target), None
         shown = f"Tensor.{name}"
+        if name == "chunk":
+            return _chunks(dict(zip(("chunks", "dim"), node.args[1:], strict=False)) | node.kwargs)
         op_cls = next((c for f, c in _calls().items() if getattr(f, "__name__", "") == name), None)
         if op_cls is not None:  # x.permute(0, 2, 3, 1): the method of the op's function
             return _call_op(op_cls, node)
@@ -396,9 +412,34 @@ def _drop_path(args: dict[str, Any]) -> Op | str:
     return _validated(OPS["drop_path"], {"p": args["p"]}) or f"stochastic_depth p={args['p']}"
 
 
-FOREIGN = {"torchvision.ops.stochastic_depth.stochastic_depth": _drop_path}
-"""Functions of other libraries that fx keeps as calls (`torch.fx.wrap`), by module and
+def _channel_shuffle(args: dict[str, Any]) -> Op | str:
+    """torchvision's ShuffleNetV2 `channel_shuffle(x, groups)`: nn.ChannelShuffle's."""
+    return _validated(OPS["channel_shuffle"], {"groups": args["groups"]}) or \
+        f"channel_shuffle groups={args['groups']}"
+
+
+def _chunks(args: dict[str, Any]) -> Op | str:
+    """`torch.chunk(x, chunks, dim)`, `x.chunk(...)`: every piece, each read as `name.k`."""
+    args = {"dim": 0} | args
+    return _validated(OPS["chunk"], args) or f"chunk {args}"
+
+
+FOREIGN = {"torchvision.ops.stochastic_depth.stochastic_depth": _drop_path,
+           "torchvision.models.shufflenetv2.channel_shuffle": _channel_shuffle}
+"""Functions of other libraries that fx is to keep as calls (`_tracer`), by module and
 name, and the op each computes."""
+
+
+def _tracer() -> torch.fx.Tracer:
+    """fx's tracer, keeping FOREIGN's functions of the modules already imported as calls
+    (ShuffleNetV2's channel_shuffle reads x.size(), which fx would trace through)."""
+    found = []
+    for key in FOREIGN:
+        module, _, name = key.rpartition(".")
+        fn = getattr(sys.modules.get(module), name, None)
+        if callable(fn):
+            found.append(fn)
+    return torch.fx.Tracer(autowrap_functions=tuple(found))
 
 
 FUNCTION_DEFAULTS = {"flatten": {"start_dim": 0}}

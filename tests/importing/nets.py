@@ -109,3 +109,16 @@ class Stack(nn.Module):
         for block in self.blocks:
             x = block(x)
         return x
+
+
+class Halves(nn.Module):
+    """ShuffleNetV2's split: channels cut in two by `x.chunk(2, dim=1)`, one half convolved,
+    the halves concatenated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept, changed = x.chunk(2, dim=1)
+        return torch.cat((kept, self.conv(changed)), dim=1)
