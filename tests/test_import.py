@@ -284,3 +284,17 @@ def test_torchvision_s_classifiers_import_and_match_or_are_refused(name: str) ->
     torch.manual_seed(0)
     size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
     same_function(result.text, getattr(models, name)(), size)
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize(("name", "size"), [("inception_v3", 299), ("googlenet", 224)])
+def test_inception_nets_without_auxiliary_classifiers_import_and_match(name: str, size: int) -> None:
+    """The auxiliary classifiers run in training only, so an import of the forward would
+    drop their keys (refused above); without them the nets import and match."""
+    from torchvision import models
+
+    call = f"{name}(aux_logits=False, init_weights=True)"
+    text = import_model(f"torchvision.models:{call}", (3, size, size)).text
+    torch.manual_seed(0)
+    same_function(text, getattr(models, name)(aux_logits=False, init_weights=True), (3, size, size))

@@ -457,8 +457,15 @@ def _module_form(name: str, fn: Any, node: torch.fx.Node) -> torch.nn.Module | s
         return " (computed arguments)"
     params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     try:
-        given = inspect.signature(fn).bind(*node.args, **node.kwargs).arguments if fn else None
+        signature = inspect.signature(fn) if fn else None
     except (TypeError, ValueError):  # a builtin without a signature: the module's order
+        signature = None
+    if signature is not None and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                                     for p in signature.parameters.values()):
+        signature = None  # F.max_pool2d's dispatcher, fn(*args, **kwargs): the module's order
+    try:
+        given = signature.bind(*node.args, **node.kwargs).arguments if signature else None
+    except TypeError:
         given = None
     if given is None:
         given = dict(zip(params, node.args[1:], strict=False)) | dict(node.kwargs)
