@@ -1,14 +1,19 @@
 """A torch model read as scopes of netspec ops, by torch.fx.
 
-`read(model, shape)` traces the model symbolically (torch.nn layers stay calls; everything
-else is traced through), infers every value's shape on the meta device (nothing computed),
-and reads each call as a netspec op:
+`read(model, shape)` traces the model symbolically (torch.nn layers and the functions of
+`FOREIGN` stay calls; everything else is traced through), rewrites a mean over every
+spatial dim as a global pool (`_global_pools`), infers every value's shape on the meta
+device (nothing computed), and reads each call as a netspec op:
 
 - a torch.nn module by the op whose `torch_class` it is, its arguments read back with
-  `Op.from_torch`, accepted only if the op rebuilds the very module (same `extra_repr`);
-- a function an op compiles to (`operator.add`, `torch.cat`: each op's own `to_torch`);
+  `Op.from_torch`, accepted only if the op rebuilds the very module (same settings);
+- a function an op compiles to, or the Tensor method of its name (`operator.add`,
+  `torch.cat`, `x.permute(...)`: each op's own `to_torch`); `x.chunk(...)` as one layer
+  whose pieces are read as `chunk.0`, `chunk.1`;
 - a functional form of a module (`F.relu`, `F.adaptive_avg_pool2d`, `torch.flatten`,
-  `x.relu()`) as that module.
+  `x.relu()`) as that module;
+- a function of another library that `FOREIGN` names (torchvision's `stochastic_depth`
+  as `drop_path`).
 
 Calls are grouped by the module whose forward made them (fx's `nn_module_stack`) into
 `Scope`s, one per module instance, so names and `state_dict` keys follow the module tree.
