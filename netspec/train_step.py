@@ -223,7 +223,12 @@ class _Blocks:
         self.own: dict[str, int] = {}  # layer -> bytes of its own tensors kept
         self.scratch: dict[str, int] = {}  # layer -> bytes its forward makes and frees
         for row in report.layers:
-            if row.keeps is None:
+            keeps = row.keeps is not None
+            self.scratch[row.name] = FLOAT * row.node.op.forward_scratch(
+                row.input_shapes, row.shape,
+                row.input_grads if keeps else (False,) * len(row.node.inputs),
+                keeps and row.trainable > 0, row.node.inputs[0] in strided)
+            if not keeps:
                 continue
             names = [row.node.inputs[i] for i in row.keeps.inputs]
             copied = [n for n in names if row.node.op.folds and n in reordered]
@@ -231,9 +236,6 @@ class _Blocks:
             for block in {self.block[n] for n in names}:
                 self.kept.setdefault(self._key(block, self.region.get(row.name)),
                                      []).append(row.name)
-            self.scratch[row.name] = FLOAT * row.node.op.forward_scratch(
-                row.input_shapes, row.shape, row.input_grads, row.trainable > 0,
-                row.node.inputs[0] in strided)
             self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
                                   + mask_bytes * row.keeps.masks
                                   + sum(FLOAT * math.prod(self.rows[n].shape) for n in copied))
@@ -272,8 +274,9 @@ class _Blocks:
         """Run `order`'s layers forward (in `region`: a checkpointed instance's
         recomputation): each block made is freed at its last reader there unless kept (as
         `region`'s copy); returns the most held at the end of a layer or in its midst
-        (`Op.forward_scratch`), the layers' own kept tensors included, and what is held at
-        the end. Linear in the layers: running
+        (`Op.forward_scratch`: a layer keeping nothing may still make, and then free, what
+        it would keep, as a norm its statistics), the layers' own kept tensors included, and
+        what is held at the end. Linear in the layers: running
         totals."""
         last: dict[str, int] = {}
         for step, name in enumerate(order):

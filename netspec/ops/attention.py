@@ -209,24 +209,38 @@ class MultiheadAttention(Op):
         The output projection's copy is not made yet. The fused kernel keeps all it
         holds."""
         query, context = x[0], x[-1]
-        if self._fused(query):
-            return 0
+        keeping = any(needs_input_grad) or trainable
+        if self._fused(query):  # keeping nothing, the kernel still makes what it would keep
+            return 0 if keeping else self.saved(x, y, (True,) * len(x), False).floats
         (t, _), (s, _) = query[-2:], context[-2:]
         d, heads, groups = self.dim(query), self.heads, self.groups
         grouped, one = groups < heads, heads == 1
+        queries, keys, scores = heads * t * d, heads * s * d, heads * t * s
         if len(x) == 1:
-            held = 0 if one or (self.rotary and grouped) else t * (heads + 2 * groups) * d
+            held = 0 if self.rotary and grouped else t * (heads + 2 * groups) * d
         else:
-            held = (0 if self.rotary else t * heads * d) + (0 if one or grouped else 2 * s * groups * d)
-        held += heads * t * d + (heads * s * d if grouped or self.rotary else 0)
-        values = heads * s * d if not (one or grouped) else 0
-        most = max(heads * t * s - values, heads * t * d) - (heads * t * d if trainable else 0)
+            held = (0 if self.rotary else queries) + (0 if grouped else 2 * s * groups * d)
+        held += (groups * s * d if self.rotary and not grouped else 0) + (keys if grouped else 0)
+        laid_out = self.rotary and d > 2  # rotated heads of 2 are not one step apart
+        if not keeping:  # Q scaled (and rotated), V repeated; at the products, their copies
+            held += queries * (2 if self.rotary else 1) + (keys if grouped else 0)
+            copies = (0 if laid_out or one else queries) + \
+                (0 if laid_out or grouped or one else keys)
+            return math.prod(query[:-2]) * (held + max(
+                copies + keys + scores, 2 * scores, scores + (0 if grouped or one else keys)
+                + queries))
+        if one:  # the projection is kept whole
+            held -= t * 3 * d if len(x) == 1 else 2 * s * d
+        held += queries * (2 if self.rotary and not laid_out else 1)  # Q scaled or rotated
+        values = keys if not (one or grouped) else 0
+        most = max(scores - values, queries) - (queries if trainable else 0)
         return math.prod(query[:-2]) * (held + most)
 
     def _fused(self, query: Shape) -> bool:
         """Whether F.scaled_dot_product_attention takes the fused kernel in training (one
-        leading dim, no dropout), not the math path."""
-        return len(query) == 2 and self.dropout == 0
+        leading dim, no dropout), not the math path. Not with rotary heads of 2 features:
+        rotated pairwise, their features are not one step apart, which the kernel needs."""
+        return len(query) == 2 and self.dropout == 0 and not (self.rotary and self.dim(query) == 2)
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
@@ -384,10 +398,15 @@ class WindowAttention(Op):
         """At the scores' bias add: the scores and the scores biased at once, beside the
         queries scaled (held by the kernel) and the projection (held by the views of it;
         with one head, kept anyway); V's copy, the weights and the output projection's copy
-        are not made yet: with more heads, the projection and Q less V's copy, 3 T*C."""
-        tokens = self._padded(x)
+        are not made yet: with more heads, the projection and Q less V's copy, 3 T*C.
+        Keeping nothing, the windows, the projection and Q scaled are held, beside the
+        scores and, before, K scaled and the copies of Q and K for their product."""
+        tokens, scores = self._padded(x), self.cost(x, y).scores
+        if not (any(needs_input_grad) or trainable):  # the windows, qkv and Q scaled held;
+            copies = 2 * tokens if self.heads > 1 else 0  # K scaled, Q and K copied
+            return 5 * tokens + max(tokens + copies + scores, 2 * scores)
         held = 3 * tokens if self.heads > 1 else tokens
-        return held + self.cost(x, y).scores - (tokens if trainable else 0)
+        return held + scores - (tokens if trainable else 0)
 
     def _values(self) -> int:
         """V's tokens x features kept: a copy for the batched product, or with one head

@@ -39,6 +39,15 @@ from netspec.ops.base import (
 from netspec.shapes import Shape, fmt_shape
 
 
+def _statistics_returned(op: Op, x: Sequence[Shape], y: Shape,
+                         needs_input_grad: Sequence[bool], trainable: bool) -> int:
+    """A norm keeping nothing (no backward runs through it) still gets from its kernel
+    the statistics it would keep, beside its output, until the kernel returns."""
+    if any(needs_input_grad) or trainable:
+        return 0
+    return math.prod(y) + op.saved(x, y, (True,), True).floats
+
+
 class _RunningNorm(Op):
     """Per-channel normalisation with optional affine parameters and running statistics."""
 
@@ -120,6 +129,10 @@ class _InstanceNorm(_RunningNorm):
         statistics repeated over the batch (module docstring)."""
         return Saved(inputs=(0,), floats=x[0][0] * (2 + self.affine + 2 * self.track_running_stats))
 
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        return _statistics_returned(self, x, y, needs_input_grad, trainable)
+
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if math.prod(y[1:]) == 1:
             return [Note("single-element-norm", f"each channel from {x[0].src} has one spatial "
@@ -181,6 +194,10 @@ class GroupNorm(Op):
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
         return Saved(inputs=(0,), floats=2 * self.groups)
+
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        return _statistics_returned(self, x, y, needs_input_grad, trainable)
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if y[0] // self.groups * math.prod(y[1:]) == 1:
@@ -261,6 +278,13 @@ class RMSNorm(_TrailingNorm):
         scaled = math.prod(x[0]) if self.elementwise_affine and trainable else 0
         return into_input._replace(floats=into_input.floats + scaled)
 
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """Keeping nothing, op by op: the input scaled by 1/rms and the output at once."""
+        if any(needs_input_grad) or trainable:
+            return 0
+        return 2 * math.prod(y) + self.rows(x[0])
+
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
         """torch computes it op by op (the output's gradient is freed after the first):
@@ -297,6 +321,10 @@ class LayerNorm(_TrailingNorm):
               trainable: bool) -> Saved:
         """Its input, and the mean and inverse deviation of each row."""
         return Saved(inputs=(0,), floats=2 * self.rows(x[0]))
+
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        return _statistics_returned(self, x, y, needs_input_grad, trainable)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
