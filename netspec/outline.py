@@ -16,6 +16,7 @@ from typing import Any
 
 from netspec.errors import Where
 from netspec.ir import Graph, Locator
+from netspec.spec.document import as_name
 from netspec.spec.library import BlockSource
 from netspec.spec.source import Source
 
@@ -130,6 +131,7 @@ def _references(graph: Graph, source: Source, blocks: dict[str, BlockSource],
     seen: set[tuple[str, int, int]] = set()
 
     def add(where: Where, name: Any, target: str) -> None:
+        name = as_name(name)  # `from: 0` names the layer `0`
         key = (where.file, where.line, where.column)
         node = graph.nodes.get(target)
         if key in seen or not isinstance(name, str) or node is None or target in graph.inputs:
@@ -146,17 +148,19 @@ def _references(graph: Graph, source: Source, blocks: dict[str, BlockSource],
         refs = entry.get(key)
         if key != "from" and not (node.op is not None and type(node.op).short_inputs):
             continue
-        if isinstance(refs, str):
+        if isinstance(as_name(refs), str):
             add(written.where(entry, key), refs, node.inputs[0] if node.inputs else "")
         elif isinstance(refs, list):
             for i, (ref, target) in enumerate(zip(refs, node.inputs, strict=False)):
                 add(written.where(entry, key, i), ref, target)
     doc = source.data if isinstance(source.data, dict) else {}
     for i, name in enumerate(doc.get("outputs") or []):
+        name = as_name(name)
         add(source.where(doc, "outputs", i), name, name if isinstance(name, str) else "")
     for group in graph.groups.values():
         block = blocks.get(group.block)
-        output = block.raw.get("output") if block and isinstance(block.raw, dict) else None
+        output = as_name(block.raw.get("output")) if block and isinstance(block.raw, dict) \
+            else None
         if isinstance(output, str):
             add(block.source.where(block.raw, "output"), output, f"{group.name}.{output}")
 

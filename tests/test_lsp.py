@@ -489,3 +489,19 @@ async def test_completion_at_the_top_offers_the_spec_s_keys_once(client: Languag
     assert {"params", "blocks", "use", "train", "scales", "outputs"} <= set(labels)
     assert len(labels) == len(set(labels))
     closed(client, uri)
+
+
+async def test_a_numbered_layer_is_found_and_renamed_by_number(client: LanguageClient, tmp_path):
+    """`name: 0`, as torch names a Sequential's children, read by `from: 0`."""
+    text = ("input: [4]\nlayers:\n  - linear: 4\n    name: 0\n  - relu\n"
+            "  - linear: 4\n    from: 0\n")
+    uri = await opened(client, tmp_path / "n.yaml", text)
+    at_ref = types.Position(6, column_of(text, 7, "0") - 1)
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        types.TextDocumentIdentifier(uri), at_ref))
+    assert found[0].range.start == types.Position(3, column_of(text, 4, "0") - 1)
+    edit = await client.text_document_rename_async(types.RenameParams(
+        types.TextDocumentIdentifier(uri), at_ref, "7"))
+    assert sorted((c.range.start.line, c.new_text) for c in edit.changes[uri]) == \
+        [(3, "7"), (6, "7")]
+    closed(client, uri)

@@ -99,6 +99,15 @@ def test_short_forms_and_expressions_are_accepted(validator):
     assert list(validator.iter_errors(doc)) == []
 
 
+def test_numbered_layers_as_torch_names_them_are_accepted_by_both(validator):
+    """A Sequential's children, `name: 0`, read by number in `from:` and `tie:`."""
+    doc = {"input": [4], "outputs": [0, 3], "layers": [{"linear": 4, "name": 0}, {"linear": 4, "name": "1"},
+                                    {"add": [0, "1"]}, {"linear": 4, "from": 0, "tie": 0}]}
+    assert list(validator.iter_errors(doc)) == []
+    assert form_errors(doc) == []
+    assert not validator.is_valid({"input": [4], "layers": [{"linear": 4, "name": -1}]})
+
+
 @pytest.mark.parametrize("layer", [
     {"linear": [3]},  # one positional argument: the short form is its value, `linear: 3`
     {"dropout": [0.5]}, {"linear": []}, {"conv2d": []}, {"conv2d": 6}, {"conv2d": [6]},

@@ -17,9 +17,11 @@ from netspec.lsp.document import Analysis
 from netspec.ops import OPS
 from netspec.outline import Entry, Param, Reference
 from netspec.report import LayerReport, dims_text
+from netspec.spec.document import LAYER_NAME
 from netspec.spec.schema import arguments, description
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
+"""A name at the cursor: an identifier, `block.layer`, or a number (`name: 0`)."""
 INSTANCES_SHOWN = 8
 """Rows of a hover's table of the layers one line made (the rest are counted)."""
 
@@ -444,8 +446,9 @@ def rename(path: str, text: str, analyses: list[Analysis], line: int, column: in
     target = renamable(path, text, analyses, line, column)
     if isinstance(target, str):
         return target
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", new):
-        return f"`{new}` is not a layer name (letters, digits and _, not first a digit)"
+    if not re.fullmatch(LAYER_NAME, new):
+        return (f"`{new}` is not a layer name (letters, digits and _, not first a digit; "
+                "or a number)")
     analysis, entry, _ = target
     assert analysis.outline is not None
     old = _text_at(analysis, entry.definition)

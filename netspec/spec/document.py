@@ -63,10 +63,13 @@ def as_name(value: Any) -> Any:
     return value
 
 
-LayerRef = Annotated[str, BeforeValidator(as_name)]
+LayerRef = Annotated[str, BeforeValidator(as_name), WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]})]
 """A reference to a layer (`outputs`): its name, `block.layer` or `split.0`."""
 LayerName = Annotated[str, BeforeValidator(as_name), StringConstraints(pattern=LAYER_NAME),
-                      AfterValidator(_bounded)]
+                      AfterValidator(_bounded), WithJsonSchema(
+                          {"anyOf": [{"type": "string", "pattern": LAYER_NAME},
+                                     {"type": "integer", "minimum": 0}]})]
 SIZE_RANGE = re.compile(r"^\s*([1-9]\d*)\s*\.\.\s*(\d*)\s*$")
 """`32..1024`, or `32..` (no end): the sizes a named dimension may take (an end below the
 start leaves none: `netspec.sizes.choose_examples` says so)."""

@@ -19,23 +19,27 @@ from pydantic import ValidationError
 
 from netspec import init
 from netspec.ops import OPS, Op
-from netspec.spec.document import IDENTIFIER, BlockDef, Spec
+from netspec.spec.document import IDENTIFIER, LAYER_NAME, BlockDef, Spec
 from netspec.spec.expand import META, RESERVED
 from netspec.training import config
 from netspec.training.config import TrainConfig
 
 _EXPRESSION = {"$ref": "#/$defs/expression"}
+_REFERENCE: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+"""A layer named by its name: a number names a layer named so (`name: 0`)."""
 _LAYER_KEYS: dict[str, Any] = {
-    "name": {"type": "string", "pattern": IDENTIFIER, "not": {"enum": sorted(RESERVED)},
-             "description": "the layer's name (else conv1, conv2, ...)"},
-    "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "name": {"anyOf": [{"type": "string", "pattern": LAYER_NAME, "not": {"enum": sorted(RESERVED)}},
+                       {"type": "integer", "minimum": 0}],
+             "description": "the layer's name (else conv1, conv2, ...): an identifier, or a "
+                            "number as torch names a Sequential's children"},
+    "from": {"anyOf": [_REFERENCE, {"type": "array", "items": _REFERENCE}],
              "description": "the layer(s) it reads (else the previous one)"},
     "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, _EXPRESSION],
                "description": "chain this many copies; `i` is the copy's index"},
     "if": {"anyOf": [{"type": "boolean"}, _EXPRESSION],
            "description": "keep the layer only when this holds"},
     "frozen": {"type": "boolean", "description": "exclude its parameters from training"},
-    "tie": {"type": "string", "description": "an earlier layer whose weight this one shares"},
+    "tie": {**_REFERENCE, "description": "an earlier layer whose weight this one shares"},
     "init": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/init"}],
              "description": "how its weights start (else torch's default)"},
     "checkpoint": {"anyOf": [{"type": "boolean"}, _EXPRESSION],
@@ -162,7 +166,7 @@ def _op_layer(cls: type[Op]) -> dict[str, Any]:
         forms.append({"type": "null"})
     names = cls.positional
     if cls.short_inputs:
-        forms.append({"type": "array", "items": {"type": "string"}, "minItems": 2,
+        forms.append({"type": "array", "items": _REFERENCE, "minItems": 2,
                       "description": "the layers to merge"})
     elif len(names) == 1 and required <= set(names):
         forms.append(properties[names[0]])
