@@ -123,6 +123,18 @@ def test_looking_up_built_in_ops_loads_no_plugin(monkeypatch):
     assert OPS.plugins is None
 
 
+def test_a_spec_s_own_block_wins_over_a_plugin_op_of_its_name(gates, monkeypatch):
+    """Installing a plugin never changes what a spec means, and a spec of built-ins and
+    blocks loads no plugin."""
+    text = ("input: [4, 8]\nblocks:\n  swish_gate:\n    layers: [relu, {linear: 3}]\n"
+            "layers:\n  - swish_gate\n")
+    report = netspec.check(netspec.load(text))
+    assert [row.op for row in report.layers] == ["relu", "linear"]
+    monkeypatch.setattr(OPS, "plugins", None)
+    netspec.check(netspec.load(text.replace("swish_gate", "head")))
+    assert OPS.plugins is None
+
+
 def test_the_python_export_says_when_it_cannot_import_a_plugin_s_torch_code(monkeypatch):
     """A module class defined inside a function has no import path to write."""
     from typing import Literal

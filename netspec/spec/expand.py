@@ -217,10 +217,10 @@ class Expander:
         for index, entry in enumerate(layers):
             repeat = 0
             if isinstance(entry, str):
-                count += entry in OPS
+                count += self.op(entry) is not None
             elif isinstance(entry, dict) and "if" not in entry:
                 keys = [k for k in entry if k not in META]
-                if len(keys) == 1 and keys[0] in OPS:
+                if len(keys) == 1 and self.op(keys[0]) is not None:
                     repeat = entry.get("repeat", 1)
                     repeat = repeat if isinstance(repeat, int) and repeat > 1 else 1
                     count += repeat
@@ -260,7 +260,8 @@ class Expander:
                        code="bad-layer")
             return
         written = as_name(meta.get("name"))
-        stem = OPS[op_key].stem() if op_key in OPS else clipped(op_key)
+        cls = self.op(op_key)
+        stem = cls.stem() if cls is not None else clipped(op_key)
         label = scope.prefix + (clipped(written) if isinstance(written, str)
                                 else self.next_auto(stem, scope))
         if "if" in meta and not self.condition(meta["if"], scope, entry, label):
@@ -268,7 +269,6 @@ class Expander:
         repeat = self.repeat(meta["repeat"], scope, entry, label) if "repeat" in meta else 1
         name = self.layer_name(written, scope, entry, label)
         block = self.blocks.get(op_key)
-        cls = OPS.get(op_key)
         if cls is not None and cls.short_inputs and isinstance(value, list | str):
             if "from" in meta:
                 self.error(where, scope.prefix + (name or op_key), f"{op_key} lists its inputs "
@@ -350,17 +350,28 @@ class Expander:
                        "with `checkpoint: true`", code="invalid-value")
         return value is True and is_block
 
+    def op(self, key: Any) -> type[Op] | None:
+        """The op `key` names: a built-in, else a plugin's unless the spec has a block of
+        that name. A built-in wins over a block of its name; a spec's own block over a
+        plugin's op, so installing a plugin never changes what a spec means (and a spec of
+        built-ins and blocks loads no plugin)."""
+        if not isinstance(key, str):
+            return None
+        found = OPS.builtin.get(key)
+        return found if found is not None or key in self.blocks else OPS.get(key)
+
     def split(self, entry: dict[Any, Any], scope: _Scope, where: At
               ) -> tuple[str | None, Any, dict[str, Any]]:
         """(op key, its value, meta keys) of a mapping entry, or None after an error."""
         keys = [k for k in entry if k not in META]
-        known = [k for k in keys if k in OPS or k in self.blocks]
+        known = [k for k in keys if k in self.blocks or self.op(k) is not None]
         strays = [k for k in keys if k not in known]
         written = as_name(entry.get("name"))
         if isinstance(written, str):
             path = scope.prefix + clipped(written)
         elif len(known) == 1:
-            stem = OPS[known[0]].stem() if known[0] in OPS else clipped(str(known[0]))
+            op = self.op(known[0])
+            stem = op.stem() if op is not None else clipped(str(known[0]))
             path = scope.prefix + self.next_auto(stem, scope)
         else:
             path = scope.prefix.rstrip(".")
@@ -397,7 +408,8 @@ class Expander:
         """`conv2d: {out: 64, kernel: 3}`: an entry's value (a mapping or a short form) with
         the op's arguments written beside it moved in, as the spec would write them."""
         value = entry[kind]
-        names = OPS[kind].positional if kind in OPS else tuple(self.blocks[kind].definition.params)
+        op = self.op(kind)
+        names = op.positional if op is not None else tuple(self.blocks[kind].definition.params)
         if isinstance(value, dict):
             args = dict(value)
         else:
@@ -408,7 +420,8 @@ class Expander:
 
     def argument_names(self, kind: str) -> list[str]:
         """The keys an op or a block call takes (`out`, `kernel`, ...; a block's parameters)."""
-        return field_names(OPS[kind]) if kind in OPS else list(self.blocks[kind].definition.params)
+        op = self.op(kind)
+        return field_names(op) if op is not None else list(self.blocks[kind].definition.params)
 
     def init_of(self, holder: Any, path: str, scope_init: Init | None) -> Init | None:
         """The `init:` of a layer entry (or the spec), over the enclosing one."""
