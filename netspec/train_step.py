@@ -343,7 +343,8 @@ class _Blocks:
                 live += end
             incoming = grads.take(name)  # held until this backward ends
             passes = row.node.op.passes_gradient(row.input_shapes, row.shape)
-            made = list({i: (i, through) for i, flows, through in  # one per value read
+            reads = row.node.inputs.count  # a value read twice: its gradients summed anew
+            made = list({i: (i, through and reads(i) == 1) for i, flows, through in
                          zip(row.node.inputs, row.input_grads, passes, strict=True)
                          if flows and i not in grads.of}.values())
             new = sum(math.prod(self.rows[i].shape) * FLOAT for i, through in made
