@@ -17,6 +17,7 @@ import torch
 from click.testing import CliRunner, Result
 
 import netspec
+from netspec.backends.modules import LearnedTensor
 from netspec.cli import main
 from netspec.importer import ImportFailure, import_model
 from netspec.importer.reference import parse_reference
@@ -39,20 +40,28 @@ def run(*args: str) -> Result:
 
 def same_function(spec: str, model: torch.nn.Module, shape: tuple[int, ...]) -> None:
     """The spec checks to the model's counts, loads its state_dict strictly under the same
-    keys and computes its outputs (eval mode, random batch-norm statistics)."""
+    keys and computes its outputs (eval mode, random batch-norm statistics). A tensor the
+    model's forward reads itself (ConvNeXt's layer_scale) is a parameter layer, which holds
+    it as `weight` of a leading 1 (netspec's LearnedTensor); those are drawn at random, as
+    their constant starts (1e-6, zeros) would hide them."""
     model.eval()
+    net = netspec.build(spec).eval()
+    ours = net.state_dict()
+    learned = {f"{n}.weight": n for n, m in net.named_modules() if isinstance(m, LearnedTensor)}
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
+        for name in learned.values():
+            model.get_parameter(name).normal_(std=0.5)
     report = netspec.check(spec)
     assert (report.params, report.buffers) == (sum(p.numel() for p in model.parameters()),
                                                sum(b.numel() for b in model.buffers()))
-    net = netspec.build(spec).eval()
     theirs = model.state_dict()
-    assert list(net.state_dict()) == list(theirs)
-    net.load_state_dict(theirs, strict=True)
+    assert [learned.get(k, k) for k in ours] == list(theirs)
+    net.load_state_dict({k: theirs[learned.get(k, k)].reshape(t.shape) for k, t in ours.items()},
+                        strict=True)
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want, got = model(x), net(x)
@@ -127,6 +136,27 @@ def test_a_chunk_s_pieces_are_read_by_name() -> None:
     assert "- {chunk: {chunks: 2}, name: chunk}" in text
     assert "from: chunk.1" in text and "concat: [chunk.0, conv]" in text
     same_function(text, Halves(), (4, 8, 8))
+
+
+def test_a_module_s_own_tensors_are_parameter_layers_or_its_function_s() -> None:
+    from importing.nets import Scaled
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Scaled", (3, 8, 8)).text
+    assert "- {parameter: {shape: [4, 1, 1]}, name: layer_scale}" in text
+    assert "- {layernorm: {shape: [4]}, name: 1}" in text
+    same_function(text, Scaled(), (3, 8, 8))  # keys layer_scale, body.1.weight, body.1.bias
+
+
+@pytest.mark.needs("torchvision")
+def test_a_module_an_op_declares_is_read_whole() -> None:
+    from importing.nets import Windowed
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Windowed", (3, 8, 8)).text
+    assert "- {window_attention: {heads: 2, window: 4, shift: 2}, name: attn}" in text
+    assert "{stochastic_depth, name: drop}" in text and "{stochastic_depth, name: drop_1" in text
+    same_function(text, Windowed(), (3, 8, 8))
 
 
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:

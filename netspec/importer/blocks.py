@@ -249,7 +249,8 @@ class Writer:
             block.params[flag] = None
             for s, p in zip(block.instances, pattern, strict=True):
                 block.calls.setdefault(s.path, {})[flag] = p
-        shared: dict[tuple[Any, ...], str] = {}
+        shared: dict[str, str] = {}
+        """Each instance's values (by repr: a shape is a list) -> the parameter passing them."""
         for index, found in enumerate(present):
             names = list(dict.fromkeys(k for it in found if it is not None for k in it.args))
             for arg in names:
@@ -257,9 +258,9 @@ class Writer:
                 given = [v for v in values if v is not None]
                 if all(v == given[0] for v in given):
                     continue
-                param = shared.get(values) or _unused(f"{union[index].name}_{arg}", block.params,
+                param = shared.get(repr(values)) or _unused(f"{union[index].name}_{arg}", block.params,
                                                       flags.values())
-                shared[values] = param
+                shared[repr(values)] = param
                 block.slots[(index, arg)] = param
                 block.params[param] = None
                 for s, v in zip(block.instances, values, strict=True):

@@ -13,7 +13,13 @@ device (nothing computed), and reads each call as a netspec op:
 - a functional form of a module (`F.relu`, `F.adaptive_avg_pool2d`, `torch.flatten`,
   `x.relu()`) as that module;
 - a function of another library that `FOREIGN` names (torchvision's `stochastic_depth`
-  as `drop_path`).
+  as `drop_path`);
+- a module of another library's class that an op declares (`Op.torch_imports`:
+  torchvision's ShiftedWindowAttention) as that op, whole, not traced through;
+- a module's own tensor its forward reads (`self.layer_scale * x`) as a `parameter` layer
+  of that name, first in its scope; a module of no submodules passing its own tensors to
+  a function (LayerNorm2d's `F.layer_norm(x, ..., self.weight, self.bias)`) as that
+  function's module named as the module, its other calls in its parent's scope.
 
 Calls are grouped by the module whose forward made them (fx's `nn_module_stack`) into
 `Scope`s, one per module instance, so names and `state_dict` keys follow the module tree.
@@ -88,6 +94,7 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     _shapes(model, graph, shape)
     if _global_pools(graph):
         _shapes(model, graph, shape)
+    merged = _merged(model, graph)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise ImportFailure(f"the model's forward takes {len(placeholders)} inputs; netspec "
@@ -109,9 +116,11 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
             for at in _chain(path):
                 scopes[at].inside.add(node)
             continue
-        path = _where(node)
+        if node.meta.get("absorbed"):
+            continue  # a module's own weight, passed to its functional form (F.layer_norm)
+        path = _where(node, model, merged)
         scope = _scope(scopes, path, model)
-        entry = _entry(node, model, scope)
+        entry = _entry(node, model, scope, merged)
         if entry.pieces:
             pieces[node] = (path, entry.name)
         if entry.missing is not None:
@@ -120,20 +129,43 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
         scope.made[node] = entry.name
         for at in _chain(path):
             scopes[at].inside.add(node)
+    for scope in scopes.values():
+        _own_tensors_first(scope, placeholders[0])
     if not isinstance(output, torch.fx.Node):
         raise ImportFailure("the model returns no single tensor (a tuple or a dict); netspec "
                             "import reads models of one output")
     return Traced(root, placeholders[0], output, missing + _unread(model, graph))
 
 
+def _own_tensors_first(scope: Scope, input: torch.fx.Node) -> None:
+    """Put a scope's parameter layers (its module's own tensors) first, in torch's order of
+    `state_dict` keys (a module's own tensors before its children's), each reading the
+    scope's first input (the model's for the root) for its batch size."""
+    own = [e for e in scope.entries if e.kind == "parameter" and e.scope is None]
+    if not own:
+        return
+    first = input if not scope.path else next(
+        r for e in _walk(scope) for r in e.reads if r not in scope.inside)
+    for entry in own:
+        entry.reads = [first]
+    scope.entries = own + [e for e in scope.entries if e not in own]
+
+
+def _walk(scope: Scope) -> list[Entry]:
+    """A scope's entries and its child scopes', in order."""
+    return [x for e in scope.entries for x in ([e] if e.scope is None else [e, *_walk(e.scope)])]
+
+
 def _unread(model: torch.nn.Module, graph: torch.fx.Graph) -> list[Unexpressed]:
-    """The modules whose tensors the traced forward never reads (GoogLeNet's auxiliary
-    classifiers, run in training only): a spec of the forward would drop their keys."""
+    """The modules whose tensors the traced forward never reads, neither by calling them
+    (or a module holding them) nor by fetching them (GoogLeNet's auxiliary classifiers,
+    run in training only): a spec of the forward would drop their keys."""
     called = {str(n.target) for n in graph.nodes if n.op == "call_module"}
+    fetched = {str(n.target) for n in graph.nodes if n.op == "get_attr"}
     unread: dict[str, None] = {}
     for key in model.state_dict():
         owner = key.rpartition(".")[0]
-        if owner not in called:
+        if key not in fetched and not called.intersection(_chain(owner)[1:]):
             unread.setdefault(next((p for p in _chain(owner)[1:] if not any(
                 c == p or c.startswith(p + ".") for c in called)), owner))
     return [Unexpressed(path, "holds tensors the traced forward never reads") for path in unread]
@@ -191,17 +223,53 @@ def _pool_of_mean(node: torch.fx.Node) -> tuple[Any, bool] | None:
     return fn, bool(given.get("keepdim", False))
 
 
-def _where(node: torch.fx.Node) -> str:
+def _where(node: torch.fx.Node, model: torch.nn.Module, merged: set[str]) -> str:
     """The path of the module whose forward made `node` (fx's `@1` marks of a module's
-    later calls dropped); for a module called through a container whose own forward is
-    never run (`for block in self.blocks: x = block(x)` over an nn.ModuleList), that
-    container, so the module keeps its name (`blocks.0`)."""
+    later calls dropped but a `_stateless` one's: `stochastic_depth@1`, a scope of its
+    own), its parent's where the module is `merged` into it; for a module
+    called through a container whose own forward is never run (`for block in self.blocks:
+    x = block(x)` over an nn.ModuleList), that container, so the module keeps its name
+    (`blocks.0`)."""
     stack = [key.partition("@")[0] for key in node.meta.get("nn_module_stack", {})]
     if node.op == "call_module":
         caller = stack[-2] if len(stack) > 1 else ""
         parent = str(node.target).rpartition(".")[0]
         return parent if parent.startswith(f"{caller}." if caller else "") else caller
-    return stack[-1] if stack else ""
+    own = _own(node)
+    if own in merged:
+        return own.rpartition(".")[0]
+    call = stack and list(node.meta["nn_module_stack"])[-1]
+    return call if call and "@" in call and _stateless(model.get_submodule(own)) else own
+
+
+def _stateless(module: torch.nn.Module) -> bool:
+    """Whether a module holds no tensors and no modules: each call of it (torchvision's
+    StochasticDepth, called after attention and after the MLP) is a scope of its own."""
+    return not any(True for _ in module.children()) and not module.state_dict()
+
+
+def _own(node: torch.fx.Node) -> str:
+    """The path of the module whose forward made `node`."""
+    stack = list(node.meta.get("nn_module_stack", {}))
+    return stack[-1].partition("@")[0] if stack else ""
+
+
+def _merged(model: torch.nn.Module, graph: torch.fx.Graph) -> set[str]:
+    """The modules of no submodules whose forward passes their own tensors to a function
+    (torchvision's LayerNorm2d: `F.layer_norm(x, ..., self.weight, self.bias, ...)` between
+    two permutes): their calls are read in their parent's scope, the function as a layer
+    named as the module, which then holds the module's tensors under their own keys. The
+    tensors so passed are marked `absorbed` in their nodes' meta."""
+    found: set[str] = set()
+    for node in graph.nodes:
+        owner = str(node.target).rpartition(".")[0]
+        if node.op != "get_attr" or not owner or any(True for _ in model.get_submodule(owner).children()):
+            continue
+        if node.users and all(u.op == "call_function" and _own(u) == owner and node in u.args + tuple(
+                u.kwargs.values()) for u in node.users):
+            node.meta["absorbed"] = True
+            found.add(owner)
+    return found
 
 
 def _chain(path: str) -> list[str]:
@@ -214,13 +282,17 @@ def _scope(scopes: dict[str, Scope], path: str, model: torch.nn.Module) -> Scope
     """The scope at `path`, made with the scopes above it as they first appear."""
     if path not in scopes:
         parent = _scope(scopes, path.rpartition(".")[0], model)
-        scope = Scope(path, type(model.get_submodule(path)).__qualname__)
+        module, _, call = path.partition("@")  # a stateless module's later call: name_1
+        scope = Scope(path, type(model.get_submodule(module)).__qualname__)
         scopes[path] = scope
-        parent.entries.append(Entry(path.rpartition(".")[2], "", {}, [], scope))
+        name = path.rpartition(".")[2]
+        parent.entries.append(Entry(_fresh(name.replace("@", "_"), parent) if call else name,
+                                    "", {}, [], scope))
     return scopes[path]
 
 
-def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope) -> Entry:
+def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope, merged: set[str]) -> Entry:
+    reads = _reads(node)
     if node.op == "call_module":
         module = model.get_submodule(str(node.target))
         calls = list(node.meta.get("nn_module_stack", {}))
@@ -229,19 +301,41 @@ def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope) -> Entry:
         if base and call:  # a stateless module called again: a layer of its own, no tensors
             name = _fresh(f"{name}_{call}" if name.isidentifier() else f"call{name}_{call}", scope)
         if base and call and any(True for _ in module.parameters()):
-            return _missing(node, name, scope, f"{type(module).__name__} called again (shared weights)")
+            return _missing(reads, name, scope, f"{type(module).__name__} called again (shared weights)")
         found = module_op(module, _in(node), _out(node))
+    elif node.op == "get_attr":
+        found = _parameter(node, model)
+        name = _fresh(str(node.target).rpartition(".")[2], scope)
     else:
         found = _function_op(node)
-        name = _fresh(found.kind() if isinstance(found, Op) else str(found), scope)
+        own = _own(node)
+        if own in merged and any(n.meta.get("absorbed") for n in node.all_input_nodes):
+            name = own.rpartition(".")[2]  # the module's own tensors: its name, its keys
+        else:
+            name = _fresh(found.kind() if isinstance(found, Op) else str(found), scope)
     if isinstance(found, Op):
         args = found.model_dump(by_alias=True, exclude={"op"})
-        return Entry(name, found.kind(), args, _reads(node), pieces=found.pieces() is not None)
-    return _missing(node, name, scope, found)
+        return Entry(name, found.kind(), args, reads, pieces=found.pieces() is not None)
+    return _missing(reads, name, scope, found)
 
 
-def _missing(node: torch.fx.Node, name: str, scope: Scope, what: str) -> Entry:
-    return Entry(name, "identity", {}, _reads(node)[:1], missing=Unexpressed(scope.path, what))
+def _missing(reads: list[torch.fx.Node], name: str, scope: Scope, what: str) -> Entry:
+    return Entry(name, "identity", {}, reads[:1], missing=Unexpressed(scope.path, what))
+
+
+def _parameter(node: torch.fx.Node, model: torch.nn.Module) -> Op | str:
+    """A module's own tensor read in its forward (ConvNeXt's layer_scale) as a parameter
+    layer of its shape, less a leading 1 where that stands for the batch (the tensor has
+    the rank of its first use's value). It reads no value yet (`_own_tensors_first`)."""
+    try:
+        tensor = model.get_parameter(str(node.target))
+    except AttributeError:
+        return f"buffer {node.target} read by the forward (no netspec op)"
+    users = list(node.users)
+    shape = list(tensor.shape)
+    if users and shape[:1] == [1] and len(shape) == len(_out(users[0])) + 1:
+        shape = shape[1:]
+    return _validated(OPS["parameter"], {"shape": shape}) or f"tensor {node.target} {shape}"
 
 
 def _fresh(stem: str, scope: Scope) -> str:
@@ -259,7 +353,7 @@ def _reads(node: torch.fx.Node) -> list[torch.fx.Node]:
     """The values `node` reads, in order (inside lists: torch.cat's)."""
     found: list[torch.fx.Node] = []
     torch.fx.node.map_arg((node.args, node.kwargs), found.append)
-    return list(dict.fromkeys(found))
+    return [n for n in dict.fromkeys(found) if not n.meta.get("absorbed")]
 
 
 def _in(node: torch.fx.Node) -> list[tuple[int, ...]]:
@@ -281,20 +375,37 @@ def torch_class(module: torch.nn.Module) -> type | None:
 
 
 def module_op(module: torch.nn.Module, x: list[tuple[int, ...]], y: tuple[int, ...]) -> Op | str:
-    """The op computing `module` for inputs of shapes `x`, or what to say about it."""
-    cls = torch_class(module)
+    """The op computing `module` for inputs of shapes `x`, or what to say about it: a
+    torch.nn layer's op where it rebuilds the same module, a class another library's
+    (`Op.torch_imports`) by the op whose module holds the same tensors."""
     what = type(module).__name__
-    if cls is None:
+    foreign = _foreign().get(_qualified(type(module)))
+    cls = torch_class(module)
+    if cls is None and foreign is None:
         return f"{what} (not a torch.nn layer, and its forward cannot be traced through)"
-    for op_cls in (c for c in LAYER_OPS if c.torch_class == cls.__name__):
+    for op_cls in [foreign] if foreign else [c for c in LAYER_OPS if c.torch_class == cls.__name__]:
         op = _validated(op_cls, op_cls.from_torch(module))
         if op is None:
             continue
         rebuilt = op.to_torch(torch, x, y)
-        if isinstance(rebuilt, torch.nn.Module) and _same(rebuilt, module):
+        if isinstance(rebuilt, torch.nn.Module) and (_tensors_of(rebuilt) == _tensors_of(module)
+                                                     if foreign else _same(rebuilt, module)):
             return op
         return f"{what}({module.extra_repr()}): {op.kind()} makes {rebuilt!r}"
     return f"{what}({module.extra_repr()}) (no netspec op)"
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _foreign() -> dict[str, type[Op]]:
+    """The classes of other libraries that ops compute (`Op.torch_imports`), by name."""
+    return {name: cls for cls in LAYER_OPS for name in cls.torch_imports}
+
+
+def _tensors_of(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(t.shape) for k, t in module.state_dict().items()}
 
 
 def _same(made: torch.nn.Module, module: torch.nn.Module) -> bool:
@@ -303,10 +414,7 @@ def _same(made: torch.nn.Module, module: torch.nn.Module) -> bool:
     def settings(m: torch.nn.Module) -> dict[str, Any]:
         return {k: _one(v) for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
 
-    def tensors(m: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(t.shape) for k, t in m.state_dict().items()}
-
-    return settings(made) == settings(module) and tensors(made) == tensors(module)
+    return settings(made) == settings(module) and _tensors_of(made) == _tensors_of(module)
 
 
 def _one(value: Any) -> Any:
@@ -435,8 +543,16 @@ FOREIGN = {"torchvision.ops.stochastic_depth.stochastic_depth": _drop_path,
 name, and the op each computes."""
 
 
+class _Tracer(torch.fx.Tracer):
+    """fx's tracer, keeping as one call each module of a class an op computes
+    (`Op.torch_imports`: torchvision's ShiftedWindowAttention), not traced through."""
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        return _qualified(type(m)) in _foreign() or super().is_leaf_module(m, module_qualified_name)
+
+
 def _tracer() -> torch.fx.Tracer:
-    """fx's tracer, keeping FOREIGN's functions of the modules already imported as calls
+    """The tracer, keeping FOREIGN's functions of the modules already imported as calls
     (ShuffleNetV2's channel_shuffle reads x.size(), which fx would trace through)."""
     found = []
     for key in FOREIGN:
@@ -444,7 +560,7 @@ def _tracer() -> torch.fx.Tracer:
         fn = getattr(sys.modules.get(module), name, None)
         if callable(fn):
             found.append(fn)
-    return torch.fx.Tracer(autowrap_functions=tuple(found))
+    return _Tracer(autowrap_functions=tuple(found))
 
 
 FUNCTION_DEFAULTS = {"flatten": {"start_dim": 0}}
@@ -458,7 +574,8 @@ def _module_form(name: str, fn: Any, node: torch.fx.Node) -> torch.nn.Module | s
     cls = _modules().get(name)
     if cls is None:
         return " (no netspec op)"
-    if any(isinstance(a, torch.fx.Node) for a in [*node.args[1:], *node.kwargs.values()]):
+    if any(isinstance(a, torch.fx.Node) and not a.meta.get("absorbed")
+           for a in [*node.args[1:], *node.kwargs.values()]):
         return " (computed arguments)"
     params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     try:
@@ -477,9 +594,22 @@ def _module_form(name: str, fn: Any, node: torch.fx.Node) -> torch.nn.Module | s
     else:
         given = dict(list(given.items())[1:])
     given = FUNCTION_DEFAULTS.get(name, {}) | {k: v for k, v in given.items() if k != "training"}
+    held = {k: v for k, v in given.items() if isinstance(v, torch.fx.Node)}
+    given = {k: v for k, v in given.items() if k not in held} | \
+        ({"bias": True} if "bias" in held and "bias" in params else {})
     if set(given) - set(params):
         return f" (arguments {sorted(set(given) - set(params))} have no module form)"
-    return cls(**given)
+    module = cls(**given)
+    if _tensors(held) != {k: tuple(t.shape) for k, t in module.state_dict().items()}:
+        return f" (its module's tensors {sorted(held)} are not {cls.__name__}'s)"
+    return module
+
+
+def _tensors(held: dict[str, torch.fx.Node]) -> dict[str, tuple[int, ...]]:
+    """The shapes of a module's own tensors passed to a function by their arguments' names
+    (`weight`, `bias`): those of a module of the same names only."""
+    return {k: tuple(n.meta["tensor_meta"].shape) for k, n in held.items()
+            if str(n.target).rpartition(".")[2] == k and "tensor_meta" in n.meta}
 
 
 def _modules() -> dict[str, type[torch.nn.Module]]:

@@ -314,6 +314,10 @@ class WindowAttention(Op):
 
     op: Literal["window_attention"] = "window_attention"
     torch_class: ClassVar[str] = "WindowAttention"
+    torch_imports: ClassVar[tuple[str, ...]] = (
+        "torchvision.models.swin_transformer.ShiftedWindowAttention",)
+    torch_names: ClassVar[dict[str, str]] = {"heads": "num_heads", "window": "window_size",
+                                             "shift": "shift_size", "dropout": "attention_dropout"}
     family: ClassVar[str] = "attention"
     prefix: ClassVar[str] = "attn"
     positional: ClassVar[tuple[str, ...]] = ("heads", "window", "shift")

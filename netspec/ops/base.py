@@ -237,6 +237,10 @@ class Op(BaseModel):
     torch_names: ClassVar[dict[str, str]] = {}
     """Arguments its torch module holds under another name (`out` as `out_channels`):
     what `from_torch` reads."""
+    torch_imports: ClassVar[tuple[str, ...]] = ()
+    """Classes of other libraries computing the op, as `module.Class` (torchvision's
+    ShiftedWindowAttention): `netspec import` reads such a module as one layer, its
+    arguments by `from_torch`, where the op's module holds the same tensors."""
     family: ClassVar[str] = "other"
     """Colour group for drawings: conv, pool, norm, activation, dropout, linear, resize, merge."""
     prefix: ClassVar[str] = ""

@@ -122,3 +122,46 @@ class Halves(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kept, changed = x.chunk(2, dim=1)
         return torch.cat((kept, self.conv(changed)), dim=1)
+
+
+class ChannelNorm(nn.LayerNorm):
+    """A LayerNorm over the channels of a CxHxW map, its own tensors passed to F.layer_norm
+    between two permutes (torchvision's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Scaled(nn.Module):
+    """A conv, a ChannelNorm and a residual branch scaled by a tensor of its own
+    (ConvNeXt's layer_scale), in a Sequential so that the norm's keys are `body.1.weight`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), ChannelNorm(4))
+        self.layer_scale = nn.Parameter(torch.full((4, 1, 1), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return y + self.layer_scale * torch.relu(y)
+
+
+class Windowed(nn.Module):
+    """torchvision's ShiftedWindowAttention (a module netspec reads whole) over a conv's
+    map, channels last, and one StochasticDepth called twice (a scope per call)."""
+
+    def __init__(self) -> None:
+        from torchvision.models.swin_transformer import ShiftedWindowAttention
+        from torchvision.ops import StochasticDepth
+
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.attn = ShiftedWindowAttention(8, [4, 4], [2, 2], 2)
+        self.drop = StochasticDepth(0.1, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x).permute(0, 2, 3, 1)
+        x = x + self.drop(self.attn(x))
+        return x + self.drop(torch.relu(x))
