@@ -347,6 +347,9 @@ class _Blocks:
             made = list({i: (i, through and reads(i) == 1) for i, flows, through in
                          zip(row.node.inputs, row.input_grads, passes, strict=True)
                          if flows and i not in grads.of}.values())
+            summed = sum(math.prod(self.rows[i].shape) * FLOAT for i in {  # into a gradient
+                i for i, flows in zip(row.node.inputs, row.input_grads, strict=True)
+                if flows and i in grads.of})
             new = sum(math.prod(self.rows[i].shape) * FLOAT for i, through in made
                       if not (through and incoming is not None))
             scratch = row.node.op.backward_scratch(row.input_shapes, row.shape, row.input_grads,
@@ -368,6 +371,9 @@ class _Blocks:
                 if kept[block] == 0 and block not in report.inputs \
                         and block not in self.output_blocks:
                     live -= self._bytes(block)
+            # what it hands a value that already has a gradient is added to it anew, once
+            # the layer's backward is done: the two and their sum at once
+            peak = max(peak, batch * (live + grads.bytes + 2 * summed) + weights)
         return peak
 
 

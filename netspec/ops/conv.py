@@ -35,6 +35,7 @@ from netspec.ops.base import (
     PosInt,
     PosInts,
     Saved,
+    Scratch,
     ShapeError,
     Tensor,
     channels_match,
@@ -176,6 +177,13 @@ class _Conv(_ConvBase):
             if any(odd):
                 return Saved(floats=c * math.prod(n + e for n, e in zip(sizes, odd, strict=True)))
         return Saved(inputs=(0,))
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """Where torch pads a copy first, the convolution's input gradient is the copy's,
+        before the padding's backward cuts (circular: folds) it to the input's."""
+        padded = self.saved(x, y, needs_input_grad, trainable).floats
+        return Scratch(floats=padded) if padded and needs_input_grad[0] else Scratch()
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         per_output = x[0][0] // self.groups * math.prod(self.kernel_size())
