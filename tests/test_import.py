@@ -40,7 +40,9 @@ def run(*args: str) -> Result:
 
 def same_function(spec: str, model: torch.nn.Module, shape: tuple[int, ...]) -> None:
     """The spec checks to the model's counts, loads its state_dict strictly under the same
-    keys and computes its outputs (eval mode, random batch-norm statistics). A tensor the
+    keys (in the order its layers run: Swin's PatchMerging makes its `reduction` before the
+    `norm` it runs first) and computes its outputs (eval mode, random batch-norm
+    statistics). A tensor the
     model's forward reads itself (ConvNeXt's layer_scale) is a parameter layer, which holds
     it as `weight` of a leading 1 (netspec's LearnedTensor); those are drawn at random, as
     their constant starts (1e-6, zeros) would hide them."""
@@ -59,7 +61,7 @@ def same_function(spec: str, model: torch.nn.Module, shape: tuple[int, ...]) -> 
     assert (report.params, report.buffers) == (sum(p.numel() for p in model.parameters()),
                                                sum(b.numel() for b in model.buffers()))
     theirs = model.state_dict()
-    assert [learned.get(k, k) for k in ours] == list(theirs)
+    assert sorted(learned.get(k, k) for k in ours) == sorted(theirs)
     net.load_state_dict({k: theirs[learned.get(k, k)].reshape(t.shape) for k, t in ours.items()},
                         strict=True)
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
@@ -157,6 +159,18 @@ def test_a_module_an_op_declares_is_read_whole() -> None:
     assert "- {window_attention: {heads: 2, window: 4, shift: 2}, name: attn}" in text
     assert "{stochastic_depth, name: drop}" in text and "{stochastic_depth, name: drop_1" in text
     same_function(text, Windowed(), (3, 8, 8))
+
+
+def test_a_wrapped_function_is_traced_and_its_sizes_are_numbers() -> None:
+    from importing.nets import Corners
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Corners", (3, 8, 8)).text
+    assert text.count("- {slice: {dim: ") == 4 and "{slice: {dim: 3, start: 1, step: 2}" in text
+    assert "pad" not in text.replace("padding", "")  # a pad by nothing at even sizes
+    same_function(text, Corners(), (3, 8, 8))
+    with pytest.raises(ImportFailure, match="no netspec op"):  # padded at odd sizes
+        import_model("importing.nets:Corners", (3, 7, 8))
 
 
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:

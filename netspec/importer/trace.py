@@ -40,6 +40,7 @@ import torch.fx
 from pydantic import ValidationError
 from torch.fx.passes.shape_prop import ShapeProp
 
+from netspec.importer import rewrite
 from netspec.importer.errors import ImportFailure, Unexpressed
 from netspec.ops import LAYER_OPS, OPS, Op, TorchCall
 
@@ -91,8 +92,10 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     except Exception as exc:  # fx refuses data-dependent control flow and more
         raise ImportFailure(f"torch.fx cannot trace the model: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if rewrite.inline(graph, lambda fn: _qualified(fn) in FOREIGN):
+        graph.lint()
     _shapes(model, graph, shape)
-    if _global_pools(graph):
+    if rewrite.fold(graph) + rewrite.index(graph) + _global_pools(graph):
         _shapes(model, graph, shape)
     merged = _merged(model, graph)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
@@ -138,10 +141,11 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
 
 
 def _own_tensors_first(scope: Scope, input: torch.fx.Node) -> None:
-    """Put a scope's parameter layers (its module's own tensors) first, in torch's order of
-    `state_dict` keys (a module's own tensors before its children's), each reading the
-    scope's first input (the model's for the root) for its batch size."""
-    own = [e for e in scope.entries if e.kind == "parameter" and e.scope is None]
+    """Put a scope's layers that read no value first (parameter layers: its module's own
+    tensors, in torch's order of `state_dict` keys, a module's own before its children's;
+    or --partial's placeholders of a buffer), each reading the scope's first input (the
+    model's for the root) for its batch size."""
+    own = [e for e in scope.entries if e.scope is None and not e.reads]
     if not own:
         return
     first = input if not scope.path else next(
@@ -395,8 +399,9 @@ def module_op(module: torch.nn.Module, x: list[tuple[int, ...]], y: tuple[int, .
     return f"{what}({module.extra_repr()}) (no netspec op)"
 
 
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+def _qualified(obj: Any) -> str:
+    """A class's or function's `module.name`."""
+    return f"{obj.__module__}.{obj.__qualname__}"
 
 
 def _foreign() -> dict[str, type[Op]]:

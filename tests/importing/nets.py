@@ -165,3 +165,26 @@ class Windowed(nn.Module):
         x = self.conv(x).permute(0, 2, 3, 1)
         x = x + self.drop(self.attn(x))
         return x + self.drop(torch.relu(x))
+
+
+def corners(x: torch.Tensor) -> torch.Tensor:
+    """Even rows' even columns beside odd rows' odd columns, the map padded to even sizes
+    first: sizes read off `x.shape` (torchvision's _patch_merging_pad)."""
+    height, width = x.shape[-2:]
+    x = nn.functional.pad(x, (0, width % 2, 0, height % 2))
+    return torch.cat([x[..., 0::2, 0::2], x[:, :, 1::2, 1::2]], 1)
+
+
+torch.fx.wrap("corners")
+
+
+class Corners(nn.Module):
+    """A conv, then `corners` (a function fx keeps whole) under a check of the rank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._assert(x.dim() == 4, "a batch of maps")
+        return corners(self.conv(x))
