@@ -173,6 +173,17 @@ def test_a_wrapped_function_is_traced_and_its_sizes_are_numbers() -> None:
         import_model("importing.nets:Corners", (3, 7, 8))
 
 
+def test_sizes_of_the_batch_reshape_and_expand_samples() -> None:
+    from importing.nets import Tokens
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Tokens", (3, 8, 8)).text
+    assert "- {parameter: {shape: [1, 8]}, name: class_token}" in text
+    assert "{reshape: {shape: [8, 4]}" in text and "{select: {dim: 1, index: 0}" in text
+    assert "expand" not in text
+    same_function(text, Tokens(), (3, 8, 8))
+
+
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:
     out = tmp_path / "net.yaml"
     result = run("import", "importing.nets:Net(width=4, classes=3)", "-o", str(out),

@@ -5,7 +5,8 @@
 - `fold`: sizes read off shapes (`H, W, _ = x.shape[-3:]`, `x.size(1)`, `x.dim()`) and
   arithmetic on them become the numbers they are for every batch, checks of them
   (`torch._assert`) that hold are dropped, and a pad by nothing (`F.pad(x, (0, 0, 0, W % 2))`
-  at an even W) is its input; a size of the batch stays a call (no op reads it);
+  at an even W) is its input; the batch size stays a call (no op reads it) but where a
+  reshape or an expand starts with it (`x.reshape(n, 768, -1)`);
 - `index`: `x[..., 0::2, 1::2, :]` is one `slice_dim` per sliced dim, `x[:, 0]` a select.
 
 Each returns how many nodes it changed; the shapes are then inferred again."""
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from netspec.backends.functional import slice_dim
+from netspec.backends.functional import reshape_samples, slice_dim
 
 ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.floordiv,
                         operator.mod, operator.eq, operator.ne, operator.lt, operator.le,
@@ -71,7 +72,7 @@ def fold(graph: torch.fx.Graph) -> int:
     for node in list(graph.nodes):
         value = _size(node, known)
         if value is None:
-            count += _drop_checks_and_pads(graph, node, known)
+            count += _simplify(graph, node, known)
             continue
         known[node] = value
         if _holds_batch(value):
@@ -136,21 +137,47 @@ def _holds_batch(value: Any) -> bool:
     return value is BATCH or (isinstance(value, tuple) and any(v is BATCH for v in value))
 
 
-def _drop_checks_and_pads(graph: torch.fx.Graph, node: torch.fx.Node,
-                          known: dict[torch.fx.Node, Any]) -> int:
-    """Drop `torch._assert(True, ...)`; a pad by nothing becomes its input."""
-    if node.op != "call_function":
-        return 0
-    if node.target is torch._assert and node.args[0] is True and not node.users:
+def _simplify(graph: torch.fx.Graph, node: torch.fx.Node, known: dict[torch.fx.Node, Any]) -> int:
+    """Drop `torch._assert(True, ...)`; a pad by nothing is its input; `x.reshape(n, ...)`
+    and `x.view(n, ...)` of the batch size `n` are netspec's reshape of each sample, and
+    `x.expand(n, -1, ...)` (ViT's class token, a layer of the batch already) is `x`."""
+    if node.op == "call_function" and node.target is torch._assert and node.args[0] is True \
+            and not node.users:
         graph.erase_node(node)
         return 1
     pads = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad")
-    if node.target is torch.nn.functional.pad and isinstance(pads, list | tuple) and \
-            all(p == 0 for p in pads) and isinstance(node.args[0], torch.fx.Node):
-        node.replace_all_uses_with(node.args[0])
-        graph.erase_node(node)
-        return 1
-    return 0
+    if node.op == "call_function" and node.target is torch.nn.functional.pad and \
+            isinstance(pads, list | tuple) and all(p == 0 for p in pads):
+        return _replace(graph, node, node.args[0])
+    sizes = _batch_sizes(node, known)
+    if sizes is None:
+        return 0
+    if node.target == "expand":
+        return _replace(graph, node, node.args[0]) if all(s == -1 for s in sizes) else 0
+    with graph.inserting_before(node):
+        value = graph.call_function(reshape_samples, (node.args[0],), {"shape": list(sizes)})
+    value.meta = dict(node.meta)
+    return _replace(graph, node, value)
+
+
+def _batch_sizes(node: torch.fx.Node, known: dict[torch.fx.Node, Any]) -> list[Any] | None:
+    """The sizes after the batch's of `x.reshape(n, ...)`, `x.view(n, ...)` or
+    `x.expand(n, ...)` (sizes in a tuple or not) with `n` the batch size, or None."""
+    if node.op != "call_method" or node.target not in ("reshape", "view", "expand") or \
+            node.kwargs or len(node.args) < 2:
+        return None
+    sizes = node.args[1] if isinstance(node.args[1], list | tuple) else node.args[1:]
+    first = known.get(sizes[0]) if isinstance(sizes[0], torch.fx.Node) else None
+    rest = list(sizes[1:])
+    return rest if first is BATCH and all(isinstance(s, int) for s in rest) else None
+
+
+def _replace(graph: torch.fx.Graph, node: torch.fx.Node, value: Any) -> int:
+    if not isinstance(value, torch.fx.Node):
+        return 0
+    node.replace_all_uses_with(value)
+    graph.erase_node(node)
+    return 1
 
 
 def index(graph: torch.fx.Graph) -> int:

@@ -188,3 +188,22 @@ class Corners(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         torch._assert(x.dim() == 4, "a batch of maps")
         return corners(self.conv(x))
+
+
+class Tokens(nn.Module):
+    """ViT's idioms: patches reshaped by the batch size read off the input, a class token
+    expanded to the batch and put first, a position embedding added, token 0 classified."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, 8))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, 5, 8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        torch._assert(h == w, "square images")
+        x = self.patch(x).reshape(n, 8, (h // 4) * (w // 4)).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1) + self.pos_embedding
+        return self.head(x[:, 0])
