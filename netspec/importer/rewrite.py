@@ -75,13 +75,10 @@ def fold(graph: torch.fx.Graph) -> int:
             count += _simplify(graph, node, known)
             continue
         known[node] = value
-        if _holds_batch(value):
-            continue
-        _substitute(node, value)
-        graph.erase_node(node)
-        count += 1
-    for node in reversed(known):  # sizes of the batch that nothing reads any more
-        if not node.users and node.graph is graph and not node._erased:
+        if not _holds_batch(value):
+            _substitute(node, value)
+    for node in reversed(known):  # every size, read by nothing now (or a batch's unread)
+        if not node.users:
             graph.erase_node(node)
             count += 1
     return count
