@@ -605,7 +605,7 @@ def _module_form(name: str, fn: Any, node: torch.fx.Node) -> torch.nn.Module | s
     if set(given) - set(params):
         return f" (arguments {sorted(set(given) - set(params))} have no module form)"
     module = cls(**given)
-    if _tensors(held) != {k: tuple(t.shape) for k, t in module.state_dict().items()}:
+    if _tensors(held) != _tensors_of(module):
         return f" (its module's tensors {sorted(held)} are not {cls.__name__}'s)"
     return module
 

@@ -346,6 +346,14 @@ class WindowAttention(Op):
                              f"{list(window)}", key="shift")
         return x[0].shape
 
+    @classmethod
+    def from_torch(cls, module: Any) -> dict[str, Any]:
+        """As the base reads them; torchvision's ShiftedWindowAttention may also drop out
+        its output (`dropout`), which no argument says: then an argument of that name is
+        passed, which the op refuses."""
+        dropout = getattr(module, "dropout", 0.0)
+        return super().from_torch(module) | ({"output_dropout": dropout} if dropout else {})
+
     def sizes(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """(window, shift), each (along H, along W)."""
         return spatial(self.window, 2, "window"), spatial(self.shift, 2, "shift")  # type: ignore[return-value]

@@ -149,16 +149,17 @@ class Scaled(nn.Module):
 
 
 class Windowed(nn.Module):
-    """torchvision's ShiftedWindowAttention (a module netspec reads whole) over a conv's
-    map, channels last, and one StochasticDepth called twice (a scope per call)."""
+    """torchvision's ShiftedWindowAttention (a module netspec reads whole; `dropout` on
+    its output, which window_attention has not) over a conv's map, channels last, and one
+    StochasticDepth called twice (a scope per call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dropout: float = 0.0) -> None:
         from torchvision.models.swin_transformer import ShiftedWindowAttention
         from torchvision.ops import StochasticDepth
 
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 1)
-        self.attn = ShiftedWindowAttention(8, [4, 4], [2, 2], 2)
+        self.attn = ShiftedWindowAttention(8, [4, 4], [2, 2], 2, dropout=dropout)
         self.drop = StochasticDepth(0.1, "row")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
