@@ -387,16 +387,19 @@ def module_op(module: torch.nn.Module, x: list[tuple[int, ...]], y: tuple[int, .
     cls = torch_class(module)
     if cls is None and foreign is None:
         return f"{what} (not a torch.nn layer, and its forward cannot be traced through)"
+    refused = " (no netspec op)"
     for op_cls in [foreign] if foreign else [c for c in LAYER_OPS if c.torch_class == cls.__name__]:
-        op = _validated(op_cls, op_cls.from_torch(module))
+        args = op_cls.from_torch(module)
+        op = _validated(op_cls, args)
         if op is None:
+            refused = f": {op_cls.kind()} does not take {args}"
             continue
         rebuilt = op.to_torch(torch, x, y)
         if isinstance(rebuilt, torch.nn.Module) and (_tensors_of(rebuilt) == _tensors_of(module)
                                                      if foreign else _same(rebuilt, module)):
             return op
         return f"{what}({module.extra_repr()}): {op.kind()} makes {rebuilt!r}"
-    return f"{what}({module.extra_repr()}) (no netspec op)"
+    return f"{what}({module.extra_repr()}){refused}"
 
 
 def _qualified(obj: Any) -> str:
