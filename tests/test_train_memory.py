@@ -24,10 +24,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 from op_harness import OpCase, spec_for, spec_requiring_grad, with_input_grad
-from strategies import chain_specs, fork_specs
 from test_op_tables import TABLES
 from tiers import zoo
 from torch.distributed._tools.mem_tracker import MemTracker
@@ -326,38 +323,6 @@ def test_the_zoo_s_peak_is_what_torch_allocates(name, shape, batch):
     truth = step_peak(spec, shape, batch)
     assert abs(memory.peak - truth) <= TOLERANCE * truth, \
         f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
-
-
-# -- random networks: a real step's peak ----------------------------------------------------
-
-RANDOM_BATCH = 64
-"""Random networks are small: at 64 samples the bytes a step holds whatever the batch and
-the estimate leaves out (Adam's one-element step counters, the loss's scalars) weigh little
-beside the activations."""
-
-def _trains(report: Report) -> bool:
-    """Whether `netspec train` would step the network as `step_peak` does (one output, of
-    classes a cross-entropy reads, reaching trained weights) and check finds no mistake in
-    it: no in-place layer overwriting what a backward needs, no trained weights that no
-    gradient reaches (whose autograd graph torch builds and drops unused)."""
-    mistakes = ("inplace-conflict", "no-gradient")
-    return not report.errors and len(report.outputs) == 1 and not report.token_inputs \
-        and not any(w.code in mistakes for w in report.warnings) \
-        and report.trainable_params > 0 and report.layers[-1].keeps is not None
-
-
-@pytest.mark.slow
-@settings(max_examples=80, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
-@given(case=st.one_of(chain_specs(), fork_specs()))
-def test_random_networks_step_peak_as_torch_allocates(case: Any) -> None:
-    """Random chains and forks of every op (tests/strategies.py), a whole AdamW step at
-    RANDOM_BATCH: the estimate within TOLERANCE of the storages' peak."""
-    report = netspec.check(case.spec)
-    assume(_trains(report))
-    estimate = train_step.memory(report, None, batch=RANDOM_BATCH).peak
-    truth = step_peak(case.spec, batch=RANDOM_BATCH, tracker="storages")
-    assert abs(estimate - truth) <= TOLERANCE * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
 @pytest.mark.parametrize("spec", [

@@ -1,0 +1,78 @@
+"""`netspec check`'s training-memory estimate against real CPU steps of random networks.
+
+    python3 benchmarks/bench_memory_random.py [--examples 80] [--batch 64] [--seed 0]
+
+Draws random chains and forks of every op (tests/strategies.py, the fuzz tests'
+strategies), keeps those `netspec train` would step and in which check finds no mistake (one
+output of classes, trained weights a gradient reaches; no `no-gradient` or
+`inplace-conflict` warning), and takes one AdamW step of each at `--batch` samples, counted
+by the tests' `StoragePeak` (tests/test_train_memory.py: every storage alive at once, equal
+to torch's MemTracker, which cannot hook a frozen layer's output). Prints how many
+estimates fall within 5% of the real peak, and the networks that do not, worst first (the
+README's figure comes from here). A measurement, not a test: the op rows and the zoo are
+the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=80, help="networks drawn")
+    parser.add_argument("--batch", type=int, default=64, help="samples per step")
+    parser.add_argument("--seed", type=int, default=0, help="hypothesis's seed")
+    args = parser.parse_args()
+    sys.path.insert(0, str(TESTS))
+    import torch
+    from hypothesis import HealthCheck, given, seed, settings
+    from hypothesis import strategies as st
+    from strategies import chain_specs, fork_specs
+    from test_train_memory import step_peak
+
+    import netspec
+    from netspec import train_step
+
+    torch.set_num_threads(1)
+    errors: list[tuple[float, dict]] = []
+
+    @seed(args.seed)
+    @settings(max_examples=args.examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=st.one_of(chain_specs(), fork_specs()))
+    def measure(case) -> None:
+        report = netspec.check(case.spec)
+        if not _trains(report):
+            return
+        estimate = train_step.memory(report, None, batch=args.batch).peak
+        truth = step_peak(case.spec, batch=args.batch, tracker="storages")
+        errors.append(((estimate - truth) / truth, case.spec))
+
+    measure()
+    within = sum(abs(error) <= 0.05 for error, _ in errors)
+    print(f"{within} of {len(errors)} networks within 5% of a real step "
+          f"(batch {args.batch}, seed {args.seed})")
+    for error, spec in sorted(errors, key=lambda e: -abs(e[0])):
+        if abs(error) > 0.05:
+            print(f"{error:+.1%}  {json.dumps(spec['layers'])}")
+
+
+def _trains(report) -> bool:
+    """Whether `netspec train` would step the network as `step_peak` does (one output, of
+    classes a cross-entropy reads, reaching trained weights) and check finds no mistake in
+    it: no in-place layer overwriting what a backward needs, no trained weights that no
+    gradient reaches (whose autograd graph torch builds and drops unused)."""
+    mistakes = ("inplace-conflict", "no-gradient")
+    return not report.errors and len(report.outputs) == 1 and not report.token_inputs \
+        and not any(w.code in mistakes for w in report.warnings) \
+        and report.trainable_params > 0 and report.layers[-1].keeps is not None
+
+
+if __name__ == "__main__":
+    main()
