@@ -455,42 +455,61 @@ def _trained(report: Report) -> int:
 
 def _inplace_conflicts(report: Report) -> list[Diagnostic]:
     """An in-place layer overwrites its input's memory: an error where a later layer reads
-    the old value (it would read the new, in inference too); a warning where an earlier
-    layer keeps that memory for its backward pass (torch stops the backward: "modified by
-    an inplace operation"), which `netspec train` refuses."""
-    overwriting = [row for row in report.layers if getattr(row.node.op, "inplace", False)
-                   and row.node.op.aliases(row.input_shapes, row.shape) == 0]
-    if not overwriting:
+    the old value (it would read the new, in inference too); else a warning where an
+    earlier layer keeps that memory for its backward pass (torch stops the backward:
+    "modified by an inplace operation"), which `netspec train` refuses. One walk over the
+    layers: per block of memory, the value made so far that is read latest, and the first
+    layer keeping one."""
+    if not any(_overwrites(row) for row in report.layers):
         return []
     block = {name: name for name in report.inputs}
     position = dict.fromkeys(report.inputs, -1)
+    last_reader: dict[str, LayerReport] = {}  # value -> the last layer reading it
     for at, row in enumerate(report.layers):
         shared = row.node.op.aliases(row.input_shapes, row.shape)
         block[row.name] = block[row.node.inputs[shared]] if shared is not None else row.name
         position[row.name] = at
+        last_reader.update(dict.fromkeys(row.node.inputs, row))
+    latest: dict[str, tuple[str, LayerReport]] = {}  # block -> a value made, its last reader
+    kept: dict[str, tuple[str, LayerReport]] = {}  # block -> a value, the first layer keeping it
+
+    def made(value: str) -> None:
+        reader = last_reader.get(value)
+        held = latest.get(block[value])
+        if reader is not None and (held is None or position[reader.name] > position[held[1].name]):
+            latest[block[value]] = (value, reader)
+
+    for name in report.inputs:
+        made(name)
     errors = []
-    for row in overwriting:
-        memory, at = block[row.name], position[row.name]
-        old = [n for n in block if block[n] == memory and position[n] < at]
-        for other in report.layers:
-            if other is row:
-                continue
-            if position[other.name] < at:
-                kept = [] if other.keeps is None else \
-                    [other.node.inputs[i] for i in other.keeps.inputs] + \
-                    ([other.name] if other.keeps.output else [])
-                clash = next((n for n in kept if n in old), None)
-                why, severity = "keeps for its backward pass: training would stop", "warning"
-            else:
-                clash = next((n for n in other.node.inputs if n in old), None)
-                why, severity = "reads after it (the new values, not the old)", "error"
-            if clash is not None:
-                errors.append(Diagnostic(
-                    row.node.loc.at("inplace"), row.name,
-                    f"`inplace: true` overwrites `{clash}`, which `{other.name}` {why}",
-                    hint="drop `inplace`", severity=severity, code="inplace-conflict"))
-                break
+    for at, row in enumerate(report.layers):
+        memory = block[row.name]
+        read, keeping = latest.get(memory), kept.get(memory)
+        if _overwrites(row) and read is not None and position[read[1].name] > at:
+            clash, other = read
+            why, severity = "reads after it (the new values, not the old)", "error"
+        elif _overwrites(row) and keeping is not None:
+            clash, other = keeping
+            why, severity = "keeps for its backward pass: training would stop", "warning"
+        else:
+            clash = None
+        if clash is not None:
+            errors.append(Diagnostic(
+                row.node.loc.at("inplace"), row.name,
+                f"`inplace: true` overwrites `{clash}`, which `{other.name}` {why}",
+                hint="drop `inplace`", severity=severity, code="inplace-conflict"))
+        made(row.name)
+        if row.keeps is not None:
+            for value in [row.node.inputs[i] for i in row.keeps.inputs] + \
+                    ([row.name] if row.keeps.output else []):
+                kept.setdefault(block[value], (value, row))
     return errors
+
+
+def _overwrites(row: LayerReport) -> bool:
+    """Whether the layer writes its result into its input (`inplace: true`)."""
+    return getattr(row.node.op, "inplace", False) and \
+        row.node.op.aliases(row.input_shapes, row.shape) == 0
 
 
 def without_gradient(report: Report, reached: set[str] | None = None) -> list[LayerReport]:

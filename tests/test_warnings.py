@@ -138,3 +138,15 @@ def test_an_in_place_layer_overwriting_what_a_backward_needs_is_named(spec_text)
     assert warning.message == ("`inplace: true` overwrites `sigmoid1`, which `sigmoid1` keeps "
                                "for its backward pass: training would stop")
     assert warnings(spec_text, text.replace("sigmoid", "batchnorm1d"), "inplace-conflict") == []
+
+
+def test_an_in_place_layer_changing_what_a_later_layer_reads_is_the_error_said(spec_text):
+    """Both wrong (the sigmoid keeps its output; `b` reads it after the relu overwrote it):
+    the error, which holds in inference too, is the one said."""
+    text = ("input: [8]\nlayers:\n  - {sigmoid, name: s}\n  - {relu: {inplace: true}, name: r}\n"
+            "  - {linear: 8, from: s, name: b}\n  - {add: [r, b]}\n")
+    with pytest.raises(netspec.SpecError) as raised:
+        netspec.check(spec_text(text))
+    [error] = [e for e in raised.value.errors if e.code == "inplace-conflict"]
+    assert error.message == ("`inplace: true` overwrites `s`, which `b` reads after it (the "
+                             "new values, not the old)")
