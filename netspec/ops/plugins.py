@@ -117,7 +117,7 @@ def op_classes(value: Any) -> list[type[Op]]:
     """The op classes an entry point's object gives: itself, its items, or a module's own
     op classes; `_NotOps` saying why when it is none of those."""
     if isinstance(value, ModuleType):
-        classes = [v for v in vars(value).values() if isinstance(v, type) and issubclass(v, Op)
+        classes = [v for v in vars(value).values() if _is_op_class(v)
                    and v.__module__ == value.__name__ and isinstance(_default_op(v), str)]
         if not classes:
             raise _NotOps(f"module {value.__name__} defines no op class (a subclass of "
@@ -130,9 +130,18 @@ def op_classes(value: Any) -> list[type[Op]]:
     return items
 
 
+def _is_op_class(value: Any) -> bool:
+    """Whether `value` is a subclass of Op; not a generic alias such as `list[int]`, which
+    Python 3.10 takes for a type that issubclass then refuses."""
+    try:
+        return isinstance(value, type) and issubclass(value, Op)
+    except TypeError:
+        return False
+
+
 def _check_class(item: Any) -> None:
     """Refuse what is not a concrete op class with a usable name."""
-    if not (isinstance(item, type) and issubclass(item, Op)) or item is Op:
+    if not _is_op_class(item) or item is Op:
         raise _NotOps(f"names {clipped(repr(item), 80)}, not an op class (a subclass of "
                       "netspec.ops.Op), a list of them or a module")
     kind = _default_op(item)
