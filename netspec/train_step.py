@@ -194,23 +194,11 @@ class _Blocks:
         ids = report.token_inputs
         self.size: dict[str, int] = {n: math.prod(s) * (ID_BYTES if n in ids else FLOAT)
                                      for n, s in report.inputs.items()}
-        self.block: dict[str, str] = {n: n for n in report.inputs}
-        reordered: set[str] = set()  # views a fold or a reshape copies
-        strided: set[str] = set()  # views laid out otherwise than a tensor of their shape
+        self.block, reordered, strided = _views(report)
         for row in report.layers:
-            op, x = row.node.op, row.input_shapes
-            shared = op.aliases(x, row.shape) if op is not None else None
-            source = self.block.get(row.node.inputs[shared]) if shared is not None else None
-            if source is not None and not (op.reshapes and row.node.inputs[0] in reordered):
-                self.block[row.name] = source
-                if op.reorders_data(x, row.shape) or row.node.inputs[0] in reordered:
-                    reordered.add(row.name)
-                if row.name in reordered or row.node.inputs[shared] in strided \
-                        or math.prod(row.shape) < math.prod(x[shared]):
-                    strided.add(row.name)
-            else:
-                self.block[row.name] = row.name
-                self.size[row.name] = (op.storage(x, row.shape) if op is not None
+            if self.block[row.name] == row.name:
+                op = row.node.op
+                self.size[row.name] = (op.storage(row.input_shapes, row.shape) if op is not None
                                        else math.prod(row.shape)) * FLOAT
         self.members = replayed(report, self.region)
         first: dict[str, str] = {}  # instance -> its first layer keeping a tensor
@@ -447,6 +435,30 @@ def _label_bytes(report: Report) -> int:
     return total
 
 
+def _views(report: Report) -> tuple[dict[str, str], set[str], set[str]]:
+    """Each value's block of memory (a view's is its input's, an in-place layer's its
+    input's; a reshape of a reordered view copies), and of the views, those a fold or a
+    reshape copies (dims reordered, part of a dim before the last) and those laid out
+    otherwise than a tensor of their shape (those, and any part of a dim)."""
+    block = {n: n for n in report.inputs}
+    reordered: set[str] = set()
+    strided: set[str] = set()
+    for row in report.layers:
+        op, x = row.node.op, row.input_shapes
+        shared = op.aliases(x, row.shape) if op is not None else None
+        source = block.get(row.node.inputs[shared]) if shared is not None else None
+        if source is None or (op.reshapes and row.node.inputs[0] in reordered):
+            block[row.name] = row.name
+            continue
+        block[row.name] = source
+        if op.reorders_data(x, row.shape) or row.node.inputs[0] in reordered:
+            reordered.add(row.name)
+        if row.name in reordered or row.node.inputs[shared] in strided \
+                or math.prod(row.shape) < math.prod(x[shared]):
+            strided.add(row.name)
+    return block, reordered, strided
+
+
 def _trained(report: Report) -> int:
     """The trained parameters a gradient reaches: those the optimizer updates and keeps
     state for (torch skips a parameter whose gradient is None)."""
@@ -462,12 +474,10 @@ def _inplace_conflicts(report: Report) -> list[Diagnostic]:
     layer keeping one."""
     if not any(_overwrites(row) for row in report.layers):
         return []
-    block = {name: name for name in report.inputs}
+    block, _, _ = _views(report)
     position = dict.fromkeys(report.inputs, -1)
     last_reader: dict[str, LayerReport] = {}  # value -> the last layer reading it
     for at, row in enumerate(report.layers):
-        shared = row.node.op.aliases(row.input_shapes, row.shape)
-        block[row.name] = block[row.node.inputs[shared]] if shared is not None else row.name
         position[row.name] = at
         last_reader.update(dict.fromkeys(row.node.inputs, row))
     latest: dict[str, tuple[str, LayerReport]] = {}  # block -> a value made, its last reader
