@@ -61,14 +61,16 @@ def test_from_reads_an_integer_named_layer() -> None:
     assert built.get_submodule("fc1").in_features == 4
 
 
-@pytest.mark.parametrize(("name", "column"), [("'00'", 23), ("-1", 23), ("'1a'", 23)])
+@pytest.mark.parametrize(("name", "column"), [("'00'", 23), ("-1", 23), ("'1a'", 23),
+                                              ("-a", 23), ("a.b", 23), ("'a b'", 23)])
 def test_other_digit_names_are_refused(name: str, column: int) -> None:
     text = f"input: [3]\nlayers:\n  - {{linear: 4, name: {name}}}\n"
     with pytest.raises(netspec.SpecError) as info:
         netspec.load(text)
     error = info.value.errors[0]
     assert (error.where.line, error.where.column) == (3, column)
-    assert "must be an identifier (letters, digits, _) or an integer such as 0" in error.message
+    assert "must be letters, digits, _ and -, first a letter or _ (`block1-0`), or an integer " \
+        "such as 0" in error.message
 
 
 def test_a_dotted_number_in_from_is_told_to_be_quoted() -> None:
@@ -103,6 +105,57 @@ def test_the_python_export_reaches_integer_named_children(tmp_path: Path) -> Non
     built = netspec.build(SEQUENTIAL).eval()
     written = module.Net().eval()
     assert list(written.state_dict()) == list(built.state_dict())
+    written.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        for got, want in zip(written(x), built(x), strict=True):
+            torch.testing.assert_close(got, want)
+
+
+HYPHENATED = """\
+input: [3, 8, 8]
+blocks:
+  stage:
+    layers:
+      - {conv2d: {out: 4, kernel: 3, padding: 1}, name: conv-a}
+      - {relu: {}, name: '2'}
+layers:
+  - {stage: {}, name: block1-0}
+  - {stage: {}, name: block1-1}
+  - {add: [block1-0, block1-1], name: sum-1}
+  - {conv2d: {out: 2, kernel: 1}, name: head-, from: block1-0}
+outputs: [sum-1, head-]
+"""
+
+
+class _Hyphenated(nn.Module):
+    """HYPHENATED's modules as torch names them (add_module takes any name without a dot,
+    as torchvision's RegNet names its blocks `block1-0`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name, c in (("block1-0", 3), ("block1-1", 4)):
+            stage = nn.Module()
+            stage.add_module("conv-a", nn.Conv2d(c, 4, 3, padding=1))
+            stage.add_module("2", nn.ReLU())
+            self.add_module(name, stage)
+        self.add_module("head-", nn.Conv2d(4, 2, 1))
+
+
+def test_hyphenated_names_give_torch_s_keys_and_are_read_by_from_and_outputs(
+        tmp_path: Path) -> None:
+    built = netspec.build(HYPHENATED).eval()
+    assert list(built.state_dict()) == list(_Hyphenated().state_dict())
+    assert list(netspec.check(HYPHENATED).outputs) == ["sum-1", "head-"]
+    code = python_source(HYPHENATED)
+    assert 'getattr(self, "block1-0")' in code and 'self.add_module("head-", ' in code
+    path = tmp_path / "hyphen_net.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location("hyphen_net", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = module.Net().eval()
     written.load_state_dict(built.state_dict(), strict=True)
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():

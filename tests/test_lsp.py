@@ -505,3 +505,24 @@ async def test_a_numbered_layer_is_found_and_renamed_by_number(client: LanguageC
     assert sorted((c.range.start.line, c.new_text) for c in edit.changes[uri]) == \
         [(3, "7"), (6, "7")]
     closed(client, uri)
+
+
+async def test_a_hyphenated_layer_is_found_and_renamed(client: LanguageClient, tmp_path):
+    """`name: block1-0`, as torchvision's RegNet names its blocks, read by `from:`; a rename
+    may give a hyphenated name, never a dotted one."""
+    text = ("input: [4]\nlayers:\n  - linear: 4\n    name: block1-0\n  - relu\n"
+            "  - linear: 4\n    from: block1-0\n")
+    uri = await opened(client, tmp_path / "h.yaml", text)
+    at_ref = types.Position(6, column_of(text, 7, "block1-0"))
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        types.TextDocumentIdentifier(uri), at_ref))
+    assert found[0].range.start == types.Position(3, column_of(text, 4, "block1-0") - 1)
+    assert found[0].range.end.character == found[0].range.start.character + len("block1-0")
+    edit = await client.text_document_rename_async(types.RenameParams(
+        types.TextDocumentIdentifier(uri), at_ref, "stage-2"))
+    assert sorted((c.range.start.line, c.new_text) for c in edit.changes[uri]) == \
+        [(3, "stage-2"), (6, "stage-2")]
+    with pytest.raises(Exception, match="not a layer name"):
+        await client.text_document_rename_async(types.RenameParams(
+            types.TextDocumentIdentifier(uri), at_ref, "stage.2"))
+    closed(client, uri)

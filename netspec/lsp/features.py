@@ -447,7 +447,7 @@ def rename(path: str, text: str, analyses: list[Analysis], line: int, column: in
     if isinstance(target, str):
         return target
     if not re.fullmatch(LAYER_NAME, new):
-        return (f"`{new}` is not a layer name (letters, digits and _, not first a digit; "
+        return (f"`{new}` is not a layer name (letters, digits, _ and -, first a letter or _; "
                 "or a number)")
     analysis, entry, _ = target
     assert analysis.outline is not None

@@ -47,11 +47,13 @@ def _bounded(name: str) -> str:
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER), AfterValidator(_bounded)]
 """A block's, a parameter's or an input's name."""
-LAYER_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*)$"
-"""A layer's name: an identifier, or a non-negative integer as torch names the children of
-nn.Sequential and nn.ModuleList (`name: 0`), so a layer can take its module's name and
-`state_dict` keys follow. An integer has one spelling (`0`, not `00`): `name: 0` and
-`name: '0'` are one name."""
+LAYER_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]*)$"
+"""A layer's name: a word of letters, digits, `_` and `-` that starts with a letter or `_`
+(`conv1`, `block1-0` as torchvision's RegNet names its blocks), or a non-negative integer
+as torch names the children of nn.Sequential and nn.ModuleList (`name: 0`), so a layer can
+take its module's name and `state_dict` keys follow. An integer has one spelling (`0`, not
+`00`): `name: 0` and `name: '0'` are one name. A dot stays out: it separates a block's
+layer (`layer1.0.conv1`) or a piece of a split (`chunk.1`) in references and keys."""
 
 
 def as_name(value: Any) -> Any:

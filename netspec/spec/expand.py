@@ -455,8 +455,8 @@ class Expander:
             return None
         if not isinstance(name, str) or not re.match(LAYER_NAME, name):
             self.error(self.source.pos(entry, "name"), label,
-                       f"layer name {shown(name)} must be an identifier (letters, digits, _) "
-                       "or an integer such as 0", code="bad-name")
+                       f"layer name {shown(name)} must be letters, digits, _ and -, first a letter "
+                       "or _ (`block1-0`), or an integer such as 0", code="bad-name")
             return None
         if name in RESERVED:
             self.error(self.source.pos(entry, "name"), label,
