@@ -356,3 +356,98 @@ def test_inception_nets_without_auxiliary_classifiers_import_and_match(name: str
     text = import_model(f"torchvision.models:{call}", (3, size, size)).text
     torch.manual_seed(0)
     same_function(text, getattr(models, name)(aux_logits=False, init_weights=True), (3, size, size))
+
+
+VIT = "torchvision.models.vision_transformer:VisionTransformer"
+SMALL_VIT = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                 num_classes=10)
+
+
+def _vit(**kwargs: Any) -> torch.nn.Module:
+    """torchvision's VisionTransformer with its all-zero tensors (the classifier head; the
+    class token, which same_function draws anyway) drawn at random: zero weights would make
+    every output the head's bias."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(**kwargs)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.normal_(std=0.5)
+    return model
+
+
+def _call(target: str, kwargs: dict[str, Any]) -> str:
+    return f"{target}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+
+
+@pytest.mark.needs("torchvision")
+def test_torchvision_s_vision_transformer_imports_with_torch_s_attention_keys() -> None:
+    """nn.MultiheadAttention, called as `x, _ = attn(x, x, x, need_weights=False)`, is
+    multihead_attention holding its tensors under torch's keys (in_proj_weight, in_proj_bias,
+    out_proj.weight, out_proj.bias); the class token and position embedding are parameter
+    layers of the same keys, the encoder layers blocks."""
+    imported = import_model(_call(VIT, SMALL_VIT), (3, 32, 32))
+    assert imported.unexpressed == []
+    text = imported.text
+    assert "- {multihead_attention: {heads: 2, state_dict: torch}, name: self_attention}" in text
+    assert "- {parameter: {shape: [1, 32]}, name: class_token}" in text
+    assert "- {parameter: {shape: [17, 32]}, name: pos_embedding}" in text
+    model = _vit(**SMALL_VIT)
+    keys = list(netspec.build(text).state_dict())
+    assert "encoder.layers.encoder_layer_1.self_attention.in_proj_weight" in keys
+    assert "encoder.layers.encoder_layer_1.self_attention.out_proj.bias" in keys
+    same_function(text, model, (3, 32, 32))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_torch_s_multihead_attention_is_read_as_self_attention(bias: bool) -> None:
+    from importing.nets import Attending
+
+    torch.manual_seed(0)
+    text = import_model(f"importing.nets:Attending(bias={bias})", (6, 8)).text
+    args = "heads: 2, state_dict: torch" if bias else "heads: 2, bias: false, state_dict: torch"
+    assert f"- {{multihead_attention: {{{args}}}, name: attn}}" in text
+    same_function(text, Attending(bias=bias), (6, 8))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ("Attending(batch_first=False)", r"\(root\): MultiheadAttention\(\): multihead_attention "
+                                     r"does not take .*'batch_first': False"),
+    ("Attending(masked=True)", r"\(root\): MultiheadAttention called for several values"),
+])
+def test_torch_s_attention_it_cannot_read_is_refused(call: str, message: str) -> None:
+    with pytest.raises(ImportFailure, match=message):
+        import_model(f"importing.nets:{call}", (6, 8))
+
+
+def test_attention_s_keys_are_netspec_s_unless_the_spec_says_torch() -> None:
+    """The default keeps netspec's keys (specs and checkpoints trained with netspec load as
+    before); `state_dict: torch` holds the very same tensors under nn.MultiheadAttention's
+    keys, so both count alike, a checkpoint of one loads into the other by those names, and
+    each computes what torch's nn.MultiheadAttention does with those tensors."""
+    def spec(extra: str) -> str:
+        return ("name: a\ninput: [6, 8]\nlayers:\n"
+                f"  - {{multihead_attention: {{heads: 2{extra}}}, name: attn}}\n")
+
+    ours, theirs = netspec.build(spec("")).eval(), netspec.build(spec(", state_dict: torch")).eval()
+    netspec_keys = ["attn.qkv.weight", "attn.qkv.bias", "attn.out.weight", "attn.out.bias"]
+    torch_keys = ["attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
+                  "attn.out_proj.bias"]
+    assert list(ours.state_dict()) == netspec_keys and list(theirs.state_dict()) == torch_keys
+    assert netspec.check(spec("")).to_dict() | {"layers": None} == \
+        netspec.check(spec(", state_dict: torch")).to_dict() | {"layers": None}
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    with torch.no_grad():
+        mha.in_proj_bias.normal_()
+        mha.out_proj.bias.normal_()
+    state = {f"attn.{k}": v for k, v in mha.state_dict().items()}
+    theirs.load_state_dict(state, strict=True)
+    ours.load_state_dict(dict(zip(netspec_keys, state.values(), strict=True)), strict=True)
+    x = torch.randn(3, 6, 8)
+    with torch.no_grad():
+        want = mha(x, x, x, need_weights=False)[0]
+        torch.testing.assert_close(theirs(x), want)
+        torch.testing.assert_close(ours(x), want)

@@ -348,6 +348,9 @@ ATTENTION = [
             "rotary embeddings rotate pairs of features, but `head_dim` is 3"),
     refused("multihead_attention", {"heads": 2}, [[3, 6, 8], [2, 5, 8]],
             "their leading dims differ"),
+    refused("multihead_attention", {"heads": 2, "state_dict": "torch"}, [[6, 8], [5, 8]],
+            "`state_dict: torch` holds nn.MultiheadAttention's packed in_proj, one projection "
+            "of one input: self-attention only"),
 ]
 
 WINDOW_ATTENTION = [

@@ -470,6 +470,8 @@ ATTENTION = [
     _attention_row({"heads": 1, "rotary": True}, [2, 6, 8], [2, 6, 8], t=6, d=8, heads=1, lead=2),
     _attention_row({"heads": 2, "dropout": 0.1}, [[2, 6, 8], [2, 4, 6]], [2, 6, 8], t=6, d=8,
                    heads=2, s=4, e=6, lead=2),
+    # the same tensors under nn.MultiheadAttention's keys
+    _attention_row({"heads": 4, "state_dict": "torch"}, [10, 32], [10, 32], t=10, d=32, heads=4),
 ]
 
 def _window_attention(h: int, w: int, c: int, heads: int, wh: int, ww: int, bias: bool = True

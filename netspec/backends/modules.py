@@ -61,15 +61,27 @@ class Attention(nn.Module):
     takes, rather than SDPA's `enable_gqa`); rotary position embeddings rotate queries and
     keys when `rotary_base` is set. F.scaled_dot_product_attention computes the heads;
     `out` projects them to [*B, T, out].
+
+    With `torch_keys` (self-attention only), its tensors are held under torch's
+    nn.MultiheadAttention's `state_dict` keys: the packed projection as `in_proj_weight` and
+    `in_proj_bias`, the output projection as `out_proj`; the same tensors, computing the same.
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, kv_heads: int, out: int,
                  causal: bool = False, dropout: float = 0.0, bias: bool = True,
-                 rotary_base: float | None = None, context_dim: int | None = None) -> None:
+                 rotary_base: float | None = None, context_dim: int | None = None,
+                 torch_keys: bool = False) -> None:
         super().__init__()
         self.heads, self.head_dim, self.kv_heads = heads, head_dim, kv_heads
         self.causal, self.dropout, self.rotary_base = causal, dropout, rotary_base
+        self.torch_keys = torch_keys
         queries, keys = heads * head_dim, kv_heads * head_dim
+        if torch_keys:  # a Linear's tensors, initialised as netspec's `qkv`, under torch's keys
+            packed = nn.Linear(dim, queries + 2 * keys, bias=bias)
+            self.in_proj_weight = packed.weight
+            self.register_parameter("in_proj_bias", packed.bias)
+            self.out_proj = nn.Linear(queries, out, bias=bias)
+            return
         if context_dim is None:
             self.qkv = nn.Linear(dim, queries + 2 * keys, bias=bias)
         else:
@@ -80,13 +92,16 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # One expression: the heads' output and the projections' are freed as soon as
         # nothing but autograd needs them (not held by locals through the output projection).
-        return self.out(self._attend(x, context).transpose(-3, -2).flatten(-2))
+        out = self.out_proj if self.torch_keys else self.out
+        return out(self._attend(x, context).transpose(-3, -2).flatten(-2))
 
     def _attend(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """The heads' output, [*B, heads, T, head_dim]."""
         keys = self.kv_heads * self.head_dim
         if context is None:
-            q, k, v = self.qkv(x).split([self.heads * self.head_dim, keys, keys], dim=-1)
+            packed = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias) \
+                if self.torch_keys else self.qkv(x)
+            q, k, v = packed.split([self.heads * self.head_dim, keys, keys], dim=-1)
         else:
             q = self.q(x)
             k, v = self.kv(context).split([keys, keys], dim=-1)
@@ -122,6 +137,8 @@ class Attention(nn.Module):
             extras.append("causal=True")
         if self.rotary_base is not None:
             extras.append(f"rotary_base={self.rotary_base}")
+        if self.torch_keys:
+            extras.append("torch_keys=True")
         return ", ".join(extras)
 
 

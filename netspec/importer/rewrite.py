@@ -7,12 +7,17 @@
   (`torch._assert`) that hold are dropped, and a pad by nothing (`F.pad(x, (0, 0, 0, W % 2))`
   at an even W) is its input; the batch size stays a call (no op reads it) but where a
   reshape or an expand starts with it (`x.reshape(n, 768, -1)`);
-- `index`: `x[..., 0::2, 1::2, :]` is one `slice_dim` per sliced dim, `x[:, 0]` a select.
+- `index`: `x[..., 0::2, 1::2, :]` is one `slice_dim` per sliced dim, `x[:, 0]` a select;
+- `self_attention`: `x, _ = attn(x, x, x, need_weights=False)` of torch's
+  nn.MultiheadAttention is the call `attn(x)` of its output alone.
 
-Each returns how many nodes it changed; the shapes are then inferred again."""
+Each returns how many nodes it changed; the shapes are then inferred again (but after
+`self_attention`, which runs last: its calls stand for their first output, which torch's
+module does not return alone)."""
 
 from __future__ import annotations
 
+import inspect
 import operator
 import types
 from collections.abc import Callable
@@ -220,3 +225,33 @@ def _index_steps(node: torch.fx.Node) -> list[tuple[int, slice | int]] | None:
     if any(d == 0 for d, _ in steps) or len(items) > len(shape) or not steps:
         return None
     return steps
+
+
+def self_attention(graph: torch.fx.Graph, model: torch.nn.Module) -> int:
+    """Rewrite each call of torch's nn.MultiheadAttention as self-attention (`query`, `key`
+    and `value` one value), unmasked (no `key_padding_mask`, `attn_mask` or `is_causal`),
+    whose attention weights nothing reads (torchvision's ViT: `x, _ = attn(x, x, x,
+    need_weights=False)`) as the call `attn(x)` of its output: the readers of its item 0
+    read the call, which takes that item's shape. Other calls stay as they are (a module
+    called for two values, which the importer refuses)."""
+    forward = inspect.signature(torch.nn.MultiheadAttention.forward)
+    count = 0
+    for node in list(graph.nodes):
+        if node.op != "call_module" or \
+                not isinstance(model.get_submodule(str(node.target)), torch.nn.MultiheadAttention):
+            continue
+        given = forward.bind(None, *node.args, **node.kwargs).arguments
+        items = {u.args[1]: u for u in node.users
+                 if u.op == "call_function" and u.target is operator.getitem}
+        if not (given["query"] is given["key"] is given["value"]) or len(items) != len(node.users) \
+                or any(given.get(k) is not None for k in ("key_padding_mask", "attn_mask")) \
+                or given.get("is_causal") or 0 not in items or set(items) - {0, 1} \
+                or (1 in items and items[1].users):
+            continue
+        node.meta["tensor_meta"] = items[0].meta["tensor_meta"]
+        node.args, node.kwargs = (given["query"],), {}
+        items[0].replace_all_uses_with(node)
+        for item in items.values():
+            graph.erase_node(item)
+        count += 1
+    return count

@@ -15,7 +15,8 @@ device (nothing computed), and reads each call as a netspec op:
 - a function of another library that `FOREIGN` names (torchvision's `stochastic_depth`
   as `drop_path`);
 - a module of another library's class that an op declares (`Op.torch_imports`:
-  torchvision's ShiftedWindowAttention) as that op, whole, not traced through;
+  torchvision's ShiftedWindowAttention; torch's nn.MultiheadAttention, whose call
+  `rewrite.self_attention` makes one of its output) as that op, whole, not traced through;
 - a module's own tensor its forward reads (`self.layer_scale * x`) as a `parameter` layer
   of that name, first in its scope; a module of no submodules passing its own tensors to
   a function (LayerNorm2d's `F.layer_norm(x, ..., self.weight, self.bias)`) as that
@@ -97,6 +98,7 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     _shapes(model, graph, shape)
     if rewrite.fold(graph) + rewrite.index(graph) + _global_pools(graph):
         _shapes(model, graph, shape)
+    rewrite.self_attention(graph, model)  # last: its calls no longer run as torch's modules
     merged = _merged(model, graph)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
@@ -306,6 +308,10 @@ def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope, merged: se
             name = _fresh(f"{name}_{call}" if name.isidentifier() else f"call{name}_{call}", scope)
         if base and call and any(True for _ in module.parameters()):
             return _missing(reads, name, scope, f"{type(module).__name__} called again (shared weights)")
+        if not hasattr(node.meta.get("tensor_meta"), "shape"):  # a tuple of values
+            return _missing(reads, name, scope, f"{type(module).__name__} called for several "
+                            "values (nn.MultiheadAttention is read as unmasked self-attention, "
+                            "`x, _ = attn(x, x, x)`, its weights unread)")
         found = module_op(module, _in(node), _out(node))
     elif node.op == "get_attr":
         found = _parameter(node, model)

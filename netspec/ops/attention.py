@@ -75,10 +75,13 @@ from netspec.shapes import Shape, fmt_shape
 class MultiheadAttention(Op):
     """Scaled dot-product attention over H heads with query, key, value and output
     projections (netspec.backends.modules.Attention, computed by torch's
-    F.scaled_dot_product_attention)."""
+    F.scaled_dot_product_attention). torch's own nn.MultiheadAttention, called as
+    self-attention (`attn(x, x, x)`: torchvision's ViT), is this op with `state_dict: torch`
+    (`from_torch`)."""
 
     op: Literal["multihead_attention"] = "multihead_attention"
     torch_class: ClassVar[str] = "Attention"
+    torch_imports: ClassVar[tuple[str, ...]] = ("torch.nn.modules.activation.MultiheadAttention",)
     family: ClassVar[str] = "attention"
     folds: ClassVar[bool] = True
     prefix: ClassVar[str] = "attn"
@@ -100,6 +103,12 @@ class MultiheadAttention(Op):
     rotary: bool = False
     """Rotary position embeddings (RoPE, rotating halves) applied to queries and keys."""
     rotary_base: PosFloat = 10000.0
+    state_dict: Literal["netspec", "torch"] = "netspec"
+    """The keys its tensors are held under: netspec's (`qkv.weight`, `qkv.bias`,
+    `out.weight`, `out.bias`; `q` and `kv` for cross-attention), or `torch`: those of torch's
+    nn.MultiheadAttention (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`,
+    `out_proj.bias`), whose checkpoints then load as they are (self-attention only). The
+    same tensors either way: the counts and the function do not change."""
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         for t in x:
@@ -111,6 +120,10 @@ class MultiheadAttention(Op):
         if query[:-2] != context[:-2]:
             raise ShapeError(f"cross-attention of {fmt_shape(query)} from {x[0].src} and "
                              f"{fmt_shape(context)} from {x[1].src}: their leading dims differ")
+        if self.state_dict == "torch" and len(x) == 2:
+            raise ShapeError("`state_dict: torch` holds nn.MultiheadAttention's packed "
+                             "in_proj, one projection of one input: self-attention only",
+                             key="state_dict", hint="read one input, or drop `state_dict`")
         if self.causal and len(x) == 2:
             raise ShapeError("`causal` masks a sequence attending to itself; cross-attention "
                              "reads another sequence", key="causal",
@@ -278,11 +291,25 @@ class MultiheadAttention(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
+    @classmethod
+    def from_torch(cls, module: Any) -> dict[str, Any]:
+        """torch's nn.MultiheadAttention (`torch_imports`): its heads, attention dropout and
+        bias, under torch's keys. What the op has no argument for is passed under torch's
+        name, which the op refuses: sequences first (`batch_first` False), a zero key and
+        value appended (`add_zero_attn`); keys and values of other sizes (`kdim`, `vdim`)
+        and learned extra ones (`add_bias_kv`) hold other tensors, which the importer
+        refuses."""
+        args = {"heads": module.num_heads, "dropout": module.dropout,
+                "bias": module.in_proj_bias is not None, "state_dict": "torch"}
+        return args | ({} if module.batch_first else {"batch_first": False}) | \
+            ({"add_zero_attn": True} if module.add_zero_attn else {})
+
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"dim": x[0][-1], "context_dim": x[1][-1] if len(x) == 2 else None,
                 "heads": self.heads, "head_dim": self.dim(x[0]), "kv_heads": self.groups,
                 "out": y[-1], "causal": self.causal, "dropout": self.dropout, "bias": self.bias,
-                "rotary_base": self.rotary_base if self.rotary else None}
+                "rotary_base": self.rotary_base if self.rotary else None,
+                "torch_keys": self.state_dict == "torch"}
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
         from netspec.backends.modules import Attention

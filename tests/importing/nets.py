@@ -208,3 +208,21 @@ class Tokens(nn.Module):
         x = self.patch(x).reshape(n, 8, (h // 4) * (w // 4)).permute(0, 2, 1)
         x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1) + self.pos_embedding
         return self.head(x[:, 0])
+
+
+class Attending(nn.Module):
+    """torch's nn.MultiheadAttention over tokens [T, 8]: self-attention whose weights are
+    unread (returned by default, `need_weights`), or sequences first (`batch_first` False),
+    or masked (`key_padding_mask`: the tokens of negative sums), which netspec does not read."""
+
+    def __init__(self, batch_first: bool = True, masked: bool = False, bias: bool = True) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.attn = nn.MultiheadAttention(8, 2, bias=bias, batch_first=batch_first)
+        self.masked = masked
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(x)
+        mask = x.sum(-1) < 0 if self.masked else None
+        y, _ = self.attn(y, y, y, key_padding_mask=mask)
+        return x + y
