@@ -543,28 +543,45 @@ def export_command(spec: str, fmt: str, out: str | None, weights: str | None, fu
 
 
 @main.command(name="import")
-@click.argument("source", metavar="MODULE:CALLABLE")
+@click.argument("source", metavar="MODULE:CALLABLE|FILE.pt2|FILE.onnx")
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), required=True,
               help="The spec file to write.")
-@click.option("--input", "-i", "shape", type=ShapeParam(), default="3,224,224", show_default=True,
-              help="Per-sample input shape C,H,W the model is traced at.")
+@click.option("--input", "-i", "shape", type=ShapeParam(), default=None,
+              help="Per-sample input shape C,H,W the model is traced at [default: 3,224,224 "
+                   "for a callable, the file's own for .pt2 and .onnx].")
+@click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
+              help="Where a file's weights go, as a state_dict the built spec loads "
+                   "[default: the spec's path with .pt].")
 @click.option("--partial", is_flag=True,
               help="Write what can be expressed; mark the rest with placeholders.")
-def import_command(source: str, out: str, shape: tuple[str | None, tuple[int, ...]],
-                   partial: bool) -> None:
+def import_command(source: str, out: str, shape: tuple[str | None, tuple[int, ...]] | None,
+                   weights: str | None, partial: bool) -> None:
     """Write the PyTorch model SOURCE (`torchvision.models:resnet50`,
-    `mypkg.nets:Net(width=32)`) as a spec. Exit 1, listing each module and op netspec
-    cannot express, unless --partial."""
-    from netspec.importer import ImportFailure, import_model
+    `mypkg.nets:Net(width=32)`), or a torch.export program (.pt2) or an ONNX model (.onnx)
+    and its weights, as a spec. Exit 1, listing each module and op netspec cannot express,
+    unless --partial."""
+    from netspec.importer import FILE_FORMATS, ImportFailure, import_file, import_model
 
+    is_file = Path(source).suffix.lower() in FILE_FORMATS
+    if weights is not None and not is_file:
+        raise click.UsageError("--weights is for a .pt2 or .onnx SOURCE (a callable's "
+                               "state_dict already fits the spec)")
     try:
-        imported = import_model(source, shape[1], partial=partial)
+        imported = import_file(source, shape[1] if shape else None, partial=partial) if is_file \
+            else import_model(source, shape[1] if shape else (3, 224, 224), partial=partial)
     except ImportFailure as exc:
         raise click.ClickException(str(exc)) from None
     Path(out).write_text(imported.text)
     for missing in imported.unexpressed:
         click.echo(f"placeholder: {missing}", err=True)
     click.echo(f"wrote {out}", err=True)
+    if imported.weights is not None:
+        import torch
+
+        target = Path(weights) if weights else Path(out).with_suffix(".pt")
+        torch.save(imported.weights, target)
+        click.echo(f"wrote {target} (the file's weights as a state_dict: "
+                   f"netspec.build(spec).load_state_dict(torch.load('{target}')))", err=True)
 
 
 @main.command(name="summary")

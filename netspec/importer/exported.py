@@ -1,0 +1,232 @@
+"""`netspec import model.pt2`: a torch.export program (`torch.export.save`) read as trace's
+scopes, through `graphs.Scopes`.
+
+Each aten call of the program's graph, in the export IR (`aten.conv2d`, `aten.linear`,
+`aten.batch_norm`) or decomposed (`aten.convolution`, `aten.addmm` of a permuted weight,
+`aten._native_batch_norm_legit_no_training`, `aten.max_pool2d_with_indices`), is read as
+the torch.nn module it is the functional form of, rebuilt from its arguments with the
+tensors it reads (the lifted parameters and buffers: `ExportedProgram.state_dict` keys by
+the graph signature), or as a netspec op (`aten.add`, `aten.cat`, a view to one dim as a
+flatten). Nodes' `nn_module_stack` give the module tree; the user input's shape less the
+batch is the input shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+
+from netspec.importer.errors import ImportFailure
+from netspec.importer.graphs import Frame, Made, Scopes, all_spatial, loaded, view
+from netspec.importer.trace import Traced, _modules, _validated
+from netspec.ops import OPS
+
+PASS = {"clone", "contiguous", "alias", "detach", "dropout", "lift_fresh_copy"}
+"""Calls that return their input's values in eval mode."""
+
+TENSOR_VIEWS = {"t": lambda t, *_: t.t(), "permute": lambda t, dims: t.permute(dims),
+                "transpose": lambda t, a, b: t.transpose(a, b)}
+"""Calls on a parameter that make another view of it (a decomposed linear's `permute`)."""
+
+
+def read(path: Path) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
+    """The program saved at `path`, as scopes; its input's per-sample shape (None where
+    it is not static)."""
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # a file torch cannot read: say so in one line
+        said = str(exc).splitlines()[0] if str(exc) else ""
+        raise ImportFailure(f"{path}: not a torch.export program torch can load "
+                            f"({type(exc).__name__}: {said})") from None
+    return _Reader(program).read()
+
+
+class _Reader:
+    def __init__(self, program: Any):
+        signature = program.graph_signature
+        self.graph: torch.fx.Graph = program.graph
+        held = {**program.state_dict, **program.constants}
+        named = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
+                 **signature.inputs_to_lifted_tensor_constants}
+        self.keys: dict[torch.fx.Node, str] = {}
+        self.tensors: dict[torch.fx.Node, torch.Tensor] = {}
+        self.user: list[torch.fx.Node] = []
+        for node in self.graph.nodes:
+            if node.op != "placeholder":
+                continue
+            if node.name in named:
+                self.keys[node] = named[node.name]
+                self.tensors[node] = held[named[node.name]]
+            elif node.name in signature.user_inputs:
+                self.user.append(node)
+        self.held = held
+        self.values: dict[torch.fx.Node, torch.fx.Node] = {}
+        root = next((next(iter(n.meta["nn_module_stack"].values()))[1] for n in self.graph.nodes
+                     if n.meta.get("nn_module_stack")), "")
+        self.scopes = Scopes(_class(root))
+
+    def read(self) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
+        if len(self.user) != 1:
+            raise ImportFailure(f"the program takes {len(self.user)} inputs; netspec import "
+                                "reads models of one input")
+        self.values[self.user[0]] = self.scopes.input
+        output = None
+        for node in self.graph.nodes:
+            if node.op == "call_function":
+                self._call(node)
+            elif node.op == "output":
+                output = node.args[0]
+        outs = [o for o in (output if isinstance(output, list | tuple) else [output])]
+        if len(outs) != 1 or outs[0] not in self.values:
+            raise ImportFailure("the program returns no single tensor; netspec import reads "
+                                "models of one output")
+        traced = self.scopes.traced(self.values[outs[0]])
+        given = self.user[0].meta["val"].shape[1:]
+        return self.scopes, traced, tuple(given) if all(isinstance(d, int) for d in given) else None
+
+    def _call(self, node: torch.fx.Node) -> None:
+        target = node.target
+        if target is operator.getitem:  # (out, mean, invstd)[0] of a batch norm, a pool's values
+            if node.args[1] == 0 and node.args[0] in self.values:
+                self.values[node] = self.values[node.args[0]]  # type: ignore[index]
+            return
+        name = getattr(getattr(target, "overloadpacket", None), "__name__", str(target))
+        first = node.args[0] if node.args else None
+        if name in TENSOR_VIEWS and first in self.tensors:
+            self.tensors[node] = TENSOR_VIEWS[name](self.tensors[first], *node.args[1:])  # type: ignore[index]
+            self.keys[node] = self.keys[first]  # type: ignore[index]
+            return
+        if name.startswith("_assert") or not node.users:
+            return
+        args = _bound(node)
+        if name in PASS and not args.get("train"):
+            self.values[node] = self.values[first]  # type: ignore[index]
+            return
+        in_place = name.endswith("_") and not name.startswith("_")  # relu_, add_: the same value
+        name = name.removesuffix("_") if in_place else name
+        made = self._made(name, args, node)
+        keys = {self.keys[n].rpartition(".")[0] for n in node.all_input_nodes if n in self.tensors}
+        owner = keys.pop() if len(keys) == 1 else None
+        if owner is not None and isinstance(made, torch.nn.Module):  # its tensors no call reads too
+            loaded(made, {k: self.held.get(f"{owner}.{k}") for k in made.state_dict()})
+        reads = [self.values[n] for n in _flat(node.args) if n in self.values]
+        stack = [Frame.of(path, _class(cls)) for path, cls in node.meta.get("nn_module_stack", {}).values()]
+        shapes = ([_shape(n) for n in _flat(node.args) if n in self.values], _shape(node))
+        self.values[node] = self.scopes.add(stack, owner, made,
+                                            reads, shapes, name, f"{target} (node {node.name})")
+        if in_place:  # later reads of the input read what it now holds
+            self.values[first] = self.values[node]  # type: ignore[index]
+
+    def _made(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Made:
+        """The module or op computing the call `name(**args)`, or what to say about it."""
+        tensor = self.tensors.get
+        if name in ("conv1d", "conv2d", "conv3d", "convolution"):
+            return _conv(args, tensor(args["weight"]), tensor(args["bias"]))
+        if name == "linear":
+            return _linear(tensor(args["weight"]), tensor(args["bias"]))
+        if name in ("addmm", "mm") and args.get("mat2") in self.tensors and args.get("alpha", 1) == 1 \
+                and args.get("beta", 1) == 1:
+            return _linear(tensor(args["mat2"]).t(), tensor(args.get("self")))  # type: ignore[union-attr]
+        if name in ("batch_norm", "_native_batch_norm_legit_no_training") and not args.get("training"):
+            return _batch_norm(args, {k: tensor(args[k]) for k in
+                                      ("weight", "bias", "running_mean", "running_var")})
+        if name in ("add", "mul") and args.get("alpha", 1) == 1 and all(
+                isinstance(args[k], torch.fx.Node) and args[k] in self.values for k in ("self", "other")):
+            return OPS[name]()
+        if name == "cat":
+            return _validated(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
+        if name in ("view", "reshape", "_unsafe_view"):
+            return view(_shape(args["self"]), _shape(node))
+        if name == "mean" and args.get("keepdim") and all_spatial(args.get("dim"), len(_shape(node)) + 1):
+            return getattr(torch.nn, f"AdaptiveAvgPool{len(_shape(node)) - 1}d")(1)
+        return _module_form(name.removesuffix("_with_indices"), args)
+
+
+def _conv(args: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
+    """aten's convolution (`conv2d(x, w, b, stride, padding, dilation, groups)` or
+    `convolution(..., transposed, output_padding, groups)`) as the torch.nn conv holding
+    `weight` [out, in/groups, *k] ([in, out/groups, *k] transposed) and `bias`."""
+    if weight is None:
+        return "convolution by a computed weight"
+    dims, groups = weight.dim() - 2, args.get("groups", 1)
+    transposed = bool(args.get("transposed", False))
+    cls = getattr(torch.nn, f"ConvTranspose{dims}d" if transposed else f"Conv{dims}d")
+    outs, ins = (weight.shape[1] * groups, weight.shape[0]) if transposed else \
+        (weight.shape[0], weight.shape[1] * groups)
+    extra = {"output_padding": args.get("output_padding", 0)} if transposed else {}
+    module = cls(ins, outs, tuple(weight.shape[2:]), stride=args.get("stride", 1),
+                 padding=args.get("padding", 0), dilation=args.get("dilation", 1), groups=groups,
+                 bias=bias is not None, **extra)
+    return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _linear(weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
+    """`linear(x, w, b)`, `addmm(b, x, w.t())`: the nn.Linear holding `weight` [out, in]."""
+    if weight is None or weight.dim() != 2:
+        return "matrix product by a computed weight"
+    module = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _batch_norm(args: dict[str, Any], tensors: dict[str, torch.Tensor | None]) -> Made:
+    """An eval-mode batch norm over [C, *spatial] as the nn.BatchNorm{1,2,3}d holding the
+    running statistics (and the affine weight and bias where given)."""
+    if tensors["running_mean"] is None or tensors["running_var"] is None:
+        return "batch norm without running statistics"
+    rank = len(_shape(args["input"]))  # [C], [C, L] -> 1d; [C, H, W] -> 2d
+    cls = getattr(torch.nn, f"BatchNorm{max(rank - 1, 1)}d")
+    module = cls(tensors["running_mean"].shape[0], eps=args["eps"], momentum=args["momentum"],
+                 affine=tensors["weight"] is not None)
+    return loaded(module, tensors)
+
+
+def _module_form(name: str, args: dict[str, Any]) -> Made:
+    """The torch.nn module of the functional call `name(x, **args)` (`relu`, `max_pool2d`,
+    `adaptive_avg_pool2d`, `flatten`, `_softmax`), its arguments bound by name to the
+    module's; what to say where there is none, or an argument has no place in it."""
+    cls = _modules().get(name.lstrip("_"))
+    if cls is None:
+        return "no netspec op"
+    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    given = {k: v for k, v in list(args.items())[1:] if v != []}  # `stride=[]`: the kernel's
+    if any(isinstance(v, torch.fx.Node) for v in given.values()):
+        return "computed arguments"
+    if set(given) - params:
+        return f"arguments {sorted(set(given) - params)} have no place in {cls.__name__}"
+    return cls(**given)
+
+
+def _bound(node: torch.fx.Node) -> dict[str, Any]:
+    """A call's arguments by their names in the aten schema, defaults filled in."""
+    schema = node.target._schema  # type: ignore[union-attr]
+    bound = {}
+    for k, arg in enumerate(schema.arguments):
+        if k < len(node.args):
+            bound[arg.name] = node.args[k]
+        elif arg.name in node.kwargs:
+            bound[arg.name] = node.kwargs[arg.name]
+        elif arg.has_default_value():
+            bound[arg.name] = arg.default_value
+    return bound
+
+
+def _flat(args: Any) -> list[torch.fx.Node]:
+    found: list[torch.fx.Node] = []
+    torch.fx.node.map_arg(args, found.append)
+    return found
+
+
+def _shape(node: Any) -> tuple[int, ...]:
+    """A value's per-sample shape (its batch dim dropped)."""
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(int(d) for d in value.shape[1:]) if isinstance(value, torch.Tensor) else ()
+
+
+def _class(cls: Any) -> str:
+    """A class as nn_module_stack names it (a string, or the class itself)."""
+    return cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"

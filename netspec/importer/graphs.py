@@ -1,0 +1,162 @@
+"""A file's computation graph (a torch.export program, an ONNX model) read as trace's scopes.
+
+A front-end (`exported` for `.pt2`, `onnxfile` for `.onnx`) walks its graph in order and
+hands each computation to `Scopes.add` with where it ran (the modules, path and class,
+whose forwards made it, outermost first, as far as the file says), the module whose
+tensors it holds (by their `state_dict` keys' prefix) and what it computes: a torch.nn
+module rebuilt from the call, its tensors loaded (read back by trace's `module_op`, as a
+traced module is), a netspec op, or what to say about it. The result is the `Traced` that
+`blocks` and `render` write for a torch model, with a small graph of its own (one node a
+layer: `call_module` of the layer's path) standing for the values, and `weights`: the
+tensors under the built spec's `state_dict` keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx
+
+from netspec.importer.errors import Unexpressed
+from netspec.importer.trace import Entry, Scope, Traced, _chain, _fresh, _validated, module_op
+from netspec.ops import OPS, Op
+
+CONTAINERS = ("torch.nn.modules.container.",)
+
+
+Made = torch.nn.Module | Op | str
+"""What a front-end reads a computation as: a torch.nn module rebuilt from it holding its
+tensors, a netspec op, or what to say where no op computes it."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A module whose forward made a computation: its path, its class as the file names it
+    (`torch.nn.modules.conv.Conv2d`; "" where the file does not say), and whether it is a
+    layer (a computation it makes is a layer named as the module, in its parent's scope)."""
+
+    path: str
+    cls: str = ""
+    leaf: bool = False
+
+    @classmethod
+    def of(cls, path: str, name: str) -> Frame:
+        """The frame of the module at `path` of the class `name`: a layer where that is a
+        torch.nn class other than a container."""
+        return cls(path, name, name.startswith("torch.nn.modules.") and not name.startswith(CONTAINERS))
+
+
+@dataclass
+class Scopes:
+    """Scopes being filled, the values they make (nodes of `graph`), and the tensors of
+    their layers."""
+
+    root_cls: str
+    graph: torch.fx.Graph = field(default_factory=torch.fx.Graph)
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    params: int = 0
+    buffers: int = 0
+    missing: list[Unexpressed] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.input = self.graph.placeholder("input")
+        self.root = Scope("", self.root_cls.rpartition(".")[2] or "Module")
+        self._scopes = {"": self.root}
+
+    def add(self, stack: list[Frame], owner: str | None, made: Made,
+            reads: list[torch.fx.Node], shapes: tuple[list[tuple[int, ...]], tuple[int, ...]],
+            stem: str, what: str, named: str | None = None) -> torch.fx.Node:
+        """The value of one computation: a layer of the scope it belongs to, named as the
+        module `owner` whose tensors it holds (`layer1.0.conv1`: `conv1` in `layer1.0`), as
+        the torch.nn layer that ran it (`relu`, `relu_1` for a second call), or its op (or
+        `stem` where none computes it) or the name the file gives it (`named`: an ONNX
+        node's) made fresh in the innermost module's scope. `shapes` are its inputs' and
+        output's per-sample shapes; `what` names the op where no netspec op computes it."""
+        inner = stack[-1] if stack else Frame("")
+        if owner is not None:
+            path, name = owner.rpartition(".")[0], owner.rpartition(".")[2]
+        elif inner.leaf:
+            path, name = inner.path.rpartition(".")[0], inner.path.rpartition(".")[2]
+        else:
+            path, name = inner.path, stem
+        scope = self._scope(path, {f.path: f.cls for f in stack})
+        found = module_op(made, *shapes) if isinstance(made, torch.nn.Module) else made
+        if owner is None:  # a torch.nn layer's name, else the op's (`add`, `add_1`)
+            name = _fresh(name if inner.leaf else named or (found.kind() if isinstance(found, Op)
+                                                            else stem), scope)
+        if isinstance(found, Op):
+            entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), reads)
+            if isinstance(made, torch.nn.Module):
+                self._hold(made, f"{path}.{name}" if path else name)
+        else:
+            said = what if found == what else f"{what}: {found}"
+            entry = Entry(name, "identity", {}, reads[:1], missing=Unexpressed(owner or inner.path, said))
+            self.missing.append(entry.missing)  # type: ignore[arg-type]
+        node = self.graph.create_node("call_module", f"{path}.{name}" if path else name,
+                                      tuple(reads))
+        scope.entries.append(entry)
+        scope.made[node] = name
+        for at in _chain(path):
+            self._scopes[at].inside.add(node)
+        return node
+
+    def _hold(self, module: torch.nn.Module, prefix: str) -> None:
+        """Keep a rebuilt module's tensors under the spec's keys for them."""
+        self.params += sum(p.numel() for p in module.parameters())
+        self.buffers += sum(b.numel() for b in module.buffers())
+        for key, tensor in module.state_dict().items():
+            self.weights[f"{prefix}.{key}"] = tensor.detach().clone()
+
+    def _scope(self, path: str, classes: dict[str, str]) -> Scope:
+        """The scope at `path`, made with the scopes above it as they first appear; its
+        class the file's (the last part of its name), else a class standing for the
+        module's place (`Sequential` for a numbered child's parent is set on finishing)."""
+        if path not in self._scopes:
+            parent = self._scope(path.rpartition(".")[0], classes)
+            cls = classes.get(path, "").rpartition(".")[2]
+            scope = Scope(path, cls)
+            self._scopes[path] = scope
+            parent.entries.append(Entry(path.rpartition(".")[2], "", {}, [], scope))
+        return self._scopes[path]
+
+    def traced(self, output: torch.fx.Node) -> Traced:
+        """The scopes read, returning `output`; scopes of no class in the file (an ONNX
+        file's node names give only paths) get one from what they hold: `Sequential` for
+        numbered children, else one class per set of children's names."""
+        self.graph.output(output)
+        shapes: dict[tuple[str, ...], str] = {}
+        for scope in self._scopes.values():
+            if scope.cls:
+                continue
+            children = tuple(sorted(e.name for e in scope.entries))
+            if all(name.isdigit() for name in children):
+                scope.cls = "Sequential"
+            else:
+                scope.cls = shapes.setdefault(children, f"Module{len(shapes) + 1}")
+        return Traced(self.root, self.input, output, self.missing)
+
+
+def loaded(module: torch.nn.Module, tensors: dict[str, torch.Tensor | None]) -> torch.nn.Module:
+    """`module` holding `tensors` (by their names in it; those given as None it lacks)."""
+    with torch.no_grad():
+        for key, value in module.state_dict(keep_vars=True).items():
+            given = tensors.get(key)
+            if given is not None and given.shape == value.shape:
+                value.copy_(tensors[key])  # type: ignore[arg-type]
+    return module.eval()
+
+
+def view(given: tuple[int, ...], wanted: tuple[int, ...]) -> Made:
+    """A view keeping the batch: a flatten where it makes one dim of all, else a reshape."""
+    if len(wanted) == 1 and len(given) > 1 and math.prod(given) == wanted[0]:
+        return torch.nn.Flatten()
+    return _validated(OPS["reshape"], {"shape": list(wanted)}) or f"view to {list(wanted)}"
+
+
+def all_spatial(dims: Any, rank: int) -> bool:
+    """Whether `dims` are every spatial dim of a batch of [C, *spatial] maps of `rank`."""
+    return isinstance(dims, list | tuple) and 3 <= rank <= 5 and \
+        sorted(d % rank for d in dims) == list(range(2, rank))

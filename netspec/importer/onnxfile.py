@@ -1,0 +1,276 @@
+"""`netspec import model.onnx`: an ONNX model read as trace's scopes, through `graphs.Scopes`.
+
+Each node is read as the torch.nn module it computes, rebuilt from its attributes with the
+initializers it reads (Conv, Gemm, MatMul of a constant with the Add of a constant bias
+after it, BatchNormalization, MaxPool, AveragePool, GlobalAveragePool, a ReduceMean over
+every spatial axis, Flatten, Relu and other activations), or as a netspec op (Add, Mul,
+Concat, a Reshape keeping the batch); Identity and Dropout pass their input on. Shapes come
+from ONNX's shape inference (at `--input`'s shape where given).
+
+Where layers sit: torch's dynamo exporter records each node's modules
+(`pkg.torch.onnx.name_scopes`, `pkg.torch.onnx.class_hierarchy`) and names initializers by
+their `state_dict` keys; the TorchScript exporter names nodes by their module path
+(`/layer1/layer1.0/conv1/Conv`); a node of neither is a layer of the root named as the node,
+sanitised. Both exporters fold an eval-mode BatchNorm into the Conv before it: the file
+holds the folded conv, and so does the spec.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+
+from netspec.importer.errors import ImportFailure
+from netspec.importer.graphs import Frame, Made, Scopes, all_spatial, loaded, view
+from netspec.importer.trace import Traced, _chain, _validated
+from netspec.ops import OPS
+
+ACTIVATIONS = {"Relu": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh,
+               "HardSwish": torch.nn.Hardswish}
+"""ONNX activations of no attributes, and the torch.nn module computing each."""
+
+PASS = {"Identity", "Dropout"}
+
+
+def read(path: Path, shape: tuple[int, ...] | None = None) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
+    """The ONNX model at `path`, as scopes, at per-sample input `shape` (default: the
+    file's); the file's input shape less the batch (None where not static)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportFailure(f"{path}: reading ONNX needs the onnx package: pip install "
+                            "'netspec[export]'") from None
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # not an ONNX file: say so in one line
+        said = str(exc).splitlines()[0] if str(exc) else ""
+        raise ImportFailure(f"{path}: not an ONNX model onnx can load ({type(exc).__name__}: "
+                            f"{said})") from None
+    return _Reader(model, shape).read()
+
+
+class _Reader:
+    def __init__(self, model: Any, shape: tuple[int, ...] | None):
+        import onnx
+        from onnx import numpy_helper
+
+        graph = model.graph
+        self.tensors: dict[str, torch.Tensor] = {
+            t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in self.tensors]
+        if len(inputs) != 1 or len(graph.output) != 1:
+            raise ImportFailure(f"the model takes {len(inputs)} inputs and gives {len(graph.output)} "
+                                "outputs; netspec import reads models of one input and one output")
+        dims = inputs[0].type.tensor_type.shape.dim
+        own = tuple(d.dim_value for d in dims[1:])
+        self.own = own if own and all(own) else None
+        if shape is not None:  # shape inference at the size asked for
+            del dims[1:]
+            for size in shape:
+                dims.add().dim_value = size
+        try:
+            model = onnx.shape_inference.infer_shapes(model)
+        except Exception as exc:  # onnx raises several kinds: say it in one line
+            raise ImportFailure(f"ONNX shape inference fails on the model: {exc}") from None
+        self.graph = model.graph
+        self.shapes = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim[1:])
+                       for v in [*self.graph.input, *self.graph.value_info, *self.graph.output]}
+        self.input = inputs[0].name
+        self.values: dict[str, torch.fx.Node] = {}
+        self.users: dict[str, list[Any]] = {}
+        for node in self.graph.node:
+            for name in node.input:
+                self.users.setdefault(name, []).append(node)
+        paths = [_path(n.name) for n in self.graph.node if "/" in n.name]
+        self.modules = {p for path in paths for p in _chain(path)[:-1]}
+        """Paths holding another module or computation: not a layer (TorchScript exporter)."""
+        self.bias: dict[str, str] = {}
+        """A MatMul's output -> the constant its Add after it adds (read as one Linear)."""
+        root = next((_meta(n, "pkg.torch.onnx.class_hierarchy")[0] for n in self.graph.node
+                     if _meta(n, "pkg.torch.onnx.class_hierarchy")), "")
+        self.scopes = Scopes(root or self.graph.name or "Model")
+
+    def read(self) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
+        self.values[self.input] = self.scopes.input
+        for node in self.graph.node:
+            self._node(node)
+        out = self.graph.output[0].name
+        if out not in self.values:
+            raise ImportFailure(f"the model's output {out} is not computed from its input")
+        return self.scopes, self.scopes.traced(self.values[out]), self.own
+
+    def _node(self, node: Any) -> None:
+        from onnx import numpy_helper
+
+        if node.op_type == "Constant":
+            self.tensors[node.output[0]] = torch.from_numpy(
+                numpy_helper.to_array(node.attribute[0].t).copy())
+            return
+        values = [i for i in node.input if i in self.values]
+        if not values:  # computes from constants only (a shape): not a layer
+            return
+        if node.op_type in PASS or (node.op_type == "Add" and any(i in self.bias for i in node.input)):
+            self.values[node.output[0]] = self.values[values[0]]
+            return
+        attrs = _attributes(node)
+        made = self._made(node, attrs)
+        # the module whose tensors the layer holds, where initializers are named by their
+        # state_dict keys: its weight's (a folded conv's bias may be named as the norm's)
+        owner = next((i.rpartition(".")[0] for i in node.input if isinstance(made, torch.nn.Module)
+                      and i in self.tensors and re.fullmatch(r"[\w.]+\.\w+", i)
+                      and i.rpartition(".")[2] in made.state_dict()), None)
+        stack, named = self._where(node)
+        shapes = ([self.shapes.get(i, ()) for i in values], self.shapes.get(node.output[0], ()))
+        value = self.scopes.add(stack, owner, made, [self.values[i] for i in values], shapes,
+                                _stem(node.op_type), f"{node.op_type} (node {node.name or node.output[0]})",
+                                named)
+        for out in node.output[:1]:
+            self.values[out] = value
+
+    def _where(self, node: Any) -> tuple[list[Frame], str | None]:
+        """The modules that made `node`, and its layer's name where the file gives only
+        that: the dynamo exporter's record, the TorchScript exporter's node name, or
+        (neither) the root's layer named as the node, sanitised."""
+        scopes = _meta(node, "pkg.torch.onnx.name_scopes")
+        classes = _meta(node, "pkg.torch.onnx.class_hierarchy")
+        if scopes and len(scopes) == len(classes):
+            return [Frame.of(p, c) for p, c in zip(scopes[:-1], classes[:-1], strict=True)], None
+        if "/" in node.name:
+            path = _path(node.name)
+            return [Frame(p, "", p == path and p not in self.modules) for p in _chain(path)], None
+        return [Frame("")], re.sub(r"\W", "_", node.name).strip("_") or None
+
+    def _made(self, node: Any, attrs: dict[str, Any]) -> Made:
+        """The module or op computing `node`, or what to say about it."""
+        kind = node.op_type
+        const = [self.tensors.get(i) if i else None for i in node.input]
+        rank = len(self.shapes.get(node.output[0], ()))  # per sample: [C, *spatial]
+        if kind == "Conv":
+            return _conv(attrs, const[1], const[2] if len(const) > 2 else None)
+        if kind == "Gemm":
+            if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 \
+                    or const[1] is None:
+                return "Gemm other than x @ W.T + b"
+            weight = const[1] if attrs.get("transB", 0) else const[1].t()
+            return _linear(weight, const[2] if len(const) > 2 else None)
+        if kind == "MatMul" and const[1] is not None and const[1].dim() == 2:
+            return _linear(const[1].t(), self._bias_after(node, const[1].shape[1]))
+        if kind == "BatchNormalization":
+            cls = getattr(torch.nn, f"BatchNorm{max(rank - 1, 1)}d")
+            module = cls(const[1].shape[0], eps=attrs.get("epsilon", 1e-5),
+                         momentum=round(1 - attrs.get("momentum", 0.9), 7))
+            return loaded(module, dict(zip(("weight", "bias", "running_mean", "running_var"),
+                                           const[1:5], strict=False)))
+        if kind in ("MaxPool", "AveragePool"):
+            return _pool(kind, attrs)
+        if kind in ("GlobalAveragePool", "GlobalMaxPool"):
+            return getattr(torch.nn, f"Adaptive{'Avg' if 'Average' in kind else 'Max'}Pool{rank - 1}d")(1)
+        if kind == "ReduceMean" and attrs.get("keepdims", 1):
+            axes = const[1].tolist() if len(const) > 1 and const[1] is not None else attrs.get("axes")
+            if all_spatial(axes, rank + 1):
+                return getattr(torch.nn, f"AdaptiveAvgPool{rank - 1}d")(1)
+            return f"ReduceMean over axes {axes}"
+        if kind == "Flatten":
+            return torch.nn.Flatten() if attrs.get("axis", 1) == 1 else f"Flatten at axis {attrs['axis']}"
+        if kind == "Reshape":
+            return view(self.shapes.get(node.input[0], ()), self.shapes.get(node.output[0], ()))
+        if kind in ("Add", "Mul") and all(i in self.values for i in node.input):
+            return OPS[kind.lower()]()
+        if kind == "Concat":
+            return _validated(OPS["concat"], {"dim": attrs["axis"]}) or f"Concat at axis {attrs['axis']}"
+        if kind == "LeakyRelu":
+            return torch.nn.LeakyReLU(attrs.get("alpha", 0.01))
+        return ACTIVATIONS[kind]() if kind in ACTIVATIONS else "no netspec op"
+
+    def _bias_after(self, node: Any, size: int) -> torch.Tensor | None:
+        """The constant [size] vector the one Add reading `node`'s output adds to it (then
+        read with the MatMul as a Linear's bias), else None."""
+        users = self.users.get(node.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Add":
+            return None
+        other = next((i for i in users[0].input if i != node.output[0]), "")
+        bias = self.tensors.get(other)
+        if bias is None or tuple(bias.shape) != (size,):
+            return None
+        self.bias[node.output[0]] = other
+        return bias
+
+
+def _conv(attrs: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
+    """ONNX Conv (weight [out, in/group, *k]) as the torch.nn conv holding its tensors."""
+    if weight is None:
+        return "Conv by a computed weight"
+    dims = weight.dim() - 2
+    pads = attrs.get("pads", [0] * 2 * dims)
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or pads[:dims] != pads[dims:]:
+        return f"Conv with padding {attrs.get('auto_pad', 'NOTSET')} {pads} (not the same at both ends)"
+    groups = attrs.get("group", 1)
+    module = getattr(torch.nn, f"Conv{dims}d")(
+        weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
+        stride=tuple(attrs.get("strides", [1] * dims)), padding=tuple(pads[:dims]),
+        dilation=tuple(attrs.get("dilations", [1] * dims)), groups=groups, bias=bias is not None)
+    return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> Made:
+    module = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _pool(kind: str, attrs: dict[str, Any]) -> Made:
+    """MaxPool / AveragePool as nn.MaxPool{n}d / nn.AvgPool{n}d."""
+    kernel = attrs["kernel_shape"]
+    dims = len(kernel)
+    pads = attrs.get("pads", [0] * 2 * dims)
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or pads[:dims] != pads[dims:]:
+        return f"{kind} with padding {attrs.get('auto_pad', 'NOTSET')} {pads}"
+    common = {"kernel_size": tuple(kernel), "stride": tuple(attrs.get("strides", [1] * dims)),
+              "padding": tuple(pads[:dims]), "ceil_mode": bool(attrs.get("ceil_mode", 0))}
+    if kind == "MaxPool":
+        return getattr(torch.nn, f"MaxPool{dims}d")(dilation=tuple(attrs.get("dilations", [1] * dims)),
+                                                    **common)
+    return getattr(torch.nn, f"AvgPool{dims}d")(count_include_pad=bool(attrs.get("count_include_pad", 0)),
+                                                **common)
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    """A node's attributes as Python values (strings decoded)."""
+    from onnx import helper
+
+    found = {}
+    for attr in node.attribute:
+        value = helper.get_attribute_value(attr)
+        found[attr.name] = value.decode() if isinstance(value, bytes) else \
+            list(value) if not isinstance(value, int | float | str) and hasattr(value, "__len__") else value
+    return found
+
+
+def _meta(node: Any, key: str) -> list[str]:
+    """A list the dynamo exporter records in a node's metadata (`['', 'layer1', ...]`)."""
+    for prop in node.metadata_props:
+        if prop.key == key:
+            value = ast.literal_eval(prop.value)
+            return [str(v) for v in value] if isinstance(value, list) else []
+    return []
+
+
+def _path(name: str) -> str:
+    """A module path from a TorchScript exporter's node name: `/layer1/layer1.0/conv1/Conv`
+    -> `layer1.0.conv1` (a part extending the one before, `layer1.0` after `layer1`, names
+    a child of it: `/layer2/layer2.0/downsample/downsample.0/Conv` -> `layer2.0.downsample.0`)."""
+    path, prev = "", ""
+    for part in name.split("/")[1:-1]:
+        path = path + part[len(prev):] if prev and part.startswith(f"{prev}.") else \
+            f"{path}.{part}" if path else part
+        prev = part
+    return path
+
+
+def _stem(op_type: str) -> str:
+    """A layer's name from an ONNX op: `GlobalAveragePool` -> `global_average_pool`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", op_type).lower()

@@ -1,0 +1,282 @@
+"""`netspec import FILE.pt2 | FILE.onnx`: a torch.export program or an ONNX model read back as
+a spec and its weights.
+
+The oracles are the files themselves: a program's `ep.module()`, onnxruntime on the ONNX
+model. An imported spec checks to the file's counts, builds with the model's `state_dict`
+keys where the file carries them (a program's are the model's own; an ONNX model of torch's
+exporters names initializers by them, less the BatchNorms the exporters fold into the conv
+before), loads the weights written for it strictly and computes the file's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from torch import nn
+
+import netspec
+from netspec.cli import main
+from netspec.importer import ImportFailure, import_file
+
+SHAPE = (3, 16, 16)
+
+
+class Residual(nn.Module):
+    """conv-bn, plus its input, then a ReLU (a ResNet block of one conv)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)) + x)
+
+
+class SmallCNN(nn.Module):
+    """conv-bn-relu, max pool, two residual blocks, a concatenated 1x1 branch, global
+    pool, flatten, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.pool = nn.MaxPool2d(2)
+        self.blocks = nn.Sequential(Residual(8), Residual(8))
+        self.side = nn.Conv2d(8, 4, 1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(12, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.pool(self.stem(x)))
+        x = torch.cat([x, self.side(x)], 1)
+        return self.fc(torch.flatten(self.gap(x), 1))
+
+
+class Sine(nn.Module):
+    """A conv and a sine, which no netspec op computes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.conv(x))
+
+
+def trained(model: nn.Module) -> nn.Module:
+    """`model` in eval mode with batch-norm statistics and affine tensors drawn at random
+    (their starting values, zeros and ones, would hide a norm read wrong)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def batch(shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+
+
+def save_program(model: nn.Module, path: Path, shape: tuple[int, ...], decompose: bool = False) -> Path:
+    program = torch.export.export(model, (batch(shape),))
+    torch.export.save(program.run_decompositions() if decompose else program, str(path))
+    return path
+
+
+def save_onnx(model: nn.Module, path: Path, shape: tuple[int, ...], dynamo: bool) -> Path:
+    pytest.importorskip("onnxscript")
+    torch.onnx.export(model, (batch(shape),), str(path), dynamo=dynamo)
+    return path
+
+
+def built(text: str, weights: dict[str, torch.Tensor]) -> nn.Module:
+    """The spec built, the imported weights loaded strictly (every key, no other)."""
+    net = netspec.build(text).eval()
+    net.load_state_dict(weights, strict=True)
+    return net
+
+
+def matches_program(path: Path, model: nn.Module, shape: tuple[int, ...]) -> None:
+    """The imported program checks to the model's counts, keeps its state_dict keys and
+    computes what the saved program computes."""
+    imported = import_file(path)
+    assert imported.weights is not None and not imported.unexpressed
+    report = netspec.check(imported.text)
+    assert (report.params, report.buffers) == (sum(p.numel() for p in model.parameters()),
+                                               sum(b.numel() for b in model.buffers()))
+    assert report.to_dict()["inputs"] == {"input": list(shape)}
+    assert sorted(imported.weights) == sorted(model.state_dict())
+    x = batch(shape)
+    with torch.no_grad():
+        want = torch.export.load(str(path)).module()(x)
+        got = built(imported.text, imported.weights)(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
+def matches_onnx(path: Path, model: nn.Module, shape: tuple[int, ...]) -> set[str]:
+    """The imported ONNX model computes what onnxruntime computes of the file; its keys
+    include each initializer named as one of the model's state_dict keys. Returns the
+    spec's keys the model lacks (folded convs' biases)."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    imported = import_file(path)
+    assert imported.weights is not None and not imported.unexpressed
+    net = built(imported.text, imported.weights)
+    theirs = set(model.state_dict())
+    named = {t.name for t in onnx.load(str(path)).graph.initializer} & theirs
+    assert named and named <= set(net.state_dict())
+    session = ort.InferenceSession(str(path))
+    x = batch(shape)
+    (want,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        got = net(x)
+    torch.testing.assert_close(got, torch.from_numpy(want), rtol=0, atol=1e-4)
+    return set(net.state_dict()) - theirs
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
+    """The small CNN and its program, saved once for the tests reading it."""
+    model = trained(SmallCNN())
+    return model, save_program(model, tmp_path_factory.mktemp("program") / "cnn.pt2", SHAPE)
+
+
+def test_a_small_cnn_from_a_program_computes_as_the_program(program: tuple[nn.Module, Path]) -> None:
+    model, path = program
+    matches_program(path, model, SHAPE)
+
+
+@pytest.mark.slow
+def test_a_decomposed_program_computes_as_the_program(tmp_path: Path) -> None:
+    """aten.convolution, addmm of a permuted weight, _native_batch_norm_legit_no_training,
+    max_pool2d_with_indices, mean over space, view."""
+    model = trained(SmallCNN())
+    matches_program(save_program(model, tmp_path / "cnn.pt2", SHAPE, decompose=True), model, SHAPE)
+
+
+def test_a_small_cnn_from_torchscript_onnx_computes_as_onnxruntime(tmp_path: Path) -> None:
+    model = trained(SmallCNN())
+    extra = matches_onnx(save_onnx(model, tmp_path / "cnn.onnx", SHAPE, dynamo=False), model, SHAPE)
+    # the exporter folds each BatchNorm into the conv before it: that conv gains a bias
+    assert extra == {"blocks.0.conv.bias", "blocks.1.conv.bias"}
+
+
+@pytest.mark.slow
+def test_a_small_cnn_from_dynamo_onnx_computes_as_onnxruntime(tmp_path: Path) -> None:
+    model = trained(SmallCNN())
+    extra = matches_onnx(save_onnx(model, tmp_path / "cnn.onnx", SHAPE, dynamo=True), model, SHAPE)
+    assert extra == {"blocks.0.conv.bias", "blocks.1.conv.bias"}
+
+
+def resnet18() -> nn.Module:
+    from torchvision import models
+
+    return trained(models.resnet18())
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+def test_resnet18_from_a_program_computes_as_the_program(tmp_path: Path) -> None:
+    model = resnet18()
+    matches_program(save_program(model, tmp_path / "resnet18.pt2", (3, 64, 64)), model, (3, 64, 64))
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_resnet18_from_onnx_computes_as_onnxruntime(tmp_path: Path, dynamo: bool) -> None:
+    model = resnet18()
+    path = save_onnx(model, tmp_path / "resnet18.onnx", (3, 64, 64), dynamo)
+    extra = matches_onnx(path, model, (3, 64, 64))
+    assert all(key.endswith(".bias") for key in extra)  # folded norms' shifts, nothing else
+
+
+def test_the_cli_writes_the_spec_and_its_weights(tmp_path: Path,
+                                                 program: tuple[nn.Module, Path]) -> None:
+    model, path = program
+    result = run("import", str(path), "-o", str(tmp_path / "cnn.yaml"))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / 'cnn.pt'}" in result.output
+    weights = torch.load(tmp_path / "cnn.pt")
+    x = batch(SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(built((tmp_path / "cnn.yaml").read_text(), weights)(x),
+                                   model(x), rtol=0, atol=1e-4)
+
+
+def test_the_cli_takes_another_input_size_and_weights_path(tmp_path: Path) -> None:
+    path = save_onnx(trained(SmallCNN()), tmp_path / "cnn.onnx", SHAPE, dynamo=False)
+    result = run("import", str(path), "-o", str(tmp_path / "cnn.yaml"), "--input", "3,32,32",
+                 "--weights", str(tmp_path / "w.pt"))
+    assert result.exit_code == 0, result.output
+    assert "input: [3, 32, 32]" in (tmp_path / "cnn.yaml").read_text()
+    assert (tmp_path / "w.pt").is_file()
+
+
+def test_a_program_s_unexpressible_op_is_listed_by_module_and_exits_1(tmp_path: Path) -> None:
+    path = save_program(Sine().eval(), tmp_path / "sine.pt2", (3, 8, 8))
+    result = run("import", str(path), "-o", str(tmp_path / "sine.yaml"))
+    assert result.exit_code == 1
+    assert "1 computation(s) netspec cannot express" in result.output
+    assert "(root): aten.sin.default (node sin): no netspec op" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "sine.yaml").exists()
+    partial = run("import", str(path), "-o", str(tmp_path / "sine.yaml"), "--partial")
+    assert partial.exit_code == 0, partial.output
+    assert "# not expressible: (root): aten.sin.default" in (tmp_path / "sine.yaml").read_text()
+
+
+def test_an_onnx_model_s_unexpressible_op_is_listed_by_node_and_exits_1(tmp_path: Path) -> None:
+    path = save_onnx(Sine().eval(), tmp_path / "sine.onnx", (3, 8, 8), dynamo=False)
+    result = run("import", str(path), "-o", str(tmp_path / "sine.yaml"))
+    assert result.exit_code == 1
+    assert "(root): Sin (node /Sin): no netspec op" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_onnx_model_of_other_node_names_names_layers_after_them(tmp_path: Path) -> None:
+    """Node names that carry no module path and initializers not named by state_dict keys
+    (another framework's): the root's layers, named as the nodes, sanitised."""
+    import onnx
+
+    path = save_onnx(Sine().eval(), tmp_path / "sine.onnx", (3, 8, 8), dynamo=False)
+    model = onnx.load(str(path))
+    renamed = {t.name: f"t{k}" for k, t in enumerate(model.graph.initializer)}
+    for tensor in model.graph.initializer:
+        tensor.name = renamed[tensor.name]
+    for k, node in enumerate(model.graph.node):
+        node.name = f"{node.op_type}:{k}"
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+    onnx.save(model, str(path))
+    imported = import_file(path, partial=True)
+    assert "name: Conv_0" in imported.text and "name: Sin_1" in imported.text
+    assert sorted(imported.weights or {}) == ["Conv_0.bias", "Conv_0.weight"]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("net.h5", "reads .pt2 and .onnx files (or MODULE:CALLABLE), not .h5"),
+    ("missing.pt2", "missing.pt2: no such file"),
+])
+def test_a_file_that_cannot_be_read_is_refused_in_one_line(tmp_path: Path, name: str,
+                                                         message: str) -> None:
+    with pytest.raises(ImportFailure, match=message.replace("(", r"\(").replace(")", r"\)")):
+        import_file(tmp_path / name)
+
+
+def test_a_file_of_another_kind_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "net.pt2").write_text("not a program")
+    result = run("import", str(tmp_path / "net.pt2"), "-o", str(tmp_path / "net.yaml"))
+    assert result.exit_code == 1 and "not a torch.export program torch can load" in result.output
+    assert "Traceback" not in result.output
+
