@@ -67,6 +67,8 @@ def same_function(spec: str, model: torch.nn.Module, shape: tuple[int, ...]) -> 
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want, got = model(x), net(x)
+    if isinstance(got, tuple):  # outputs its training forward returns too (auxiliary logits)
+        got = got[0]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
@@ -185,6 +187,29 @@ def test_sizes_of_the_batch_reshape_and_expand_samples() -> None:
     assert "{reshape: {shape: [8, 4]}" in text and "{select: {dim: 1, index: 0}" in text
     assert "expand" not in text
     same_function(text, Tokens(), (3, 8, 8))
+
+
+def test_a_head_run_in_training_only_is_an_output_after_the_first() -> None:
+    """The eval forward leaves the auxiliary head's tensors unread, so the training forward
+    is read: its second value is a second output; the first is the eval forward's."""
+    from importing.nets import Auxiliary
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Auxiliary", (3, 8, 8)).text
+    assert "outputs: [head, aux]" in text
+    model = Auxiliary()
+    same_function(text, model, (3, 8, 8))
+    net = netspec.build(text).train()
+    net.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.manual_seed(1)
+    want = model.train()(x)
+    torch.manual_seed(1)
+    got = net(x)
+    assert len(got) == len(want) == 2
+    for ours, theirs in zip(got, want, strict=True):
+        torch.testing.assert_close(ours, theirs)
+    assert netspec.check(text).outputs == {"head": (3,), "aux.3": (2,)}
 
 
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:
@@ -322,9 +347,9 @@ def test_the_imported_resnet50_is_short() -> None:
     assert "repeat: 6" in text
 
 
-def _outcome(name: str) -> tuple[str, Any]:
+def _outcome(name: str, size: tuple[int, ...]) -> tuple[str, Any]:
     try:
-        return "imported", import_model(f"torchvision.models:{name}", (3, 224, 224))
+        return "imported", import_model(f"torchvision.models:{name}", size)
     except ImportFailure as exc:
         return "refused", exc
 
@@ -335,27 +360,45 @@ def _outcome(name: str) -> tuple[str, Any]:
 def test_torchvision_s_classifiers_import_and_match_or_are_refused(name: str) -> None:
     from torchvision import models
 
-    kind, result = _outcome(name)
+    # Inception v3 at 299: at 224 its auxiliary classifier's 5x5 conv meets a 3x3 map
+    size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
+    kind, result = _outcome(name, size)
     if kind == "refused":
         assert result.unexpressed and all(str(u).count(":") >= 1 for u in result.unexpressed)
         pytest.xfail(f"not expressible: {result.unexpressed[0]}")
     torch.manual_seed(0)
-    size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
     same_function(result.text, getattr(models, name)(), size)
 
 
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
-@pytest.mark.parametrize(("name", "size"), [("inception_v3", 299), ("googlenet", 224)])
-def test_inception_nets_without_auxiliary_classifiers_import_and_match(name: str, size: int) -> None:
-    """The auxiliary classifiers run in training only, so an import of the forward would
-    drop their keys (refused above); without them the nets import and match."""
+@pytest.mark.parametrize(("name", "size", "outputs"), [
+    ("inception_v3", 299, "[fc, AuxLogits]"), ("googlenet", 224, "[fc, aux2, aux1]")])
+def test_inception_nets_import_with_their_auxiliary_classifiers(name: str, size: int,
+                                                                outputs: str) -> None:
+    """Their auxiliary classifiers run in training only: the training forward is read, whose
+    auxiliary logits are outputs after the first. torchvision's state_dict loads strictly;
+    the first output is the eval forward's, and in training (dropout drawn alike) every
+    output is the training forward's."""
     from torchvision import models
 
-    call = f"{name}(aux_logits=False, init_weights=True)"
+    call = f"{name}(init_weights=True)"
     text = import_model(f"torchvision.models:{call}", (3, size, size)).text
+    assert f"outputs: {outputs}" in text
     torch.manual_seed(0)
-    same_function(text, getattr(models, name)(aux_logits=False, init_weights=True), (3, size, size))
+    model = getattr(models, name)(init_weights=True)
+    same_function(text, model, (3, size, size))
+    net = netspec.build(text)
+    net.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        want = model.train()(x)
+        torch.manual_seed(1)
+        got = net.train()(x)
+    assert len(got) == len(want) == outputs.count(",") + 1
+    for ours, theirs in zip(got, want, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
 
 
 VIT = "torchvision.models.vision_transformer:VisionTransformer"
@@ -451,3 +494,19 @@ def test_attention_s_keys_are_netspec_s_unless_the_spec_says_torch() -> None:
         want = mha(x, x, x, need_weights=False)[0]
         torch.testing.assert_close(theirs(x), want)
         torch.testing.assert_close(ours(x), want)
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+def test_vit_b_16_imports_and_matches_torchvision() -> None:
+    """vit_b_16's own structure (12 layers of 12 heads, 768 features, 197 tokens): the
+    classifier test above compares it with its head at zero (every output 0); here the head
+    is drawn at random, and the imported spec's MACs are torchvision's published figure."""
+    from torchvision import models
+
+    text = import_model("torchvision.models:vit_b_16", (3, 224, 224)).text
+    assert text.count("{multihead_attention: {heads: 12, state_dict: torch}") == 1  # one block
+    same_function(text, _vit(**{"image_size": 224, "patch_size": 16, "num_layers": 12,
+                                "num_heads": 12, "hidden_dim": 768, "mlp_dim": 3072}), (3, 224, 224))
+    published = models.ViT_B_16_Weights.IMAGENET1K_V1.meta["_ops"]
+    assert round(netspec.check(text).macs / 1e9, 3) == published == 17.564

@@ -210,7 +210,8 @@ class Writer:
         out: list[str] = []
         for node in scope.inside:
             users = list(node.users)
-            if node is self.traced.output or any(u not in scope.inside for u in users):
+            if node is self.traced.output or node in self.traced.more or \
+                    any(u not in scope.inside for u in users):
                 name = self.ref(node, scope)
                 if name not in out:
                     out.append(name)

@@ -92,9 +92,9 @@ def spec_text(writer: Writer, name: str, shape: tuple[int, ...], source: str) ->
     lines = [f"# Imported by `netspec import {source}`: layer names are the module's,",
              "# so state_dict keys are the same.",
              f"name: {name}", f"input: {scalar(list(shape))}"]
-    outputs = writer._outputs(root)
-    if outputs and outputs[0] != items[-1].name:
-        lines.append(f"outputs: [{outputs[0]}]")
+    outputs = tuple(writer.ref(n, root) for n in (writer.traced.output, *writer.traced.more))
+    if outputs != (items[-1].name,):
+        lines.append(f"outputs: {names(outputs) if len(outputs) > 1 else f'[{names(outputs)}]'}")
     if writer.blocks:
         lines.append("blocks:")
         for block in _used(writer, items):

@@ -78,6 +78,9 @@ class Traced:
     input: torch.fx.Node
     output: torch.fx.Node
     unexpressed: list[Unexpressed]
+    more: tuple[torch.fx.Node, ...] = ()
+    """The outputs after the first, in order (a model returning a tuple: Inception v3's
+    and GoogLeNet's auxiliary logits, which their training forward returns)."""
 
 
 SAME_FUNCTION = {operator.iadd: operator.add, torch.add: operator.add, operator.imul: operator.mul,
@@ -86,13 +89,18 @@ SAME_FUNCTION = {operator.iadd: operator.add, torch.add: operator.add, operator.
 
 
 def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
-    """Trace `model` (in eval mode) for one sample of per-sample `shape`."""
-    model = model.eval()
-    try:
-        graph = _tracer().trace(model)
-    except Exception as exc:  # fx refuses data-dependent control flow and more
-        raise ImportFailure(f"torch.fx cannot trace the model: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    """Trace `model` (in eval mode) for one sample of per-sample `shape`; in training mode
+    where only that forward reads every tensor (auxiliary classifiers: their outputs follow
+    the first). Shapes are always run in eval mode."""
+    graph = _trace(model.eval())
+    if _unread(model, graph):
+        try:
+            trained = _trace(model.train())
+        except ImportFailure:  # the eval forward's unread tensors are reported instead
+            trained = graph
+        model.eval()
+        if not _unread(model, trained):
+            graph = trained
     if rewrite.inline(graph, lambda fn: _qualified(fn) in FOREIGN):
         graph.lint()
     _shapes(model, graph, shape)
@@ -115,6 +123,8 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
         if node.op == "output":
             output = node.args[0]
             continue
+        if _returned_tuple(node):
+            continue
         if node.target is operator.getitem and node.args[0] in pieces:  # x1, x2 = x.chunk(2, 1)
             path, name = pieces[node.args[0]]  # type: ignore[index]
             scopes[path].made[node] = f"{name}.{node.args[1]}"
@@ -136,10 +146,29 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
             scopes[at].inside.add(node)
     for scope in scopes.values():
         _own_tensors_first(scope, placeholders[0])
-    if not isinstance(output, torch.fx.Node):
-        raise ImportFailure("the model returns no single tensor (a tuple or a dict); netspec "
-                            "import reads models of one output")
-    return Traced(root, placeholders[0], output, missing + _unread(model, graph))
+    if isinstance(output, torch.fx.Node) and _returned_tuple(output):
+        output = output.args
+    outputs = tuple(output) if isinstance(output, tuple) else (output,)
+    if not outputs or not all(isinstance(o, torch.fx.Node) for o in outputs):
+        raise ImportFailure("the model returns no tensor or tuple of tensors (a dict, say); "
+                            "netspec import reads models of tensor outputs")
+    return Traced(root, placeholders[0], outputs[0], missing + _unread(model, graph),
+                  outputs[1:])
+
+
+def _returned_tuple(node: torch.fx.Node) -> bool:
+    """Whether `node` makes the named tuple the model returns (GoogLeNetOutputs(x, aux2,
+    aux1) in training): its values are the outputs."""
+    target = node.target
+    return node.op == "call_function" and isinstance(target, type) and issubclass(target, tuple) \
+        and not node.kwargs and all(user.op == "output" for user in node.users)
+def _trace(model: torch.nn.Module) -> torch.fx.Graph:
+    """`model`'s forward as fx traces it, in the mode it is in."""
+    try:
+        return _tracer().trace(model)
+    except Exception as exc:  # fx refuses data-dependent control flow and more
+        raise ImportFailure(f"torch.fx cannot trace the model: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 def _own_tensors_first(scope: Scope, input: torch.fx.Node) -> None:
@@ -424,11 +453,15 @@ def _tensors_of(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 def _same(made: torch.nn.Module, module: torch.nn.Module) -> bool:
     """Whether two modules compute alike: the same settings (a size given once or per
-    dimension alike) and tensors of the same names and shapes."""
+    dimension alike) and tensors of the same names and shapes. Only the settings its class
+    makes count: one set on the instance besides (Inception's `fc.stddev`, read by its
+    weight init) is not read by the class's forward."""
     def settings(m: torch.nn.Module) -> dict[str, Any]:
         return {k: _one(v) for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
 
-    return settings(made) == settings(module) and _tensors_of(made) == _tensors_of(module)
+    theirs = settings(module)
+    return all(k in theirs and theirs[k] == v for k, v in settings(made).items()) \
+        and _tensors_of(made) == _tensors_of(module)
 
 
 def _one(value: Any) -> Any:

@@ -226,3 +226,23 @@ class Attending(nn.Module):
         mask = x.sum(-1) < 0 if self.masked else None
         y, _ = self.attn(y, y, y, key_padding_mask=mask)
         return x + y
+
+
+class Auxiliary(nn.Module):
+    """A classifier with an auxiliary head that, as Inception's and GoogLeNet's, runs in
+    training only: eval returns the logits, training `(logits, aux)`; `stddev` is set on
+    the head as Inception sets it for its weight init."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.aux = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5),
+                                 nn.Linear(4, 2))
+        self.head = nn.Linear(4, 3)
+        self.head.stddev = 0.01  # type: ignore[assignment]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem(x)
+        aux = self.aux(x) if self.training else None
+        logits = self.head(torch.flatten(nn.functional.adaptive_max_pool2d(x, 1), 1))
+        return (logits, aux) if self.training else logits
