@@ -30,13 +30,14 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netspec.errors import Diagnostic
 from netspec.ir import Graph
 from netspec.report import ID_BYTES, TrainMemory
 
 if TYPE_CHECKING:
+    from netspec.ops.base import Scratch
     from netspec.report import LayerReport, Report
 
 DEFAULT_OPTIMIZER = ("adamw", 0.01)
@@ -194,7 +195,11 @@ class _Blocks:
         ids = report.token_inputs
         self.size: dict[str, int] = {n: math.prod(s) * (ID_BYTES if n in ids else FLOAT)
                                      for n, s in report.inputs.items()}
-        self.block, reordered, strided = _views(report)
+        views = _views(report)
+        self.block, reordered, strided = views.block, views.reordered, views.strided
+        self.copied_slices = {  # in-place layers writing into a view a gradient reaches
+            row.name for row in report.layers if _overwrites(row) and any(row.input_grads[:1])
+            and row.node.inputs[0] in views.torch_views}
         for row in report.layers:
             if self.block[row.name] == row.name:
                 op = row.node.op
@@ -210,12 +215,16 @@ class _Blocks:
         self.kept: dict[Key, list[str]] = {}  # block -> the layers keeping it
         self.own: dict[str, int] = {}  # layer -> bytes of its own tensors kept
         self.scratch: dict[str, int] = {}  # layer -> bytes its forward makes and frees
+        self.partials: dict[str, list[tuple[int, bool]]] = {}  # layer -> its pairs' results
         for row in report.layers:
             keeps = row.keeps is not None
+            grads = row.input_grads if keeps else (False,) * len(row.node.inputs)
             self.scratch[row.name] = FLOAT * row.node.op.forward_scratch(
-                row.input_shapes, row.shape,
-                row.input_grads if keeps else (False,) * len(row.node.inputs),
-                keeps and row.trainable > 0, row.node.inputs[0] in strided)
+                row.input_shapes, row.shape, grads, keeps and row.trainable > 0,
+                row.node.inputs[0] in strided)
+            partials = row.node.op.partial_results(row.input_shapes, grads)
+            if partials is not None:
+                self.partials[row.name] = partials
             if not keeps:
                 continue
             names = [row.node.inputs[i] for i in row.keeps.inputs]
@@ -281,11 +290,45 @@ class _Blocks:
                 live_bytes += self.size[block] - live.get(block, 0)
                 live[block] = self.size[block]
             own_bytes += self.own.get(name, 0) if self.region.get(name) == region else 0
-            peak = max(peak, live_bytes + own_bytes, held + own_bytes + self.scratch.get(name, 0))
+            made = live_bytes + own_bytes if name not in self.partials else \
+                self._fold(name, held, own_bytes, freed.get(step, ()), region)
+            peak = max(peak, made, held + own_bytes + self.scratch.get(name, 0))
             for gone in freed.get(step, ()):
                 if self._key(gone, region) not in self.kept and gone not in self.output_blocks:
                     live_bytes -= live.pop(gone, 0)
         return peak, live_bytes + own_bytes
+
+    def _copied_slices(self, row: LayerReport, scratch: Scratch) -> Scratch:
+        """The backward of an in-place layer writing into a view (autograd's CopySlices,
+        after the view's own backward, `as_strided`'s): the gradient of the whole tensor
+        viewed, made from the view's; its copy, from which the layer's backward reads a
+        clone of the view's part, its own input gradient written back into the copy; the
+        view's gradient freed by then."""
+        viewed = self.size[self.block[row.name]] // FLOAT
+        return scratch._replace(floats=scratch.floats + 2 * viewed + math.prod(row.shape))
+
+    def _fold(self, name: str, held: int, own: int, last_read: list[str],
+              region: str | None) -> int:
+        """The most a layer folding its inputs pairwise holds (`Op.partial_results`): each
+        pair's result beside the one before it (freed after it, unless kept); an input of a
+        block it reads last freed once its last pair is made (the compiled module's
+        forward drops each value after its last use). `held`: the bytes held before it,
+        `own` with what it keeps; `last_read`: the blocks it reads last."""
+        row = self.rows[name]
+        own -= self.own.get(name, 0) if self.region.get(name) == region else 0
+        freed_at: dict[str, int] = {}  # block -> the pair after which it is freed
+        for k, value in enumerate(row.node.inputs):
+            block = self.block[value]
+            if block in last_read and self._key(block, region) not in self.kept \
+                    and block not in self.output_blocks:
+                freed_at[block] = max(1, k)
+        results = [(FLOAT * size, keeps) for size, keeps in self.partials[name]]
+        most = previous = 0
+        for pair, (size, keeps) in enumerate([*results, (self.size[name], False)], start=1):
+            most = max(most, held + own + previous + size)
+            held -= sum(self.size[b] for b, at in freed_at.items() if at == pair)
+            own, previous = (own + size, 0) if keeps else (own, size)
+        return most
 
     def forward_peak(self) -> int:
         """The most the forward pass holds (inputs apart), at the end of a layer: what
@@ -342,6 +385,8 @@ class _Blocks:
                       if not (through and incoming is not None))
             scratch = row.node.op.backward_scratch(row.input_shapes, row.shape, row.input_grads,
                                                    row.trainable > 0)
+            if name in self.copied_slices:
+                scratch = self._copied_slices(row, scratch)
             peak = max(peak, batch * (live + grads.bytes + FLOAT * scratch.floats)
                        + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable
@@ -435,28 +480,44 @@ def _label_bytes(report: Report) -> int:
     return total
 
 
-def _views(report: Report) -> tuple[dict[str, str], set[str], set[str]]:
-    """Each value's block of memory (a view's is its input's, an in-place layer's its
-    input's; a reshape of a reordered view copies), and of the views, those a fold or a
-    reshape copies (dims reordered, part of a dim before the last) and those laid out
-    otherwise than a tensor of their shape (those, and any part of a dim)."""
-    block = {n: n for n in report.inputs}
-    reordered: set[str] = set()
-    strided: set[str] = set()
+class Views(NamedTuple):
+    """Which values share a block of memory, and how (`_views`)."""
+
+    block: dict[str, str]
+    """Each value's block: a view's is its input's, an in-place layer's its input's."""
+    reordered: set[str]
+    """The views a fold or a reshape copies (dims reordered, part of a dim before the last)."""
+    strided: set[str]
+    """The views laid out otherwise than a tensor of their shape (those, and any part of a
+    dim)."""
+    torch_views: set[str]
+    """The values torch holds as views (`Op.returns_view`; an in-place layer's output is
+    its input)."""
+
+
+def _views(report: Report) -> Views:
+    """Which values share a block of memory (a reshape of a reordered view copies)."""
+    views = Views({n: n for n in report.inputs}, set(), set(), set())
+    block, reordered, strided = views.block, views.reordered, views.strided
     for row in report.layers:
         op, x = row.node.op, row.input_shapes
         shared = op.aliases(x, row.shape) if op is not None else None
         source = block.get(row.node.inputs[shared]) if shared is not None else None
         if source is None or (op.reshapes and row.node.inputs[0] in reordered):
             block[row.name] = row.name
+            if op is not None and op.returns_view(x, row.shape, row.node.inputs[0] in strided):
+                views.torch_views.add(row.name)
             continue
         block[row.name] = source
+        if op.returns_view(x, row.shape) if not _overwrites(row) \
+                else row.node.inputs[0] in views.torch_views:
+            views.torch_views.add(row.name)
         if op.reorders_data(x, row.shape) or row.node.inputs[0] in reordered:
             reordered.add(row.name)
         if row.name in reordered or row.node.inputs[shared] in strided \
                 or math.prod(row.shape) < math.prod(x[shared]):
             strided.add(row.name)
-    return block, reordered, strided
+    return views
 
 
 def _trained(report: Report) -> int:
@@ -474,7 +535,7 @@ def _inplace_conflicts(report: Report) -> list[Diagnostic]:
     layer keeping one."""
     if not any(_overwrites(row) for row in report.layers):
         return []
-    block, _, _ = _views(report)
+    block = _views(report).block
     position = dict.fromkeys(report.inputs, -1)
     last_reader: dict[str, LayerReport] = {}  # value -> the last layer reading it
     for at, row in enumerate(report.layers):

@@ -260,6 +260,103 @@ def test_a_transposed_input_is_kept_as_a_copy(name):
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
+@pytest.mark.parametrize("case", TABLES)
+def test_an_op_s_output_is_a_view_where_torch_s_is(case):
+    """`Op.returns_view` against torch: the output of the module netspec compiles, on
+    inputs a gradient reaches (a 1-d max pool then keeps its indices: a 2-d pool's,
+    squeezed), has a `_base`, and is not the input itself."""
+    spec = spec_for(case.op, case.args, case.inputs, case.vocab)
+    report = netspec.check(spec)
+    if report.errors:
+        pytest.skip("a row netspec refuses (tests/test_op_errors.py)")
+    row = report.layers[-1]
+    xs = [torch.randn(2, *s, requires_grad=True) * 1 if case.vocab is None
+          else torch.randint(0, case.vocab, (2, *s)) for s in case.inputs]
+    y = netspec.build(spec, seed=0).train()(*xs)
+    assert row.node.op.returns_view(row.input_shapes, row.shape) == \
+        (y._base is not None and y is not xs[0])
+
+
+IN_PLACE_ON_A_VIEW = {  # the whole viewed tensor's gradient, copied, in the backward
+    "relu after instance norm": {"name": "t", "input": [8, 16, 16], "layers": [
+        {"conv2d": {"out": 16, "kernel": 3, "padding": 1}}, {"instancenorm2d": {}},
+        {"relu": {"inplace": True}}, {"conv2d": {"out": 8, "kernel": 3, "padding": 1}},
+        {"adaptive_avgpool2d": 1}, "flatten", {"linear": 10}]},
+    "hardswish after a flatten": {"name": "t", "input": [8, 16, 16], "layers": [
+        {"conv2d": {"out": 16, "kernel": 3, "padding": 1}}, "flatten",
+        {"hardswish": {"inplace": True}}, {"linear": 10}]},
+    "relu after a 1-d pool": {"name": "t", "input": [8, 64], "layers": [
+        {"conv1d": {"out": 16, "kernel": 3}}, {"maxpool1d": 2}, {"relu": {"inplace": True}},
+        {"conv1d": {"out": 4, "kernel": 3}}, "flatten", {"linear": 10}]},
+    "relu after a linear over tokens": {"name": "t", "input": [32, 16], "layers": [
+        {"linear": 64}, {"relu": {"inplace": True}}, {"linear": 16}, {"select": [1, 0]},
+        {"linear": 10}]},
+    "two in place after a slice": {"name": "t", "input": [8, 32], "layers": [
+        {"conv1d": {"out": 16, "kernel": 3}}, {"slice": {"dim": 2, "start": 2}},
+        {"dropout": {"p": 0.5, "inplace": True}}, {"relu": {"inplace": True}}, "flatten",
+        {"linear": 10}]},
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE_ON_A_VIEW)
+def test_an_in_place_layer_writing_into_a_view_copies_the_viewed_gradient(name):
+    """Writing in place into a view (of a tensor a gradient reaches) makes autograd's
+    backward build the whole viewed tensor's gradient and a copy of it (CopySlices):
+    CycleGAN's `InstanceNorm2d` then `ReLU(inplace=True)` doubles that layer's backward."""
+    spec = IN_PLACE_ON_A_VIEW[name]
+    estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
+    truth = step_peak(spec)
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+FOLDS = {  # a sum or product of three: pairwise from the left, inputs freed as they are used
+    "a product of crops beside a convolution": {"name": "t", "input": [7, 20], "layers": [
+        {"dropout1d": {"p": 0.5}, "name": "t0"},
+        {"upsample": {"size": 19, "mode": "linear"}, "name": "up"},
+        {"conv1d": {"out": 7, "kernel": 4, "padding": 3, "stride": 3, "dilation": 3,
+                    "groups": 7}, "name": "conv"},
+        {"center_crop": [6], "name": "a", "from": "t0"},
+        {"center_crop": [6], "name": "b", "from": "t0"},
+        {"mul": None, "from": ["a", "b", "conv"]}, "relu", "flatten", {"linear": 4}]},
+    "a sum of three branches": {"name": "t", "input": [4, 16, 16], "layers": [
+        {"conv2d": {"out": 8, "kernel": 3, "padding": 1}, "name": "stem"},
+        {"conv2d": {"out": 8, "kernel": 1}, "name": "a", "from": "stem"},
+        {"conv2d": {"out": 8, "kernel": 3, "padding": 1}, "name": "b", "from": "stem"},
+        {"add": None, "from": ["a", "b", "stem"]}, {"adaptive_avgpool2d": 1}, "flatten",
+        {"linear": 4}]},
+    "a product with a broadcast gate": {"name": "t", "input": [4, 16, 16], "layers": [
+        {"conv2d": {"out": 8, "kernel": 3, "padding": 1}, "name": "stem"},
+        {"adaptive_avgpool2d": 1, "name": "gate"}, {"sigmoid": None, "name": "g"},
+        {"conv2d": {"out": 8, "kernel": 1}, "name": "a", "from": "stem"},
+        {"mul": None, "from": ["g", "a", "stem"]}, "flatten", {"linear": 4}]},
+}
+
+
+@pytest.mark.parametrize("name", FOLDS)
+def test_a_sum_or_product_of_three_holds_each_pair_as_torch_folds_it(name):
+    """`a * b * c` is `(a * b) * c`: the first pair's result beside the last, and the
+    compiled module drops an input after its last pair (`Op.partial_results`)."""
+    spec = FOLDS[name]
+    estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
+    truth = step_peak(spec)
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_circular_padding_s_backward_holds_three_padded_copies(dims):
+    """Circular padding copies slices of the padded tensor into it (ATen's `_pad_circular`);
+    each copy's backward clones the gradient and adds to it the read slice's, scattered
+    to the padded size."""
+    size = {1: [40], 2: [12, 12], 3: [6, 6, 6]}[dims]
+    spec = {"name": "t", "input": [4, *size], "layers": [
+        {"prelu": {}}, {f"conv{dims}d": {"out": 4, "kernel": 3, "padding": 2,
+                                           "padding_mode": "circular"}},
+        "flatten", {"linear": 10}]}
+    estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
+    truth = step_peak(spec)
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
 # -- the optimizer's state -----------------------------------------------------------------
 
 OPTIMIZERS = [{"sgd": {"momentum": 0.0}}, {"sgd": {"momentum": 0.9}}, {"adam": {}}, {"adamw": {}}]

@@ -288,6 +288,10 @@ class MultiheadAttention(Op):
             return self.heads * s * d
         return t * 3 * d if len(x) == 1 else s * 2 * d
 
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """The output projection's: a linear layer's over tokens (`Linear.returns_view`)."""
+        return self.bias
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -460,6 +464,10 @@ class WindowAttention(Op):
         """Elements of the input padded to whole windows (T tokens x C)."""
         (height, width, features), (wh, ww) = x[0], self.sizes()[0]
         return (-(-height // wh) * wh) * (-(-width // ww) * ww) * features
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """Its windows' tokens reshaped back into a map, and cropped where it was padded."""
+        return True
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

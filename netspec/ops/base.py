@@ -331,6 +331,23 @@ class Op(BaseModel):
         place), or None for an output of its own."""
         return None
 
+    def partial_results(self, x: Sequence[Shape], needs_input_grad: Sequence[bool]
+                        ) -> list[tuple[int, bool]] | None:
+        """For an op torch folds pairwise from the left over three or more inputs (`a + b
+        + c`): float32 elements per sample of each result before the last, and whether
+        autograd keeps it. The compiled module frees each input once its last pair is
+        made. None for an op of one kernel."""
+        return None
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """Whether torch hands its output back as a view (a tensor with a `_base`), not as a
+        tensor of its own or as its input itself: a view op's output (a permute, a slice, a
+        crop), or a result its kernel reshapes (instance norm a batch norm's, a 1-d pool a
+        2-d pool's, a linear layer with a bias a matrix's); `strided` as `forward_scratch`'s.
+        An in-place layer writing into a view makes autograd's backward copy the gradient
+        of the whole tensor viewed (train_step: `CopySlices`)."""
+        return False
+
     def reorders_data(self, x: Sequence[Shape], y: Shape) -> bool:
         """Whether its output, a view, is laid out so that folding it to a matrix (or
         reshaping it) copies: its dims in another order (`reorders`: permute and transpose

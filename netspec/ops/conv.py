@@ -181,9 +181,19 @@ class _Conv(_ConvBase):
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
         """Where torch pads a copy first, the convolution's input gradient is the copy's,
-        before the padding's backward cuts (circular: folds) it to the input's."""
+        before the padding's backward cuts it to the input's. Circular padding is copies of
+        slices into the padded tensor (ATen's `_pad_circular`): after the convolution has
+        freed the copy it kept and its output's gradient, the backward of each slice's copy
+        clones the padded gradient and adds the slice's gradient, scattered to the padded
+        size, to the clone: three of the padded size at once."""
         padded = self.saved(x, y, needs_input_grad, trainable).floats
-        return Scratch(floats=padded) if padded and needs_input_grad[0] else Scratch()
+        if not padded or not needs_input_grad[0]:
+            return Scratch()
+        if self.padding_mode != "circular":
+            return Scratch(floats=padded)
+        # frees the copy and the output's gradient; holds three padded, the input's
+        # gradient among them
+        return Scratch(floats=padded, released=math.prod(y) + math.prod(x[0]) - 2 * padded)
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         per_output = x[0][0] // self.groups * math.prod(self.kernel_size())

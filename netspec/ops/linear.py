@@ -82,6 +82,11 @@ class Linear(Op):
         at once."""
         return 2 * math.prod(y) if strided and self.bias and len(x[0]) > 1 else 0
 
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """With a bias, torch folds an input of several dims into a matrix (`addmm`) and
+        views the result; a strided input or no bias goes through `matmul`, which does not."""
+        return self.bias and len(x[0]) > 1 and not strided
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -129,6 +134,10 @@ class Flatten(Op):
 
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         return 0
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """Unless there is nothing to merge: then torch returns the input itself."""
+        return tuple(y) != tuple(x[0])
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None

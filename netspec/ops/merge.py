@@ -56,6 +56,14 @@ def _listing(x: Sequence[Tensor]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
+def _partial(x: Sequence[Shape], count: int) -> Shape:
+    """The shape of the result of the first `count` inputs, broadcast."""
+    shape = x[0]
+    for factor in x[1:count]:
+        shape = tuple(max(m, n) for m, n in zip(shape, factor, strict=True))
+    return shape
+
+
 class Identity(Op):
     """Passes its input through unchanged (torch.nn.Identity)."""
 
@@ -90,6 +98,19 @@ class _Broadcast(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return _merge_rf(rf, x, y)
 
+    def partial_results(self, x: Sequence[Shape], needs_input_grad: Sequence[bool]
+                        ) -> list[tuple[int, bool]] | None:
+        """Each pair's result: the first k factors', broadcast; a product keeps it where
+        the next factor requires grad (`Mul.saved`)."""
+        if len(x) < 3:
+            return None
+        return [(math.prod(_partial(x, k)), self.keeps_partial(k, needs_input_grad))
+                for k in range(2, len(x))]
+
+    def keeps_partial(self, k: int, needs_input_grad: Sequence[bool]) -> bool:
+        """Whether autograd keeps the result of the first `k` inputs (an add keeps none)."""
+        return False
+
 
 class Add(_Broadcast):
     """Elementwise sum of two or more tensors, as in residual shortcuts."""
@@ -111,20 +132,16 @@ class Mul(_Broadcast):
 
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
-        """Pairwise from the left: each product keeps a factor when the other requires grad."""
-        kept: list[int] = []
-        floats, shape, grad = 0, x[0], needs_input_grad[0]
-        for i in range(1, len(x)):
-            if needs_input_grad[i]:  # keeps the left factor: input 0, or a partial product
-                if i == 1:
-                    kept.append(0)
-                else:
-                    floats += math.prod(shape)
-            if grad:
-                kept.append(i)
-            shape = tuple(max(m, n) for m, n in zip(shape, x[i], strict=True))
-            grad = grad or needs_input_grad[i]
+        """Pairwise from the left: each product keeps a factor when the other requires grad
+        (the left factor: input 0, or a partial product)."""
+        kept = [0] if needs_input_grad[1] else []
+        kept += [i for i in range(1, len(x)) if any(needs_input_grad[:i])]
+        floats = sum(size for size, keeps in self.partial_results(x, needs_input_grad) or ()
+                     if keeps)
         return Saved(inputs=tuple(sorted(set(kept))), floats=floats)
+
+    def keeps_partial(self, k: int, needs_input_grad: Sequence[bool]) -> bool:
+        return needs_input_grad[k]
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
@@ -139,7 +156,7 @@ class Mul(_Broadcast):
         extra = most = 0
         incoming = math.prod(y)
         for j in range(len(x) - 1, 0, -1):
-            out, left = math.prod(self._partial(x, j + 1)), math.prod(self._partial(x, j))
+            out, left = math.prod(_partial(x, j + 1)), math.prod(_partial(x, j))
             into_left = left if any(needs_input_grad[:j]) else 0
             temp = out if (grads[j] and grads[j] < out) or (into_left and left < out) else 0
             most = max(most, extra + grads[j] + into_left + temp)
@@ -147,14 +164,6 @@ class Mul(_Broadcast):
             extra += grads[j] + into_left - incoming - kept
             incoming = into_left
         return Scratch(floats=most, released=sum(grads) - extra)
-
-    @staticmethod
-    def _partial(x: Sequence[Shape], count: int) -> Shape:
-        """The shape of the product of the first `count` factors."""
-        shape = x[0]
-        for factor in x[1:count]:
-            shape = tuple(max(m, n) for m, n in zip(shape, factor, strict=True))
-        return shape
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(operator.mul, pairwise=True)

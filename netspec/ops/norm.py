@@ -123,6 +123,10 @@ class _InstanceNorm(_RunningNorm):
                              hint="instance norm needs more than one element per channel")
         return shape
 
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """torch batch-normalises the samples' channels as one sample's and reshapes back."""
+        return True
+
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
         """Its input; per sample's channels the statistics, the weight and the running

@@ -55,6 +55,10 @@ class _Pool(Window):
     def rounds_up(self) -> bool:
         return self.ceil_mode
 
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """torch pools a signal as a one-row image and squeezes the row away."""
+        return self.dims == 1
+
     def infer(self, x: Sequence[Tensor]) -> Shape:
         t = x[0]
         expect_rank(self, t, self.dims + 1)
@@ -212,6 +216,10 @@ class _AdaptivePool(Op):
     word: ClassVar[str]
 
     size: OutputSize
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """torch pools a signal as a one-row image and squeezes the row away."""
+        return self.dims == 1
 
     def target(self, sizes: Sequence[int]) -> tuple[int, ...]:
         wanted = spatial(self.size, self.dims, "size")

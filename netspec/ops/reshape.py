@@ -38,6 +38,9 @@ class _Rearrange(Op):
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         return 0
 
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        return True
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Values no longer sit on the input's spatial grid: the field ends, as at flatten."""
         return None
@@ -192,8 +195,6 @@ class Slice(Op):
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
 
-    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
-        return 0
     positional: ClassVar[tuple[str, ...]] = ("dim", "start", "end", "step")
 
     dim: int
@@ -209,6 +210,12 @@ class Slice(Op):
             raise ShapeError(f"{self.label()} keeps nothing of dim {self.dim} ({shape[i]}) of "
                              f"{fmt_shape(shape)} from {x[0].src}", key="start")
         return (*shape[:i], kept, *shape[i + 1:])
+
+    def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
+        return 0
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        return True
 
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         """Channels: unchanged; a spatial dim: kept items `step` apart."""
@@ -275,6 +282,9 @@ class _Pieces(Op):
 
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         return 0
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        return True
 
     def lengths(self, n: int, where: str) -> list[int]:
         """The pieces' lengths along a dim of length `n`; ShapeError when they do not fit."""

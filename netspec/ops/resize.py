@@ -212,6 +212,9 @@ class CenterCrop(Op):
         """A view (torch.narrow) of its first input."""
         return 0
 
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        return True
+
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """A second input gives the size only."""
         return (True, False)[:inputs]
