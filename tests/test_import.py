@@ -101,6 +101,15 @@ def test_dims_moved_by_functions_and_methods_are_permute_and_transpose() -> None
     same_function(text, Reordered(), (3, 4, 6))
 
 
+def test_swapaxes_is_transpose() -> None:
+    from importing.nets import Swapping
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Swapping", (3, 4, 6)).text
+    assert "transpose: {dim0: 1, dim1: -1}" in text and "transpose: {dim0: -1, dim1: 1}" in text
+    same_function(text, Swapping(), (3, 4, 6))
+
+
 def test_a_concatenation_of_one_map_is_that_map() -> None:
     from importing.nets import Dense
 

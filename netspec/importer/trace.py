@@ -84,8 +84,9 @@ class Traced:
 
 
 SAME_FUNCTION = {operator.iadd: operator.add, torch.add: operator.add, operator.imul: operator.mul,
-                 torch.mul: operator.mul}
-"""Functions that compute what another does (in place or not: a spec's value is new)."""
+                 torch.mul: operator.mul, torch.swapaxes: torch.transpose}
+"""Functions that compute what another does (in place or not: a spec's value is new; an
+alias: torch.swapaxes, MaxViT's SwapAxes)."""
 
 
 def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:

@@ -246,3 +246,15 @@ class Auxiliary(nn.Module):
         aux = self.aux(x) if self.training else None
         logits = self.head(torch.flatten(nn.functional.adaptive_max_pool2d(x, 1), 1))
         return (logits, aux) if self.training else logits
+
+
+class Swapping(nn.Module):
+    """torch.swapaxes, an alias of torch.transpose (MaxViT's SwapAxes), around a linear
+    layer over channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.swapaxes(self.fc(torch.swapaxes(x, 1, -1)), -1, 1)
