@@ -237,6 +237,25 @@ def test_a_program_s_unexpressible_op_is_listed_by_module_and_exits_1(tmp_path: 
     assert "# not expressible: (root): aten.sin.default" in (tmp_path / "sine.yaml").read_text()
 
 
+class Twice(nn.Module):
+    """One conv run twice: its weights are shared, which a spec's layers are not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.conv(x))
+
+
+def test_a_layer_run_twice_is_listed_as_shared_weights(tmp_path: Path) -> None:
+    path = save_program(Twice().eval(), tmp_path / "twice.pt2", (3, 8, 8))
+    with pytest.raises(ImportFailure) as caught:
+        import_file(path)
+    assert [str(u) for u in caught.value.unexpressed] == [
+        "conv: aten.conv2d.default (node conv2d_1): called again (shared weights)"]
+
+
 def test_an_onnx_model_s_unexpressible_op_is_listed_by_node_and_exits_1(tmp_path: Path) -> None:
     path = save_onnx(Sine().eval(), tmp_path / "sine.onnx", (3, 8, 8), dynamo=False)
     result = run("import", str(path), "-o", str(tmp_path / "sine.yaml"))

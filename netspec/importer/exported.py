@@ -81,7 +81,7 @@ class _Reader:
                 self._call(node)
             elif node.op == "output":
                 output = node.args[0]
-        outs = [o for o in (output if isinstance(output, list | tuple) else [output])]
+        outs = list(output) if isinstance(output, list | tuple) else [output]
         if len(outs) != 1 or outs[0] not in self.values:
             raise ImportFailure("the program returns no single tensor; netspec import reads "
                                 "models of one output")
@@ -104,7 +104,7 @@ class _Reader:
         if name.startswith("_assert") or not node.users:
             return
         args = _bound(node)
-        if name in PASS and not args.get("train"):
+        if name in PASS and not args.get("train") and first in self.values:
             self.values[node] = self.values[first]  # type: ignore[index]
             return
         in_place = name.endswith("_") and not name.startswith("_")  # relu_, add_: the same value
@@ -119,7 +119,7 @@ class _Reader:
         shapes = ([_shape(n) for n in _flat(node.args) if n in self.values], _shape(node))
         self.values[node] = self.scopes.add(stack, owner, made,
                                             reads, shapes, name, f"{target} (node {node.name})")
-        if in_place:  # later reads of the input read what it now holds
+        if in_place and first in self.values:  # later reads of the input read what it now holds
             self.values[first] = self.values[node]  # type: ignore[index]
 
     def _made(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Made:

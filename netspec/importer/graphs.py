@@ -87,6 +87,8 @@ class Scopes:
         if owner is None:  # a torch.nn layer's name, else the op's (`add`, `add_1`)
             name = _fresh(name if inner.leaf else named or (found.kind() if isinstance(found, Op)
                                                             else stem), scope)
+        elif any(e.name == name for e in scope.entries):  # one layer's tensors read twice
+            found, name = "called again (shared weights)", _fresh(name, scope)
         if isinstance(found, Op):
             entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), reads)
             if isinstance(made, torch.nn.Module):
