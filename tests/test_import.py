@@ -468,6 +468,7 @@ def test_torch_s_multihead_attention_is_read_as_self_attention(bias: bool) -> No
     ("Attending(batch_first=False)", r"\(root\): MultiheadAttention\(\): multihead_attention "
                                      r"does not take .*'batch_first': False"),
     ("Attending(masked=True)", r"\(root\): MultiheadAttention called for several values"),
+    ("Attending(causal=True)", r"\(root\): MultiheadAttention called for several values"),
 ])
 def test_torch_s_attention_it_cannot_read_is_refused(call: str, message: str) -> None:
     with pytest.raises(ImportFailure, match=message):

@@ -176,12 +176,13 @@ def _own_tensors_first(scope: Scope, input: torch.fx.Node) -> None:
     """Put a scope's layers that read no value first (parameter layers: its module's own
     tensors, in torch's order of `state_dict` keys, a module's own before its children's;
     or --partial's placeholders of a buffer), each reading the scope's first input (the
-    model's for the root) for its batch size."""
+    model's for the root, or for a scope that reads none: a constant fx made of a tensor a
+    leaf module's call is given, `attn_mask`) for its batch size."""
     own = [e for e in scope.entries if e.scope is None and not e.reads]
     if not own:
         return
     first = input if not scope.path else next(
-        r for e in _walk(scope) for r in e.reads if r not in scope.inside)
+        (r for e in _walk(scope) for r in e.reads if r not in scope.inside), input)
     for entry in own:
         entry.reads = [first]
     scope.entries = own + [e for e in scope.entries if e not in own]

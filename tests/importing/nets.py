@@ -213,18 +213,21 @@ class Tokens(nn.Module):
 class Attending(nn.Module):
     """torch's nn.MultiheadAttention over tokens [T, 8]: self-attention whose weights are
     unread (returned by default, `need_weights`), or sequences first (`batch_first` False),
-    or masked (`key_padding_mask`: the tokens of negative sums), which netspec does not read."""
+    or masked (`key_padding_mask`: the tokens of negative sums; `causal`: an `attn_mask`,
+    which fx makes a constant tensor), which netspec does not read."""
 
-    def __init__(self, batch_first: bool = True, masked: bool = False, bias: bool = True) -> None:
+    def __init__(self, batch_first: bool = True, masked: bool = False, bias: bool = True,
+                 causal: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(8)
         self.attn = nn.MultiheadAttention(8, 2, bias=bias, batch_first=batch_first)
-        self.masked = masked
+        self.masked, self.causal = masked, causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm(x)
         mask = x.sum(-1) < 0 if self.masked else None
-        y, _ = self.attn(y, y, y, key_padding_mask=mask)
+        causal = nn.Transformer.generate_square_subsequent_mask(6) if self.causal else None
+        y, _ = self.attn(y, y, y, key_padding_mask=mask, attn_mask=causal)
         return x + y
 
 
