@@ -55,6 +55,18 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.gap(x), 1))
 
 
+class MeanHead(nn.Module):
+    """A conv, then a mean over space without keepdim (MNASNet's head), then a linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).relu().mean([2, 3]))
+
+
 class Sine(nn.Module):
     """A conv and a sine, which no netspec op computes."""
 
@@ -235,6 +247,17 @@ def test_a_program_s_unexpressible_op_is_listed_by_module_and_exits_1(tmp_path: 
     partial = run("import", str(path), "-o", str(tmp_path / "sine.yaml"), "--partial")
     assert partial.exit_code == 0, partial.output
     assert "# not expressible: (root): aten.sin.default" in (tmp_path / "sine.yaml").read_text()
+
+
+def test_a_mean_over_space_is_a_global_pool_and_a_flatten(tmp_path: Path) -> None:
+    model = MeanHead().eval()
+    path = save_program(model, tmp_path / "head.pt2", (3, 8, 8))
+    matches_program(path, model, (3, 8, 8))
+    text = import_file(path).text
+    assert "{adaptive_avgpool2d: {size: 1}, name: adaptive_avgpool2d}" in text
+    assert "{flatten, name: flatten}" in text
+    onnx = save_onnx(model, tmp_path / "head.onnx", (3, 8, 8), dynamo=False)
+    assert matches_onnx(onnx, model, (3, 8, 8)) == set()
 
 
 class Twice(nn.Module):

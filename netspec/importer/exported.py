@@ -22,7 +22,7 @@ import torch
 import torch.fx
 
 from netspec.importer.errors import ImportFailure
-from netspec.importer.graphs import Frame, Made, Scopes, all_spatial, loaded, view
+from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, view
 from netspec.importer.trace import Traced, _modules, _validated
 from netspec.ops import OPS
 
@@ -109,20 +109,29 @@ class _Reader:
             return
         in_place = name.endswith("_") and not name.startswith("_")  # relu_, add_: the same value
         name = name.removesuffix("_") if in_place else name
-        made = self._made(name, args, node)
         keys = {self.keys[n].rpartition(".")[0] for n in node.all_input_nodes if n in self.tensors}
         owner = keys.pop() if len(keys) == 1 else None
-        if owner is not None and isinstance(made, torch.nn.Module):  # its tensors no call reads too
-            loaded(made, {k: self.held.get(f"{owner}.{k}") for k in made.state_dict()})
         reads = [self.values[n] for n in _flat(node.args) if n in self.values]
         stack = [Frame.of(path, _class(cls)) for path, cls in node.meta.get("nn_module_stack", {}).values()]
-        shapes = ([_shape(n) for n in _flat(node.args) if n in self.values], _shape(node))
-        self.values[node] = self.scopes.add(stack, owner, made,
-                                            reads, shapes, name, f"{target} (node {node.name})")
+        shapes = [_shape(n) for n in _flat(node.args) if n in self.values]
+        for made, shape in self._made(name, args, node):
+            if owner is not None and isinstance(made, torch.nn.Module):  # its tensors no call reads too
+                loaded(made, {k: self.held.get(f"{owner}.{k}") for k in made.state_dict()})
+            value = self.scopes.add(stack, owner, made, reads, (shapes, shape), name,
+                                    f"{target} (node {node.name})")
+            reads, shapes = [value], [shape]
+        self.values[node] = value
         if in_place and first in self.values:  # later reads of the input read what it now holds
             self.values[first] = self.values[node]  # type: ignore[index]
 
-    def _made(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Made:
+    def _made(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Steps:
+        """The layers computing the call `name(**args)` (one, but a mean over space without
+        keepdim: a pool and a flatten), each with its output's shape."""
+        if name == "mean" and all_spatial(args.get("dim"), len(_shape(args["self"])) + 1):
+            return global_mean(_shape(args["self"]), bool(args.get("keepdim")))
+        return [(self._one(name, args, node), _shape(node))]
+
+    def _one(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Made:
         """The module or op computing the call `name(**args)`, or what to say about it."""
         tensor = self.tensors.get
         if name in ("conv1d", "conv2d", "conv3d", "convolution"):
@@ -142,8 +151,6 @@ class _Reader:
             return _validated(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
         if name in ("view", "reshape", "_unsafe_view"):
             return view(_shape(args["self"]), _shape(node))
-        if name == "mean" and args.get("keepdim") and all_spatial(args.get("dim"), len(_shape(node)) + 1):
-            return getattr(torch.nn, f"AdaptiveAvgPool{len(_shape(node)) - 1}d")(1)
         return _module_form(name.removesuffix("_with_indices"), args)
 
 

@@ -32,6 +32,11 @@ Made = torch.nn.Module | Op | str
 tensors, a netspec op, or what to say where no op computes it."""
 
 
+Steps = list[tuple[Made, tuple[int, ...]]]
+"""The layers one computation is read as, in order, each with its output's per-sample shape
+(one, but a mean over space without keepdim: a pool, then a flatten)."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """A module whose forward made a computation: its path, its class as the file names it
@@ -162,3 +167,12 @@ def all_spatial(dims: Any, rank: int) -> bool:
     """Whether `dims` are every spatial dim of a batch of [C, *spatial] maps of `rank`."""
     return isinstance(dims, list | tuple) and 3 <= rank <= 5 and \
         sorted(d % rank for d in dims) == list(range(2, rank))
+
+
+def global_mean(shape: tuple[int, ...], keep: bool) -> Steps:
+    """A mean over every spatial dim of [C, *spatial] maps `shape`, as netspec says it: an
+    adaptive average pool to size 1 and, without keepdim, a flatten; each with its output's
+    per-sample shape."""
+    pooled = (shape[0], *(1 for _ in shape[1:]))
+    pool = getattr(torch.nn, f"AdaptiveAvgPool{len(shape) - 1}d")(1)
+    return [(pool, pooled)] if keep else [(pool, pooled), (torch.nn.Flatten(), shape[:1])]

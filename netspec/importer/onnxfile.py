@@ -26,7 +26,7 @@ import torch
 import torch.fx
 
 from netspec.importer.errors import ImportFailure
-from netspec.importer.graphs import Frame, Made, Scopes, all_spatial, loaded, view
+from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, view
 from netspec.importer.trace import Traced, _chain, _validated
 from netspec.ops import OPS
 
@@ -118,19 +118,20 @@ class _Reader:
             self.values[node.output[0]] = self.values[values[0]]
             return
         attrs = _attributes(node)
-        made = self._made(node, attrs)
+        steps = self._mean(node, attrs) or [(self._made(node, attrs), self.shapes.get(node.output[0], ()))]
+        made = steps[0][0]
         # the module whose tensors the layer holds, where initializers are named by their
         # state_dict keys: its weight's (a folded conv's bias may be named as the norm's)
         owner = next((i.rpartition(".")[0] for i in node.input if isinstance(made, torch.nn.Module)
                       and i in self.tensors and re.fullmatch(r"[\w.]+\.\w+", i)
                       and i.rpartition(".")[2] in made.state_dict()), None)
         stack, named = self._where(node)
-        shapes = ([self.shapes.get(i, ()) for i in values], self.shapes.get(node.output[0], ()))
-        value = self.scopes.add(stack, owner, made, [self.values[i] for i in values], shapes,
-                                _stem(node.op_type), f"{node.op_type} (node {node.name or node.output[0]})",
-                                named)
-        for out in node.output[:1]:
-            self.values[out] = value
+        reads, shapes = [self.values[i] for i in values], [self.shapes.get(i, ()) for i in values]
+        for made, shape in steps:
+            value = self.scopes.add(stack, owner, made, reads, (shapes, shape), _stem(node.op_type),
+                                    f"{node.op_type} (node {node.name or node.output[0]})", named)
+            reads, shapes = [value], [shape]
+        self.values[node.output[0]] = value
 
     def _where(self, node: Any) -> tuple[list[Frame], str | None]:
         """The modules that made `node`, and its layer's name where the file gives only
@@ -170,11 +171,8 @@ class _Reader:
             return _pool(kind, attrs)
         if kind in ("GlobalAveragePool", "GlobalMaxPool"):
             return getattr(torch.nn, f"Adaptive{'Avg' if 'Average' in kind else 'Max'}Pool{rank - 1}d")(1)
-        if kind == "ReduceMean" and attrs.get("keepdims", 1):
-            axes = const[1].tolist() if len(const) > 1 and const[1] is not None else attrs.get("axes")
-            if all_spatial(axes, rank + 1):
-                return getattr(torch.nn, f"AdaptiveAvgPool{rank - 1}d")(1)
-            return f"ReduceMean over axes {axes}"
+        if kind == "ReduceMean":
+            return f"ReduceMean over axes {self._axes(node, attrs)}"
         if kind == "Flatten":
             return torch.nn.Flatten() if attrs.get("axis", 1) == 1 else f"Flatten at axis {attrs['axis']}"
         if kind == "Reshape":
@@ -186,6 +184,19 @@ class _Reader:
         if kind == "LeakyRelu":
             return torch.nn.LeakyReLU(attrs.get("alpha", 0.01))
         return ACTIVATIONS[kind]() if kind in ACTIVATIONS else "no netspec op"
+
+    def _axes(self, node: Any, attrs: dict[str, Any]) -> list[int] | None:
+        """A reduction's axes: its second input (opset 18 on) or its `axes` attribute."""
+        given = self.tensors.get(node.input[1]) if len(node.input) > 1 else None
+        return given.tolist() if given is not None else attrs.get("axes")
+
+    def _mean(self, node: Any, attrs: dict[str, Any]) -> Steps:
+        """A ReduceMean over every spatial axis as a global pool (and a flatten without
+        keepdims), else nothing."""
+        shape = self.shapes.get(node.input[0], ())
+        if node.op_type != "ReduceMean" or not all_spatial(self._axes(node, attrs), len(shape) + 1):
+            return []
+        return global_mean(shape, bool(attrs.get("keepdims", 1)))
 
     def _bias_after(self, node: Any, size: int) -> torch.Tensor | None:
         """The constant [size] vector the one Add reading `node`'s output adds to it (then
