@@ -148,18 +148,24 @@ class Writer:
         """`members` in parts that one block can hold: a repeat's arguments are expressions
         of its own `i`, so the instances of a part repeat with the same ones (MobileNetV3's
         blocks of three Conv2dNormActivation, their widths differing) and never pass them
-        as the block's parameters."""
-        parts: list[tuple[dict[str, Any], list[Scope]]] = []
+        as the block's parameters; and instances sharing no layer name are apart (RegNet's
+        stages, of blocks `block1-0` and `block2-0`: one block would hold each stage's
+        layers under `if:`)."""
+        parts: list[tuple[dict[str, Any], set[str], list[Scope]]] = []
         for scope in members:
-            keys = {it.name: it.args for it in self.form(scope) if it.repeat > 1}
-            for seen, part in parts:
-                if all(seen.get(name, key) == key for name, key in keys.items()):
+            form = self.form(scope)
+            keys = {it.name: it.args for it in form if it.repeat > 1}
+            names = {it.name for it in form}
+            for seen, named, part in parts:
+                if all(seen.get(name, key) == key for name, key in keys.items()) and \
+                        (names & named or not names):
                     seen.update(keys)
+                    named.update(names)
                     part.append(scope)
                     break
             else:
-                parts.append((keys, [scope]))
-        return [part for _, part in parts]
+                parts.append((keys, names, [scope]))
+        return [part for _, _, part in parts]
 
     def _group_key(self, scope: Scope) -> Any:
         ins = len(self.inputs[scope.path])
