@@ -161,3 +161,16 @@ def test_hyphenated_names_give_torch_s_keys_and_are_read_by_from_and_outputs(
     with torch.no_grad():
         for got, want in zip(written(x), built(x), strict=True):
             torch.testing.assert_close(got, want)
+
+
+def test_a_block_s_output_may_be_hyphenated_and_never_dotted() -> None:
+    text = ("input: [3]\nblocks:\n  b:\n    output: a-b\n    layers:\n"
+            "      - {linear: 4, name: a-b}\n      - {linear: 7, name: c, from: input}\n"
+            "layers:\n  - {b: {}, name: x}\n")
+    assert list(netspec.check(text).outputs.values()) == [(4,)]
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(text.replace("output: a-b", "output: a.b"))
+    error = info.value.errors[0]
+    assert (error.where.line, error.where.column) == (4, 13)
+    assert error.message.endswith("must be letters, digits, _ and -, first a letter or _ "
+                                  "(`block1-0`), or an integer such as 0, found 'a.b'")

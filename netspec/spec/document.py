@@ -54,6 +54,9 @@ as torch names the children of nn.Sequential and nn.ModuleList (`name: 0`), so a
 take its module's name and `state_dict` keys follow. An integer has one spelling (`0`, not
 `00`): `name: 0` and `name: '0'` are one name. A dot stays out: it separates a block's
 layer (`layer1.0.conv1`) or a piece of a split (`chunk.1`) in references and keys."""
+LAYER_NAME_RULE = "must be letters, digits, _ and -, first a letter or _ (`block1-0`), or an " \
+    "integer such as 0"
+"""What LAYER_NAME asks, as errors say it."""
 
 
 def as_name(value: Any) -> Any:
@@ -68,8 +71,14 @@ def as_name(value: Any) -> Any:
 LayerRef = Annotated[str, BeforeValidator(as_name), WithJsonSchema(
     {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]})]
 """A reference to a layer (`outputs`): its name, `block.layer` or `split.0`."""
-LayerName = Annotated[str, BeforeValidator(as_name), StringConstraints(pattern=LAYER_NAME),
-                      AfterValidator(_bounded), WithJsonSchema(
+def _layer_name(name: str) -> str:
+    """`name` if it is a layer name within the length limit; a `layer_name` error if not."""
+    if not re.match(LAYER_NAME, name):
+        raise PydanticCustomError("layer_name", LAYER_NAME_RULE)
+    return _bounded(name)
+
+
+LayerName = Annotated[str, BeforeValidator(as_name), AfterValidator(_layer_name), WithJsonSchema(
                           {"anyOf": [{"type": "string", "pattern": LAYER_NAME},
                                      {"type": "integer", "minimum": 0}]})]
 SIZE_RANGE = re.compile(r"^\s*([1-9]\d*)\s*\.\.\s*(\d*)\s*$")

@@ -45,7 +45,7 @@ from netspec.ir import Graph, Group, Locator, Node
 from netspec.ops import OPS, Input, Op, ShapeError, Tensor, unknown_op_hint
 from netspec.shapes import Shape
 from netspec.spec import expr
-from netspec.spec.document import ALL_SCALES, LAYER_NAME, BlockDef, Spec, as_name
+from netspec.spec.document import ALL_SCALES, LAYER_NAME, LAYER_NAME_RULE, BlockDef, Spec, as_name
 from netspec.spec.library import BlockSource
 from netspec.spec.source import Pos, Source
 from netspec.spec.validation import diagnostics, field_names
@@ -455,8 +455,7 @@ class Expander:
             return None
         if not isinstance(name, str) or not re.match(LAYER_NAME, name):
             self.error(self.source.pos(entry, "name"), label,
-                       f"layer name {shown(name)} must be letters, digits, _ and -, first a letter "
-                       "or _ (`block1-0`), or an integer such as 0", code="bad-name")
+                       f"layer name {shown(name)} {LAYER_NAME_RULE}", code="bad-name")
             return None
         if name in RESERVED:
             self.error(self.source.pos(entry, "name"), label,
