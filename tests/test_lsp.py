@@ -522,7 +522,7 @@ async def test_a_hyphenated_layer_is_found_and_renamed(client: LanguageClient, t
         types.TextDocumentIdentifier(uri), at_ref, "stage-2"))
     assert sorted((c.range.start.line, c.new_text) for c in edit.changes[uri]) == \
         [(3, "stage-2"), (6, "stage-2")]
-    with pytest.raises(Exception, match="not a layer name"):
+    with pytest.raises(Exception, match="not a layer name: a layer name must be letters"):
         await client.text_document_rename_async(types.RenameParams(
             types.TextDocumentIdentifier(uri), at_ref, "stage.2"))
     closed(client, uri)

@@ -17,7 +17,7 @@ from netspec.lsp.document import Analysis
 from netspec.ops import OPS
 from netspec.outline import Entry, Param, Reference
 from netspec.report import LayerReport, dims_text
-from netspec.spec.document import LAYER_NAME
+from netspec.spec.document import LAYER_NAME, LAYER_NAME_RULE
 from netspec.spec.schema import arguments, description
 
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
@@ -447,8 +447,7 @@ def rename(path: str, text: str, analyses: list[Analysis], line: int, column: in
     if isinstance(target, str):
         return target
     if not re.fullmatch(LAYER_NAME, new):
-        return (f"`{new}` is not a layer name (letters, digits, _ and -, first a letter or _; "
-                "or a number)")
+        return f"`{new}` is not a layer name: a layer name {LAYER_NAME_RULE}"
     analysis, entry, _ = target
     assert analysis.outline is not None
     old = _text_at(analysis, entry.definition)
