@@ -228,7 +228,9 @@ class _Blocks:
             if not keeps:
                 continue
             names = [row.node.inputs[i] for i in row.keeps.inputs]
-            copied = [n for n in names if row.node.op.folds and n in reordered]
+            op = row.node.op
+            copied = [n for n in names if (op.folds and n in reordered)
+                      or (op.contiguous and n in strided)]
             names = [n for n in names if n not in copied] + ([row.name] if row.keeps.output else [])
             for block in {self.block[n] for n in names}:
                 self.kept.setdefault(self._key(block, self.region.get(row.name)),

@@ -245,6 +245,10 @@ MIXING = {  # a layer over a transposed input (MLP-Mixer's token mixing): it kee
         {"linear": 10}]},
     "a size-1 dim moved": {"name": "moved", "input": [3, 1, 18], "layers": [  # no copy
         {"transpose": {"dim0": -1, "dim1": -2}}, {"linear": 2}]},
+    "group norm": {"name": "grouped", "input": [8, 12, 18], "layers": [
+        {"prelu": {}}, {"permute": [0, 2, 3, 1]}, {"groupnorm": 2}, "flatten", {"linear": 4}]},
+    "group norm over a crop": {"name": "grouped", "input": [8, 12, 18], "layers": [
+        {"prelu": {}}, {"center_crop": [12, 9]}, {"groupnorm": 2}, "flatten", {"linear": 4}]},
 }
 
 
@@ -253,7 +257,8 @@ MIXING = {  # a layer over a transposed input (MLP-Mixer's token mixing): it kee
 def test_a_transposed_input_is_kept_as_a_copy(name):
     """torch folds the input of a linear layer (or of attention's projections) to a matrix,
     and a transposed one is copied to be folded: the copy is what autograd keeps. Moving a
-    dim of one element reorders nothing: no copy."""
+    dim of one element reorders nothing: no copy. Group norm makes any strided view
+    contiguous first, a crop too, and keeps the copy."""
     spec = MIXING[name]
     estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
     truth = step_peak(spec)

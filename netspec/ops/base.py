@@ -261,6 +261,9 @@ class Op(BaseModel):
     folds: ClassVar[bool] = False
     """It multiplies its (first) input, folded to a matrix, by a weight (linear, attention's
     projections): what it keeps of a reordered input is a copy of its own."""
+    contiguous: ClassVar[bool] = False
+    """Its kernel reads a contiguous input, copied first where it is a strided view (group
+    norm): what it keeps of such an input is the copy."""
     """What the op does with inputs of token ids: computes on floats only (`refused`),
     moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
     vectors (`looked_up`: embedding, which takes nothing else), or reads only the batch

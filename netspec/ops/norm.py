@@ -176,6 +176,7 @@ class GroupNorm(Op):
 
     op: Literal["groupnorm"] = "groupnorm"
     torch_class: ClassVar[str] = "GroupNorm"
+    contiguous: ClassVar[bool] = True
     torch_names: ClassVar[dict[str, str]] = {"groups": "num_groups"}
     family: ClassVar[str] = "norm"
     prefix: ClassVar[str] = "gn"
