@@ -347,6 +347,20 @@ def test_a_sum_or_product_of_three_holds_each_pair_as_torch_folds_it(name):
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "silu", "gelu"])
+def test_a_gated_unit_s_backward_holds_both_halves_gradients(activation):
+    """glu's product's backward makes both halves' gradients while its output's is held:
+    the peak where its input already has a gradient (from the pool beside it) to add to."""
+    spec = {"name": "t", "input": [2, 64], "layers": [
+        {"conv1d": {"out": 2, "kernel": 3, "padding": 1}, "name": "c"},
+        {"glu": {"dim": 2, "activation": activation}, "name": "g"},
+        {"adaptive_avgpool1d": 32, "name": "p", "from": "c"},
+        {"add": None, "from": ["p", "g"]}, "flatten", {"linear": 4}]}
+    estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
+    truth = step_peak(spec)
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_circular_padding_s_backward_holds_three_padded_copies(dims):
     """Circular padding copies slices of the padded tensor into it (ATen's `_pad_circular`);

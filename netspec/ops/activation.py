@@ -210,6 +210,11 @@ class GLU(_Activation):
         """Its input (both halves: each is the other's factor's) and act(second half)."""
         return Saved(inputs=(0,), floats=math.prod(y))
 
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """The product's backward: both halves' gradients beside its output's."""
+        return Scratch(floats=2 * math.prod(y))
+
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         from netspec.backends import functional
 
