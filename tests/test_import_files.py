@@ -215,6 +215,22 @@ def test_resnet18_from_onnx_computes_as_onnxruntime(tmp_path: Path, dynamo: bool
     assert all(key.endswith(".bias") for key in extra)  # folded norms' shifts, nothing else
 
 
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
+                                  "densenet121"])
+def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path, name: str) -> None:
+    """ReLU6 (aten.hardtanh, ONNX Clip), Hardsigmoid and Hardswish, SiLU (ONNX: x times its
+    Sigmoid), in-place dropout, squeeze-and-excitation's Mul, DenseNet's concatenations (its
+    first of one map)."""
+    from torchvision import models
+
+    model = trained(getattr(models, name)())
+    matches_program(save_program(model, tmp_path / f"{name}.pt2", (3, 64, 64)), model, (3, 64, 64))
+    matches_onnx(save_onnx(model, tmp_path / f"{name}.onnx", (3, 64, 64), dynamo=False), model,
+                 (3, 64, 64))
+
+
 def test_the_cli_writes_the_spec_and_its_weights(tmp_path: Path,
                                                  program: tuple[nn.Module, Path]) -> None:
     model, path = program

@@ -68,8 +68,14 @@ def import_file(path: str | Path, shape: tuple[int, ...] | None = None, *, parti
     if not path.is_file():
         raise ImportFailure(f"{path}: no such file")
     reader = importlib.import_module(f"netspec.importer.{front}")
-    # an ONNX model's shapes are inferred (at `shape` where given); a program's are in it
-    scopes, traced, own = reader.read(path, shape) if front == "onnxfile" else reader.read(path)
+    try:  # an ONNX model's shapes are inferred (at `shape` where given); a program's are in it
+        scopes, traced, own = reader.read(path, shape) if front == "onnxfile" else reader.read(path)
+    except ImportFailure:
+        raise
+    except Exception as exc:  # a graph the reader did not foresee: say so in one line, no traceback
+        said = str(exc).splitlines()[0] if str(exc) else ""
+        raise ImportFailure(f"{path}: netspec import cannot read its graph ({type(exc).__name__}: "
+                            f"{said})") from None
     if shape is None and own is None:
         raise ImportFailure(f"{path}: its input's shape is not static; give it with --input C,H,W")
     text = _written(traced, path.name, name or _snake_name(path.stem), tuple(shape or own),

@@ -92,11 +92,16 @@ class _Reader:
     def _call(self, node: torch.fx.Node) -> None:
         target = node.target
         if target is operator.getitem:  # (out, mean, invstd)[0] of a batch norm, a pool's values
-            if node.args[1] == 0 and node.args[0] in self.values:
-                self.values[node] = self.values[node.args[0]]  # type: ignore[index]
+            whole = node.args[0]
+            if whole in self.values and node.args[1] == 0:
+                self.values[node] = self.values[whole]  # type: ignore[index]
+            elif whole in self.values and node.users:  # a later piece read (x.chunk(2, 1))
+                self.values[node] = self.scopes.add(
+                    _stack(node), None, "no netspec op", [self.values[whole]],  # type: ignore[index]
+                    ([], _shape(node)), "item", f"item {node.args[1]} of {whole} (node {node.name})")
             return
         name = getattr(getattr(target, "overloadpacket", None), "__name__", str(target))
-        first = node.args[0] if node.args else None
+        first = _flat(node.args[:1])[0] if _flat(node.args[:1]) else None
         if name in TENSOR_VIEWS and first in self.tensors:
             self.tensors[node] = TENSOR_VIEWS[name](self.tensors[first], *node.args[1:])  # type: ignore[index]
             self.keys[node] = self.keys[first]  # type: ignore[index]
@@ -104,15 +109,18 @@ class _Reader:
         if name.startswith("_assert") or not node.users:
             return
         args = _bound(node)
-        if name in PASS and not args.get("train") and first in self.values:
-            self.values[node] = self.values[first]  # type: ignore[index]
-            return
         in_place = name.endswith("_") and not name.startswith("_")  # relu_, add_: the same value
         name = name.removesuffix("_") if in_place else name
+        one_cat = name == "cat" and len(_flat(node.args)) == 1  # torch.cat([x]): x
+        if first in self.values and ((name in PASS and not args.get("train")) or one_cat):
+            self.values[node] = self.values[first]  # type: ignore[index]
+            return
         keys = {self.keys[n].rpartition(".")[0] for n in node.all_input_nodes if n in self.tensors}
         owner = keys.pop() if len(keys) == 1 else None
         reads = [self.values[n] for n in _flat(node.args) if n in self.values]
-        stack = [Frame.of(path, _class(cls)) for path, cls in node.meta.get("nn_module_stack", {}).values()]
+        if not reads:  # computed from tensors of the program alone: no layer (its users say so)
+            return
+        stack = _stack(node)
         shapes = [_shape(n) for n in _flat(node.args) if n in self.values]
         for made, shape in self._made(name, args, node):
             if owner is not None and isinstance(made, torch.nn.Module):  # its tensors no call reads too
@@ -151,6 +159,8 @@ class _Reader:
             return _validated(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
         if name in ("view", "reshape", "_unsafe_view"):
             return view(_shape(args["self"]), _shape(node))
+        if name == "hardtanh" and (args["min_val"], args["max_val"]) == (0, 6):
+            return torch.nn.ReLU6()
         return _module_form(name.removesuffix("_with_indices"), args)
 
 
@@ -232,6 +242,11 @@ def _shape(node: Any) -> tuple[int, ...]:
     """A value's per-sample shape (its batch dim dropped)."""
     value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
     return tuple(int(d) for d in value.shape[1:]) if isinstance(value, torch.Tensor) else ()
+
+
+def _stack(node: torch.fx.Node) -> list[Frame]:
+    """The modules whose forwards made `node`, outermost first."""
+    return [Frame.of(path, _class(cls)) for path, cls in node.meta.get("nn_module_stack", {}).values()]
 
 
 def _class(cls: Any) -> str:

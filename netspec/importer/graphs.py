@@ -90,8 +90,9 @@ class Scopes:
         scope = self._scope(path, {f.path: f.cls for f in stack})
         found = module_op(made, *shapes) if isinstance(made, torch.nn.Module) else made
         if owner is None:  # a torch.nn layer's name, else the op's (`add`, `add_1`)
-            name = _fresh(name if inner.leaf else named or (found.kind() if isinstance(found, Op)
-                                                            else stem), scope)
+            name = name if inner.leaf else named or (found.kind() if isinstance(found, Op) else stem)
+            taken = any(e.name == name for e in scope.entries)  # a Sequential's `2` computing twice
+            name = _fresh(f"call{name}" if taken and not name.isidentifier() else name, scope)
         elif any(e.name == name for e in scope.entries):  # one layer's tensors read twice
             found, name = "called again (shared weights)", _fresh(name, scope)
         if isinstance(found, Op):

@@ -89,8 +89,10 @@ class _Reader:
         paths = [_path(n.name) for n in self.graph.node if "/" in n.name]
         self.modules = {p for path in paths for p in _chain(path)[:-1]}
         """Paths holding another module or computation: not a layer (TorchScript exporter)."""
-        self.bias: dict[str, str] = {}
-        """A MatMul's output -> the constant its Add after it adds (read as one Linear)."""
+        self.absorbed: dict[str, str] = {}
+        """A node's output -> the output of the node read with it as one layer, whose value
+        it is: the Add of a constant bias after a MatMul (a Linear), the Mul of x by its
+        Sigmoid (a SiLU)."""
         root = next((_meta(n, "pkg.torch.onnx.class_hierarchy")[0] for n in self.graph.node
                      if _meta(n, "pkg.torch.onnx.class_hierarchy")), "")
         self.scopes = Scopes(root or self.graph.name or "Model")
@@ -112,10 +114,13 @@ class _Reader:
                 numpy_helper.to_array(node.attribute[0].t).copy())
             return
         values = [i for i in node.input if i in self.values]
+        if node.op_type in PASS and node.input[0] in self.tensors:  # a deduplicated initializer
+            self.tensors[node.output[0]] = self.tensors[node.input[0]]
         if not values:  # computes from constants only (a shape): not a layer
             return
-        if node.op_type in PASS or (node.op_type == "Add" and any(i in self.bias for i in node.input)):
-            self.values[node.output[0]] = self.values[values[0]]
+        one_cat = node.op_type == "Concat" and len(node.input) == 1  # torch.cat([x]) (DenseNet): x
+        if node.output[0] in self.absorbed or node.op_type in PASS or one_cat:
+            self.values[node.output[0]] = self.values[self.absorbed.get(node.output[0], values[0])]
             return
         attrs = _attributes(node)
         steps = self._mean(node, attrs) or [(self._made(node, attrs), self.shapes.get(node.output[0], ()))]
@@ -162,6 +167,8 @@ class _Reader:
         if kind == "MatMul" and const[1] is not None and const[1].dim() == 2:
             return _linear(const[1].t(), self._bias_after(node, const[1].shape[1]))
         if kind == "BatchNormalization":
+            if any(t is None for t in const[1:5]):
+                return "BatchNormalization of computed statistics"
             cls = getattr(torch.nn, f"BatchNorm{max(rank - 1, 1)}d")
             module = cls(const[1].shape[0], eps=attrs.get("epsilon", 1e-5),
                          momentum=round(1 - attrs.get("momentum", 0.9), 7))
@@ -183,6 +190,15 @@ class _Reader:
             return _validated(OPS["concat"], {"dim": attrs["axis"]}) or f"Concat at axis {attrs['axis']}"
         if kind == "LeakyRelu":
             return torch.nn.LeakyReLU(attrs.get("alpha", 0.01))
+        if kind == "Clip":  # its bounds: inputs from opset 11, attributes before
+            bounds = [t.item() if t is not None else None for t in const[1:3]] or \
+                [attrs.get("min"), attrs.get("max")]
+            return torch.nn.ReLU6() if bounds == [0, 6] else f"Clip to {bounds} (relu6 clips to [0, 6])"
+        if kind == "HardSigmoid" and abs(attrs.get("alpha", 0.2) - 1 / 6) < 1e-6 and \
+                attrs.get("beta", 0.5) == 0.5:  # torch's: relu6(x + 3) / 6
+            return torch.nn.Hardsigmoid()
+        if kind == "Sigmoid" and self._times_input(node):
+            return torch.nn.SiLU()
         return ACTIVATIONS[kind]() if kind in ACTIVATIONS else "no netspec op"
 
     def _axes(self, node: Any, attrs: dict[str, Any]) -> list[int] | None:
@@ -208,8 +224,18 @@ class _Reader:
         bias = self.tensors.get(other)
         if bias is None or tuple(bias.shape) != (size,):
             return None
-        self.bias[node.output[0]] = other
+        self.absorbed[users[0].output[0]] = node.output[0]
         return bias
+
+    def _times_input(self, node: Any) -> bool:
+        """Whether the one node reading `node`'s output is a Mul of it by `node`'s input
+        (x * sigmoid(x): SiLU, as the TorchScript exporter writes it); it is then absorbed."""
+        users = self.users.get(node.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Mul" or set(users[0].input) != {
+                node.input[0], node.output[0]}:
+            return False
+        self.absorbed[users[0].output[0]] = node.output[0]
+        return True
 
 
 def _conv(attrs: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
