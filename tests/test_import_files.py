@@ -295,6 +295,15 @@ def test_a_layer_run_twice_is_listed_as_shared_weights(tmp_path: Path) -> None:
         "conv: aten.conv2d.default (node conv2d_1): called again (shared weights)"]
 
 
+def test_an_onnx_model_s_tensors_read_twice_are_held_by_each_layer(tmp_path: Path) -> None:
+    """ONNX keeps one initializer for equal tensors (shared weights, or a fresh model's
+    norms merged by the exporter): each layer reading it holds a copy, named where it runs."""
+    model = Twice().eval()
+    extra = matches_onnx(save_onnx(model, tmp_path / "twice.onnx", (3, 8, 8), dynamo=False),
+                         model, (3, 8, 8))
+    assert extra == {"conv_1.weight", "conv_1.bias"}
+
+
 def test_an_onnx_model_s_unexpressible_op_is_listed_by_node_and_exits_1(tmp_path: Path) -> None:
     path = save_onnx(Sine().eval(), tmp_path / "sine.onnx", (3, 8, 8), dynamo=False)
     result = run("import", str(path), "-o", str(tmp_path / "sine.yaml"))

@@ -111,6 +111,11 @@ class Scopes:
             self._scopes[at].inside.add(node)
         return node
 
+    def holds(self, owner: str) -> bool:
+        """Whether a layer already holds the tensors of the module at `owner`."""
+        return any(key.startswith(f"{owner}.") and "." not in key[len(owner) + 1:]
+                   for key in self.weights)
+
     def _hold(self, module: torch.nn.Module, prefix: str) -> None:
         """Keep a rebuilt module's tensors under the spec's keys for them."""
         self.params += sum(p.numel() for p in module.parameters())

@@ -126,10 +126,13 @@ class _Reader:
         steps = self._mean(node, attrs) or [(self._made(node, attrs), self.shapes.get(node.output[0], ()))]
         made = steps[0][0]
         # the module whose tensors the layer holds, where initializers are named by their
-        # state_dict keys: its weight's (a folded conv's bias may be named as the norm's)
+        # state_dict keys: its weight's (a folded conv's bias may be named as the norm's);
+        # one whose tensors a layer holds already is an exporter's merging of equal tensors
+        # (a fresh model's norms): the layer is then named by where the node is
         owner = next((i.rpartition(".")[0] for i in node.input if isinstance(made, torch.nn.Module)
                       and i in self.tensors and re.fullmatch(r"[\w.]+\.\w+", i)
                       and i.rpartition(".")[2] in made.state_dict()), None)
+        owner = None if owner is not None and self.scopes.holds(owner) else owner
         stack, named = self._where(node)
         reads, shapes = [self.values[i] for i in values], [self.shapes.get(i, ()) for i in values]
         for made, shape in steps:
