@@ -47,6 +47,8 @@ def read(path: Path) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
 
 
 class _Reader:
+    """Reads one program's graph, in order, into `Scopes`."""
+
     def __init__(self, program: Any):
         signature = program.graph_signature
         self.graph: torch.fx.Graph = program.graph

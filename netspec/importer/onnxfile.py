@@ -55,6 +55,8 @@ def read(path: Path, shape: tuple[int, ...] | None = None) -> tuple[Scopes, Trac
 
 
 class _Reader:
+    """Reads one ONNX model's nodes, in order, into `Scopes`."""
+
     def __init__(self, model: Any, shape: tuple[int, ...] | None):
         import onnx
         from onnx import numpy_helper
