@@ -108,6 +108,26 @@ def save_onnx(model: nn.Module, path: Path, shape: tuple[int, ...], dynamo: bool
     return path
 
 
+def handmade_onnx(path: Path, conv: nn.Conv2d, names: tuple[str, str, str, str], last: str) -> Path:
+    """An ONNX model written by hand, as torch's TorchScript exporter writes one (no export
+    run: the quick tier): x [batch, 3, 8, 8] -> Conv holding `conv`'s tensors -> `last` (an op
+    of no attributes); `names` are the conv's weight and bias initializers' and the two
+    nodes' names."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight, bias, conv_node, last_node = names
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", weight, bias], ["c"], conv_node, kernel_shape=[3, 3]),
+         helper.make_node(last, ["c"], ["y"], last_node)], "handmade",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 6, 6])],
+        [numpy_helper.from_array(conv.weight.detach().numpy(), weight),
+         numpy_helper.from_array(conv.bias.detach().numpy(), bias)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 def built(text: str, weights: dict[str, torch.Tensor]) -> nn.Module:
     """The spec built, the imported weights loaded strictly (every key, no other)."""
     net = netspec.build(text).eval()
@@ -178,6 +198,7 @@ def test_a_decomposed_program_computes_as_the_program(tmp_path: Path) -> None:
     matches_program(save_program(model, tmp_path / "cnn.pt2", SHAPE, decompose=True), model, SHAPE)
 
 
+@pytest.mark.slow
 def test_a_small_cnn_from_torchscript_onnx_computes_as_onnxruntime(tmp_path: Path) -> None:
     model = trained(SmallCNN())
     extra = matches_onnx(save_onnx(model, tmp_path / "cnn.onnx", SHAPE, dynamo=False), model, SHAPE)
@@ -244,8 +265,9 @@ def test_the_cli_writes_the_spec_and_its_weights(tmp_path: Path,
                                    model(x), rtol=0, atol=1e-4)
 
 
-def test_the_cli_takes_another_input_size_and_weights_path(tmp_path: Path) -> None:
-    path = save_onnx(trained(SmallCNN()), tmp_path / "cnn.onnx", SHAPE, dynamo=False)
+def test_the_cli_takes_another_input_size_and_weights_path(tmp_path: Path,
+                                                          program: tuple[nn.Module, Path]) -> None:
+    _, path = program
     result = run("import", str(path), "-o", str(tmp_path / "cnn.yaml"), "--input", "3,32,32",
                  "--weights", str(tmp_path / "w.pt"))
     assert result.exit_code == 0, result.output
@@ -272,6 +294,11 @@ def test_a_mean_over_space_is_a_global_pool_and_a_flatten(tmp_path: Path) -> Non
     text = import_file(path).text
     assert "{adaptive_avgpool2d: {size: 1}, name: adaptive_avgpool2d}" in text
     assert "{flatten, name: flatten}" in text
+
+
+@pytest.mark.slow
+def test_an_onnx_mean_over_space_is_a_global_pool_and_a_flatten(tmp_path: Path) -> None:
+    model = MeanHead().eval()
     onnx = save_onnx(model, tmp_path / "head.onnx", (3, 8, 8), dynamo=False)
     assert matches_onnx(onnx, model, (3, 8, 8)) == set()
 
@@ -295,6 +322,7 @@ def test_a_layer_run_twice_is_listed_as_shared_weights(tmp_path: Path) -> None:
         "conv: aten.conv2d.default (node conv2d_1): called again (shared weights)"]
 
 
+@pytest.mark.slow
 def test_an_onnx_model_s_tensors_read_twice_are_held_by_each_layer(tmp_path: Path) -> None:
     """ONNX keeps one initializer for equal tensors (shared weights, or a fresh model's
     norms merged by the exporter): each layer reading it holds a copy, named where it runs."""
@@ -304,8 +332,17 @@ def test_an_onnx_model_s_tensors_read_twice_are_held_by_each_layer(tmp_path: Pat
     assert extra == {"conv_1.weight", "conv_1.bias"}
 
 
+def test_a_handmade_onnx_model_computes_as_onnxruntime(tmp_path: Path) -> None:
+    """Initializers named by state_dict keys, nodes by module path: the model's keys."""
+    model = Sine().eval()
+    path = handmade_onnx(tmp_path / "conv.onnx", model.conv,
+                         ("conv.weight", "conv.bias", "/conv/Conv", "/relu/Relu"), "Relu")
+    assert matches_onnx(path, model, (3, 8, 8)) == set()
+
+
 def test_an_onnx_model_s_unexpressible_op_is_listed_by_node_and_exits_1(tmp_path: Path) -> None:
-    path = save_onnx(Sine().eval(), tmp_path / "sine.onnx", (3, 8, 8), dynamo=False)
+    path = handmade_onnx(tmp_path / "sine.onnx", Sine().conv,
+                         ("conv.weight", "conv.bias", "/conv/Conv", "/Sin"), "Sin")
     result = run("import", str(path), "-o", str(tmp_path / "sine.yaml"))
     assert result.exit_code == 1
     assert "(root): Sin (node /Sin): no netspec op" in result.output
@@ -315,17 +352,7 @@ def test_an_onnx_model_s_unexpressible_op_is_listed_by_node_and_exits_1(tmp_path
 def test_an_onnx_model_of_other_node_names_names_layers_after_them(tmp_path: Path) -> None:
     """Node names that carry no module path and initializers not named by state_dict keys
     (another framework's): the root's layers, named as the nodes, sanitised."""
-    import onnx
-
-    path = save_onnx(Sine().eval(), tmp_path / "sine.onnx", (3, 8, 8), dynamo=False)
-    model = onnx.load(str(path))
-    renamed = {t.name: f"t{k}" for k, t in enumerate(model.graph.initializer)}
-    for tensor in model.graph.initializer:
-        tensor.name = renamed[tensor.name]
-    for k, node in enumerate(model.graph.node):
-        node.name = f"{node.op_type}:{k}"
-        node.input[:] = [renamed.get(i, i) for i in node.input]
-    onnx.save(model, str(path))
+    path = handmade_onnx(tmp_path / "sine.onnx", Sine().conv, ("t0", "t1", "Conv:0", "Sin:1"), "Sin")
     imported = import_file(path, partial=True)
     assert "name: Conv_0" in imported.text and "name: Sin_1" in imported.text
     assert sorted(imported.weights or {}) == ["Conv_0.bias", "Conv_0.weight"]
