@@ -113,7 +113,7 @@ def handmade_onnx(path: Path, conv: nn.Conv2d, names: tuple[str, str, str, str],
     run: the quick tier): x [batch, 3, 8, 8] -> Conv holding `conv`'s tensors -> `last` (an op
     of no attributes); `names` are the conv's weight and bias initializers' and the two
     nodes' names."""
-    import onnx
+    onnx = pytest.importorskip("onnx")  # the export extra
     from onnx import TensorProto, helper, numpy_helper
 
     weight, bias, conv_node, last_node = names
