@@ -9,8 +9,8 @@ output of classes, trained weights a gradient reaches; no `no-gradient` or
 by the tests' `StoragePeak` (tests/test_train_memory.py: every storage alive at once, equal
 to torch's MemTracker, which cannot hook a frozen layer's output). Prints how many
 estimates fall within 5% of the real peak, and the networks that do not, worst first (the
-README's figure comes from here). A measurement, not a test: the op rows and the zoo are
-the tests.
+README's figure comes from here). The test of the same name in tests/test_train_memory.py
+draws fewer, at one seed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
     from strategies import chain_specs, fork_specs
-    from test_train_memory import step_peak
+    from test_train_memory import step_peak, steps_as_measured
 
     import netspec
     from netspec import train_step
@@ -48,7 +48,7 @@ def main() -> None:
     @given(case=st.one_of(chain_specs(), fork_specs()))
     def measure(case) -> None:
         report = netspec.check(case.spec)
-        if not _trains(report):
+        if not steps_as_measured(report):
             return
         estimate = train_step.memory(report, None, batch=args.batch).peak
         truth = step_peak(case.spec, batch=args.batch, tracker="storages")
@@ -61,17 +61,6 @@ def main() -> None:
     for error, spec in sorted(errors, key=lambda e: -abs(e[0])):
         if abs(error) > 0.05:
             print(f"{error:+.1%}  {json.dumps(spec['layers'])}")
-
-
-def _trains(report) -> bool:
-    """Whether `netspec train` would step the network as `step_peak` does (one output, of
-    classes a cross-entropy reads, reaching trained weights) and check finds no mistake in
-    it: no in-place layer overwriting what a backward needs, no trained weights that no
-    gradient reaches (whose autograd graph torch builds and drops unused)."""
-    mistakes = ("inplace-conflict", "no-gradient")
-    return not report.errors and len(report.outputs) == 1 and not report.token_inputs \
-        and not any(w.code in mistakes for w in report.warnings) \
-        and report.trainable_params > 0 and report.layers[-1].keeps is not None
 
 
 if __name__ == "__main__":

@@ -392,8 +392,9 @@ class _Blocks:
             peak = max(peak, batch * (live + grads.bytes + FLOAT * scratch.floats)
                        + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable
-            peak = max(peak, batch * (live + grads.bytes + new - FLOAT * scratch.released)
-                       + weights)
+            # its input gradients made, those to be added to a gradient already held too
+            peak = max(peak, batch * (live + grads.bytes + new + summed
+                                      - FLOAT * scratch.released) + weights)
             for i, through in made:
                 if through and incoming is not None:
                     grads.share(i, incoming)

@@ -24,7 +24,10 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, seed, settings
+from hypothesis import strategies as st
 from op_harness import OpCase, spec_for, spec_requiring_grad, with_input_grad
+from strategies import chain_specs, fork_specs
 from test_op_tables import TABLES
 from tiers import zoo
 from torch.distributed._tools.mem_tracker import MemTracker
@@ -361,6 +364,33 @@ def test_a_gated_unit_s_backward_holds_both_halves_gradients(activation):
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
+BACKWARDS = {
+    # the pool's input gradient is made while the crop's is held, before the two are added
+    "a gradient made to be added": {"name": "t", "input": [4, 36], "layers": [
+        {"prelu": {}, "name": "t0"}, {"maxpool1d": 2, "name": "b0"},
+        {"center_crop": [18], "name": "b1", "from": "t0"}, {"add": None, "from": ["b0", "b1"]},
+        "flatten", {"linear": 4}]},
+    # each input's gradient is a slice of the output's, which is held until both are used
+    "a concat's gradient": {"name": "t", "input": [4, 36], "layers": [
+        {"prelu": {}, "name": "t0"}, {"maxpool1d": 3, "name": "b0"},
+        {"center_crop": [12], "name": "b1", "from": "t0"}, {"concat": None, "from": ["b1", "b0"]},
+        "flatten", {"linear": 4}]},
+    # a frozen scale: its product's backward makes the normalised gradient, keeps nothing
+    "a frozen rms norm": {"name": "t", "input": [6, 64], "layers": [
+        {"prelu": {}}, {"rmsnorm": {}, "frozen": True}, {"linear": 3}]},
+}
+
+
+@pytest.mark.parametrize("name", BACKWARDS)
+def test_a_backward_holds_what_torch_s_does(name):
+    """Gradients in flight in a backward pass, as torch's autograd engine holds them
+    (counted by storages: MemTracker cannot hook a frozen weight)."""
+    spec = BACKWARDS[name]
+    estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
+    truth = step_peak(spec, tracker="storages")
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_circular_padding_s_backward_holds_three_padded_copies(dims):
     """Circular padding copies slices of the padded tensor into it (ATen's `_pad_circular`);
@@ -374,6 +404,31 @@ def test_circular_padding_s_backward_holds_three_padded_copies(dims):
     estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
     truth = step_peak(spec)
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+def steps_as_measured(report: Report) -> bool:
+    """Whether `netspec train` would step the network as `step_peak` does (one output, of
+    classes a cross-entropy reads, reaching trained weights) and check finds no mistake in
+    it: no in-place layer overwriting what a backward needs, no trained weights that no
+    gradient reaches (whose autograd graph torch builds and drops unused)."""
+    mistakes = ("inplace-conflict", "no-gradient")
+    return not report.errors and len(report.outputs) == 1 and not report.token_inputs \
+        and not any(w.code in mistakes for w in report.warnings) \
+        and report.trainable_params > 0 and report.layers[-1].keeps is not None
+
+
+@pytest.mark.slow
+@seed(0)
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(case=st.one_of(chain_specs(), fork_specs()))
+def test_a_random_network_s_peak_is_what_torch_allocates(case):
+    """Chains and forks of every op (the fuzz tests' strategies), a real AdamW step at 64
+    samples (benchmarks/bench_memory_random.py draws more)."""
+    report = netspec.check(case.spec)
+    assume(steps_as_measured(report))
+    estimate = train_step.memory(report, None, batch=64).peak
+    truth = step_peak(case.spec, batch=64, tracker="storages")
+    assert abs(estimate - truth) <= TOLERANCE * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
 # -- the optimizer's state -----------------------------------------------------------------

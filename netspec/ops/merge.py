@@ -197,6 +197,11 @@ class Concat(Op):
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return _merge_rf(rf, x, y)
 
+    def passes_gradient(self, x: Sequence[Shape], y: Shape) -> tuple[bool, ...]:
+        """Each input's gradient is a slice of the output's (a view: the whole is held
+        until every slice is used)."""
+        return (True,) * len(x)
+
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         return TorchCall(torch.cat, {"dim": self.dim}, packed=True)
 

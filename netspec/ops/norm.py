@@ -300,7 +300,7 @@ class RMSNorm(_TrailingNorm):
             scale = self.elementwise_affine and trainable
             return Scratch(floats=math.prod(x[0]), weights=self.cost(x, y).params) if scale \
                 else Scratch()
-        return Scratch(floats=(3 if self.elementwise_affine else 4) * math.prod(x[0]))
+        return Scratch(floats=(3 if self.elementwise_affine and trainable else 4) * math.prod(x[0]))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
