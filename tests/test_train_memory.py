@@ -391,6 +391,21 @@ def test_a_backward_holds_what_torch_s_does(name):
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 
+@pytest.mark.parametrize("pool", [{"maxpool2d": 1}, {"maxpool3d": 1},
+                                  {"adaptive_maxpool1d": 96}, {"adaptive_maxpool2d": [12, 8]}],
+                         ids=lambda pool: next(iter(pool)))
+def test_a_max_pool_keeping_nothing_still_makes_its_indices(pool):
+    """Before every trained weight (no backward through it), torch's max pool kernels
+    still return their int64 indices beside the output."""
+    shape = {"maxpool3d": [4, 4, 12, 8]}.get(next(iter(pool)), [4, 12, 8])
+    reshape = [{"flatten": {"start_dim": 2}}] if next(iter(pool)).endswith("1d") else []
+    spec = {"name": "t", "input": shape, "layers": [
+        *reshape, pool, "flatten", {"linear": 4}]}
+    estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
+    truth = step_peak(spec, tracker="storages")
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_circular_padding_s_backward_holds_three_padded_copies(dims):
     """Circular padding copies slices of the padded tensor into it (ATen's `_pad_circular`);

@@ -441,6 +441,18 @@ class Op(BaseModel):
         return self.model_dump(exclude_defaults=True, exclude={"op"}, by_alias=True)
 
 
+def returned_anyway(op: Op, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                    trainable: bool) -> int:
+    """Float32 elements per sample a layer keeping nothing (no backward runs through it)
+    still gets from its kernel, its output among them, until the kernel returns: the
+    statistics a norm would keep, a max pool's int64 indices (two floats' bytes each); 0
+    for a layer that keeps (`Op.forward_scratch`)."""
+    if any(needs_input_grad) or trainable:
+        return 0
+    would = op.saved(x, y, (True,) * len(x), True)
+    return math.prod(y) + would.floats + 2 * would.indices
+
+
 def ids_out(op: Op, x: Sequence[Tensor]) -> int | None:
     """The vocabulary of the op's output when it holds token ids (None: float values), or
     ShapeError when the op cannot take these inputs (see `Op.token_ids`)."""

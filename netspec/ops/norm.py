@@ -35,17 +35,9 @@ from netspec.ops.base import (
     Tensor,
     channels_match,
     expect_rank,
+    returned_anyway,
 )
 from netspec.shapes import Shape, fmt_shape
-
-
-def _statistics_returned(op: Op, x: Sequence[Shape], y: Shape,
-                         needs_input_grad: Sequence[bool], trainable: bool) -> int:
-    """A norm keeping nothing (no backward runs through it) still gets from its kernel
-    the statistics it would keep, beside its output, until the kernel returns."""
-    if any(needs_input_grad) or trainable:
-        return 0
-    return math.prod(y) + op.saved(x, y, (True,), True).floats
 
 
 class _RunningNorm(Op):
@@ -135,7 +127,7 @@ class _InstanceNorm(_RunningNorm):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        return _statistics_returned(self, x, y, needs_input_grad, trainable)
+        return returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if math.prod(y[1:]) == 1:
@@ -202,7 +194,7 @@ class GroupNorm(Op):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        return _statistics_returned(self, x, y, needs_input_grad, trainable)
+        return returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if y[0] // self.groups * math.prod(y[1:]) == 1:
@@ -329,7 +321,7 @@ class LayerNorm(_TrailingNorm):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        return _statistics_returned(self, x, y, needs_input_grad, trainable)
+        return returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,

@@ -27,6 +27,7 @@ from netspec.ops.base import (
     fmt_pair,
     fmt_step,
     ratio,
+    returned_anyway,
     spatial,
 )
 from netspec.ops.window import Window
@@ -97,6 +98,13 @@ class _MaxPool(_Pool):
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
         return Saved(inputs=(0,), indices=math.prod(y))
+
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """torch's 2-d and 3-d kernels return the indices with or without a gradient to
+        come; its 1-d kernel without one makes none (under a dispatch mode, as
+        MemTracker's, it takes the 2-d kernel and makes them)."""
+        return 0 if self.dims == 1 else returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(kernel_size=self.kernel_size(), stride=self.stride_size(),
@@ -248,6 +256,11 @@ class _AdaptivePool(Op):
         if self.word == "adaptive maxpool":
             return Saved(inputs=(0,), indices=math.prod(y))
         return Saved() if math.prod(y[1:]) == 1 else Saved(inputs=(0,))
+
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """A max pool's kernel returns the indices with or without a gradient to come."""
+        return returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"output_size": self.size}
