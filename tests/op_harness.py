@@ -49,7 +49,7 @@ BATCH = 2
 INPUT_NAMES = ("a", "b", "c", "d")
 MAC_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                      "conv_transpose3d", "linear", "matmul", "multihead_attention",
-                     "window_attention"})
+                     "window_attention", "relative_attention"})
 """Ops whose MACs torch's flop counter sees (DESIGN.md: only these count MACs)."""
 TORCH_REFUSALS = (RuntimeError, ValueError, NotImplementedError, IndexError, AssertionError)
 
@@ -390,6 +390,36 @@ class WrittenOutWindowAttention(nn.Module):
         return y[:, :h, :w]
 
 
+class WrittenOutRelativeAttention(nn.Module):
+    """MaxViT's relative-position attention (Tu et al. 2022, section 3.1) written out: in
+    each partition of P = s x s tokens [*G, P, D], per head, softmax(q k^T / sqrt(D) + B) v
+    (scaled by the features' D, not a head's), with B[i, j] = table[(r_i - r_j + s - 1) *
+    (2s - 1) + c_i - c_j + s - 1] for token i at row r_i, column c_i of its partition; the
+    heads' outputs side by side, then the output projection."""
+
+    def __init__(self, a: Mapping[str, Any], x: tuple[Shape, ...]):
+        super().__init__()
+        self.heads, (p, d) = a["heads"], x[0][-2:]
+        s = math.isqrt(p)
+        self.table = nn.Parameter(torch.randn((2 * s - 1) ** 2, self.heads))
+        cells = [(i // s, i % s) for i in range(p)]
+        self.register_buffer("index", torch.tensor(
+            [[(ri - rj + s - 1) * (2 * s - 1) + ci - cj + s - 1 for rj, cj in cells]
+             for ri, ci in cells]))
+        self.qkv = nn.Linear(d, 3 * d, bias=a.get("bias", True))
+        self.proj = nn.Linear(d, d, bias=a.get("bias", True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        d = x.shape[-1] // self.heads
+        heads = []
+        for head in range(self.heads):
+            part = slice(head * d, (head + 1) * d)
+            scores = q[..., part] @ k[..., part].transpose(-1, -2) / math.sqrt(x.shape[-1])
+            heads.append((scores + self.table[self.index, head]).softmax(-1) @ v[..., part])
+        return self.proj(torch.cat(heads, dim=-1))
+
+
 def sinusoid_table(a: Mapping[str, Any], x: tuple[Shape, ...]) -> torch.Tensor:
     """The position table of Vaswani et al. 2017, entry by entry: PE(p, 2i) =
     sin(p / base^(2i/d)), PE(p, 2i+1) = cos(p / base^(2i/d)); T is the ids' last dim or
@@ -529,6 +559,7 @@ TORCH_BUILDERS: dict[str, Builder] = {
         a, {"padding_idx": "padding_idx"}, handled=("vocab", "dim"))),
     "multihead_attention": _attention,
     "window_attention": WrittenOutWindowAttention,
+    "relative_attention": WrittenOutRelativeAttention,
     "sinusoidal_positions": lambda a, x: Functional(lambda t: sinusoid_table(a, x).expand(
         t.shape[0], -1, -1)),
     "linear": lambda a, x: nn.Linear(a.get("in", x[0][-1]), **_kwargs(

@@ -315,6 +315,13 @@ def _window_attention(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     return args, x
 
 
+def _relative_attention(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
+    """MaxViT's relative attention over partitions [*G, P, D] of P square: heads dividing D."""
+    args: Layer = {"heads": draw(st.sampled_from(divisors(x[-1])))}
+    maybe(draw, args, "bias", st.booleans())
+    return args, x
+
+
 def _sinusoidal(draw: Draw, x: Shape) -> tuple[Layer, Shape]:
     """The position table of a sequence [*S, T, D]: [T, dim], dim even (D unless given)."""
     args: Layer = {}
@@ -571,6 +578,8 @@ GENERATORS: dict[str, OpGen] = {
     "multihead_attention": OpGen(_attention, (2, 3)),
     "sinusoidal_positions": OpGen(_sinusoidal, (2, 3), keeps_rank=False),
     "window_attention": OpGen(_window_attention, (3,)),
+    "relative_attention": OpGen(_relative_attention, (3, 4),
+                                lambda x: math.isqrt(x[-2]) ** 2 == x[-2]),
     "relu": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "relu6": OpGen(_activation(inplace=INPLACE), ANY_RANK),
     "leaky_relu": OpGen(_activation(negative_slope=st.sampled_from([0.01, 0.2, 1.5]),

@@ -364,9 +364,20 @@ WINDOW_ATTENTION = [
             "`window` needs one value per spatial dimension (2), found 3"),
 ]
 
+RELATIVE_ATTENTION = [
+    refused("relative_attention", {"heads": 3}, [2, 16, 8],
+            "`heads` 3 does not divide the 8 features of input"),
+    refused("relative_attention", {"heads": 2}, [2, 12, 8],
+            "the 12 tokens of a partition of input are not a square s x s"),
+    refused("relative_attention", {"heads": 2}, [16, 8],
+            "relative_attention reads partitions of tokens [G, P, D] (or [*G, P, D]), but "
+            "input gives [16,8]"),
+]
+
 TABLES = [*CONV, *CONV_TRANSPOSE, *CONV_TRANSPOSE_SIZE, *POOL, *NORM, *ACTIVATION, *FLATTEN_LINEAR,
           *REARRANGE, *UPSAMPLE,
-          *ZEROPAD, *CENTER_CROP, *MERGE, *TOKENS, *ATTENTION, *WINDOW_ATTENTION]
+          *ZEROPAD, *CENTER_CROP, *MERGE, *TOKENS, *ATTENTION, *WINDOW_ATTENTION,
+          *RELATIVE_ATTENTION]
 
 
 @pytest.mark.parametrize("case", TABLES)

@@ -499,9 +499,28 @@ WINDOW_ATTENTION = [
     _window_row({"heads": 1, "window": 5, "shift": 2}, [4, 3, 4], heads=1, wh=5, ww=5),
 ]
 
+
+def _relative_row(args: dict[str, Any], x: list[int], bias: bool = True) -> Any:
+    """MaxViT's relative attention over partitions [*G, P, D] of P = s x s tokens, by its
+    definition: qkv and projection 4D^2 per token, P * D per token for each of the scores
+    and the weighted values, the bias table (2s-1)^2 x heads and its P x P index."""
+    *_, p, d = x
+    tokens, s = math.prod(x[:-1]), math.isqrt(p)
+    params = 4 * d * d + (4 * d if bias else 0) + (2 * s - 1) ** 2 * args["heads"]
+    return row("relative_attention", args, x, x, params=params, buffers=p * p,
+               macs=4 * tokens * d * d + 2 * tokens * p * d)
+
+
+RELATIVE_ATTENTION = [
+    _relative_row({"heads": 2}, [3, 16, 8]),
+    _relative_row({"heads": 1}, [2, 9, 6]),
+    _relative_row({"heads": 3, "bias": False}, [4, 4, 12], bias=False),
+    _relative_row({"heads": 2}, [2, 3, 4, 8]),
+]
+
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,
           *SHUFFLE, *REARRANGE, *FLATTEN_LINEAR, *UPSAMPLE, *ZEROPAD, *CENTER_CROP, *MERGE,
-          *TOKENS, *ATTENTION, *WINDOW_ATTENTION]
+          *TOKENS, *ATTENTION, *WINDOW_ATTENTION, *RELATIVE_ATTENTION]
 
 
 @pytest.mark.parametrize("case", TABLES)

@@ -243,3 +243,38 @@ class WindowAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"heads={self.heads}, window={self.window}, shift={self.shift}"
+
+
+class RelativeAttention(nn.Module):
+    """MaxViT's relative-position self-attention (Tu et al. 2022) over partitions already
+    cut, [N, *G, P, dim] -> [N, *G, P, dim] with P = side^2: each partition's tokens attend
+    to each other over `heads` heads, their scores scaled by dim^-1/2 (the features', as
+    torchvision's) and biased by a learned table indexed by relative position
+    (`relative_position_bias_table`, (2 side - 1)^2 x heads, indexed by the
+    `relative_position_index` buffer, P x P); `to_qkv` projects queries, keys and values
+    (in that order, head by head), `merge` the heads' output. The state is torchvision's
+    RelativePositionalMultiHeadAttention's, key for key."""
+
+    def __init__(self, dim: int, heads: int, side: int, bias: bool = True) -> None:
+        super().__init__()
+        self.heads, self.side = heads, side
+        self.to_qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.merge = nn.Linear(dim, dim, bias=bias)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * side - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        at = torch.arange(side)
+        rows, cols = at.repeat_interleave(side), at.repeat(side)  # token i at (rows[i], cols[i])
+        self.register_buffer("relative_position_index",
+                             (rows[:, None] - rows + side - 1) * (2 * side - 1)
+                             + cols[:, None] - cols + side - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [N, *G, P, 3, heads, d] -> q, k, v each [N, *G, heads, P, d]
+        q, k, v = self.to_qkv(x).unflatten(-1, (3, self.heads, -1)).movedim(-3, 0).transpose(-3, -2)
+        bias = self.relative_position_bias_table[self.relative_position_index]  # [P, P, heads]
+        return self.merge(nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.permute(2, 0, 1).to(q.dtype), scale=x.shape[-1] ** -0.5)
+            .transpose(-3, -2).flatten(-2))
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, side={self.side}"

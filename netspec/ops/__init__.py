@@ -29,7 +29,7 @@ from netspec.ops.activation import (
     Softmax,
     Tanh,
 )
-from netspec.ops.attention import MultiheadAttention, WindowAttention
+from netspec.ops.attention import MultiheadAttention, RelativeAttention, WindowAttention
 from netspec.ops.base import RF, Cost, GradCost, Note, Op, Saved, ShapeError, Tensor, TorchCall
 from netspec.ops.conv import (
     Conv1d,
@@ -94,7 +94,7 @@ LAYER_OPS: tuple[type[Op], ...] = (
     Hardsigmoid, GLU,
     Softmax, LogSoftmax,
     Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath,
-    Flatten, Linear, MatMul, Embedding, MultiheadAttention, WindowAttention,
+    Flatten, Linear, MatMul, Embedding, MultiheadAttention, WindowAttention, RelativeAttention,
     Reshape, Unflatten, Permute, Transpose, Slice, Select, Chunk, Split,
     Upsample, ZeroPad1d, ZeroPad2d, CenterCrop,
     ChannelShuffle, PixelShuffle, PixelUnshuffle,

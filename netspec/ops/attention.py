@@ -16,6 +16,11 @@ window_attention (Swin): `[H, W, C] -> [H, W, C]`, self-attention inside each wi
     params: qkv 3C^2 + 3C, projection C^2 + C, relative position bias (2wh-1)(2ww-1)H;
     buffers: the relative position index, (wh ww)^2. MACs: 4 T C^2 for the projections,
     and T * wh*ww * C for each of the scores and the weighted values.
+relative_attention (MaxViT): `[*G, P, D] -> [*G, P, D]`, self-attention inside each of the
+    partitions already cut, of P = s x s tokens, H heads of D / H, the scores scaled by
+    D^-1/2 (the features', as torchvision's). Counted as window attention over T = prod(G) * P
+    tokens in windows of P: params 4D^2 + 4D + (2s-1)^2 H, buffers P^2, MACs 4 T D^2 and
+    T * P * D for each of the scores and the weighted values.
 
 Backward, as torch runs it on the CPU (float32) and its flop counter counts it: the
 projections like `linear` layers (weight gradients when trained; the output projection's
@@ -26,7 +31,7 @@ depends on the kernel F.scaled_dot_product_attention takes:
         no dropout in training): five, whatever requires grad, as torch's
         sdpa_backward_flop_count counts them: the scores recomputed, the gradients of the
         weights and of V, of Q and of K (CUDA's fused kernels count the same);
-    math (more leading dims, dropout, window attention's 5-d windows): the autograd of
+    math (more leading dims, dropout, the 5-d windows of window and relative attention): the autograd of
         two matmuls: the weights' gradient, V's when the keys and values require grad,
         Q's when the queries do, K's when the keys do.
 
@@ -42,14 +47,16 @@ trained) and the rotary tables ((T + S) * d floats whatever the batch):
         weights H*T*S (and, with dropout, its mask and the weights dropped, H*T*S each),
         the output projection a copy of the output (T*H*d);
     window attention (math, with its mask): each window's tokens (T*C, a copy), the
-        projections' and products' tensors as above (T*C each, T*wh*ww*H weights).
+        projections' and products' tensors as above (T*C each, T*wh*ww*H weights);
+        relative attention the same, but the qkv projection reads the layer's input itself
+        (kept when trained), not a copy.
 """
 
 
 import math
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from netspec.ops.base import (
     RF,
@@ -336,7 +343,112 @@ class MultiheadAttention(Op):
         return ", ".join(parts)
 
 
-class WindowAttention(Op):
+class BiasedWindowAttention(Op):
+    """Self-attention inside windows of N tokens with a learned bias per relative position
+    and head, computed by F.scaled_dot_product_attention's math path (the windows' tensors
+    are 5-d), as torchvision's Swin and MaxViT attention do: the shared counts of
+    `window_attention` and `relative_attention`. A subclass says where its windows lie
+    (`_grid`), and holds `heads` and `bias`."""
+
+    family: ClassVar[str] = "attention"
+    prefix: ClassVar[str] = "attn"
+    cuts_windows: ClassVar[bool] = True
+    """Whether the layer cuts its input into windows itself (a copy of T*C, the qkv
+    projection's input), or reads them as they are."""
+
+    if TYPE_CHECKING:  # the subclasses' fields, declared where they order them
+        heads: int
+        bias: bool
+
+    def _grid(self, x: Sequence[Shape]) -> tuple[int, int, int, int]:
+        """(T tokens over all windows, N per window, C features, entries of the bias table
+        per head)."""
+        raise NotImplementedError
+
+    def _dropout(self) -> float:
+        return 0.0
+
+    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
+        """qkv 3C^2 and the projection C^2 per token, scores and weighted values N * C per
+        token each; the bias table, and its N x N index."""
+        tokens, per_window, features, table = self._grid(x)
+        attention = 2 * tokens * per_window * features
+        return Cost(params=4 * features * features + (4 * features if self.bias else 0)
+                    + table * self.heads,
+                    buffers=per_window * per_window,
+                    macs=4 * tokens * features * features + attention,
+                    attention_macs=attention,
+                    bias_adds=4 * tokens * features if self.bias else 0,
+                    scores=tokens * per_window * self.heads)
+
+    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                  trainable: bool) -> GradCost:
+        """The projections' gradients, and four attention products: torch's math path
+        (module docstring), queries, keys and values all coming from the one input."""
+        if not (trainable or needs_input_grad[0]):
+            return GradCost()
+        cost = self.cost(x, y)
+        projections = cost.macs - cost.attention_macs  # qkv 3/4 of it, the output's 1/4
+        into_input = projections if needs_input_grad[0] else projections // 4
+        return GradCost(input_macs=into_input + 2 * cost.attention_macs,
+                        weight_macs=projections if trainable else 0)
+
+    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+              trainable: bool) -> Saved:
+        """The math path's tensors over the windows (module docstring); trained, the qkv
+        projection's input (the windows' copy, or the input itself) and the output
+        projection's copy of the heads' output."""
+        weights, tokens = self.cost(x, y).scores, self._padded(x)
+        floats = (2 + self._values()) * tokens + weights * (2 if self._dropout() else 1) \
+            + ((2 if self.cuts_windows else 1) * tokens if trainable else 0)
+        return Saved(inputs=(0,) if trainable and not self.cuts_windows else (),
+                     floats=floats, masks=weights if self._dropout() else 0)
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """At the softmax's backward: the attention weights' gradient and the scores',
+        beside V's gradient; by then the output's gradient is freed, and so are V (or with
+        one head the projection it is a view of) and the output projection's copy of the
+        heads' output."""
+        freed = self._values() - 1 + (1 if trainable else 0)
+        features = x[0][-1]
+        return Scratch(floats=2 * self.cost(x, y).scores - freed * self._padded(x)
+                       - math.prod(y),
+                       weights=features * features + (features if self.bias else 0)
+                       if trainable else 0)
+
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """At the scores' bias add: the scores and the scores biased at once, beside the
+        queries scaled (held by the kernel) and the projection (held by the views of it;
+        with one head, kept anyway); V's copy, the weights and the output projection's copy
+        are not made yet: with more heads, the projection and Q less V's copy, 2 T*C, and
+        the windows' copy where the layer cuts them and does not keep them. Keeping
+        nothing, the windows' copy, the projection and Q scaled are held, beside the scores
+        and, before, K scaled and the copies of Q and K for their product."""
+        tokens, scores = self._padded(x), self.cost(x, y).scores
+        windows = tokens if self.cuts_windows else 0
+        if not (any(needs_input_grad) or trainable):
+            copies = 2 * tokens if self.heads > 1 else 0  # K scaled, Q and K copied
+            return windows + 4 * tokens + max(tokens + copies + scores, 2 * scores)
+        held = 2 * tokens if self.heads > 1 else 0
+        return held + scores + (0 if trainable else windows)
+
+    def _values(self) -> int:
+        """V's tokens x features kept: a copy for the batched product, or with one head
+        (V a view) the whole projection."""
+        return 3 if self.heads == 1 else 1
+
+    def _padded(self, x: Sequence[Shape]) -> int:
+        """Elements of the windows' tokens (T x C)."""
+        tokens, _, features, _ = self._grid(x)
+        return tokens * features
+
+    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
+        return None
+
+
+class WindowAttention(BiasedWindowAttention):
     """Swin's (shifted) window attention over a map of vectors [H, W, C]: self-attention
     inside each `window` of tokens, with a learned bias per relative position and head,
     the map rolled by `shift` first (and the windows that wrap around masked) and back
@@ -349,8 +461,6 @@ class WindowAttention(Op):
         "torchvision.models.swin_transformer.ShiftedWindowAttention",)
     torch_names: ClassVar[dict[str, str]] = {"heads": "num_heads", "window": "window_size",
                                              "shift": "shift_size", "dropout": "attention_dropout"}
-    family: ClassVar[str] = "attention"
-    prefix: ClassVar[str] = "attn"
     positional: ClassVar[tuple[str, ...]] = ("heads", "window", "shift")
 
     heads: PosInt
@@ -389,88 +499,22 @@ class WindowAttention(Op):
         """(window, shift), each (along H, along W)."""
         return spatial(self.window, 2, "window"), spatial(self.shift, 2, "shift")  # type: ignore[return-value]
 
-    def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
-        """Over the map padded to whole windows: tokens T, N per window; qkv 3C^2 and the
-        projection C^2 per token, scores and weighted values N * C per token each."""
+    def _grid(self, x: Sequence[Shape]) -> tuple[int, int, int, int]:
+        """The map padded to whole windows."""
         (height, width, features), (wh, ww) = x[0], self.sizes()[0]
-        tokens, per_window = (-(-height // wh) * wh) * (-(-width // ww) * ww), wh * ww
-        attention = 2 * tokens * per_window * features
-        return Cost(params=4 * features * features + (4 * features if self.bias else 0)
-                    + (2 * wh - 1) * (2 * ww - 1) * self.heads,
-                    buffers=per_window * per_window,
-                    macs=4 * tokens * features * features + attention,
-                    attention_macs=attention,
-                    bias_adds=4 * tokens * features if self.bias else 0,
-                    scores=tokens * per_window * self.heads)
+        tokens = (-(-height // wh) * wh) * (-(-width // ww) * ww)
+        return tokens, wh * ww, features, (2 * wh - 1) * (2 * ww - 1)
 
-    def grad_cost(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
-                  trainable: bool) -> GradCost:
-        """The projections' gradients, and four attention products: torch's math path
-        (module docstring), queries, keys and values all coming from the one input."""
-        if not (trainable or needs_input_grad[0]):
-            return GradCost()
-        cost = self.cost(x, y)
-        projections = cost.macs - cost.attention_macs  # qkv 3/4 of it, the output's 1/4
-        into_input = projections if needs_input_grad[0] else projections // 4
-        return GradCost(input_macs=into_input + 2 * cost.attention_macs,
-                        weight_macs=projections if trainable else 0)
-
-    def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
-              trainable: bool) -> Saved:
-        """The math path's tensors over the windows (module docstring)."""
-        weights = self.cost(x, y).scores
-        floats = (2 + self._values()) * self._padded(x) + weights * (2 if self.dropout else 1) \
-            + (2 * self._padded(x) if trainable else 0)  # the windows' copy, the output's
-        return Saved(floats=floats, masks=weights if self.dropout else 0)
-
-    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
-                         trainable: bool) -> Scratch:
-        """At the softmax's backward: the attention weights' gradient and the scores',
-        beside V's gradient; by then the output's gradient is freed, and so are V (or with
-        one head the projection it is a view of) and the output projection's copy of the
-        heads' output."""
-        freed = self._values() - 1 + (1 if trainable else 0)
-        features = x[0][-1]
-        return Scratch(floats=2 * self.cost(x, y).scores - freed * self._padded(x)
-                       - math.prod(y),
-                       weights=features * features + (features if self.bias else 0)
-                       if trainable else 0)
-
-    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
-                        trainable: bool, strided: bool = False) -> int:
-        """At the scores' bias add: the scores and the scores biased at once, beside the
-        queries scaled (held by the kernel) and the projection (held by the views of it;
-        with one head, kept anyway); V's copy, the weights and the output projection's copy
-        are not made yet: with more heads, the projection and Q less V's copy, 3 T*C.
-        Keeping nothing, the windows, the projection and Q scaled are held, beside the
-        scores and, before, K scaled and the copies of Q and K for their product."""
-        tokens, scores = self._padded(x), self.cost(x, y).scores
-        if not (any(needs_input_grad) or trainable):  # the windows, qkv and Q scaled held;
-            copies = 2 * tokens if self.heads > 1 else 0  # K scaled, Q and K copied
-            return 5 * tokens + max(tokens + copies + scores, 2 * scores)
-        held = 3 * tokens if self.heads > 1 else tokens
-        return held + scores - (tokens if trainable else 0)
-
-    def _values(self) -> int:
-        """V's tokens x features kept: a copy for the batched product, or with one head
-        (V a view) the whole projection."""
-        return 3 if self.heads == 1 else 1
+    def _dropout(self) -> float:
+        return self.dropout
 
     def storage(self, x: Sequence[Shape], y: Shape) -> int:
         """The map padded to whole windows: the output is a crop of it."""
         return self._padded(x)
 
-    def _padded(self, x: Sequence[Shape]) -> int:
-        """Elements of the input padded to whole windows (T tokens x C)."""
-        (height, width, features), (wh, ww) = x[0], self.sizes()[0]
-        return (-(-height // wh) * wh) * (-(-width // ww) * ww) * features
-
     def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
         """Its windows' tokens reshaped back into a map, and cropped where it was padded."""
         return True
-
-    def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
-        return None
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         window, shift = self.sizes()
@@ -493,3 +537,65 @@ class WindowAttention(Op):
         window, shift = self.sizes()
         text = f"window attention {heads}, {fmt_pair(window)}"
         return text + (f", shift {fmt_step(shift)}" if any(shift) else "")
+
+
+class RelativeAttention(BiasedWindowAttention):
+    """MaxViT's relative-position self-attention over partitions already cut [*G, P, D]:
+    the P = s x s tokens of each partition attend to each other, their scores biased by a
+    learned table per relative position and head and scaled by D^-1/2 (the features', not
+    a head's), as torchvision's RelativePositionalMultiHeadAttention computes
+    (netspec.backends.modules.RelativeAttention, holding its tensors under its keys)."""
+
+    op: Literal["relative_attention"] = "relative_attention"
+    torch_class: ClassVar[str] = "RelativeAttention"
+    torch_imports: ClassVar[tuple[str, ...]] = (
+        "torchvision.models.maxvit.RelativePositionalMultiHeadAttention",)
+    torch_names: ClassVar[dict[str, str]] = {"heads": "n_heads"}
+    positional: ClassVar[tuple[str, ...]] = ("heads",)
+    cuts_windows: ClassVar[bool] = False
+
+    heads: PosInt
+    bias: bool = True
+
+    def infer(self, x: Sequence[Tensor]) -> Shape:
+        shape = x[0].shape
+        if len(shape) < 3:
+            raise ShapeError(f"relative_attention reads partitions of tokens [G, P, D] (or "
+                             f"[*G, P, D]), but {x[0].src} gives {fmt_shape(shape)}",
+                             hint="`unflatten` the tokens into partitions, or `reshape` to "
+                                  "[1, P, D] for one")
+        if math.isqrt(shape[-2]) ** 2 != shape[-2]:
+            raise ShapeError(f"the {shape[-2]} tokens of a partition of {x[0].src} are not "
+                             f"a square s x s (its dim -2: relative_attention reads [G, P, D])",
+                             hint="partitions of s x s tokens, P = s^2")
+        if shape[-1] % self.heads:
+            raise ShapeError(f"`heads` {self.heads} does not divide the {shape[-1]} features "
+                             f"of {x[0].src}", key="heads")
+        return shape
+
+    def _grid(self, x: Sequence[Shape]) -> tuple[int, int, int, int]:
+        """Partitions of P = s x s tokens: a table of (2s-1)^2 relative positions."""
+        per_window, features = x[0][-2:]
+        side = math.isqrt(per_window)
+        return math.prod(x[0][:-1]), per_window, features, (2 * side - 1) ** 2
+
+    def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
+        """The output projection's: a linear layer's over tokens (`Linear.returns_view`)."""
+        return self.bias
+
+    def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
+        return {"dim": x[0][-1], "heads": self.heads, "side": math.isqrt(x[0][-2]),
+                "bias": self.bias}
+
+    def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> Any:
+        from netspec.backends.modules import RelativeAttention as Module
+
+        return Module(**self.torch_args(x, y))
+
+    def label(self) -> str:
+        return f"relative attention {self.heads} heads"
+
+    def label_at(self, x: Sequence[Shape], y: Shape) -> str:
+        """`relative attention 2x32, 7x7`: heads x head size, partition."""
+        side = math.isqrt(x[0][-2])
+        return f"relative attention {self.heads}x{x[0][-1] // self.heads}, {side}x{side}"
