@@ -356,27 +356,44 @@ def test_the_imported_resnet50_is_short() -> None:
     assert "repeat: 6" in text
 
 
-def _outcome(name: str, size: tuple[int, ...]) -> tuple[str, Any]:
-    try:
-        return "imported", import_model(f"torchvision.models:{name}", size)
-    except ImportFailure as exc:
-        return "refused", exc
-
-
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_torchvision_s_classifiers_import_and_match_or_are_refused(name: str) -> None:
+def test_torchvision_s_classifiers_import_and_match(name: str) -> None:
     from torchvision import models
 
     # Inception v3 at 299: at 224 its auxiliary classifier's 5x5 conv meets a 3x3 map
     size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
-    kind, result = _outcome(name, size)
-    if kind == "refused":
-        assert result.unexpressed and all(str(u).count(":") >= 1 for u in result.unexpressed)
-        pytest.xfail(f"not expressible: {result.unexpressed[0]}")
+    result = import_model(f"torchvision.models:{name}", size)
     torch.manual_seed(0)
     same_function(result.text, getattr(models, name)(), size)
+
+
+@pytest.mark.needs("torchvision")
+def test_maxvit_s_attention_is_read_whole() -> None:
+    from importing.nets import Partitioned
+
+    torch.manual_seed(0)
+    text = import_model("importing.nets:Partitioned", (3, 4, 6)).text
+    assert "- {relative_attention: {heads: 2}, name: attn}" in text
+    same_function(text, Partitioned(), (3, 4, 6))
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+def test_a_small_maxvit_imports_and_matches_torchvision() -> None:
+    """MaxViT's blocks (MBConv, window and grid partitions, relative attention) at 32 x 32,
+    partitions of 2 x 2, two stages: the spec computes torchvision's outputs."""
+    from torchvision.models.maxvit import MaxVit
+
+    args = {"input_size": (32, 32), "stem_channels": 8, "partition_size": 2,
+            "block_channels": [16, 32], "block_layers": [1, 2], "head_dim": 8,
+            "stochastic_depth_prob": 0.2, "num_classes": 10}
+    call = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    torch.manual_seed(0)
+    text = import_model(f"torchvision.models.maxvit:MaxVit({call})", (3, 32, 32)).text
+    assert "relative_attention" in text
+    same_function(text, MaxVit(**args), (3, 32, 32))
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ device (nothing computed), and reads each call as a netspec op:
 - a function of another library that `FOREIGN` names (torchvision's `stochastic_depth`
   as `drop_path`);
 - a module of another library's class that an op declares (`Op.torch_imports`:
-  torchvision's ShiftedWindowAttention; torch's nn.MultiheadAttention, whose call
+  torchvision's ShiftedWindowAttention and MaxViT's RelativePositionalMultiHeadAttention;
+  torch's nn.MultiheadAttention, whose call
   `rewrite.self_attention` makes one of its output) as that op, whole, not traced through;
 - a module's own tensor its forward reads (`self.layer_scale * x`) as a `parameter` layer
   of that name, first in its scope; a module of no submodules passing its own tensors to
@@ -594,7 +595,8 @@ name, and the op each computes."""
 
 class _Tracer(torch.fx.Tracer):
     """fx's tracer, keeping as one call each module of a class an op computes
-    (`Op.torch_imports`: torchvision's ShiftedWindowAttention), not traced through."""
+    (`Op.torch_imports`: torchvision's ShiftedWindowAttention, MaxViT's attention), not
+    traced through."""
 
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         return _qualified(type(m)) in _foreign() or super().is_leaf_module(m, module_qualified_name)

@@ -31,9 +31,9 @@ depends on the kernel F.scaled_dot_product_attention takes:
         no dropout in training): five, whatever requires grad, as torch's
         sdpa_backward_flop_count counts them: the scores recomputed, the gradients of the
         weights and of V, of Q and of K (CUDA's fused kernels count the same);
-    math (more leading dims, dropout, the 5-d windows of window and relative attention): the autograd of
-        two matmuls: the weights' gradient, V's when the keys and values require grad,
-        Q's when the queries do, K's when the keys do.
+    math (more leading dims, dropout, the 5-d windows of window and relative attention):
+        the autograd of two matmuls: the weights' gradient, V's when the keys and values
+        require grad, Q's when the queries do, K's when the keys do.
 
 Saved for the backward, per sample (P = prod(B)), besides the projections' inputs (when
 trained) and the rotary tables ((T + S) * d floats whatever the batch):

@@ -168,6 +168,22 @@ class Windowed(nn.Module):
         return x + self.drop(torch.relu(x))
 
 
+class Partitioned(nn.Module):
+    """torchvision's RelativePositionalMultiHeadAttention (MaxViT's, a module netspec reads
+    whole: feat_dim 16, head_dim 8, partitions of 2 x 2) over a linear's partitions
+    [G, 4, 16]."""
+
+    def __init__(self) -> None:
+        from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+        super().__init__()
+        self.proj = nn.Linear(6, 16)
+        self.attn = RelativePositionalMultiHeadAttention(16, 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.proj(x))
+
+
 def corners(x: torch.Tensor) -> torch.Tensor:
     """Even rows' even columns beside odd rows' odd columns, the map padded to even sizes
     first: sizes read off `x.shape` (torchvision's _patch_merging_pad)."""
