@@ -79,16 +79,22 @@ class Sine(nn.Module):
 
 
 def trained(model: nn.Module) -> nn.Module:
-    """`model` in eval mode with batch-norm statistics and affine tensors drawn at random
-    (their starting values, zeros and ones, would hide a norm read wrong)."""
+    """`model` in eval mode with batch-norm statistics, norms' affine tensors and the
+    tensors a module of another library holds itself (ConvNeXt's layer_scale) drawn at
+    random (their starting values, zeros, ones and 1e-6, would hide one read wrong, and
+    equal tensors are one initializer in an ONNX file)."""
     torch.manual_seed(0)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, nn.BatchNorm2d | nn.LayerNorm):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
+            elif not type(m).__module__.startswith("torch.nn"):
+                for tensor in m._parameters.values():
+                    tensor.uniform_(0.1, 0.5)
     return model.eval()
 
 
@@ -144,7 +150,10 @@ def matches_program(path: Path, model: nn.Module, shape: tuple[int, ...]) -> Non
     assert (report.params, report.buffers) == (sum(p.numel() for p in model.parameters()),
                                                sum(b.numel() for b in model.buffers()))
     assert report.to_dict()["inputs"] == {"input": list(shape)}
-    assert sorted(imported.weights) == sorted(model.state_dict())
+    theirs = model.state_dict()
+    # a tensor the forward reads itself is a parameter layer's `weight`, of a leading 1
+    assert sorted(k if k in theirs else k.removesuffix(".weight") for k in imported.weights) == \
+        sorted(theirs)
     x = batch(shape)
     with torch.no_grad():
         want = torch.export.load(str(path)).module()(x)
@@ -155,7 +164,7 @@ def matches_program(path: Path, model: nn.Module, shape: tuple[int, ...]) -> Non
 def matches_onnx(path: Path, model: nn.Module, shape: tuple[int, ...]) -> set[str]:
     """The imported ONNX model computes what onnxruntime computes of the file; its keys
     include each initializer named as one of the model's state_dict keys. Returns the
-    spec's keys the model lacks (folded convs' biases)."""
+    spec's keys the model lacks (folded convs' biases, parameter layers' weights)."""
     ort = pytest.importorskip("onnxruntime")
     import onnx
 
@@ -164,7 +173,8 @@ def matches_onnx(path: Path, model: nn.Module, shape: tuple[int, ...]) -> set[st
     net = built(imported.text, imported.weights)
     theirs = set(model.state_dict())
     named = {t.name for t in onnx.load(str(path)).graph.initializer} & theirs
-    assert named and named <= set(net.state_dict())
+    # a tensor the model reads as a value is a parameter layer's `weight`, of a leading 1
+    assert named and named <= {k if k in theirs else k.removesuffix(".weight") for k in net.state_dict()}
     session = ort.InferenceSession(str(path))
     x = batch(shape)
     (want,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
@@ -238,6 +248,22 @@ def test_resnet18_from_onnx_computes_as_onnxruntime(tmp_path: Path, dynamo: bool
 
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
+@pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "convnext_tiny"])
+def test_shufflenet_and_convnext_from_files_compute_as_the_files(tmp_path: Path, name: str) -> None:
+    """ShuffleNetV2's chunks and channel shuffles (a program's aten.chunk, view, transpose;
+    ONNX Slices at a computed size, Reshape, Transpose), ConvNeXt's LayerNorm2d between
+    permutes, layer_scale, GELU and linear layers over NHWC maps."""
+    from torchvision import models
+
+    model = trained(getattr(models, name)())
+    matches_program(save_program(model, tmp_path / f"{name}.pt2", (3, 64, 64)), model, (3, 64, 64))
+    extra = matches_onnx(save_onnx(model, tmp_path / f"{name}.onnx", (3, 64, 64), dynamo=False),
+                         model, (3, 64, 64))
+    assert all(key.endswith((".bias", "layer_scale.weight")) for key in extra)
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
                                   "densenet121"])
 def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path, name: str) -> None:
@@ -250,6 +276,97 @@ def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path,
     matches_program(save_program(model, tmp_path / f"{name}.pt2", (3, 64, 64)), model, (3, 64, 64))
     matches_onnx(save_onnx(model, tmp_path / f"{name}.onnx", (3, 64, 64), dynamo=False), model,
                  (3, 64, 64))
+
+
+SMALL_NETS = {"Halves": (4, 8, 8), "Reordered": (3, 8, 8), "Scaled": (3, 8, 8), "Shuffled": (3, 8, 8)}
+"""Small nets of tests/importing/nets.py that cut, move and scale maps, and their inputs."""
+
+
+def small_net(name: str) -> nn.Module:
+    from importing import nets
+
+    return trained(getattr(nets, name)())
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_NETS))
+def test_maps_cut_moved_and_scaled_from_a_program_compute_as_the_program(tmp_path: Path,
+                                                                        name: str) -> None:
+    """aten.chunk and its pieces (Halves), permute and transpose (Reordered), a layer norm
+    between permutes and a tensor of the model read as a value (Scaled: ConvNeXt's), a split,
+    a channel shuffle written out, a transposed conv, GELU and softmax (Shuffled)."""
+    model, shape = small_net(name), SMALL_NETS[name]
+    matches_program(save_program(model, tmp_path / f"{name}.pt2", shape), model, shape)
+
+
+def test_a_layer_norm_between_permutes_and_a_scale_are_read_as_trace_reads_them(tmp_path: Path) -> None:
+    """The norm's module, which makes the permutes too, is a layer named as it in its
+    parent's scope, holding its keys; the scale is a parameter layer, first in its scope:
+    the spec is the one imported from the model itself, line for line but the first."""
+    from netspec.importer import import_model
+
+    model = small_net("Scaled")
+    text = import_file(save_program(model, tmp_path / "scaled.pt2", (3, 8, 8)), name="scaled").text
+    assert "{layernorm: {shape: [4]}, name: 1}" in text
+    assert text.splitlines()[1:] == import_model(model, (3, 8, 8)).text.splitlines()[1:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMALL_NETS))
+def test_maps_cut_moved_and_scaled_from_torchscript_onnx_compute_as_onnxruntime(tmp_path: Path,
+                                                                               name: str) -> None:
+    """Slice by a computed shape (a chunk, folded), Split, Transpose, LayerNormalization,
+    Mul by an initializer, ConvTranspose, Gelu, Softmax, Reshape to a shape of Concat."""
+    model, shape = small_net(name), SMALL_NETS[name]
+    matches_onnx(save_onnx(model, tmp_path / f"{name}.onnx", shape, dynamo=False), model, shape)
+
+
+def cut_and_moved_onnx(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """x [batch, 4, 8, 8]: its channels cut in two by Slices at a size computed from its
+    Shape (half the channels), the second half upsampled by a ConvTranspose and max-pooled
+    back, the halves concatenated, moved to NHWC by a Transpose, layer-normed, Gelu, moved
+    back, times an initializer [4, 1, 1], a Softmax over channels."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, values: list[int]) -> object:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+            torch.tensor(values).numpy(), name))
+
+    nodes = [helper.make_node("Shape", ["x"], ["shape"], start=1, end=2),
+             const("two", [2]), helper.make_node("Div", ["shape", "two"], ["half"]),
+             const("zero", [0]), const("end", [2**62]), const("axis", [1]),
+             helper.make_node("Slice", ["x", "zero", "half", "axis"], ["a"], "/Slice"),
+             helper.make_node("Slice", ["x", "half", "end", "axis"], ["b"], "/Slice_1"),
+             helper.make_node("ConvTranspose", ["b", "up.weight", "up.bias"], ["u"], "/up/ConvTranspose",
+                              kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("MaxPool", ["u"], ["d"], "/down/MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Concat", ["a", "d"], ["c"], "/Concat", axis=1),
+             helper.make_node("Transpose", ["c"], ["t"], "/Transpose", perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "norm.weight", "norm.bias"], ["n"],
+                              "/norm/LayerNormalization", epsilon=1e-5),
+             helper.make_node("Gelu", ["n"], ["g"], "/act/Gelu"),
+             helper.make_node("Transpose", ["g"], ["m"], "/Transpose_1", perm=[0, 3, 1, 2]),
+             helper.make_node("Mul", ["layer_scale", "m"], ["s"], "/Mul"),
+             helper.make_node("Softmax", ["s"], ["y"], "/Softmax", axis=1)]
+    graph = helper.make_graph(
+        nodes, "handmade", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8])],
+        [numpy_helper.from_array(t.detach().numpy(), name) for name, t in tensors.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    return path
+
+
+def test_a_handmade_onnx_model_cutting_moving_and_scaling_maps_computes_as_onnxruntime(
+        tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    up, norm = nn.ConvTranspose2d(2, 2, 2, stride=2), nn.LayerNorm(4)
+    model = nn.ModuleDict({"up": up, "norm": trained(nn.Sequential(norm))[0]})
+    model.register_parameter("layer_scale", nn.Parameter(torch.rand(4, 1, 1) + 0.5))
+    path = cut_and_moved_onnx(tmp_path / "cut.onnx", dict(model.state_dict()))
+    assert matches_onnx(path, model, (4, 8, 8)) == {"layer_scale.weight"}  # a parameter layer's
+    text = import_file(path).text
+    assert "{parameter: {shape: [4, 1, 1]}, name: layer_scale}" in text
+    assert "{permute: {dims: [0, 2, 3, 1]}, name: permute}" in text
 
 
 def test_the_cli_writes_the_spec_and_its_weights(tmp_path: Path,

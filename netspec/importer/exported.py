@@ -22,7 +22,7 @@ import torch
 import torch.fx
 
 from netspec.importer.errors import ImportFailure
-from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, view
+from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, merged, view
 from netspec.importer.trace import Traced, _modules, _validated
 from netspec.ops import OPS
 
@@ -32,6 +32,10 @@ PASS = {"clone", "contiguous", "alias", "detach", "dropout", "lift_fresh_copy"}
 TENSOR_VIEWS = {"t": lambda t, *_: t.t(), "permute": lambda t, dims: t.permute(dims),
                 "transpose": lambda t, a, b: t.transpose(a, b)}
 """Calls on a parameter that make another view of it (a decomposed linear's `permute`)."""
+
+ELEMENTWISE = {"add", "mul"}
+"""Calls whose operands may be a model's own tensor, read as a value (a parameter layer:
+ConvNeXt's `layer_scale * x`)."""
 
 
 def read(path: Path) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
@@ -68,6 +72,7 @@ class _Reader:
                 self.user.append(node)
         self.held = held
         self.values: dict[torch.fx.Node, torch.fx.Node] = {}
+        self.merged = _merged(self.graph, self.keys)
         root = next((next(iter(n.meta["nn_module_stack"].values()))[1] for n in self.graph.nodes
                      if n.meta.get("nn_module_stack")), "")
         self.scopes = Scopes(_class(root))
@@ -95,11 +100,13 @@ class _Reader:
         target = node.target
         if target is operator.getitem:  # (out, mean, invstd)[0] of a batch norm, a pool's values
             whole = node.args[0]
-            if whole in self.values and node.args[1] == 0:
+            if self.values.get(whole) in self.scopes.pieces:  # x1, x2 = x.chunk(2, 1)
+                self.values[node] = self.scopes.piece(self.values[whole], node.args[1])  # type: ignore[index, arg-type]
+            elif whole in self.values and node.args[1] == 0:
                 self.values[node] = self.values[whole]  # type: ignore[index]
             elif whole in self.values and node.users:  # a later piece read (x.chunk(2, 1))
                 self.values[node] = self.scopes.add(
-                    _stack(node), None, "no netspec op", [self.values[whole]],  # type: ignore[index]
+                    self._stack(node), None, "no netspec op", [self.values[whole]],  # type: ignore[index]
                     ([], _shape(node)), "item", f"item {node.args[1]} of {whole} (node {node.name})")
             return
         name = getattr(getattr(target, "overloadpacket", None), "__name__", str(target))
@@ -117,12 +124,18 @@ class _Reader:
         if first in self.values and ((name in PASS and not args.get("train")) or one_cat):
             self.values[node] = self.values[first]  # type: ignore[index]
             return
-        keys = {self.keys[n].rpartition(".")[0] for n in node.all_input_nodes if n in self.tensors}
+        if name in ELEMENTWISE:  # a tensor of the model as an operand: a parameter layer
+            for n in _flat(node.args):
+                if n in self.tensors and n not in self.values:
+                    self.values[n] = self.scopes.parameter(self.keys[n], self.tensors[n], len(_shape(node)),
+                                                           self._stack(node))
+        keys = {self.keys[n].rpartition(".")[0] for n in node.all_input_nodes
+                if n in self.tensors and n not in self.values}
         owner = keys.pop() if len(keys) == 1 else None
         reads = [self.values[n] for n in _flat(node.args) if n in self.values]
         if not reads:  # computed from tensors of the program alone: no layer (its users say so)
             return
-        stack = _stack(node)
+        stack = self._stack(node)
         shapes = [_shape(n) for n in _flat(node.args) if n in self.values]
         for made, shape in self._made(name, args, node):
             if owner is not None and isinstance(made, torch.nn.Module):  # its tensors no call reads too
@@ -133,6 +146,11 @@ class _Reader:
         self.values[node] = value
         if in_place and first in self.values:  # later reads of the input read what it now holds
             self.values[first] = self.values[node]  # type: ignore[index]
+
+    def _stack(self, node: torch.fx.Node) -> list[Frame]:
+        """The modules whose forwards made `node`, outermost first, less those merged into
+        their parent (`_merged`)."""
+        return [f for f in _stack(node) if f.path not in self.merged]
 
     def _made(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Steps:
         """The layers computing the call `name(**args)` (one, but a mean over space without
@@ -145,7 +163,9 @@ class _Reader:
         """The module or op computing the call `name(**args)`, or what to say about it."""
         tensor = self.tensors.get
         if name in ("conv1d", "conv2d", "conv3d", "convolution"):
-            return _conv(args, tensor(args["weight"]), tensor(args["bias"]))
+            return _conv(args, tensor(args["weight"]), tensor(args["bias"]), bool(args.get("transposed")))
+        if name in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+            return _conv(args, tensor(args["weight"]), tensor(args["bias"]), True)
         if name == "linear":
             return _linear(tensor(args["weight"]), tensor(args["bias"]))
         if name in ("addmm", "mm") and args.get("mat2") in self.tensors and args.get("alpha", 1) == 1 \
@@ -161,19 +181,26 @@ class _Reader:
             return _validated(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
         if name in ("view", "reshape", "_unsafe_view"):
             return view(_shape(args["self"]), _shape(node))
+        if name in ("permute", "transpose", "chunk", "split", "split_with_sizes"):
+            return _reshaped(name, args)
+        if name == "layer_norm":
+            return _layer_norm(args, tensor(args["weight"]), tensor(args["bias"]))
+        if name in ("softmax", "_softmax"):
+            return torch.nn.Softmax(dim=args["dim"])
         if name == "hardtanh" and (args["min_val"], args["max_val"]) == (0, 6):
             return torch.nn.ReLU6()
         return _module_form(name.removesuffix("_with_indices"), args)
 
 
-def _conv(args: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
-    """aten's convolution (`conv2d(x, w, b, stride, padding, dilation, groups)` or
+def _conv(args: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None,
+          transposed: bool) -> Made:
+    """aten's convolution (`conv2d(x, w, b, stride, padding, dilation, groups)`,
+    `conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)` or
     `convolution(..., transposed, output_padding, groups)`) as the torch.nn conv holding
     `weight` [out, in/groups, *k] ([in, out/groups, *k] transposed) and `bias`."""
     if weight is None:
         return "convolution by a computed weight"
     dims, groups = weight.dim() - 2, args.get("groups", 1)
-    transposed = bool(args.get("transposed", False))
     cls = getattr(torch.nn, f"ConvTranspose{dims}d" if transposed else f"Conv{dims}d")
     outs, ins = (weight.shape[1] * groups, weight.shape[0]) if transposed else \
         (weight.shape[0], weight.shape[1] * groups)
@@ -202,6 +229,44 @@ def _batch_norm(args: dict[str, Any], tensors: dict[str, torch.Tensor | None]) -
     module = cls(tensors["running_mean"].shape[0], eps=args["eps"], momentum=args["momentum"],
                  affine=tensors["weight"] is not None)
     return loaded(module, tensors)
+
+
+def _reshaped(name: str, args: dict[str, Any]) -> Made:
+    """A permute, transpose, chunk or split (its dims counting the batch, as the ops'); a
+    chunk's and a split's pieces are read by the getitems after it."""
+    dim = args.get("dim", 0)
+    if name == "split":  # pieces of `split_size`, the last shorter
+        length = _shape(args["self"])[dim - 1 if dim > 0 else dim]
+        step = args["split_size"]
+        args = {"dim": dim, "split_sizes": [min(step, length - k) for k in range(0, length, step)]}
+    kind = name.removesuffix("_with_sizes")
+    given = {"permute": {"dims": list(args.get("dims", []))},
+             "transpose": {"dim0": args.get("dim0"), "dim1": args.get("dim1")},
+             "chunk": {"chunks": args.get("chunks"), "dim": dim},
+             "split": {"sizes": args.get("split_sizes"), "dim": dim}}[kind]
+    return _validated(OPS[kind], given) or f"{kind} {given}"
+
+
+def _layer_norm(args: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
+    """`layer_norm(x, normalized_shape, w, b, eps)` as the nn.LayerNorm holding `weight`
+    and `bias` (ConvNeXt's, and its LayerNorm2d's between two permutes)."""
+    if (args["weight"] is None) != (weight is None) or (args["bias"] is None) != (bias is None):
+        return "layer norm by a computed weight"
+    module = torch.nn.LayerNorm(list(args["normalized_shape"]), eps=args["eps"],
+                                elementwise_affine=weight is not None, bias=bias is not None)
+    return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _merged(graph: torch.fx.Graph, keys: dict[torch.fx.Node, str]) -> set[str]:
+    """The modules merged into their parent (`graphs.merged`), from each call's modules and
+    the modules whose tensors it reads, but an operand's (a parameter layer's)."""
+    calls = []
+    for node in graph.nodes:
+        name = getattr(getattr(node.target, "overloadpacket", None), "__name__", "")
+        owners = set() if name in ELEMENTWISE else \
+            {keys[n].rpartition(".")[0] for n in node.all_input_nodes if n in keys}
+        calls.append((_stack(node), owners))
+    return merged(calls)
 
 
 def _module_form(name: str, args: dict[str, Any]) -> Made:

@@ -14,6 +14,7 @@ tensors under the built spec's `state_dict` keys.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,17 @@ import torch
 import torch.fx
 
 from netspec.importer.errors import Unexpressed
-from netspec.importer.trace import Entry, Scope, Traced, _chain, _fresh, _validated, module_op
+from netspec.importer.trace import (
+    Entry,
+    Scope,
+    Traced,
+    _chain,
+    _fresh,
+    _own_tensors_first,
+    _validated,
+    learned,
+    module_op,
+)
 from netspec.ops import OPS, Op
 
 CONTAINERS = ("torch.nn.modules.container.",)
@@ -65,6 +76,8 @@ class Scopes:
     params: int = 0
     buffers: int = 0
     missing: list[Unexpressed] = field(default_factory=list)
+    pieces: dict[torch.fx.Node, tuple[str, str]] = field(default_factory=dict)
+    """A layer of several outputs (`chunk`, `split`) -> its scope's path and its name."""
 
     def __post_init__(self) -> None:
         self.input = self.graph.placeholder("input")
@@ -93,10 +106,14 @@ class Scopes:
             name = name if inner.leaf else named or (found.kind() if isinstance(found, Op) else stem)
             taken = any(e.name == name for e in scope.entries)  # a Sequential's `2` computing twice
             name = _fresh(f"call{name}" if taken and not name.isidentifier() else name, scope)
-        elif any(e.name == name for e in scope.entries):  # one layer's tensors read twice
-            found, name = "called again (shared weights)", _fresh(name, scope)
+        elif any(e.name == name for e in scope.entries):  # one module's tensors read twice
+            taken = next(e for e in scope.entries if e.name == name)
+            found = "called again (shared weights)" if taken.scope is None else \
+                f"reads the tensors of {owner}, whose forward computes more besides (no layer holds them)"
+            name = _fresh(name, scope)
         if isinstance(found, Op):
-            entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), reads)
+            entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), reads,
+                          pieces=found.pieces() is not None)
             if isinstance(made, torch.nn.Module):
                 self._hold(made, f"{path}.{name}" if path else name)
         else:
@@ -105,11 +122,46 @@ class Scopes:
             self.missing.append(entry.missing)  # type: ignore[arg-type]
         node = self.graph.create_node("call_module", f"{path}.{name}" if path else name,
                                       tuple(reads))
-        scope.entries.append(entry)
-        scope.made[node] = name
+        self._put(node, entry, path, scope)
+        if entry.pieces:
+            self.pieces[node] = (path, name)
+        return node
+
+    def piece(self, whole: torch.fx.Node, index: int) -> torch.fx.Node:
+        """Piece `index` of the layer of several outputs made as `whole` (`chunk.1`)."""
+        path, name = self.pieces[whole]
+        node = self.graph.create_node("call_function", operator.getitem, (whole, index))
+        self._scopes[path].made[node] = f"{name}.{index}"
         for at in _chain(path):
             self._scopes[at].inside.add(node)
         return node
+
+    def parameter(self, key: str, tensor: torch.Tensor, rank: int, stack: list[Frame]) -> torch.fx.Node:
+        """A tensor of the model read as a value (ConvNeXt's `layer_scale * x`): a parameter
+        layer named as its `state_dict` key's last part in the scope of the module owning
+        it, first in that scope (as trace reads one), holding it as `weight` of a leading 1;
+        `rank` is its first use's per-sample rank."""
+        path, name = key.rpartition(".")[0], key.rpartition(".")[2]
+        scope = self._scope(path, {f.path: f.cls for f in stack})
+        found = learned(list(tensor.shape), rank, key)
+        name = _fresh(name, scope)
+        node = self.graph.create_node("call_module", f"{path}.{name}" if path else name, ())
+        if isinstance(found, Op):
+            entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), [])
+            self.weights[f"{path}.{name}.weight" if path else f"{name}.weight"] = \
+                tensor.detach().clone().reshape(1, *found.shape)  # type: ignore[attr-defined]
+            self.params += tensor.numel()
+        else:
+            entry = Entry(name, "identity", {}, [], missing=Unexpressed(key, found))
+            self.missing.append(entry.missing)  # type: ignore[arg-type]
+        self._put(node, entry, path, scope)
+        return node
+
+    def _put(self, node: torch.fx.Node, entry: Entry, path: str, scope: Scope) -> None:
+        scope.entries.append(entry)
+        scope.made[node] = entry.name
+        for at in _chain(path):
+            self._scopes[at].inside.add(node)
 
     def holds(self, owner: str) -> bool:
         """Whether a layer already holds the tensors of the module at `owner`."""
@@ -140,6 +192,8 @@ class Scopes:
         file's node names give only paths) get one from what they hold: `Sequential` for
         numbered children, else one class per set of children's names."""
         self.graph.output(output)
+        for scope in self._scopes.values():
+            _own_tensors_first(scope, self.input)
         shapes: dict[tuple[str, ...], str] = {}
         for scope in self._scopes.values():
             if scope.cls:
@@ -150,6 +204,20 @@ class Scopes:
             else:
                 scope.cls = shapes.setdefault(children, f"Module{len(shapes) + 1}")
         return Traced(self.root, self.input, output, self.missing)
+
+
+def merged(calls: list[tuple[list[Frame], set[str]]]) -> set[str]:
+    """The modules of no submodules whose forward passes their own tensors to a call (and may
+    make others: torchvision's LayerNorm2d, a layer norm between two permutes), from each
+    call's modules (outermost first) and the modules whose tensors it reads: their calls are
+    read in their parent's scope, the one holding the tensors as a layer named as the
+    module (as trace reads them; a front-end drops their frames)."""
+    found, deep = set(), set()
+    for frames, owners in calls:
+        deep.update(f.path for f in frames[:-1])
+        if frames and frames[-1].path and frames[-1].path in owners:
+            found.add(frames[-1].path)
+    return found - deep
 
 
 def loaded(module: torch.nn.Module, tensors: dict[str, torch.Tensor | None]) -> torch.nn.Module:

@@ -22,11 +22,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
 import torch.fx
 
 from netspec.importer.errors import ImportFailure
-from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, view
+from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, merged, view
 from netspec.importer.trace import Traced, _chain, _validated
 from netspec.ops import OPS
 
@@ -35,6 +36,10 @@ ACTIVATIONS = {"Relu": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch
 """ONNX activations of no attributes, and the torch.nn module computing each."""
 
 PASS = {"Identity", "Dropout"}
+
+ELEMENTWISE = {"Add", "Mul"}
+"""Nodes whose operands may be a model's own tensor, read as a value (a parameter layer:
+ConvNeXt's `layer_scale * x`)."""
 
 
 def read(path: Path, shape: tuple[int, ...] | None = None) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
@@ -58,7 +63,6 @@ class _Reader:
     """Reads one ONNX model's nodes, in order, into `Scopes`."""
 
     def __init__(self, model: Any, shape: tuple[int, ...] | None):
-        import onnx
         from onnx import numpy_helper
 
         graph = model.graph
@@ -75,13 +79,11 @@ class _Reader:
             del dims[1:]
             for size in shape:
                 dims.add().dim_value = size
-        try:
-            model = onnx.shape_inference.infer_shapes(model)
-        except Exception as exc:  # onnx raises several kinds: say it in one line
-            raise ImportFailure(f"ONNX shape inference fails on the model: {exc}") from None
-        self.graph = model.graph
-        self.shapes = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim[1:])
-                       for v in [*self.graph.input, *self.graph.value_info, *self.graph.output]}
+        self.graph = _static(model).graph
+        self.full = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+                     for v in [*self.graph.input, *self.graph.value_info, *self.graph.output]}
+        """Each value's shape, batch included (0 for a size the file leaves unknown)."""
+        self.shapes = {name: shape[1:] for name, shape in self.full.items()}
         self.input = inputs[0].name
         self.values: dict[str, torch.fx.Node] = {}
         self.users: dict[str, list[Any]] = {}
@@ -91,6 +93,10 @@ class _Reader:
         paths = [_path(n.name) for n in self.graph.node if "/" in n.name]
         self.modules = {p for path in paths for p in _chain(path)[:-1]}
         """Paths holding another module or computation: not a layer (TorchScript exporter)."""
+        self.merged: set[str] = set()
+        self.merged = merged([(self._where(n)[0], {i.rpartition(".")[0] for i in n.input
+                                                   if i in self.tensors}) for n in self.graph.node
+                              if n.op_type not in ELEMENTWISE])
         self.absorbed: dict[str, str] = {}
         """A node's output -> the output of the node read with it as one layer, whose value
         it is: the Add of a constant bias after a MatMul (a Linear), the Mul of x by its
@@ -124,6 +130,13 @@ class _Reader:
         if node.output[0] in self.absorbed or node.op_type in PASS or one_cat:
             self.values[node.output[0]] = self.values[self.absorbed.get(node.output[0], values[0])]
             return
+        if node.op_type in ELEMENTWISE:  # a tensor of the model as an operand: a parameter layer
+            for name in node.input:
+                if name in self.tensors and name not in self.values:
+                    self.values[name] = self.scopes.parameter(
+                        self._key(name, node), self.tensors[name], len(self.shapes.get(node.output[0], ())),
+                        self._where(node)[0])
+            values = [i for i in node.input if i in self.values]
         attrs = _attributes(node)
         steps = self._mean(node, attrs) or [(self._made(node, attrs), self.shapes.get(node.output[0], ()))]
         made = steps[0][0]
@@ -142,6 +155,19 @@ class _Reader:
                                     f"{node.op_type} (node {node.name or node.output[0]})", named)
             reads, shapes = [value], [shape]
         self.values[node.output[0]] = value
+        if value in self.scopes.pieces:  # Split: each output a piece
+            for k, out in enumerate(node.output):
+                self.values[out] = self.scopes.piece(value, k)
+
+    def _key(self, name: str, node: Any) -> str:
+        """The `state_dict` key of the tensor `name` a node reads as a value: its own where it
+        is named as one, else named as it, sanitised, in the node's module."""
+        if re.fullmatch(r"[\w.]+\.\w+", name):
+            return name
+        stack = self._where(node)[0]
+        path = next((f.path for f in reversed(stack) if not f.leaf), "")
+        own = re.sub(r"\W", "_", name).strip("_") or "tensor"
+        return f"{path}.{own}" if path else own
 
     def _where(self, node: Any) -> tuple[list[Frame], str | None]:
         """The modules that made `node`, and its layer's name where the file gives only
@@ -150,10 +176,12 @@ class _Reader:
         scopes = _meta(node, "pkg.torch.onnx.name_scopes")
         classes = _meta(node, "pkg.torch.onnx.class_hierarchy")
         if scopes and len(scopes) == len(classes):
-            return [Frame.of(p, c) for p, c in zip(scopes[:-1], classes[:-1], strict=True)], None
+            return [Frame.of(p, c) for p, c in zip(scopes[:-1], classes[:-1], strict=True)
+                    if p not in self.merged], None
         if "/" in node.name:
             path = _path(node.name)
-            return [Frame(p, "", p == path and p not in self.modules) for p in _chain(path)], None
+            return [Frame(p, "", p == path and p not in self.modules) for p in _chain(path)
+                    if p not in self.merged], None
         return [Frame("")], re.sub(r"\W", "_", node.name).strip("_") or None
 
     def _made(self, node: Any, attrs: dict[str, Any]) -> Made:
@@ -161,8 +189,8 @@ class _Reader:
         kind = node.op_type
         const = [self.tensors.get(i) if i else None for i in node.input]
         rank = len(self.shapes.get(node.output[0], ()))  # per sample: [C, *spatial]
-        if kind == "Conv":
-            return _conv(attrs, const[1], const[2] if len(const) > 2 else None)
+        if kind in ("Conv", "ConvTranspose"):
+            return _conv(attrs, const[1], const[2] if len(const) > 2 else None, kind == "ConvTranspose")
         if kind == "Gemm":
             if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 \
                     or const[1] is None:
@@ -191,6 +219,18 @@ class _Reader:
             return view(self.shapes.get(node.input[0], ()), self.shapes.get(node.output[0], ()))
         if kind in ("Add", "Mul") and all(i in self.values for i in node.input):
             return OPS[kind.lower()]()
+        if kind == "Transpose":
+            dims = [0, *range(rank, 0, -1)] if "perm" not in attrs else attrs["perm"]
+            return _validated(OPS["permute"], {"dims": dims}) or f"Transpose to {dims}"
+        if kind in ("Split", "Slice"):
+            return self._pieces(node, attrs, const)
+        if kind == "LayerNormalization":
+            return _layer_norm(attrs, self.full.get(node.input[0], ()), const[1],
+                               const[2] if len(const) > 2 else None)
+        if kind == "Softmax":
+            return torch.nn.Softmax(dim=attrs.get("axis", -1))
+        if kind == "Gelu":
+            return torch.nn.GELU(approximate=attrs.get("approximate", "none"))
         if kind == "Concat":
             return _validated(OPS["concat"], {"dim": attrs["axis"]}) or f"Concat at axis {attrs['axis']}"
         if kind == "LeakyRelu":
@@ -205,6 +245,23 @@ class _Reader:
         if kind == "Sigmoid" and self._times_input(node):
             return torch.nn.SiLU()
         return ACTIVATIONS[kind]() if kind in ACTIVATIONS else "no netspec op"
+
+    def _pieces(self, node: Any, attrs: dict[str, Any], const: list[torch.Tensor | None]) -> Made:
+        """A Split (every piece, its outputs) or a Slice of one axis, of constant bounds (a
+        computed shape's folded), as netspec's split and slice (their dims counting the batch)."""
+        axis = attrs.get("axis", 0)
+        if node.op_type == "Split":
+            sizes = const[1].tolist() if len(const) > 1 and const[1] is not None else attrs.get("split")
+            if sizes is None:  # num_outputs equal pieces, the last shorter (torch.chunk's rule)
+                return _validated(OPS["chunk"], {"chunks": len(node.output), "dim": axis}) or "Split"
+            return _validated(OPS["split"], {"sizes": sizes, "dim": axis}) or f"Split into {sizes}"
+        bounds = [t.tolist() if t is not None else None for t in (const + [None] * 5)[1:5]]
+        if None in bounds[:2] or (bounds[2] is not None and len(bounds[2]) != 1) or len(bounds[0]) != 1:
+            return "Slice of computed or several axes"
+        n = self.full.get(node.input[0], ())[(bounds[2] or [0])[0]] if bounds[2] else 0
+        end = None if n and bounds[1][0] >= n else bounds[1][0]
+        return _validated(OPS["slice"], {"dim": (bounds[2] or [0])[0], "start": bounds[0][0], "end": end,
+                                         "step": (bounds[3] or [1])[0]}) or f"Slice {bounds}"
 
     def _axes(self, node: Any, attrs: dict[str, Any]) -> list[int] | None:
         """A reduction's axes: its second input (opset 18 on) or its `axes` attribute."""
@@ -243,8 +300,10 @@ class _Reader:
         return True
 
 
-def _conv(attrs: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
-    """ONNX Conv (weight [out, in/group, *k]) as the torch.nn conv holding its tensors."""
+def _conv(attrs: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None,
+          transposed: bool = False) -> Made:
+    """ONNX Conv (weight [out, in/group, *k]) or ConvTranspose (weight [in, out/group, *k])
+    as the torch.nn conv holding its tensors."""
     if weight is None:
         return "Conv by a computed weight"
     dims = weight.dim() - 2
@@ -252,11 +311,70 @@ def _conv(attrs: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor
     if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or pads[:dims] != pads[dims:]:
         return f"Conv with padding {attrs.get('auto_pad', 'NOTSET')} {pads} (not the same at both ends)"
     groups = attrs.get("group", 1)
-    module = getattr(torch.nn, f"Conv{dims}d")(
-        weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
+    outs, ins = (weight.shape[1] * groups, weight.shape[0]) if transposed else \
+        (weight.shape[0], weight.shape[1] * groups)
+    if transposed and attrs.get("output_shape"):
+        return "ConvTranspose of a given output_shape"
+    extra = {"output_padding": tuple(attrs.get("output_padding", [0] * dims))} if transposed else {}
+    module = getattr(torch.nn, f"ConvTranspose{dims}d" if transposed else f"Conv{dims}d")(
+        ins, outs, tuple(weight.shape[2:]),
         stride=tuple(attrs.get("strides", [1] * dims)), padding=tuple(pads[:dims]),
-        dilation=tuple(attrs.get("dilations", [1] * dims)), groups=groups, bias=bias is not None)
+        dilation=tuple(attrs.get("dilations", [1] * dims)), groups=groups, bias=bias is not None, **extra)
     return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _layer_norm(attrs: dict[str, Any], shape: tuple[int, ...], weight: torch.Tensor | None,
+                bias: torch.Tensor | None) -> Made:
+    """LayerNormalization over the axes from `axis` on of a value of `shape` (batch
+    included) as the nn.LayerNorm holding its scale and bias."""
+    axis = attrs.get("axis", -1)
+    normalized = list(shape[axis:])
+    if weight is None or not all(normalized) or list(weight.shape) != normalized:
+        return "LayerNormalization by a computed or broadcast scale"
+    eps = float(f"{attrs.get('epsilon', 1e-5):.7g}")  # a float32 attribute: 1e-05, not 9.9999997e-06
+    module = torch.nn.LayerNorm(normalized, eps=eps, bias=bias is not None)
+    return loaded(module, {"weight": weight, "bias": bias})
+
+
+def _static(model: Any) -> Any:
+    """`model` with its shapes inferred and every shape it computes that is static folded
+    to a Constant (a Shape of a value of known size, and the Gather, Div, Concat... of
+    constants after it, run by onnx's reference evaluator), so that the sizes of what it
+    feeds (a Reshape, a Slice: ShuffleNet's channel split) are inferred too."""
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    while True:
+        try:
+            model = onnx.shape_inference.infer_shapes(model)
+        except Exception as exc:  # onnx raises several kinds: say it in one line
+            raise ImportFailure(f"ONNX shape inference fails on the model: {exc}") from None
+        graph = model.graph
+        sizes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+                 for v in [*graph.input, *graph.value_info]}
+        known = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+        folded = 0
+        for k, node in enumerate(graph.node):
+            attrs = _attributes(node)
+            dims = sizes.get(node.input[0], [])[attrs.get("start", 0):attrs.get("end")] \
+                if node.op_type == "Shape" else []
+            if dims and all(dims):  # the sizes a Shape takes are known
+                value = numpy.array(dims, numpy.int64)
+            elif node.op_type != "Constant" and len(node.output) == 1 and node.input and \
+                    all(i in known for i in node.input if i):
+                run = helper.make_model(helper.make_graph(
+                    [*{i: known[i] for i in node.input if i}.values(), node], "fold", [],
+                    [helper.make_empty_tensor_value_info(node.output[0])]))
+                (value,) = ReferenceEvaluator(run).run(None, {})
+            else:
+                continue
+            graph.node[k].CopyFrom(helper.make_node("Constant", [], list(node.output), node.name,
+                                                    value=numpy_helper.from_array(value)))
+            known[node.output[0]] = graph.node[k]
+            folded += 1
+        if not folded:
+            return model
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> Made:

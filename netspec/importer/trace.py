@@ -374,10 +374,16 @@ def _parameter(node: torch.fx.Node, model: torch.nn.Module) -> Op | str:
     except AttributeError:
         return f"buffer {node.target} read by the forward (no netspec op)"
     users = list(node.users)
-    shape = list(tensor.shape)
-    if users and shape[:1] == [1] and len(shape) == len(_out(users[0])) + 1:
+    return learned(list(tensor.shape), len(_out(users[0])) if users else -1, str(node.target))
+
+
+def learned(shape: list[int], rank: int, what: str) -> Op | str:
+    """The parameter layer holding a tensor of `shape` whose first use's value has
+    per-sample `rank`: its shape less a leading 1 that stands for the batch (one more dim
+    than that value), or what to say about tensor `what`."""
+    if shape[:1] == [1] and len(shape) == rank + 1:
         shape = shape[1:]
-    return _validated(OPS["parameter"], {"shape": shape}) or f"tensor {node.target} {shape}"
+    return _validated(OPS["parameter"], {"shape": shape}) or f"tensor {what} {shape}"
 
 
 def _fresh(stem: str, scope: Scope) -> str:

@@ -277,3 +277,23 @@ class Swapping(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.swapaxes(self.fc(torch.swapaxes(x, 1, -1)), -1, 1)
+
+
+class Shuffled(nn.Module):
+    """Channels cut by `torch.split` into unequal pieces, one upsampled by a transposed conv
+    and pooled back, ShuffleNetV2's channel shuffle written out (a view to groups, a
+    transpose, a view back), then a GELU and a softmax over channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 2, 2, stride=2)
+        self.down = nn.MaxPool2d(2)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.split(self.conv(x), [2, 4], dim=1)
+        y = torch.cat([a, self.down(self.up(b))], 1)  # (N, 4, H, W)
+        n, c, h, w = y.shape
+        y = y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return torch.softmax(self.act(y), dim=1)
