@@ -439,6 +439,32 @@ def test_a_layer_run_twice_is_listed_as_shared_weights(tmp_path: Path) -> None:
         "conv: aten.conv2d.default (node conv2d_1): called again (shared weights)"]
 
 
+class Normed(nn.Module):
+    """A conv, then a layer norm of the module's own tensors over the conv's NHWC view: a
+    module holding a submodule and tensors of its own, read by a call of its forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.weight, self.bias = nn.Parameter(torch.ones(4)), nn.Parameter(torch.zeros(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.layer_norm(self.conv(x).permute(0, 2, 3, 1), (4,), self.weight, self.bias)
+
+
+@pytest.mark.parametrize(("model", "listed"), [
+    (nn.Sequential(Normed()), "0: aten.layer_norm.default (node layer_norm): reads the own tensors "
+                              "of 0, which holds modules besides (no layer holds them under their keys)"),
+    (Normed(), "(root): aten.layer_norm.default (node layer_norm): reads the model's own tensors "
+               "(no layer holds them under their keys)")], ids=["nested", "root"])
+def test_a_module_s_own_tensors_beside_its_modules_are_listed(tmp_path: Path, model: nn.Module,
+                                                               listed: str) -> None:
+    """Not as a layer called again: nothing was."""
+    with pytest.raises(ImportFailure) as caught:
+        import_file(save_program(model.eval(), tmp_path / "normed.pt2", (3, 8, 8)))
+    assert [str(u) for u in caught.value.unexpressed] == [listed]
+
+
 @pytest.mark.slow
 def test_an_onnx_model_s_tensors_read_twice_are_held_by_each_layer(tmp_path: Path) -> None:
     """ONNX keeps one initializer for equal tensors (shared weights, or a fresh model's

@@ -106,11 +106,13 @@ class Scopes:
             name = name if inner.leaf else named or (found.kind() if isinstance(found, Op) else stem)
             taken = any(e.name == name for e in scope.entries)  # a Sequential's `2` computing twice
             name = _fresh(f"call{name}" if taken and not name.isidentifier() else name, scope)
-        elif any(e.name == name for e in scope.entries):  # one module's tensors read twice
-            taken = next(e for e in scope.entries if e.name == name)
-            found = "called again (shared weights)" if taken.scope is None else \
-                f"reads the tensors of {owner}, whose forward computes more besides (no layer holds them)"
-            name = _fresh(name, scope)
+        elif not name or any(e.name == name for e in scope.entries):  # no layer can hold its tensors
+            taken = next((e for e in scope.entries if e.name == name), None)
+            found = "called again (shared weights)" if taken is not None and taken.scope is None else \
+                f"reads the own tensors of {owner}, which holds modules besides (no layer holds them " \
+                "under their keys)" if owner else "reads the model's own tensors (no layer holds them " \
+                "under their keys)"
+            name = _fresh(name or stem, scope)
         if isinstance(found, Op):
             entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), reads,
                           pieces=found.pieces() is not None)
