@@ -311,13 +311,14 @@ def test_a_layer_norm_between_permutes_and_a_scale_are_read_as_trace_reads_them(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
 @pytest.mark.parametrize("name", sorted(SMALL_NETS))
-def test_maps_cut_moved_and_scaled_from_torchscript_onnx_compute_as_onnxruntime(tmp_path: Path,
-                                                                               name: str) -> None:
+def test_maps_cut_moved_and_scaled_from_onnx_compute_as_onnxruntime(tmp_path: Path, name: str,
+                                                                   dynamo: bool) -> None:
     """Slice by a computed shape (a chunk, folded), Split, Transpose, LayerNormalization,
     Mul by an initializer, ConvTranspose, Gelu, Softmax, Reshape to a shape of Concat."""
     model, shape = small_net(name), SMALL_NETS[name]
-    matches_onnx(save_onnx(model, tmp_path / f"{name}.onnx", shape, dynamo=False), model, shape)
+    matches_onnx(save_onnx(model, tmp_path / f"{name}.onnx", shape, dynamo=dynamo), model, shape)
 
 
 def cut_and_moved_onnx(path: Path, tensors: dict[str, torch.Tensor]) -> Path:

@@ -2,13 +2,16 @@
 scopes, through `graphs.Scopes`.
 
 Each aten call of the program's graph, in the export IR (`aten.conv2d`, `aten.linear`,
-`aten.batch_norm`) or decomposed (`aten.convolution`, `aten.addmm` of a permuted weight,
-`aten._native_batch_norm_legit_no_training`, `aten.max_pool2d_with_indices`), is read as
-the torch.nn module it is the functional form of, rebuilt from its arguments with the
-tensors it reads (the lifted parameters and buffers: `ExportedProgram.state_dict` keys by
-the graph signature), or as a netspec op (`aten.add`, `aten.cat`, a view to one dim as a
-flatten). Nodes' `nn_module_stack` give the module tree; the user input's shape less the
-batch is the input shape.
+`aten.batch_norm`, `aten.layer_norm`) or decomposed (`aten.convolution`, `aten.addmm` of a
+permuted weight, `aten._native_batch_norm_legit_no_training`,
+`aten.max_pool2d_with_indices`), is read as the torch.nn module it is the functional form
+of, rebuilt from its arguments with the tensors it reads (the lifted parameters and
+buffers: `ExportedProgram.state_dict` keys by the graph signature), or as a netspec op
+(`aten.add`, `aten.cat`, `aten.permute`, `aten.transpose`, a view to one dim as a flatten;
+`aten.chunk` and `aten.split` as one layer whose getitems are its pieces). A tensor of the
+model added or multiplied in is a parameter layer (`Scopes.parameter`). Nodes'
+`nn_module_stack` give the module tree, less the modules `graphs.merged` folds into their
+parent (LayerNorm2d); the user input's shape less the batch is the input shape.
 """
 
 from __future__ import annotations

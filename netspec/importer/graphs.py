@@ -5,10 +5,12 @@ hands each computation to `Scopes.add` with where it ran (the modules, path and 
 whose forwards made it, outermost first, as far as the file says), the module whose
 tensors it holds (by their `state_dict` keys' prefix) and what it computes: a torch.nn
 module rebuilt from the call, its tensors loaded (read back by trace's `module_op`, as a
-traced module is), a netspec op, or what to say about it. The result is the `Traced` that
-`blocks` and `render` write for a torch model, with a small graph of its own (one node a
-layer: `call_module` of the layer's path) standing for the values, and `weights`: the
-tensors under the built spec's `state_dict` keys.
+traced module is), a netspec op, or what to say about it; a layer of several outputs
+(`chunk`) hands out its pieces (`piece`), and a tensor of the model read as a value is a
+parameter layer (`parameter`), first in its scope as trace puts one. The result is the
+`Traced` that `blocks` and `render` write for a torch model, with a small graph of its own
+(one node a layer: `call_module` of the layer's path) standing for the values, and
+`weights`: the tensors under the built spec's `state_dict` keys.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """`netspec import model.onnx`: an ONNX model read as trace's scopes, through `graphs.Scopes`.
 
 Each node is read as the torch.nn module it computes, rebuilt from its attributes with the
-initializers it reads (Conv, Gemm, MatMul of a constant with the Add of a constant bias
-after it, BatchNormalization, MaxPool, AveragePool, GlobalAveragePool, a ReduceMean over
-every spatial axis, Flatten, Relu and other activations), or as a netspec op (Add, Mul,
-Concat, a Reshape keeping the batch); Identity and Dropout pass their input on. Shapes come
-from ONNX's shape inference (at `--input`'s shape where given).
+initializers it reads (Conv, ConvTranspose, Gemm, MatMul of a constant with the Add of a
+constant bias after it, BatchNormalization, LayerNormalization, MaxPool, AveragePool,
+GlobalAveragePool, a ReduceMean over every spatial axis, Flatten, Softmax, Gelu, Relu and
+other activations), or as a netspec op (Add, Mul, Concat, Transpose as a permute, Split
+and a Slice of one axis, a Reshape keeping the batch); an initializer added or multiplied
+in is a parameter layer; Identity and Dropout pass their input on. Shapes come from ONNX's
+shape inference (at `--input`'s shape where given), run again after the sizes the model
+computes from static shapes are folded to constants (`_static`).
 
 Where layers sit: torch's dynamo exporter records each node's modules
 (`pkg.torch.onnx.name_scopes`, `pkg.torch.onnx.class_hierarchy`) and names initializers by
