@@ -264,6 +264,20 @@ def test_shufflenet_and_convnext_from_files_compute_as_the_files(tmp_path: Path,
 
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
+def test_shufflenet_from_dynamo_onnx_computes_as_onnxruntime(tmp_path: Path) -> None:
+    """The exporter's optimizer makes each channel split a Split of no module record: it is
+    read in the module its readers share, so each unit is one block again."""
+    from torchvision import models
+
+    model = trained(models.shufflenet_v2_x0_5())
+    path = save_onnx(model, tmp_path / "shufflenet.onnx", (3, 64, 64), dynamo=True)
+    extra = matches_onnx(path, model, (3, 64, 64))
+    assert all(key.endswith(".bias") for key in extra)
+    assert "{chunk: {chunks: 2}, name: chunk, if: has_chunk}" in import_file(path).text
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
                                   "densenet121"])
 def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path, name: str) -> None:

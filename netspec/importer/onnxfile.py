@@ -174,8 +174,9 @@ class _Reader:
 
     def _where(self, node: Any) -> tuple[list[Frame], str | None]:
         """The modules that made `node`, and its layer's name where the file gives only
-        that: the dynamo exporter's record, the TorchScript exporter's node name, or
-        (neither) the root's layer named as the node, sanitised."""
+        that: the dynamo exporter's record (for a node its optimizer made, of no record:
+        the modules all its readers' records share, but a layer), the TorchScript
+        exporter's node name, or (neither) the root's layer named as the node, sanitised."""
         scopes = _meta(node, "pkg.torch.onnx.name_scopes")
         classes = _meta(node, "pkg.torch.onnx.class_hierarchy")
         if scopes and len(scopes) == len(classes):
@@ -185,6 +186,13 @@ class _Reader:
             path = _path(node.name)
             return [Frame(p, "", p == path and p not in self.modules) for p in _chain(path)
                     if p not in self.merged], None
+        recorded = [self._where(u)[0] for o in node.output for u in self.users.get(o, [])
+                    if _meta(u, "pkg.torch.onnx.name_scopes")]
+        if recorded:  # a node the dynamo exporter's optimizer made (a Split): where its readers are
+            common = [f for f, *others in zip(*recorded, strict=False) if all(o == f for o in others)]
+            while common and common[-1].leaf:
+                common.pop()
+            return common, None
         return [Frame("")], re.sub(r"\W", "_", node.name).strip("_") or None
 
     def _made(self, node: Any, attrs: dict[str, Any]) -> Made:
