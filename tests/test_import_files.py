@@ -312,6 +312,26 @@ def test_maps_cut_moved_and_scaled_from_a_program_compute_as_the_program(tmp_pat
     matches_program(save_program(model, tmp_path / f"{name}.pt2", shape), model, shape)
 
 
+def test_multihead_attention_from_a_program_is_one_layer(tmp_path: Path) -> None:
+    """torch's nn.MultiheadAttention, decomposed in the program, is read back whole where it
+    is batch-first self-attention (its attention weights unread)."""
+    model = small_net("Attending")
+    path = save_program(model, tmp_path / "attending.pt2", (6, 8))
+    matches_program(path, model, (6, 8))
+    assert "{multihead_attention: {heads: 2, state_dict: torch}, name: attn}" in import_file(path).text
+
+
+def test_masked_multihead_attention_from_a_program_is_listed(tmp_path: Path) -> None:
+    """Its calls read the mask too: they are read one by one, and what no op computes is
+    listed (the mask's comparison among them)."""
+    from importing.nets import Attending
+
+    path = save_program(trained(Attending(masked=True)), tmp_path / "masked.pt2", (6, 8))
+    with pytest.raises(ImportFailure) as caught:
+        import_file(path)
+    assert "(root): aten.lt.Scalar (node lt): no netspec op" in [str(u) for u in caught.value.unexpressed]
+
+
 def test_a_layer_norm_between_permutes_and_a_scale_are_read_as_trace_reads_them(tmp_path: Path) -> None:
     """The norm's module, which makes the permutes too, is a layer named as it in its
     parent's scope, holding its keys; the scale is a parameter layer, first in its scope:

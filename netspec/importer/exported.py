@@ -76,6 +76,7 @@ class _Reader:
         self.held = held
         self.values: dict[torch.fx.Node, torch.fx.Node] = {}
         self.merged = _merged(self.graph, self.keys)
+        self.whole = _whole(self.graph, self.keys)
         root = next((next(iter(n.meta["nn_module_stack"].values()))[1] for n in self.graph.nodes
                      if n.meta.get("nn_module_stack")), "")
         self.scopes = Scopes(_class(root))
@@ -101,6 +102,13 @@ class _Reader:
 
     def _call(self, node: torch.fx.Node) -> None:
         target = node.target
+        if node in self.whole:  # a call of nn.MultiheadAttention: one layer, made at its output
+            path, calls, given = self.whole[node]
+            if node is calls[-1] and given in self.values:
+                self.values[node] = self.scopes.add(
+                    self._stack(node), path, self._attention(path, calls), [self.values[given]],
+                    ([_shape(given)], _shape(node)), "attention", f"{path}'s calls (node {node.name})")
+            return
         if target is operator.getitem:  # (out, mean, invstd)[0] of a batch norm, a pool's values
             whole = node.args[0]
             if self.values.get(whole) in self.scopes.pieces:  # x1, x2 = x.chunk(2, 1)
@@ -154,6 +162,20 @@ class _Reader:
         """The modules whose forwards made `node`, outermost first, less those merged into
         their parent (`_merged`)."""
         return [f for f in _stack(node) if f.path not in self.merged]
+
+    def _attention(self, path: str, calls: list[torch.fx.Node]) -> Made:
+        """torch's nn.MultiheadAttention at `path`, from its calls: self-attention over
+        [N, T, E] (its first call `x.transpose(1, 0)`: batch_first) of E / head_dim heads,
+        head_dim the last size of the first 3-d view, `q.view(T, N * heads, head_dim)`."""
+        weight = self.held.get(f"{path}.in_proj_weight")
+        views = [_full(n) for n in calls if "view" in str(n.target) and len(_full(n)) == 3]
+        first = calls[0]
+        if weight is None or not views or \
+                not ("transpose" in str(first.target) and set(first.args[1:]) == {0, 1}):
+            return "nn.MultiheadAttention other than batch-first self-attention of one in_proj_weight"
+        module = torch.nn.MultiheadAttention(weight.shape[1], weight.shape[1] // views[0][-1],
+                                             bias=f"{path}.in_proj_bias" in self.held, batch_first=True)
+        return loaded(module, {k: self.held.get(f"{path}.{k}") for k in module.state_dict()})
 
     def _made(self, name: str, args: dict[str, Any], node: torch.fx.Node) -> Steps:
         """The layers computing the call `name(**args)` (one, but a mean over space without
@@ -270,6 +292,35 @@ def _merged(graph: torch.fx.Graph, keys: dict[torch.fx.Node, str]) -> set[str]:
             {keys[n].rpartition(".")[0] for n in node.all_input_nodes if n in keys}
         calls.append((_stack(node), owners))
     return merged(calls)
+
+
+def _whole(graph: torch.fx.Graph, keys: dict[torch.fx.Node, str]
+           ) -> dict[torch.fx.Node, tuple[str, list[torch.fx.Node], torch.fx.Node]]:
+    """The calls of each torch.nn.MultiheadAttention the program runs as self-attention
+    (its calls read one value of the program, the query, key and value at once, and one
+    of them is read after: the output; the attention weights nobody reads), each mapped
+    to (its path, its calls in order, the value they read)."""
+    groups: dict[str, list[torch.fx.Node]] = {}
+    for node in graph.nodes:
+        frames = _stack(node)
+        if node.op == "call_function" and frames and \
+                frames[-1].cls == "torch.nn.modules.activation.MultiheadAttention":
+            groups.setdefault(frames[-1].path, []).append(node)
+    found = {}
+    for path, calls in groups.items():
+        inside = set(calls)
+        given = {n for c in calls for n in c.all_input_nodes if n not in inside and n not in keys}
+        out = [c for c in calls if any(u not in inside for u in c.users)]
+        if len(given) == 1 and len(out) == 1:
+            ordered = [c for c in calls if c is not out[0]] + out
+            found.update({c: (path, ordered, next(iter(given))) for c in calls})
+    return found
+
+
+def _full(node: Any) -> tuple[int, ...]:
+    """A value's shape, batch included."""
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(int(d) for d in value.shape) if isinstance(value, torch.Tensor) else ()
 
 
 def _module_form(name: str, args: dict[str, Any]) -> Made:
