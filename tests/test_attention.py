@@ -1,5 +1,6 @@
-"""multihead_attention and Swin's window_attention compute attention as their definitions do,
-and cost what torch counts; sinusoidal_positions is the original transformer's table.
+"""multihead_attention, Swin's window_attention and MaxViT's relative_attention compute
+attention as their definitions do, and cost what torch counts; sinusoidal_positions is the
+original transformer's table.
 
 The op tables (tests/test_op_tables.py) hold its shapes, parameters and MACs to torch's
 nn.MultiheadAttention and to attention written out from its papers
@@ -14,7 +15,13 @@ from typing import Any
 
 import pytest
 import torch
-from op_harness import WrittenOutAttention, WrittenOutWindowAttention, sinusoid_table, spec_for
+from op_harness import (
+    WrittenOutAttention,
+    WrittenOutRelativeAttention,
+    WrittenOutWindowAttention,
+    sinusoid_table,
+    spec_for,
+)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -176,6 +183,55 @@ def test_window_attention_holds_torchvision_s_state_and_function(args, shape):
                                     pair(args.get("shift", 0)), args["heads"],
                                     qkv_bias=args.get("bias", True),
                                     proj_bias=args.get("bias", True)).eval()
+    layer = ours.get_submodule("attn1")
+    assert list(layer.state_dict()) == list(theirs.state_dict())
+    assert torch.equal(layer.relative_position_index, theirs.relative_position_index)
+    layer.load_state_dict(theirs.state_dict())
+    (x,) = _inputs((shape,), batch=2)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+PARTITIONS: list[tuple[dict[str, Any], Shape]] = [
+    ({"heads": 2}, (3, 16, 8)),
+    ({"heads": 1}, (2, 9, 6)),
+    ({"heads": 3, "bias": False}, (4, 4, 12)),
+    ({"heads": 2}, (2, 3, 4, 8)),  # partitions in two leading dims
+]
+
+
+def _relative_model(args: dict[str, Any], shape: Shape) -> tuple[nn.Module, Any]:
+    spec = netspec.load(spec_for("relative_attention", args, [shape]))
+    return netspec.build(spec, seed=0).eval(), netspec.check(spec)
+
+
+@pytest.mark.parametrize(("args", "shape"), PARTITIONS, ids=str)
+def test_relative_attention_computes_the_written_out_definition(args, shape):
+    ours, report = _relative_model(args, shape)
+    layer = ours.get_submodule("attn1")
+    reference = WrittenOutRelativeAttention(args, (shape,)).eval()
+    with torch.no_grad():
+        reference.table.copy_(layer.relative_position_bias_table)
+        reference.qkv.load_state_dict(layer.to_qkv.state_dict())
+        reference.proj.load_state_dict(layer.merge.state_dict())
+        (x,) = _inputs((shape,), batch=2)
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+        meta = ours.to("meta")
+        with FlopCounterMode(display=False) as counter:
+            meta(x.to("meta"))
+    assert counter.get_total_flops() == 2 * 2 * report.macs
+
+
+@pytest.mark.needs("torchvision")
+@pytest.mark.parametrize(("args", "shape"), [  # torchvision's: biased, [N, G, P, D]
+    (args, shape) for args, shape in PARTITIONS if args.get("bias", True) and len(shape) == 3],
+    ids=str)
+def test_relative_attention_holds_torchvision_s_state_and_function(args, shape):
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    ours, _ = _relative_model(args, shape)
+    theirs = RelativePositionalMultiHeadAttention(shape[-1], shape[-1] // args["heads"],
+                                                  shape[-2]).eval()
     layer = ours.get_submodule("attn1")
     assert list(layer.state_dict()) == list(theirs.state_dict())
     assert torch.equal(layer.relative_position_index, theirs.relative_position_index)
