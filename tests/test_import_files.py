@@ -174,7 +174,8 @@ def matches_onnx(path: Path, model: nn.Module, shape: tuple[int, ...]) -> set[st
     theirs = set(model.state_dict())
     named = {t.name for t in onnx.load(str(path)).graph.initializer} & theirs
     # a tensor the model reads as a value is a parameter layer's `weight`, of a leading 1
-    assert named and named <= {k if k in theirs else k.removesuffix(".weight") for k in net.state_dict()}
+    assert (named or not theirs) and \
+        named <= {k if k in theirs else k.removesuffix(".weight") for k in net.state_dict()}
     session = ort.InferenceSession(str(path))
     x = batch(shape)
     (want,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
@@ -292,7 +293,8 @@ def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path,
                  (3, 64, 64))
 
 
-SMALL_NETS = {"Halves": (4, 8, 8), "Reordered": (3, 8, 8), "Scaled": (3, 8, 8), "Shuffled": (3, 8, 8)}
+SMALL_NETS = {"Halves": (4, 8, 8), "Reordered": (3, 8, 8), "Scaled": (3, 8, 8), "Shuffled": (3, 8, 8),
+              "Thirds": (5, 4, 4)}
 """Small nets of tests/importing/nets.py that cut, move and scale maps, and their inputs."""
 
 
@@ -307,7 +309,8 @@ def test_maps_cut_moved_and_scaled_from_a_program_compute_as_the_program(tmp_pat
                                                                         name: str) -> None:
     """aten.chunk and its pieces (Halves), permute and transpose (Reordered), a layer norm
     between permutes and a tensor of the model read as a value (Scaled: ConvNeXt's), a split,
-    a channel shuffle written out, a transposed conv, GELU and softmax (Shuffled)."""
+    a channel shuffle written out, a transposed conv, GELU and softmax (Shuffled), a split by
+    length (Thirds)."""
     model, shape = small_net(name), SMALL_NETS[name]
     matches_program(save_program(model, tmp_path / f"{name}.pt2", shape), model, shape)
 

@@ -297,3 +297,12 @@ class Shuffled(nn.Module):
         n, c, h, w = y.shape
         y = y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
         return torch.softmax(self.act(y), dim=1)
+
+
+class Thirds(nn.Module):
+    """Channels cut into pieces of a given length by `x.split(2, dim=1)` (the last shorter)
+    and concatenated in another order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, c = x.split(2, dim=1)
+        return torch.cat([c, a, b], 1)
