@@ -101,10 +101,10 @@ class _MaxPool(_Pool):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        """torch's 2-d and 3-d kernels return the indices with or without a gradient to
-        come; its 1-d kernel without one makes none (under a dispatch mode, as
-        MemTracker's, it takes the 2-d kernel and makes them)."""
-        return 0 if self.dims == 1 else returned_anyway(self, x, y, needs_input_grad, trainable)
+        """torch's kernels return the indices with or without a gradient to come; but its
+        1-d kernel on the CPU, which without one makes none, unless a dispatch mode is on
+        (MemTracker's): counted, an upper bound there, as on CUDA."""
+        return returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(kernel_size=self.kernel_size(), stride=self.stride_size(),
