@@ -26,7 +26,7 @@ import torch.fx
 
 from netspec.importer.errors import ImportFailure
 from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, merged, view
-from netspec.importer.trace import Traced, _modules, _validated
+from netspec.importer.trace import Traced, functional_modules, validated_op
 from netspec.ops import OPS
 
 PASS = {"clone", "contiguous", "alias", "detach", "dropout", "lift_fresh_copy"}
@@ -203,7 +203,7 @@ class _Reader:
                 isinstance(args[k], torch.fx.Node) and args[k] in self.values for k in ("self", "other")):
             return OPS[name]()
         if name == "cat":
-            return _validated(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
+            return validated_op(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
         if name in ("view", "reshape", "_unsafe_view"):
             return view(_shape(args["self"]), _shape(node))
         if name in ("permute", "transpose", "chunk", "split", "split_with_sizes"):
@@ -269,7 +269,7 @@ def _reshaped(name: str, args: dict[str, Any]) -> Made:
              "transpose": {"dim0": args.get("dim0"), "dim1": args.get("dim1")},
              "chunk": {"chunks": args.get("chunks"), "dim": dim},
              "split": {"sizes": args.get("split_sizes"), "dim": dim}}[kind]
-    return _validated(OPS[kind], given) or f"{kind} {given}"
+    return validated_op(OPS[kind], given) or f"{kind} {given}"
 
 
 def _layer_norm(args: dict[str, Any], weight: torch.Tensor | None, bias: torch.Tensor | None) -> Made:
@@ -327,7 +327,7 @@ def _module_form(name: str, args: dict[str, Any]) -> Made:
     """The torch.nn module of the functional call `name(x, **args)` (`relu`, `max_pool2d`,
     `adaptive_avg_pool2d`, `flatten`, `_softmax`), its arguments bound by name to the
     module's; what to say where there is none, or an argument has no place in it."""
-    cls = _modules().get(name.lstrip("_"))
+    cls = functional_modules().get(name.lstrip("_"))
     if cls is None:
         return "no netspec op"
     params = set(inspect.signature(cls.__init__).parameters) - {"self"}

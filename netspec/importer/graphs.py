@@ -28,12 +28,12 @@ from netspec.importer.trace import (
     Entry,
     Scope,
     Traced,
-    _chain,
-    _fresh,
-    _own_tensors_first,
-    _validated,
+    fresh_name,
     learned,
     module_op,
+    own_tensors_first,
+    scope_chain,
+    validated_op,
 )
 from netspec.ops import OPS, Op
 
@@ -107,14 +107,14 @@ class Scopes:
         if owner is None:  # a torch.nn layer's name, else the op's (`add`, `add_1`)
             name = name if inner.leaf else named or (found.kind() if isinstance(found, Op) else stem)
             taken = any(e.name == name for e in scope.entries)  # a Sequential's `2` computing twice
-            name = _fresh(f"call{name}" if taken and not name.isidentifier() else name, scope)
+            name = fresh_name(f"call{name}" if taken and not name.isidentifier() else name, scope)
         elif not name or any(e.name == name for e in scope.entries):  # no layer can hold its tensors
             taken = next((e for e in scope.entries if e.name == name), None)
             found = "called again (shared weights)" if taken is not None and taken.scope is None else \
                 f"reads the own tensors of {owner}, which holds modules besides (no layer holds them " \
                 "under their keys)" if owner else "reads the model's own tensors (no layer holds them " \
                 "under their keys)"
-            name = _fresh(name or stem, scope)
+            name = fresh_name(name or stem, scope)
         if isinstance(found, Op):
             entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), reads,
                           pieces=found.pieces() is not None)
@@ -136,7 +136,7 @@ class Scopes:
         path, name = self.pieces[whole]
         node = self.graph.create_node("call_function", operator.getitem, (whole, index))
         self._scopes[path].made[node] = f"{name}.{index}"
-        for at in _chain(path):
+        for at in scope_chain(path):
             self._scopes[at].inside.add(node)
         return node
 
@@ -148,7 +148,7 @@ class Scopes:
         path, name = key.rpartition(".")[0], key.rpartition(".")[2]
         scope = self._scope(path, {f.path: f.cls for f in stack})
         found = learned(list(tensor.shape), rank, key)
-        name = _fresh(name, scope)
+        name = fresh_name(name, scope)
         node = self.graph.create_node("call_module", f"{path}.{name}" if path else name, ())
         if isinstance(found, Op):
             entry = Entry(name, found.kind(), found.model_dump(by_alias=True, exclude={"op"}), [])
@@ -164,7 +164,7 @@ class Scopes:
     def _put(self, node: torch.fx.Node, entry: Entry, path: str, scope: Scope) -> None:
         scope.entries.append(entry)
         scope.made[node] = entry.name
-        for at in _chain(path):
+        for at in scope_chain(path):
             self._scopes[at].inside.add(node)
 
     def holds(self, owner: str) -> bool:
@@ -197,7 +197,7 @@ class Scopes:
         numbered children, else one class per set of children's names."""
         self.graph.output(output)
         for scope in self._scopes.values():
-            _own_tensors_first(scope, self.input)
+            own_tensors_first(scope, self.input)
         shapes: dict[tuple[str, ...], str] = {}
         for scope in self._scopes.values():
             if scope.cls:
@@ -238,7 +238,7 @@ def view(given: tuple[int, ...], wanted: tuple[int, ...]) -> Made:
     """A view keeping the batch: a flatten where it makes one dim of all, else a reshape."""
     if len(wanted) == 1 and len(given) > 1 and math.prod(given) == wanted[0]:
         return torch.nn.Flatten()
-    return _validated(OPS["reshape"], {"shape": list(wanted)}) or f"view to {list(wanted)}"
+    return validated_op(OPS["reshape"], {"shape": list(wanted)}) or f"view to {list(wanted)}"
 
 
 def all_spatial(dims: Any, rank: int) -> bool:

@@ -31,7 +31,7 @@ import torch.fx
 
 from netspec.importer.errors import ImportFailure
 from netspec.importer.graphs import Frame, Made, Scopes, Steps, all_spatial, global_mean, loaded, merged, view
-from netspec.importer.trace import Traced, _chain, _validated
+from netspec.importer.trace import Traced, scope_chain, validated_op
 from netspec.ops import OPS
 
 ACTIVATIONS = {"Relu": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh,
@@ -94,7 +94,7 @@ class _Reader:
             for name in node.input:
                 self.users.setdefault(name, []).append(node)
         paths = [_path(n.name) for n in self.graph.node if "/" in n.name]
-        self.modules = {p for path in paths for p in _chain(path)[:-1]}
+        self.modules = {p for path in paths for p in scope_chain(path)[:-1]}
         """Paths holding another module or computation: not a layer (TorchScript exporter)."""
         self.merged: set[str] = set()
         self.merged = merged([(self._where(n)[0], {i.rpartition(".")[0] for i in n.input
@@ -184,7 +184,7 @@ class _Reader:
                     if p not in self.merged], None
         if "/" in node.name:
             path = _path(node.name)
-            return [Frame(p, "", p == path and p not in self.modules) for p in _chain(path)
+            return [Frame(p, "", p == path and p not in self.modules) for p in scope_chain(path)
                     if p not in self.merged], None
         recorded = [self._where(u)[0] for o in node.output for u in self.users.get(o, [])
                     if _meta(u, "pkg.torch.onnx.name_scopes")]
@@ -232,7 +232,7 @@ class _Reader:
             return OPS[kind.lower()]()
         if kind == "Transpose":
             dims = [0, *range(rank, 0, -1)] if "perm" not in attrs else attrs["perm"]
-            return _validated(OPS["permute"], {"dims": dims}) or f"Transpose to {dims}"
+            return validated_op(OPS["permute"], {"dims": dims}) or f"Transpose to {dims}"
         if kind in ("Split", "Slice"):
             return self._pieces(node, attrs, const)
         if kind == "LayerNormalization":
@@ -243,7 +243,7 @@ class _Reader:
         if kind == "Gelu":
             return torch.nn.GELU(approximate=attrs.get("approximate", "none"))
         if kind == "Concat":
-            return _validated(OPS["concat"], {"dim": attrs["axis"]}) or f"Concat at axis {attrs['axis']}"
+            return validated_op(OPS["concat"], {"dim": attrs["axis"]}) or f"Concat at axis {attrs['axis']}"
         if kind == "LeakyRelu":
             return torch.nn.LeakyReLU(attrs.get("alpha", 0.01))
         if kind == "Clip":  # its bounds: inputs from opset 11, attributes before
@@ -264,14 +264,14 @@ class _Reader:
         if node.op_type == "Split":
             sizes = const[1].tolist() if len(const) > 1 and const[1] is not None else attrs.get("split")
             if sizes is None:  # num_outputs equal pieces, the last shorter (torch.chunk's rule)
-                return _validated(OPS["chunk"], {"chunks": len(node.output), "dim": axis}) or "Split"
-            return _validated(OPS["split"], {"sizes": sizes, "dim": axis}) or f"Split into {sizes}"
+                return validated_op(OPS["chunk"], {"chunks": len(node.output), "dim": axis}) or "Split"
+            return validated_op(OPS["split"], {"sizes": sizes, "dim": axis}) or f"Split into {sizes}"
         bounds = [t.tolist() if t is not None else None for t in (const + [None] * 5)[1:5]]
         if None in bounds[:2] or (bounds[2] is not None and len(bounds[2]) != 1) or len(bounds[0]) != 1:
             return "Slice of computed or several axes"
         n = self.full.get(node.input[0], ())[(bounds[2] or [0])[0]] if bounds[2] else 0
         end = None if n and bounds[1][0] >= n else bounds[1][0]
-        return _validated(OPS["slice"], {"dim": (bounds[2] or [0])[0], "start": bounds[0][0], "end": end,
+        return validated_op(OPS["slice"], {"dim": (bounds[2] or [0])[0], "start": bounds[0][0], "end": end,
                                          "step": (bounds[3] or [1])[0]}) or f"Slice {bounds}"
 
     def _axes(self, node: Any, attrs: dict[str, Any]) -> list[int] | None:

@@ -130,7 +130,7 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
         if node.target is operator.getitem and node.args[0] in pieces:  # x1, x2 = x.chunk(2, 1)
             path, name = pieces[node.args[0]]  # type: ignore[index]
             scopes[path].made[node] = f"{name}.{node.args[1]}"
-            for at in _chain(path):
+            for at in scope_chain(path):
                 scopes[at].inside.add(node)
             continue
         if node.meta.get("absorbed"):
@@ -144,10 +144,10 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
             missing.append(entry.missing)
         scope.entries.append(entry)
         scope.made[node] = entry.name
-        for at in _chain(path):
+        for at in scope_chain(path):
             scopes[at].inside.add(node)
     for scope in scopes.values():
-        _own_tensors_first(scope, placeholders[0])
+        own_tensors_first(scope, placeholders[0])
     if isinstance(output, torch.fx.Node) and _returned_tuple(output):
         output = output.args
     outputs = tuple(output) if isinstance(output, tuple) else (output,)
@@ -173,7 +173,7 @@ def _trace(model: torch.nn.Module) -> torch.fx.Graph:
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
-def _own_tensors_first(scope: Scope, input: torch.fx.Node) -> None:
+def own_tensors_first(scope: Scope, input: torch.fx.Node) -> None:
     """Put a scope's layers that read no value first (parameter layers: its module's own
     tensors, in torch's order of `state_dict` keys, a module's own before its children's;
     or --partial's placeholders of a buffer), each reading the scope's first input (the
@@ -203,8 +203,8 @@ def _unread(model: torch.nn.Module, graph: torch.fx.Graph) -> list[Unexpressed]:
     unread: dict[str, None] = {}
     for key in model.state_dict():
         owner = key.rpartition(".")[0]
-        if key not in fetched and not called.intersection(_chain(owner)[1:]):
-            unread.setdefault(next((p for p in _chain(owner)[1:] if not any(
+        if key not in fetched and not called.intersection(scope_chain(owner)[1:]):
+            unread.setdefault(next((p for p in scope_chain(owner)[1:] if not any(
                 c == p or c.startswith(p + ".") for c in called)), owner))
     return [Unexpressed(path, "holds tensors the traced forward never reads") for path in unread]
 
@@ -310,7 +310,7 @@ def _merged(model: torch.nn.Module, graph: torch.fx.Graph) -> set[str]:
     return found
 
 
-def _chain(path: str) -> list[str]:
+def scope_chain(path: str) -> list[str]:
     """"" and every scope from the root down to `path`: "", "layer1", "layer1.0"."""
     parts = path.split(".") if path else []
     return ["", *(".".join(parts[:k]) for k in range(1, len(parts) + 1))]
@@ -324,7 +324,7 @@ def _scope(scopes: dict[str, Scope], path: str, model: torch.nn.Module) -> Scope
         scope = Scope(path, type(model.get_submodule(module)).__qualname__)
         scopes[path] = scope
         name = path.rpartition(".")[2]
-        parent.entries.append(Entry(_fresh(name.replace("@", "_"), parent) if call else name,
+        parent.entries.append(Entry(fresh_name(name.replace("@", "_"), parent) if call else name,
                                     "", {}, [], scope))
     return scopes[path]
 
@@ -337,7 +337,7 @@ def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope, merged: se
         base, _, call = (calls[-1] if calls else "").rpartition("@")
         name = str(node.target).rpartition(".")[2]
         if base and call:  # a stateless module called again: a layer of its own, no tensors
-            name = _fresh(f"{name}_{call}" if name.isidentifier() else f"call{name}_{call}", scope)
+            name = fresh_name(f"{name}_{call}" if name.isidentifier() else f"call{name}_{call}", scope)
         if base and call and any(True for _ in module.parameters()):
             return _missing(reads, name, scope, f"{type(module).__name__} called again (shared weights)")
         if not hasattr(node.meta.get("tensor_meta"), "shape"):  # a tuple of values
@@ -347,14 +347,14 @@ def _entry(node: torch.fx.Node, model: torch.nn.Module, scope: Scope, merged: se
         found = module_op(module, _in(node), _out(node))
     elif node.op == "get_attr":
         found = _parameter(node, model)
-        name = _fresh(str(node.target).rpartition(".")[2], scope)
+        name = fresh_name(str(node.target).rpartition(".")[2], scope)
     else:
         found = _function_op(node)
         own = _own(node)
         if own in merged and any(n.meta.get("absorbed") for n in node.all_input_nodes):
             name = own.rpartition(".")[2]  # the module's own tensors: its name, its keys
         else:
-            name = _fresh(found.kind() if isinstance(found, Op) else str(found), scope)
+            name = fresh_name(found.kind() if isinstance(found, Op) else str(found), scope)
     if isinstance(found, Op):
         args = found.model_dump(by_alias=True, exclude={"op"})
         return Entry(name, found.kind(), args, reads, pieces=found.pieces() is not None)
@@ -368,7 +368,7 @@ def _missing(reads: list[torch.fx.Node], name: str, scope: Scope, what: str) -> 
 def _parameter(node: torch.fx.Node, model: torch.nn.Module) -> Op | str:
     """A module's own tensor read in its forward (ConvNeXt's layer_scale) as a parameter
     layer of its shape, less a leading 1 where that stands for the batch (the tensor has
-    the rank of its first use's value). It reads no value yet (`_own_tensors_first`)."""
+    the rank of its first use's value). It reads no value yet (`own_tensors_first`)."""
     try:
         tensor = model.get_parameter(str(node.target))
     except AttributeError:
@@ -383,10 +383,10 @@ def learned(shape: list[int], rank: int, what: str) -> Op | str:
     than that value), or what to say about tensor `what`."""
     if shape[:1] == [1] and len(shape) == rank + 1:
         shape = shape[1:]
-    return _validated(OPS["parameter"], {"shape": shape}) or f"tensor {what} {shape}"
+    return validated_op(OPS["parameter"], {"shape": shape}) or f"tensor {what} {shape}"
 
 
-def _fresh(stem: str, scope: Scope) -> str:
+def fresh_name(stem: str, scope: Scope) -> str:
     """`add`, then `add_1`, `add_2` in one scope."""
     stem = re.sub(r"\W", "_", stem) or "value"
     taken = {e.name for e in scope.entries}
@@ -434,7 +434,7 @@ def module_op(module: torch.nn.Module, x: list[tuple[int, ...]], y: tuple[int, .
     refused = " (no netspec op)"
     for op_cls in [foreign] if foreign else [c for c in LAYER_OPS if c.torch_class == cls.__name__]:
         args = op_cls.from_torch(module)
-        op = _validated(op_cls, args)
+        op = validated_op(op_cls, args)
         if op is None:
             refused = f": {op_cls.kind()} does not take {args}"
             continue
@@ -480,7 +480,7 @@ def _one(value: Any) -> Any:
     return value
 
 
-def _validated(cls: type[Op], args: dict[str, Any]) -> Op | None:
+def validated_op(cls: type[Op], args: dict[str, Any]) -> Op | None:
     """The op of `args`, with a list of equal sizes written as one (`kernel: 3`) where the
     op takes that, else as they are; None if the op refuses them."""
     short = {k: v[0] if isinstance(v, list) and v and len(set(v)) == 1 else v
@@ -563,7 +563,7 @@ def _call_op(cls: type[Op], node: torch.fx.Node) -> Op | str:
                                                           if k in call.kwargs}
     if set(node.kwargs) - set(call.kwargs) or len(extra) > len(call.kwargs):
         return f"{getattr(node.target, '__name__', node.target)} with arguments {cls.kind()} has not"
-    return _validated(cls, args) or f"{cls.kind()}({args})"
+    return validated_op(cls, args) or f"{cls.kind()}({args})"
 
 
 def _holds_values(arg: Any) -> bool:
@@ -578,19 +578,19 @@ def _drop_path(args: dict[str, Any]) -> Op | str:
     (mode "row"; "batch" drops the whole batch, which no op does)."""
     if args.get("mode") != "row":
         return f"stochastic_depth with mode {args.get('mode')!r} (drop_path is mode 'row')"
-    return _validated(OPS["drop_path"], {"p": args["p"]}) or f"stochastic_depth p={args['p']}"
+    return validated_op(OPS["drop_path"], {"p": args["p"]}) or f"stochastic_depth p={args['p']}"
 
 
 def _channel_shuffle(args: dict[str, Any]) -> Op | str:
     """torchvision's ShuffleNetV2 `channel_shuffle(x, groups)`: nn.ChannelShuffle's."""
-    return _validated(OPS["channel_shuffle"], {"groups": args["groups"]}) or \
+    return validated_op(OPS["channel_shuffle"], {"groups": args["groups"]}) or \
         f"channel_shuffle groups={args['groups']}"
 
 
 def _chunks(args: dict[str, Any]) -> Op | str:
     """`torch.chunk(x, chunks, dim)`, `x.chunk(...)`: every piece, each read as `name.k`."""
     args = {"dim": 0} | args
-    return _validated(OPS["chunk"], args) or f"chunk {args}"
+    return validated_op(OPS["chunk"], args) or f"chunk {args}"
 
 
 FOREIGN = {"torchvision.ops.stochastic_depth.stochastic_depth": _drop_path,
@@ -628,7 +628,7 @@ nn.Flatten at 1)."""
 def _module_form(name: str, fn: Any, node: torch.fx.Node) -> torch.nn.Module | str:
     """The torch.nn module computing what the call `name(x, ...)` does (`F.relu`,
     `torch.flatten`, `x.sigmoid()`), or what to say when there is none."""
-    cls = _modules().get(name)
+    cls = functional_modules().get(name)
     if cls is None:
         return " (no netspec op)"
     if any(isinstance(a, torch.fx.Node) and not a.meta.get("absorbed")
@@ -669,7 +669,7 @@ def _tensors(held: dict[str, torch.fx.Node]) -> dict[str, tuple[int, ...]]:
             if str(n.target).rpartition(".")[2] == k and "tensor_meta" in n.meta}
 
 
-def _modules() -> dict[str, type[torch.nn.Module]]:
+def functional_modules() -> dict[str, type[torch.nn.Module]]:
     """torch.nn classes the ops compile to, by their functions' names: `relu` (ReLU),
     `leaky_relu`, `adaptive_avg_pool2d`, `max_pool2d`, `flatten`."""
     table: dict[str, type[torch.nn.Module]] = {}
