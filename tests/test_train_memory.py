@@ -375,6 +375,11 @@ BACKWARDS = {
         {"prelu": {}, "name": "t0"}, {"maxpool1d": 3, "name": "b0"},
         {"center_crop": [12], "name": "b1", "from": "t0"}, {"concat": None, "from": ["b1", "b0"]},
         "flatten", {"linear": 4}]},
+    # a crop narrows the dims it cuts, each narrow's backward a tensor (none for the rows)
+    "a crop of one dim of two": {"name": "t", "input": [5, 18, 3], "layers": [
+        {"prelu": {}}, {"center_crop": [18, 1]}, "flatten", {"linear": 4}]},
+    "a crop of two dims": {"name": "t", "input": [4, 20, 24], "layers": [
+        {"prelu": {}}, {"center_crop": [12, 10]}, "flatten", {"linear": 4}]},
     # a frozen scale: its product's backward makes the normalised gradient, keeps nothing
     "a frozen rms norm": {"name": "t", "input": [6, 64], "layers": [
         {"prelu": {}}, {"rmsnorm": {}, "frozen": True}, {"linear": 3}]},

@@ -9,10 +9,11 @@ import torch.utils.checkpoint
 
 def center_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """The middle `size` of `x`'s spatial dims (`[N, C, *S] -> [N, C, *size]`), starting at
-    floor((S - size) / 2) in each."""
+    floor((S - size) / 2) in each. A dim already of its size is left alone: narrowing it
+    would cost the backward a tensor of the input's size."""
     for dim, target in enumerate(size, start=2):
-        start = (x.shape[dim] - target) // 2
-        x = x.narrow(dim, start, target)
+        if x.shape[dim] != target:
+            x = x.narrow(dim, (x.shape[dim] - target) // 2, target)
     return x
 
 

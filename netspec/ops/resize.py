@@ -8,6 +8,8 @@ center_crop: `[C, *S] -> [C, *target]`, the target being `size` or a second inpu
 """
 
 
+import itertools
+import math
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
@@ -20,6 +22,7 @@ from netspec.ops.base import (
     Op,
     PosFloat,
     PosInts,
+    Scratch,
     ShapeError,
     Tensor,
     TorchCall,
@@ -218,6 +221,16 @@ class CenterCrop(Op):
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """A second input gives the size only."""
         return (True, False)[:inputs]
+
+    def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                         trainable: bool) -> Scratch:
+        """One narrow per cropped dim: their backwards, last first, each pad the gradient
+        back to one more dim's full size, the one before held until it is made."""
+        shape, sizes = list(y), []
+        for dim in reversed([d for d in range(1, len(y)) if y[d] != x[0][d]]):
+            shape[dim] = x[0][dim]
+            sizes.append(math.prod(shape))
+        return Scratch(floats=max((a + b for a, b in itertools.pairwise(sizes)), default=0))
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         from netspec.backends import functional
