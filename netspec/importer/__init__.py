@@ -66,7 +66,7 @@ def import_file(path: str | Path, shape: tuple[int, ...] | None = None, *, parti
         raise ImportFailure(f"{path}: netspec import reads .pt2 and .onnx files "
                             f"(or MODULE:CALLABLE), not {path.suffix or 'a file without a suffix'}")
     if not path.is_file():
-        raise ImportFailure(f"{path}: no such file")
+        raise ImportFailure(f"{path}: " + ("a folder, not a file" if path.is_dir() else "no such file"))
     reader = importlib.import_module(f"netspec.importer.{front}")
     try:  # an ONNX model's shapes are inferred (at `shape` where given); a program's are in it
         scopes, traced, own = reader.read(path, shape) if front == "onnxfile" else reader.read(path)

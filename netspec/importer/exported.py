@@ -17,6 +17,7 @@ parent (LayerNorm2d); the user input's shape less the batch is the input shape.
 from __future__ import annotations
 
 import inspect
+import logging
 import operator
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,17 @@ ConvNeXt's `layer_scale * x`)."""
 def read(path: Path) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
     """The program saved at `path`, as scopes; its input's per-sample shape (None where
     it is not static)."""
+    quiet = logging.getLogger("torch.export")  # it logs a traceback before it raises
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # a file torch cannot read: say so in one line
         said = str(exc).splitlines()[0] if str(exc) else ""
         raise ImportFailure(f"{path}: not a torch.export program torch can load "
                             f"({type(exc).__name__}: {said})") from None
+    finally:
+        quiet.setLevel(level)
     return _Reader(program).read()
 
 
