@@ -225,12 +225,14 @@ class CenterCrop(Op):
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
         """One narrow per cropped dim: their backwards, last first, each pad the gradient
-        back to one more dim's full size, the one before held until it is made."""
+        back to one more dim's full size, the one before held until it is made (the
+        output's freed after the first)."""
         shape, sizes = list(y), []
         for dim in reversed([d for d in range(1, len(y)) if y[d] != x[0][d]]):
             shape[dim] = x[0][dim]
             sizes.append(math.prod(shape))
-        return Scratch(floats=max((a + b for a, b in itertools.pairwise(sizes)), default=0))
+        most = max((a + b for a, b in itertools.pairwise(sizes)), default=0)
+        return Scratch(floats=max(most - math.prod(y), 0))
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         from netspec.backends import functional
