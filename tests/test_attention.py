@@ -148,26 +148,33 @@ WINDOWS: list[tuple[dict[str, Any], Shape]] = [
 ]
 
 
-def _window_model(args: dict[str, Any], shape: Shape) -> tuple[nn.Module, Any]:
-    spec = netspec.load(spec_for("window_attention", args, [shape]))
+def _model(op: str, args: dict[str, Any], shape: Shape) -> tuple[nn.Module, Any]:
+    spec = netspec.load(spec_for(op, args, [shape]))
     return netspec.build(spec, seed=0).eval(), netspec.check(spec)
 
 
-@pytest.mark.parametrize(("args", "shape"), WINDOWS, ids=str)
-def test_window_attention_computes_the_written_out_definition(args, shape):
-    ours, report = _window_model(args, shape)
+def _computes_the_written_out_definition(op: str, args: dict[str, Any], shape: Shape,
+                                         reference: nn.Module, qkv: str, proj: str) -> None:
+    """The layer, its tensors loaded into `reference` (projections under `qkv`, `proj`),
+    computes as the reference, and torch's flop counter counts its MACs."""
+    ours, report = _model(op, args, shape)
     layer = ours.get_submodule("attn1")
-    reference = WrittenOutWindowAttention(args, (shape,)).eval()
     with torch.no_grad():
         reference.table.copy_(layer.relative_position_bias_table)
-        reference.qkv.load_state_dict(layer.qkv.state_dict())
-        reference.proj.load_state_dict(layer.proj.state_dict())
+        reference.qkv.load_state_dict(layer.get_submodule(qkv).state_dict())
+        reference.proj.load_state_dict(layer.get_submodule(proj).state_dict())
         (x,) = _inputs((shape,), batch=2)
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours(x), reference.eval()(x), rtol=1e-5, atol=1e-5)
         meta = ours.to("meta")
         with FlopCounterMode(display=False) as counter:
             meta(x.to("meta"))
     assert counter.get_total_flops() == 2 * 2 * report.macs
+
+
+@pytest.mark.parametrize(("args", "shape"), WINDOWS, ids=str)
+def test_window_attention_computes_the_written_out_definition(args, shape):
+    _computes_the_written_out_definition("window_attention", args, shape,
+                                         WrittenOutWindowAttention(args, (shape,)), "qkv", "proj")
 
 
 @pytest.mark.needs("torchvision")
@@ -178,7 +185,7 @@ def test_window_attention_holds_torchvision_s_state_and_function(args, shape):
     def pair(v: Any) -> list[int]:
         return [v, v] if isinstance(v, int) else list(v)
 
-    ours, _ = _window_model(args, shape)
+    ours, _ = _model("window_attention", args, shape)
     theirs = ShiftedWindowAttention(shape[-1], pair(args.get("window", 7)),
                                     pair(args.get("shift", 0)), args["heads"],
                                     qkv_bias=args.get("bias", True),
@@ -200,26 +207,11 @@ PARTITIONS: list[tuple[dict[str, Any], Shape]] = [
 ]
 
 
-def _relative_model(args: dict[str, Any], shape: Shape) -> tuple[nn.Module, Any]:
-    spec = netspec.load(spec_for("relative_attention", args, [shape]))
-    return netspec.build(spec, seed=0).eval(), netspec.check(spec)
-
-
 @pytest.mark.parametrize(("args", "shape"), PARTITIONS, ids=str)
 def test_relative_attention_computes_the_written_out_definition(args, shape):
-    ours, report = _relative_model(args, shape)
-    layer = ours.get_submodule("attn1")
-    reference = WrittenOutRelativeAttention(args, (shape,)).eval()
-    with torch.no_grad():
-        reference.table.copy_(layer.relative_position_bias_table)
-        reference.qkv.load_state_dict(layer.to_qkv.state_dict())
-        reference.proj.load_state_dict(layer.merge.state_dict())
-        (x,) = _inputs((shape,), batch=2)
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
-        meta = ours.to("meta")
-        with FlopCounterMode(display=False) as counter:
-            meta(x.to("meta"))
-    assert counter.get_total_flops() == 2 * 2 * report.macs
+    _computes_the_written_out_definition("relative_attention", args, shape,
+                                         WrittenOutRelativeAttention(args, (shape,)),
+                                         "to_qkv", "merge")
 
 
 @pytest.mark.needs("torchvision")
@@ -229,7 +221,7 @@ def test_relative_attention_computes_the_written_out_definition(args, shape):
 def test_relative_attention_holds_torchvision_s_state_and_function(args, shape):
     from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
 
-    ours, _ = _relative_model(args, shape)
+    ours, _ = _model("relative_attention", args, shape)
     theirs = RelativePositionalMultiHeadAttention(shape[-1], shape[-1] // args["heads"],
                                                   shape[-2]).eval()
     layer = ours.get_submodule("attn1")
