@@ -177,6 +177,18 @@ def test_window_attention_computes_the_written_out_definition(args, shape):
                                          WrittenOutWindowAttention(args, (shape,)), "qkv", "proj")
 
 
+def _holds_the_state_and_function_of(ours: nn.Module, theirs: nn.Module, shape: Shape) -> None:
+    """The layer holds `theirs`'s tensors under the same keys (the index buffer equal) and,
+    loaded with them, computes as it does."""
+    layer = ours.get_submodule("attn1")
+    assert list(layer.state_dict()) == list(theirs.state_dict())
+    assert torch.equal(layer.relative_position_index, theirs.relative_position_index)
+    layer.load_state_dict(theirs.state_dict())
+    (x,) = _inputs((shape,), batch=2)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.needs("torchvision")
 @pytest.mark.parametrize(("args", "shape"), WINDOWS, ids=str)
 def test_window_attention_holds_torchvision_s_state_and_function(args, shape):
@@ -190,13 +202,7 @@ def test_window_attention_holds_torchvision_s_state_and_function(args, shape):
                                     pair(args.get("shift", 0)), args["heads"],
                                     qkv_bias=args.get("bias", True),
                                     proj_bias=args.get("bias", True)).eval()
-    layer = ours.get_submodule("attn1")
-    assert list(layer.state_dict()) == list(theirs.state_dict())
-    assert torch.equal(layer.relative_position_index, theirs.relative_position_index)
-    layer.load_state_dict(theirs.state_dict())
-    (x,) = _inputs((shape,), batch=2)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    _holds_the_state_and_function_of(ours, theirs, shape)
 
 
 PARTITIONS: list[tuple[dict[str, Any], Shape]] = [
@@ -224,10 +230,4 @@ def test_relative_attention_holds_torchvision_s_state_and_function(args, shape):
     ours, _ = _model("relative_attention", args, shape)
     theirs = RelativePositionalMultiHeadAttention(shape[-1], shape[-1] // args["heads"],
                                                   shape[-2]).eval()
-    layer = ours.get_submodule("attn1")
-    assert list(layer.state_dict()) == list(theirs.state_dict())
-    assert torch.equal(layer.relative_position_index, theirs.relative_position_index)
-    layer.load_state_dict(theirs.state_dict())
-    (x,) = _inputs((shape,), batch=2)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    _holds_the_state_and_function_of(ours, theirs, shape)
