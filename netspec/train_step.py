@@ -507,8 +507,9 @@ def _views(report: Report) -> Views:
         shared = op.aliases(x, row.shape) if op is not None else None
         source = block.get(row.node.inputs[shared]) if shared is not None else None
         if source is None or (op.reshapes and row.node.inputs[0] in reordered):
-            block[row.name] = row.name
-            if op is not None and op.returns_view(x, row.shape, row.node.inputs[0] in strided):
+            block[row.name] = row.name  # a result of its own (a view of it, maybe), or a copy
+            if shared is None and op is not None \
+                    and op.returns_view(x, row.shape, row.node.inputs[0] in strided):
                 views.torch_views.add(row.name)
             continue
         block[row.name] = source

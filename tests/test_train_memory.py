@@ -299,6 +299,9 @@ IN_PLACE_ON_A_VIEW = {  # the whole viewed tensor's gradient, copied, in the bac
     "relu after a linear over tokens": {"name": "t", "input": [32, 16], "layers": [
         {"linear": 64}, {"relu": {"inplace": True}}, {"linear": 16}, {"select": [1, 0]},
         {"linear": 10}]},
+    "relu after a reshape that copies (no view)": {"name": "t", "input": [8, 16, 16], "layers": [
+        {"conv2d": {"out": 16, "kernel": 3, "padding": 1}}, {"permute": [0, 2, 3, 1]},
+        {"reshape": [-1]}, {"relu": {"inplace": True}}, {"linear": 10}]},
     "two in place after a slice": {"name": "t", "input": [8, 32], "layers": [
         {"conv1d": {"out": 16, "kernel": 3}}, {"slice": {"dim": 2, "start": 2}},
         {"dropout": {"p": 0.5, "inplace": True}}, {"relu": {"inplace": True}}, "flatten",
