@@ -78,6 +78,7 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None,
     errors: list[Diagnostic] = []
     said: set[tuple[Where, str]] = set()
     warnings: list[Diagnostic] = []
+    later = graph.training_only()
     overrides = dict(inputs or {})
     for name in list(overrides):
         if name not in graph.inputs:
@@ -108,11 +109,12 @@ def analyse(graph: Graph, inputs: Mapping[str, Shape] | None = None,
             warnings.append(Diagnostic(node.loc.at(note.key), node.name, note.message,
                                        severity="warning", code=note.code))
         if node.name not in graph.inputs:
-            rows.append(_row(node, step))
+            rows.append(_row(node, step, node.name in later))
     report = Report(
         name=graph.name,
         inputs={n: shapes[n] for n in graph.inputs if n in shapes},
         outputs={n: shapes[n] for n in graph.outputs if n in shapes},
+        auxiliary={n: shapes[n] for n in graph.auxiliary if n in shapes},
         layers=rows,
         graph=graph,
         errors=sorted(errors, key=_position),
@@ -234,14 +236,14 @@ def output_of(node: Node, op: Op, tensors: list[Tensor]) -> tuple[Shape, int | N
     return y, vocab
 
 
-def _row(node: Node, step: Step) -> LayerReport:
+def _row(node: Node, step: Step, training_only: bool) -> LayerReport:
     cost = step.cost
     return LayerReport(
         name=node.name, op=step.op.kind(), torch=step.torch, inputs=list(node.inputs),
         shape=step.shape, params=cost.params, trainable=0 if node.frozen else cost.params,
         buffers=cost.buffers, macs=cost.macs, bias_adds=cost.bias_adds, rf=step.rf, node=node,
         attention_macs=cost.attention_macs, scores=cost.scores,
-        input_shapes=tuple(t.shape for t in step.tensors),
+        input_shapes=tuple(t.shape for t in step.tensors), training_only=training_only,
     )
 
 

@@ -251,7 +251,9 @@ class Diff:
             "totals": {**{t.key: t.to_dict() for t in self.totals},
                        "inputs": dict(zip("ab", (_shapes(r.inputs) for r in reports), strict=True)),
                        "outputs": dict(zip("ab", (_shapes(r.outputs) for r in reports),
-                                           strict=True))},
+                                           strict=True)),
+                       "auxiliary": dict(zip("ab", (_shapes(r.auxiliary) for r in reports),
+                                             strict=True))},
         }
 
     def table(self, depth: int | None = None, all_layers: bool = False) -> str:
@@ -605,7 +607,10 @@ def _total_lines(totals: Sequence[Total], a: Report, b: Report) -> list[str]:
     lines = ["  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in
                                                   zip(r[1:], widths[1:], strict=True))]).rstrip()
              for r in rows]
-    for title, (x, y) in (("inputs", (a.inputs, b.inputs)), ("outputs", (a.outputs, b.outputs))):
+    sides = [("inputs", (a.inputs, b.inputs)), ("outputs", (a.outputs, b.outputs))]
+    if a.auxiliary or b.auxiliary:
+        sides.append(("auxiliary", (a.auxiliary, b.auxiliary)))
+    for title, (x, y) in sides:
         shown = [", ".join(f"{n} {_dims(s)}" for n, s in side.items()) for side in (x, y)]
         lines.append(f"{title.ljust(widths[0])}  {_arrow(shown)}")
     return lines

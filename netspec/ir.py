@@ -100,6 +100,9 @@ class Graph:
     shape) -> the value read. The graph is the one for input shapes at which the layers
     have these shapes; at others the spec expands again."""
 
+    auxiliary: list[str] = field(default_factory=list)
+    """The layers returned after `outputs` in training only (auxiliary classifiers)."""
+
     @property
     def reads_shapes(self) -> bool:
         return bool(self.shape_reads)
@@ -107,6 +110,22 @@ class Graph:
     def layers(self) -> list[Node]:
         """Every node but the inputs, in order."""
         return [n for n in self.nodes.values() if n.name not in self.inputs]
+
+    def training_only(self) -> set[str]:
+        """The layers only the `auxiliary` outputs read: they run in training only, after
+        every other layer (the expansion orders them last)."""
+        if not self.auxiliary:
+            return set()
+        needed, auxiliary = self.reading(self.outputs), self.reading(self.auxiliary)
+        return {n.name for n in self.layers() if n.name in auxiliary and n.name not in needed}
+
+    def reading(self, names: list[str]) -> set[str]:
+        """`names` and every node they read, directly or not."""
+        found = set(names)
+        for node in reversed(self.nodes.values()):
+            if node.name in found:
+                found.update(node.inputs)
+        return found
 
     def runs(self) -> list[tuple[str | None, list[Node]]]:
         """The layers in order: a checkpointed block instance's together under its name

@@ -154,9 +154,11 @@ def _references(graph: Graph, source: Source, blocks: dict[str, BlockSource],
             for i, (ref, target) in enumerate(zip(refs, node.inputs, strict=False)):
                 add(written.where(entry, key, i), ref, target)
     doc = source.data if isinstance(source.data, dict) else {}
-    for i, name in enumerate(doc.get("outputs") or []):
-        name = as_name(name)
-        add(source.where(doc, "outputs", i), name, name if isinstance(name, str) else "")
+    for key in ("outputs", "auxiliary"):
+        listed = doc.get(key)
+        for i, name in enumerate(listed if isinstance(listed, list) else []):
+            name = as_name(name)
+            add(source.where(doc, key, i), name, name if isinstance(name, str) else "")
     for group in graph.groups.values():
         block = blocks.get(group.block)
         output = as_name(block.raw.get("output")) if block and isinstance(block.raw, dict) \

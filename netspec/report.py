@@ -45,6 +45,9 @@ class LayerReport:
     """Elements of the attention scores per sample (heads x T x S)."""
     input_shapes: tuple[Shape, ...] = ()
     """The shapes of its inputs, for a label that tells what they imply."""
+    training_only: bool = False
+    """Whether it runs in training only: only the spec's `auxiliary` outputs read it. Its
+    MACs are not the network's (`Report.macs`), but a training step's."""
     grad_input_macs: int = 0
     """MACs of its backward pass giving gradients of activations (its inputs' that require
     grad, attention's inner tensors'), per sample (netspec.train_step)."""
@@ -89,7 +92,7 @@ class LayerReport:
                 "line": self.where.line, "grad_input_macs": self.grad_input_macs,
                 "grad_weight_macs": self.grad_weight_macs, "saved_bytes": self.saved_bytes,
                 "saved_fixed_bytes": self.saved_fixed_bytes, "recomputed": self.recomputed,
-                "recompute_macs": self.recompute_macs}
+                "recompute_macs": self.recompute_macs, "training_only": self.training_only}
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +247,8 @@ class Report:
     step_time_hint: str | None = None
     """When a time was asked for but cannot be estimated: why, and what to do (`netspec
     bench`); its JSON `step_time_hint`."""
+    auxiliary: dict[str, Shape] = field(default_factory=dict)
+    """The shapes of the outputs the network returns after `outputs` in training only."""
 
     @property
     def token_inputs(self) -> dict[str, int]:
@@ -265,12 +270,19 @@ class Report:
 
     @property
     def macs(self) -> int:
-        return sum(r.macs for r in self.layers)
+        """MACs of the forward pass in eval mode (without the layers run in training only)."""
+        return sum(r.macs for r in self.layers if not r.training_only)
+
+    @property
+    def training_only_macs(self) -> int:
+        """MACs of the layers only the `auxiliary` outputs read: a training forward's
+        besides `macs`."""
+        return sum(r.macs for r in self.layers if r.training_only)
 
     @property
     def attention_macs(self) -> int:
         """The MACs of attention's products (Q K^T, weights times V), part of `macs`."""
-        return sum(r.attention_macs for r in self.layers)
+        return sum(r.attention_macs for r in self.layers if not r.training_only)
 
     @property
     def score_bytes(self) -> int:
@@ -282,7 +294,7 @@ class Report:
     @property
     def macs_with_bias(self) -> int:
         """MACs counting each bias addition as one more (the ptflops convention)."""
-        return self.macs + sum(r.bias_adds for r in self.layers)
+        return self.macs + sum(r.bias_adds for r in self.layers if not r.training_only)
 
     @property
     def flops(self) -> int:
@@ -306,9 +318,10 @@ class Report:
 
     @property
     def train_macs(self) -> int:
-        """MACs of a training step's forward and backward passes (recomputation included),
-        per sample."""
-        return self.macs + self.grad_input_macs + self.grad_weight_macs + self.recompute_macs
+        """MACs of a training step's forward and backward passes (recomputation and the
+        layers run in training only included), per sample."""
+        return self.macs + self.training_only_macs + self.grad_input_macs + \
+            self.grad_weight_macs + self.recompute_macs
 
     @property
     def train_flops(self) -> int:
@@ -331,7 +344,8 @@ class Report:
         ids = self.token_inputs
         elements = sum(math.prod(s) * (ID_BYTES // BYTES_PER_ELEMENT if n in ids else 1)
                        for n, s in self.inputs.items())
-        return BYTES_PER_ELEMENT * (elements + sum(math.prod(r.shape) for r in self.layers))
+        return BYTES_PER_ELEMENT * (elements + sum(math.prod(r.shape) for r in self.layers
+                                                   if not r.training_only))
 
     def layer(self, name: str) -> LayerReport:
         """The row of the layer `name`."""
@@ -359,6 +373,7 @@ class Report:
             "name": self.name,
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "auxiliary": {k: list(v) for k, v in self.auxiliary.items()},
             "token_inputs": self.token_inputs,
             "params": self.params,
             "trainable_params": self.trainable_params,
@@ -366,6 +381,7 @@ class Report:
             "macs": self.macs,
             "flops": self.flops,
             "macs_with_bias": self.macs_with_bias,
+            "training_only_macs": self.training_only_macs,
             "attention_macs": self.attention_macs,
             "score_bytes": self.score_bytes,
             "param_bytes": self.param_bytes,
@@ -488,7 +504,11 @@ def render_table(report: Report, depth: int | None = None, training: bool = Fals
         (name, "tokens" if name in report.token_inputs else "input", "", "", dims_text(shape), "",
          "", _rf(None), *(("", "") if training else ())) for name, shape in inputs.items()]
     previous = next(iter(report.inputs), None)
+    later = {r.name for r in report.layers if r.training_only}
+    training_only_from = None  # the first row run in training only: they are the last
     for r in report.rows(depth):
+        if training_only_from is None and set(r.layers) <= later:
+            training_only_from = len(rows)
         source = "" if r.inputs == [previous] else ", ".join(_relative(i, r.name) for i in r.inputs)
         shape, params, macs = (r.shapes[-1], r.params, r.macs) if formulas is None else \
             formulas.layers[r.name]
@@ -513,7 +533,10 @@ def render_table(report: Report, depth: int | None = None, training: bool = Fals
     from netspec.sizes import lines as sizes_lines  # it analyses: report is below it
 
     found = [] if report.sizes is None else ["", *sizes_lines(report.sizes)]
-    return "\n".join([_title(report), "", line(header), rule, *map(line, rows), rule,
+    lines = [line(row) for row in rows]
+    if training_only_from is not None:
+        lines.insert(training_only_from, "in training only, for the auxiliary outputs:")
+    return "\n".join([_title(report), "", line(header), rule, *lines, rule,
                       *_totals(report), *_formula_totals(formulas), *found,
                       *(_training_totals(report) if training else [])])
 
@@ -523,10 +546,11 @@ def _training_totals(report: Report) -> list[str]:
     memory = report.memory
     assert memory is not None
     batch = memory.batch
+    forward = report.macs + report.training_only_macs
     lines = ["", f"training step: batch {batch:,}, {report.optimizer}, {memory.precision}",
              f"  FLOPs   {human(report.step_flops(batch))}: forward "
-             f"{human(batch * report.flops)}, backward "
-             f"{human(2 * batch * (report.train_macs - report.macs))}"
+             f"{human(2 * batch * forward)}, backward "
+             f"{human(2 * batch * (report.train_macs - forward))}"
              + (f" ({human(2 * batch * report.recompute_macs)} recomputing checkpointed blocks)"
                 if report.recompute_macs else "") + ", "
              f"optimizer {human(report.optimizer_flops)}",
@@ -619,7 +643,8 @@ def _number(value: Any) -> str:
 def _title(report: Report) -> str:
     ins = ", ".join(f"{n} {dims_text(s)}" for n, s in report.inputs.items())
     outs = ", ".join(f"{n} {dims_text(s)}" for n, s in report.outputs.items())
-    return f"{report.name}: {ins} → {outs}"
+    more = ", ".join(f"{n} {dims_text(s)}" for n, s in report.auxiliary.items())
+    return f"{report.name}: {ins} → {outs}" + (f"; in training also {more}" if more else "")
 
 
 def _totals(report: Report) -> list[str]:
@@ -632,6 +657,10 @@ def _totals(report: Report) -> list[str]:
         ("memory", human_bytes(report.param_bytes), "params + buffers",
          f"activations {human_bytes(report.activation_bytes)} per sample"),
     ]
+    if report.training_only_macs or report.auxiliary:
+        totals.insert(3, ("training", f"{report.training_only_macs:,}",
+                          human(report.training_only_macs), "more MACs in training only, "
+                          "for the auxiliary outputs"))
     if report.attention_macs:
         share = report.attention_macs / report.macs
         totals.insert(3, ("attention", f"{report.attention_macs:,}",

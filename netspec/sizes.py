@@ -236,6 +236,8 @@ class Formulas:
     inputs: dict[str, Shape]
     layers: dict[str, tuple[Shape, Any, Any]]
     """Layer name -> (shape, params, MACs)."""
+    training_only: frozenset[str] = frozenset()
+    """The layers run in training only, whose MACs `macs` leaves out (`Report.macs`)."""
 
     @property
     def params(self) -> Any:
@@ -243,7 +245,7 @@ class Formulas:
 
     @property
     def macs(self) -> Any:
-        return sum(m for _, _, m in self.layers.values())
+        return sum(m for n, (_, _, m) in self.layers.items() if n not in self.training_only)
 
     def to_json(self) -> dict[str, Any]:
         return {"examples": self.examples, "params": str(self.params), "macs": str(self.macs),
@@ -266,7 +268,8 @@ def formulas(spec: Spec, graph: Graph) -> Formulas | None:
         return None
     return Formulas(examples, {n: outcome.shapes[n] for n in graph.inputs},
                     {n: (outcome.shapes[n], *outcome.costs[n])
-                     for n in outcome.costs if n not in graph.inputs})
+                     for n in outcome.costs if n not in graph.inputs},
+                    frozenset(graph.training_only()))
 
 
 def choose_examples(spec: Spec) -> list[Diagnostic]:
@@ -453,7 +456,8 @@ def trace(graph: Graph, at: Mapping[Place, int | Sym], memo: Memo | None = None)
         shapes[node.name], vocabs[node.name], *cost = done
         costs[node.name] = tuple(cost)  # type: ignore[assignment]
     return Outcome(True, shapes, [(n, s) for n, op, x in windows for s in op.floor_slacks(x)],
-                   sum(m for _, m in costs.values()), sum(p for p, _ in costs.values()),
+                   sum(m for n, (_, m) in costs.items() if n not in graph.training_only()),
+                   sum(p for p, _ in costs.values()),
                    costs=costs)
 
 

@@ -33,12 +33,12 @@ import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netspec.errors import Diagnostic
-from netspec.ir import Graph
 from netspec.report import ID_BYTES, TrainMemory
 
 if TYPE_CHECKING:
     from netspec.ops.base import Scratch
     from netspec.report import LayerReport, Report
+    from netspec.shapes import Shape
 
 DEFAULT_OPTIMIZER = ("adamw", 0.01)
 """The optimizer (and weight decay) `netspec train` uses when a spec has no `train:`
@@ -188,7 +188,6 @@ class _Blocks:
     copies of what is made inside it; its inputs are not copied."""
 
     def __init__(self, report: Report, mask_bytes: int) -> None:
-        graph = report.graph
         self.order = [r.name for r in report.layers]
         self.rows = {r.name: r for r in report.layers}
         self.region = _regions(report)  # layer -> its checkpointed instance, if in one
@@ -254,10 +253,10 @@ class _Blocks:
                 if row.keeps is not None and forward else 0
         self.inputs = sum(self.size[n] for n in report.inputs) + _label_bytes(report)
         self.fixed = sum(r.saved_fixed_bytes for r in report.layers)
-        outputs = {self.block[o] for o in graph.outputs if o in self.block}
+        outputs = {self.block[o] for o in trained_outputs(report) if o in self.block}
         self.outputs = sum(self.size[b] for b in outputs if b not in report.inputs)
-        self.loss = sum(math.prod(report.outputs[o]) * FLOAT for o in report.outputs)
-        """The loss's log-probabilities (cross-entropy keeps them for its backward)."""
+        self.loss = sum(math.prod(shape) * FLOAT for shape in trained_outputs(report).values())
+        """The losses' log-probabilities (cross-entropy keeps them for its backward)."""
         self.saved = sum(r.saved_bytes for r in report.layers) + self.loss
         self.output_blocks = outputs
 
@@ -361,8 +360,8 @@ class _Blocks:
         live += sum(v for name, v in self.own.items() if name not in self.region)
         live += self.outputs - sum(self.size[b] for b in self.output_blocks if b in kept)
         grads = _Gradients()
-        for o in report.outputs:
-            grads.make(o, math.prod(report.outputs[o]) * FLOAT)
+        for o, shape in trained_outputs(report).items():
+            grads.make(o, math.prod(shape) * FLOAT)
         peak = batch * (live + self.loss + 2 * grads.bytes)  # the loss's backward
         weights = 0
         for name in reversed(self.order):
@@ -597,14 +596,20 @@ def without_gradient(report: Report, reached: set[str] | None = None) -> list[La
 
 
 def _reaching_outputs(report: Report) -> set[str]:
-    """The layers a gradient from the outputs reaches (through inputs read for values)."""
-    graph: Graph = report.graph
-    reached = set(graph.outputs)
+    """The layers a gradient from the outputs (auxiliary ones too) reaches (through inputs
+    read for values)."""
+    reached = set(trained_outputs(report))
     for row in reversed(report.layers):
         if row.name in reached:
             reads = report.steps[row.name].op.differentiable_inputs(len(row.node.inputs))
             reached.update(i for i, r in zip(row.node.inputs, reads, strict=True) if r)
     return reached
+
+
+def trained_outputs(report: Report) -> dict[str, Shape]:
+    """The outputs a training step's loss reads, by name: the network's, then its
+    auxiliary outputs (each trained against the same targets)."""
+    return {**report.outputs, **report.auxiliary}
 
 
 def _optimizer(train: Any) -> tuple[str, int]:

@@ -67,8 +67,6 @@ def same_function(spec: str, model: torch.nn.Module, shape: tuple[int, ...]) -> 
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want, got = model(x), net(x)
-    if isinstance(got, tuple):  # outputs its training forward returns too (auxiliary logits)
-        got = got[0]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
@@ -198,14 +196,15 @@ def test_sizes_of_the_batch_reshape_and_expand_samples() -> None:
     same_function(text, Tokens(), (3, 8, 8))
 
 
-def test_a_head_run_in_training_only_is_an_output_after_the_first() -> None:
+def test_a_head_run_in_training_only_is_an_auxiliary_output() -> None:
     """The eval forward leaves the auxiliary head's tensors unread, so the training forward
-    is read: its second value is a second output; the first is the eval forward's."""
+    is read: its second value is an auxiliary output, computed in training only; the first
+    is the eval forward's output."""
     from importing.nets import Auxiliary
 
     torch.manual_seed(0)
     text = import_model("importing.nets:Auxiliary", (3, 8, 8)).text
-    assert "outputs: [head, aux]" in text
+    assert "auxiliary: [aux]" in text and "outputs:" not in text
     model = Auxiliary()
     same_function(text, model, (3, 8, 8))
     net = netspec.build(text).train()
@@ -218,7 +217,9 @@ def test_a_head_run_in_training_only_is_an_output_after_the_first() -> None:
     assert len(got) == len(want) == 2
     for ours, theirs in zip(got, want, strict=True):
         torch.testing.assert_close(ours, theirs)
-    assert netspec.check(text).outputs == {"head": (3,), "aux.3": (2,)}
+    report = netspec.check(text)
+    assert (report.outputs, report.auxiliary) == ({"head": (3,)}, {"aux.3": (2,)})
+    assert report.training_only_macs == 4 * 2  # the head's linear layer, 4 -> 2
 
 
 def test_the_cli_writes_the_spec(tmp_path: Path) -> None:
@@ -398,33 +399,45 @@ def test_a_small_maxvit_imports_and_matches_torchvision() -> None:
 
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
-@pytest.mark.parametrize(("name", "size", "outputs"), [
-    ("inception_v3", 299, "[fc, AuxLogits]"), ("googlenet", 224, "[fc, aux2, aux1]")])
+@pytest.mark.parametrize(("name", "size", "auxiliary"), [
+    ("inception_v3", 299, "[AuxLogits]"), ("googlenet", 224, "[aux2, aux1]")])
 def test_inception_nets_import_with_their_auxiliary_classifiers(name: str, size: int,
-                                                                outputs: str) -> None:
+                                                                auxiliary: str) -> None:
     """Their auxiliary classifiers run in training only: the training forward is read, whose
-    auxiliary logits are outputs after the first. torchvision's state_dict loads strictly;
-    the first output is the eval forward's, and in training (dropout drawn alike) every
-    output is the training forward's."""
+    auxiliary logits are auxiliary outputs. The spec checks to the MACs torch's flop counter
+    counts in the eval forward; torchvision's state_dict loads strictly; the output is the
+    eval forward's, and in training (dropout drawn alike) every output is the training
+    forward's."""
+    from torch.utils.flop_counter import FlopCounterMode
     from torchvision import models
 
     call = f"{name}(init_weights=True)"
     text = import_model(f"torchvision.models:{call}", (3, size, size)).text
-    assert f"outputs: {outputs}" in text
+    assert f"auxiliary: {auxiliary}" in text and "outputs:" not in text
     torch.manual_seed(0)
     model = getattr(models, name)(init_weights=True)
     same_function(text, model, (3, size, size))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(torch.randn(1, 3, size, size))
+    assert 2 * netspec.check(text).macs == counter.get_total_flops()
     net = netspec.build(text)
     net.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        torch.manual_seed(1)
-        want = model.train()(x)
-        torch.manual_seed(1)
-        got = net.train()(x)
-    assert len(got) == len(want) == outputs.count(",") + 1
+    with torch.no_grad():  # dropout off: the spec runs the auxiliary heads last, drawing later
+        want = _without_dropout(model.train())(x)
+        got = _without_dropout(net.train())(x)
+    assert len(got) == len(want) == auxiliary.count(",") + 2
     for ours, theirs in zip(got, want, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
+
+
+def _without_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with its dropout layers in eval mode (an identity), the rest as it is."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+    return model
 
 
 VIT = "torchvision.models.vision_transformer:VisionTransformer"

@@ -138,17 +138,21 @@ def step_peak(spec: netspec.Spec | dict, shape: Any = None, batch: int = STEP_BA
     xs = [torch.randint(0, ids[n], (batch, *s)) if n in ids else torch.randn(batch, *s)
           for n, s in report.inputs.items()]
     xs = xs if layout is None else [x.contiguous(memory_format=layout) for x in xs]
-    (out,) = report.outputs.values()
+    (out,) = report.outputs.values()  # the auxiliary outputs have its shape
     classes, positions = (out[-1], out[:-1]) if len(out) == 2 else (out[0], out[1:])
     labels = torch.randint(0, classes, (batch, *positions))
+    weight = spec.training.auxiliary_weight
 
     def step() -> None:
         y = model(*xs)
-        loss = _loss(y, labels)
+        main, *auxiliary = y if report.auxiliary else (y,)
+        loss = _loss(main, labels)
+        for scores in auxiliary:
+            loss = loss + weight * _loss(scores, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        assert y.shape[0] == batch
+        assert main.shape[0] == batch
 
     step()
     held = [model, optimizer, *xs, labels]
@@ -396,6 +400,26 @@ def test_a_backward_holds_what_torch_s_does(name):
     spec = BACKWARDS[name]
     estimate = train_step.memory(netspec.check(spec), None, batch=STEP_BATCH).peak
     truth = step_peak(spec, tracker="storages")
+    assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+AUXILIARY = {"name": "t", "input": [3, 16, 16], "outputs": ["fc"], "auxiliary": ["aux1", "aux2"],
+             "layers": [
+    {"conv2d": {"out": 8, "kernel": 3, "padding": 1}}, {"batchnorm2d": {}}, "relu",
+    {"conv2d": {"out": 16, "kernel": 3, "stride": 2}, "name": "deep"}, "relu",
+    {"adaptive_avgpool2d": 1}, "flatten", {"dropout": 0.2}, {"linear": 6, "name": "fc"},
+    {"adaptive_avgpool2d": 4, "from": "relu1"}, {"conv2d": {"out": 4, "kernel": 1}}, "relu",
+    "flatten", {"dropout": 0.7}, {"linear": 6, "name": "aux1"},
+    {"adaptive_avgpool2d": 1, "from": "deep"}, "flatten", {"linear": 6, "name": "aux2"}]}
+
+
+@pytest.mark.parametrize("batch", [4, 32])
+def test_auxiliary_outputs_are_part_of_the_step(batch):
+    """The training forward runs the auxiliary heads after the rest, the loss adds theirs."""
+    report = netspec.check(AUXILIARY)
+    assert report.training_only_macs > 0
+    estimate = train_step.memory(report, None, batch=batch).peak
+    truth = step_peak(AUXILIARY, batch=batch)
     assert abs(estimate - truth) <= 0.01 * truth, f"netspec {estimate:,}, torch {truth:,}"
 
 

@@ -5,6 +5,8 @@
 - one node per layer and per input (a merge is a small circle: + add, × mul, ‖ concat),
   filled by op family (`Op.family`), with a legend of the families present; a node shows
   its name, `Op.label()` and its parameters; inputs are dark, outputs have a heavy border;
+  the layers run in training only (for the spec's `auxiliary` outputs) and the edges into
+  them are dashed;
 - every edge carries the shape of the tensor on it (`64x56x56`, per sample);
 - block instances are clusters (nested as `Group.parent`); with `depth=N` an instance
   nested deeper than N becomes one node (its name, block, in -> out shapes, params), and
@@ -141,6 +143,10 @@ class _Drawing:
         self.units, self.unit_of = self.view.units, self.view.unit_of
         self.readers = self.view.readers  # layer -> the layers reading it, in order
         self.states = {u.id: self._state(u) for u in self.units}
+        later = graph.training_only()
+        self.training_only = {u.id for u in self.units
+                              if all(n.name in later for n in u.members)}
+        """The units run in training only (for the `auxiliary` outputs): drawn dashed."""
 
     def _state(self, unit: Unit) -> str:
         """ok, error (a layer failed) or unknown (downstream of a failure)."""
@@ -234,7 +240,9 @@ class _Drawing:
             attrs["penwidth"] = "2"
         elif state == "unknown":
             attrs["style"] = "rounded,filled,dashed"
-        if any(n.name in self.graph.outputs for n in unit.members):
+        if unit.id in self.training_only:
+            attrs.update(style="rounded,filled,dashed", tooltip=f"in training only: {attrs['tooltip']}")
+        if any(n.name in (*self.graph.outputs, *self.graph.auxiliary) for n in unit.members):
             families.add("io")
             attrs.update(penwidth="3", color=DARK if state == "ok" else line)
         dot.node(unit.id, label, **attrs)
@@ -254,6 +262,9 @@ class _Drawing:
             lines.append(f'<font point-size="9">{params:,} params</font>')
         if node.name in self.graph.outputs:
             lines.append(f'<font point-size="9">output {dims(self.shapes.get(node.name))}</font>')
+        if node.name in self.graph.auxiliary:
+            lines.append(f'<font point-size="9">auxiliary output {dims(self.shapes.get(node.name))}'
+                         ', in training</font>')
         return _html("<br/>".join(lines) + _error_lines(self.failures.get(node.name, [])))
 
     def _block_label(self, unit: Unit) -> str:
@@ -308,6 +319,8 @@ class _Drawing:
                     attrs["weight"] = "2"
                 if src not in self.shapes:
                     attrs.update(color=GREY, fontcolor=GREY, style="dashed")
+                elif dst.id in self.training_only:
+                    attrs["style"] = "dashed"
                 if self.states[dst.id] == "error":
                     attrs.update(color=RED, fontcolor=RED, penwidth="1.5")
                 dot.edge(head.id, dst.id, **attrs)

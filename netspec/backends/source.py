@@ -349,13 +349,21 @@ class _Forward:
     def lines(self) -> list[str]:
         params = [self._input_var(name) for name in self.graph.inputs]
         body = [*_docstring(_signature_doc(self.graph, self.shapes), _INDENT * 2)]
+        later, guarded = self.graph.training_only(), False
         for region, nodes in self.graph.runs():
+            if not guarded and nodes[0].name in later:  # the last layers run in training only
+                guarded = True
+                body += [f"{_INDENT * 2}if not self.training:",
+                         f"{_INDENT * 3}return {', '.join(self.var[o] for o in self.graph.outputs)}"]
             body += self._layer(nodes[0], depth=2) if region is None else \
                 self._checkpoint(region, nodes)
-        outputs = [self.var[o] for o in self.graph.outputs]
+        outputs = [self.var[o] for o in [*self.graph.outputs, *self.graph.auxiliary]]
         body.append(f"{_INDENT * 2}return {', '.join(outputs)}")
         tensor = "torch.Tensor"
         returns = tensor if len(outputs) == 1 else f"tuple[{', '.join([tensor] * len(outputs))}]"
+        if guarded:
+            returns = f"{tensor} | {returns}" if len(self.graph.outputs) == 1 else \
+                f"tuple[{', '.join([tensor] * len(self.graph.outputs))}] | {returns}"
         head = _Call("def forward", [_Atom("self"), *(_Atom(f"{p}: {tensor}") for p in params)])
         return [*_statement("", head, f" -> {returns}:", None, depth=1), *body]
 
@@ -371,7 +379,7 @@ class _Forward:
         reads = list(dict.fromkeys(self.var[i] for n in nodes for i in n.inputs if i not in made))
         body = [line for node in nodes for line in self._layer(node, depth=3)]
         out = [self.var[n.name] for n in nodes if n.name in self.graph.outputs
-               or any(r not in made for r in self.uses.get(n.name, ()))]
+               or n.name in self.graph.auxiliary or any(r not in made for r in self.uses.get(n.name, ()))]
         function = self.names.take(identifier(region))
         head = _Call(f"def {function}", [_Atom(r) for r in reads])
         call = _Call(self._function(functional.checkpointed),
@@ -389,7 +397,7 @@ class _Forward:
     def _result_var(self, name: str) -> str:
         if self._chained(name):
             return "x"
-        if not self.uses.get(name) and name not in self.graph.outputs:
+        if not self.uses.get(name) and name not in (*self.graph.outputs, *self.graph.auxiliary):
             return "_"  # a layer nothing reads: computed (as build does) and dropped
         return self.names.take(identifier(name))
 
@@ -397,7 +405,8 @@ class _Forward:
         """Read once, by the very next layer (or the lone output by `return`): it flows
         through `x`."""
         readers = self.uses.get(name, [])
-        several = len(self.graph.outputs) > 1 and name in self.graph.outputs
+        returned = [*self.graph.outputs, *self.graph.auxiliary]
+        several = len(returned) > 1 and name in returned
         return not several and readers == [self.after[name]]
 
     def _value(self, node: Node) -> _Expr:
@@ -446,7 +455,7 @@ def _uses(graph: Graph) -> dict[str, list[str]]:
     for node in graph.layers():
         for name in node.inputs:
             readers.setdefault(name, []).append(node.name)
-    if len(graph.outputs) == 1:
+    if len(graph.outputs) == 1 and not graph.auxiliary:
         readers.setdefault(graph.outputs[0], []).append(_RETURN)
     return readers
 
@@ -483,19 +492,21 @@ def fmt_batch_shape(shape: Shape) -> str:
 
 def _signature_doc(graph: Graph, shapes: Mapping[str, Shape]) -> str:
     """`(N, 1, 32, 32) -> (N, 10).`, naming the tensors when there are several."""
-    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
-        return f"{fmt_batch_shape(shapes[graph.inputs[0]])} -> {fmt_batch_shape(shapes[graph.outputs[0]])}."
-
     def side(names: Sequence[str]) -> str:
         return ", ".join(f"{n} {fmt_batch_shape(shapes[n])}" for n in names)
 
-    return f"Inputs {side(graph.inputs)}.\n\nReturns {side(graph.outputs)}."
+    more = "" if not graph.auxiliary else \
+        f"\n\nIn training it also returns {side(graph.auxiliary)}, computed in training only."
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        return f"{fmt_batch_shape(shapes[graph.inputs[0]])} -> " \
+            f"{fmt_batch_shape(shapes[graph.outputs[0]])}.{more}"
+    return f"Inputs {side(graph.inputs)}.\n\nReturns {side(graph.outputs)}.{more}"
 
 
 def _docstring(text: str, indent: str, always_split: bool = False) -> list[str]:
     """A docstring, wrapped to the line length."""
     one = f'{indent}"""{text}"""'
-    if len(one) <= WIDTH and not always_split:
+    if len(one) <= WIDTH and "\n" not in text and not always_split:
         return [one]
     lines: list[str] = []
     for paragraph in text.split("\n\n"):

@@ -7,12 +7,15 @@ graph at run time: `print(model.code)` shows it.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.fx
+from torch.fx.graph import PythonCode
 
 from netspec import init as init_scheme
 from netspec.backends import functional
@@ -39,17 +42,47 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
     layers = graph.layers()
     last_read = {i: k for k, n in enumerate(layers) for i in n.inputs} | \
         dict.fromkeys(graph.outputs, len(layers))
+    later = graph.training_only()
+    made_before_later: int | None = None
     done = 0
     for region, nodes in graph.runs():
         done += len(nodes)
+        if made_before_later is None and nodes[0].name in later:
+            made_before_later = len(fx.nodes)
         if region is None:
             _emit(fx, root, "", nodes[0], values, shapes)
         else:
             out = [n.name for n in nodes if last_read.get(n.name, 0) >= done]
             _checkpoint(fx, root, region, nodes, out, values, shapes)
     outputs = [values[o] for o in graph.outputs]
-    fx.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+    returned = [*outputs, *(values[a] for a in graph.auxiliary)]
+    fx.output(returned[0] if len(returned) == 1 else tuple(returned))
+    if made_before_later is not None:
+        fx.set_codegen(_TrainingTail(list(fx.nodes)[made_before_later].name,
+                                     [o.name for o in outputs]))
     return torch.fx.GraphModule(root, fx, class_name=class_name(graph.name))
+
+
+class _TrainingTail(torch.fx.graph.CodeGen):
+    """fx's code with a return of the outputs before the layers run in training only
+    (the spec's `auxiliary` outputs'): `forward` computes and returns those in training only.
+
+    The layers are the graph's last (the expansion orders them so), from the fx node named
+    `first` on; `outputs` name the values returned in eval mode."""
+
+    def __init__(self, first: str, outputs: list[str]) -> None:
+        super().__init__()
+        self.first, self.outputs = first, outputs
+
+    def _gen_python_code(self, *args: Any, **kwargs: Any) -> PythonCode:
+        code = super()._gen_python_code(*args, **kwargs)
+        lines = code.src.split("\n")
+        at = next(i for i, text in enumerate(lines) if text.startswith(f"    {self.first} = "))
+        returned = self.outputs[0] if len(self.outputs) == 1 else f"({', '.join(self.outputs)})"
+        lines[at:at] = ["    if not self.training:", f"        return {returned}"]
+        moved = code._lineno_map and {k + 2 * (k >= at - code._prologue_start): v
+                                      for k, v in code._lineno_map.items()}
+        return dataclasses.replace(code, src="\n".join(lines), _lineno_map=moved)
 
 
 def _emit(fx: torch.fx.Graph, root: torch.nn.Module, prefix: str, node: Node,

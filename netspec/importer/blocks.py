@@ -217,6 +217,7 @@ class Writer:
         for node in scope.inside:
             users = list(node.users)
             if node is self.traced.output or node in self.traced.more or \
+                    node in self.traced.auxiliary or \
                     any(u not in scope.inside for u in users):
                 name = self.ref(node, scope)
                 if name not in out:

@@ -22,6 +22,11 @@ def names(refs: tuple[str, ...]) -> str:
     return scalar(written[0] if len(written) == 1 else written)
 
 
+def listed(refs: tuple[str, ...]) -> str:
+    """Layer names as a YAML list (`[fc]`, `[aux2, aux1]`)."""
+    return names(refs) if len(refs) > 1 else f"[{names(refs)}]"
+
+
 def line(item: Item, prev: Item | None, args: dict[str, Any], when: str | None,
          prev_when: str | None, first_reads: tuple[str, ...]) -> str:
     """One layer: `- {conv2d: {out: 64, kernel: 3}, name: conv1}` (with `from`, `if`,
@@ -94,7 +99,9 @@ def spec_text(writer: Writer, name: str, shape: tuple[int, ...], source: str) ->
              f"name: {name}", f"input: {scalar(list(shape))}"]
     outputs = tuple(writer.ref(n, root) for n in (writer.traced.output, *writer.traced.more))
     if outputs != (items[-1].name,):
-        lines.append(f"outputs: {names(outputs) if len(outputs) > 1 else f'[{names(outputs)}]'}")
+        lines.append(f"outputs: {listed(outputs)}")
+    if writer.traced.auxiliary:
+        lines.append(f"auxiliary: {listed(tuple(writer.ref(n, root) for n in writer.traced.auxiliary))}")
     if writer.blocks:
         lines.append("blocks:")
         for block in _used(writer, items):

@@ -80,8 +80,10 @@ class Traced:
     output: torch.fx.Node
     unexpressed: list[Unexpressed]
     more: tuple[torch.fx.Node, ...] = ()
-    """The outputs after the first, in order (a model returning a tuple: Inception v3's
-    and GoogLeNet's auxiliary logits, which their training forward returns)."""
+    """The outputs after the first, in order (a model returning a tuple)."""
+    auxiliary: tuple[torch.fx.Node, ...] = ()
+    """The outputs only the training forward returns, after the others (Inception v3's
+    and GoogLeNet's auxiliary logits)."""
 
 
 SAME_FUNCTION = {operator.iadd: operator.add, torch.add: operator.add, operator.imul: operator.mul,
@@ -95,6 +97,7 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
     where only that forward reads every tensor (auxiliary classifiers: their outputs follow
     the first). Shapes are always run in eval mode."""
     graph = _trace(model.eval())
+    returned = len(_returned(graph.output_node().args[0]))  # by the eval forward
     if _unread(model, graph):
         try:
             trained = _trace(model.train())
@@ -148,14 +151,19 @@ def read(model: torch.nn.Module, shape: tuple[int, ...]) -> Traced:
             scopes[at].inside.add(node)
     for scope in scopes.values():
         own_tensors_first(scope, placeholders[0])
-    if isinstance(output, torch.fx.Node) and _returned_tuple(output):
-        output = output.args
-    outputs = tuple(output) if isinstance(output, tuple) else (output,)
+    outputs = _returned(output)
     if not outputs or not all(isinstance(o, torch.fx.Node) for o in outputs):
         raise ImportFailure("the model returns no tensor or tuple of tensors (a dict, say); "
                             "netspec import reads models of tensor outputs")
     return Traced(root, placeholders[0], outputs[0], missing + _unread(model, graph),
-                  outputs[1:])
+                  outputs[1:returned], outputs[returned:])
+
+
+def _returned(output: Any) -> tuple[Any, ...]:
+    """The values a graph's output node returns: a tuple's, a named tuple's, or one."""
+    if isinstance(output, torch.fx.Node) and _returned_tuple(output):
+        output = output.args
+    return tuple(output) if isinstance(output, tuple) else (output,)
 
 
 def _returned_tuple(node: torch.fx.Node) -> bool:

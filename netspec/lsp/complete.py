@@ -126,7 +126,7 @@ def complete(path: str, text: str, analyses: list[Analysis], line: int, column: 
         return [Item(k, "key", "spec key", _field_doc(Spec, k)) for k in Spec.model_fields]
     if key_here.group(1) is not None:  # `- word`: an item of a list
         owner = next((p.key for p in parents if p.key), None)
-        if owner == "outputs":
+        if owner in ("outputs", "auxiliary"):
             return _layers(analysis, path, line + 1)
         if owner == "layers":
             return _ops_and_blocks(analysis)

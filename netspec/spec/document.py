@@ -210,7 +210,9 @@ class Spec(_Strict):
 
     `input: [C, H, W]` declares one input named `input`; `inputs: {name: [dims]}` several.
     An input of token ids is declared `{tokens: [T], vocab: V}` instead of its dims.
-    `outputs` lists the layers whose tensors the network returns (the last by default).
+    `outputs` lists the layers whose tensors the network returns (the last by default);
+    `auxiliary` the layers it returns after them in training only (GoogLeNet's auxiliary
+    classifiers): the layers only they read run in training only.
     """
 
     name: str = "net"
@@ -218,6 +220,11 @@ class Spec(_Strict):
     input: InputDecl | None = None
     inputs: Annotated[dict[Identifier, InputDecl], Field(min_length=1)] | None = None
     outputs: list[LayerRef] | None = None
+    auxiliary: list[LayerRef] = Field(
+        default_factory=list,
+        description="layers the network returns after its outputs in training only, each "
+                    "trained by a loss of weight `train.auxiliary_weight` (GoogLeNet's "
+                    "auxiliary classifiers); the layers only they read run in training only")
     params: dict[Identifier, Any] = Field(default_factory=dict)
     scales: dict[ScaleName, Scale] = Field(
         default_factory=dict,

@@ -192,16 +192,46 @@ class Expander:
         top.declared = dict.fromkeys(input_shapes, self.source.pos(doc))
         with contextlib.suppress(_Abort):
             self.body(layers, top, doc, "layers")
-        outputs = [self.resolve(o, top, self.source.pos(doc, "outputs", i), "outputs")
-                   for i, o in enumerate(self.spec.outputs or [])] or [top.last]
-        outputs = [p for o in outputs for p in self.pieces_of(o)]
-        for i, name in enumerate(outputs):
-            if name and name in outputs[:i]:
-                self.error(self.source.pos(doc, "outputs", i), "outputs",
-                           f"`{name}` is listed twice in `outputs`", "list each output once",
-                           code="duplicate-output")
-        return Graph(self.spec.name, self.nodes, list(input_shapes),
-                     [o for o in outputs if o], self.groups, env, dict(self.shape_reads))
+        listed = self.listed(doc, top, "outputs") or \
+            [("outputs", p, self.source.pos(doc)) for p in self.pieces_of(top.last)]
+        listed += self.listed(doc, top, "auxiliary")
+        for i, (key, name, where) in enumerate(listed):
+            if any(name == other for _, other, _ in listed[:i]) and not self.spec.outputs:
+                self.error(where, key, f"`{name}` is the last layer, the output when `outputs` "
+                           "names none, and an auxiliary output", "name the output: `outputs: "
+                           "[LAYER]`", code="duplicate-output")
+            elif any(name == other for _, other, _ in listed[:i]):
+                self.error(where, key, f"`{name}` is listed twice in `outputs` and `auxiliary`",
+                           "list each output once", code="duplicate-output")
+        graph = Graph(self.spec.name, self.nodes, list(input_shapes),
+                      [name for key, name, _ in listed if key == "outputs"], self.groups, env,
+                      dict(self.shape_reads), [name for key, name, _ in listed if key == "auxiliary"])
+        self.training_only_last(graph)
+        return graph
+
+    def training_only_last(self, graph: Graph) -> None:
+        """Order the layers only `auxiliary` reads after every other (they run after them,
+        in training only). A checkpointed block instance holding layers of both kinds is an
+        error: its layers run together."""
+        later = graph.training_only()
+        for name, group in graph.groups.items():
+            inside = {n.name in later for n in graph.layers() if name in n.groups}
+            if group.checkpoint and len(inside) == 2 and group.call is not None:
+                self.error(group.call.meta("checkpoint"), name, f"`{name}` holds layers that "
+                           "only `auxiliary` reads, which run in training only, and layers "
+                           "that run always; a checkpointed block runs its layers together",
+                           "checkpoint a block of one kind", code="invalid-value")
+        for moved in [n for n in graph.nodes if n in later]:
+            graph.nodes[moved] = graph.nodes.pop(moved)
+
+    def listed(self, doc: Any, top: _Scope, key: str) -> list[tuple[str, str, At]]:
+        """The layers the spec's `outputs` or `auxiliary` list names: (key, node, where)
+        each, a layer of several outputs as its pieces."""
+        found = []
+        for i, ref in enumerate(getattr(self.spec, key) or []):
+            where = self.source.pos(doc, key, i)
+            found += [(key, p, where) for p in self.pieces_of(self.resolve(ref, top, where, key))]
+        return found
 
     # -- layer lists -------------------------------------------------------------------
 

@@ -137,7 +137,8 @@ def architecture_hash(graph: Graph) -> str:
     """
     layers = [[node.name, node.kind, node.op.model_dump(mode="json") if node.op else None,
                list(node.inputs), node.frozen] for node in graph.layers()]
-    text = json.dumps([graph.inputs, layers, graph.outputs], sort_keys=True, separators=(",", ":"))
+    returned = [graph.outputs, *([graph.auxiliary] if graph.auxiliary else [])]  # as before
+    text = json.dumps([graph.inputs, layers, *returned], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

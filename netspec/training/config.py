@@ -358,6 +358,10 @@ class TrainConfig(_Strict):
     several processes, each one's batch is found (the smallest over the ranks) and the
     batch is that times the process count. The run's checkpoints record the number chosen,
     and a resume keeps it."""
+    auxiliary_weight: NonNegFloat = 0.3
+    """The weight of each auxiliary output's loss (the spec's `auxiliary`, GoogLeNet's
+    0.3): a step's loss is the output's plus this times each auxiliary output's, every one
+    against the same targets."""
     clip_grad: PosFloat | None = None
     """Clip the gradients' global L2 norm to this value."""
     seed: NonNegInt = 0

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from netspec import train_step
 from netspec.errors import Diagnostic, SpecError, TrainError
-from netspec.report import Report
+from netspec.report import Report, dims_text
 from netspec.spec.document import Spec
 from netspec.training import autobatch, checkpoints
 from netspec.training import resume as resumption
@@ -293,6 +293,7 @@ class Trainer:
         self.progress = progress
         (name, shape), = self._single(report.inputs, "input").items()
         (output, out_shape), = self._single(report.outputs, "output").items()
+        self.auxiliary = self._like(report.auxiliary, output, out_shape)
         tune(self.device)
         self.memory_format = memory_format(config.channels_last, self.device, len(shape))
         self.data = self._load_data(shape, out_shape, report.token_inputs.get(name))
@@ -348,6 +349,30 @@ class Trainer:
             raise TrainError(f"netspec train needs a spec with one {what}; this one has "
                              f"{len(tensors)}: {', '.join(tensors)}")
         return tensors
+
+    @staticmethod
+    def _like(auxiliary: dict[str, tuple[int, ...]], output: str, shape: tuple[int, ...]
+              ) -> int:
+        """How many auxiliary outputs the network returns in training, each of the output's
+        shape (it is trained against the same targets)."""
+        for name, other in auxiliary.items():
+            if other != shape:
+                raise TrainError(f"the auxiliary output `{name}` is {dims_text(other)} and the "
+                                 f"output `{output}` {dims_text(shape)}; netspec train trains "
+                                 "each auxiliary output against the output's targets, so they "
+                                 "need its shape")
+        return len(auxiliary)
+
+    def _step_loss(self, returned: torch.Tensor | tuple[torch.Tensor, ...], y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output (in float32) and the loss of a training forward's result: the
+        output's loss, plus `auxiliary_weight` times each auxiliary output's (a network with
+        auxiliary outputs returns them after its output in training)."""
+        out, *extra = (r.float() for r in returned) if self.auxiliary else (returned.float(),)
+        loss = self.task.loss(out, y)
+        for scores in extra:
+            loss = loss + self.config.auxiliary_weight * self.task.loss(scores, y)
+        return out, loss
 
     def _load_data(self, shape: tuple[int, ...], out_shape: tuple[int, ...],
                    vocab: int | None) -> Data:
@@ -493,8 +518,7 @@ class Trainer:
             if self.memory_format is not None:
                 x = x.contiguous(memory_format=self.memory_format)
             with self.precision.autocast():
-                out = self.net(x).float()
-                loss = task.loss(out, y)
+                out, loss = self._step_loss(self.net(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.config.clip_grad is not None:
