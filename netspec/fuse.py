@@ -30,7 +30,7 @@ def foldable_pairs(graph: Graph) -> dict[str, str]:
     for node in graph.nodes.values():
         for name in node.inputs:
             readers[name] = readers.get(name, 0) + 1
-    for name in graph.outputs:
+    for name in (*graph.outputs, *graph.auxiliary):
         readers[name] = readers.get(name, 0) + 1
     pairs = {}
     for node in graph.nodes.values():
@@ -59,7 +59,8 @@ def fold_graph(graph: Graph) -> tuple[Graph, dict[str, str]]:
             node = replace(node, inputs=tuple(pairs.get(i, i) for i in node.inputs))
         nodes[name] = node
     outputs = [pairs.get(o, o) for o in graph.outputs]
-    return replace(graph, nodes=nodes, outputs=outputs), pairs
+    auxiliary = [pairs.get(a, a) for a in graph.auxiliary]
+    return replace(graph, nodes=nodes, outputs=outputs, auxiliary=auxiliary), pairs
 
 
 def fold_weights(model: Any, folded: Any, pairs: dict[str, str]) -> Any:

@@ -20,6 +20,7 @@ import netspec
 import netspec.train_step
 from netspec.backends.source import python_source
 from netspec.cli import main
+from netspec.export import export
 
 SPEC = """\
 name: side
@@ -105,7 +106,13 @@ def test_the_built_module_runs_them_in_training_only() -> None:
     features = model.relu1(model.conv1(x))
     want = model.side_fc(torch.flatten(model.side_pool(model.side(features)), 1))
     torch.testing.assert_close(side, want)
-    assert "if not self.training:\n        return fc" in model.code
+    called.clear()
+    interpreted = torch.fx.Interpreter(model.eval()).run(x)  # as torch.export runs a graph
+    torch.testing.assert_close(interpreted, scores)
+    assert called == []
+    program = torch.export.export(model.eval(), (x,))
+    assert len(program.graph_signature.output_specs) == 1
+    torch.testing.assert_close(program.module()(x), scores)
     copied = copy.deepcopy(model)  # the code survives a copy (EMA, SWA)
     assert isinstance(copied.eval()(x), torch.Tensor) and len(copied.train()(x)) == 2
 
@@ -136,7 +143,7 @@ def test_a_bad_auxiliary_list_is_an_error_at_its_line(text: str, line: int, mess
     assert error.where.line == line and message in error.message
 
 
-def test_a_checkpointed_block_cannot_hold_both_kinds() -> None:
+def test_a_checkpointed_block_cannot_hold_them() -> None:
     text = """\
 name: mixed
 input: [4]
@@ -153,7 +160,7 @@ layers:
     with pytest.raises(netspec.SpecError) as caught:
         netspec.check(text)
     (error,) = caught.value.errors
-    assert error.where.line == 11 and "checkpointed block runs its layers together" in error.message
+    assert error.where.line == 11 and "`both` holds `both.side`" in error.message
 
 
 def test_the_drawing_dashes_what_runs_in_training_only() -> None:
@@ -200,3 +207,35 @@ def test_training_needs_auxiliary_outputs_of_the_output_s_shape(tmp_path) -> Non
     result = CliRunner().invoke(main, ["train", str(spec), "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
     assert "the auxiliary output `side_fc` is 7 and the output `fc` 10" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_an_export_computes_the_eval_forward_alone(tmp_path, fmt: str) -> None:
+    """Exports are for inference: the output alone, without the auxiliary heads."""
+    model = netspec.build(SPEC, seed=0).eval()
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    out = export(netspec.load(SPEC), fmt, tmp_path / f"side.{fmt}", weights=tmp_path / "weights.pt")
+    x = torch.randn(2, 3, 12, 12)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out))
+        assert [o.name for o in session.get_outputs()] == ["fc"]
+        (got,) = session.run(None, {"input": x.numpy()})
+        got = torch.from_numpy(got)
+    else:
+        got = torch.export.load(out).module()(x)
+    torch.testing.assert_close(got, model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_folds_in_the_auxiliary_heads_too() -> None:
+    text = SPEC.replace("{conv2d: {out: 4, kernel: 1}, name: side}",
+                        "{conv2d: {out: 4, kernel: 1}, name: side}\n  - {batchnorm2d: {}, name: side_bn}")
+    model = netspec.build(text, seed=0)
+    model.train()(torch.randn(8, 3, 12, 12))  # running statistics of their own
+    folded = netspec.fuse(text, model)
+    assert not any(k.startswith("side_bn.") for k in folded.state_dict())
+    x = torch.randn(2, 3, 12, 12)
+    torch.testing.assert_close(folded.eval()(x), model.eval()(x))
+    assert [t.shape for t in folded.train()(x)] == [(2, 5), (2, 5)]

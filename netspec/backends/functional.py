@@ -81,3 +81,21 @@ def checkpointed(block, *inputs: torch.Tensor, state: torch.nn.Module | None = N
                     buffer.copy_(value)
 
     return torch.utils.checkpoint.checkpoint(run, *inputs, use_reentrant=False)
+
+
+def training_only(block: torch.nn.Module, *inputs: torch.Tensor | None, outputs: int = 1
+                  ) -> torch.Tensor | tuple[torch.Tensor | None, ...] | None:
+    """`block(*inputs)` in training mode; in eval mode nothing runs and the result is None
+    (`outputs` Nones when the block returns several): the layers only a spec's
+    `auxiliary` outputs read."""
+    if block.training:
+        return block(*inputs)
+    return None if outputs == 1 else (None,) * outputs
+
+
+def with_auxiliary(outputs: tuple[torch.Tensor, ...], auxiliary: tuple[torch.Tensor | None, ...]
+                   ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """A network's result: its outputs (one alone), then in training its auxiliary outputs
+    (None in eval mode, where they are not computed)."""
+    returned = outputs if auxiliary[0] is None else (*outputs, *auxiliary)
+    return returned[0] if len(returned) == 1 else returned

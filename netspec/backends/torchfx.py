@@ -7,15 +7,12 @@ graph at run time: `print(model.code)` shows it.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.fx
-from torch.fx.graph import PythonCode
 
 from netspec import init as init_scheme
 from netspec.backends import functional
@@ -41,48 +38,87 @@ def _compile(graph: Graph, report: Report) -> torch.fx.GraphModule:
                                         for name in graph.inputs}
     layers = graph.layers()
     last_read = {i: k for k, n in enumerate(layers) for i in n.inputs} | \
-        dict.fromkeys(graph.outputs, len(layers))
+        dict.fromkeys([*graph.outputs, *graph.auxiliary], len(layers))
     later = graph.training_only()
-    made_before_later: int | None = None
     done = 0
     for region, nodes in graph.runs():
+        if nodes[0].name in later:  # the last runs
+            break
         done += len(nodes)
-        if made_before_later is None and nodes[0].name in later:
-            made_before_later = len(fx.nodes)
         if region is None:
             _emit(fx, root, "", nodes[0], values, shapes)
         else:
             out = [n.name for n in nodes if last_read.get(n.name, 0) >= done]
             _checkpoint(fx, root, region, nodes, out, values, shapes)
-    outputs = [values[o] for o in graph.outputs]
-    returned = [*outputs, *(values[a] for a in graph.auxiliary)]
-    fx.output(returned[0] if len(returned) == 1 else tuple(returned))
-    if made_before_later is not None:
-        fx.set_codegen(_TrainingTail(list(fx.nodes)[made_before_later].name,
-                                     [o.name for o in outputs]))
+    for nodes in _training_only_groups(graph, later):
+        done += len(nodes)
+        _gated(fx, root, nodes, [n.name for n in nodes if last_read.get(n.name, 0) >= done],
+               values, shapes)
+    outputs = tuple(values[o] for o in graph.outputs)
+    if graph.auxiliary:
+        fx.output(fx.create_node("call_function", functional.with_auxiliary,
+                                 (outputs, tuple(values[a] for a in graph.auxiliary)),
+                                 name="returned"))
+    else:
+        fx.output(outputs[0] if len(outputs) == 1 else outputs)
     return torch.fx.GraphModule(root, fx, class_name=class_name(graph.name))
 
 
-class _TrainingTail(torch.fx.graph.CodeGen):
-    """fx's code with a return of the outputs before the layers run in training only
-    (the spec's `auxiliary` outputs'): `forward` computes and returns those in training only.
+def _training_only_groups(graph: Graph, later: set[str]) -> list[list[Node]]:
+    """The layers run in training only (the graph's last), in order and in groups: the
+    layers of the outermost block instance holding only such layers together, every other
+    layer alone."""
+    inside: dict[str, list[str]] = {}
+    for node in graph.layers():
+        for group in node.groups:
+            inside.setdefault(group, []).append(node.name)
+    groups: list[tuple[str, list[Node]]] = []
+    for node in graph.layers():
+        if node.name not in later:
+            continue
+        key = next((g for g in node.groups if all(n in later for n in inside[g])), node.name)
+        if groups and groups[-1][0] == key:
+            groups[-1][1].append(node)
+        else:
+            groups.append((key, [node]))
+    return [nodes for _, nodes in groups]
 
-    The layers are the graph's last (the expansion orders them so), from the fx node named
-    `first` on; `outputs` name the values returned in eval mode."""
 
-    def __init__(self, first: str, outputs: list[str]) -> None:
-        super().__init__()
-        self.first, self.outputs = first, outputs
-
-    def _gen_python_code(self, *args: Any, **kwargs: Any) -> PythonCode:
-        code = super()._gen_python_code(*args, **kwargs)
-        lines = code.src.split("\n")
-        at = next(i for i, text in enumerate(lines) if text.startswith(f"    {self.first} = "))
-        returned = self.outputs[0] if len(self.outputs) == 1 else f"({', '.join(self.outputs)})"
-        lines[at:at] = ["    if not self.training:", f"        return {returned}"]
-        moved = code._lineno_map and {k + 2 * (k >= at - code._prologue_start): v
-                                      for k, v in code._lineno_map.items()}
-        return dataclasses.replace(code, src="\n".join(lines), _lineno_map=moved)
+def _gated(fx: torch.fx.Graph, root: torch.nn.Module, nodes: Sequence[Node], out: Sequence[str],
+           values: dict[str, torch.fx.Node], shapes: dict[str, Shape]) -> None:
+    """Add layers run in training only, of which later layers or the auxiliary outputs
+    read `out`, called through `functional.training_only`, which runs nothing in eval mode:
+    a lone layer's module, or else a GraphModule of the layers at their block instance's
+    name (or the lone layer's), names and `state_dict` keys unchanged. The gate is a call
+    in the graph, so whatever runs it (its code, an fx Interpreter, torch.export) skips
+    them in eval mode."""
+    first = nodes[0]
+    made = {n.name for n in nodes}
+    reads = list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in made))
+    if len(nodes) == 1 and first.op is not None and \
+            first.op.torch_module(len(first.inputs)) is not None:
+        at = first.name
+        _emit(torch.fx.Graph(), root, "", first, dict(values), shapes)  # made and attached
+    else:
+        at = first.name if len(nodes) == 1 else \
+            next(g for g in first.groups if all(g in n.groups for n in nodes))
+        inner = torch.fx.Graph()
+        local = {name: inner.placeholder(identifier(name)) for name in reads}
+        _attach(root, at, torch.nn.Module())
+        for node in nodes:
+            _emit(inner, root, f"{at}.", node, local, shapes)
+        inner.output(local[out[0]] if len(out) == 1 else tuple(local[o] for o in out))
+        module = torch.fx.GraphModule(root.get_submodule(at), inner, class_name=class_name(at))
+        parent, _, leaf = at.rpartition(".")
+        root.get_submodule(parent).add_module(leaf, module)
+    block = fx.create_node("get_attr", at, name=f"{identifier(at)}_module")
+    called = fx.create_node("call_function", functional.training_only,
+                            (block, *(values[i] for i in reads)),
+                            {} if len(out) == 1 else {"outputs": len(out)},
+                            name=identifier(out[0]) if len(out) == 1 else None)
+    for index, name in enumerate(out):
+        values[name] = called if len(out) == 1 else fx.create_node(
+            "call_function", operator.getitem, (called, index), name=identifier(name))
 
 
 def _emit(fx: torch.fx.Graph, root: torch.nn.Module, prefix: str, node: Node,

@@ -211,16 +211,18 @@ class Expander:
 
     def training_only_last(self, graph: Graph) -> None:
         """Order the layers only `auxiliary` reads after every other (they run after them,
-        in training only). A checkpointed block instance holding layers of both kinds is an
-        error: its layers run together."""
+        in training only). A checkpointed block instance holding such a layer is an error:
+        they are a training step's small heads, called only in training."""
         later = graph.training_only()
         for name, group in graph.groups.items():
-            inside = {n.name in later for n in graph.layers() if name in n.groups}
-            if group.checkpoint and len(inside) == 2 and group.call is not None:
-                self.error(group.call.meta("checkpoint"), name, f"`{name}` holds layers that "
-                           "only `auxiliary` reads, which run in training only, and layers "
-                           "that run always; a checkpointed block runs its layers together",
-                           "checkpoint a block of one kind", code="invalid-value")
+            held = next((n.name for n in graph.layers() if name in n.groups and n.name in later),
+                        None)
+            if group.checkpoint and held is not None and group.call is not None:
+                self.error(group.call.meta("checkpoint"), name, f"`{name}` holds `{held}`, "
+                           "which only `auxiliary` reads and runs in training only; "
+                           "netspec checkpoints only layers that always run",
+                           "leave the auxiliary layers out of the checkpointed block",
+                           code="invalid-value")
         for moved in [n for n in graph.nodes if n in later]:
             graph.nodes[moved] = graph.nodes.pop(moved)
 
