@@ -236,7 +236,8 @@ class Diff:
                          "changes": [...], "args": {NAME: {"a", "b"}}}],
              "totals": {"params" | "trainable_params" | "buffers" | "macs" | "flops":
                             {"a", "b", "delta", "percent": float | null},
-                        "inputs": {"a": {NAME: [dims]}, "b": ...}, "outputs": ...}}
+                        "inputs": {"a": {NAME: [dims]}, "b": ...}, "outputs": ...,
+                        "auxiliary": ...}}
 
         SIDE is {"file", "name", "scale", "params": {values set}, "inputs": {NAME: [dims]}
         given | null}. `layers` lists every layer (or row, with `depth`), the same ones

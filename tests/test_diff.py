@@ -67,7 +67,8 @@ def test_a_spec_against_itself_has_no_differences():
     assert table_rows(result.stdout) == []
     out = json_of(LENET)  # B defaults to A
     assert out["summary"] == {"added": 0, "removed": 0, "changed": 0, "same": 12, "renamed": 0}
-    assert all(t["delta"] == 0 for k, t in out["totals"].items() if k not in ("inputs", "outputs"))
+    assert all(t["delta"] == 0 for k, t in out["totals"].items()
+               if k not in ("inputs", "outputs", "auxiliary"))
 
 
 def test_an_inserted_layer_is_one_added_row_though_the_names_after_it_renumber(tmp_path):
@@ -305,7 +306,7 @@ def test_the_json_has_its_documented_fields(tmp_path):
     assert set(out["a"]) == {"file", "name", "scale", "params", "inputs"}
     assert out["b"]["file"] == str(b) and out["a"]["name"] == "lenet5"
     assert set(out["totals"]) == {"params", "trainable_params", "buffers", "macs", "flops",
-                                  "inputs", "outputs"}
+                                  "inputs", "outputs", "auxiliary"}
     assert all(set(out["totals"][k]) == {"a", "b", "delta", "percent"}
                for k in ("params", "trainable_params", "buffers", "macs", "flops"))
     assert out["totals"]["buffers"]["percent"] is None  # LeNet has none: no percentage of 0
