@@ -332,7 +332,11 @@ def test_masked_multihead_attention_from_a_program_is_listed(tmp_path: Path) -> 
     path = save_program(trained(Attending(masked=True)), tmp_path / "masked.pt2", (6, 8))
     with pytest.raises(ImportFailure) as caught:
         import_file(path)
-    assert "(root): aten.lt.Scalar (node lt): no netspec op" in [str(u) for u in caught.value.unexpressed]
+    listed = [str(u) for u in caught.value.unexpressed]
+    assert "(root): aten.lt.Scalar (node lt): no netspec op" in listed
+    # its in_proj, a linear layer of attn's own tensors, made before its out_proj module ran
+    assert listed[-1] == "attn: reads the own tensors of attn, which holds modules besides " \
+        "(no layer holds them under their keys)"
 
 
 def test_a_layer_norm_between_permutes_and_a_scale_are_read_as_trace_reads_them(tmp_path: Path) -> None:

@@ -77,6 +77,8 @@ class Scopes:
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
     params: int = 0
     buffers: int = 0
+    buffer_keys: set[str] = field(default_factory=set)
+    """The keys of `weights` that are buffers (running statistics), not parameters."""
     missing: list[Unexpressed] = field(default_factory=list)
     pieces: dict[torch.fx.Node, tuple[str, str]] = field(default_factory=dict)
     """A layer of several outputs (`chunk`, `split`) -> its scope's path and its name."""
@@ -178,6 +180,27 @@ class Scopes:
         self.buffers += sum(b.numel() for b in module.buffers())
         for key, tensor in module.state_dict().items():
             self.weights[f"{prefix}.{key}"] = tensor.detach().clone()
+        self.buffer_keys.update(f"{prefix}.{key}" for key, _ in module.named_buffers())
+
+    def _beside(self, entry: Entry, path: str, parent: Scope) -> None:
+        """A layer holding the own tensors of the module at `path`, made before a submodule
+        of it ran (nn.MultiheadAttention's `in_proj` beside its `out_proj`, read as aten
+        calls): no layer can hold them under their keys beside the submodules', so it is
+        listed and its tensors dropped, and its name left to the module's scope."""
+        for key in [k for k in self.weights if k.rpartition(".")[0] == path]:
+            count = self.weights.pop(key).numel()
+            if key in self.buffer_keys:
+                self.buffers -= count
+            else:
+                self.params -= count
+        old, entry.name = entry.name, fresh_name(entry.name, parent)
+        entry.missing = Unexpressed(path, f"reads the own tensors of {path}, which holds modules "
+                                    "besides (no layer holds them under their keys)")
+        entry.kind, entry.args, entry.reads = "identity", {}, entry.reads[:1]
+        self.missing.append(entry.missing)
+        for node, name in parent.made.items():
+            if name == old:
+                parent.made[node] = entry.name
 
     def _scope(self, path: str, classes: dict[str, str]) -> Scope:
         """The scope at `path`, made with the scopes above it as they first appear; its
@@ -188,7 +211,11 @@ class Scopes:
             cls = classes.get(path, "").rpartition(".")[2]
             scope = Scope(path, cls)
             self._scopes[path] = scope
-            parent.entries.append(Entry(path.rpartition(".")[2], "", {}, [], scope))
+            leaf = path.rpartition(".")[2]
+            clash = next((e for e in parent.entries if e.name == leaf and e.scope is None), None)
+            if clash is not None:
+                self._beside(clash, path, parent)
+            parent.entries.append(Entry(leaf, "", {}, [], scope))
         return self._scopes[path]
 
     def traced(self, output: torch.fx.Node) -> Traced:
