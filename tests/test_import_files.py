@@ -293,6 +293,26 @@ def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path,
                  (3, 64, 64))
 
 
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
+def test_a_vision_transformer_from_a_program_computes_as_the_program(tmp_path: Path) -> None:
+    """Its class token, expanded over the batch and concatenated before the patches, is a
+    parameter layer; the token read back, `x[:, 0]`, an aten.select; its attention,
+    nn.MultiheadAttention decomposed, one layer each."""
+    from torchvision.models import VisionTransformer
+
+    model = trained(VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                      hidden_dim=32, mlp_dim=64, num_classes=10))
+    with torch.no_grad():  # its zero class token and head would hide them read wrong
+        model.class_token.normal_()
+        model.heads.head.weight.normal_(std=0.5)
+    path = save_program(model, tmp_path / "vit.pt2", (3, 32, 32))
+    matches_program(path, model, (3, 32, 32))
+    text = import_file(path).text
+    assert "{parameter: {shape: [1, 32]}, name: class_token}" in text
+    assert "{select: {dim: 1, index: 0}, name: select}" in text
+
+
 SMALL_NETS = {"Halves": (4, 8, 8), "Reordered": (3, 8, 8), "Scaled": (3, 8, 8), "Shuffled": (3, 8, 8),
               "Thirds": (5, 4, 4)}
 """Small nets of tests/importing/nets.py that cut, move and scale maps, and their inputs."""

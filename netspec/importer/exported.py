@@ -7,8 +7,9 @@ permuted weight, `aten._native_batch_norm_legit_no_training`,
 `aten.max_pool2d_with_indices`), is read as the torch.nn module it is the functional form
 of, rebuilt from its arguments with the tensors it reads (the lifted parameters and
 buffers: `ExportedProgram.state_dict` keys by the graph signature), or as a netspec op
-(`aten.add`, `aten.cat`, `aten.permute`, `aten.transpose`, a view to one dim as a flatten;
-`aten.chunk` and `aten.split` as one layer whose getitems are its pieces). A tensor of the
+(`aten.add`, `aten.cat`, `aten.permute`, `aten.transpose`, `aten.select`, `aten.slice`, a
+view to one dim as a flatten; `aten.chunk` and `aten.split` as one layer whose getitems are
+its pieces). A tensor of the
 model added or multiplied in is a parameter layer (`Scopes.parameter`). Nodes'
 `nn_module_stack` give the module tree, less the modules `graphs.merged` folds into their
 parent (LayerNorm2d); the user input's shape less the batch is the input shape.
@@ -37,9 +38,9 @@ TENSOR_VIEWS = {"t": lambda t, *_: t.t(), "permute": lambda t, dims: t.permute(d
                 "transpose": lambda t, a, b: t.transpose(a, b)}
 """Calls on a parameter that make another view of it (a decomposed linear's `permute`)."""
 
-ELEMENTWISE = {"add", "mul"}
+ELEMENTWISE = {"add", "mul", "cat"}
 """Calls whose operands may be a model's own tensor, read as a value (a parameter layer:
-ConvNeXt's `layer_scale * x`)."""
+ConvNeXt's `layer_scale * x`, ViT's class token concatenated before the patches)."""
 
 
 def read(path: Path) -> tuple[Scopes, Traced, tuple[int, ...] | None]:
@@ -128,6 +129,9 @@ class _Reader:
             return
         name = getattr(getattr(target, "overloadpacket", None), "__name__", str(target))
         first = _flat(node.args[:1])[0] if _flat(node.args[:1]) else None
+        if name == "expand" and first in self.tensors and _over_batch(self.tensors[first], node):
+            self.tensors[node], self.keys[node] = self.tensors[first], self.keys[first]  # type: ignore[index]
+            return
         if name in TENSOR_VIEWS and first in self.tensors:
             self.tensors[node] = TENSOR_VIEWS[name](self.tensors[first], *node.args[1:])  # type: ignore[index]
             self.keys[node] = self.keys[first]  # type: ignore[index]
@@ -212,7 +216,7 @@ class _Reader:
             return validated_op(OPS["concat"], {"dim": args["dim"]}) or f"cat over dim {args['dim']}"
         if name in ("view", "reshape", "_unsafe_view"):
             return view(_shape(args["self"]), _shape(node))
-        if name in ("permute", "transpose", "chunk", "split", "split_with_sizes"):
+        if name in ("permute", "transpose", "chunk", "split", "split_with_sizes", "select", "slice"):
             return _reshaped(name, args)
         if name == "layer_norm":
             return _layer_norm(args, tensor(args["weight"]), tensor(args["bias"]))
@@ -262,9 +266,18 @@ def _batch_norm(args: dict[str, Any], tensors: dict[str, torch.Tensor | None]) -
     return loaded(module, tensors)
 
 
+def _over_batch(tensor: torch.Tensor, node: torch.fx.Node) -> bool:
+    """Whether `node` expands `tensor`, of a leading 1, over the batch alone (ViT's
+    `class_token.expand(n, -1, -1)`): a parameter layer's value, as it is."""
+    sizes = list(node.args[1])  # type: ignore[arg-type]
+    return tensor.dim() == len(sizes) and tensor.shape[0] == 1 and all(
+        s in (-1, d) for s, d in zip(sizes[1:], tensor.shape[1:], strict=True))
+
+
 def _reshaped(name: str, args: dict[str, Any]) -> Made:
-    """A permute, transpose, chunk or split (its dims counting the batch, as the ops'); a
-    chunk's and a split's pieces are read by the getitems after it."""
+    """A permute, transpose, chunk, split, select or slice (its dims counting the batch,
+    as the ops'; a slice to the end has an end past any size); a chunk's and a split's
+    pieces are read by the getitems after it."""
     dim = args.get("dim", 0)
     if name == "split":  # pieces of `split_size`, the last shorter
         length = _shape(args["self"])[dim - 1 if dim > 0 else dim]
@@ -274,7 +287,10 @@ def _reshaped(name: str, args: dict[str, Any]) -> Made:
     given = {"permute": {"dims": list(args.get("dims", []))},
              "transpose": {"dim0": args.get("dim0"), "dim1": args.get("dim1")},
              "chunk": {"chunks": args.get("chunks"), "dim": dim},
-             "split": {"sizes": args.get("split_sizes"), "dim": dim}}[kind]
+             "split": {"sizes": args.get("split_sizes"), "dim": dim},
+             "select": {"dim": dim, "index": args.get("index")},
+             "slice": {"dim": dim, "start": args.get("start"), "step": args.get("step", 1),
+                       "end": None if (args.get("end") or 0) >= 2**62 else args.get("end")}}[kind]
     return validated_op(OPS[kind], given) or f"{kind} {given}"
 
 
