@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner, Result
+from torch.utils.flop_counter import FlopCounterMode
 
 import netspec
 from netspec.backends.modules import LearnedTensor
@@ -361,13 +362,20 @@ def test_the_imported_resnet50_is_short() -> None:
 @pytest.mark.needs("torchvision")
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_torchvision_s_classifiers_import_and_match(name: str) -> None:
+    """Each imports, checks to the MACs torch's flop counter counts, loads torchvision's
+    state_dict strictly and computes its outputs."""
     from torchvision import models
 
     # Inception v3 at 299: at 224 its auxiliary classifier's 5x5 conv meets a 3x3 map
     size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
     result = import_model(f"torchvision.models:{name}", size)
     torch.manual_seed(0)
-    same_function(result.text, getattr(models, name)(), size)
+    model = getattr(models, name)()
+    same_function(result.text, model, size)
+    counter = FlopCounterMode(display=False)  # on the meta device: attention's math path
+    with counter, torch.no_grad():
+        model.to("meta")(torch.empty(1, *size, device="meta"))
+    assert 2 * netspec.check(result.text).macs == counter.get_total_flops()
 
 
 @pytest.mark.needs("torchvision")
@@ -408,7 +416,6 @@ def test_inception_nets_import_with_their_auxiliary_classifiers(name: str, size:
     counts in the eval forward; torchvision's state_dict loads strictly; the output is the
     eval forward's, and in training (dropout drawn alike) every output is the training
     forward's."""
-    from torch.utils.flop_counter import FlopCounterMode
     from torchvision import models
 
     call = f"{name}(init_weights=True)"
