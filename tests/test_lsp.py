@@ -486,8 +486,22 @@ async def test_completion_at_the_top_offers_the_spec_s_keys_once(client: Languag
     found = await client.text_document_completion_async(types.CompletionParams(
         types.TextDocumentIdentifier(uri), types.Position(3, 2)))
     labels = [i.label for i in found.items]
-    assert {"params", "blocks", "use", "train", "scales", "outputs"} <= set(labels)
+    assert {"params", "blocks", "use", "train", "scales", "outputs", "auxiliary"} <= set(labels)
     assert len(labels) == len(set(labels))
+    closed(client, uri)
+
+
+async def test_completion_in_outputs_and_auxiliary_offers_the_layers(client: LanguageClient,
+                                                                     tmp_path):
+    text = ("input: [1, 8, 8]\nlayers:\n  - flatten\n  - {linear: 2, name: fc}\n"
+            "  - {linear: 2, from: flatten1, name: side}\noutputs: [fc]\nauxiliary:\n  - s\n")
+    uri = await opened(client, tmp_path / "aux.yaml", text)
+    layers = await complete(client, uri, 8, len("  - s") + 1)
+    assert {"fc", "side", "flatten1"} <= set(layers)
+    await edited(client, uri, text.replace("  - s\n", "  - side\n"))
+    edit = await client.text_document_rename_async(types.RenameParams(
+        types.TextDocumentIdentifier(uri), types.Position(4, column_of(text, 5, "side")), "aux"))
+    assert sorted(c.range.start.line for c in edit.changes[uri]) == [4, 7]  # name, auxiliary
     closed(client, uri)
 
 
