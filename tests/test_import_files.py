@@ -280,11 +280,11 @@ def test_shufflenet_from_dynamo_onnx_computes_as_onnxruntime(tmp_path: Path) -> 
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
-                                  "densenet121"])
+                                  "densenet121", "regnet_y_400mf"])
 def test_torchvision_classifiers_from_files_compute_as_the_files(tmp_path: Path, name: str) -> None:
     """ReLU6 (aten.hardtanh, ONNX Clip), Hardsigmoid and Hardswish, SiLU (ONNX: x times its
     Sigmoid), in-place dropout, squeeze-and-excitation's Mul, DenseNet's concatenations (its
-    first of one map)."""
+    first of one map), RegNet's hyphenated module names (`block1-0`) in initializers'."""
     from torchvision import models
 
     model = trained(getattr(models, name)())

@@ -38,6 +38,8 @@ ACTIVATIONS = {"Relu": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch
                "HardSwish": torch.nn.Hardswish}
 """ONNX activations of no attributes, and the torch.nn module computing each."""
 
+STATE_KEY = r"[\w.-]+\.\w+"
+"""An initializer named by a state_dict key (`layer1.0.conv1.weight`; RegNet's `block1-0`)."""
 PASS = {"Identity", "Dropout"}
 
 ELEMENTWISE = {"Add", "Mul"}
@@ -148,7 +150,7 @@ class _Reader:
         # one whose tensors a layer holds already is an exporter's merging of equal tensors
         # (a fresh model's norms): the layer is then named by where the node is
         owner = next((i.rpartition(".")[0] for i in node.input if isinstance(made, torch.nn.Module)
-                      and i in self.tensors and re.fullmatch(r"[\w.]+\.\w+", i)
+                      and i in self.tensors and re.fullmatch(STATE_KEY, i)
                       and i.rpartition(".")[2] in made.state_dict()), None)
         owner = None if owner is not None and self.scopes.holds(owner) else owner
         stack, named = self._where(node)
@@ -165,7 +167,7 @@ class _Reader:
     def _key(self, name: str, node: Any) -> str:
         """The `state_dict` key of the tensor `name` a node reads as a value: its own where it
         is named as one, else named as it, sanitised, in the node's module."""
-        if re.fullmatch(r"[\w.]+\.\w+", name):
+        if re.fullmatch(STATE_KEY, name):
             return name
         stack = self._where(node)[0]
         path = next((f.path for f in reversed(stack) if not f.leaf), "")
