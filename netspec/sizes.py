@@ -427,6 +427,7 @@ def trace(graph: Graph, at: Mapping[Place, int | Sym], memo: Memo | None = None)
     examples = {str(v.poly): v.hint for v in at.values() if isinstance(v, Sym)}
     log = guards_log()
     costs: dict[str, tuple[Any, Any]] = {}
+    later = graph.training_only()  # their MACs are not the network's
     for node in graph.nodes.values():
         op = node.op
         assert op is not None
@@ -456,7 +457,7 @@ def trace(graph: Graph, at: Mapping[Place, int | Sym], memo: Memo | None = None)
         shapes[node.name], vocabs[node.name], *cost = done
         costs[node.name] = tuple(cost)  # type: ignore[assignment]
     return Outcome(True, shapes, [(n, s) for n, op, x in windows for s in op.floor_slacks(x)],
-                   sum(m for n, (_, m) in costs.items() if n not in graph.training_only()),
+                   sum(m for n, (_, m) in costs.items() if n not in later),
                    sum(p for p, _ in costs.values()),
                    costs=costs)
 

@@ -239,3 +239,14 @@ def test_batch_norm_folds_in_the_auxiliary_heads_too() -> None:
     x = torch.randn(2, 3, 12, 12)
     torch.testing.assert_close(folded.eval()(x), model.eval()(x))
     assert [t.shape for t in folded.train()(x)] == [(2, 5), (2, 5)]
+
+
+def test_the_formulas_in_named_sizes_leave_them_out_too() -> None:
+    text = SPEC.replace("[3, 12, 12]", "[3, H, W]")
+    plain = text.replace("auxiliary: [side_fc]\n", "").replace(
+        "".join(f"  - {line}\n" for line in (
+            "{conv2d: {out: 4, kernel: 1}, name: side}", "{adaptive_avgpool2d: 1, name: side_pool}",
+            "{flatten: {}, name: side_flat}", "{linear: 5, name: side_fc}")), "")
+    ours, theirs = netspec.check(text).formulas, netspec.check(plain).formulas
+    assert ours is not None and theirs is not None
+    assert str(ours.macs) == str(theirs.macs) and ours.params != theirs.params
