@@ -265,6 +265,20 @@ def test_shufflenet_and_convnext_from_files_compute_as_the_files(tmp_path: Path,
 
 @pytest.mark.slow
 @pytest.mark.needs("torchvision")
+def test_convnext_from_dynamo_onnx_computes_as_onnxruntime(tmp_path: Path) -> None:
+    """Its pool's mean, kept to [N, C, 1, 1], reaches the head through the exporter's
+    as_strided: a Reshape to one dim and a Gather of every element back in order, which
+    are the mean's value."""
+    from torchvision import models
+
+    model = trained(models.convnext_tiny())
+    path = save_onnx(model, tmp_path / "convnext.onnx", (3, 64, 64), dynamo=True)
+    extra = matches_onnx(path, model, (3, 64, 64))
+    assert all(key.endswith((".bias", "layer_scale.weight")) for key in extra)
+
+
+@pytest.mark.slow
+@pytest.mark.needs("torchvision")
 def test_shufflenet_from_dynamo_onnx_computes_as_onnxruntime(tmp_path: Path) -> None:
     """The exporter's optimizer makes each channel split a Split of no module record: it is
     read in the module its readers share, so each unit is one block again."""

@@ -21,6 +21,7 @@ holds the folded conv, and so does the spec.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ class _Reader:
         if not values:  # computes from constants only (a shape): not a layer
             return
         one_cat = node.op_type == "Concat" and len(node.input) == 1  # torch.cat([x]) (DenseNet): x
-        if node.output[0] in self.absorbed or node.op_type in PASS or one_cat:
+        if node.output[0] in self.absorbed or node.op_type in PASS or one_cat or \
+                self._gathered_back(node):
             self.values[node.output[0]] = self.values[self.absorbed.get(node.output[0], values[0])]
             return
         if node.op_type in ELEMENTWISE:  # a tensor of the model as an operand: a parameter layer
@@ -301,6 +303,24 @@ class _Reader:
             return None
         self.absorbed[users[0].output[0]] = node.output[0]
         return bias
+
+    def _gathered_back(self, node: Any) -> bool:
+        """Whether `node` is a Reshape to one dim whose one reader Gathers every element
+        back in order to the shape it had (the dynamo exporter's `as_strided` of a
+        contiguous tensor: ConvNeXt's pool, a mean kept to [N, C, 1, 1]): both are its
+        input's value, the Gather absorbed."""
+        users = self.users.get(node.output[0], [])
+        shape = self.tensors.get(node.input[1]) if node.op_type == "Reshape" else None
+        if shape is None or shape.tolist() != [-1] or len(users) != 1 or \
+                users[0].op_type != "Gather" or _attributes(users[0]).get("axis", 0) != 0:
+            return False
+        full = self.full.get(node.input[0], ())
+        indices = self.tensors.get(users[0].input[1])
+        if indices is None or not full or not torch.equal(
+                indices, torch.arange(math.prod(full)).reshape(full).to(indices.dtype)):
+            return False
+        self.absorbed[users[0].output[0]] = node.input[0]
+        return True
 
     def _times_input(self, node: Any) -> bool:
         """Whether the one node reading `node`'s output is a Mul of it by `node`'s input
