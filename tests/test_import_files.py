@@ -224,6 +224,38 @@ def test_a_small_cnn_from_dynamo_onnx_computes_as_onnxruntime(tmp_path: Path) ->
     assert extra == {"blocks.0.conv.bias", "blocks.1.conv.bias"}
 
 
+class Flattening(nn.Module):
+    """A conv and a linear layer over its map flattened by the batch's size, read back
+    from the input: `x.view(x.size(0), -1)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_an_onnx_model_of_a_dynamic_batch_folds_the_sizes_it_computes_from_it(tmp_path: Path) -> None:
+    """Its view's size is a Shape of the map, a Gather of its batch, a Concat with -1:
+    read at a batch of 2, they fold to a constant, and the spec computes what onnxruntime
+    computes of the file at any batch."""
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "dynamic.onnx"
+    model = trained(Flattening())
+    torch.onnx.export(model, (batch((3, 8, 8)),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "N"}})
+    imported = import_file(path)
+    assert "{flatten, name: flatten}" in imported.text
+    net = built(imported.text, imported.weights or {})
+    x = torch.randn(3, 3, 8, 8)
+    (want,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), torch.from_numpy(want), rtol=0, atol=1e-5)
+
+
 def resnet18() -> nn.Module:
     from torchvision import models
 

@@ -39,6 +39,11 @@ ACTIVATIONS = {"Relu": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch
                "HardSwish": torch.nn.Hardswish}
 """ONNX activations of no attributes, and the torch.nn module computing each."""
 
+BATCH = 2
+"""The batch at which a model of a dynamic batch is read: the sizes it computes from its
+batch (a Shape, a Gather of its first item, a Concat: `x.view(x.size(0), -1)`) fold to
+constants as static ones do, and a layer mixing the batch into other dims is refused as in
+a model of a static batch."""
 STATE_KEY = r"[\w.-]+\.\w+"
 """An initializer named by a state_dict key (`layer1.0.conv1.weight`; RegNet's `block1-0`)."""
 PASS = {"Identity", "Dropout"}
@@ -85,6 +90,8 @@ class _Reader:
             del dims[1:]
             for size in shape:
                 dims.add().dim_value = size
+        if dims and not dims[0].dim_value:  # a dynamic batch: sizes computed from it fold
+            dims[0].dim_value = BATCH
         self.graph = _static(model).graph
         self.full = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
                      for v in [*self.graph.input, *self.graph.value_info, *self.graph.output]}
