@@ -3,7 +3,8 @@
     NETSPEC_TORCHVISION=DIR python3 benchmarks/bench_import_files.py [pt2|onnx|dynamo] [NAME...]
 
 Each of tests/test_import.py's CLASSIFIERS (default: all 32), with random weights and
-batch-norm statistics (tests/test_import_files.py's `trained`), is saved as a torch.export
+batch-norm statistics (tests/test_import_files.py's `trained`; a tensor torchvision starts
+at zero drawn too), is saved as a torch.export
 program (`pt2`), or as ONNX by the TorchScript exporter (`onnx`) or the dynamo one
 (`dynamo`), at 64x64 (224 or 299 where a net needs it), then imported, built with the
 file's weights and run on a batch of two. Prints per net `ok` with the largest difference
@@ -47,7 +48,7 @@ def main() -> None:
             start = time.perf_counter()
             args = {"init_weights": True, "aux_logits": False} \
                 if name in ("googlenet", "inception_v3") else {}
-            model = trained(getattr(models, name)(**args))
+            model = _drawn(trained(getattr(models, name)(**args)))
             size = SIZE.get(name, 224 if fmt == "onnx" and name in FIXED_POOLS else 64)
             shape = (3, size, size)
             path = Path(folder) / f"{name}.{'pt2' if fmt == 'pt2' else 'onnx'}"
@@ -71,6 +72,18 @@ def main() -> None:
             print(f"{name:20} ok: {error:.1e} of the outputs' scale {want.abs().max().item():.3g} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"{passed} of {len(names)} within 1e-5 of their outputs' scale ({fmt})")
+
+
+def _drawn(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with its all-zero tensors drawn at random (ViT's head and class token,
+    biases): zeros would hide one read wrong, and make every output the same."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in model.parameters():
+            if not tensor.any():
+                tensor.normal_(std=0.5)
+    return model
 
 
 def _onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
