@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.fx
@@ -93,8 +94,7 @@ def _gated(fx: torch.fx.Graph, root: torch.nn.Module, nodes: Sequence[Node], out
     in the graph, so whatever runs it (its code, an fx Interpreter, torch.export) skips
     them in eval mode."""
     first = nodes[0]
-    made = {n.name for n in nodes}
-    reads = list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in made))
+    reads = _reads(nodes)
     if len(nodes) == 1 and first.op is not None and \
             first.op.torch_module(len(first.inputs)) is not None:
         at = first.name
@@ -102,23 +102,9 @@ def _gated(fx: torch.fx.Graph, root: torch.nn.Module, nodes: Sequence[Node], out
     else:
         at = first.name if len(nodes) == 1 else \
             next(g for g in first.groups if all(g in n.groups for n in nodes))
-        inner = torch.fx.Graph()
-        local = {name: inner.placeholder(identifier(name)) for name in reads}
-        _attach(root, at, torch.nn.Module())
-        for node in nodes:
-            _emit(inner, root, f"{at}.", node, local, shapes)
-        inner.output(local[out[0]] if len(out) == 1 else tuple(local[o] for o in out))
-        module = torch.fx.GraphModule(root.get_submodule(at), inner, class_name=class_name(at))
-        parent, _, leaf = at.rpartition(".")
-        root.get_submodule(parent).add_module(leaf, module)
-    block = fx.create_node("get_attr", at, name=f"{identifier(at)}_module")
-    called = fx.create_node("call_function", functional.training_only,
-                            (block, *(values[i] for i in reads)),
-                            {} if len(out) == 1 else {"outputs": len(out)},
-                            name=identifier(out[0]) if len(out) == 1 else None)
-    for index, name in enumerate(out):
-        values[name] = called if len(out) == 1 else fx.create_node(
-            "call_function", operator.getitem, (called, index), name=identifier(name))
+        _block(root, at, nodes, reads, out, shapes)
+    _call_block(fx, functional.training_only, at, f"{identifier(at)}_module", reads, out, values,
+          {} if len(out) == 1 else {"outputs": len(out)})
 
 
 def _emit(fx: torch.fx.Graph, root: torch.nn.Module, prefix: str, node: Node,
@@ -148,24 +134,42 @@ def _checkpoint(fx: torch.fx.Graph, root: torch.nn.Module, region: str, nodes: S
     """Add a checkpointed block instance, its layers `nodes` of which later layers read
     `out`: a GraphModule at `region` (the layers' names and so the `state_dict` keys
     unchanged), which `fx` calls through `functional.checkpointed`."""
-    inner = torch.fx.Graph()
+    reads = _reads(nodes)
+    _block(root, region, nodes, reads, out, shapes)
+    _call_block(fx, functional.checkpointed, region, identifier(region), reads, out, values, {})
+
+
+def _reads(nodes: Sequence[Node]) -> list[str]:
+    """The values `nodes` read that none of them makes, in order."""
     made = {n.name for n in nodes}
-    reads = list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in made))
+    return list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in made))
+
+
+def _block(root: torch.nn.Module, at: str, nodes: Sequence[Node], reads: Sequence[str],
+           out: Sequence[str], shapes: dict[str, Shape]) -> None:
+    """Attach at `at` a GraphModule of the layers `nodes` (named under `at`), a function
+    of `reads` returning `out`."""
+    inner = torch.fx.Graph()
     local = {name: inner.placeholder(identifier(name)) for name in reads}
-    _attach(root, region, torch.nn.Module())
+    _attach(root, at, torch.nn.Module())
     for node in nodes:
-        _emit(inner, root, f"{region}.", node, local, shapes)
+        _emit(inner, root, f"{at}.", node, local, shapes)
     inner.output(local[out[0]] if len(out) == 1 else tuple(local[o] for o in out))
-    module = torch.fx.GraphModule(root.get_submodule(region), inner, class_name=class_name(region))
-    parent, _, leaf = region.rpartition(".")
+    module = torch.fx.GraphModule(root.get_submodule(at), inner, class_name=class_name(at))
+    parent, _, leaf = at.rpartition(".")
     root.get_submodule(parent).add_module(leaf, module)
-    block = fx.create_node("get_attr", region, name=identifier(region))
-    called = fx.create_node("call_function", functional.checkpointed,
-                            (block, *(values[i] for i in reads)),
+
+
+def _call_block(fx: torch.fx.Graph, fn: Any, at: str, name: str, reads: Sequence[str],
+          out: Sequence[str], values: dict[str, torch.fx.Node], kwargs: dict[str, Any]) -> None:
+    """Call `fn(module at `at`, *reads, **kwargs)` from `fx` (the module fetched as `name`),
+    its result the values `out`."""
+    block = fx.create_node("get_attr", at, name=name)
+    called = fx.create_node("call_function", fn, (block, *(values[i] for i in reads)), kwargs,
                             name=identifier(out[0]) if len(out) == 1 else None)
-    for index, name in enumerate(out):
-        values[name] = called if len(out) == 1 else fx.create_node(
-            "call_function", operator.getitem, (called, index), name=identifier(name))
+    for index, value in enumerate(out):
+        values[value] = called if len(out) == 1 else fx.create_node(
+            "call_function", operator.getitem, (called, index), name=identifier(value))
 
 
 def _call(fx: torch.fx.Graph, call: TorchCall, args: Sequence[torch.fx.Node],
