@@ -26,9 +26,11 @@ if TYPE_CHECKING:
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 SIZE = {"inception_v3": 299, "vit_b_16": 224, "maxvit_t": 224, "swin_t": 224}
-"""Input sizes of the nets that need more than 64x64 (TorchScript's ONNX of an adaptive
-pool to 6x6 or 7x7 needs a multiple of it: AlexNet's and VGG's too)."""
+"""Input sizes of the nets that need more than 64x64."""
 FIXED_POOLS = {"alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg19_bn"}
+"""Nets of an adaptive pool to 6x6 or 7x7, which both ONNX exporters write as a pool only
+from a multiple of it (224x224): the TorchScript exporter refuses others, the dynamo one
+gathers their windows (a GatherND, no netspec op)."""
 
 
 def main() -> None:
@@ -49,7 +51,7 @@ def main() -> None:
             args = {"init_weights": True, "aux_logits": False} \
                 if name in ("googlenet", "inception_v3") else {}
             model = _drawn(trained(getattr(models, name)(**args)))
-            size = SIZE.get(name, 224 if fmt == "onnx" and name in FIXED_POOLS else 64)
+            size = SIZE.get(name, 224 if fmt != "pt2" and name in FIXED_POOLS else 64)
             shape = (3, size, size)
             path = Path(folder) / f"{name}.{'pt2' if fmt == 'pt2' else 'onnx'}"
             if fmt == "pt2":
