@@ -135,6 +135,8 @@ def test_the_python_export_runs_them_in_training_only(tmp_path) -> None:
      "`side_fc` is listed twice in `outputs` and `auxiliary`"),
     (SPEC.replace("auxiliary: [side_fc]", "auxiliary: [fc]"), 3,
      "`fc` is the last layer, the output when `outputs` names none, and an auxiliary output"),
+    (SPEC.replace("auxiliary: [side_fc]", "auxiliary: [relu1]"), 3,
+     "`relu1` runs always (the outputs read it), so it cannot be an auxiliary output"),
 ])
 def test_a_bad_auxiliary_list_is_an_error_at_its_line(text: str, line: int, message: str) -> None:
     with pytest.raises(netspec.SpecError) as caught:

@@ -96,6 +96,6 @@ def training_only(block: torch.nn.Module, *inputs: torch.Tensor | None, outputs:
 def with_auxiliary(outputs: tuple[torch.Tensor, ...], auxiliary: tuple[torch.Tensor | None, ...]
                    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """A network's result: its outputs (one alone), then in training its auxiliary outputs
-    (None in eval mode, where they are not computed)."""
+    (None in eval mode: each is made by a `training_only` call, and none is computed)."""
     returned = outputs if auxiliary[0] is None else (*outputs, *auxiliary)
     return returned[0] if len(returned) == 1 else returned

@@ -206,13 +206,20 @@ class Expander:
         graph = Graph(self.spec.name, self.nodes, list(input_shapes),
                       [name for key, name, _ in listed if key == "outputs"], self.groups, env,
                       dict(self.shape_reads), [name for key, name, _ in listed if key == "auxiliary"])
-        self.training_only_last(graph)
+        later = self.training_only_last(graph)
+        for key, name, where in listed:
+            if key == "auxiliary" and name not in later and name in self.nodes:
+                self.error(where, key, f"`{name}` runs always (the outputs read it), so it cannot "
+                           "be an auxiliary output, which runs in training only", "list a layer "
+                           f"of its own: `- {{identity, from: {name}, name: aux}}`",
+                           code="invalid-value")
         return graph
 
-    def training_only_last(self, graph: Graph) -> None:
+    def training_only_last(self, graph: Graph) -> set[str]:
         """Order the layers only `auxiliary` reads after every other (they run after them,
-        in training only). A checkpointed block instance holding such a layer is an error:
-        they are a training step's small heads, called only in training."""
+        in training only), and return them. A checkpointed block instance holding such a
+        layer is an error: they are a training step's small heads, called only in
+        training."""
         later = graph.training_only()
         for name, group in graph.groups.items():
             held = next((n.name for n in graph.layers() if name in n.groups and n.name in later),
@@ -225,6 +232,7 @@ class Expander:
                            code="invalid-value")
         for moved in [n for n in graph.nodes if n in later]:
             graph.nodes[moved] = graph.nodes.pop(moved)
+        return later
 
     def listed(self, doc: Any, top: _Scope, key: str) -> list[tuple[str, str, At]]:
         """The layers the spec's `outputs` or `auxiliary` list names: (key, node, where)
