@@ -208,7 +208,8 @@ class Expander:
                       dict(self.shape_reads), [name for key, name, _ in listed if key == "auxiliary"])
         later = self.training_only_last(graph)
         for key, name, where in listed:
-            if key == "auxiliary" and name not in later and name in self.nodes:
+            if key == "auxiliary" and name not in later and name in self.nodes and \
+                    name not in graph.outputs:  # (one listed twice is said above)
                 self.error(where, key, f"`{name}` runs always (the outputs read it), so it cannot "
                            "be an auxiliary output, which runs in training only", "list a layer "
                            f"of its own: `- {{identity, from: {name}, name: aux}}`",
