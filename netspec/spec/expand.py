@@ -201,7 +201,9 @@ class Expander:
                            "names none, and an auxiliary output", "name the output: `outputs: "
                            "[LAYER]`", code="duplicate-output")
             elif any(name == other for _, other, _ in listed[:i]):
-                self.error(where, key, f"`{name}` is listed twice in `outputs` and `auxiliary`",
+                first = next(k for k, other, _ in listed[:i] if other == name)
+                lists = f"`{key}`" if first == key else f"`{first}` and `{key}`"
+                self.error(where, key, f"`{name}` is listed twice in {lists}",
                            "list each output once", code="duplicate-output")
         graph = Graph(self.spec.name, self.nodes, list(input_shapes),
                       [name for key, name, _ in listed if key == "outputs"], self.groups, env,
