@@ -215,7 +215,7 @@ class Expander:
                 self.error(where, key, f"`{name}` runs always (the outputs read it), so it cannot "
                            "be an auxiliary output, which runs in training only", "list a layer "
                            f"of its own: `- {{identity, from: {name}, name: aux}}`",
-                           code="invalid-value")
+                           code="training-only")
         return graph
 
     def training_only_last(self, graph: Graph) -> set[str]:
@@ -232,7 +232,7 @@ class Expander:
                            "which only `auxiliary` reads and runs in training only; "
                            "netspec checkpoints only layers that always run",
                            "leave the auxiliary layers out of the checkpointed block",
-                           code="invalid-value")
+                           code="training-only")
         for moved in [n for n in graph.nodes if n in later]:
             graph.nodes[moved] = graph.nodes.pop(moved)
         return later
