@@ -196,12 +196,12 @@ class Expander:
             [("outputs", p, self.source.pos(doc)) for p in self.pieces_of(top.last)]
         listed += self.listed(doc, top, "auxiliary")
         for i, (key, name, where) in enumerate(listed):
-            if any(name == other for _, other, _ in listed[:i]) and not self.spec.outputs:
+            first = next((k for k, other, _ in listed[:i] if other == name), None)
+            if first is not None and not self.spec.outputs:
                 self.error(where, key, f"`{name}` is the last layer, the output when `outputs` "
                            "names none, and an auxiliary output", "name the output: `outputs: "
                            "[LAYER]`", code="duplicate-output")
-            elif any(name == other for _, other, _ in listed[:i]):
-                first = next(k for k, other, _ in listed[:i] if other == name)
+            elif first is not None:
                 lists = f"`{key}`" if first == key else f"`{first}` and `{key}`"
                 self.error(where, key, f"`{name}` is listed twice in {lists}",
                            "list each output once", code="duplicate-output")
@@ -224,13 +224,16 @@ class Expander:
         layer is an error: they are a training step's small heads, called only in
         training."""
         later = graph.training_only()
-        for name, group in graph.groups.items():
-            held = next((n.name for n in graph.layers() if name in n.groups and n.name in later),
-                        None)
-            if group.checkpoint and held is not None and group.call is not None:
-                self.error(group.call.meta("checkpoint"), name, f"`{name}` holds `{held}`, "
-                           "which only `auxiliary` reads and runs in training only; "
-                           "netspec checkpoints only layers that always run",
+        if not later:  # no `auxiliary`: nothing to check or move
+            return later
+        checkpointed = {name: group.call for name, group in graph.groups.items()
+                        if group.checkpoint and group.call is not None}
+        for node in graph.layers():
+            name = next((g for g in node.groups if g in checkpointed), None)
+            if name is not None and node.name in later:
+                self.error(checkpointed.pop(name).meta("checkpoint"), name, f"`{name}` holds "
+                           f"`{node.name}`, which only `auxiliary` reads and runs in training "
+                           "only; netspec checkpoints only layers that always run",
                            "leave the auxiliary layers out of the checkpointed block",
                            code="training-only")
         for moved in [n for n in graph.nodes if n in later]:

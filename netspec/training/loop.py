@@ -293,7 +293,7 @@ class Trainer:
         self.progress = progress
         (name, shape), = self._single(report.inputs, "input").items()
         (output, out_shape), = self._single(report.outputs, "output").items()
-        self.auxiliary = self._like(report.auxiliary, output, out_shape)
+        self.auxiliary = self._auxiliary_like(report.auxiliary, output, out_shape)
         tune(self.device)
         self.memory_format = memory_format(config.channels_last, self.device, len(shape))
         self.data = self._load_data(shape, out_shape, report.token_inputs.get(name))
@@ -351,8 +351,8 @@ class Trainer:
         return tensors
 
     @staticmethod
-    def _like(auxiliary: dict[str, tuple[int, ...]], output: str, shape: tuple[int, ...]
-              ) -> int:
+    def _auxiliary_like(auxiliary: dict[str, tuple[int, ...]], output: str,
+                        shape: tuple[int, ...]) -> int:
         """How many auxiliary outputs the network returns in training, each of the output's
         shape (it is trained against the same targets)."""
         for name, other in auxiliary.items():
