@@ -663,7 +663,7 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
     Exit 0 when training ends, 1 on errors (spec, data, checkpoint, NaN loss), 130 or 143
     when interrupted by SIGINT or SIGTERM."""
     from netspec.api import diagnose, train
-    from netspec.errors import SpecError, TrainError
+    from netspec.errors import PeerLost, SpecError, TrainError
 
     _one_scale(scale)
     loaded, report, errors = diagnose(spec, params=params, scale=scale)
@@ -686,6 +686,13 @@ def train_command(spec: str, epochs: int | None, batch_size: int | str | None,
                        device=device, precision=precision, out=out, seed=seed, data=data,
                        compile=compile_, strategy=strategy, channels_last=channels_last,
                        memory=budget, verbose=not quiet, init_from=init_from)
+    except PeerLost as exc:  # under `--nproc` the launcher names the worker that ended first
+        from netspec.training.distributed import LAUNCHED, LOST_PEER
+
+        if LAUNCHED in os.environ:
+            sys.exit(LOST_PEER)
+        click.echo(f"{spec}: error: {exc}", err=True)
+        sys.exit(1)
     except TrainError as exc:  # every rank meets it: rank 0 says it
         if main_rank:
             click.echo(f"{spec}: error: {exc}", err=True)

@@ -128,3 +128,8 @@ def quote_list(names: Iterable[str], limit: int = 12, near: object = None) -> st
 class TrainError(ValueError):
     """Training cannot start or go on (bad data, an output that does not fit the labels, an
     unwritable folder, a NaN loss, an unusable checkpoint); str() is the whole message."""
+
+
+class PeerLost(TrainError):
+    """A collective failed because another training process is gone (killed, or ended by
+    an error of its own): the cause is the other process's, not this one's."""

@@ -1,7 +1,8 @@
 """Faults under `netspec train --nproc 2`: signals to the launcher stop every worker after
 one save (exit 130/143, a checkpoint that resumes), a second Ctrl-C at once; a worker killed
 with SIGKILL ends the run in one line and exit 1, with no worker left behind and no
-traceback; a launcher killed with SIGKILL leaves no worker running."""
+traceback (the worker that lost contact with it exits silently, and the launcher names the
+killed one); a launcher killed with SIGKILL leaves no worker running."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from netspec.training import checkpoints
+from netspec.training.distributed import LOST_PEER, _free_port, _supervise
 
 pytestmark = [pytest.mark.slow,  # each starts three processes (tests/tiers.py)
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
@@ -161,3 +163,55 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+LOSES_ITS_PEER = """
+import os, sys, time
+import torch, torch.distributed as dist
+from netspec.errors import PeerLost
+from netspec.training.distributed import World, peer_errors
+
+rank, port = int(sys.argv[1]), sys.argv[2]
+dist.init_process_group("gloo", rank=rank, world_size=2, init_method=f"tcp://127.0.0.1:{port}")
+if rank == 1:
+    os._exit(0)  # gone without a word, as SIGKILL leaves it
+time.sleep(1.0)
+try:
+    with peer_errors(World(0, 2)):
+        dist.all_reduce(torch.ones(1))
+except PeerLost as exc:
+    print(f"PeerLost: {exc}")
+"""
+
+
+def test_a_collective_whose_other_rank_is_gone_raises_peer_lost(tmp_path):
+    """A real gloo all_reduce after the other rank died: PeerLost, which a launched worker
+    turns into a silent exit (LOST_PEER) rather than a traceback."""
+    script = tmp_path / "loses_its_peer.py"
+    script.write_text(LOSES_ITS_PEER)
+    port = str(_free_port())
+    ranks = [subprocess.Popen([sys.executable, str(script), str(rank), port], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for rank in (1, 0)]
+    stdout, stderr = ranks[1].communicate(timeout=STARTED)
+    ranks[0].wait(timeout=ENDED)
+    assert ranks[1].returncode == 0, stderr
+    assert stdout.startswith("PeerLost: rank 0 lost contact with another training process ("), \
+        stdout + stderr
+    assert "gloo" in stdout
+
+
+def test_the_launcher_names_the_worker_that_failed_not_one_that_lost_it(tmp_path, capsys):
+    """Worker 0 ends with LOST_PEER right after worker 1 was killed: when the launcher sees
+    both ended at one look, it names worker 1; a lost peer alone is named as such."""
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    lost = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({LOST_PEER})"])
+    for worker in (killed, lost):
+        worker.wait(timeout=ENDED)
+    assert _supervise([lost, killed], [], tmp_path) == 1
+    assert capsys.readouterr().err == (
+        f"netspec train: error: worker 1 (rank 1) was killed by SIGKILL; stopped the other "
+        f"workers; no checkpoint was written to {tmp_path}\n")
+    assert _supervise([lost], [], tmp_path) == 1
+    assert capsys.readouterr().err.startswith(
+        "netspec train: error: worker 0 (rank 0) lost contact with the others;")

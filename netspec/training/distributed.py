@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from netspec.errors import TrainError
+from netspec.errors import PeerLost, TrainError
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,27 @@ def join(device_type: str) -> World:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return world
+
+
+@contextmanager
+def peer_errors(world: World) -> Iterator[None]:
+    """A collective that fails because another rank is gone (its TCP pair reset, the store
+    unreachable) raises `PeerLost` with the first line of torch's message, not a traceback."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not (world.distributed and _lost_peer(exc)):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PeerLost(f"rank {world.rank} lost contact with another training process "
+                       f"({reason})") from None
+
+
+def _lost_peer(error: RuntimeError) -> bool:
+    """Whether `error` is a collective's failure to reach another rank: torch's DistError
+    (nccl, the rendezvous store) or gloo's transport error, which torch raises as a plain
+    RuntimeError naming gloo's transport source file."""
+    return isinstance(error, dist.DistError) or "gloo/transport/" in str(error)
 
 
 class Placement(ABC):
@@ -302,6 +324,11 @@ def launch(nproc: int, args: Sequence[str]) -> int:
             signal.signal(s, handler)
 
 
+LAUNCHED = "NETSPEC_LAUNCHED"
+"""Environment variable `launch` sets in its workers: a worker that lost contact with
+another then exits with status LOST_PEER, silently, and the launcher names the cause."""
+LOST_PEER = 3
+"""Exit status of a launched worker whose collective failed because another worker ended."""
 GRACE = 5.0
 """Seconds the other workers get to end after SIGTERM when one has failed, before SIGKILL."""
 _POLL = 0.05
@@ -316,7 +343,8 @@ def _start_worker(rank: int, size: int, port: int, args: Sequence[str]) -> subpr
     """Worker `rank` of `size`: `python -m netspec train ARGS` in its own session, with the
     environment torchrun would give it (the CPU threads shared out between the workers)."""
     env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(size),
-           "LOCAL_WORLD_SIZE": str(size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+           "LOCAL_WORLD_SIZE": str(size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           LAUNCHED: "1"}
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // size)))
     return subprocess.Popen([sys.executable, "-m", "netspec", "train", *args], env=env,
                             start_new_session=True, preexec_fn=_dies_with(os.getpid()))
@@ -343,7 +371,8 @@ def _supervise(workers: list[subprocess.Popen[bytes]], received: list[int],
                folder: Path | None) -> int:
     """Forward each signal in `received` (appended by the launcher's handler) to every
     running worker, until all have ended; stop them all as soon as one fails. Returns the
-    exit status `launch` describes."""
+    exit status `launch` describes. The failure named is a worker's own: one that lost
+    contact with another (LOST_PEER) is named only when no other worker failed."""
     forwarded = 0
     while True:
         for signum in received[forwarded:]:
@@ -352,8 +381,9 @@ def _supervise(workers: list[subprocess.Popen[bytes]], received: list[int],
                     worker.send_signal(signum)
             forwarded += 1
         codes = [worker.poll() for worker in workers]
-        failed = next((rank for rank, code in enumerate(codes)
-                       if code is not None and not _clean_exit(code, received)), None)
+        failures = [rank for rank, code in enumerate(codes)
+                    if code is not None and not _clean_exit(code, received)]
+        failed = min(failures, key=lambda rank: (codes[rank] == LOST_PEER, rank), default=None)
         if failed is not None:
             _stop(workers)
             print(f"netspec train: error: {_failure(failed, codes[failed])}; stopped the other "
@@ -374,6 +404,7 @@ def _clean_exit(code: int, received: list[int]) -> bool:
 
 def _failure(rank: int, code: int | None) -> str:
     what = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0
+            else "lost contact with the others" if code == LOST_PEER
             else f"exited with status {code}")
     return f"worker {rank} (rank {rank}) {what}"
 

@@ -37,7 +37,7 @@ from netspec.training import resume as resumption
 from netspec.training.config import AUTO, TrainConfig, data_root
 from netspec.training.data import Data, DataError, load_data
 from netspec.training.devices import Precision, memory_format, pick_device, tune
-from netspec.training.distributed import World, join, placement
+from netspec.training.distributed import World, join, peer_errors, placement
 from netspec.training.metrics import MetricsLog, TensorBoardLog, epoch_line, perplexity
 from netspec.training.optim import (
     apply_changed_options,
@@ -472,7 +472,7 @@ class Trainer:
             print(f"already trained {pos.epoch} epochs (of {self.config.epochs}); nothing to do")
         logs = self._open_logs()
         try:
-            with _Stop().installed() as stop, _data_errors():
+            with _Stop().installed() as stop, _data_errors(), peer_errors(self.world):
                 while pos.epoch < self.config.epochs and stopped is None:
                     if not self._train_epoch(stop):
                         stopped = stop.signal
