@@ -497,6 +497,13 @@ WINDOW_ATTENTION = [
     _window_row({"heads": 3, "window": [3, 2], "shift": [1, 1], "bias": False}, [7, 5, 6],
                 heads=3, wh=3, ww=2, bias=False),
     _window_row({"heads": 1, "window": 5, "shift": 2}, [4, 3, 4], heads=1, wh=5, ww=5),
+    # windows small beside the heads' size, so the weighted values' product and the map made
+    # back hold the most: windows copied out of the padded map, a strided view of it (one
+    # window high, one column wide), the map as it lies (one window wide)
+    _window_row({"heads": 2, "window": 2}, [4, 3, 16], heads=2, wh=2, ww=2),
+    _window_row({"heads": 1, "window": 2}, [4, 3, 8], heads=1, wh=2, ww=2),
+    _window_row({"heads": 2, "window": [4, 1]}, [4, 3, 16], heads=2, wh=4, ww=1),
+    _window_row({"heads": 3, "window": [2, 4]}, [4, 3, 9], heads=3, wh=2, ww=4),
 ]
 
 
@@ -516,6 +523,9 @@ RELATIVE_ATTENTION = [
     _relative_row({"heads": 1}, [2, 9, 6]),
     _relative_row({"heads": 3, "bias": False}, [4, 4, 12], bias=False),
     _relative_row({"heads": 2}, [2, 3, 4, 8]),
+    # partitions small beside the heads' size: the output projection holds the most
+    _relative_row({"heads": 2}, [3, 4, 16]),
+    _relative_row({"heads": 1}, [3, 4, 8]),
 ]
 
 TABLES = [*CONV, *CONV_TRANSPOSE, *POOL, *ADAPTIVE_POOL, *NORM, *ACTIVATION, *SOFTMAX, *DROPOUT,

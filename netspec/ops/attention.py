@@ -299,6 +299,13 @@ class MultiheadAttention(Op):
         """The output projection's: a linear layer's over tokens (`Linear.returns_view`)."""
         return self.bias
 
+    def _end(self, x: Sequence[Shape], trainable: bool) -> int:
+        """At the output projection: its result and, unless kept for its weights' gradient,
+        the heads' output merged; with more heads the projection Q, K and V are views of
+        (held by the module until it returns)."""
+        tokens = self._padded(x)
+        return (3 * tokens if self.heads > 1 else 0) + tokens + (0 if trainable else tokens)
+
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -406,33 +413,67 @@ class BiasedWindowAttention(Op):
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
-        """At the softmax's backward: the attention weights' gradient and the scores',
-        beside V's gradient; by then the output's gradient is freed, and so are V (or with
-        one head the projection it is a view of) and the output projection's copy of the
-        heads' output."""
+        """The most of three moments. At the output projection's backward: the heads'
+        output's gradient beside, where the layer cuts windows, the gradient of the padded
+        map's windows (the output's freed by then), else the output's. At the weighted
+        values' product's backward: the attention weights' gradient beside V's, the heads'
+        output's and V (or with one head the projection it is a view of). At the softmax's
+        backward: the attention weights' gradient and the scores', beside V's gradient; by
+        then the output's gradient is freed, and so are V and the output projection's copy
+        of the heads' output."""
         freed = self._values() - 1 + (1 if trainable else 0)
-        features = x[0][-1]
-        return Scratch(floats=2 * self.cost(x, y).scores - freed * self._padded(x)
-                       - math.prod(y),
+        features, scores, tokens = x[0][-1], self.cost(x, y).scores, self._padded(x)
+        at_projection = tokens + (tokens if self.cuts_windows else math.prod(y))
+        at_softmax = 2 * scores - freed * tokens
+        at_product = at_softmax + (1 + self._values()) * tokens - scores
+        return Scratch(floats=max(at_projection, at_softmax, at_product) - math.prod(y),
                        weights=features * features + (features if self.bias else 0)
                        if trainable else 0)
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        """At the scores' bias add: the scores and the scores biased at once, beside the
-        queries scaled (held by the kernel) and the projection (held by the views of it;
-        with one head, kept anyway); V's copy, the weights and the output projection's copy
-        are not made yet: with more heads, the projection and Q less V's copy, 2 T*C, and
-        the windows' copy where the layer cuts them and does not keep them. Keeping
-        nothing, the windows' copy, the projection and Q scaled are held, beside the scores
-        and, before, K scaled and the copies of Q and K for their product."""
+        """The most of three moments, beside what the layer keeps. At the scores' bias add:
+        the scores and the scores biased at once, beside the projection and Q or K scaled
+        (with more heads held, not kept; with one head V is a view of the projection, which
+        is kept), and the windows' copy where the layer cuts them and does not keep them;
+        V's copy, the weights and the output projection's copy are not made yet. At the
+        weighted values' product: the product, beside the same, and the map the windows
+        are a strided view of. As the output is made (`_end`). Keeping nothing, the windows' copy,
+        the projection and Q scaled are held, beside the scores and, before, K scaled and
+        the copies of Q and K for their product."""
         tokens, scores = self._padded(x), self.cost(x, y).scores
         windows = tokens if self.cuts_windows else 0
+        # Q and K scaled are copied for their batched product, except with one head or one
+        # token per window, where their product reads them as they lie
+        scaled = tokens if self.heads > 1 and self._grid(x)[1] > 1 else 0
         if not (any(needs_input_grad) or trainable):
-            copies = 2 * tokens if self.heads > 1 else 0  # K scaled, Q and K copied
+            copies = 2 * scaled  # K scaled, Q and K copied
             return windows + 4 * tokens + max(tokens + copies + scores, 2 * scores)
-        held = 2 * tokens if self.heads > 1 else 0
-        return held + scores + (0 if trainable else windows)
+        # with more heads, the projection and Q or K scaled are held but not kept (with
+        # one head they are kept: V is a view of the projection)
+        unkept = 3 * tokens + scaled if self.heads > 1 else 0
+        # ... less V's copy, not made yet when the scores are biased
+        held = unkept - tokens if self.heads > 1 else 0
+        at_bias = held + scores - (tokens if trainable and self.heads > 1 else 0) + \
+            (0 if trainable else windows)
+        # at the weighted values' product: the product beside what it keeps and what is
+        # held; less the output projection's copy (not made yet), plus the windows' copy
+        # when not kept or the map they are a strided view of
+        at_product = tokens + unkept - (tokens if trainable else 0) + \
+            (windows if self._windows(x) == "strided" or not trainable else 0)
+        return max(at_bias, at_product, self._end(x, trainable))
+
+    def _end(self, x: Sequence[Shape], trainable: bool) -> int:
+        """Float32 elements per sample held beside what the layer keeps as it makes its
+        output."""
+        raise NotImplementedError
+
+    def _windows(self, x: Sequence[Shape]) -> str:
+        """How the windows the layer reads lie in memory: as the map does ("map"), a
+        strided view of it, which the qkv projection copies while the map stays held
+        ("strided"), or a copy of it, as the map the output projection's result is made
+        back into ("copy")."""
+        return "map"
 
     def _values(self) -> int:
         """V's tokens x features kept: a copy for the batched product, or with one head
@@ -508,6 +549,25 @@ class WindowAttention(BiasedWindowAttention):
     def _dropout(self) -> float:
         return self.dropout
 
+    def _windows(self, x: Sequence[Shape]) -> str:
+        """Cutting the padded map [H, W] into windows of [wh, ww] transposes (wh, W/ww) and
+        merges (H/wh, W/ww) and (wh, ww): the map as it lies where the windows are one row
+        high or as wide as the map; a strided view where the map is one window high and
+        the windows one column wide; a copy elsewhere (and so is the map made back)."""
+        (wh, ww), (height, width) = self.sizes()[0], x[0][:2]
+        if wh == 1 or -(-width // ww) == 1:
+            return "map"
+        return "strided" if -(-height // wh) == 1 and ww == 1 else "copy"
+
+    def _end(self, x: Sequence[Shape], trainable: bool) -> int:
+        """Made back into the map, where the windows were a copy, or rolled back: the output
+        projection's result and the map made of it (else the output is a view of the
+        result)."""
+        (window, shift), tokens = self.sizes(), self._padded(x)
+        rolled = any(s and w < -(-n // w) * w for s, w, n in zip(shift, window, x[0][:2],
+                                                                   strict=True))
+        return 2 * tokens if rolled or self._windows(x) == "copy" else 0
+
     def storage(self, x: Sequence[Shape], y: Shape) -> int:
         """The map padded to whole windows: the output is a crop of it."""
         return self._padded(x)
@@ -582,6 +642,13 @@ class RelativeAttention(BiasedWindowAttention):
     def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
         """The output projection's: a linear layer's over tokens (`Linear.returns_view`)."""
         return self.bias
+
+    def _end(self, x: Sequence[Shape], trainable: bool) -> int:
+        """At the output projection: its result and, unless kept for its weights' gradient,
+        the heads' output merged; with more heads the projection Q, K and V are views of
+        (held by the module until it returns)."""
+        tokens = self._padded(x)
+        return (3 * tokens if self.heads > 1 else 0) + tokens + (0 if trainable else tokens)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return {"dim": x[0][-1], "heads": self.heads, "side": math.isqrt(x[0][-2]),
