@@ -241,6 +241,9 @@ NORM = [
     row("rmsnorm", {}, [10, 32], [10, 32], params=32),
     row("rmsnorm", {"dims": 2, "eps": 1e-6}, [3, 4, 5], [3, 4, 5], params=4 * 5),
     row("rmsnorm", {"shape": [6, 6], "elementwise_affine": False}, [4, 6, 6], [4, 6, 6]),
+    # rows of a few elements, where a row's tensors weigh beside the input's
+    row("rmsnorm", {}, [6, 2], [6, 2], params=2),
+    row("rmsnorm", {"dims": 2, "elementwise_affine": False}, [3, 5, 8], [3, 5, 8]),
 ]
 
 ACTIVATION = [
@@ -291,6 +294,9 @@ DROPOUT = [
     row("drop_path", {"p": 0.1}, [197, 768], [197, 768]),
     row("drop_path", {"p": 0.5}, [64, 7, 7], [64, 7, 7]),
     row("dropout3d", {"p": 0.2, "inplace": True}, [4, 3, 5, 5], [4, 3, 5, 5]),
+    # p = 1: the input times a zero scalar, no mask
+    row("dropout", {"p": 1.0}, [5, 4], [5, 4]),
+    row("dropout1d", {"p": 1.0}, [6, 3], [6, 3]),
 ]
 
 SHUFFLE = [

@@ -390,6 +390,17 @@ BACKWARDS = {
     # a frozen scale: its product's backward makes the normalised gradient, keeps nothing
     "a frozen rms norm": {"name": "t", "input": [6, 64], "layers": [
         {"prelu": {}}, {"rmsnorm": {}, "frozen": True}, {"linear": 3}]},
+    # keeping nothing, the square and a row's two tensors, then the output beside 1/rms
+    "an rms norm before every trained weight": {"name": "t", "input": [3, 5, 8], "layers": [
+        {"rmsnorm": {"dims": 2, "elementwise_affine": False}}, "flatten", {"linear": 3}]},
+    # frozen attention: the windows as the map lies, the projection held to the bias add
+    "a frozen window attention": {"name": "t", "input": [4, 3, 9], "layers": [
+        {"prelu": {}}, {"window_attention": {"heads": 3, "window": [2, 4]}, "frozen": True},
+        "flatten", {"linear": 3}]},
+    # one token per partition: Q and K scaled are their product's operands, not copied
+    "a frozen relative attention of one-token partitions": {"name": "t", "input": [3, 1, 2],
+        "layers": [{"prelu": {}}, {"relative_attention": {"heads": 2, "bias": False},
+                                   "frozen": True}, "flatten", {"linear": 3}]},
 }
 
 

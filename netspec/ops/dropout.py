@@ -2,7 +2,8 @@
 
 Saved for the backward: dropout's mask, one element per unit (on the CPU a float tensor,
 input * mask; on CUDA native_dropout's bool mask); channel dropout's and drop path's noise,
-one float per channel or per sample. At p = 0 dropout is its input (nothing kept).
+one float per channel or per sample. At p = 0 dropout is its input (nothing kept); at p = 1
+dropout and channel dropout multiply by a zero scalar, which they keep.
 """
 
 
@@ -79,7 +80,9 @@ class _ChannelDropout(_Dropout):
 
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
-        return Saved() if self.p == 0 else Saved(floats=x[0][0])
+        if self.p == 0:
+            return Saved()
+        return Saved(fixed=1) if self.p == 1 else Saved(floats=x[0][0])
 
 
 class Dropout1d(_ChannelDropout):

@@ -277,22 +277,30 @@ class RMSNorm(_TrailingNorm):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        """Keeping nothing, op by op: the input scaled by 1/rms and the output at once."""
+        """torch computes it op by op: the input squared beside its mean per row and 1/rms
+        (the square freed once 1/rms is made); with a scale, the input scaled by 1/rms
+        beside the output. Where the layer keeps 1/rms (and, training the scale, the
+        input scaled), what it keeps is not counted again."""
+        size, rows = math.prod(y), self.rows(x[0])
         if any(needs_input_grad) or trainable:
-            return 0
-        return 2 * math.prod(y) + self.rows(x[0])
+            return size + rows - (size if self.elementwise_affine and trainable else 0)
+        return max(size + 2 * rows, 2 * size + rows if self.elementwise_affine else 0)
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
         """torch computes it op by op (the output's gradient is freed after the first):
         the input's gradient takes three tensors of the input's size at once (four
-        without the scale); the scale's alone, the product of the output's gradient and
-        the normalised input it sums over the batch."""
+        without the scale), less one per row where a row holds more than one element (the
+        mean's gradient is freed before the last is made); the scale's alone, the product
+        of the output's gradient and the normalised input it sums over the batch."""
         if not needs_input_grad[0]:
             scale = self.elementwise_affine and trainable
             return Scratch(floats=math.prod(x[0]), weights=self.cost(x, y).params) if scale \
                 else Scratch()
-        return Scratch(floats=(3 if self.elementwise_affine and trainable else 4) * math.prod(x[0]))
+        rows = self.rows(x[0])
+        freed = rows if rows < math.prod(x[0]) else 0
+        return Scratch(floats=(3 if self.elementwise_affine and trainable else 4)
+                       * math.prod(x[0]) - freed)
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
