@@ -388,7 +388,9 @@ class _Blocks:
                                                    row.trainable > 0)
             if name in self.copied_slices:
                 scratch = self._copied_slices(row, scratch)
-            peak = max(peak, batch * (live + grads.bytes + FLOAT * scratch.floats)
+            freed = grads.size[incoming] if scratch.frees_output_grad and incoming is not None \
+                and grads.users[incoming] == 1 else 0
+            peak = max(peak, batch * (live + grads.bytes - freed + FLOAT * scratch.floats)
                        + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable
             # its input gradients made, those to be added to a gradient already held too

@@ -280,11 +280,11 @@ class MultiheadAttention(Op):
         if not self._fused(query):
             scores = self.heads * t * s
             freed = self._values(x) - self.heads * s * d + (scores if self.dropout else 0) + copied
-            return Scratch(floats=math.prod(query[:-2]) * (2 * scores - freed) - math.prod(y),
-                           weights=weights)
+            return Scratch(floats=math.prod(query[:-2]) * (2 * scores - freed),
+                           weights=weights, frees_output_grad=True)
         keys = (self.heads if self.groups < self.heads else self.groups) * d
-        return Scratch(floats=2 * t * self.heads * d + 2 * s * keys - math.prod(y) - copied,
-                       weights=weights)
+        return Scratch(floats=2 * t * self.heads * d + 2 * s * keys - copied,
+                       weights=weights, frees_output_grad=True)
 
     def _values(self, x: Sequence[Shape]) -> int:
         """V as the math path keeps it, per leading index: a copy for the batched product
@@ -426,9 +426,9 @@ class BiasedWindowAttention(Op):
         at_projection = tokens + (tokens if self.cuts_windows else math.prod(y))
         at_softmax = 2 * scores - freed * tokens
         at_product = at_softmax + (1 + self._values()) * tokens - scores
-        return Scratch(floats=max(at_projection, at_softmax, at_product) - math.prod(y),
+        return Scratch(floats=max(at_projection, at_softmax, at_product),
                        weights=features * features + (features if self.bias else 0)
-                       if trainable else 0)
+                       if trainable else 0, frees_output_grad=True)
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:

@@ -165,11 +165,14 @@ class Scratch(NamedTuple):
     the elements of its trained weights whose gradients exist by then; `released`, float32
     elements per sample of what it keeps and of its output's gradient that it frees before
     its last input gradient is made, less what it then holds besides them (an n-ary mul
-    frees each pairwise product's as it goes)."""
+    frees each pairwise product's as it goes); `frees_output_grad`, whether its output's
+    gradient is freed by its most: the tensor that gradient is (a slice of a concat's, or
+    its own), where no other layer holds it still."""
 
     floats: int = 0
     weights: int = 0
     released: int = 0
+    frees_output_grad: bool = False
 
 
 Ratio = int | Fraction

@@ -232,7 +232,7 @@ class CenterCrop(Op):
             shape[dim] = x[0][dim]
             sizes.append(math.prod(shape))
         most = max((a + b for a, b in itertools.pairwise(sizes)), default=0)
-        return Scratch(floats=max(most - math.prod(y), 0))
+        return Scratch(floats=most, frees_output_grad=True) if most else Scratch()
 
     def to_torch(self, torch: ModuleType, x: Sequence[Shape], y: Shape) -> TorchCall:
         from netspec.backends import functional
