@@ -387,6 +387,12 @@ BACKWARDS = {
         {"prelu": {}}, {"center_crop": [18, 1]}, "flatten", {"linear": 4}]},
     "a crop of two dims": {"name": "t", "input": [4, 20, 24], "layers": [
         {"prelu": {}}, {"center_crop": [12, 10]}, "flatten", {"linear": 4}]},
+    # a crop's gradient is a slice of the concat's, freed whole once the crop's first narrow
+    # has read it (the other input takes no gradient)
+    "a crop of a concat's gradient": {"name": "t", "inputs": {"x": [3, 60, 61], "z": [24, 16, 6]},
+        "layers": [{"conv2d": {"out": 3, "kernel": 1}, "from": "x"}, {"center_crop": [16, 6]},
+                   {"concat": {"dim": 1}, "from": ["crop1", "z"]}, {"avgpool2d": 2},
+                   "flatten", {"linear": 4}]},
     # a frozen scale: its product's backward makes the normalised gradient, keeps nothing
     "a frozen rms norm": {"name": "t", "input": [6, 64], "layers": [
         {"prelu": {}}, {"rmsnorm": {}, "frozen": True}, {"linear": 3}]},
