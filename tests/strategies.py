@@ -765,6 +765,7 @@ def _next_layer(draw: Draw, x: Shape, name: str, source: str | None = None,
     """A random single-input layer that takes `x`."""
     ops = [op for op, gen in GENERATORS.items()
            if len(x) in gen.ranks and gen.accepts(x) and (gen.keeps_rank or not keep_rank)]
+    assume(ops)  # a shape no generated op takes (a rank none reads): another draw
     op = draw(st.sampled_from(ops))
     value, y = GENERATORS[op].draw(draw, x)
     return layer(op, value, name, source), y

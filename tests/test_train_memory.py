@@ -396,6 +396,14 @@ BACKWARDS = {
     # a frozen scale: its product's backward makes the normalised gradient, keeps nothing
     "a frozen rms norm": {"name": "t", "input": [6, 64], "layers": [
         {"prelu": {}}, {"rmsnorm": {}, "frozen": True}, {"linear": 3}]},
+    # instance norm reads a transposed input as a contiguous copy, kept for its weights'
+    # gradient or, keeping nothing, freed as the kernel returns
+    "an instance norm of a transposed input": {"name": "t", "input": [4, 4, 6], "layers": [
+        {"transpose": {"dim0": 1, "dim1": 2}}, {"instancenorm2d": {"affine": True}},
+        "flatten", {"linear": 3}]},
+    "an instance norm of a transposed input, keeping nothing": {"name": "t",
+        "input": [4, 4, 6], "layers": [{"transpose": {"dim0": 1, "dim1": 2}},
+                                       {"instancenorm2d": {}}, "flatten", {"linear": 3}]},
     # keeping nothing, the square and a row's two tensors, then the output beside 1/rms
     "an rms norm before every trained weight": {"name": "t", "input": [3, 5, 8], "layers": [
         {"rmsnorm": {"dims": 2, "elementwise_affine": False}}, "flatten", {"linear": 3}]},

@@ -445,15 +445,17 @@ class Op(BaseModel):
 
 
 def returned_anyway(op: Op, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
-                    trainable: bool) -> int:
+                    trainable: bool, strided: bool = False) -> int:
     """Float32 elements per sample a layer keeping nothing (no backward runs through it)
     still gets from its kernel, its output among them, until the kernel returns: the
-    statistics a norm would keep, a max pool's int64 indices (two floats' bytes each); 0
-    for a layer that keeps (`Op.forward_scratch`)."""
+    statistics a norm would keep, a max pool's int64 indices (two floats' bytes each), the
+    contiguous copy of a strided input a kernel reads (`Op.contiguous`); 0 for a layer
+    that keeps (`Op.forward_scratch`)."""
     if any(needs_input_grad) or trainable:
         return 0
     would = op.saved(x, y, (True,) * len(x), True)
-    return math.prod(y) + would.floats + 2 * would.indices
+    copy = math.prod(x[0]) if op.contiguous and strided else 0
+    return math.prod(y) + would.floats + 2 * would.indices + copy
 
 
 def ids_out(op: Op, x: Sequence[Tensor]) -> int | None:

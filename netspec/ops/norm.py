@@ -104,6 +104,7 @@ class BatchNorm3d(_BatchNorm):
 
 class _InstanceNorm(_RunningNorm):
     prefix: ClassVar[str] = "inorm"
+    contiguous: ClassVar[bool] = True  # torch views the batch as one sample's channels
     affine: bool = False
     track_running_stats: bool = False
 
@@ -127,7 +128,7 @@ class _InstanceNorm(_RunningNorm):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        return returned_anyway(self, x, y, needs_input_grad, trainable)
+        return returned_anyway(self, x, y, needs_input_grad, trainable, strided)
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if math.prod(y[1:]) == 1:
@@ -194,7 +195,7 @@ class GroupNorm(Op):
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
-        return returned_anyway(self, x, y, needs_input_grad, trainable)
+        return returned_anyway(self, x, y, needs_input_grad, trainable, strided)
 
     def notes(self, x: Sequence[Tensor], y: Shape) -> list[Note]:
         if y[0] // self.groups * math.prod(y[1:]) == 1:
