@@ -404,6 +404,10 @@ BACKWARDS = {
     "an instance norm of a transposed input, keeping nothing": {"name": "t",
         "input": [4, 4, 6], "layers": [{"transpose": {"dim0": 1, "dim1": 2}},
                                        {"instancenorm2d": {}}, "flatten", {"linear": 3}]},
+    # keeping nothing, a glu still makes its gate's activation beside the product
+    "a glu before every trained weight": {"name": "t", "input": [5, 4, 9], "layers": [
+        {"glu": {"dim": -2}}, {"conv2d": {"out": 2, "kernel": [3, 2], "padding": [1, 0],
+                                          "stride": 2, "bias": False}}]},
     # keeping nothing, the square and a row's two tensors, then the output beside 1/rms
     "an rms norm before every trained weight": {"name": "t", "input": [3, 5, 8], "layers": [
         {"rmsnorm": {"dims": 2, "elementwise_affine": False}}, "flatten", {"linear": 3}]},

@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import Cost, Op, Saved, Scratch, ShapeError, Tensor, TorchCall, sample_dim
+from netspec.ops.base import (
+    Cost,
+    Op,
+    Saved,
+    Scratch,
+    ShapeError,
+    Tensor,
+    TorchCall,
+    returned_anyway,
+    sample_dim,
+)
 from netspec.shapes import Shape, fmt_shape
 
 
@@ -209,6 +219,11 @@ class GLU(_Activation):
               trainable: bool) -> Saved:
         """Its input (both halves: each is the other's factor's) and act(second half)."""
         return Saved(inputs=(0,), floats=math.prod(y))
+
+    def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
+                        trainable: bool, strided: bool = False) -> int:
+        """Keeping nothing, act(second half) is still made, beside the product."""
+        return returned_anyway(self, x, y, needs_input_grad, trainable)
 
     def backward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                          trainable: bool) -> Scratch:
