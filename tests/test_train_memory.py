@@ -404,6 +404,9 @@ BACKWARDS = {
     "an instance norm of a transposed input, keeping nothing": {"name": "t",
         "input": [4, 4, 6], "layers": [{"transpose": {"dim0": 1, "dim1": 2}},
                                        {"instancenorm2d": {}}, "flatten", {"linear": 3}]},
+    # one query per sequence (the math path, over 5): Q scaled is its product's operand
+    "attention of one query per sequence": {"name": "t", "input": [5, 1, 7], "layers": [
+        {"multihead_attention": {"heads": 3, "head_dim": 3, "out": 1}}]},
     # keeping nothing, a glu still makes its gate's activation beside the product
     "a glu before every trained weight": {"name": "t", "input": [5, 4, 9], "layers": [
         {"glu": {"dim": -2}}, {"conv2d": {"out": 2, "kernel": [3, 2], "padding": [1, 0],

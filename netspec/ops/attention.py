@@ -224,7 +224,8 @@ class MultiheadAttention(Op):
         """The math path's forward holds, besides what it keeps: the projections the
         module's views of them hold (not the packed one when queries are rotated and keys
         repeated; not one kept whole, with one head), the queries scaled or rotated (one
-        copy held by the kernel or the module), the keys rotated or repeated; and at its
+        copy held by the kernel or the module; one query scaled is the product's operand,
+        not copied for it, as one key is), the keys rotated or repeated; and at its
         most the scores beside the weights (V's copy not made yet) or the heads' output.
         The output projection's copy is not made yet. The fused kernel keeps all it
         holds."""
@@ -244,14 +245,15 @@ class MultiheadAttention(Op):
         laid_out = self.rotary and d > 2  # rotated heads of 2 are not one step apart
         if not keeping:  # Q scaled (and rotated), V repeated; at the products, their copies
             held += queries * (2 if self.rotary else 1) + (keys if grouped else 0)
-            copies = (0 if laid_out or one else queries) + \
-                (0 if laid_out or grouped or one else keys)
+            copies = (0 if laid_out or one or t == 1 else queries) + \
+                (0 if laid_out or grouped or one or s == 1 else keys)
             return math.prod(query[:-2]) * (held + max(
                 copies + keys + scores, 2 * scores, scores + (0 if grouped or one else keys)
                 + queries))
         if one:  # the projection is kept whole
             held -= t * 3 * d if len(x) == 1 else 2 * s * d
-        held += queries * (2 if self.rotary and not laid_out else 1)  # Q scaled or rotated
+        # Q scaled or rotated, beside the copy kept for the product (none of one query)
+        held += queries * (2 if self.rotary and not laid_out else 0 if t == 1 else 1)
         values = keys if not (one or grouped) else 0
         most = max(scores - values, queries) - (queries if trainable else 0)
         return math.prod(query[:-2]) * (held + most)
