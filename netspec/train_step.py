@@ -517,7 +517,8 @@ def _views(report: Report) -> Views:
         if op.returns_view(x, row.shape) if not _overwrites(row) \
                 else row.node.inputs[0] in views.torch_views:
             views.torch_views.add(row.name)
-        if op.reorders_data(x, row.shape) or row.node.inputs[0] in reordered:
+        if (op.reorders_data(x, row.shape) or row.node.inputs[0] in reordered) \
+                and math.prod(row.shape[:-1]) > 1:  # else folded and reshaped as it lies
             reordered.add(row.name)
         if row.name in reordered or row.node.inputs[shared] in strided \
                 or math.prod(row.shape) < math.prod(x[shared]):

@@ -407,6 +407,12 @@ BACKWARDS = {
     # one query per sequence (the math path, over 5): Q scaled is its product's operand
     "attention of one query per sequence": {"name": "t", "input": [5, 1, 7], "layers": [
         {"multihead_attention": {"heads": 3, "head_dim": 3, "out": 1}}]},
+    # a one-row part of a strided view is folded as it lies: attention's projection keeps
+    # the view, which holds the silu's whole output
+    "attention over one row of a strided view": {"name": "t", "input": [7, 11], "layers": [
+        "silu", {"slice": {"dim": 1, "step": 3}},
+        {"split": {"sizes": [1, 1, 1], "dim": 1, "index": 1}},
+        {"multihead_attention": {"heads": 2, "head_dim": 4, "causal": True}}]},
     # keeping nothing, a glu still makes its gate's activation beside the product
     "a glu before every trained weight": {"name": "t", "input": [5, 4, 9], "layers": [
         {"glu": {"dim": -2}}, {"conv2d": {"out": 2, "kernel": [3, 2], "padding": [1, 0],
