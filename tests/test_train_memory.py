@@ -413,6 +413,9 @@ BACKWARDS = {
         "silu", {"slice": {"dim": 1, "step": 3}},
         {"split": {"sizes": [1, 1, 1], "dim": 1, "index": 1}},
         {"multihead_attention": {"heads": 2, "head_dim": 4, "causal": True}}]},
+    # ... but one query rotated is copied for it
+    "rotary attention of one query per sequence": {"name": "t", "input": [8, 1, 7], "layers": [
+        {"multihead_attention": {"heads": 4, "head_dim": 4, "rotary": True}}]},
     # keeping nothing, a glu still makes its gate's activation beside the product
     "a glu before every trained weight": {"name": "t", "input": [5, 4, 9], "layers": [
         {"glu": {"dim": -2}}, {"conv2d": {"out": 2, "kernel": [3, 2], "padding": [1, 0],

@@ -224,11 +224,11 @@ class MultiheadAttention(Op):
         """The math path's forward holds, besides what it keeps: the projections the
         module's views of them hold (not the packed one when queries are rotated and keys
         repeated; not one kept whole, with one head), the queries scaled or rotated (one
-        copy held by the kernel or the module; one query scaled is the product's operand,
-        not copied for it, as one key is), the keys rotated or repeated; and at its
-        most the scores beside the weights (V's copy not made yet) or the heads' output.
-        The output projection's copy is not made yet. The fused kernel keeps all it
-        holds."""
+        copy held by the kernel or the module; one query scaled, not rotated, is the
+        product's operand, not copied for it, as one key is), the keys rotated or repeated;
+        and at its most the scores beside the weights (V's copy not made yet) or the heads'
+        output. The output projection's copy is not made yet. The fused kernel keeps all
+        it holds."""
         query, context = x[0], x[-1]
         keeping = any(needs_input_grad) or trainable
         if self._fused(query):  # keeping nothing, the kernel still makes what it would keep
@@ -245,15 +245,18 @@ class MultiheadAttention(Op):
         laid_out = self.rotary and d > 2  # rotated heads of 2 are not one step apart
         if not keeping:  # Q scaled (and rotated), V repeated; at the products, their copies
             held += queries * (2 if self.rotary else 1) + (keys if grouped else 0)
-            copies = (0 if laid_out or one or t == 1 else queries) + \
-                (0 if laid_out or grouped or one or s == 1 else keys)
+            single = not self.rotary and t == 1, not self.rotary and s == 1
+            copies = (0 if laid_out or one or single[0] else queries) + \
+                (0 if laid_out or grouped or one or single[1] else keys)
             return math.prod(query[:-2]) * (held + max(
                 copies + keys + scores, 2 * scores, scores + (0 if grouped or one else keys)
                 + queries))
         if one:  # the projection is kept whole
             held -= t * 3 * d if len(x) == 1 else 2 * s * d
-        # Q scaled or rotated, beside the copy kept for the product (none of one query)
-        held += queries * (2 if self.rotary and not laid_out else 0 if t == 1 else 1)
+        # Q scaled or rotated, beside the copy kept for the product (none of one query
+        # scaled: it is the product's operand)
+        held += queries * (2 if self.rotary and not laid_out
+                           else 0 if t == 1 and not self.rotary else 1)
         values = keys if not (one or grouped) else 0
         most = max(scores - values, queries) - (queries if trainable else 0)
         return math.prod(query[:-2]) * (held + most)
