@@ -304,13 +304,6 @@ class MultiheadAttention(Op):
         """The output projection's: a linear layer's over tokens (`Linear.returns_view`)."""
         return self.bias
 
-    def _end(self, x: Sequence[Shape], trainable: bool) -> int:
-        """At the output projection: its result and, unless kept for its weights' gradient,
-        the heads' output merged; with more heads the projection Q, K and V are views of
-        (held by the module until it returns)."""
-        tokens = self._padded(x)
-        return (3 * tokens if self.heads > 1 else 0) + tokens + (0 if trainable else tokens)
-
     def receptive_field(self, rf: Sequence[RF | None], x: Sequence[Shape], y: Shape) -> RF | None:
         return None
 
@@ -443,9 +436,9 @@ class BiasedWindowAttention(Op):
         is kept), and the windows' copy where the layer cuts them and does not keep them;
         V's copy, the weights and the output projection's copy are not made yet. At the
         weighted values' product: the product, beside the same, and the map the windows
-        are a strided view of. As the output is made (`_end`). Keeping nothing, the windows' copy,
-        the projection and Q scaled are held, beside the scores and, before, K scaled and
-        the copies of Q and K for their product."""
+        are a strided view of. As the output is made (`_end`). Keeping nothing, the
+        windows' copy, the projection and Q scaled are held, beside the scores and,
+        before, K scaled and the copies of Q and K for their product."""
         tokens, scores = self._padded(x), self.cost(x, y).scores
         windows = tokens if self.cuts_windows else 0
         # Q and K scaled are copied for their batched product, except with one head or one
