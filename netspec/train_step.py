@@ -390,6 +390,9 @@ class _Blocks:
                 scratch = self._copied_slices(row, scratch)
             freed = grads.size[incoming] if scratch.frees_output_grad and incoming is not None \
                 and grads.users[incoming] == 1 else 0
+            held = grads.of.get(row.node.inputs[0])  # freed when the early part is added
+            freed += FLOAT * scratch.early_input_grad \
+                if held is not None and grads.users[held] == 1 else 0
             peak = max(peak, batch * (live + grads.bytes - freed + FLOAT * scratch.floats)
                        + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable

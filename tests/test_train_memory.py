@@ -420,6 +420,12 @@ BACKWARDS = {
     "a glu before every trained weight": {"name": "t", "input": [5, 4, 9], "layers": [
         {"glu": {"dim": -2}}, {"conv2d": {"out": 2, "kernel": [3, 2], "padding": [1, 0],
                                           "stride": 2, "bias": False}}]},
+    # rms norm hands on the part of its input's gradient through 1/rms first: added at once
+    # into the gradient its input already has (the add's, summed for its two reads)
+    "an rms norm beside an add reading its input twice": {"name": "t", "input": [6, 2, 5],
+        "layers": [{"prelu": {"per_channel": False}, "name": "t0"},
+                   {"rmsnorm": {"dims": 3}, "name": "norm"},
+                   {"add": None, "from": ["t0", "t0", "norm"]}]},
     # keeping nothing, the square and a row's two tensors, then the output beside 1/rms
     "an rms norm before every trained weight": {"name": "t", "input": [3, 5, 8], "layers": [
         {"rmsnorm": {"dims": 2, "elementwise_affine": False}}, "flatten", {"linear": 3}]},

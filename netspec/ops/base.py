@@ -167,12 +167,16 @@ class Scratch(NamedTuple):
     its last input gradient is made, less what it then holds besides them (an n-ary mul
     frees each pairwise product's as it goes); `frees_output_grad`, whether its output's
     gradient is freed by its most: the tensor that gradient is (a slice of a concat's, or
-    its own), where no other layer holds it still."""
+    its own), where no other layer holds it still; `early_input_grad`, float32 elements per
+    sample of a part of its first input's gradient it hands on before its most (held
+    through it, among `floats`), which torch adds at once into a gradient of that input
+    already held."""
 
     floats: int = 0
     weights: int = 0
     released: int = 0
     frees_output_grad: bool = False
+    early_input_grad: int = 0
 
 
 Ratio = int | Fraction

@@ -292,8 +292,9 @@ class RMSNorm(_TrailingNorm):
         """torch computes it op by op (the output's gradient is freed after the first):
         the input's gradient takes three tensors of the input's size at once (four
         without the scale), less one per row where a row holds more than one element (the
-        mean's gradient is freed before the last is made); the scale's alone, the product
-        of the output's gradient and the normalised input it sums over the batch."""
+        mean's gradient is freed before the last is made), one of them the part through
+        the product by 1/rms, handed on first; the scale's alone, the product of the
+        output's gradient and the normalised input it sums over the batch."""
         if not needs_input_grad[0]:
             scale = self.elementwise_affine and trainable
             return Scratch(floats=math.prod(x[0]), weights=self.cost(x, y).params) if scale \
@@ -301,7 +302,7 @@ class RMSNorm(_TrailingNorm):
         rows = self.rows(x[0])
         freed = rows if rows < math.prod(x[0]) else 0
         return Scratch(floats=(3 if self.elementwise_affine and trainable else 4)
-                       * math.prod(x[0]) - freed)
+                       * math.prod(x[0]) - freed, early_input_grad=math.prod(x[0]))
 
     def torch_args(self, x: Sequence[Shape], y: Shape) -> dict[str, Any]:
         return dict(normalized_shape=self.normalized(x[0]), eps=self.eps,
