@@ -176,11 +176,14 @@ dist.init_process_group("gloo", rank=rank, world_size=2, init_method=f"tcp://127
 if rank == 1:
     os._exit(0)  # gone without a word, as SIGKILL leaves it
 time.sleep(1.0)
+world = World(0, 2)
 try:
-    with peer_errors(World(0, 2)):
+    with peer_errors(world):
         dist.all_reduce(torch.ones(1))
 except PeerLost as exc:
     print(f"PeerLost: {exc}")
+finally:
+    world.close()  # as fit does: left to the interpreter's exit, gloo's threads may abort it
 """
 
 
