@@ -17,6 +17,8 @@ torch is the oracle:
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +47,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even 
               pytest.mark.usefixtures("one_thread")]
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-
 
 
 # -- per op: what autograd keeps ---------------------------------------------------------
@@ -109,6 +110,8 @@ def test_op_row_keeps_what_autograd_keeps(case, input_grad):
 # -- every op row: a real step's peak --------------------------------------------------------
 
 STEP_BATCH = 16
+
+
 def _loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy as netspec's memory model takes it: over the last dim of `[T, V]`
     logits, over the channels of `[C, *S]` (and of `[C]`)."""
@@ -118,29 +121,32 @@ def _loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def step_peak(spec: netspec.Spec | dict, shape: Any = None, batch: int = STEP_BATCH,
-              layout: torch.memory_format | None = None, tracker: str = "memtracker") -> int:
-    """The peak over the second of two CPU training steps of `spec` at `shape`, every
+              layout: torch.memory_format | None = None, tracker: str = "memtracker",
+              device: str = "cpu") -> int:
+    """The peak over the second of two training steps of `spec` at `shape`, every
     tensor counted (weights, gradients, optimizer state, the batch and labels,
     activations), as netspec's loop runs them: the spec's optimizer (AdamW without
     `train:`), the outputs held to the end (for the accuracy), the loss `_loss`. With
-    `layout`, the model and the batch in that memory format. Measured by torch's
-    MemTracker, or with `tracker="storages"` by `StoragePeak` (MemTracker hooks every
-    module's output, and cannot when one requires no grad: a frozen first layer)."""
+    `layout`, the model and the batch in that memory format. On the CPU measured by
+    torch's MemTracker, or with `tracker="storages"` by `StoragePeak` (MemTracker hooks
+    every module's output, and cannot when one requires no grad: a frozen first layer);
+    on CUDA by `torch.cuda.max_memory_allocated` (the caching allocator's blocks, kernels'
+    workspaces among them)."""
     spec = spec if isinstance(spec, netspec.Spec) else netspec.load(spec)
     report = netspec.check(spec, shape)
-    model = netspec.build(spec, seed=0, inputs=shape).train()
+    model = netspec.build(spec, seed=0, inputs=shape).train().to(device)
     if layout is not None:
         model = model.to(memory_format=layout)
     optimizer = make_optimizer(spec.training.optimizer,
                                [p for p in model.parameters() if p.requires_grad])
     torch.manual_seed(0)
     ids = report.token_inputs
-    xs = [torch.randint(0, ids[n], (batch, *s)) if n in ids else torch.randn(batch, *s)
-          for n, s in report.inputs.items()]
+    xs = [torch.randint(0, ids[n], (batch, *s), device=device) if n in ids
+          else torch.randn(batch, *s, device=device) for n, s in report.inputs.items()]
     xs = xs if layout is None else [x.contiguous(memory_format=layout) for x in xs]
     (out,) = report.outputs.values()  # the auxiliary outputs have its shape
     classes, positions = (out[-1], out[:-1]) if len(out) == 2 else (out[0], out[1:])
-    labels = torch.randint(0, classes, (batch, *positions))
+    labels = torch.randint(0, classes, (batch, *positions), device=device)
     weight = spec.training.auxiliary_weight
 
     def step() -> None:
@@ -155,6 +161,12 @@ def step_peak(spec: netspec.Spec | dict, shape: Any = None, batch: int = STEP_BA
         assert main.shape[0] == batch
 
     step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
     held = [model, optimizer, *xs, labels]
     if tracker == "storages":
         with StoragePeak(held) as storages:
@@ -523,6 +535,27 @@ def test_a_random_network_s_peak_is_what_torch_allocates(case):
     estimate = train_step.memory(report, None, batch=64).peak
     truth = step_peak(case.spec, batch=64, tracker="storages")
     assert abs(estimate - truth) <= TOLERANCE * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+@pytest.mark.slow
+def test_the_device_benchmark_sets_estimate_beside_truth():
+    """benchmarks/bench_memory_device.py, which a session with a GPU runs for the README,
+    works here on the CPU: one row per spec and batch, the estimate and torch's peak in
+    MiB, and their difference within the tolerance."""
+    script = SPECS.parent / "benchmarks" / "bench_memory_device.py"
+    result = subprocess.run([sys.executable, str(script), "--specs", "resnet18", "vit_tiny",
+                             "--shape", "3,32,32", "--batches", "2", "8", "--device", "cpu"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()
+            if line.startswith("| ") and "MiB" in line]
+    assert [(name.strip(), int(batch)) for name, batch, *_ in rows] == \
+        [("resnet18", 2), ("resnet18", 8), ("vit_tiny", 2), ("vit_tiny", 8)]
+    for *_, estimate, truth, difference in rows:
+        estimate, truth = (float(v.strip().removesuffix(" MiB").replace(",", ""))
+                           for v in (estimate, truth))
+        assert abs(estimate - truth) <= TOLERANCE * truth
+        assert abs(float(difference.strip().rstrip("%"))) <= 100 * TOLERANCE
 
 
 # -- the optimizer's state -----------------------------------------------------------------
