@@ -141,16 +141,17 @@ def memory(report: Report, train: Any = None, batch: int | None = None, device: 
                       else DEFAULT_BATCH)  # auto: chosen when training starts
     precision = train.precision if train is not None else "auto"
     low = precision in ("bf16", "fp16")
-    blocks = _Blocks(report, MASK_BYTES[device])
+    blocks = _Blocks(report, MASK_BYTES[device], autocast_dtypes(report, device) if low else None)
     weights = report.param_bytes
     trained = _trained(report)
     gradients = FLOAT * trained
     state = FLOAT * trained * _state_tensors(train)
-    casts = HALF * sum(r.params for r in report.layers
-                       if low and r.keeps is not None and r.node.op.family in AUTOCAST_FAMILIES)
+    cast = {r.name: HALF * r.params for r in report.layers
+            if low and r.keeps is not None and r.node.op.family in AUTOCAST_FAMILIES}
+    casts = sum(cast.values())
     held = weights + state + batch * blocks.inputs  # through the whole step
     forward = held + gradients + casts + batch * blocks.forward_peak()
-    backward = held + casts + blocks.backward_peak(report, batch)
+    backward = held + blocks.backward_peak(report, batch, cast)
     stepping = held + gradients + batch * blocks.outputs + FLOAT * 2 * max(
         (r.trainable for r in report.layers), default=0)
     peak, at = max((forward, "forward"), (backward, "backward"), (stepping, "optimizer"))
@@ -160,6 +161,42 @@ def memory(report: Report, train: Any = None, batch: int | None = None, device: 
         saved=batch * blocks.saved + blocks.fixed, saved_per_sample=blocks.saved,
         saved_fixed=blocks.fixed, peak=peak, peak_at=at)
     return report.memory
+
+
+class Dtypes(NamedTuple):
+    """The dtypes of a step's tensors under autocast (`autocast_dtypes`), in bytes."""
+
+    item: dict[str, int]
+    """Bytes per element of each value (each network input and layer output)."""
+    casts: dict[str, dict[int, int]]
+    """Per layer, the copies autocast makes of its inputs: input index -> bytes per element
+    of the copy, which the layer reads (and keeps, where it keeps that input) instead."""
+
+
+def autocast_dtypes(report: Report, device: str) -> Dtypes:
+    """Under autocast on `device` (bf16/fp16 mixed precision), the dtype of every tensor
+    from each layer's `Op.autocast`: a 16-bit layer casts the float32 inputs whose values
+    it reads to 16 bits, a float32 one its 16-bit inputs up; a layer of its inputs' dtype
+    takes the widest of them (torch promotes a mixed sum or product, autocast a concat).
+    A layer autocast is not described for counts as float32 with a float32 copy of each
+    input it reads (an approximation). Token ids count as float32; the network's inputs are
+    float32 (the batch as loaded)."""
+    item = dict.fromkeys(report.inputs, FLOAT)
+    ids = set(report.token_inputs) | {name for name, step in report.steps.items()
+                                      if step.vocab is not None}
+    casts: dict[str, dict[int, int]] = {}
+    for row in report.layers:
+        op, inputs = row.node.op, row.node.inputs
+        kind = op.autocast(device, row.input_shapes)
+        target = HALF if kind == "low" else FLOAT if kind != "same" else None
+        if target is not None:
+            reads = op.differentiable_inputs(len(inputs))
+            copies = {k: target for k, (value, read) in enumerate(zip(inputs, reads, strict=True))
+                      if read and value not in ids and (kind is None or item[value] != target)}
+            if copies:
+                casts[row.name] = copies
+        item[row.name] = target if target is not None else max(item[i] for i in inputs)
+    return Dtypes(item, casts)
 
 
 def _state_tensors(train: Any) -> int:
@@ -185,9 +222,15 @@ class _Blocks:
     the forward pass: `torch.utils.checkpoint` holds the instance's inputs instead, until
     its backward is done. Just before the backward of its last layer keeping a tensor, its
     layers run again up to that one (torch stops there) and keep what they keep, as new
-    copies of what is made inside it; its inputs are not copied."""
+    copies of what is made inside it; its inputs are not copied.
 
-    def __init__(self, report: Report, mask_bytes: int) -> None:
+    Under autocast (`dtypes`) each tensor counts in its dtype: a layer's own tensors and
+    its gradients in its output's; the copies autocast makes of a layer's inputs are its
+    own, kept where it keeps that input, else freed once it has run."""
+
+    def __init__(self, report: Report, mask_bytes: int, dtypes: Dtypes | None = None) -> None:
+        self.item = dtypes.item if dtypes is not None else {}
+        self.casts = casts = dtypes.casts if dtypes is not None else {}
         self.order = [r.name for r in report.layers]
         self.rows = {r.name: r for r in report.layers}
         self.region = _regions(report)  # layer -> its checkpointed instance, if in one
@@ -203,7 +246,7 @@ class _Blocks:
             if self.block[row.name] == row.name:
                 op = row.node.op
                 self.size[row.name] = (op.storage(row.input_shapes, row.shape) if op is not None
-                                       else math.prod(row.shape)) * FLOAT
+                                       else math.prod(row.shape)) * self.bytes(row.name)
         self.members = replayed(report, self.region)
         first: dict[str, str] = {}  # instance -> its first layer keeping a tensor
         reads: dict[str, set[str]] = {}  # instance -> the blocks of its inputs
@@ -218,15 +261,23 @@ class _Blocks:
         for row in report.layers:
             keeps = row.keeps is not None
             grads = row.input_grads if keeps else (False,) * len(row.node.inputs)
-            self.scratch[row.name] = FLOAT * row.node.op.forward_scratch(
+            item = self.bytes(row.name)
+            cast = casts.get(row.name, {})
+            kept_casts = set(cast).intersection(row.keeps.inputs) if keeps else set()
+            self.scratch[row.name] = item * row.node.op.forward_scratch(
                 row.input_shapes, row.shape, grads, keeps and row.trainable > 0,
                 row.node.inputs[0] in strided)
+            transient = sum(width * math.prod(row.input_shapes[k])
+                            for k, width in cast.items() if k not in kept_casts)
+            if transient:  # made before the output, freed after it
+                made = self.size[row.name] if self.block[row.name] == row.name else 0
+                self.scratch[row.name] = max(self.scratch[row.name], made) + transient
             partials = row.node.op.partial_results(row.input_shapes, grads)
             if partials is not None:
                 self.partials[row.name] = partials
             if not keeps:
                 continue
-            names = [row.node.inputs[i] for i in row.keeps.inputs]
+            names = [row.node.inputs[i] for i in row.keeps.inputs if i not in kept_casts]
             op = row.node.op
             copied = [n for n in names if (op.folds and n in reordered)
                       or (op.contiguous and n in strided)]
@@ -234,9 +285,13 @@ class _Blocks:
             for block in {self.block[n] for n in names}:
                 self.kept.setdefault(self._key(block, self.region.get(row.name)),
                                      []).append(row.name)
-            self.own[row.name] = (FLOAT * row.keeps.floats + ID_BYTES * row.keeps.indices
-                                  + mask_bytes * row.keeps.masks
-                                  + sum(FLOAT * math.prod(self.rows[n].shape) for n in copied))
+            self.own[row.name] = (item * row.keeps.floats + FLOAT * row.keeps.stats
+                                  + ID_BYTES * row.keeps.indices
+                                  + min(mask_bytes, item) * row.keeps.masks
+                                  + sum(self.bytes(n) * math.prod(self.rows[n].shape)
+                                        for n in copied)
+                                  + sum(cast[k] * math.prod(row.input_shapes[k])
+                                        for k in kept_casts))
         for region, layer in first.items():
             for block in reads[region]:
                 keepers = self.kept.setdefault(block, [])
@@ -256,9 +311,17 @@ class _Blocks:
         outputs = {self.block[o] for o in trained_outputs(report) if o in self.block}
         self.outputs = sum(self.size[b] for b in outputs if b not in report.inputs)
         self.loss = sum(math.prod(shape) * FLOAT for shape in trained_outputs(report).values())
-        """The losses' log-probabilities (cross-entropy keeps them for its backward)."""
+        """The losses' log-probabilities (cross-entropy keeps them for its backward), and the
+        gradients its backward makes: float32, as autocast runs cross-entropy."""
+        self.loss_cast = sum(math.prod(shape) * FLOAT for o, shape in
+                             trained_outputs(report).items() if self.bytes(o) != FLOAT)
+        """The float32 copies autocast makes of 16-bit outputs for the loss."""
         self.saved = sum(r.saved_bytes for r in report.layers) + self.loss
         self.output_blocks = outputs
+
+    def bytes(self, value: str) -> int:
+        """Bytes per element of a value's tensor: float32, or its dtype under autocast."""
+        return self.item.get(value, FLOAT)
 
     def _key(self, block: str, region: str | None) -> Key:
         """The block a layer in `region` keeps: a copy when the instance made it."""
@@ -305,7 +368,7 @@ class _Blocks:
         viewed, made from the view's; its copy, from which the layer's backward reads a
         clone of the view's part, its own input gradient written back into the copy; the
         view's gradient freed by then."""
-        viewed = self.size[self.block[row.name]] // FLOAT
+        viewed = self.size[self.block[row.name]] // self.bytes(self.block[row.name])
         return scratch._replace(floats=scratch.floats + 2 * viewed + math.prod(row.shape))
 
     def _fold(self, name: str, held: int, own: int, last_read: list[str],
@@ -323,7 +386,7 @@ class _Blocks:
             if block in last_read and self._key(block, region) not in self.kept \
                     and block not in self.output_blocks:
                 freed_at[block] = max(1, k)
-        results = [(FLOAT * size, keeps) for size, keeps in self.partials[name]]
+        results = [(self.bytes(name) * size, keeps) for size, keeps in self.partials[name]]
         most = previous = 0
         for pair, (size, keeps) in enumerate([*results, (self.size[name], False)], start=1):
             most = max(most, held + own + previous + size)
@@ -335,7 +398,7 @@ class _Blocks:
         """The most the forward pass holds (inputs apart), at the end of a layer: what
         layers kept so far, the blocks later layers or the outputs still read, and the loss's."""
         peak, end = self._walk(self.order)
-        return max(peak, end + self.loss)
+        return max(peak, end + self.loss + self.loss_cast)
 
     def recompute(self, region: str) -> tuple[int, int]:
         """What a checkpointed instance's recomputation holds (its inputs apart): at its
@@ -344,13 +407,15 @@ class _Blocks:
         peak, _ = self._walk(layers, region)
         return peak, self.copies.get(region, 0) + sum(self.own.get(name, 0) for name in layers)
 
-    def backward_peak(self, report: Report, batch: int) -> int:
+    def backward_peak(self, report: Report, batch: int, casts: dict[str, int] | None = None
+                      ) -> int:
         """The most the backward pass holds (inputs apart): the blocks still kept (a block
         is freed by the backward of the first layer keeping it), each layer's own tensors
         until its backward, the gradients of the weights so far, and the activations'
         gradients in flight: a layer's output's until its backward, its inputs' from it;
-        a checkpointed instance's recomputation; for `batch` samples. Linear in the
-        layers: running totals."""
+        a checkpointed instance's recomputation; for `batch` samples; and `casts`, the bytes
+        of each layer's weights autocast cast to 16 bits, kept until its backward. Linear in
+        the layers: running totals."""
         kept = {b: len(ls) for b, ls in self.kept.items()}
         keeping: dict[str, list[Key]] = {}  # layer -> the blocks it keeps
         for block, layers in self.kept.items():
@@ -361,9 +426,13 @@ class _Blocks:
         live += self.outputs - sum(self.size[b] for b in self.output_blocks if b in kept)
         grads = _Gradients()
         for o, shape in trained_outputs(report).items():
-            grads.make(o, math.prod(shape) * FLOAT)
-        peak = batch * (live + self.loss + 2 * grads.bytes)  # the loss's backward
-        weights = 0
+            grads.make(o, math.prod(shape) * self.bytes(o))
+        # the loss's backward: the log-probabilities beside the gradients of the negative
+        # log-likelihood and of the log-softmax, float32 (the latter is the outputs' own
+        # gradient but under autocast, which then casts it to their dtype)
+        casts = casts or {}
+        weights = sum(casts.values())  # and the weights' gradients so far
+        peak = batch * (live + 3 * self.loss) + weights
         for name in reversed(self.order):
             row = self.rows[name]
             if row.keeps is None:
@@ -374,16 +443,19 @@ class _Blocks:
                 peak = max(peak, batch * (live + grads.bytes + top) + weights)
                 live += end
             incoming = grads.take(name)  # held until this backward ends
+            item = self.bytes(name)  # its gradients' dtype
+            copies = {row.node.inputs[k]: width for k, width in self.casts.get(name, {}).items()}
             passes = row.node.op.passes_gradient(row.input_shapes, row.shape)
             reads = row.node.inputs.count  # a value read twice: its gradients summed anew
-            made = list({i: (i, through and reads(i) == 1) for i, flows, through in
+            made = list({i: (i, through and reads(i) == 1 and self.bytes(i) == item)
+                         for i, flows, through in
                          zip(row.node.inputs, row.input_grads, passes, strict=True)
                          if flows and i not in grads.of}.values())
-            summed = sum(math.prod(self.rows[i].shape) * FLOAT for i in {  # into a gradient
+            summed = sum(math.prod(self.rows[i].shape) * self.bytes(i) for i in {  # into one
                 i for i, flows in zip(row.node.inputs, row.input_grads, strict=True)
                 if flows and i in grads.of})
-            new = sum(math.prod(self.rows[i].shape) * FLOAT for i, through in made
-                      if not (through and incoming is not None))
+            new = sum(math.prod(self.rows[i].shape) * copies.get(i, self.bytes(i))
+                      for i, through in made if not (through and incoming is not None))
             scratch = row.node.op.backward_scratch(row.input_shapes, row.shape, row.input_grads,
                                                    row.trainable > 0)
             if name in self.copied_slices:
@@ -391,26 +463,34 @@ class _Blocks:
             freed = grads.size[incoming] if scratch.frees_output_grad and incoming is not None \
                 and grads.users[incoming] == 1 else 0
             held = grads.of.get(row.node.inputs[0])  # freed when the early part is added
-            freed += FLOAT * scratch.early_input_grad \
+            freed += item * scratch.early_input_grad \
                 if held is not None and grads.users[held] == 1 else 0
-            peak = max(peak, batch * (live + grads.bytes - freed + FLOAT * scratch.floats)
+            peak = max(peak, batch * (live + grads.bytes - freed + item * scratch.floats)
                        + weights + FLOAT * scratch.weights)
             weights += FLOAT * row.trainable
             # its input gradients made, those to be added to a gradient already held too
             peak = max(peak, batch * (live + grads.bytes + new + summed
-                                      - FLOAT * scratch.released) + weights)
+                                      - item * scratch.released) + weights)
             for i, through in made:
                 if through and incoming is not None:
                     grads.share(i, incoming)
                 else:
-                    grads.make(i, math.prod(self.rows[i].shape) * FLOAT)
+                    grads.make(i, math.prod(self.rows[i].shape) * copies.get(i, self.bytes(i)))
             grads.release(incoming)
             live -= self.own.get(name, 0)
+            weights -= casts.get(name, 0)
             for block in keeping.get(name, ()):
                 kept[block] -= 1
                 if kept[block] == 0 and block not in report.inputs \
                         and block not in self.output_blocks:
                     live -= self._bytes(block)
+            # the gradients of autocast's copies, cast to their inputs' dtypes: both at once
+            recast = {i: math.prod(self.rows[i].shape) * self.bytes(i) for i, _ in made
+                      if i in copies}
+            peak = max(peak, batch * (live + grads.bytes + sum(recast.values())) + weights)
+            for i, size in recast.items():
+                grads.release(grads.take(i))
+                grads.make(i, size)
             # what it hands a value that already has a gradient is added to it anew, once
             # the layer's backward is done: the two and their sum at once
             peak = max(peak, batch * (live + grads.bytes + 2 * summed) + weights)

@@ -122,12 +122,13 @@ def _loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def step_peak(spec: netspec.Spec | dict, shape: Any = None, batch: int = STEP_BATCH,
               layout: torch.memory_format | None = None, tracker: str = "memtracker",
-              device: str = "cpu") -> int:
+              device: str = "cpu", precision: str = "fp32") -> int:
     """The peak over the second of two training steps of `spec` at `shape`, every
     tensor counted (weights, gradients, optimizer state, the batch and labels,
     activations), as netspec's loop runs them: the spec's optimizer (AdamW without
     `train:`), the outputs held to the end (for the accuracy), the loss `_loss`. With
-    `layout`, the model and the batch in that memory format. On the CPU measured by
+    `layout`, the model and the batch in that memory format; with `precision` bf16 or
+    fp16, the forward and the loss under autocast. On the CPU measured by
     torch's MemTracker, or with `tracker="storages"` by `StoragePeak` (MemTracker hooks
     every module's output, and cannot when one requires no grad: a frozen first layer);
     on CUDA by `torch.cuda.max_memory_allocated` (the caching allocator's blocks, kernels'
@@ -149,12 +150,15 @@ def step_peak(spec: netspec.Spec | dict, shape: Any = None, batch: int = STEP_BA
     labels = torch.randint(0, classes, (batch, *positions), device=device)
     weight = spec.training.auxiliary_weight
 
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
     def step() -> None:
-        y = model(*xs)
-        main, *auxiliary = y if report.auxiliary else (y,)
-        loss = _loss(main, labels)
-        for scores in auxiliary:
-            loss = loss + weight * _loss(scores, labels)
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            y = model(*xs)
+            main, *auxiliary = y if report.auxiliary else (y,)
+            loss = _loss(main, labels)
+            for scores in auxiliary:
+                loss = loss + weight * _loss(scores, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -253,6 +257,50 @@ def test_op_row_step_peaks_as_torch_allocates(spec):
     estimate = train_step.memory(report, None, batch=STEP_BATCH).peak
     truth = step_peak(spec)
     assert abs(estimate - truth) <= TOLERANCE * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+BF16 = TrainConfig(precision="bf16")
+
+
+def _autocast_described(spec: netspec.Spec | dict) -> bool:
+    """Whether CPU autocast is described for the layer a row's network ends with."""
+    row = netspec.check(spec).layers[-1]
+    return row.node.op.autocast("cpu", row.input_shapes) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", [p for p in _row_specs() if _autocast_described(p.values[0])])
+def test_op_row_step_peaks_under_autocast_as_torch_allocates(spec):
+    """Each op row autocast is described for, under CPU bf16 autocast: the copies autocast
+    makes of its inputs, its tensors in its dtype, the float32 loss over 16-bit outputs."""
+    report = netspec.check(spec)
+    estimate = train_step.memory(report, BF16, batch=STEP_BATCH).peak
+    truth = step_peak(spec, precision="bf16", tracker="storages")
+    assert abs(estimate - truth) <= TOLERANCE * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+def _rows_and_prelu() -> list[Any]:
+    """Each op row of floats, as a network's first layer and after a prelu (16-bit)."""
+    rows = [c.values[0] for c in TABLES if c.values[0].vocab is None]
+    return [pytest.param(make(c.op, c.args, c.inputs), id=f"{c.op}-{where}")
+            for c in rows for make, where in ((spec_for, "first"),
+                                              (spec_requiring_grad, "after-prelu"))]
+
+
+@pytest.mark.parametrize("spec", _rows_and_prelu())
+def test_autocast_gives_each_layer_the_dtype_torch_does(spec):
+    """Under CPU autocast each layer whose autocast is described gives its output in the
+    dtype torch's gives it: bfloat16, or float32 (a 3-d pool, a sum with a float32 input)."""
+    report = netspec.check(spec)
+    model = netspec.build(spec, seed=0).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(*(torch.randn(2, *s) for s in report.inputs.values()))
+    outputs = dict(zip(report.outputs, y if isinstance(y, tuple) else (y,), strict=True))
+    item = train_step.autocast_dtypes(report, "cpu").item
+    last = report.layers[-1]
+    for name, tensor in outputs.items():
+        if last.node.op.autocast("cpu", last.input_shapes) is not None:
+            assert tensor.element_size() == item[name], name
 
 
 MIXING = {  # a layer over a transposed input (MLP-Mixer's token mixing): it keeps a copy
@@ -619,6 +667,23 @@ def test_the_zoo_s_peak_is_what_torch_allocates(name, shape, batch):
     spec = netspec.load(SPECS / f"{name}.yaml")
     memory = train_step.memory(netspec.check(spec, shape), spec.training, batch=batch)
     truth = step_peak(spec, shape, batch)
+    assert abs(memory.peak - truth) <= TOLERANCE * truth, \
+        f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
+
+
+AUTOCAST_STEPS = ("lenet5", "resnet18", "vit_tiny", "gpt_tiny", "mobilenet_v2",
+                  "efficientnet_b0", "convnext_tiny", "inception_v3", "unet")
+
+
+@pytest.mark.parametrize("name", zoo(AUTOCAST_STEPS), ids=str)
+def test_the_zoo_s_peak_under_autocast_is_what_torch_allocates(name):
+    """The same steps under CPU bf16 autocast: 16-bit activations and copies, float32
+    statistics and loss, 16-bit copies of the weights each kept until its backward."""
+    shape, batch = STEPS[name]
+    spec = netspec.load(SPECS / f"{name}.yaml")
+    train = (spec.training or TrainConfig()).model_copy(update={"precision": "bf16"})
+    memory = train_step.memory(netspec.check(spec, shape), train, batch=batch)
+    truth = step_peak(spec, shape, batch, precision="bf16", tracker="storages")
     assert abs(memory.peak - truth) <= TOLERANCE * truth, \
         f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
 

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from netspec.ops.base import (
+    Autocast,
     Cost,
     Op,
     Saved,
@@ -33,6 +34,7 @@ class _Activation(Op):
     family: ClassVar[str] = "activation"
     keeps: ClassVar[Literal["input", "output"]] = "input"
     """The tensor its backward reads (module docstring)."""
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
@@ -152,6 +154,7 @@ class PReLU(_Activation):
 
     op: Literal["prelu"] = "prelu"
     torch_class: ClassVar[str] = "PReLU"
+    autocast_as: ClassVar[Autocast | None] = "low"
     per_channel: bool = False
     init: float = 0.25
 
@@ -181,6 +184,10 @@ class _Normaliser(_Activation):
 
     def label(self) -> str:
         return f"{self.kind()} dim={self.dim}" if self.dim != 1 else self.kind()
+
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        """On CUDA autocast runs softmax and log_softmax in float32."""
+        return "float32" if device == "cuda" else "same"
 
 
 class Softmax(_Normaliser):

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from netspec.ops.base import (
     RF,
+    Autocast,
     Cost,
     GradCost,
     NonNegInts,
@@ -108,6 +109,11 @@ class MultiheadAttention(Op):
     """Dropout on the attention weights, in training."""
     bias: bool = True
     rotary: bool = False
+
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        """In 16 bits where the fused kernel runs it, without rotation (the math path
+        computes in float32 from copies, rotary tables are float32): else not described."""
+        return "low" if self._fused(x[0]) and not self.rotary else None
     """Rotary position embeddings (RoPE, rotating halves) applied to queries and keys."""
     rotary_base: PosFloat = 10000.0
     state_dict: Literal["netspec", "torch"] = "netspec"

@@ -85,6 +85,11 @@ AnyInts = int_or_list(None)
 
 
 TokenIds = Literal["refused", "kept", "looked_up", "ignored"]
+Autocast = Literal["low", "float32", "same"]
+"""How autocast (bf16/fp16 mixed precision) runs a layer: in 16 bits, its float inputs cast
+down first (`low`: convolutions, linear layers); in float32, its 16-bit inputs cast up first
+(`float32`), or from float32 tables; in its inputs' dtype, the widest where they differ
+(`same`: what autocast leaves alone)."""
 
 
 class Tensor(NamedTuple):
@@ -147,15 +152,17 @@ class Saved(NamedTuple):
     that made each, or of the tensor a view of it reads); `output`, its own output. The
     tensors it makes for itself are counted in elements: `floats` (float32: intermediates,
     statistics, a channel dropout's noise), `indices` (int64: max pooling's argmax) and
-    `masks` (dropout's mask: a float tensor on the CPU, bool on CUDA). `fixed` counts the
-    float32 elements it keeps whatever the batch (batch norm's mean and inverse deviation,
-    rotary embedding's tables)."""
+    `masks` (dropout's mask: a float tensor on the CPU, bool on CUDA); `stats`, float32
+    elements whatever the precision (a norm's statistics per sample, kept in float32 under
+    autocast too). `fixed` counts the float32 elements it keeps whatever the batch (batch
+    norm's mean and inverse deviation, rotary embedding's tables)."""
 
     inputs: tuple[int, ...] = ()
     output: bool = False
     floats: int = 0
     indices: int = 0
     masks: int = 0
+    stats: int = 0
     fixed: int = 0
 
 
@@ -258,7 +265,13 @@ class Op(BaseModel):
     """Fewest and most inputs (None: no upper bound)."""
     short_inputs: ClassVar[bool] = False
     """The short form lists inputs, not arguments: `- add: [x, conv2]`."""
+    autocast_as: ClassVar[Autocast | None] = None
+    """How autocast runs it on every device (`autocast`)."""
     token_ids: ClassVar[TokenIds] = "refused"
+    """What the op does with inputs of token ids: computes on floats only (`refused`),
+    moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
+    vectors (`looked_up`: embedding, which takes nothing else), or reads only the batch
+    size (`ignored`: parameter)."""
     reorders: ClassVar[bool] = False
     """Its output is a view of its input in another order (permute, transpose): a reshape
     of it copies (where `reorders_data`)."""
@@ -271,10 +284,6 @@ class Op(BaseModel):
     contiguous: ClassVar[bool] = False
     """Its kernel reads a contiguous input, copied first where it is a strided view (group
     norm): what it keeps of such an input is the copy."""
-    """What the op does with inputs of token ids: computes on floats only (`refused`),
-    moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
-    vectors (`looked_up`: embedding, which takes nothing else), or reads only the batch
-    size (`ignored`: parameter)."""
 
     @classmethod
     def kind(cls) -> str:
@@ -377,6 +386,14 @@ class Op(BaseModel):
             not getattr(self, "inplace", False)
         return tuple(whole and i == shared for i in range(len(x)))
 
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        """How autocast runs this layer on `device` (`cpu` or `cuda`; see `Autocast`), for
+        inputs `x`: what the training step's memory counts its tensors in under bf16/fp16
+        (measured against torch's CPU autocast per op, tests/test_train_memory.py).
+        `autocast_as` by default; None: not described, so counted in float32 with a float32
+        copy of each input it reads (an approximation, not a bound: the README's figures)."""
+        return self.autocast_as
+
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """Per input (of `inputs`), whether the output depends on its values, so that a
         gradient flows back into it; False for an input read only for its shape."""
@@ -459,7 +476,7 @@ def returned_anyway(op: Op, x: Sequence[Shape], y: Shape, needs_input_grad: Sequ
         return 0
     would = op.saved(x, y, (True,) * len(x), True)
     copy = math.prod(x[0]) if op.contiguous and strided else 0
-    return math.prod(y) + would.floats + 2 * would.indices + copy
+    return math.prod(y) + would.floats + would.stats + 2 * would.indices + copy
 
 
 def ids_out(op: Op, x: Sequence[Tensor]) -> int | None:

@@ -29,6 +29,7 @@ from pydantic import Field, PlainValidator, WithJsonSchema
 from netspec.ops.base import (
     RF,
     TUPLES_AS_LISTS,
+    Autocast,
     Cost,
     GradCost,
     NonNegInts,
@@ -85,6 +86,7 @@ class _ConvBase(Window):
     torch_names: ClassVar[dict[str, str]] = {"out": "out_channels", "kernel": "kernel_size"}
     prefix: ClassVar[str] = "conv"
     positional: ClassVar[tuple[str, ...]] = ("out", "kernel", "stride", "padding")
+    autocast_as: ClassVar[Autocast | None] = "low"
 
     out: PosInt
     kernel: PosInts
@@ -121,6 +123,11 @@ class _ConvBase(Window):
 class _Conv(_ConvBase):
     padding: ConvPadding = 0
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        """Padded first otherwise than with zeros (CPU autocast pads reflect and replicate
+        in float32): not described."""
+        return "low" if self.padding_mode == "zeros" else None
 
     def padding_size(self) -> tuple[int, ...]:
         if self.padding == "valid":

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import Op, Probability, Saved, Tensor, expect_rank
+from netspec.ops.base import Autocast, Op, Probability, Saved, Tensor, expect_rank
 from netspec.shapes import Shape
 
 
@@ -20,6 +20,7 @@ class _Dropout(Op):
     family: ClassVar[str] = "dropout"
     prefix: ClassVar[str] = "dropout"
     positional: ClassVar[tuple[str, ...]] = ("p",)
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     p: Probability = 0.5
     inplace: bool = False

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Cost, Op, PosFloat, PosInt, Saved, ShapeError, Tensor, TokenIds
+from netspec.ops.base import RF, Autocast, Cost, Op, PosFloat, PosInt, Saved, ShapeError, Tensor, TokenIds
 from netspec.shapes import Shape
 
 
@@ -27,6 +27,7 @@ class Embedding(Op):
     prefix: ClassVar[str] = "embed"
     positional: ClassVar[tuple[str, ...]] = ("vocab", "dim")
     token_ids: ClassVar[TokenIds] = "looked_up"
+    autocast_as: ClassVar[Autocast | None] = "float32"
 
     vocab: PosInt
     dim: PosInt
@@ -76,6 +77,7 @@ class SinusoidalPositions(Op):
     prefix: ClassVar[str] = "positions"
     positional: ClassVar[tuple[str, ...]] = ("dim",)
     token_ids: ClassVar[TokenIds] = "ignored"
+    autocast_as: ClassVar[Autocast | None] = "float32"
 
     dim: PosInt | None = None
     """Features per position; the input's last dim when it holds vectors."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Cost, Op, PosInt, Tensor, TokenIds
+from netspec.ops.base import RF, Autocast, Cost, Op, PosInt, Tensor, TokenIds
 from netspec.shapes import Shape, fmt_shape
 
 
@@ -49,6 +49,7 @@ class Parameter(Op):
     family: ClassVar[str] = "io"
     positional: ClassVar[tuple[str, ...]] = ("shape",)
     token_ids: ClassVar[TokenIds] = "ignored"
+    autocast_as: ClassVar[Autocast | None] = "float32"
 
     shape: list[PosInt]
 

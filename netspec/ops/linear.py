@@ -23,6 +23,7 @@ from pydantic import Field
 
 from netspec.ops.base import (
     RF,
+    Autocast,
     Cost,
     GradCost,
     Note,
@@ -50,6 +51,7 @@ class Linear(Op):
     folds: ClassVar[bool] = True
     prefix: ClassVar[str] = "fc"
     positional: ClassVar[tuple[str, ...]] = ("out",)
+    autocast_as: ClassVar[Autocast | None] = "low"
 
     out: PosInt
     bias: bool = True
@@ -119,6 +121,7 @@ class Flatten(Op):
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
     positional: ClassVar[tuple[str, ...]] = ("start_dim", "end_dim")
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     start_dim: int = 1
     end_dim: int = -1
@@ -151,6 +154,7 @@ class MatMul(Op):
     family: ClassVar[str] = "linear"
     arity: ClassVar[tuple[int, int | None]] = (2, 2)
     short_inputs: ClassVar[bool] = True
+    autocast_as: ClassVar[Autocast | None] = "low"
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         a, b = x[0].shape, x[1].shape

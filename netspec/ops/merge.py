@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 from netspec.ops.base import (
     RF,
+    Autocast,
     Op,
     Saved,
     Scratch,
@@ -71,6 +72,7 @@ class Identity(Op):
     torch_class: ClassVar[str] = "Identity"
     prefix: ClassVar[str] = "id"
     token_ids: ClassVar[TokenIds] = "kept"
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         return 0
@@ -80,6 +82,7 @@ class _Broadcast(Op):
     family: ClassVar[str] = "merge"
     arity: ClassVar[tuple[int, int | None]] = (2, None)
     short_inputs: ClassVar[bool] = True
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         out = x[0].shape
@@ -178,6 +181,7 @@ class Concat(Op):
     prefix: ClassVar[str] = "cat"
     arity: ClassVar[tuple[int, int | None]] = (2, None)
     short_inputs: ClassVar[bool] = True
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     dim: int = 1
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from netspec.ops.base import (
+    Autocast,
     Cost,
     Note,
     Op,
@@ -45,6 +46,7 @@ class _RunningNorm(Op):
 
     family: ClassVar[str] = "norm"
     ranks: ClassVar[tuple[int, ...]]
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     eps: PosFloat = 1e-5
     momentum: Probability | None = 0.1
@@ -124,7 +126,7 @@ class _InstanceNorm(_RunningNorm):
               trainable: bool) -> Saved:
         """Its input; per sample's channels the statistics, the weight and the running
         statistics repeated over the batch (module docstring)."""
-        return Saved(inputs=(0,), floats=x[0][0] * (2 + self.affine + 2 * self.track_running_stats))
+        return Saved(inputs=(0,), stats=x[0][0] * (2 + self.affine + 2 * self.track_running_stats))
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
@@ -179,6 +181,10 @@ class GroupNorm(Op):
     eps: PosFloat = 1e-5
     affine: bool = True
 
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        """On CUDA autocast runs group norm in float32."""
+        return "float32" if device == "cuda" else "same"
+
     def infer(self, x: Sequence[Tensor]) -> Shape:
         c = x[0].shape[0]
         if c % self.groups:
@@ -191,7 +197,7 @@ class GroupNorm(Op):
 
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
-        return Saved(inputs=(0,), floats=2 * self.groups)
+        return Saved(inputs=(0,), stats=2 * self.groups)
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
@@ -320,6 +326,10 @@ class LayerNorm(_TrailingNorm):
     eps: PosFloat = 1e-5
     bias: bool = True
 
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        """On CUDA autocast runs layer norm in float32."""
+        return "float32" if device == "cuda" else "same"
+
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         n = math.prod(self.normalized(x[0]))
         return Cost(params=n * (1 + self.bias) if self.elementwise_affine else 0)
@@ -327,7 +337,7 @@ class LayerNorm(_TrailingNorm):
     def saved(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
               trainable: bool) -> Saved:
         """Its input, and the mean and inverse deviation of each row."""
-        return Saved(inputs=(0,), floats=2 * self.rows(x[0]))
+        return Saved(inputs=(0,), stats=2 * self.rows(x[0]))
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:

@@ -16,6 +16,7 @@ from pydantic import PlainValidator, WithJsonSchema
 from netspec.ops.base import (
     RF,
     TUPLES_AS_LISTS,
+    Autocast,
     NonNegInts,
     Op,
     PosInt,
@@ -39,6 +40,12 @@ pooling runs on the 2-d kernels; a MaxPool1d whose input needs no gradient is th
 exception, and training needs it)."""
 
 
+def _autocast(dims: int, device: str) -> Autocast:
+    """How autocast runs a pool of `dims` spatial dims: CPU autocast pools volumes in
+    float32 (max, average and adaptive pools alike)."""
+    return "float32" if dims == 3 and device == "cpu" else "same"
+
+
 class _Pool(Window):
     family: ClassVar[str] = "pool"
     torch_names: ClassVar[dict[str, str]] = {"kernel": "kernel_size"}
@@ -49,6 +56,9 @@ class _Pool(Window):
     stride: PosInts | None = None
     padding: NonNegInts = 0
     ceil_mode: bool = False
+
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        return _autocast(self.dims, device)
 
     def stride_size(self) -> tuple[int, ...]:
         return self.kernel_size() if self.stride is None else spatial(self.stride, self.dims, "stride")
@@ -228,6 +238,9 @@ class _AdaptivePool(Op):
     def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
         """torch pools a signal as a one-row image and squeezes the row away."""
         return self.dims == 1
+
+    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
+        return _autocast(self.dims, device)
 
     def target(self, sizes: Sequence[int]) -> tuple[int, ...]:
         wanted = spatial(self.size, self.dims, "size")

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from netspec.ops.base import (
     RF,
+    Autocast,
     Op,
     PosInt,
     ShapeError,
@@ -34,6 +35,7 @@ from netspec.shapes import Shape, fmt_shape, slice_length
 class _Rearrange(Op):
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         return 0
@@ -196,6 +198,7 @@ class Slice(Op):
     token_ids: ClassVar[TokenIds] = "kept"
 
     positional: ClassVar[tuple[str, ...]] = ("dim", "start", "end", "step")
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     dim: int
     start: int | None = None
@@ -276,6 +279,7 @@ class _Pieces(Op):
 
     family: ClassVar[str] = "reshape"
     token_ids: ClassVar[TokenIds] = "kept"
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     dim: int = 1
     index: int | None = None

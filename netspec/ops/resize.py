@@ -19,6 +19,7 @@ from pydantic import ConfigDict, model_validator
 from netspec.ops.base import (
     RF,
     AnyInts,
+    Autocast,
     Op,
     PosFloat,
     PosInts,
@@ -45,6 +46,7 @@ class Upsample(Op):
     prefix: ClassVar[str] = "up"
     positional: ClassVar[tuple[str, ...]] = ("scale", "mode")
     arity: ClassVar[tuple[int, int | None]] = (1, 2)
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     scale: PosFloat | list[PosFloat] | None = None
     size: PosInts | None = None
@@ -136,6 +138,7 @@ class _ZeroPad(Op):
     prefix: ClassVar[str] = "pad"
     positional: ClassVar[tuple[str, ...]] = ("padding",)
     dims: ClassVar[int]
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     padding: AnyInts
 
@@ -192,6 +195,7 @@ class CenterCrop(Op):
     prefix: ClassVar[str] = "crop"
     positional: ClassVar[tuple[str, ...]] = ("size",)
     arity: ClassVar[tuple[int, int | None]] = (1, 2)
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     size: PosInts | None = None
 

@@ -10,7 +10,7 @@ pixel_unshuffle: `[C, H * r, W * r] -> [C * r^2, H, W]` (torch.nn.PixelUnshuffle
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from netspec.ops.base import RF, Op, PosInt, ShapeError, Tensor, expect_rank, ratio
+from netspec.ops.base import RF, Autocast, Op, PosInt, ShapeError, Tensor, expect_rank, ratio
 from netspec.shapes import Shape, fmt_spatial
 
 
@@ -23,6 +23,7 @@ class ChannelShuffle(Op):
     family: ClassVar[str] = "resize"
     prefix: ClassVar[str] = "shuffle"
     positional: ClassVar[tuple[str, ...]] = ("groups",)
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     groups: PosInt
 
@@ -43,6 +44,7 @@ class _PixelShuffle(Op):
     family: ClassVar[str] = "resize"
     positional: ClassVar[tuple[str, ...]] = ("factor",)
     torch_arg: ClassVar[str]
+    autocast_as: ClassVar[Autocast | None] = "same"
 
     factor: PosInt
 
