@@ -134,13 +134,14 @@ def memory(report: Report, train: Any = None, batch: int | None = None, device: 
            ) -> TrainMemory:
     """The memory of one training step of `batch` samples (default: the spec's
     `train.batch_size`, DEFAULT_BATCH for `auto`) with `train`'s optimizer and precision,
-    on `device` (`cpu` or `cuda`: dropout's masks differ), after `cost` found what runs
-    backward; sets each layer's `saved_bytes` and `saved_fixed_bytes` and returns
-    `report.memory`."""
+    on `device` (`cpu` or `cuda`: dropout's masks and autocast's choices differ; precision
+    `auto` is bf16 autocast on CUDA, as `netspec train` runs it on a GPU with bf16, and
+    float32 on the CPU), after `cost` found what runs backward; sets each layer's
+    `saved_bytes` and `saved_fixed_bytes` and returns `report.memory`."""
     batch = batch or (train.batch_size if train is not None and train.batch_size != "auto"
                       else DEFAULT_BATCH)  # auto: chosen when training starts
     precision = train.precision if train is not None else "auto"
-    low = precision in ("bf16", "fp16")
+    low = precision in ("bf16", "fp16") or (precision == "auto" and device == "cuda")
     blocks = _Blocks(report, MASK_BYTES[device], autocast_dtypes(report, device) if low else None)
     weights = report.param_bytes
     trained = _trained(report)

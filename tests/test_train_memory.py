@@ -586,6 +586,21 @@ def test_a_random_network_s_peak_is_what_torch_allocates(case):
 
 
 @pytest.mark.slow
+@seed(0)
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(case=st.one_of(chain_specs(), fork_specs()))
+def test_a_random_network_s_peak_under_autocast_is_what_torch_allocates(case):
+    """The same networks under CPU bf16 autocast, those autocast is described for in every
+    layer (benchmarks/bench_memory_random.py --precision bf16 draws more)."""
+    report = netspec.check(case.spec)
+    assume(steps_as_measured(report) and all(
+        row.node.op.autocast("cpu", row.input_shapes) is not None for row in report.layers))
+    estimate = train_step.memory(report, BF16, batch=64).peak
+    truth = step_peak(case.spec, batch=64, tracker="storages", precision="bf16")
+    assert abs(estimate - truth) <= TOLERANCE * truth, f"netspec {estimate:,}, torch {truth:,}"
+
+
+@pytest.mark.slow
 def test_the_device_benchmark_sets_estimate_beside_truth():
     """benchmarks/bench_memory_device.py, which a session with a GPU runs for the README,
     works here on the CPU: one row per spec and batch, the estimate and torch's peak in
@@ -669,6 +684,20 @@ def test_the_zoo_s_peak_is_what_torch_allocates(name, shape, batch):
     truth = step_peak(spec, shape, batch)
     assert abs(memory.peak - truth) <= TOLERANCE * truth, \
         f"netspec {memory.peak:,} bytes ({memory.peak_at}), torch {truth:,}"
+
+
+def test_precision_auto_is_bf16_autocast_on_cuda_and_float32_on_the_cpu():
+    """As `netspec train` resolves it: the estimate of `auto` is bf16's on CUDA, fp32's on
+    the CPU (a conv net's 16-bit activations make the two differ)."""
+    spec = netspec.load(SPECS / "lenet5.yaml")
+    report = netspec.check(spec)
+
+    def peak(precision: str, device: str) -> int:
+        train = spec.training.model_copy(update={"precision": precision})
+        return train_step.memory(report, train, 64, device).peak
+
+    assert peak("auto", "cuda") == peak("bf16", "cuda") < peak("fp32", "cuda")
+    assert peak("auto", "cpu") == peak("fp32", "cpu") > peak("bf16", "cpu")
 
 
 AUTOCAST_STEPS = ("lenet5", "resnet18", "vit_tiny", "gpt_tiny", "mobilenet_v2",
