@@ -216,8 +216,9 @@ def _plugin_warnings() -> Iterator[None]:
 @click.option("--memory", "budget", type=ByteSize(), default=None, metavar="SIZE",
               help="Also find the largest batch whose training step fits in SIZE (24GiB, "
                    "16GB, 512MiB) [default with --device cuda: the device's free memory].")
-@click.option("--device", type=DeviceParam(), default="cpu", show_default=True,
-              help="Where the training step runs (cpu, cuda, cuda:N): dropout's masks differ.")
+@click.option("--device", type=DeviceParam(), default="cpu",
+              help="Where the training step runs (cpu, cuda, cuda:N): dropout's masks and "
+                   "mixed precision differ [default: cpu; cuda with a --device-profile].")
 @click.option("--device-profile", "profile", metavar="NAME",
               help="Estimate the step's time on this GPU from its datasheet (h100-sxm, a100-80gb, "
                    "rtx4090, ...) [default: --device as `netspec bench` measured it].")
@@ -241,6 +242,9 @@ def check(spec: str, inputs: tuple[tuple[str | None, tuple[int, ...]], ...], fmt
         budget = _free_memory(device)
     timed = any(x is not None for x in (batch, budget, profile, samples))
     figures, hint = _throughput(profile, device.split(":")[0]) if timed else (None, None)
+    if profile is not None and click.get_current_context().get_parameter_source(
+            "device") is click.core.ParameterSource.DEFAULT:
+        device = "cuda"  # the profile's GPU runs the step (no free memory is asked of it)
     step = {"batch": batch, "memory": budget, "device": device.split(":")[0],
             "throughput": figures, "samples": samples}
     training = batch is not None or budget is not None

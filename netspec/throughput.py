@@ -16,8 +16,8 @@ backward take max(FLOPs / rate, bytes moved / bandwidth), where
   weights and writes its output; the backward reads its output's gradient, its inputs and
   weights, writes its inputs' gradients and its weights' gradients (attention's scores
   count as one more output); a view moves nothing. Weights and their gradients are float32;
-  activations too, or 16-bit in mixed precision (autocast's float32 ops, norms and
-  softmax, counted at 16 bits as well);
+  activations too, or in mixed precision each in the dtype autocast gives it
+  (`netspec.train_step.autocast_dtypes`: 16-bit but for autocast's float32 ops);
 - the optimizer is elementwise, so memory-bound: `optimizer_accesses` element reads and
   writes per trained parameter, as torch's update code makes them.
 
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import quote_list
 from netspec.report import StepTime
-from netspec.train_step import DEFAULT_BATCH, DEFAULT_OPTIMIZER, FLOAT, HALF
+from netspec.train_step import DEFAULT_BATCH, DEFAULT_OPTIMIZER, FLOAT, autocast_dtypes
 
 if TYPE_CHECKING:
     from netspec.report import LayerReport, Report
@@ -440,10 +440,12 @@ def estimate(report: Report, train: Any, figures: Throughput, samples: int | Non
     if rate is None:
         return f"{figures.name} has no {precision} figures: {figures.source}"
     batch = report.memory.batch if report.memory is not None else DEFAULT_BATCH
+    item = autocast_dtypes(report, "cuda" if figures.gpu else "cpu").item \
+        if rate in ("bf16", "fp16") else {}
     forward = backward = compute = 0.0
     for row in report.layers:
         kind = "conv" if row.node.op is not None and row.node.op.family == "conv" else "matmul"
-        ahead, back = _layer_bytes(row, batch, HALF if rate in ("bf16", "fp16") else FLOAT)
+        ahead, back = _layer_bytes(row, batch, item)
         work = [2 * batch * row.macs, 2 * batch * (row.grad_input_macs + row.grad_weight_macs)]
         times = [(flops / figures.rate_at(kind, rate, flops) if flops else 0.0, moved / figures.bandwidth)
                  for flops, moved in zip(work, (ahead, back), strict=True)]
@@ -465,19 +467,20 @@ def estimate(report: Report, train: Any, figures: Throughput, samples: int | Non
                     samples_from=origin, epoch=epoch)
 
 
-def _layer_bytes(row: LayerReport, batch: int, width: int) -> tuple[int, int]:
+def _layer_bytes(row: LayerReport, batch: int, item: dict[str, int]) -> tuple[int, int]:
     """Bytes a layer's forward and backward kernels read and write, each tensor once: its
-    activations' elements of `width` bytes, its weights' of four."""
+    activations' elements of `item[value]` bytes (float32 where not given), a gradient's
+    as its value's, its weights' of four."""
     op = row.node.op
     if op is not None and op.aliases(row.input_shapes, row.shape) is not None \
             and not getattr(op, "inplace", False):
         return 0, 0  # a view
-    inputs = sum(math.prod(s) for s in row.input_shapes)
-    output = math.prod(row.shape) + row.scores
-    forward = width * batch * (inputs + output) + FLOAT * row.params
+    width = [item.get(value, FLOAT) for value in row.node.inputs]
+    inputs = sum(w * math.prod(s) for w, s in zip(width, row.input_shapes, strict=True))
+    output = item.get(row.name, FLOAT) * (math.prod(row.shape) + row.scores)
+    forward = batch * (inputs + output) + FLOAT * row.params
     if row.keeps is None:
         return forward, 0
-    gradients = sum(math.prod(s) for s, flows in zip(row.input_shapes, row.input_grads,
-                                                      strict=True) if flows)
-    return forward, width * batch * (output + inputs + gradients) + \
-        FLOAT * (row.params + row.trainable)
+    gradients = sum(w * math.prod(s) for w, s, flows in zip(width, row.input_shapes,
+                                                            row.input_grads, strict=True) if flows)
+    return forward, batch * (output + inputs + gradients) + FLOAT * (row.params + row.trainable)

@@ -39,6 +39,24 @@ def test_json_carries_the_step_at_the_batch_asked():
     assert at_16.saved - api.memory.saved == 8 * api.memory.saved_per_sample
 
 
+def test_a_gpu_profile_makes_the_step_a_cuda_one():
+    """With `--device-profile` (and no `--device`) the memory is the step the profile's
+    GPU runs: `precision: auto` is bf16 autocast there, as the time estimate takes it."""
+    def memory(*args: str) -> dict:
+        code, out, _ = run("check", LENET, "--batch", "8", "--format", "json", *args)
+        assert code == 0
+        return json.loads(out)["train_memory"]
+
+    on_gpu = memory("--device-profile", "a100-80gb")
+    lenet = netspec.load(LENET)
+    train = lenet.training.model_copy(update={"precision": "bf16"})
+    assert on_gpu == train_step.memory(netspec.check(lenet), train, 8, "cuda").to_dict() | {
+        "precision": "auto"}
+    assert on_gpu["cast_weights"] == 2 * netspec.check(LENET).params  # conv and linear only
+    assert memory()["cast_weights"] == 0
+    assert memory("--device-profile", "a100-80gb", "--device", "cpu")["cast_weights"] == 0
+
+
 def test_the_table_gains_the_step_s_columns_and_totals():
     code, out, _ = run("check", LENET, "--batch", "32")
     assert code == 0

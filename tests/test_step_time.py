@@ -207,11 +207,14 @@ def test_data_read_from_disk_needs_samples_for_the_epoch():
 
 
 def test_mixed_precision_moves_16_bit_activations():
+    """The forward of test_a_memory_bound_step_takes_its_bytes_over_the_bandwidth's net
+    under autocast: the batch float32 as loaded, the linear layers' and relu's outputs
+    16-bit, the weights float32."""
     gpu = Throughput("gpu", "a test", {"fp32": 1e30, "bf16": 1e30}, {"fp32": 1e30, "bf16": 1e30},
                      1e9, gpu=True)
     half = tiny(2, gpu).step_time
     assert half is not None and half.precision == "bf16"
-    assert half.forward == pytest.approx((2 * (2 * (4 + 8) + 2 * 16 + 2 * (8 + 3))
+    assert half.forward == pytest.approx((2 * (4 * 4 + 2 * 8 + 2 * 16 + 2 * (8 + 3))
                                           + 4 * (40 + 27)) / 1e9)
 
 
