@@ -603,8 +603,8 @@ def test_a_random_network_s_peak_under_autocast_is_what_torch_allocates(case):
 @pytest.mark.slow
 def test_the_device_benchmark_sets_estimate_beside_truth():
     """benchmarks/bench_memory_device.py, which a session with a GPU runs for the README,
-    works here on the CPU: one row per spec and batch, the estimate and torch's peak in
-    MiB, and their difference within the tolerance."""
+    works here on the CPU: one row per spec, precision and batch, the estimate and torch's
+    peak in MiB, and their difference within the tolerance."""
     script = SPECS.parent / "benchmarks" / "bench_memory_device.py"
     result = subprocess.run([sys.executable, str(script), "--specs", "resnet18", "vit_tiny",
                              "--shape", "3,32,32", "--batches", "2", "8", "--device", "cpu"],
@@ -612,8 +612,9 @@ def test_the_device_benchmark_sets_estimate_beside_truth():
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()
             if line.startswith("| ") and "MiB" in line]
-    assert [(name.strip(), int(batch)) for name, batch, *_ in rows] == \
-        [("resnet18", 2), ("resnet18", 8), ("vit_tiny", 2), ("vit_tiny", 8)]
+    assert [(name.strip(), precision.strip(), int(batch)) for name, precision, batch, *_ in rows] \
+        == [(name, precision, batch) for name in ("resnet18", "vit_tiny")
+            for precision in ("fp32", "bf16") for batch in (2, 8)]
     for *_, estimate, truth, difference in rows:
         estimate, truth = (float(v.strip().removesuffix(" MiB").replace(",", ""))
                            for v in (estimate, truth))
