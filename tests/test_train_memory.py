@@ -287,6 +287,7 @@ def _rows_and_prelu() -> list[Any]:
                                               (spec_requiring_grad, "after-prelu"))]
 
 
+@pytest.mark.slow  # 488 networks built
 @pytest.mark.parametrize("spec", _rows_and_prelu())
 def test_autocast_gives_each_layer_the_dtype_torch_does(spec):
     """Under CPU autocast each layer whose autocast is described gives its output in the

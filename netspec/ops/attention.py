@@ -111,9 +111,9 @@ class MultiheadAttention(Op):
     rotary: bool = False
 
     def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
-        """In 16 bits where the fused kernel runs it, without rotation (the math path
-        computes in float32 from copies, rotary tables are float32): else not described."""
-        return "low" if self._fused(x[0]) and not self.rotary else None
+        """In 16 bits where the fused kernel runs it; the math path, which computes in
+        float32 from copies of Q, K and V, is not described."""
+        return "low" if self._fused(x[0]) else None
     """Rotary position embeddings (RoPE, rotating halves) applied to queries and keys."""
     rotary_base: PosFloat = 10000.0
     state_dict: Literal["netspec", "torch"] = "netspec"
