@@ -214,7 +214,7 @@ class MultiheadAttention(Op):
             return Saved(inputs=inputs, floats=floats, fixed=fixed,
                          masks=weights if self.dropout else 0)
         grouped = groups < heads
-        floats = heads * t * d + heads * t  # the output, its logsumexp
+        floats = heads * t * d  # the output (its logsumexp float32 whatever the precision)
         floats += heads * t * d if self.rotary else 0  # Q rotated
         floats += 2 * heads * s * d if grouped else groups * s * d if self.rotary else 0
         floats += heads * t * d if self.rotary and trainable else 0  # the output's copy
@@ -223,7 +223,7 @@ class MultiheadAttention(Op):
             floats += t * (q + kv) if not self.rotary or not grouped else 0
         else:
             floats += (0 if self.rotary else t * q) + (0 if grouped else s * kv)
-        return Saved(inputs=inputs, floats=floats, fixed=fixed)
+        return Saved(inputs=inputs, floats=floats, stats=heads * t, fixed=fixed)
 
     def forward_scratch(self, x: Sequence[Shape], y: Shape, needs_input_grad: Sequence[bool],
                         trainable: bool, strided: bool = False) -> int:
@@ -238,7 +238,8 @@ class MultiheadAttention(Op):
         query, context = x[0], x[-1]
         keeping = any(needs_input_grad) or trainable
         if self._fused(query):  # keeping nothing, the kernel still makes what it would keep
-            return 0 if keeping else self.saved(x, y, (True,) * len(x), False).floats
+            would = self.saved(x, y, (True,) * len(x), False)
+            return 0 if keeping else would.floats + would.stats
         (t, _), (s, _) = query[-2:], context[-2:]
         d, heads, groups = self.dim(query), self.heads, self.groups
         grouped, one = groups < heads, heads == 1
