@@ -83,7 +83,7 @@ def test_each_scale_s_row_gains_its_training_step_as_the_single_scale_table_says
     device = throughput.profile("h100-sxm")
     assert step == f"training step: {first.optimizer}, {first.memory.precision}"
     assert budget == (f"largest batch: its peak within {train_step.MARGIN:.0%} of "
-                      f"{human_bytes(2 * 2**30)} on cpu")
+                      f"{human_bytes(2 * 2**30)} on cuda")  # the GPU profile's step
     assert time.startswith(f"time on {device.name}, ") and time.endswith(device.source)
     assert epoch == "epoch: 1,000 samples (--samples)"
 

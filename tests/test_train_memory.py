@@ -433,6 +433,12 @@ def test_a_gated_unit_s_backward_holds_both_halves_gradients(activation):
 
 
 BACKWARDS = {
+    # a chunk of one piece is a slice of the whole: its backward makes its input's gradient
+    # anew while the select's is held
+    "a chunk of one piece": {"name": "t", "input": [1, 1, 4], "layers": [
+        {"conv_transpose2d": {"out": 5, "kernel": 1}}, {"chunk": {"chunks": 1, "dim": 2,
+                                                                  "index": 0}},
+        {"select": {"dim": 1, "index": 0}}]},
     # the pool's input gradient is made while the crop's is held, before the two are added
     "a gradient made to be added": {"name": "t", "input": [4, 36], "layers": [
         {"prelu": {}, "name": "t0"}, {"maxpool1d": 2, "name": "b0"},

@@ -287,6 +287,11 @@ class _Pieces(Op):
     def aliases(self, x: Sequence[Shape], y: Shape) -> int | None:
         return 0
 
+    def passes_gradient(self, x: Sequence[Shape], y: Shape) -> tuple[bool, ...]:
+        """torch cuts even one piece of the whole (`chunks: 1`) as a slice, whose backward
+        makes the input's gradient anew."""
+        return (False,) * len(x)
+
     def returns_view(self, x: Sequence[Shape], y: Shape, strided: bool = False) -> bool:
         return True
 
