@@ -176,6 +176,7 @@ class _Normaliser(_Activation):
 
     positional: ClassVar[tuple[str, ...]] = ("dim",)
     keeps: ClassVar[Literal["input", "output"]] = "output"
+    float32_on_cuda: ClassVar[bool] = True
     dim: int = 1
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
@@ -184,10 +185,6 @@ class _Normaliser(_Activation):
 
     def label(self) -> str:
         return f"{self.kind()} dim={self.dim}" if self.dim != 1 else self.kind()
-
-    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
-        """On CUDA autocast runs softmax and log_softmax in float32."""
-        return "float32" if device == "cuda" else "same"
 
 
 class Softmax(_Normaliser):

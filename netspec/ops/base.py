@@ -266,7 +266,9 @@ class Op(BaseModel):
     short_inputs: ClassVar[bool] = False
     """The short form lists inputs, not arguments: `- add: [x, conv2]`."""
     autocast_as: ClassVar[Autocast | None] = None
-    """How autocast runs it on every device (`autocast`)."""
+    """How autocast runs it (`autocast`)."""
+    float32_on_cuda: ClassVar[bool] = False
+    """CUDA's autocast runs it in float32 (torch's list: layer and group norm, softmax)."""
     token_ids: ClassVar[TokenIds] = "refused"
     """What the op does with inputs of token ids: computes on floats only (`refused`),
     moves ids around and gives ids (`kept`: reshapes, slices, concat), turns ids into
@@ -390,9 +392,10 @@ class Op(BaseModel):
         """How autocast runs this layer on `device` (`cpu` or `cuda`; see `Autocast`), for
         inputs `x`: what the training step's memory counts its tensors in under bf16/fp16
         (measured against torch's CPU autocast per op, tests/test_train_memory.py).
-        `autocast_as` by default; None: not described, so counted in float32 with a float32
-        copy of each input it reads (an approximation, not a bound: the README's figures)."""
-        return self.autocast_as
+        `autocast_as` by default (float32 on CUDA where `float32_on_cuda`); None: not
+        described, so counted in float32 with a float32 copy of each input it reads (an
+        approximation, not a bound: the README's figures)."""
+        return "float32" if self.float32_on_cuda and device == "cuda" else self.autocast_as
 
     def differentiable_inputs(self, inputs: int) -> tuple[bool, ...]:
         """Per input (of `inputs`), whether the output depends on its values, so that a

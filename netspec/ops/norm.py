@@ -171,6 +171,8 @@ class GroupNorm(Op):
 
     op: Literal["groupnorm"] = "groupnorm"
     torch_class: ClassVar[str] = "GroupNorm"
+    autocast_as: ClassVar[Autocast | None] = "same"
+    float32_on_cuda: ClassVar[bool] = True
     contiguous: ClassVar[bool] = True
     torch_names: ClassVar[dict[str, str]] = {"groups": "num_groups"}
     family: ClassVar[str] = "norm"
@@ -180,10 +182,6 @@ class GroupNorm(Op):
     groups: PosInt
     eps: PosFloat = 1e-5
     affine: bool = True
-
-    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
-        """On CUDA autocast runs group norm in float32."""
-        return "float32" if device == "cuda" else "same"
 
     def infer(self, x: Sequence[Tensor]) -> Shape:
         c = x[0].shape[0]
@@ -321,14 +319,12 @@ class LayerNorm(_TrailingNorm):
 
     op: Literal["layernorm"] = "layernorm"
     torch_class: ClassVar[str] = "LayerNorm"
+    autocast_as: ClassVar[Autocast | None] = "same"
+    float32_on_cuda: ClassVar[bool] = True
     prefix: ClassVar[str] = "ln"
 
     eps: PosFloat = 1e-5
     bias: bool = True
-
-    def autocast(self, device: str, x: Sequence[Shape]) -> Autocast | None:
-        """On CUDA autocast runs layer norm in float32."""
-        return "float32" if device == "cuda" else "same"
 
     def cost(self, x: Sequence[Shape], y: Shape) -> Cost:
         n = math.prod(self.normalized(x[0]))
